@@ -1,0 +1,73 @@
+package dp
+
+import "samepath/ring"
+
+// Reason says why a packet was dropped. It indexes the per-queue drop
+// counters; names come from reasonNames, the one table of drop reasons.
+type Reason uint8
+
+const (
+	ReasonNone          Reason = iota // not dropped
+	ReasonMalformed                   // headers failed to parse
+	ReasonNotIP                       // EtherType the pipeline does not handle
+	ReasonNoRoute                     // no T4 row holds the source address
+	ReasonAllDown                     // T4 row found but every gateway is down
+	ReasonTxFull                      // egress ring full
+	ReasonNoFrame                     // no free frame to copy into
+	ReasonTooBig                      // frame larger than the egress frame size
+	ReasonNoNextHop                   // down direction: next hop MAC unknown
+	ReasonNoSession                   // gateway: source has no session (S124)
+	ReasonPortExhausted               // gateway: no free NAT port key
+	ReasonNoFlow                      // gateway: down packet matches no flow
+	ReasonDenied                      // gateway: service not authorized
+	ReasonUnsupported                 // protocol the pipeline does not handle
+	ReasonTTL                         // TTL or hop limit expired
+	NumReasons
+)
+
+var reasonNames = [NumReasons]string{
+	ReasonNone:          "none",
+	ReasonMalformed:     "malformed",
+	ReasonNotIP:         "not_ip",
+	ReasonNoRoute:       "no_route",
+	ReasonAllDown:       "all_gateways_down",
+	ReasonTxFull:        "tx_full",
+	ReasonNoFrame:       "no_frame",
+	ReasonTooBig:        "too_big",
+	ReasonNoNextHop:     "no_next_hop",
+	ReasonNoSession:     "no_session",
+	ReasonPortExhausted: "port_exhausted",
+	ReasonNoFlow:        "no_flow",
+	ReasonDenied:        "denied",
+	ReasonUnsupported:   "unsupported",
+	ReasonTTL:           "ttl_expired",
+}
+
+// String is the reason's metric label.
+func (r Reason) String() string {
+	if r >= NumReasons {
+		return "unknown"
+	}
+	return reasonNames[r]
+}
+
+// Reasons lists every drop reason except ReasonNone, in order.
+func Reasons() []Reason {
+	rs := make([]Reason, 0, NumReasons-1)
+	for r := ReasonNone + 1; r < NumReasons; r++ {
+		rs = append(rs, r)
+	}
+	return rs
+}
+
+// Packet is one frame in a batch with the pipeline's verdict on it. The
+// pipeline may rewrite Data in place (same length) or change its length by
+// setting Data to a longer or shorter slice of the same frame.
+type Packet struct {
+	Desc ring.Desc
+	Data []byte
+	// Out is the index of the egress port in the worker's port list, or
+	// -1 when the packet is dropped (Drop says why).
+	Out  int
+	Drop Reason
+}
