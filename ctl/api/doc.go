@@ -1,0 +1,18 @@
+// Package api is the wire contract of samepathd's HTTP/JSON control API and
+// a client for it. samepathd serves it (loopback by default); the control
+// process (samepath-control) and samepathctl call it.
+//
+// Endpoints (all JSON; errors are {"error": "..."} with a 4xx/5xx status):
+//
+//	GET    /healthz                    "ok"
+//	GET    /v1/status                  Status
+//	GET    /v1/counters                Counters
+//	GET    /v1/t4                      T4
+//	PUT    /v1/t4                      T4      replace the whole table atomically
+//	PUT    /v1/t4/row                  T4Row   insert or replace the row for its range
+//	DELETE /v1/t4/row?range=CIDR               delete one row
+//	PUT    /v1/gateways/state          GatewayState  set one gateway's state in every row
+//	POST   /v1/sessions/events         SessionEvent  (role gw) T3 notification, R-GW-7
+//
+// Metrics are served separately in Prometheus format at /metrics.
+package api
