@@ -13,6 +13,7 @@ const (
 	ReasonNoRoute                     // no T4 row holds the source address
 	ReasonAllDown                     // T4 row found but every gateway is down
 	ReasonTxFull                      // egress ring full
+	ReasonTxError                     // egress port failed to send
 	ReasonNoFrame                     // no free frame to copy into
 	ReasonTooBig                      // frame larger than the egress frame size
 	ReasonNoNextHop                   // down direction: next hop MAC unknown
@@ -32,6 +33,7 @@ var reasonNames = [NumReasons]string{
 	ReasonNoRoute:       "no_route",
 	ReasonAllDown:       "all_gateways_down",
 	ReasonTxFull:        "tx_full",
+	ReasonTxError:       "tx_error",
 	ReasonNoFrame:       "no_frame",
 	ReasonTooBig:        "too_big",
 	ReasonNoNextHop:     "no_next_hop",

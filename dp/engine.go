@@ -1,0 +1,280 @@
+package dp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+
+	"samepath/dp/internal/osutil"
+	"samepath/ring"
+)
+
+// Pipeline decides the fate of received packets. Process is called by the
+// worker goroutine with a batch received on port in; for each packet it
+// sets Out (an index into the worker's ports) or Drop, and may rewrite the
+// frame in place. To change the frame's length (or start, within the same
+// frame) a pipeline sets Desc.Len (and Desc.Addr); Data is not read back.
+type Pipeline interface {
+	Process(in int, pkts []Packet)
+}
+
+// WorkerConfig configures one poll-mode worker.
+type WorkerConfig struct {
+	// Batch is the most packets taken from one port per round.
+	Batch int
+	// CPU to pin the worker's OS thread to; -1 leaves it unpinned.
+	CPU int
+	// IdleRounds is how many empty rounds the worker busy-polls before it
+	// starts blocking in Port.Wait.
+	IdleRounds int
+	// MaxWait caps the blocking wait; the wait doubles from MinWait up to it
+	// while the worker stays idle. It bounds the extra latency of the first
+	// packet after an idle period on ports other than the one waited on.
+	MinWait, MaxWait time.Duration
+}
+
+// DefaultWorkerConfig returns batches of 64, no pinning, 2048 busy rounds,
+// then waits from 20 µs up to 1 ms.
+func DefaultWorkerConfig() WorkerConfig {
+	return WorkerConfig{Batch: 64, CPU: -1, IdleRounds: 2048, MinWait: 20 * time.Microsecond, MaxWait: time.Millisecond}
+}
+
+// Validate checks the config.
+func (c WorkerConfig) Validate() error {
+	switch {
+	case c.Batch <= 0 || c.Batch > 4096:
+		return fmt.Errorf("worker batch %d: want 1..4096", c.Batch)
+	case c.CPU < -1 || c.CPU >= runtime.NumCPU():
+		return fmt.Errorf("worker cpu %d: this machine has cpus 0..%d", c.CPU, runtime.NumCPU()-1)
+	case c.IdleRounds < 0:
+		return fmt.Errorf("worker idle rounds %d < 0", c.IdleRounds)
+	case c.MinWait <= 0 || c.MaxWait < c.MinWait:
+		return fmt.Errorf("worker waits %v..%v: want 0 < min <= max", c.MinWait, c.MaxWait)
+	}
+	return nil
+}
+
+// Worker polls a set of ports and runs one pipeline over what they
+// receive. It owns its ports, their frames and its counters; it is run by
+// exactly one goroutine (Run, or Poll from a test or benchmark).
+type Worker struct {
+	cfg      WorkerConfig
+	ports    []Port
+	pipe     Pipeline
+	counters []Counters // one per port
+
+	descs []ring.Desc
+	pkts  []Packet
+	out   [][]ring.Desc // per egress port, this round
+	drop  []ring.Desc   // frames to release, this round
+	sent  bool
+}
+
+// NewWorker makes a worker for ports running pipe.
+func NewWorker(cfg WorkerConfig, ports []Port, pipe Pipeline) (*Worker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if len(ports) == 0 {
+		return nil, errors.New("worker: no ports")
+	}
+	w := &Worker{
+		cfg:      cfg,
+		ports:    ports,
+		pipe:     pipe,
+		counters: make([]Counters, len(ports)),
+		descs:    make([]ring.Desc, cfg.Batch),
+		pkts:     make([]Packet, cfg.Batch),
+		out:      make([][]ring.Desc, len(ports)),
+		drop:     make([]ring.Desc, 0, cfg.Batch),
+	}
+	for i := range w.out {
+		w.out[i] = make([]ring.Desc, 0, cfg.Batch)
+	}
+	return w, nil
+}
+
+// Ports returns the worker's ports.
+func (w *Worker) Ports() []Port { return w.ports }
+
+// Counters returns the counters of port i. Safe to read from any goroutine.
+func (w *Worker) Counters(i int) *Counters { return &w.counters[i] }
+
+// Run polls until ctx is done. It locks its goroutine to an OS thread and
+// pins the thread to the configured CPU. It busy-polls while traffic flows
+// and backs off to blocking waits when idle, so an idle worker does not
+// hold a core.
+func (w *Worker) Run(ctx context.Context) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if w.cfg.CPU >= 0 {
+		if err := osutil.PinThread(w.cfg.CPU); err != nil {
+			return err
+		}
+	}
+	idle := 0
+	wait := w.cfg.MinWait
+	next := 0
+	for {
+		n, err := w.Poll()
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			idle = 0
+			wait = w.cfg.MinWait
+			continue
+		}
+		idle++
+		if idle < w.cfg.IdleRounds {
+			if idle&63 == 0 && ctx.Err() != nil {
+				return nil
+			}
+			continue
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		// Idle: reclaim completions, then block on one port at a time,
+		// rotating, with a growing timeout.
+		w.flush()
+		if _, err := w.ports[next].Wait(wait); err != nil {
+			return fmt.Errorf("wait on %s: %w", w.ports[next].Name(), err)
+		}
+		next = (next + 1) % len(w.ports)
+		if wait < w.cfg.MaxWait {
+			wait = min(2*wait, w.cfg.MaxWait)
+		}
+	}
+}
+
+// Poll runs one round over every port and returns how many packets it
+// received. Zero allocations.
+func (w *Worker) Poll() (int, error) {
+	total := 0
+	for in, p := range w.ports {
+		n, err := p.Recv(w.descs)
+		if err != nil {
+			return total, fmt.Errorf("recv on %s: %w", p.Name(), err)
+		}
+		c := &w.counters[in]
+		c.Polls.Add(1)
+		if n == 0 {
+			c.IdlePolls.Add(1)
+			continue
+		}
+		total += n
+		w.process(in, n)
+	}
+	if w.sent {
+		w.flush()
+	}
+	return total, nil
+}
+
+// Flush kicks every port's pending transmissions and reclaims completed
+// frames. Poll does this after rounds that sent; Run also when idle.
+func (w *Worker) Flush() { w.flush() }
+
+func (w *Worker) flush() {
+	for _, p := range w.ports {
+		// A failed kick is retried on the next flush; the frames stay on
+		// the TX ring, so nothing is lost silently.
+		_ = p.Flush()
+	}
+	w.sent = false
+}
+
+func (w *Worker) process(in int, n int) {
+	src := w.ports[in]
+	umem := src.Umem()
+	c := &w.counters[in]
+	var bytes uint64
+	pkts := w.pkts[:n]
+	for i := range pkts {
+		d := w.descs[i]
+		bytes += uint64(d.Len)
+		pkts[i] = Packet{Desc: d, Data: umem.Bytes(d), Out: -1}
+	}
+	c.RxPackets.Add(uint64(n))
+	c.RxBytes.Add(bytes)
+
+	w.pipe.Process(in, pkts)
+
+	w.drop = w.drop[:0]
+	for i := range pkts {
+		pk := &pkts[i]
+		if pk.Out < 0 || pk.Out >= len(w.ports) {
+			r := pk.Drop
+			if r == ReasonNone {
+				r = ReasonUnsupported
+			}
+			c.Drops[r].Add(1)
+			w.drop = append(w.drop, pk.Desc)
+			continue
+		}
+		dst := w.ports[pk.Out]
+		if dst.Umem() != umem {
+			// Different frame memory: copy into a frame of the egress
+			// port's umem.
+			w.copyTo(pk, umem, dst, c)
+			w.drop = append(w.drop, pk.Desc)
+			continue
+		}
+		w.out[pk.Out] = append(w.out[pk.Out], pk.Desc)
+	}
+	if len(w.drop) > 0 {
+		src.Release(w.drop)
+	}
+	for o := range w.out {
+		if len(w.out[o]) > 0 {
+			w.send(o)
+		}
+	}
+}
+
+// copyTo copies pk from memory src into a new frame of dst's umem and
+// queues it on w.out.
+func (w *Worker) copyTo(pk *Packet, src *ring.Umem, dst Port, c *Counters) bool {
+	du := dst.Umem()
+	if pk.Desc.Len > du.FrameSize() {
+		c.Drops[ReasonTooBig].Add(1)
+		return false
+	}
+	a, ok := du.Alloc()
+	if !ok {
+		c.Drops[ReasonNoFrame].Add(1)
+		return false
+	}
+	nb := copy(du.Frame(a), src.Bytes(pk.Desc))
+	w.out[pk.Out] = append(w.out[pk.Out], ring.Desc{Addr: a, Len: uint32(nb)})
+	return true
+}
+
+// send transmits this round's frames for port o. Frames the port does not
+// accept are counted on it and released.
+func (w *Worker) send(o int) {
+	p := w.ports[o]
+	q := w.out[o]
+	c := &w.counters[o]
+	n, err := p.Send(q)
+	if err != nil {
+		c.Drops[ReasonTxError].Add(uint64(len(q) - n))
+		n = max(n, 0)
+	} else if n < len(q) {
+		c.Drops[ReasonTxFull].Add(uint64(len(q) - n))
+	}
+	var bytes uint64
+	for _, d := range q[:n] {
+		bytes += uint64(d.Len)
+	}
+	c.TxPackets.Add(uint64(n))
+	c.TxBytes.Add(bytes)
+	if n < len(q) {
+		p.Release(q[n:])
+	}
+	w.out[o] = q[:0]
+	w.sent = true
+}
