@@ -1,0 +1,56 @@
+# samepath: see README.md. Every target works on a fresh Debian box as root.
+GO      ?= go
+BIN     := bin
+GOFLAGS ?=
+export GOFLAGS
+
+# Debian packages the tests, the demo and the benchmarks use.
+APT_PKGS := iproute2 ethtool iperf3 freeradius-utils nftables tcpdump curl
+# Commands that prove those packages are present.
+APT_CMDS := ip ethtool iperf3 radclient nft tcpdump curl
+
+CMDS := $(notdir $(wildcard cmd/*))
+
+.PHONY: all build deps test vet unit fuzz-seeds perf demo clean generate
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+# deps installs what is missing: apt packages (only when a command is
+# absent, so a warm box does not touch the network) and Go modules.
+deps:
+	@missing=""; for c in $(APT_CMDS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "deps: missing$$missing: installing $(APT_PKGS)"; \
+		if [ "$$(id -u)" != 0 ]; then echo "deps: need root for apt-get" >&2; exit 1; fi; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PKGS) >/dev/null; \
+	fi
+	$(GO) mod download
+
+vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+# test runs unit tests, the fuzz targets' seed corpora and, as root, the
+# privileged namespace tests (under CI a missing privilege fails them).
+test: deps vet build
+	$(GO) test -count=1 -timeout 25m ./...
+
+perf: deps build
+	@echo "make perf: benchmarks are wired in by issue 3 (perf/)"; \
+	$(GO) test -run '^$$' -bench . -benchtime 200ms ./dp/... ./nat/...
+
+demo: deps build
+	@echo "make demo: the FIG. 2 demo arrives with the testbed (issue 3)"
+
+# generate rebuilds the committed eBPF objects (needs clang and llvm).
+generate:
+	$(GO) generate ./...
+
+clean:
+	rm -rf $(BIN)
