@@ -1,0 +1,33 @@
+// Package pktgen is samepath's packet generator and counting sink, in the
+// spirit of DPDK pktgen, for `bin/pktgen` and `make perf`.
+//
+// Transmit engines:
+//   - live (default, fastest): BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES.
+//     The kernel builds frames from a template and runs xdpprog's generator on
+//     each; the program rewrites source address and port (cycling through the
+//     FrameSpec's flows), a sequence stamp and the checksums, and returns
+//     XDP_TX, which sends the frame out of the interface named in the run
+//     context. Each thread makes bounded calls (Repeat) in a loop, so
+//     cancellation and the rate limit act between calls. On veth the peer
+//     device must have NAPI (an XDP program attached, or GRO on) or the
+//     frames are dropped.
+//   - afxdp: AF_XDP TX through ring/xsk (any NIC; copy mode on veth).
+//
+// Receive: Sink attaches xdpprog's counting program in native mode and
+// counts frames and bytes per CPU; for stamped frames it tracks per stream
+// the first and highest sequence, frames received and frames that arrived
+// late, from which loss and reordering follow. Streams are tracked per CPU,
+// exact while one stream arrives on one CPU (one RX queue, as on veth).
+//
+// Frame sizes count the 4-byte FCS as RFC 2544 does: 64 B is 60 bytes of
+// data; bit rates count it too. The stamp (16 bytes: magic, stream, seq) is
+// written when the payload has room for it (IPv4 UDP from 64 B, IPv4 TCP and
+// IPv6 UDP from 86 B with the FCS, IPv6 TCP from 98 B); smaller frames are
+// counted only.
+//
+// Goroutines: each transmit thread is a locked OS thread that has joined the
+// target namespace and is pinned to its CPU; it owns nothing but its loop
+// state. The progress printer reads the kernel maps. Nothing is allocated per
+// packet (the kernel generates the packets); per call the live engine
+// allocates the RunOptions context serialisation inside cilium/ebpf.
+package pktgen
