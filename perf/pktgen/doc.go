@@ -21,9 +21,9 @@
 //
 // Frame sizes count the 4-byte FCS as RFC 2544 does: 64 B is 60 bytes of
 // data; bit rates count it too. The stamp (16 bytes: magic, stream, seq) is
-// written when the payload has room for it (IPv4 UDP from 64 B, IPv4 TCP and
-// IPv6 UDP from 86 B with the FCS, IPv6 TCP from 98 B); smaller frames are
-// counted only.
+// written when the payload has room for it (IPv4 UDP from 64 B, IPv4 TCP
+// from 74 B, IPv6 UDP from 82 B, IPv6 TCP from 94 B, FCS included); smaller
+// frames are counted only.
 //
 // Goroutines: each transmit thread is a locked OS thread that has joined the
 // target namespace and is pinned to its CPU; it owns nothing but its loop

@@ -95,11 +95,14 @@ func TestBuildTemplate(t *testing.T) {
 func TestValidate(t *testing.T) {
 	good := specs()["v4udp64"]
 	bad := map[string]func(s *FrameSpec){
-		"proto":       func(s *FrameSpec) { s.Proto = "sctp" },
-		"mac":         func(s *FrameSpec) { s.DstMAC = nil },
-		"family":      func(s *FrameSpec) { s.DstIP = netip.MustParseAddr("fd00::1") },
-		"too small":   func(s *FrameSpec) { s.Size = 50 },
-		"v6 64":       func(s *FrameSpec) { s.SrcIP, s.DstIP = netip.MustParseAddr("fd00::1"), netip.MustParseAddr("fd00::2"); s.Proto = TCP },
+		"proto":     func(s *FrameSpec) { s.Proto = "sctp" },
+		"mac":       func(s *FrameSpec) { s.DstMAC = nil },
+		"family":    func(s *FrameSpec) { s.DstIP = netip.MustParseAddr("fd00::1") },
+		"too small": func(s *FrameSpec) { s.Size = 50 },
+		"v6 64": func(s *FrameSpec) {
+			s.SrcIP, s.DstIP = netip.MustParseAddr("fd00::1"), netip.MustParseAddr("fd00::2")
+			s.Proto = TCP
+		},
 		"ports wrap":  func(s *FrameSpec) { s.SrcPort = 65000; s.SrcPorts = 1000 },
 		"addrs wrap":  func(s *FrameSpec) { s.SrcIP = netip.MustParseAddr("255.255.255.250") },
 		"zero ports":  func(s *FrameSpec) { s.SrcPorts = 0 },
