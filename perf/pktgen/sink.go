@@ -99,11 +99,12 @@ func (s *Sink) Snapshot() (SinkSnapshot, error) {
 	if err != nil {
 		return SinkSnapshot{}, err
 	}
+	at := time.Now()
 	st, err := s.prog.Streams()
 	if err != nil {
 		return SinkSnapshot{}, err
 	}
-	return SinkSnapshot{At: time.Now(), SinkTotals: t, Streams: Summarize(st)}, nil
+	return SinkSnapshot{At: at, SinkTotals: t, Streams: Summarize(st)}, nil
 }
 
 // Totals reads only the packet and byte counters (cheap).

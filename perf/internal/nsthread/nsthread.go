@@ -19,7 +19,7 @@ func Path(ns string) string {
 	if ns == "" || ns[0] == '/' {
 		return ns
 	}
-	return "/var/run/netns/" + ns
+	return "/run/netns/" + ns
 }
 
 // Run calls fn on a fresh OS thread in network namespace ns ("" = stay in
