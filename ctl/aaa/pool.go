@@ -42,9 +42,9 @@ type Persister interface {
 // GatewayConfig is the configured part of a T1 row (persisted).
 type GatewayConfig struct {
 	Name  string `json:"name" yaml:"name"`
-	Range string `json:"range" yaml:"range"` // IPv4 CIDR of mobile addresses served by this gateway
-	API   string `json:"api,omitempty" yaml:"api"` // samepathd control API of the gateway (health probe, session events)
-	MAC   string `json:"mac,omitempty" yaml:"mac"` // MAC the LBs' T4 know the gateway by
+	Range string `json:"range" yaml:"range"`           // IPv4 CIDR of mobile addresses served by this gateway
+	API   string `json:"api,omitempty" yaml:"api"`     // samepathd control API of the gateway (health probe, session events)
+	MAC   string `json:"mac,omitempty" yaml:"mac"`     // MAC the LBs' T4 know the gateway by
 	Admin string `json:"admin,omitempty" yaml:"admin"` // up (default), drain, down
 }
 

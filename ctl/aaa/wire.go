@@ -79,7 +79,9 @@ func verifyMessageAuthenticator(b []byte, off int, secret []byte, scratch []byte
 
 // encodeResponse encodes resp (built by Request.Response, so its
 // Authenticator is the request's) with a Message-Authenticator as its first
-// attribute, then the Response Authenticator (RFC 2865 3).
+// attribute, then the Response Authenticator (RFC 2865 3). For
+// Accounting-Response the Message-Authenticator is computed over a zero
+// authenticator field, as FreeRADIUS does (and checks).
 func encodeResponse(resp *radius.Packet) ([]byte, error) {
 	resp.Attributes = append(radius.Attributes{{Type: attrMessageAuth, Attribute: make(radius.Attribute, messageAuthLen)}}, resp.Attributes...)
 	b, err := resp.MarshalBinary() // header carries the request authenticator
@@ -88,7 +90,14 @@ func encodeResponse(resp *radius.Packet) ([]byte, error) {
 	}
 	// First attribute: type, len, then the 16-octet value at offset 22.
 	m := hmac.New(md5.New, resp.Secret)
-	m.Write(b)
+	if resp.Code == radius.CodeAccountingResponse {
+		var zero [16]byte
+		m.Write(b[:4])
+		m.Write(zero[:])
+		m.Write(b[20:])
+	} else {
+		m.Write(b)
+	}
 	m.Sum(b[22:22:38])
 	h := md5.New()
 	h.Write(b)

@@ -1,0 +1,234 @@
+package aaa
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"layeh.com/radius"
+	"layeh.com/radius/rfc2865"
+	"layeh.com/radius/rfc2866"
+	"layeh.com/radius/rfc2869"
+)
+
+type recAcct struct {
+	mu   sync.Mutex
+	reqs []AcctRequest
+}
+
+func (r *recAcct) Account(a *AcctRequest) (uint64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if a.SessionID == "" {
+		return 0, fmt.Errorf("no Acct-Session-Id")
+	}
+	r.reqs = append(r.reqs, *a)
+	return 0, nil
+}
+
+type testServer struct {
+	srv   *Server
+	pool  *Pool
+	users *Users
+	acct  *recAcct
+}
+
+func startServer(t *testing.T, mut func(*ServerConfig)) *testServer {
+	t.Helper()
+	st := newTestStore(t, t.TempDir())
+	pool := NewPool(st, time.Now, time.Minute)
+	users := NewUsers(st, 1000)
+	cfg := DefaultServerConfig()
+	cfg.AuthAddr, cfg.AcctAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Clients = []ClientConfig{{Prefix: "127.0.0.0/8", Secret: "testing123"}}
+	cfg.SessionTimeout, cfg.AcctInterimInterval = time.Hour, 5*time.Minute
+	if mut != nil {
+		mut(&cfg)
+	}
+	acct := &recAcct{}
+	srv, err := NewServer(cfg, users, pool, acct, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Serve(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return &testServer{srv: srv, pool: pool, users: users, acct: acct}
+}
+
+// radclient runs FreeRADIUS's radclient with attrs on stdin and returns its output.
+func radclient(t *testing.T, addr net.Addr, kind, attrs string) string {
+	t.Helper()
+	if _, err := exec.LookPath("radclient"); err != nil {
+		t.Fatalf("radclient not installed (apt-get install freeradius-utils): %v", err)
+	}
+	cmd := exec.Command("radclient", "-x", "-r", "1", "-t", "2", addr.String(), kind, "testing123")
+	cmd.Stdin = strings.NewReader(attrs)
+	out, _ := cmd.CombinedOutput() // exit status 1 on reject or no reply; the output says which
+	return string(out)
+}
+
+func TestRadclientAccessAcceptReject(t *testing.T) {
+	ts := startServer(t, nil)
+	if _, err := ts.pool.PutGateway(GatewayConfig{Name: "gw1", Range: "10.20.0.0/30"}); err != nil {
+		t.Fatal(err)
+	}
+	ts.users.Put(User{ID: "alice", Password: "alicepw", DeviceID: "dev-a"})
+	ts.users.Put(User{ID: "bob", Password: "bobpw", CHAP: true})
+	ts.users.Put(User{ID: "carol", Password: "carolpw"})
+	ma := ",Message-Authenticator=0x00"
+	for _, tc := range []struct {
+		name, attrs string
+		want        []string
+	}{
+		{"pap accept", "User-Name=alice,User-Password=alicepw,Calling-Station-Id=dev-a" + ma,
+			[]string{"Received Access-Accept", "Framed-IP-Address = 10.20.0.1", "Session-Timeout = 3600", "Acct-Interim-Interval = 300", "Message-Authenticator"}},
+		{"same device keeps its address", "User-Name=alice,User-Password=alicepw,Calling-Station-Id=dev-a" + ma,
+			[]string{"Received Access-Accept", "Framed-IP-Address = 10.20.0.1"}},
+		{"chap accept", "User-Name=bob,CHAP-Password=bobpw,Calling-Station-Id=dev-b" + ma,
+			[]string{"Received Access-Accept", "Framed-IP-Address = 10.20.0.2"}},
+		{"bad password", "User-Name=alice,User-Password=nope,Calling-Station-Id=dev-a" + ma,
+			[]string{"Received Access-Reject", `Reply-Message = "authentication failed: unknown user or wrong password"`}},
+		{"wrong device", "User-Name=alice,User-Password=alicepw,Calling-Station-Id=dev-x" + ma,
+			[]string{"Received Access-Reject", "does not match"}},
+		{"range exhausted", "User-Name=carol,User-Password=carolpw,Calling-Station-Id=dev-c" + ma,
+			[]string{"Received Access-Reject", `Reply-Message = "no address: address ranges of all healthy gateways are full"`}},
+		{"missing Message-Authenticator dropped", "User-Name=alice,User-Password=alicepw,Calling-Station-Id=dev-a",
+			[]string{"No reply from server"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := radclient(t, ts.srv.AuthAddr(), "auth", tc.attrs)
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Fatalf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+	c := ts.srv.C.Snapshot()
+	if c["accepts"] != 3 || c["rejects"] != 3 || c["missing_message_authenticator"] < 1 {
+		t.Fatalf("counters %v", c)
+	}
+}
+
+func TestRadclientAccounting(t *testing.T) {
+	ts := startServer(t, nil)
+	out := radclient(t, ts.srv.AcctAddr(), "acct", "Acct-Status-Type=Stop,Acct-Session-Id=s1,Calling-Station-Id=dev-a,Framed-IP-Address=10.20.0.1,Acct-Terminate-Cause=Idle-Timeout,Acct-Input-Octets=10")
+	if !strings.Contains(out, "Received Accounting-Response") {
+		t.Fatalf("no Accounting-Response:\n%s", out)
+	}
+	if len(ts.acct.reqs) != 1 {
+		t.Fatalf("%d accounting requests recorded", len(ts.acct.reqs))
+	}
+	r := ts.acct.reqs[0]
+	if r.Status != rfc2866.AcctStatusType_Value_Stop || r.Cause != rfc2866.AcctTerminateCause_Value_IdleTimeout || r.SessionID != "s1" || r.IP.String() != "10.20.0.1" || r.InOctets != 10 || r.NAS != "127.0.0.1" {
+		t.Fatalf("recorded %+v", r)
+	}
+	// Not recorded (no session id): no answer.
+	out = radclient(t, ts.srv.AcctAddr(), "acct", "Acct-Status-Type=Start,Calling-Station-Id=dev-a")
+	if !strings.Contains(out, "No reply") {
+		t.Fatalf("answered an unrecorded request:\n%s", out)
+	}
+}
+
+// exchange sends raw bytes from conn and waits for one answer.
+func exchange(t *testing.T, conn *net.UDPConn, to net.Addr, b []byte) []byte {
+	t.Helper()
+	if _, err := conn.WriteTo(b, to); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 4096)
+	n, _, err := conn.ReadFrom(buf)
+	if err != nil {
+		return nil
+	}
+	return buf[:n]
+}
+
+func accessRequest(t *testing.T, secret, user, pw, dev string) []byte {
+	t.Helper()
+	p := radius.New(radius.CodeAccessRequest, []byte(secret))
+	rfc2865.UserName_SetString(p, user)
+	rfc2865.UserPassword_SetString(p, pw)
+	rfc2865.CallingStationID_SetString(p, dev)
+	b, err := EncodeRequest(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestDuplicateAndSecurity(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.pool.PutGateway(GatewayConfig{Name: "gw1", Range: "10.30.0.0/24"})
+	ts.users.Put(User{ID: "u", Password: "pw"})
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	req := accessRequest(t, "testing123", "u", "pw", "d1")
+	a1 := exchange(t, conn, ts.srv.AuthAddr(), req)
+	a2 := exchange(t, conn, ts.srv.AuthAddr(), req)
+	if a1 == nil || !bytes.Equal(a1, a2) {
+		t.Fatalf("retransmission answered differently:\n%x\n%x", a1, a2)
+	}
+	resp, err := radius.Parse(a1, []byte("testing123"))
+	if err != nil || resp.Code != radius.CodeAccessAccept || !radius.IsAuthenticResponse(a1, req, []byte("testing123")) {
+		t.Fatalf("answer %v %v", resp, err)
+	}
+	if !VerifyResponseMessageAuthenticator(a1, req[4:20], []byte("testing123")) {
+		t.Fatal("answer's Message-Authenticator does not verify")
+	}
+	c := ts.srv.C.Snapshot()
+	if c["auth_requests"] != 1 || c["dup_answered"] != 1 || ts.pool.Counters().Assigned != 1 {
+		t.Fatalf("processed twice: %v %+v", c, ts.pool.Counters())
+	}
+	// Wrong secret: the Message-Authenticator fails, no answer.
+	if exchange(t, conn, ts.srv.AuthAddr(), accessRequest(t, "other", "u", "pw", "d1")) != nil {
+		t.Fatal("answered a request with a wrong secret")
+	}
+	// Truncated and garbage datagrams are counted, never crash.
+	for _, junk := range [][]byte{{1, 2, 3}, append([]byte{1, 9, 0, 30}, make([]byte, 26)...), append([]byte{1, 10, 0, 22}, make([]byte, 18)...)} {
+		conn.WriteTo(junk, ts.srv.AuthAddr())
+	}
+	// A request sent to the accounting port is the wrong code.
+	conn.WriteTo(req, ts.srv.AcctAddr())
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		c = ts.srv.C.Snapshot()
+		if c["bad_message_authenticator"] == 1 && c["malformed"] == 3 && c["wrong_code"] == 1 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("counters %v", c)
+}
+
+func TestUnknownClientIgnored(t *testing.T) {
+	ts := startServer(t, func(c *ServerConfig) { c.Clients = []ClientConfig{{Prefix: "192.0.2.0/24", Secret: "x"}} })
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if exchange(t, conn, ts.srv.AuthAddr(), accessRequest(t, "x", "u", "pw", "d")) != nil {
+		t.Fatal("unknown client answered")
+	}
+	if n := ts.srv.C.UnknownClient.Load(); n != 1 {
+		t.Fatalf("unknown_client = %d", n)
+	}
+}
+
+var _ = rfc2869.AcctInterimInterval_Get
