@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"samepath/perf/internal/nsthread"
@@ -34,6 +33,7 @@ type TxConfig struct {
 	Duration time.Duration // 0 with Count 0: until ctx ends
 	Count    uint64        // frames to send over all threads; 0 = no limit
 	Threads  int           // transmit threads, >= 1
+	Queues   int           // device queues used: thread i runs on queue i%Queues; >= 1
 	CPUs     []int         // CPU for thread i is CPUs[i%len(CPUs)]; empty = not pinned
 	Batch    int           // live engine: kernel batch size (1..256); afxdp: descriptors per send
 	Interval time.Duration // progress line period; 0 = 1s
@@ -47,7 +47,7 @@ type TxConfig struct {
 // live engine; Iface, DstMAC and addresses still have to be set.
 func DefaultTxConfig() TxConfig {
 	return TxConfig{
-		Engine: EngineLive, Threads: 1, Batch: 64,
+		Engine: EngineLive, Threads: 1, Queues: 1, Batch: 64,
 		Frame: FrameSpec{Size: 64, Proto: UDP, SrcAddrs: 1, SrcPort: 1024, SrcPorts: 1, DstPort: 9},
 	}
 }
@@ -61,6 +61,8 @@ func (c *TxConfig) Validate() error {
 		return errors.New("tx: interface is required")
 	case c.Threads < 1 || c.Threads > 64:
 		return fmt.Errorf("tx: threads %d out of 1..64", c.Threads)
+	case c.Queues < 1 || c.Queues > 256:
+		return fmt.Errorf("tx: queues %d out of 1..256", c.Queues)
 	case c.Batch < 1 || c.Batch > 256:
 		return fmt.Errorf("tx: batch %d out of 1..256", c.Batch)
 	case c.Rate < 0:
@@ -103,7 +105,6 @@ func RunTx(ctx context.Context, cfg TxConfig) (TxResult, error) {
 		cfg.Interval = time.Second
 	}
 	var ifindex int
-	var nq int
 	err := nsthread.Run(cfg.Netns, -1, func() error {
 		ifc, err := net.InterfaceByName(cfg.Iface)
 		if err != nil {
@@ -112,9 +113,6 @@ func RunTx(ctx context.Context, cfg TxConfig) (TxResult, error) {
 		ifindex = ifc.Index
 		if cfg.Frame.SrcMAC == nil {
 			cfg.Frame.SrcMAC = ifc.HardwareAddr
-		}
-		if l, err := netlink.LinkByName(cfg.Iface); err == nil {
-			nq = l.Attrs().NumRxQueues
 		}
 		return nil
 	})
@@ -151,7 +149,7 @@ func RunTx(ctx context.Context, cfg TxConfig) (TxResult, error) {
 		}
 		newThread = func(i int) (txThread, error) {
 			return &liveThread{prog: gen.Program(), data: tmpl, batch: uint32(cfg.Batch),
-				ctx: xdpMD{DataEnd: uint32(len(tmpl)), IngressIfindex: uint32(ifindex), RxQueueIndex: uint32(i % max(nq, 1))}}, nil
+				ctx: xdpMD{DataEnd: uint32(len(tmpl)), IngressIfindex: uint32(ifindex), RxQueueIndex: uint32(i % cfg.Queues)}}, nil
 		}
 	case EngineAFXDP:
 		newThread, closeEngine, err = afxdpEngine(cfg, tmpl, gcfg)
