@@ -149,6 +149,18 @@ static __always_inline int own_mac(const __u8 *d, int up)
 	       d[4] == gateway_mac[4] && d[5] == gateway_mac[5];
 }
 
+// Copies a load-time constant MAC byte by byte: casting volatile away (as
+// memcpy would) lets the compiler fold the bytes to their zero initialiser.
+static __always_inline void put_mac(__u8 *d, const volatile __u8 *m)
+{
+	d[0] = m[0];
+	d[1] = m[1];
+	d[2] = m[2];
+	d[3] = m[3];
+	d[4] = m[4];
+	d[5] = m[5];
+}
+
 static __always_inline int drop(struct counters *c, enum reason r)
 {
 	c->drops[r]++;
@@ -219,6 +231,10 @@ static __always_inline int steer(struct xdp_md *ctx, const int up)
 	c->rx_packets++;
 	c->rx_bytes += len;
 
+	// Choose the new MACs, then the egress, then rewrite: a dropped frame
+	// is never modified.
+	const __u8 *dst;
+	const volatile __u8 *src;
 	__u32 port;
 	if (up) {
 		void *trie = bpf_map_lookup_elem(&t4, &zero);
@@ -234,30 +250,30 @@ static __always_inline int steer(struct xdp_md *ctx, const int up)
 				gw = i;
 		if (gw < 0)
 			return drop(c, REASON_ALL_DOWN);
-		__builtin_memcpy(eth, row->mac[gw], 6);
-		__builtin_memcpy(eth + 6, (const void *)gateway_mac, 6);
+		dst = row->mac[gw];
+		src = gateway_mac;
 		port = 1;
 	} else {
 		struct mac_val *nh = bpf_map_lookup_elem(&next_hop, &zero);
 		if (!nh || (nh->mac[0] | nh->mac[1] | nh->mac[2] | nh->mac[3] |
 			    nh->mac[4] | nh->mac[5]) == 0)
 			return drop(c, REASON_NO_NEXT_HOP);
-		__builtin_memcpy(eth, nh->mac, 6);
-		__builtin_memcpy(eth + 6, (const void *)ingress_mac, 6);
+		dst = nh->mac;
+		src = ingress_mac;
 		port = 0;
 	}
 
-	if (one_armed) {
-		c->tx_packets++;
-		c->tx_bytes += len;
-		return XDP_TX;
-	}
-	// An empty slot (its interface was deleted) gives XDP_DROP.
-	if (bpf_redirect_map(&tx_ports, port, XDP_DROP) != XDP_REDIRECT)
+	int act = XDP_TX;
+	// bpf_redirect_map only records the target; the frame leaves after
+	// the program returns. An empty slot (its interface was deleted)
+	// gives XDP_DROP.
+	if (!one_armed && (act = bpf_redirect_map(&tx_ports, port, XDP_DROP)) != XDP_REDIRECT)
 		return drop(c, REASON_TX_ERROR);
+	__builtin_memcpy(eth, dst, 6);
+	put_mac(eth + 6, src);
 	c->tx_packets++;
 	c->tx_bytes += len;
-	return XDP_REDIRECT;
+	return act;
 
 malformed:
 	c->rx_packets++;
