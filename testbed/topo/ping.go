@@ -56,6 +56,7 @@ func Ping(ns string, dst netip.Addr, count int, interval, timeout time.Duration)
 	sent := make([]time.Time, count)
 	rtt := make([]time.Duration, count)
 	var mu sync.Mutex
+	got := 0
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -73,8 +74,13 @@ func Ping(ns string, dst netip.Addr, count int, interval, timeout time.Duration)
 			mu.Lock()
 			if seq < count && !sent[seq].IsZero() && rtt[seq] == 0 {
 				rtt[seq] = now.Sub(sent[seq])
+				got++
 			}
+			all := got == count
 			mu.Unlock()
+			if all {
+				return
+			}
 		}
 	}()
 	ua := &net.IPAddr{IP: net.IP(dst.AsSlice())}
