@@ -62,13 +62,14 @@ type Assignment struct {
 	Gateway string     `json:"gateway"`
 	Device  string     `json:"device"`
 	User    string     `json:"user,omitempty"`
-	// Bound is true while a session (T3) uses the address.
-	Bound bool `json:"bound"`
+	// Bound is true while a session (T3) uses the address; Session names it.
+	Bound   bool   `json:"bound"`
+	Session string `json:"session,omitempty"`
 	// PendingUntil: an unbound assignment is reclaimed after this time.
 	PendingUntil time.Time `json:"pending_until,omitzero"`
 	Since        time.Time `json:"since"`
-	// Gen counts authentications that (re)used this assignment; a session
-	// releases the address only if no authentication happened since it bound.
+	// Gen counts authentications and bindings of this assignment; a session
+	// releases the address only if nothing happened to it since it bound.
 	Gen uint64 `json:"gen"`
 }
 
@@ -331,6 +332,7 @@ func (pl *Pool) Assign(device, user string) (Assignment, uint64, error) {
 		if !a.Bound {
 			a.PendingUntil = now.Add(pl.ttl)
 		}
+
 		if user != "" && a.User != user {
 			if a.User != "" && pl.byUsr[a.User] == a {
 				delete(pl.byUsr, a.User)
@@ -375,11 +377,11 @@ func (pl *Pool) Assign(device, user string) (Assignment, uint64, error) {
 	return *a, pl.p.Enqueue([]store.Op{pl.persist(a)}, nil, nil), nil
 }
 
-// Bind marks ip as used by a session of device and returns the assignment
-// generation the session must present to Release. An address that nobody
-// holds is claimed for the device (a Start for an address assigned before a
-// restart that lost it, or by another AAA), counted.
-func (pl *Pool) Bind(ip netip.Addr, device, user string) (Assignment, []store.Op, error) {
+// Bind marks ip as used by session of device and returns the assignment
+// (its Gen is what the session presents to Release). An address that
+// nobody holds is claimed for the device (a Start for an address assigned
+// before a restart that lost it, or by another AAA), counted.
+func (pl *Pool) Bind(ip netip.Addr, device, user, session string) (Assignment, []store.Op, error) {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	if a := pl.byIP[ip]; a != nil {
@@ -387,8 +389,8 @@ func (pl *Pool) Bind(ip netip.Addr, device, user string) (Assignment, []store.Op
 			pl.c.BindConflict++
 			return *a, nil, ErrAddressConflict
 		}
-		a.Bound = true
-		a.PendingUntil = time.Time{}
+		a.Bound, a.Session, a.PendingUntil = true, session, time.Time{}
+		a.Gen++
 		return *a, []store.Op{pl.persist(a)}, nil
 	}
 	g := pl.gwFor(ip)
@@ -397,27 +399,28 @@ func (pl *Pool) Bind(ip netip.Addr, device, user string) (Assignment, []store.Op
 		return Assignment{}, nil, ErrNotInRange
 	}
 	var ops []store.Op
-	if old := pl.byDev[device]; old != nil { // the device moved: its old address goes back
+	if old := pl.byDev[device]; old != nil && !old.Bound { // the device moved: its old pending address goes back
 		ops = append(ops, pl.remove(old))
 	}
-	a := &Assignment{IP: ip, Gateway: g.cfg.Name, Device: device, User: user, Bound: true, Since: pl.now(), Gen: 1}
+	a := &Assignment{IP: ip, Gateway: g.cfg.Name, Device: device, User: user, Bound: true, Session: session, Since: pl.now(), Gen: 1}
 	pl.insert(g, a)
 	pl.c.BindClaimed++
 	return *a, append(ops, pl.persist(a)), nil
 }
 
-// Release returns ip to its range when the session that bound it (with
+// Release returns ip to its range when session (which bound it at
 // generation gen) ends. If the device authenticated again since, the
-// address stays assigned, pending its next Start.
-func (pl *Pool) Release(ip netip.Addr, device string, gen uint64) []store.Op {
+// address stays assigned, pending its next Start; if another session holds
+// it now, nothing changes.
+func (pl *Pool) Release(ip netip.Addr, device, session string, gen uint64) []store.Op {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	a := pl.byIP[ip]
-	if a == nil || a.Device != device {
+	if a == nil || a.Device != device || a.Session != session {
 		return nil
 	}
 	if a.Gen != gen {
-		a.Bound = false
+		a.Bound, a.Session = false, ""
 		a.PendingUntil = pl.now().Add(pl.ttl)
 		return []store.Op{pl.persist(a)}
 	}

@@ -126,18 +126,23 @@ func TestAssignRangeFullAndRelease(t *testing.T) {
 	}
 	// d1 starts a session, re-authenticates during it, then the session ends:
 	// the address stays (pending the next Start).
-	b, _, err := pl.Bind(a1.IP, "d1", "")
+	b, _, err := pl.Bind(a1.IP, "d1", "", "s1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	pl.Assign("d1", "")
-	pl.Release(a1.IP, "d1", b.Gen)
+	pl.Release(a1.IP, "d1", "s1", b.Gen)
 	if _, ok := pl.ByDevice("d1"); !ok {
 		t.Fatal("address released although the device authenticated again")
 	}
 	// A second session with the current gen releases it.
-	b, _, _ = pl.Bind(a1.IP, "d1", "")
-	pl.Release(a1.IP, "d1", b.Gen)
+	b, _, _ = pl.Bind(a1.IP, "d1", "", "s2")
+	// A superseded session of the same device releases nothing.
+	pl.Release(a1.IP, "d1", "s1", b.Gen-1)
+	if _, ok := pl.ByDevice("d1"); !ok {
+		t.Fatal("address released by a session that no longer holds it")
+	}
+	pl.Release(a1.IP, "d1", "s2", b.Gen)
 	if _, ok := pl.ByDevice("d1"); ok {
 		t.Fatal("address not released")
 	}
@@ -152,10 +157,10 @@ func TestAssignRangeFullAndRelease(t *testing.T) {
 	}
 	// Conflicts and strays at Bind.
 	a3, _, _ := pl.Assign("d3", "")
-	if _, _, err := pl.Bind(a3.IP, "other", ""); !errors.Is(err, ErrAddressConflict) {
+	if _, _, err := pl.Bind(a3.IP, "other", "", "s3"); !errors.Is(err, ErrAddressConflict) {
 		t.Fatalf("got %v", err)
 	}
-	if _, _, err := pl.Bind(netip.MustParseAddr("192.0.2.1"), "x", ""); !errors.Is(err, ErrNotInRange) {
+	if _, _, err := pl.Bind(netip.MustParseAddr("192.0.2.1"), "x", "", "s4"); !errors.Is(err, ErrNotInRange) {
 		t.Fatalf("got %v", err)
 	}
 }

@@ -1,0 +1,562 @@
+package session
+
+import (
+	"container/heap"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"layeh.com/radius/rfc2866"
+
+	"samepath/ctl/aaa"
+	"samepath/ctl/api"
+	"samepath/ctl/store"
+)
+
+// Session is a T3 row (FIG. 10) with its timers and counters.
+type Session struct {
+	ID string `json:"id"` // Acct-Session-Id of the Start that created it
+	// AcctIDs are later Acct-Session-Ids that resumed it from Dormant.
+	AcctIDs    []string   `json:"acct_ids,omitempty"`
+	Device     string     `json:"device"`
+	User       string     `json:"user,omitempty"`
+	IP         netip.Addr `json:"ip"`
+	Gateway    string     `json:"gateway"`
+	NAS        string     `json:"nas,omitempty"`
+	State      State      `json:"state"`
+	Started    time.Time  `json:"started"`
+	Updated    time.Time  `json:"updated"`
+	StateSince time.Time  `json:"state_since"`
+	// Deadline is the interim timer (Act) or the session timer (Dormant).
+	Deadline    time.Time `json:"deadline,omitzero"`
+	Gen         uint64    `json:"gen"` // address assignment generation (aaa.Pool.Release)
+	Seq         uint64    `json:"seq"` // last SessionEvent sequence sent to the gateway
+	InOctets    uint64    `json:"in_octets"`
+	OutOctets   uint64    `json:"out_octets"`
+	InPackets   uint64    `json:"in_packets"`
+	OutPackets  uint64    `json:"out_packets"`
+	SessionTime uint32    `json:"session_time"`
+	Cause       string    `json:"cause,omitempty"` // why it closed
+}
+
+// LogRecord is one line of the session log, written on Close (FIG. 11 edge 4).
+type LogRecord struct {
+	Session
+	Closed time.Time `json:"closed"`
+}
+
+// Config configures the manager.
+type Config struct {
+	// InterimTimeout: Act -> Close when no Start/Interim arrives for this
+	// long (0 disables the interim timer). Typically 2-3 Acct-Interim-Intervals.
+	InterimTimeout time.Duration
+	// DormantTimeout: Dormant -> Close after this long (the session timer).
+	DormantTimeout time.Duration
+	// Now is the clock (nil: time.Now). Tests inject a fake one.
+	Now func() time.Time
+	// TickInterval is how often Run fires expired timers.
+	TickInterval time.Duration
+}
+
+// DefaultConfig returns defaults.
+func DefaultConfig() Config {
+	return Config{InterimTimeout: 15 * time.Minute, DormantTimeout: 2 * time.Hour, TickInterval: time.Second}
+}
+
+// Validate checks c.
+func (c *Config) Validate() error {
+	if c.InterimTimeout < 0 || c.DormantTimeout <= 0 {
+		return errors.New("session: interim timeout must be >= 0 and dormant timeout > 0")
+	}
+	if c.TickInterval <= 0 {
+		c.TickInterval = time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// Counters count what the manager saw.
+type Counters struct {
+	Transitions map[string]uint64 `json:"transitions"` // "Act->Dormant" etc.
+	Invalid     map[string]uint64 `json:"invalid"`     // "Dormant+interim" etc.: events FIG. 11 has no edge for
+	Unknown     map[string]uint64 `json:"unknown"`     // events for no session, by kind
+	Other       map[string]uint64 `json:"other"`       // duplicate start, superseded, address conflicts, ...
+}
+
+type timerEntry struct {
+	at time.Time
+	id string
+}
+
+type timerHeap []timerEntry
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timerEntry)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// Manager is the session management device (FIG. 9-11). Safe for concurrent use.
+type Manager struct {
+	cfg  Config
+	st   *store.Store
+	pool *aaa.Pool
+	out  *Outbox
+
+	mu       sync.Mutex
+	sessions map[string]*Session
+	byAcct   map[string]string // Acct-Session-Id -> session id
+	byDev    map[string]string // device -> session id
+	timers   timerHeap
+	c        Counters
+}
+
+// New returns a manager; call Load before serving.
+func New(cfg Config, st *store.Store, pool *aaa.Pool, out *Outbox) (*Manager, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Manager{cfg: cfg, st: st, pool: pool, out: out,
+		sessions: map[string]*Session{}, byAcct: map[string]string{}, byDev: map[string]string{},
+		c: Counters{Transitions: map[string]uint64{}, Invalid: map[string]uint64{}, Unknown: map[string]uint64{}, Other: map[string]uint64{}}}, nil
+}
+
+// Load restores T3 from the store. Sessions found in Close already have
+// their log record on disk (it is written before the state), so they go to
+// None at once.
+func (m *Manager) Load() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var closing []*Session
+	err := m.st.ForEach(store.BucketSessions, func(k, v []byte) error {
+		s := new(Session)
+		if err := json.Unmarshal(v, s); err != nil {
+			return fmt.Errorf("session %s: %w", k, err)
+		}
+		if s.State == Close {
+			closing = append(closing, s)
+			return nil
+		}
+		m.index(s)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load sessions: %w", err)
+	}
+	for _, s := range closing {
+		m.sessions[s.ID] = s
+		m.noneLocked(s)
+	}
+	return nil
+}
+
+func (m *Manager) index(s *Session) {
+	m.sessions[s.ID] = s
+	m.byAcct[s.ID] = s.ID
+	for _, a := range s.AcctIDs {
+		m.byAcct[a] = s.ID
+	}
+	m.byDev[s.Device] = s.ID
+	if !s.Deadline.IsZero() {
+		heap.Push(&m.timers, timerEntry{at: s.Deadline, id: s.ID})
+	}
+}
+
+func (m *Manager) unindex(s *Session) {
+	delete(m.sessions, s.ID)
+	delete(m.byAcct, s.ID)
+	for _, a := range s.AcctIDs {
+		if m.byAcct[a] == s.ID {
+			delete(m.byAcct, a)
+		}
+	}
+	if m.byDev[s.Device] == s.ID {
+		delete(m.byDev, s.Device)
+	}
+}
+
+func sessionJSON(s *Session) []byte {
+	b, err := json.Marshal(s)
+	if err != nil {
+		panic(fmt.Sprintf("session: marshal: %v", err)) // plain struct: cannot fail
+	}
+	return b
+}
+
+// transition applies ev to s, persists it, queues the gateway event, and
+// returns the store sequence. Called with m.mu held.
+func (m *Manager) transition(s *Session, ev Event, now time.Time, extra []store.Op) (uint64, bool) {
+	next, ok := Next(s.State, ev)
+	if !ok {
+		m.c.Invalid[string(s.State)+"+"+ev.String()]++
+		return m.st.Last(), false
+	}
+	from := s.State
+	m.c.Transitions[string(from)+"->"+string(next)]++
+	s.State = next
+	s.Updated = now
+	if from != next {
+		s.StateSince = now
+	}
+	s.Deadline = time.Time{}
+	switch next {
+	case Act:
+		if m.cfg.InterimTimeout > 0 {
+			s.Deadline = now.Add(m.cfg.InterimTimeout)
+		}
+	case Dormant:
+		s.Deadline = now.Add(m.cfg.DormantTimeout)
+	}
+	if !s.Deadline.IsZero() {
+		heap.Push(&m.timers, timerEntry{at: s.Deadline, id: s.ID})
+	}
+	var kind string
+	switch {
+	case from == None:
+		kind = api.EventStart
+	case next == Act:
+		kind = api.EventActive
+	case next == Dormant:
+		kind = api.EventDormant
+	case next == Close:
+		kind = api.EventEnd
+	}
+	ops := extra
+	var pending *queued
+	if kind != "" {
+		s.Seq++
+		var op store.Op
+		pending, op = m.out.prepare(s.Gateway, api.SessionEvent{Event: kind, SessionID: s.ID, UserID: s.User, DeviceID: s.Device, IP: s.IP.String(), Seq: s.Seq})
+		if pending != nil {
+			ops = append(ops, op)
+		}
+	}
+	ops = append(ops, store.Put(store.BucketSessions, []byte(s.ID), sessionJSON(s)))
+	var log [][]byte
+	if next == Close {
+		// The log record goes to disk in the same batch, before the state.
+		b, _ := json.Marshal(LogRecord{Session: *s, Closed: now})
+		log = [][]byte{b}
+	}
+	id := s.ID
+	seq := m.st.Enqueue(ops, log, func() {
+		if pending != nil {
+			m.out.ready(pending)
+		}
+		if next == Close {
+			m.finishClose(id)
+		}
+	})
+	return seq, true
+}
+
+// finishClose is FIG. 11 edge 4: the log record is durable, the record goes.
+func (m *Manager) finishClose(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.sessions[id]
+	if s == nil || s.State != Close {
+		return
+	}
+	m.noneLocked(s)
+}
+
+func (m *Manager) noneLocked(s *Session) {
+	if _, ok := Next(s.State, EvLogWritten); !ok {
+		return
+	}
+	m.c.Transitions[string(Close)+"->"+string(None)]++
+	s.State = None
+	m.unindex(s)
+	ops := m.pool.Release(s.IP, s.Device, s.ID, s.Gen)
+	ops = append(ops, store.Del(store.BucketSessions, []byte(s.ID)))
+	m.st.Enqueue(ops, nil, nil)
+}
+
+// Account implements aaa.Accounter: it maps an Accounting-Request to a
+// FIG. 11 event (R-SM-1).
+func (m *Manager) Account(r *aaa.AcctRequest) (uint64, error) {
+	switch r.Status {
+	case rfc2866.AcctStatusType_Value_AccountingOn, rfc2866.AcctStatusType_Value_AccountingOff:
+		return m.nasRestart(r.NAS), nil
+	case rfc2866.AcctStatusType_Value_Start, rfc2866.AcctStatusType_Value_InterimUpdate, rfc2866.AcctStatusType_Value_Stop:
+	default:
+		m.mu.Lock()
+		m.c.Other["status_ignored_"+strconv.Itoa(int(r.Status))]++
+		m.mu.Unlock()
+		return m.st.Last(), nil // answered, nothing to record
+	}
+	if r.SessionID == "" {
+		m.mu.Lock()
+		m.c.Other["no_session_id"]++
+		m.mu.Unlock()
+		return 0, errors.New("accounting request without Acct-Session-Id")
+	}
+	now := m.cfg.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.sessions[m.byAcct[r.SessionID]]
+	switch r.Status {
+	case rfc2866.AcctStatusType_Value_Start:
+		return m.start(s, r, now)
+	case rfc2866.AcctStatusType_Value_InterimUpdate:
+		if s == nil {
+			m.c.Unknown["interim"]++
+			return m.st.Last(), nil
+		}
+		update(s, r)
+		seq, _ := m.transition(s, EvInterim, now, nil)
+		return seq, nil
+	default: // Stop
+		if s == nil {
+			m.c.Unknown["stop"]++
+			return m.st.Last(), nil
+		}
+		update(s, r)
+		ev := EvLogout
+		if r.Cause == rfc2866.AcctTerminateCause_Value_IdleTimeout {
+			ev = EvStopIdle
+		} else {
+			s.Cause = causeName(r.Cause)
+		}
+		seq, _ := m.transition(s, ev, now, nil)
+		return seq, nil
+	}
+}
+
+func causeName(c rfc2866.AcctTerminateCause) string {
+	if c == 0 {
+		return "Stop"
+	}
+	return c.String()
+}
+
+func update(s *Session, r *aaa.AcctRequest) {
+	// Counters only grow within a session; a resumed Start may restart them at the NAS.
+	s.InOctets = max(s.InOctets, r.InOctets)
+	s.OutOctets = max(s.OutOctets, r.OutOctets)
+	s.InPackets = max(s.InPackets, r.InPackets)
+	s.OutPackets = max(s.OutPackets, r.OutPackets)
+	s.SessionTime = max(s.SessionTime, r.SessionTime)
+}
+
+func (m *Manager) start(s *Session, r *aaa.AcctRequest, now time.Time) (uint64, error) {
+	if s != nil {
+		if s.State == Act {
+			m.c.Other["duplicate_start"]++
+			update(s, r)
+			return m.st.Last(), nil
+		}
+		seq, _ := m.transition(s, EvStart, now, nil) // Dormant -> Act, or counted
+		return seq, nil
+	}
+	if r.Device == "" {
+		m.c.Other["start_no_device"]++
+		return m.st.Last(), nil
+	}
+	if old := m.sessions[m.byDev[r.Device]]; old != nil {
+		switch old.State {
+		case Dormant: // FIG. 31: the NAS starts again under a new Acct-Session-Id
+			old.AcctIDs = append(old.AcctIDs, r.SessionID)
+			m.byAcct[r.SessionID] = old.ID
+			m.c.Other["resumed_new_acct_id"]++
+			seq, _ := m.transition(old, EvStart, now, nil)
+			return seq, nil
+		case Act: // the NAS lost the old session: close it first
+			old.Cause = "Superseded"
+			m.c.Other["superseded"]++
+			m.transition(old, EvLogout, now, nil)
+		}
+	}
+	ip := r.IP
+	if !ip.IsValid() {
+		a, ok := m.pool.ByDevice(r.Device)
+		if !ok {
+			m.c.Other["start_no_address"]++
+			return m.st.Last(), nil
+		}
+		ip = a.IP
+	}
+	a, ops, err := m.pool.Bind(ip, r.Device, r.User, r.SessionID)
+	if err != nil {
+		m.c.Other["start_bind_"+bindReason(err)]++
+		return m.st.Last(), nil
+	}
+	s = &Session{ID: r.SessionID, Device: r.Device, User: r.User, IP: ip, Gateway: a.Gateway, NAS: r.NAS, State: None, Started: now, StateSince: now, Gen: a.Gen}
+	if s.User == "" {
+		s.User = a.User
+	}
+	update(s, r)
+	m.index(s)
+	seq, _ := m.transition(s, EvStart, now, ops)
+	return seq, nil
+}
+
+func bindReason(err error) string {
+	switch {
+	case errors.Is(err, aaa.ErrAddressConflict):
+		return "conflict"
+	case errors.Is(err, aaa.ErrNotInRange):
+		return "not_in_range"
+	}
+	return "error"
+}
+
+// nasRestart closes every session of a NAS that says it (re)started
+// (Accounting-On/Off): its sessions are gone.
+func (m *Manager) nasRestart(nas string) uint64 {
+	now := m.cfg.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.c.Other["nas_restart"]++
+	for _, s := range m.sessions {
+		if s.NAS == nas && (s.State == Act || s.State == Dormant) {
+			s.Cause = "NAS-Reboot"
+			m.transition(s, EvLogout, now, nil)
+		}
+	}
+	return m.st.Last()
+}
+
+// Tick fires every timer due at the clock's now: Act -> Close (interim
+// timer, edge 8), Dormant -> Close (session timer, edge 7). It returns the
+// store sequence to wait for.
+func (m *Manager) Tick() uint64 {
+	now := m.cfg.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for len(m.timers) > 0 && !m.timers[0].at.After(now) {
+		te := heap.Pop(&m.timers).(timerEntry)
+		s := m.sessions[te.id]
+		if s == nil || !s.Deadline.Equal(te.at) {
+			continue // stale: the session moved on or is gone
+		}
+		switch s.State {
+		case Act:
+			s.Cause = "Interim-Timeout"
+			m.transition(s, EvInterimTimeout, now, nil)
+		case Dormant:
+			s.Cause = "Session-Timeout"
+			m.transition(s, EvSessionTimeout, now, nil)
+		}
+	}
+	return m.st.Last()
+}
+
+// ErrNotFound is returned for an unknown session.
+var ErrNotFound = errors.New("no such session")
+
+// Terminate closes a session administratively (logout edge).
+func (m *Manager) Terminate(id, cause string) (uint64, error) {
+	now := m.cfg.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.sessions[m.byAcct[id]]
+	if s == nil {
+		return 0, fmt.Errorf("session %s: %w", id, ErrNotFound)
+	}
+	if cause == "" {
+		cause = "Admin-Reset"
+	}
+	prev := s.Cause
+	s.Cause = cause
+	seq, ok := m.transition(s, EvLogout, now, nil)
+	if !ok {
+		s.Cause = prev
+		return 0, fmt.Errorf("session %s is %s: cannot close", id, s.State)
+	}
+	return seq, nil
+}
+
+// Get returns a copy of a session by any of its Acct-Session-Ids.
+func (m *Manager) Get(id string) (Session, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.sessions[m.byAcct[id]]
+	if s == nil {
+		return Session{}, false
+	}
+	c := *s
+	c.AcctIDs = append([]string(nil), s.AcctIDs...)
+	return c, true
+}
+
+// ByDevice returns the session of a device (FIG. 5 S2-S3 lookup).
+func (m *Manager) ByDevice(dev string) (Session, bool) {
+	m.mu.Lock()
+	id, ok := m.byDev[dev]
+	m.mu.Unlock()
+	if !ok {
+		return Session{}, false
+	}
+	return m.Get(id)
+}
+
+// List returns T3 ordered by start time then id.
+func (m *Manager) List() []Session {
+	m.mu.Lock()
+	out := make([]Session, 0, len(m.sessions))
+	for _, s := range m.sessions {
+		c := *s
+		c.AcctIDs = append([]string(nil), s.AcctIDs...)
+		out = append(out, c)
+	}
+	m.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Started.Equal(out[j].Started) {
+			return out[i].Started.Before(out[j].Started)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// Len is the number of sessions.
+func (m *Manager) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.sessions)
+}
+
+// Counters returns a copy of the counters.
+func (m *Manager) Counters() Counters {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cp := func(x map[string]uint64) map[string]uint64 {
+		y := make(map[string]uint64, len(x))
+		for k, v := range x {
+			y[k] = v
+		}
+		return y
+	}
+	return Counters{Transitions: cp(m.c.Transitions), Invalid: cp(m.c.Invalid), Unknown: cp(m.c.Unknown), Other: cp(m.c.Other)}
+}
+
+// Run fires timers and reclaims pending address assignments every
+// TickInterval until ctx ends.
+func (m *Manager) Run(ctx context.Context) {
+	t := time.NewTicker(m.cfg.TickInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			m.Tick()
+			m.pool.Expire()
+		}
+	}
+}
