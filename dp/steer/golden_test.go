@@ -211,7 +211,7 @@ func delta(a, b steer.Counters) steer.Counters {
 	return d
 }
 
-func loadGolden(t *testing.T) (*steertest.Sandbox, *steer.Offload) {
+func loadGolden(t testing.TB) (*steertest.Sandbox, *steer.Offload) {
 	sb := steertest.New(t)
 	cfg := sb.Config()
 	cfg.Exclude = goldenExclude
