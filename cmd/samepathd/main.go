@@ -1,0 +1,50 @@
+// Command samepathd is the samepath dataplane daemon (role lb).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"samepath/dp/daemon"
+)
+
+func main() {
+	cfgPath := flag.String("config", "", "YAML config file (required)")
+	check := flag.Bool("check", false, "validate the config and exit")
+	verbose := flag.Bool("v", false, "debug logging")
+	flag.Usage = func() {
+		fmt.Fprintf(os.Stderr, "usage: samepathd --config FILE [-check] [-v]\n\nRuns the samepath dataplane until SIGTERM or SIGINT; the XDP programs are detached on exit.\n\nflags:\n")
+		flag.PrintDefaults()
+		fmt.Fprintf(os.Stderr, "\nexample config:\n\n%s", daemon.Example)
+	}
+	flag.Parse()
+	if *cfgPath == "" {
+		flag.Usage()
+		os.Exit(2)
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	cfg, err := daemon.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "samepathd:", err)
+		os.Exit(2)
+	}
+	if *check {
+		fmt.Println("config ok")
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := daemon.Run(ctx, cfg, log); err != nil {
+		fmt.Fprintln(os.Stderr, "samepathd:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,151 @@
+package daemon
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"samepath/ctl/api"
+	"samepath/nat"
+)
+
+// Backend is what the control API reads and changes.
+type Backend interface {
+	Status() api.Status
+	Counters() api.Counters
+	T4() *nat.T4
+}
+
+// NewHandler serves the control API (ctl/api), /metrics from reg and
+// /healthz. A non-empty token is required as a bearer token on /v1/.
+func NewHandler(b Backend, reg *prometheus.Registry, token string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	v1 := http.NewServeMux()
+	v1.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) { reply(w, b.Status()) })
+	v1.HandleFunc("GET /v1/counters", func(w http.ResponseWriter, _ *http.Request) { reply(w, b.Counters()) })
+	v1.HandleFunc("GET /v1/t4", func(w http.ResponseWriter, _ *http.Request) {
+		reply(w, api.T4{Rows: APIRows(b.T4().Rows())})
+	})
+	v1.HandleFunc("PUT /v1/t4", func(w http.ResponseWriter, r *http.Request) {
+		var t api.T4
+		if !decode(w, r, &t) {
+			return
+		}
+		rows, err := T4Rows(t.Rows)
+		if err != nil {
+			fail(w, http.StatusBadRequest, err)
+			return
+		}
+		change(w, b.T4().Replace(rows))
+	})
+	v1.HandleFunc("PUT /v1/t4/row", func(w http.ResponseWriter, r *http.Request) {
+		var ar api.T4Row
+		if !decode(w, r, &ar) {
+			return
+		}
+		row, err := T4Row(ar)
+		if err != nil {
+			fail(w, http.StatusBadRequest, err)
+			return
+		}
+		change(w, b.T4().Put(row))
+	})
+	v1.HandleFunc("DELETE /v1/t4/row", func(w http.ResponseWriter, r *http.Request) {
+		p, err := netip.ParsePrefix(r.URL.Query().Get("range"))
+		if err != nil {
+			fail(w, http.StatusBadRequest, fmt.Errorf("range: %w", err))
+			return
+		}
+		change(w, b.T4().Delete(p))
+	})
+	v1.HandleFunc("PUT /v1/gateways/state", func(w http.ResponseWriter, r *http.Request) {
+		var gs api.GatewayState
+		if !decode(w, r, &gs) {
+			return
+		}
+		m, err := nat.ParseMAC(gs.MAC)
+		if err != nil {
+			fail(w, http.StatusBadRequest, err)
+			return
+		}
+		up, err := ParseState(gs.State)
+		if err != nil || gs.State == "" {
+			fail(w, http.StatusBadRequest, fmt.Errorf("state %q: want up or down", gs.State))
+			return
+		}
+		_, err = b.T4().SetGatewayState(m, up)
+		change(w, err)
+	})
+	v1.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		fail(w, http.StatusNotFound, fmt.Errorf("%s %s: no such endpoint for role %s", r.Method, r.URL.Path, b.Status().Role))
+	})
+	var v1h http.Handler = v1
+	if token != "" {
+		v1h = requireToken(token, v1)
+	}
+	mux.Handle("/v1/", v1h)
+	return mux
+}
+
+func requireToken(token string, h http.Handler) http.Handler {
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			fail(w, http.StatusUnauthorized, errors.New("missing or wrong bearer token"))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 16<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		fail(w, http.StatusBadRequest, fmt.Errorf("decode body: %w", err))
+		return false
+	}
+	return true
+}
+
+func change(w http.ResponseWriter, err error) {
+	switch {
+	case err == nil:
+		reply(w, api.Ack{OK: true})
+	case errors.Is(err, nat.ErrNotFound):
+		fail(w, http.StatusNotFound, err)
+	case errors.Is(err, nat.ErrOverlap):
+		fail(w, http.StatusConflict, err)
+	case strings.HasPrefix(err.Error(), "t4 row"):
+		fail(w, http.StatusBadRequest, err)
+	default:
+		fail(w, http.StatusInternalServerError, err)
+	}
+}
+
+func reply(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
+
+func fail(w http.ResponseWriter, code int, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(api.Error{Error: err.Error()})
+}
+
+// NewServer returns an HTTP server for h with sane timeouts.
+func NewServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
+}
