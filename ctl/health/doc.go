@@ -1,0 +1,17 @@
+// Package health is the server monitor unit of the user authentication
+// device (FIG. 4 item 45, R-AAA-3): Monitor probes targets (each gateway's
+// control API /healthz) every Interval and declares a target down after
+// Fall consecutive failures and up again after Rise consecutive successes
+// (flap damping); OnChange then runs. LBSync carries the resulting gateway
+// states to every load balancer's T4 (api.Client.SetGatewayState), retrying
+// with back-off and re-asserting everything periodically so a restarted LB
+// converges.
+//
+// Extension point: Target.Kind tells gateways from actual servers. The
+// control process feeds gateway targets from T1; the gateways' T6 servers
+// (FIG. 23) can be fed the same way through a Targets function once the
+// gateway's API exposes them, with OnChange pushing server states back.
+//
+// Goroutines: Monitor.Run probes targets concurrently, one goroutine per
+// probe per round; LBSync runs one goroutine per LB.
+package health

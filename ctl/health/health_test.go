@@ -1,0 +1,142 @@
+package health
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
+
+	"samepath/ctl/api"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestFlapDamping(t *testing.T) {
+	var fail bool
+	var changes []string
+	m, err := NewMonitor(Config{Interval: time.Second, Timeout: time.Second, Fall: 3, Rise: 2},
+		func() []Target { return []Target{{Kind: KindGateway, Name: "gw1", URL: "x"}} },
+		func(ctx context.Context, t Target) error {
+			if fail {
+				return errors.New("refused")
+			}
+			return nil
+		},
+		func(t Target, up bool) {
+			s := "down"
+			if up {
+				s = "up"
+			}
+			changes = append(changes, t.Name+":"+s)
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	seq := []bool{false, false, /*up*/ true, false, true, true, false /*no change: 2 failures only*/, true, true, true /*down*/, false /*one success: not up*/, true, true, true, false, false /*up*/}
+	for _, f := range seq {
+		fail = f
+		m.Round(ctx)
+	}
+	if d := cmp.Diff([]string{"gw1:up", "gw1:down", "gw1:up"}, changes); d != "" {
+		t.Fatalf("changes (-want +got):\n%s", d)
+	}
+}
+
+func TestHTTPProbeAndLBSync(t *testing.T) {
+	var mu sync.Mutex
+	healthy := true
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.URL.Path != "/healthz" || !healthy {
+			w.WriteHeader(503)
+			return
+		}
+		w.Write([]byte("ok"))
+	}))
+	defer gw.Close()
+	// Two fake LBs recording SetGatewayState; the second fails twice first.
+	type lbRec struct {
+		mu    sync.Mutex
+		got   []api.GatewayState
+		fails int
+	}
+	mk := func(rec *lbRec) *httptest.Server {
+		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			if r.URL.Path != "/v1/gateways/state" || r.Method != http.MethodPut {
+				w.WriteHeader(404)
+				return
+			}
+			if rec.fails > 0 {
+				rec.fails--
+				w.WriteHeader(503)
+				return
+			}
+			var gs api.GatewayState
+			json.NewDecoder(r.Body).Decode(&gs)
+			rec.got = append(rec.got, gs)
+			w.Write([]byte(`{"ok":true}`))
+		}))
+	}
+	r1, r2 := &lbRec{}, &lbRec{fails: 2}
+	lb1, lb2 := mk(r1), mk(r2)
+	defer lb1.Close()
+	defer lb2.Close()
+	sync := NewLBSync([]LB{{Name: "lb1", URL: lb1.URL}, {Name: "lb2", URL: lb2.URL}}, 0)
+	sync.minBackoff = time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); sync.Wait() }()
+	sync.Start(ctx)
+	mac := "02:00:00:00:00:01"
+	m, _ := NewMonitor(Config{Interval: time.Second, Timeout: time.Second, Fall: 2, Rise: 1},
+		func() []Target { return []Target{{Kind: KindGateway, Name: "gw1", URL: HealthURL(gw.URL)}} },
+		HTTPProber(http.DefaultClient),
+		func(t Target, up bool) {
+			st := api.StateDown
+			if up {
+				st = api.StateUp
+			}
+			sync.Set(mac, st)
+		})
+	m.Round(ctx) // up
+	mu.Lock()
+	healthy = false
+	mu.Unlock()
+	m.Round(ctx)
+	m.Round(ctx) // down
+	want := []api.GatewayState{{MAC: mac, State: "up"}, {MAC: mac, State: "down"}}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		r1.mu.Lock()
+		r2.mu.Lock()
+		g1, g2 := append([]api.GatewayState(nil), r1.got...), append([]api.GatewayState(nil), r2.got...)
+		r1.mu.Unlock()
+		r2.mu.Unlock()
+		if len(g2) > 0 && g2[len(g2)-1].State == "down" && len(g1) > 0 && g1[len(g1)-1].State == "down" {
+			// LB1 saw up then down (or only down if coalesced); the last word is down everywhere.
+			if len(g1) > 2 {
+				t.Fatalf("lb1 got %v", g1)
+			}
+			if len(g1) == 2 && !cmp.Equal(g1, want) {
+				t.Fatalf("lb1 got %v", g1)
+			}
+			st := m.Statuses()
+			if len(st) != 1 || st[0].Up == nil || *st[0].Up || st[0].LastError == "" {
+				t.Fatalf("status %+v", st)
+			}
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatalf("LBs did not converge: %v / %v", r1.got, r2.got)
+}
