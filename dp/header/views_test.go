@@ -85,7 +85,7 @@ func TestViewsAccessors(t *testing.T) {
 		frame []byte
 		want  fields
 	}{
-		{"tcp4", eth().IPv4(ip4A, ip4B).TTL(17).ID(0x1234).DF().TCP(40000, 80).Flags(header.FlagSYN|header.FlagECE|header.FlagCWR).Seq(0xdeadbeef).Ack(7).Window(1024).TCPOptions([]byte{1, 1, 1, 1}).Payload([]byte("GET /")).Bytes(),
+		{"tcp4", eth().IPv4(ip4A, ip4B).TTL(17).ID(0x1234).DF().TCP(40000, 80).Flags(header.FlagSYN | header.FlagECE | header.FlagCWR).Seq(0xdeadbeef).Ack(7).Window(1024).TCPOptions([]byte{1, 1, 1, 1}).Payload([]byte("GET /")).Bytes(),
 			fields{EthDst: macB, EthSrc: macA, EthType: 0x0800, Src: ip4A, Dst: ip4B, TTL: 17, Proto: 6, ID: 0x1234, DF: true, SPort: 40000, DPort: 80, Seq: 0xdeadbeef, Ack: 7, Flags: 0xc2, Window: 1024, DataOff: 24, Payload: "GET /", ChecksumsOK: true}},
 		{"udp6 vlan", eth().VLAN(5).IPv6(ip6A, ip6B).TTL(3).UDP(53, 5353).Payload([]byte("q")).PadTo(80).Bytes(),
 			fields{EthDst: macB, EthSrc: macA, EthType: 0x8100, Src: ip6A, Dst: ip6B, TTL: 3, Proto: 17, SPort: 53, DPort: 5353, UDPLen: 9, Payload: "q", ChecksumsOK: true}},
@@ -296,7 +296,7 @@ func TestSettersRoundTrip(t *testing.T) {
 	tc.SetFlags(header.FlagFIN | header.FlagACK)
 	tc.SetWindow(77)
 	tc.SetChecksum(tc.CalculateChecksum(p.PseudoHeaderChecksum(f)))
-	want := eth().Eth(macB, macA).IPv4(ip4B, ip4A).TCP(1, 9).Seq(5).Ack(6).Flags(header.FlagFIN|header.FlagACK).Window(77).Bytes()
+	want := eth().Eth(macB, macA).IPv4(ip4B, ip4A).TCP(1, 9).Seq(5).Ack(6).Flags(header.FlagFIN | header.FlagACK).Window(77).Bytes()
 	if d := dptest.Diff(want, f); d != "" {
 		t.Errorf("after setters: %s", d)
 	}
