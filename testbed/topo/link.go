@@ -71,7 +71,9 @@ func Veth(a *NS, aName string, aMAC net.HardwareAddr, b *NS, bName string, bMAC 
 // delay) and brings it up.
 func (n *NS) Bridge(name string) error {
 	off := false
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}, MulticastSnooping: &off, VlanFiltering: &off}
+	// No VlanFiltering attribute: this kernel has no bridge VLAN support
+	// (the attribute alone is refused with EOPNOTSUPP).
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}, MulticastSnooping: &off}
 	if err := n.H.LinkAdd(br); err != nil {
 		return fmt.Errorf("bridge %s/%s: %w", n.Name, name, err)
 	}
@@ -221,17 +223,32 @@ func (n *NS) RouteDel(r Route) error {
 
 // RuleAdd adds the policy rule "from SRC lookup TABLE" with priority prio.
 func (n *NS) RuleAdd(src netip.Prefix, table, prio int) error {
+	return n.ruleAdd(src, netip.Prefix{}, table, prio)
+}
+
+// RuleAddTo adds the policy rule "to DST lookup TABLE" with priority prio.
+func (n *NS) RuleAddTo(dst netip.Prefix, table, prio int) error {
+	return n.ruleAdd(netip.Prefix{}, dst, table, prio)
+}
+
+func (n *NS) ruleAdd(src, dst netip.Prefix, table, prio int) error {
 	r := netlink.NewRule()
-	r.Src = ipNet(src)
+	fam := src
+	if src.IsValid() {
+		r.Src = ipNet(src)
+	} else {
+		r.Dst = ipNet(dst)
+		fam = dst
+	}
 	r.Table = table
 	r.Priority = prio
-	if src.Addr().Is4() {
+	if fam.Addr().Is4() {
 		r.Family = netlink.FAMILY_V4
 	} else {
 		r.Family = netlink.FAMILY_V6
 	}
 	if err := n.H.RuleAdd(r); err != nil {
-		return fmt.Errorf("rule from %s lookup %d in %s: %w", src, table, n.Name, err)
+		return fmt.Errorf("rule from %v to %v lookup %d in %s: %w", src, dst, table, n.Name, err)
 	}
 	return nil
 }

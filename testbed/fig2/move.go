@@ -1,0 +1,127 @@
+package fig2
+
+import (
+	"fmt"
+	"net/netip"
+
+	"samepath/testbed/topo"
+)
+
+// Move moves mobile (its name, e.g. "mob1") to ingress point ingress
+// (1..NumIngress), the way a PPP session is suspended on one NAS and resumed
+// on another: the link to the old NAS goes down, the link to the new one
+// comes up with the same addresses, the new NAS routes the mobile's addresses
+// to it and every gateway routes them to the new ingress point's LB ("routes
+// follow"). Open connections survive; frames in flight on the old link are
+// lost, as on a real handover. The state file is updated.
+func (tb *Testbed) Move(mobile string, ingress int) error {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	m, err := tb.Plan.Mobile(mobile)
+	if err != nil {
+		return err
+	}
+	if err := attach(tb.Plan, m, ingress); err != nil {
+		return err
+	}
+	return tb.save()
+}
+
+// MoveIndex is Move by mobile number (1-based).
+func (tb *Testbed) MoveIndex(mobile, ingress int) error {
+	return tb.Move(fmt.Sprintf("mob%d", mobile), ingress)
+}
+
+func attach(p *Plan, m *Mobile, n int) (err error) {
+	if n < 1 || n > len(p.Ingress) {
+		return fmt.Errorf("fig2: ingress %d: want 1..%d", n, len(p.Ingress))
+	}
+	open := map[string]*topo.NS{}
+	defer func() {
+		for _, h := range open {
+			h.Close()
+		}
+	}()
+	h := func(ns string) (*topo.NS, error) {
+		if x, ok := open[ns]; ok {
+			return x, nil
+		}
+		x, err := topo.Open(ns)
+		if err != nil {
+			return nil, err
+		}
+		open[ns] = x
+		return x, nil
+	}
+	mob, err := h(m.NS)
+	if err != nil {
+		return err
+	}
+	v4, v6 := netip.PrefixFrom(m.IPv4, 32), netip.PrefixFrom(m.IPv6, 128)
+	// The old links go down first (PPP suspension) ...
+	for k := 1; k <= len(p.Ingress); k++ {
+		if k == n {
+			continue
+		}
+		w, s := m.Wireless[k-1], m.NASSide[k-1]
+		nas, err := h(s.NS)
+		if err != nil {
+			return err
+		}
+		if err := mob.Down(w.Name); err != nil {
+			return err
+		}
+		if err := nas.Down(s.Name); err != nil {
+			return err
+		}
+		for _, d := range []netip.Prefix{v4, v6} {
+			if err := nas.RouteDel(topo.Route{Dst: d, Dev: s.Name}); err != nil {
+				return err
+			}
+		}
+	}
+	// ... then the new one comes up and routes follow.
+	w, s := m.Wireless[n-1], m.NASSide[n-1]
+	nas, err := h(s.NS)
+	if err != nil {
+		return err
+	}
+	if err := nas.Up(s.Name); err != nil {
+		return err
+	}
+	if err := mob.Up(w.Name); err != nil {
+		return err
+	}
+	if err := addrs(nas, s); err != nil {
+		return err
+	}
+	if err := addrs(mob, w); err != nil {
+		return err
+	}
+	for _, d := range []netip.Prefix{v4, v6} {
+		if err := nas.RouteReplace(topo.Route{Dst: d, Dev: s.Name}); err != nil {
+			return err
+		}
+	}
+	in := p.Ingress[n-1]
+	if err := mob.RouteReplace(topo.Route{Dst: netip.MustParsePrefix("0.0.0.0/0"), Via: in.NAS.PeerV4, Dev: w.Name, OnLink: true}); err != nil {
+		return err
+	}
+	if err := mob.RouteReplace(topo.Route{Dst: netip.MustParsePrefix("::/0"), Via: in.NAS.PeerV6, Dev: w.Name}); err != nil {
+		return err
+	}
+	for _, g := range p.Gateways {
+		gw, err := h(g.NS)
+		if err != nil {
+			return err
+		}
+		if err := gw.RouteReplace(topo.Route{Dst: v4, Via: in.LB.LAN.IPv4.Addr()}); err != nil {
+			return err
+		}
+		if err := gw.RouteReplace(topo.Route{Dst: v6, Via: in.LB.LAN.IPv6.Addr()}); err != nil {
+			return err
+		}
+	}
+	m.Ingress = n
+	return nil
+}
