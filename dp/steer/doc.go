@@ -41,8 +41,13 @@
 // ingress side; no next hop known: drop no_next_hop.
 //
 // Only the MACs change: an 802.1Q tag is kept as is, no TTL or checksum is
-// touched. A devmap slot emptied by the kernel (its interface was deleted)
-// makes the redirect fail: drop tx_error.
+// touched. A dropped frame is never modified. A devmap slot emptied by the
+// kernel (its interface was deleted) makes the redirect fail: drop
+// tx_error.
+//
+// Against dp.LB, which sees only what the AF_XDP filter hands it: frames
+// the filter passes (other MACs, non-IP EtherTypes, excluded destinations,
+// ND) are XDP_PASS here, where dp.LB would say not_ip or forward them.
 //
 // # Maps and atomic T4 updates (R-LB-4)
 //
@@ -73,6 +78,19 @@
 // Counters are one per-CPU array entry: rx (frames handled), tx (frames
 // transmitted), passed (left to the kernel) and drops indexed by dp.Reason
 // (the C enum uses dp's numbers; a test checks it). Counters sums CPUs.
+//
+// # Testing
+//
+// Offload.Run runs either program once through BPF_PROG_RUN on a frame and
+// returns the output frame and verdict, without attaching; package
+// steertest makes a namespace with a veth pair (Sandbox) whose ifindexes
+// and fixed MACs a Config can use, so the golden tests and the
+// differential test against dp.LB need only root. BenchmarkProgram gives
+// the program's ns/frame over BPF_PROG_RUN repetitions.
+//
+// Kernel: bpf_link XDP attachment (5.9+), BPF_PROG_RUN for XDP; veth
+// supports native XDP. Frames redirected into a veth are dropped unless
+// its peer has NAPI (an XDP program attached, or GRO on).
 //
 // # Building
 //
