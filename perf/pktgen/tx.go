@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -197,7 +198,7 @@ func RunTx(ctx context.Context, cfg TxConfig) (TxResult, error) {
 					return err
 				}
 				defer t.close()
-				return txLoop(ctx, t, &sent[i], perThreadRate, q, start)
+				return txLoop(ctx, t, &sent[i], perThreadRate, q, cfg.Batch, start)
 			})
 		}()
 	}
@@ -263,25 +264,28 @@ func family(s FrameSpec) string {
 // maxCall bounds one live-frames call: the kernel ignores signals inside it.
 const maxCall = 1 << 18
 
-// txLoop sends until ctx ends or quota (0 = none) is reached; with a rate it
-// sends what is due since start in calls of at most ~1 ms worth.
-func txLoop(ctx context.Context, t txThread, sent *atomic.Uint64, pps float64, quota uint64, start time.Time) error {
+// txLoop sends until ctx ends or quota (0 = none) is reached. At full speed
+// it sends in calls of ~10 ms; with a rate it sends at most batch frames per
+// call, paced against the schedule since start (sleeping for long gaps,
+// spinning for short ones), so bursts stay below a veth ring (256 frames).
+func txLoop(ctx context.Context, t txThread, sent *atomic.Uint64, pps float64, quota uint64, batch int, start time.Time) error {
 	chunk := 4096
 	if pps > 0 {
-		chunk = max(1, int(pps/1000))
+		chunk = batch
 	}
-	chunk = min(chunk, maxCall)
 	var n uint64
 	for ctx.Err() == nil {
 		want := chunk
 		if pps > 0 {
-			target := uint64(pps * time.Since(start).Seconds())
-			if target <= n {
-				next := start.Add(time.Duration(float64(n+1) / pps * float64(time.Second)))
-				time.Sleep(max(time.Until(next), 20*time.Microsecond))
+			due := start.Add(time.Duration(float64(n) / pps * float64(time.Second)))
+			if wait := time.Until(due); wait > 0 {
+				if wait > 200*time.Microsecond {
+					time.Sleep(wait - 100*time.Microsecond)
+				} else {
+					runtime.Gosched()
+				}
 				continue
 			}
-			want = min(want, int(min(target-n, uint64(maxCall))))
 		}
 		if quota > 0 {
 			if n >= quota {

@@ -192,7 +192,8 @@ type Fwd struct {
 
 // LoadFwd loads the baseline programs. fwd_redirect rewrites the Ethernet
 // destination to dst and source to src and redirects to egressIfindex; pass
-// egressIfindex 0 when the redirect program is not used.
+// egressIfindex 0 when the redirect program is not used. The devmap resolves
+// egressIfindex in the calling thread's network namespace.
 func LoadFwd(dst, src net.HardwareAddr, egressIfindex int) (*Fwd, error) {
 	spec, err := loadFwd()
 	if err != nil {

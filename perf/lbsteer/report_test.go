@@ -1,0 +1,97 @@
+package lbsteer
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func fakeResult() *Result {
+	cfg := DefaultConfig("/nonexistent/samepathd")
+	cfg.Cases = []Case{{64, 1}}
+	r := &Result{Config: cfg, Env: Env{Date: "d", Commit: "c", Kernel: "k", CPU: "cpu", NCPU: 2, Command: "perfrun"},
+		Skipped: map[string]string{"samepathd-xdp": "not built"}, Placement: map[string][]string{"xdp-redirect": {"napi here"}}}
+	// Rep-wise: redirect 4,5,3; fwd 1,2,1; samepathd-afxdp 2,2,2.
+	for rep, v := range map[int][3]float64{1: {4e6, 1e6, 2e6}, 2: {5e6, 2e6, 2e6}, 3: {3e6, 1e6, 2e6}} {
+		for i, name := range []string{"xdp-redirect", "kernel-fwd", "samepathd-afxdp"} {
+			r.Samples = append(r.Samples, Sample{Variant: name, Case: Case{64, 1}, Rep: rep, SinkPPS: v[i], SinkBPS: v[i] * 512, GenPPS: 8e6})
+		}
+	}
+	return r
+}
+
+func TestStatsAndRatios(t *testing.T) {
+	st := fakeResult().Stats()
+	red, fwd, sp := st["xdp-redirect"][Case{64, 1}], st["kernel-fwd"][Case{64, 1}], st["samepathd-afxdp"][Case{64, 1}]
+	got := []float64{red.Median, red.Min, red.Max, fwd.Median}
+	if d := cmp.Diff([]float64{4e6, 3e6, 5e6, 1e6}, got); d != "" {
+		t.Errorf("stats (-want +got):\n%s", d)
+	}
+	// Pairwise ratios 2/4, 2/5, 2/3 -> median 0.5; 2/1, 2/2, 2/1 -> 2.
+	if x, ok := Ratio(sp, red); !ok || x != 0.5 {
+		t.Errorf("ratio to redirect %v %v, want 0.5", x, ok)
+	}
+	if x, ok := Ratio(sp, fwd); !ok || x != 2 {
+		t.Errorf("ratio to fwd %v %v, want 2", x, ok)
+	}
+	if _, ok := Ratio(sp, nil); ok {
+		t.Error("ratio to a missing baseline")
+	}
+}
+
+func TestMarkdownAndSection(t *testing.T) {
+	r := fakeResult()
+	md := r.Markdown("perf/results/lb-steer.svg")
+	for _, want := range []string{BeginMarker, EndMarker, "| 64 B | 1 | samepathd afxdp | 2.000 [2.000-2.000] |", "0.50 | 2.00 |",
+		"samepathd-afxdp >= 1.5x kernel-fwd, 64 B, 1 flows: 2.00x met", "samepathd-afxdp >= 0.3x xdp-redirect, 64 B, 1 flows: 0.50x met",
+		"samepathd-xdp: not built", "napi here", "](perf/results/lb-steer.svg)"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "B.md")
+	if err := os.WriteFile(path, []byte("# head\n\n"+BeginMarker+"\nold\n"+EndMarker+"\n\n## other\ntext\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sec := BeginMarker + "\nNEW\n" + EndMarker
+	for range 2 { // idempotent
+		if err := WriteSection(path, sec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, _ := os.ReadFile(path)
+	if d := cmp.Diff("# head\n\n"+sec+"\n\n## other\ntext\n", string(b)); d != "" {
+		t.Errorf("section rewrite (-want +got):\n%s", d)
+	}
+	if err := os.WriteFile(path, []byte(BeginMarker+" no end"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteSection(path, "X"); err == nil {
+		t.Error("unbalanced markers accepted")
+	}
+	fresh := filepath.Join(t.TempDir(), "new.md")
+	if err := WriteSection(fresh, "S"); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(fresh); !strings.Contains(string(b), "\nS\n") {
+		t.Errorf("fresh file: %q", b)
+	}
+}
+
+func TestSVG(t *testing.T) {
+	svg := fakeResult().SVG()
+	if !strings.HasPrefix(svg, "<svg") || !strings.HasSuffix(svg, "</svg>\n") {
+		t.Fatal("not an svg document")
+	}
+	if n := strings.Count(svg, "<title>"); n != 3 {
+		t.Errorf("%d bars, want 3", n)
+	}
+	for _, want := range []string{"kernel XDP_REDIRECT", "kernel forwarding", "samepathd afxdp", "64 B, 1 flows"} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("svg lacks %q", want)
+		}
+	}
+}

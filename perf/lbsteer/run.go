@@ -1,0 +1,320 @@
+package lbsteer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"samepath/perf/pktgen"
+)
+
+// Case is one traffic shape.
+type Case struct {
+	Size  int // frame size with FCS
+	Flows int
+}
+
+func (c Case) String() string { return fmt.Sprintf("%d B, %d flows", c.Size, c.Flows) }
+
+// Config configures a run of the scenario.
+type Config struct {
+	Reps     int           // runs of each variant, alternating (A B A B ...)
+	Warm     time.Duration // traffic before counting starts
+	Measure  time.Duration // counting window
+	Cases    []Case
+	Variants []Variant
+	GenCPU   int // generator thread
+	SinkCPU  int // the sink device's NAPI thread
+	Batch    int // live-frames kernel batch size
+	// SinkSoftirq leaves the sink device's NAPI unthreaded: it then runs in
+	// softirq on whichever CPU scheduled it (the DUT's, for most variants).
+	SinkSoftirq bool
+	GenRate     float64 // generator pps; 0 = full speed
+	Prefix      string
+	Out         io.Writer // progress log; nil = silent
+	Command     string    // recorded as the exact command
+}
+
+// DefaultConfig is the full `make perf` run: 3 reps of every variant on
+// 64 B and 1500 B frames with 1 and 10 000 flows.
+func DefaultConfig(samepathd string) Config {
+	return Config{
+		Reps: 3, Warm: 500 * time.Millisecond, Measure: 2 * time.Second,
+		Cases:    []Case{{64, 1}, {64, 10000}, {1500, 1}, {1500, 10000}},
+		Variants: AllVariants(samepathd),
+		GenCPU:   0, SinkCPU: 0, Batch: 64, Prefix: "spperf",
+	}
+}
+
+// QuickConfig is a development run: 1 rep, short windows.
+func QuickConfig(samepathd string) Config {
+	c := DefaultConfig(samepathd)
+	c.Reps, c.Warm, c.Measure = 1, 200*time.Millisecond, 500*time.Millisecond
+	return c
+}
+
+// AllVariants lists the baselines and the samepathd variants in run order.
+func AllVariants(samepathd string) []Variant {
+	return []Variant{XDPRedirect(), XDPTx(), KernelForward(),
+		Samepathd(samepathd, "afxdp"), Samepathd(samepathd, "xdp")}
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	switch {
+	case c.Reps < 1:
+		return errors.New("lb-steer: reps must be >= 1")
+	case c.Measure <= 0 || c.Warm < 0:
+		return errors.New("lb-steer: measure must be > 0 and warm >= 0")
+	case len(c.Cases) == 0 || len(c.Variants) == 0:
+		return errors.New("lb-steer: no cases or no variants")
+	case runtime.NumCPU() < 2 && (c.GenCPU != 0 || c.SinkCPU != 0):
+		return errors.New("lb-steer: needs 2 CPUs for the placement")
+	}
+	return nil
+}
+
+// Sample is one measurement.
+type Sample struct {
+	Variant string
+	Case    Case
+	Rep     int
+	SinkPPS float64 // frames per second counted at the sink
+	SinkBPS float64 // bits per second at the sink (with FCS)
+	GenPPS  float64 // generator's own rate
+	Loss    float64 // fraction of stamped frames not received (whole run)
+	Late    uint64  // stamped frames received out of order
+}
+
+// Env records the machine and the run.
+type Env struct {
+	Date, Commit, Kernel, CPU, Command string
+	NCPU                               int
+}
+
+// Result is a finished run.
+type Result struct {
+	Config    Config
+	Env       Env
+	Samples   []Sample
+	Skipped   map[string]string   // variant name -> reason
+	Placement map[string][]string // variant name -> placement and XDP mode lines
+}
+
+func (c *Config) logf(format string, a ...any) {
+	if c.Out != nil {
+		fmt.Fprintf(c.Out, format+"\n", a...)
+	}
+}
+
+// Run builds the topology, measures every variant and case Reps times in
+// alternation, and tears everything down.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	res := &Result{Config: cfg, Env: environment(cfg.Command), Skipped: map[string]string{}, Placement: map[string][]string{}}
+	var active []Variant
+	for _, v := range cfg.Variants {
+		if v.Skip != nil {
+			if err := v.Skip(); err != nil {
+				res.Skipped[v.Name] = err.Error()
+				cfg.logf("skip %s: %v", v.Name, err)
+				continue
+			}
+		}
+		active = append(active, v)
+	}
+	t := NewTopology(cfg.Prefix)
+	if err := t.Up(); err != nil {
+		return nil, err
+	}
+	cfg.logf("topology %s: %s/%s -> %s/%s | %s/%s -> %s/%s", t.Prefix, t.Gen, t.GenDev, t.DUT, t.In, t.DUT, t.Out, t.Sink, t.SinkDev)
+	var runErr error
+	for rep := 1; rep <= cfg.Reps && runErr == nil; rep++ {
+		for _, v := range active {
+			if ctx.Err() != nil {
+				runErr = ctx.Err()
+				break
+			}
+			if _, failed := res.Skipped[v.Name]; failed {
+				continue
+			}
+			samples, place, err := runVariant(ctx, &cfg, t, v, rep)
+			if err != nil {
+				// A failing DUT must not hide the baselines: record and go on.
+				res.Skipped[v.Name] = fmt.Sprintf("failed in rep %d: %v", rep, err)
+				cfg.logf("variant %s failed: %v", v.Name, err)
+				continue
+			}
+			if rep == 1 {
+				res.Placement[v.Name] = place
+			}
+			res.Samples = append(res.Samples, samples...)
+		}
+	}
+	if err := t.Down(); err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("teardown: %w", err))
+	}
+	return res, runErr
+}
+
+func runVariant(ctx context.Context, cfg *Config, t *Topology, v Variant, rep int) (_ []Sample, _ []string, err error) {
+	teardown, err := v.Setup(t)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() {
+		if terr := teardown(); terr != nil {
+			err = errors.Join(err, terr)
+		}
+	}()
+	sinkCPU := cfg.SinkCPU
+	if cfg.SinkSoftirq {
+		sinkCPU = -1
+	}
+	sinkNS, sinkDev := t.Sink, t.SinkDev
+	if v.SinkOn == SinkGen {
+		sinkNS, sinkDev = t.Gen, t.GenDev
+	}
+	sink, err := pktgen.OpenSink(sinkNS, sinkDev, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer sink.Close()
+
+	var place []string
+	for _, p := range []struct {
+		what, ns, dev string
+		cpu           int
+	}{{"DUT ingress " + t.In, t.DUT, t.In, v.InNAPICPU}, {"sink " + sinkDev, sinkNS, sinkDev, sinkCPU}} {
+		if p.cpu < 0 {
+			mode, err := XDPMode(p.ns, p.dev)
+			if err != nil {
+				return nil, nil, err
+			}
+			place = append(place, fmt.Sprintf("%s: NAPI not threaded (softirq where scheduled); XDP attach: %s", p.what, mode))
+			continue
+		}
+		ths, err := PinNAPI(p.ns, p.dev, p.cpu)
+		if err != nil {
+			return nil, nil, err
+		}
+		mode, err := XDPMode(p.ns, p.dev)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(ths) == 0 {
+			return nil, nil, fmt.Errorf("%s: no napi/%s-* thread (no NAPI on the device?)", p.what, p.dev)
+		}
+		for _, th := range ths {
+			place = append(place, fmt.Sprintf("%s: NAPI thread %s (pid %d) allowed CPUs %s; XDP attach: %s", p.what, th.Name, th.PID, th.Allowed, mode))
+		}
+		if mode != "xdp" && mode != "none" {
+			return nil, nil, fmt.Errorf("%s: XDP attached as %s, want native (xdp)", p.what, mode)
+		}
+	}
+	place = append(place, fmt.Sprintf("generator: pktgen live frames thread pinned to CPU%d in %s, out of %s", cfg.GenCPU, t.Gen, t.GenDev))
+	if rep == 1 {
+		for _, l := range place {
+			cfg.logf("  %s | %s", v.Name, l)
+		}
+	}
+	var out []Sample
+	for _, c := range cfg.Cases {
+		s, err := measure(ctx, cfg, t, sink, c)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", c, err)
+		}
+		s.Variant, s.Rep = v.Name, rep
+		cfg.logf("rep %d %-16s %-20s sink %7.3f Mpps %7.3f Gbit/s  gen %7.3f Mpps  loss %5.1f%%  late %d",
+			rep, v.Name, c, s.SinkPPS/1e6, s.SinkBPS/1e9, s.GenPPS/1e6, 100*s.Loss, s.Late)
+		out = append(out, s)
+	}
+	return out, place, nil
+}
+
+func measure(ctx context.Context, cfg *Config, t *Topology, sink *pktgen.Sink, c Case) (Sample, error) {
+	if err := sink.Reset(); err != nil {
+		return Sample{}, err
+	}
+	tx := pktgen.DefaultTxConfig()
+	tx.Netns, tx.Iface = t.Gen, t.GenDev
+	tx.Frame.Size, tx.Frame.SrcMAC, tx.Frame.DstMAC = c.Size, t.GenMAC, t.InMAC
+	tx.Frame.SrcIP, tx.Frame.DstIP = t.SrcIP, t.DstIP
+	tx.Frame.SrcAddrs = (c.Flows + 49999) / 50000
+	tx.Frame.SrcPorts = (c.Flows + tx.Frame.SrcAddrs - 1) / tx.Frame.SrcAddrs
+	tx.CPUs, tx.Batch, tx.Rate = []int{cfg.GenCPU}, cfg.Batch, cfg.GenRate
+	tx.Duration = cfg.Warm + cfg.Measure + 100*time.Millisecond
+	type txDone struct {
+		r   pktgen.TxResult
+		err error
+	}
+	done := make(chan txDone, 1)
+	go func() {
+		r, err := pktgen.RunTx(ctx, tx)
+		done <- txDone{r, err}
+	}()
+	fail := func(err error) (Sample, error) { <-done; return Sample{}, err }
+	time.Sleep(cfg.Warm)
+	a, err := sink.Totals()
+	ta := time.Now()
+	if err != nil {
+		return fail(err)
+	}
+	time.Sleep(cfg.Measure)
+	b, err := sink.Totals()
+	tb := time.Now()
+	if err != nil {
+		return fail(err)
+	}
+	d := <-done
+	if d.err != nil {
+		return Sample{}, d.err
+	}
+	time.Sleep(50 * time.Millisecond) // let the last frames drain before reading streams
+	snap, err := sink.Snapshot()
+	if err != nil {
+		return Sample{}, err
+	}
+	dt := tb.Sub(ta).Seconds()
+	s := Sample{Case: c,
+		SinkPPS: float64(b.Packets-a.Packets) / dt,
+		SinkBPS: float64(b.Bytes-a.Bytes+pktgen.FCSLen*(b.Packets-a.Packets)) * 8 / dt,
+		GenPPS:  d.r.PPS(), Late: snap.Streams.Late}
+	if d.r.Packets > 0 {
+		s.Loss = 1 - float64(snap.Streams.Received)/float64(d.r.Packets)
+	}
+	return s, nil
+}
+
+func environment(command string) Env {
+	e := Env{Date: time.Now().UTC().Format("2006-01-02 15:04 UTC"), NCPU: runtime.NumCPU(), Command: command}
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		e.Kernel = unix.ByteSliceToString(u.Release[:])
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "model name"); ok {
+				e.CPU = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	if out, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output(); err == nil {
+		e.Commit = strings.TrimSpace(string(out))
+		if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+			e.Commit += " (dirty)"
+		}
+	}
+	return e
+}
