@@ -156,6 +156,104 @@ func client(ns string) *http.Client {
 	}}
 }
 
-var _ = bufio.NewReader
-var _ = sha256.New
-var _ = servers.Bytes
+// TestFig2DownloadWhileMoving downloads 20 MB from a1 to mob1 while mob1
+// moves nas1 -> nas2 -> nas3; the connection must survive with the right
+// bytes, and each phase must be carried by that phase's LB and by gw1.
+func TestFig2DownloadWhileMoving(t *testing.T) {
+	tb := upFig2(t)
+	p := tb.Plan
+	mob1, a1 := p.Mobiles[0], p.Servers[0]
+	const size = 20 << 20
+	want := servers.BytesSHA256(size)
+
+	for _, v6 := range []bool{false, true} {
+		dst := a1.LAN.IPv4.Addr()
+		if v6 {
+			dst = a1.LAN.IPv6.Addr()
+		}
+		t.Run(fmt.Sprintf("to %s", dst), func(t *testing.T) {
+			if err := tb.Move("mob1", 1); err != nil {
+				t.Fatal(err)
+			}
+			url := fmt.Sprintf("http://%s/bytes/%d", netip.AddrPortFrom(dst, fig2.HTTPPort), size)
+			c := client(mob1.NS)
+			defer c.CloseIdleConnections()
+			resp, err := c.Get(url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.ContentLength != size {
+				t.Fatalf("Content-Length %d", resp.ContentLength)
+			}
+			snap := func() []fig2.GatewayCounters {
+				cs, err := tb.AllCounters()
+				if err != nil {
+					t.Fatal(err)
+				}
+				return cs
+			}
+			// Phase k (1..3) runs on ingress k; starts[k-1] and ends[k-1] are
+			// the counters at its start (after the move into it) and end
+			// (before the move out of it). What flows during a move belongs
+			// to neither phase.
+			starts := [][]fig2.GatewayCounters{snap()}
+			var ends [][]fig2.GatewayCounters
+			movedAt := []int64{}
+			h := sha256.New()
+			r := bufio.NewReaderSize(resp.Body, 64<<10)
+			buf := make([]byte, 32<<10)
+			var got int64
+			start := time.Now()
+			// Read at about 10 MB/s, so that the transfer lasts ~2 s and
+			// the moves at 1/3 and 2/3 happen with data in flight.
+			const rate = 10 << 20
+			for {
+				n, err := r.Read(buf)
+				h.Write(buf[:n])
+				got += int64(n)
+				if phase := len(starts); phase < 3 && got >= int64(phase)*size/3 {
+					ends = append(ends, snap())
+					if err := tb.Move("mob1", phase+1); err != nil {
+						t.Fatal(err)
+					}
+					movedAt = append(movedAt, got)
+					starts = append(starts, snap())
+				}
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("download broke after %d bytes: %v", got, err)
+				}
+				if ahead := time.Duration(float64(got)/rate*float64(time.Second)) - time.Since(start); ahead > 0 {
+					time.Sleep(ahead)
+				}
+			}
+			ends = append(ends, snap())
+			if got != size || [32]byte(h.Sum(nil)) != want {
+				t.Fatalf("got %d bytes, checksum match %v", got, [32]byte(h.Sum(nil)) == want)
+			}
+			if len(movedAt) != 2 {
+				t.Fatalf("moved %d times", len(movedAt))
+			}
+			t.Logf("moved at %v of %d bytes in %v", movedAt, size, time.Since(start))
+			for k := 1; k <= 3; k++ {
+				d1 := ends[k-1][0].Sub(starts[k-1][0])
+				d2 := ends[k-1][1].Sub(starts[k-1][1])
+				t.Logf("phase %d (lb%d): gw1 %+v, gw2 %+v", k, k, d1, d2)
+				if d1.UpByLB[k-1].Packets == 0 || d1.Down.Packets == 0 {
+					t.Errorf("phase %d: gw1 did not carry it through lb%d: %+v", k, k, d1)
+				}
+				for j := range d1.UpByLB {
+					if j != k-1 && d1.UpByLB[j].Packets != 0 {
+						t.Errorf("phase %d: gw1 saw up traffic from lb%d", k, j+1)
+					}
+				}
+				if d2.Up.Packets != 0 || d2.Down.Packets != 0 {
+					t.Errorf("phase %d: gw2 carried %+v", k, d2)
+				}
+			}
+		})
+	}
+}
