@@ -66,7 +66,7 @@ enum counter {
 	C_NOT_OURS,   // MAC, EtherType or address did not match: passed
 	C_EXCLUDED,   // destination is one of the host's addresses: passed
 	C_ND,         // ICMPv6 router/neighbour discovery: passed
-	C_MALFORMED,  // too short or bad header for matching: passed
+	C_MALFORMED,  // too short or bad header to be judged: passed
 	C_COUNT,
 };
 
@@ -255,6 +255,31 @@ static __always_inline int is_nd(struct ipv6hdr *ip6, void *data_end)
 	return *type >= 133 && *type <= 137;
 }
 
+// to_socket hands the frame to the AF_XDP socket of its queue.
+static __always_inline int to_socket(struct xdp_md *ctx)
+{
+	__u32 ifindex = ctx->ingress_ifindex;
+	__u32 *slot = bpf_map_lookup_elem(&if_slots, &ifindex);
+	__u32 q = ctx->rx_queue_index;
+	if (!slot || q >= MAX_QUEUES)
+		return count(C_NO_SOCKET, XDP_PASS);
+	__u32 key = *slot * MAX_QUEUES + q;
+	int ret = bpf_redirect_map(&xsks_map, key, XDP_PASS);
+	return count(ret == XDP_REDIRECT ? C_REDIRECT : C_NO_SOCKET, ret);
+}
+
+// bad_ip decides the fate of a frame to one of our MACs, with one of our
+// EtherTypes, whose IP header is malformed. Without address prefixes the
+// frame is the dataplane's: it goes to the socket, where the pipeline
+// counts it as a malformed drop (as the in-kernel steering offload does).
+// With prefixes it cannot be judged, so the kernel gets it.
+static __always_inline int bad_ip(struct xdp_md *ctx, __u32 flags)
+{
+	if ((flags & F_ANY_SRC) && (flags & F_ANY_DST))
+		return to_socket(ctx);
+	return count(C_MALFORMED, XDP_PASS);
+}
+
 SEC("xdp")
 int samepath_filter(struct xdp_md *ctx)
 {
@@ -292,7 +317,7 @@ int samepath_filter(struct xdp_md *ctx)
 		struct iphdr *ip = l3;
 		if ((void *)(ip + 1) > data_end || (ip->vihl >> 4) != 4 || (ip->vihl & 0xf) < 5 ||
 		    (void *)ip + (ip->vihl & 0xf) * 4 > data_end)
-			return count(C_MALFORMED, XDP_PASS);
+			return bad_ip(ctx, flags);
 		__u32 daddr = ip->daddr;
 		if (bpf_map_lookup_elem(&excl4, &daddr))
 			return count(C_EXCLUDED, XDP_PASS);
@@ -311,7 +336,7 @@ int samepath_filter(struct xdp_md *ctx)
 	} else if (proto == ETH_P_IPV6) {
 		struct ipv6hdr *ip6 = l3;
 		if ((void *)(ip6 + 1) > data_end || (bpf_ntohl(ip6->vtcfl) >> 28) != 6)
-			return count(C_MALFORMED, XDP_PASS);
+			return bad_ip(ctx, flags);
 		int nd = is_nd(ip6, data_end);
 		if (nd < 0)
 			return count(C_MALFORMED, XDP_PASS);
@@ -337,15 +362,7 @@ int samepath_filter(struct xdp_md *ctx)
 		// Address prefixes are set but the frame has no IP addresses.
 		return count(C_NOT_OURS, XDP_PASS);
 	}
-
-	__u32 ifindex = ctx->ingress_ifindex;
-	__u32 *slot = bpf_map_lookup_elem(&if_slots, &ifindex);
-	__u32 q = ctx->rx_queue_index;
-	if (!slot || q >= MAX_QUEUES)
-		return count(C_NO_SOCKET, XDP_PASS);
-	__u32 key = *slot * MAX_QUEUES + q;
-	int ret = bpf_redirect_map(&xsks_map, key, XDP_PASS);
-	return count(ret == XDP_REDIRECT ? C_REDIRECT : C_NO_SOCKET, ret);
+	return to_socket(ctx);
 }
 
 char __license[] SEC("license") = "Dual BSD/GPL";
