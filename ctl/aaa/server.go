@@ -521,3 +521,13 @@ func (s *Server) accounting(ctx context.Context, pkt *radius.Packet, from netip.
 	s.C.AcctResponses.Add(1)
 	return pkt.Response(radius.CodeAccountingResponse)
 }
+
+// Close closes the sockets (Serve does it when its context ends).
+func (s *Server) Close() {
+	if s.authConn != nil {
+		s.authConn.Close()
+	}
+	if s.acctConn != nil {
+		s.acctConn.Close()
+	}
+}

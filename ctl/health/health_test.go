@@ -40,7 +40,7 @@ func TestFlapDamping(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	seq := []bool{false, false, /*up*/ true, false, true, true, false /*no change: 2 failures only*/, true, true, true /*down*/, false /*one success: not up*/, true, true, true, false, false /*up*/}
+	seq := []bool{false, false /*up*/, true, false, true, true, false /*no change: 2 failures only*/, true, true, true /*down*/, false /*one success: not up*/, true, true, true, false, false /*up*/}
 	for _, f := range seq {
 		fail = f
 		m.Round(ctx)

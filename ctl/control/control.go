@@ -1,0 +1,259 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"samepath/ctl/aaa"
+	"samepath/ctl/health"
+	"samepath/ctl/session"
+	"samepath/ctl/store"
+)
+
+// Control is one samepath-control process: store, AAA, sessions, health,
+// HTTP API. New builds it, Run serves until the context ends.
+type Control struct {
+	cfg     Config
+	log     *slog.Logger
+	started time.Time
+
+	St      *store.Store
+	Pool    *aaa.Pool
+	Users   *aaa.Users
+	Out     *session.Outbox
+	Mgr     *session.Manager
+	Radius  *aaa.Server
+	Monitor *health.Monitor
+	LBSync  *health.LBSync
+
+	apiToken string
+	gwToken  string
+	apiLn    net.Listener
+	httpSrv  *http.Server
+}
+
+// New opens the state, applies the configured seeds and binds every socket.
+func New(cfg Config, log *slog.Logger) (*Control, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	c := &Control{cfg: cfg, log: log, started: time.Now()}
+	var err error
+	if c.apiToken, err = ReadToken(cfg.API.TokenFile); err != nil {
+		return nil, err
+	}
+	if c.gwToken, err = ReadToken(cfg.GatewayTokenFile); err != nil {
+		return nil, err
+	}
+	sc := store.DefaultConfig(cfg.StateDir)
+	sc.LogPath = cfg.SessionLog
+	if c.St, err = store.Open(sc); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			c.close()
+		}
+	}()
+	c.Pool = aaa.NewPool(c.St, time.Now, cfg.Sessions.PendingTimeout)
+	if err := c.Pool.Load(c.St); err != nil {
+		return nil, err
+	}
+	for _, g := range cfg.Gateways {
+		if _, err := c.Pool.PutGateway(g); err != nil {
+			return nil, fmt.Errorf("config gateway: %w", err)
+		}
+	}
+	c.Users = aaa.NewUsers(c.St, cfg.PBKDF2Iter)
+	if err := c.Users.Load(c.St); err != nil {
+		return nil, err
+	}
+	if cfg.UsersFile != "" {
+		us, err := LoadUsers(cfg.UsersFile)
+		if err != nil {
+			return nil, err
+		}
+		for _, u := range us {
+			if old, found := c.Users.Get(u.ID); found && u.Password != "" && samePassword(c.Users, old, u) {
+				// Unchanged password: keep the stored hash (no PBKDF2 per start).
+				u.Password, u.Hash, u.Secret = "", old.Hash, old.Secret
+			}
+			if _, err := c.Users.Put(u); err != nil {
+				return nil, fmt.Errorf("users file: %w", err)
+			}
+		}
+	}
+	c.Out = session.NewOutbox(session.OutboxConfig{}, c.St, func(gw string) (string, string, bool) {
+		g, ok := c.Pool.Gateway(gw)
+		return g.API, c.gwToken, ok && g.API != ""
+	})
+	if err := c.Out.Load(); err != nil {
+		return nil, err
+	}
+	scfg := session.DefaultConfig()
+	scfg.InterimTimeout, scfg.DormantTimeout = cfg.Sessions.InterimTimeout, cfg.Sessions.DormantTimeout
+	if c.Mgr, err = session.New(scfg, c.St, c.Pool, c.Out); err != nil {
+		return nil, err
+	}
+	if err := c.Mgr.Load(); err != nil {
+		return nil, err
+	}
+	rc := aaa.DefaultServerConfig()
+	rc.AuthAddr, rc.AcctAddr, rc.Clients = cfg.Radius.Auth, cfg.Radius.Acct, cfg.Radius.Clients
+	if cfg.Radius.RequireMessageAuthenticator != nil {
+		rc.RequireMessageAuthenticator = *cfg.Radius.RequireMessageAuthenticator
+	}
+	rc.SessionTimeout, rc.AcctInterimInterval = cfg.Radius.SessionTimeout, cfg.Radius.AcctInterimInterval
+	if cfg.Radius.DupTTL > 0 {
+		rc.DupTTL = cfg.Radius.DupTTL
+	}
+	if cfg.Radius.MaxInFlight > 0 {
+		rc.MaxInFlight = cfg.Radius.MaxInFlight
+	}
+	if c.Radius, err = aaa.NewServer(rc, c.Users, c.Pool, c.Mgr, c.St); err != nil {
+		return nil, err
+	}
+	var lbs []health.LB
+	for _, l := range cfg.LBs {
+		tok, err := ReadToken(l.TokenFile)
+		if err != nil {
+			return nil, err
+		}
+		lbs = append(lbs, health.LB{Name: l.Name, URL: l.API, Token: tok})
+	}
+	c.LBSync = health.NewLBSync(lbs, cfg.Health.Resync)
+	hc := health.Config{Interval: cfg.Health.Interval, Timeout: cfg.Health.Timeout, Fall: cfg.Health.Fall, Rise: cfg.Health.Rise}
+	if c.Monitor, err = health.NewMonitor(hc, c.healthTargets, health.HTTPProber(&http.Client{}), c.healthChanged); err != nil {
+		return nil, err
+	}
+	if err := c.Radius.Listen(); err != nil {
+		return nil, err
+	}
+	if c.apiLn, err = net.Listen("tcp", cfg.API.Listen); err != nil {
+		return nil, fmt.Errorf("api listen %s: %w", cfg.API.Listen, err)
+	}
+	c.httpSrv = &http.Server{Handler: c.handler(), ReadHeaderTimeout: 5 * time.Second}
+	if err := c.St.Sync(context.Background()); err != nil {
+		return nil, err
+	}
+	ok = true
+	return c, nil
+}
+
+func samePassword(us *aaa.Users, old, u aaa.User) bool {
+	if u.CHAP != old.CHAP {
+		return false
+	}
+	if u.CHAP {
+		return old.Secret == u.Password
+	}
+	_, err := us.CheckPAP(old.ID, []byte(u.Password))
+	return err == nil
+}
+
+func (c *Control) healthTargets() []health.Target {
+	if c.cfg.Health.Disabled {
+		return nil
+	}
+	var ts []health.Target
+	for _, g := range c.Pool.Gateways() {
+		if g.API != "" {
+			ts = append(ts, health.Target{Kind: health.KindGateway, Name: g.Name, URL: health.HealthURL(g.API)})
+		}
+	}
+	// Extension point: the actual servers of each gateway's T6 join here
+	// (Kind: health.KindServer) once the gateway API lists them.
+	return ts
+}
+
+func (c *Control) healthChanged(t health.Target, up bool) {
+	if t.Kind != health.KindGateway {
+		return
+	}
+	h := aaa.HealthDown
+	if up {
+		h = aaa.HealthUp
+	}
+	g, changed := c.Pool.SetHealth(t.Name, h)
+	if !changed {
+		return
+	}
+	c.log.Info("gateway health", "gateway", t.Name, "health", h)
+	c.LBSync.Set(g.MAC, aaa.LBState(g))
+}
+
+// AuthAddr, AcctAddr and APIAddr are the bound addresses.
+func (c *Control) AuthAddr() net.Addr { return c.Radius.AuthAddr() }
+func (c *Control) AcctAddr() net.Addr { return c.Radius.AcctAddr() }
+func (c *Control) APIAddr() net.Addr  { return c.apiLn.Addr() }
+
+// Run serves until ctx ends, then stops everything and closes the state.
+func (c *Control) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Gateways nobody probes: tell the LBs their administrative state now.
+	for _, g := range c.Pool.Gateways() {
+		if g.API == "" || c.cfg.Health.Disabled {
+			c.LBSync.Set(g.MAC, aaa.LBState(g))
+		}
+	}
+	c.Out.Start(ctx)
+	c.LBSync.Start(ctx)
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	wg.Add(4)
+	go func() { defer wg.Done(); errc <- c.Radius.Serve(ctx) }()
+	go func() { defer wg.Done(); c.Mgr.Run(ctx) }()
+	go func() { defer wg.Done(); c.Monitor.Run(ctx) }()
+	go func() {
+		defer wg.Done()
+		if err := c.httpSrv.Serve(c.apiLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("api: %w", err)
+			cancel()
+		}
+	}()
+	c.log.Info("samepath-control running", "auth", c.AuthAddr().String(), "acct", c.AcctAddr().String(), "api", c.APIAddr().String(), "state", c.cfg.StateDir)
+	<-ctx.Done()
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	c.httpSrv.Shutdown(sctx)
+	scancel()
+	wg.Wait()
+	c.Out.Wait()
+	c.LBSync.Wait()
+	err := c.close()
+	select {
+	case e := <-errc:
+		if e != nil {
+			return e
+		}
+	default:
+	}
+	return err
+}
+
+func (c *Control) close() error {
+	if c.Radius != nil {
+		c.Radius.Close()
+	}
+	if c.apiLn != nil {
+		c.apiLn.Close()
+	}
+	if c.St != nil {
+		return c.St.Close()
+	}
+	return nil
+}
+
+// StatePath is where the bbolt file lives.
+func (c *Control) StatePath() string { return filepath.Join(c.cfg.StateDir, "state.db") }

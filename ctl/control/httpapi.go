@@ -1,0 +1,245 @@
+package control
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"samepath/ctl/aaa"
+	"samepath/ctl/api"
+	"samepath/ctl/session"
+)
+
+// The control API (JSON; errors are {"error": "..."}):
+//
+//	GET    /healthz                      "ok"
+//	GET    /metrics                      Prometheus
+//	GET    /v1/status                    Status
+//	GET    /v1/counters                  Counters
+//	GET    /v1/health                    HealthReport
+//	GET    /v1/lbs                       []LBInfo
+//	GET    /v1/gateways                  []aaa.Gateway          (T1)
+//	PUT    /v1/gateways                  aaa.GatewayConfig -> aaa.Gateway
+//	GET    /v1/gateways/{name}           aaa.Gateway
+//	DELETE /v1/gateways/{name}
+//	PUT    /v1/gateways/{name}/admin     AdminState -> aaa.Gateway
+//	GET    /v1/users                     []aaa.User (no credentials)    (T2)
+//	PUT    /v1/users                     aaa.User (password in clear) -> aaa.User
+//	GET    /v1/users/{id}                aaa.User
+//	DELETE /v1/users/{id}
+//	GET    /v1/assignments               []aaa.Assignment
+//	GET    /v1/sessions                  []session.Session      (T3)
+//	GET    /v1/sessions/{id}             session.Session
+//	DELETE /v1/sessions/{id}             terminate (Admin-Reset)
+//
+// A change is answered once it is durable. With a token configured every
+// /v1 call needs "Authorization: Bearer TOKEN".
+func (c *Control) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newCollector(c))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+
+	v1 := http.NewServeMux()
+	v1.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, Status{Version: Version, UptimeSec: int64(time.Since(c.started) / time.Second), Auth: c.AuthAddr().String(), Acct: c.AcctAddr().String(),
+			Sessions: c.Mgr.Len(), Users: c.Users.Len(), Gateways: len(c.Pool.Gateways())})
+	})
+	v1.HandleFunc("GET /v1/counters", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, c.Counters()) })
+	v1.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, HealthReport{Targets: c.Monitor.Statuses(), LBs: c.LBSync.Statuses()})
+	})
+	v1.HandleFunc("GET /v1/lbs", func(w http.ResponseWriter, r *http.Request) {
+		out := []LBInfo{}
+		for _, l := range c.LBSync.LBs() {
+			out = append(out, LBInfo{Name: l.Name, API: l.URL})
+		}
+		writeJSON(w, out)
+	})
+	v1.HandleFunc("GET /v1/gateways", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, c.Pool.Gateways()) })
+	v1.HandleFunc("GET /v1/gateways/{name}", func(w http.ResponseWriter, r *http.Request) {
+		g, ok := c.Pool.Gateway(r.PathValue("name"))
+		if !ok {
+			writeErr(w, http.StatusNotFound, "no such gateway")
+			return
+		}
+		writeJSON(w, g)
+	})
+	v1.HandleFunc("PUT /v1/gateways", func(w http.ResponseWriter, r *http.Request) {
+		var g aaa.GatewayConfig
+		if !readJSON(w, r, &g) {
+			return
+		}
+		old, existed := c.Pool.Gateway(g.Name)
+		seq, err := c.Pool.PutGateway(g)
+		if !c.done(w, r, seq, err) {
+			return
+		}
+		ng, _ := c.Pool.Gateway(g.Name)
+		if existed && old.MAC != ng.MAC && old.MAC != "" {
+			c.LBSync.Set(old.MAC, api.StateDown)
+		}
+		c.LBSync.Set(ng.MAC, aaa.LBState(ng))
+		writeJSON(w, ng)
+	})
+	v1.HandleFunc("DELETE /v1/gateways/{name}", func(w http.ResponseWriter, r *http.Request) {
+		g, _ := c.Pool.Gateway(r.PathValue("name"))
+		seq, err := c.Pool.DeleteGateway(r.PathValue("name"))
+		if !c.done(w, r, seq, err) {
+			return
+		}
+		c.LBSync.Set(g.MAC, api.StateDown)
+		writeJSON(w, api.Ack{OK: true})
+	})
+	v1.HandleFunc("PUT /v1/gateways/{name}/admin", func(w http.ResponseWriter, r *http.Request) {
+		var a AdminState
+		if !readJSON(w, r, &a) {
+			return
+		}
+		g, seq, err := c.Pool.SetAdmin(r.PathValue("name"), a.Admin)
+		if !c.done(w, r, seq, err) {
+			return
+		}
+		c.LBSync.Set(g.MAC, aaa.LBState(g))
+		writeJSON(w, g)
+	})
+	v1.HandleFunc("GET /v1/users", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, c.usersView()) })
+	v1.HandleFunc("GET /v1/users/{id}", func(w http.ResponseWriter, r *http.Request) {
+		u, ok := c.Users.Get(r.PathValue("id"))
+		if !ok {
+			writeErr(w, http.StatusNotFound, "no such user")
+			return
+		}
+		writeJSON(w, c.userView(u))
+	})
+	v1.HandleFunc("PUT /v1/users", func(w http.ResponseWriter, r *http.Request) {
+		var u aaa.User
+		if !readJSON(w, r, &u) {
+			return
+		}
+		u.Hash, u.Secret = "", "" // credentials come in as Password only
+		seq, err := c.Users.Put(u)
+		if !c.done(w, r, seq, err) {
+			return
+		}
+		nu, _ := c.Users.Get(u.ID)
+		writeJSON(w, c.userView(nu))
+	})
+	v1.HandleFunc("DELETE /v1/users/{id}", func(w http.ResponseWriter, r *http.Request) {
+		seq, err := c.Users.Delete(r.PathValue("id"))
+		if c.done(w, r, seq, err) {
+			writeJSON(w, api.Ack{OK: true})
+		}
+	})
+	v1.HandleFunc("GET /v1/assignments", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, c.Pool.Assignments()) })
+	v1.HandleFunc("GET /v1/sessions", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, c.Mgr.List()) })
+	v1.HandleFunc("GET /v1/sessions/{id}", func(w http.ResponseWriter, r *http.Request) {
+		s, ok := c.Mgr.Get(r.PathValue("id"))
+		if !ok {
+			writeErr(w, http.StatusNotFound, "no such session")
+			return
+		}
+		writeJSON(w, s)
+	})
+	v1.HandleFunc("DELETE /v1/sessions/{id}", func(w http.ResponseWriter, r *http.Request) {
+		seq, err := c.Mgr.Terminate(r.PathValue("id"), "Admin-Reset")
+		if c.done(w, r, seq, err) {
+			writeJSON(w, api.Ack{OK: true})
+		}
+	})
+	mux.Handle("/v1/", c.auth(v1))
+	return mux
+}
+
+// UserView is a T2 row as shown: no credentials, with its assigned address (FIG. 8).
+type UserView struct {
+	aaa.User
+	AssignedIP string `json:"assigned_ip,omitempty"`
+}
+
+func (c *Control) userView(u aaa.User) UserView {
+	v := UserView{User: u.Public()}
+	if a, ok := c.Pool.ByUser(u.ID); ok {
+		v.AssignedIP = a.IP.String()
+	}
+	return v
+}
+
+func (c *Control) usersView() []UserView {
+	us := c.Users.List()
+	out := make([]UserView, 0, len(us))
+	for _, u := range us {
+		out = append(out, c.userView(u))
+	}
+	return out
+}
+
+// Counters collects every counter of the process.
+func (c *Control) Counters() Counters {
+	return Counters{Radius: c.Radius.C.Snapshot(), Pool: c.Pool.Counters(), Sessions: c.Mgr.Counters(), Outbox: c.Out.Counters(), Store: c.St.Stats()}
+}
+
+func (c *Control) auth(h http.Handler) http.Handler {
+	if c.apiToken == "" {
+		return h
+	}
+	want := []byte("Bearer " + c.apiToken)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			writeErr(w, http.StatusUnauthorized, "missing or wrong bearer token")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// done answers an error, or waits until seq is durable; true to go on.
+func (c *Control) done(w http.ResponseWriter, r *http.Request, seq uint64, err error) bool {
+	if err != nil {
+		code := http.StatusBadRequest
+		if errors.Is(err, aaa.ErrNotFound) || errors.Is(err, session.ErrNotFound) {
+			code = http.StatusNotFound
+		}
+		writeErr(w, code, err.Error())
+		return false
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	if err := c.St.Wait(ctx, seq); err != nil {
+		writeErr(w, http.StatusServiceUnavailable, "not durable: "+err.Error())
+		return false
+	}
+	return true
+}
+
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeErr(w, http.StatusBadRequest, "bad JSON: "+err.Error())
+		return false
+	}
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(api.Error{Error: strings.TrimSpace(msg)})
+}

@@ -1,0 +1,77 @@
+package control
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"samepath/ctl/aaa"
+	"samepath/ctl/session"
+)
+
+// collector reads the counters at scrape time (no per-request metric work).
+type collector struct {
+	c                                           *Control
+	radius, transitions, invalid, unknown, other *prometheus.Desc
+	sessions, assigned, size, gwUp, outbox       *prometheus.Desc
+	pool, commits                                *prometheus.Desc
+}
+
+func newCollector(c *Control) *collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("samepath_control_"+name, help, labels, nil)
+	}
+	return &collector{c: c,
+		radius:      d("radius_total", "RADIUS server events by kind.", "kind"),
+		transitions: d("session_transitions_total", "FIG. 11 transitions.", "edge"),
+		invalid:     d("session_invalid_events_total", "Events FIG. 11 has no edge for (state+event).", "event"),
+		unknown:     d("session_unknown_events_total", "Accounting for unknown sessions.", "kind"),
+		other:       d("session_other_total", "Other session manager events.", "kind"),
+		sessions:    d("sessions", "Sessions in T3 by state.", "state"),
+		assigned:    d("gateway_assigned_addresses", "Addresses assigned per gateway (T1).", "gateway"),
+		size:        d("gateway_range_size", "Usable addresses per gateway range.", "gateway"),
+		gwUp:        d("gateway_up", "1 when the gateway takes new sessions' traffic (LB state up).", "gateway"),
+		outbox:      d("outbox_events_total", "Gateway event pushes by outcome.", "outcome"),
+		pool:        d("address_assignments_total", "Address assignment outcomes.", "outcome"),
+		commits:     d("store_commits_total", "Durable commits of the state store.")}
+}
+
+func (m *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{m.radius, m.transitions, m.invalid, m.unknown, m.other, m.sessions, m.assigned, m.size, m.gwUp, m.outbox, m.pool, m.commits} {
+		ch <- d
+	}
+}
+
+func (m *collector) Collect(ch chan<- prometheus.Metric) {
+	ctr := func(d *prometheus.Desc, kv map[string]uint64) {
+		for k, v := range kv {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), k)
+		}
+	}
+	ctr(m.radius, m.c.Radius.C.Snapshot())
+	sc := m.c.Mgr.Counters()
+	ctr(m.transitions, sc.Transitions)
+	ctr(m.invalid, sc.Invalid)
+	ctr(m.unknown, sc.Unknown)
+	ctr(m.other, sc.Other)
+	by := map[session.State]int{session.Act: 0, session.Dormant: 0, session.Close: 0}
+	for _, s := range m.c.Mgr.List() {
+		by[s.State]++
+	}
+	for st, n := range by {
+		ch <- prometheus.MustNewConstMetric(m.sessions, prometheus.GaugeValue, float64(n), string(st))
+	}
+	for _, g := range m.c.Pool.Gateways() {
+		ch <- prometheus.MustNewConstMetric(m.assigned, prometheus.GaugeValue, float64(g.Assigned), g.Name)
+		ch <- prometheus.MustNewConstMetric(m.size, prometheus.GaugeValue, float64(g.Size), g.Name)
+		up := 0.0
+		if aaa.LBState(g) == "up" {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(m.gwUp, prometheus.GaugeValue, up, g.Name)
+	}
+	oc := m.c.Out.Counters()
+	ctr(m.outbox, map[string]uint64{"queued": oc.Queued, "acked": oc.Acked, "failed": oc.Failures, "no_api": oc.NoAPI})
+	pc := m.c.Pool.Counters()
+	ctr(m.pool, map[string]uint64{"assigned": pc.Assigned, "reused": pc.Reused, "reject_no_gateway": pc.RejectNoGW, "reject_full": pc.RejectFull,
+		"released": pc.Released, "expired": pc.Expired, "bind_claimed": pc.BindClaimed, "bind_conflict": pc.BindConflict, "bind_not_in_range": pc.BindNotInPool})
+	ch <- prometheus.MustNewConstMetric(m.commits, prometheus.CounterValue, float64(m.c.St.Stats().Commits))
+}

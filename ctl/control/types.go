@@ -1,0 +1,48 @@
+package control
+
+import (
+	"samepath/ctl/aaa"
+	"samepath/ctl/health"
+	"samepath/ctl/session"
+	"samepath/ctl/store"
+)
+
+// Status answers GET /v1/status.
+type Status struct {
+	Version   string `json:"version"`
+	UptimeSec int64  `json:"uptime_sec"`
+	Auth      string `json:"radius_auth"`
+	Acct      string `json:"radius_acct"`
+	Sessions  int    `json:"sessions"`
+	Users     int    `json:"users"`
+	Gateways  int    `json:"gateways"`
+}
+
+// Counters answers GET /v1/counters.
+type Counters struct {
+	Radius   map[string]uint64      `json:"radius"`
+	Pool     aaa.PoolCounters       `json:"pool"`
+	Sessions session.Counters       `json:"sessions"`
+	Outbox   session.OutboxCounters `json:"outbox"`
+	Store    store.Stats            `json:"store"`
+}
+
+// HealthReport answers GET /v1/health.
+type HealthReport struct {
+	Targets []health.Status   `json:"targets"`
+	LBs     []health.LBStatus `json:"lbs"`
+}
+
+// AdminState is the body of PUT /v1/gateways/{name}/admin.
+type AdminState struct {
+	Admin string `json:"admin"`
+}
+
+// LBInfo is one configured LB (GET /v1/lbs).
+type LBInfo struct {
+	Name string `json:"name"`
+	API  string `json:"api"`
+}
+
+// Version of the control process.
+const Version = "0.1"
