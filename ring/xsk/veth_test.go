@@ -46,12 +46,13 @@ type env struct {
 
 func mac6(h net.HardwareAddr) (m [6]byte) { copy(m[:], h); return m }
 
-func newEnv(t *testing.T, queues int) *env {
+func newEnv(t testing.TB, queues int) *env {
 	t.Helper()
 	privtest.Require(t)
 	e := &env{
 		dut: nettest.NewNS(t, privtest.Name("xd", "d")), peer: nettest.NewNS(t, privtest.Name("xd", "p")),
-		a0: "a0", a1: "a1", b0: "b0", b1: "b1",
+		// Unique names: NAPI kernel threads are named after them.
+		a0: privtest.Name("xa", "0"), a1: privtest.Name("xa", "1"), b0: privtest.Name("xb", "0"), b1: privtest.Name("xb", "1"),
 	}
 	nettest.Veth(t, e.dut, e.a0, e.peer, e.a1, queues)
 	nettest.Veth(t, e.dut, e.b0, e.peer, e.b1, 1)
@@ -150,7 +151,7 @@ func TestRecvAndModes(t *testing.T) {
 	if got := e.umem.Mode(); got != xsk.ModeCopy {
 		t.Errorf("veth mode %v, want copy (zero-copy bind refused)", got)
 	}
-	if e.sa.Name() != "a0/q0" || e.sa.Umem() != e.sb.Umem() || e.sa.Umem() != e.umem.Ring() {
+	if e.sa.Name() != e.a0+"/q0" || e.sa.Umem() != e.sb.Umem() || e.sa.Umem() != e.umem.Ring() {
 		t.Errorf("name %q, umem shared %v", e.sa.Name(), e.sa.Umem() == e.sb.Umem())
 	}
 	out := e.dut.Ip(t, "link", "show", e.a0)
@@ -299,7 +300,7 @@ func TestMultiQueue(t *testing.T) {
 	if err := e.filter.Register(sq1); err != nil {
 		t.Fatal(err)
 	}
-	if sq1.Name() != "a0/q1" {
+	if sq1.Name() != e.a0+"/q1" {
 		t.Errorf("name %q", sq1.Name())
 	}
 	for q, rx := range []*xsk.Socket{e.sa, sq1} {
