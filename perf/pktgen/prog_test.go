@@ -1,7 +1,10 @@
 package pktgen
 
 import (
+	"runtime"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/cilium/ebpf"
 
@@ -34,6 +37,7 @@ func TestGenProgram(t *testing.T) {
 	defer g.Close()
 	for name, s := range specs() {
 		t.Run(name, func(t *testing.T) {
+			pinTest(t)
 			tmpl, cfg, err := s.Build()
 			if err != nil {
 				t.Fatal(err)
@@ -95,6 +99,7 @@ func TestSinkProgram(t *testing.T) {
 	defer sink.Close()
 	for name, s := range specs() {
 		t.Run(name, func(t *testing.T) {
+			pinTest(t)
 			tmpl, cfg, err := s.Build()
 			if err != nil {
 				t.Fatal(err)
@@ -145,4 +150,23 @@ func TestSinkProgram(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pinTest keeps the test goroutine on one OS thread on CPU 0 until the test
+// ends: the generator's sequence counters are per CPU.
+func pinTest(t *testing.T) {
+	t.Helper()
+	runtime.LockOSThread()
+	var old, one unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &old); err != nil {
+		t.Fatal(err)
+	}
+	one.Set(0)
+	if err := unix.SchedSetaffinity(0, &one); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		unix.SchedSetaffinity(0, &old)
+		runtime.UnlockOSThread()
+	})
 }

@@ -99,3 +99,35 @@ func TestLiveToSink(t *testing.T) {
 		})
 	}
 }
+
+// The AF_XDP engine delivers every frame, stamped and in order.
+func TestAFXDPToSink(t *testing.T) {
+	privtest.Require(t)
+	gen, sinkNS := pair(t)
+	sink, err := OpenSink(sinkNS, "s0", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	cfg := DefaultTxConfig()
+	cfg.Engine = EngineAFXDP
+	cfg.Netns, cfg.Iface, cfg.Count, cfg.Rate = gen, "g0", 20000, 1e5
+	cfg.Frame.DstMAC, cfg.Frame.SrcPorts, cfg.Frame.Size = macB, 300, 1500
+	cfg.Frame.SrcIP, cfg.Frame.DstIP = netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.1.0.1")
+	cfg.StreamBase = 5
+	r, err := RunTx(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Packets != cfg.Count {
+		t.Fatalf("sent %d, want %d", r.Packets, cfg.Count)
+	}
+	snap, err := sink.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := StreamSummary{Streams: 1, Expected: cfg.Count, Received: cfg.Count}
+	if snap.Streams != want {
+		t.Fatalf("sink streams %+v, want %+v", snap.Streams, want)
+	}
+}
