@@ -28,12 +28,13 @@ type Socket struct {
 	fill, comp addrRing
 	maps       [4][]byte // rx, tx, fill, completion mmaps
 
-	needWakeup bool // bound with XDP_USE_NEED_WAKEUP
-	fillShort  bool // the last refill left free slots for lack of frames
-	txDirty    bool // frames sent since the TX ring was last seen empty
-	pfd        [1]unix.PollFd
-	ts         unix.Timespec
-	closed     bool
+	needWakeup  bool   // bound with XDP_USE_NEED_WAKEUP
+	fillShort   bool   // the last refill left free slots for lack of frames
+	txDirty     bool   // frames sent since the TX ring was last seen empty
+	sendInvalid uint64 // descriptors Send refused (Stats.SendInvalid)
+	pfd         [1]unix.PollFd
+	ts          unix.Timespec
+	closed      bool
 }
 
 // Open opens a socket with a UMEM of its own (DefaultUmemConfig, sized to
@@ -358,15 +359,38 @@ func (s *Socket) Recv(d []ring.Desc) (int, error) {
 	return n, nil
 }
 
-// Send puts as many of d as fit on the TX ring and returns how many; the
-// socket owns those frames until the kernel completes them (Flush gives
-// them back to the pool). Nothing is transmitted before Flush.
+// Send puts as many of d as fit on the TX ring and returns how many it
+// took; the socket owns those frames until the kernel completes them
+// (Flush gives them back to the pool). Nothing is transmitted before Flush.
+// A descriptor the kernel would reject (empty, longer than a frame,
+// crossing a frame boundary or outside the UMEM) is taken but not sent:
+// its frame goes back to the pool and Stats counts it as SendInvalid, so a
+// pipeline bug cannot leak frames (the kernel would consume it without a
+// completion).
 func (s *Socket) Send(d []ring.Desc) (int, error) {
-	n := s.tx.write(d)
-	if n > 0 {
+	room := s.tx.free(uint32(min(len(d), maxRing)))
+	fs := uint64(s.frames.FrameSize())
+	memSize := uint64(len(s.frames.Mem()))
+	var w uint32
+	i := 0
+	for ; i < len(d) && w < room; i++ {
+		x := d[i]
+		end := x.Addr + uint64(x.Len)
+		if x.Len == 0 || end > memSize || end < x.Addr || x.Addr/fs != (end-1)/fs {
+			s.sendInvalid++
+			if x.Addr < memSize {
+				s.frames.Free(x.Addr)
+			}
+			continue
+		}
+		s.tx.descs[(s.tx.prod+w)&s.tx.mask] = x
+		w++
+	}
+	if w > 0 {
+		s.tx.submit(w)
 		s.txDirty = true
 	}
-	return n, nil
+	return i, nil
 }
 
 // Release gives frames back to the pool.
@@ -442,6 +466,8 @@ type Stats struct {
 	RxRingFull    uint64 // frames dropped because the RX ring was full
 	FillRingEmpty uint64 // times the fill ring had no frame for a packet
 	TxRingEmpty   uint64 // times the kernel found the TX ring empty
+	// SendInvalid counts descriptors Send refused (ours, not the kernel's).
+	SendInvalid uint64
 }
 
 // Stats reads the kernel's counters for the socket.
@@ -456,5 +482,6 @@ func (s *Socket) Stats() (Stats, error) {
 	return Stats{
 		RxDropped: st.Rx_dropped, RxInvalid: st.Rx_invalid_descs, TxInvalid: st.Tx_invalid_descs,
 		RxRingFull: st.Rx_ring_full, FillRingEmpty: st.Rx_fill_ring_empty_descs, TxRingEmpty: st.Tx_ring_empty_descs,
+		SendInvalid: s.sendInvalid,
 	}, nil
 }

@@ -292,7 +292,9 @@ func TestMultiQueue(t *testing.T) {
 	var sq1 *xsk.Socket
 	if err := e.dut.Do(func() error {
 		var err error
-		sq1, err = xsk.New(e.umem, small(e.a0, 1))
+		cfg := small(e.a0, 1)
+		cfg.BusyPoll = true // the socket options are accepted; Recv kicks
+		sq1, err = xsk.New(e.umem, cfg)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -427,5 +429,38 @@ func TestNoAllocs(t *testing.T) {
 	}
 	if total == 0 {
 		t.Error("no frame went through the measured rounds")
+	}
+}
+
+// TestSendInvalid: descriptors the kernel would reject are taken, counted
+// and their frames returned, never put on the TX ring.
+func TestSendInvalid(t *testing.T) {
+	e := newEnv(t, 1)
+	u := e.sb.Umem()
+	free := u.Pool().Len()
+	var d []ring.Desc
+	for _, l := range []uint32{0, 2049} { // empty, longer than a frame
+		a, _ := u.Alloc()
+		d = append(d, ring.Desc{Addr: a, Len: l})
+	}
+	a, _ := u.Alloc()
+	d = append(d, ring.Desc{Addr: a + 2000, Len: 100})                   // crosses into the next frame
+	d = append(d, ring.Desc{Addr: uint64(len(u.Mem())) + 4096, Len: 60}) // outside the UMEM
+	n, err := e.sb.Send(d)
+	if n != len(d) || err != nil {
+		t.Fatalf("Send = %d, %v; want %d taken", n, err, len(d))
+	}
+	st, _ := e.sb.Stats()
+	if st.SendInvalid != 4 {
+		t.Errorf("SendInvalid = %d, want 4", st.SendInvalid)
+	}
+	if err := e.sb.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got := u.Pool().Len(); got != free {
+		t.Errorf("pool %d frames, want %d back", got, free)
+	}
+	if st, _ := e.sb.Stats(); st.TxInvalid != 0 {
+		t.Errorf("kernel saw %d invalid TX descriptors", st.TxInvalid)
 	}
 }
