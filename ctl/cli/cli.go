@@ -134,7 +134,9 @@ func sub(name, help string, args []string, setup func(fs *flag.FlagSet)) (*flag.
 	return fs, nil
 }
 
-func (cx *ctx) get(path string, out any) error { return cx.ctl.Do(cx.c, http.MethodGet, path, nil, out) }
+func (cx *ctx) get(path string, out any) error {
+	return cx.ctl.Do(cx.c, http.MethodGet, path, nil, out)
+}
 
 func (cx *ctx) emit(v any, table func(w *tabwriter.Writer)) error {
 	if cx.json {

@@ -9,7 +9,7 @@ import (
 
 // collector reads the counters at scrape time (no per-request metric work).
 type collector struct {
-	c                                           *Control
+	c                                            *Control
 	radius, transitions, invalid, unknown, other *prometheus.Desc
 	sessions, assigned, size, gwUp, outbox       *prometheus.Desc
 	pool, commits                                *prometheus.Desc
