@@ -190,6 +190,9 @@ func (d *differ) l3(prefix string, ipw, ipg []byte, pw, pg *header.Parsed) {
 	}
 	d.ipFields(prefix, pw.IPVersion, ipw, ipg)
 	num(d, prefix+"ip.proto", pw.Proto, pg.Proto)
+	if d.out != "" {
+		return // different headers: what follows cannot be compared field by field
+	}
 	lw, lg := pw.L4Off-pw.L3Off, pg.L4Off-pg.L3Off
 	if pw.L4Off == 0 || pg.L4Off == 0 || lw != lg {
 		// Fragment payload or different extension headers: compare bytes.
@@ -296,7 +299,12 @@ func (d *differ) embedded(prefix string, ipv uint8, w, g []byte) {
 			return
 		}
 		hl = header.IPv4(w).HeaderLen()
-		if hl < header.IPv4MinLen || hl > len(w) || hl > len(g) {
+		hg := header.IPv4(g).HeaderLen()
+		if hl < header.IPv4MinLen || hl > len(w) || hg < header.IPv4MinLen || hg > len(g) {
+			return
+		}
+		if hl != hg {
+			num(d, prefix+"ipv4.header_len", uint8(hl), uint8(hg))
 			return
 		}
 	} else if len(w) < hl || len(g) < hl {
