@@ -14,8 +14,8 @@ import (
 // Pipeline decides the fate of received packets. Process is called by the
 // worker goroutine with a batch received on port in; for each packet it
 // sets Out (an index into the worker's ports) or Drop, and may rewrite the
-// frame in place. To change the frame's length (or start, within the same
-// frame) a pipeline sets Desc.Len (and Desc.Addr); Data is not read back.
+// frame in place. To change the frame's length a pipeline writes into Room
+// and sets Desc.Len; Data is not read back.
 type Pipeline interface {
 	Process(in int, pkts []Packet)
 }
@@ -196,7 +196,7 @@ func (w *Worker) process(in int, n int) {
 	for i := range pkts {
 		d := w.descs[i]
 		bytes += uint64(d.Len)
-		pkts[i] = Packet{Desc: d, Data: umem.Bytes(d), Out: -1}
+		pkts[i] = Packet{Desc: d, Data: umem.Bytes(d), Room: umem.Room(d), Out: -1}
 	}
 	c.RxPackets.Add(uint64(n))
 	c.RxBytes.Add(bytes)

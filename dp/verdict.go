@@ -63,11 +63,13 @@ func Reasons() []Reason {
 }
 
 // Packet is one frame in a batch with the pipeline's verdict on it. The
-// pipeline may rewrite Data in place (same length) or change its length by
-// setting Data to a longer or shorter slice of the same frame.
+// pipeline may rewrite Data in place; to change the frame's length it
+// writes into Room (the frame's buffer from Data's start to the end of the
+// UMEM frame) and sets Desc.Len.
 type Packet struct {
 	Desc ring.Desc
 	Data []byte
+	Room []byte
 	// Out is the index of the egress port in the worker's port list, or
 	// -1 when the packet is dropped (Drop says why).
 	Out  int

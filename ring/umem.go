@@ -59,6 +59,16 @@ func (u *Umem) Bytes(d Desc) []byte {
 	return u.mem[d.Addr:end:end]
 }
 
+// Room returns the frame buffer from d.Addr to the end of its frame: the
+// space a packet starting at d.Addr may grow into.
+func (u *Umem) Room(d Desc) []byte {
+	end := (d.Addr | uint64(u.frameSize-1)) + 1
+	if end > uint64(len(u.mem)) || d.Addr >= end {
+		return nil
+	}
+	return u.mem[d.Addr:end:end]
+}
+
 // Frame returns the whole frame that holds addr, for writing a new packet.
 func (u *Umem) Frame(addr uint64) []byte {
 	base := addr &^ uint64(u.frameSize-1)
