@@ -95,6 +95,22 @@ func TestFig2UpPingDown(t *testing.T) {
 			}
 		}
 	}
+	// GRO is on at the peers of every LB interface (XDP redirect into a
+	// veth needs NAPI at its peer).
+	for _, in := range p.Ingress {
+		for _, peer := range []string{in.LB.Ingress.Peer, in.LB.LAN.Peer} {
+			ns, link, _ := strings.Cut(peer, "/")
+			if on, err := topo.GRO(ns, link); err != nil || !on {
+				t.Errorf("GRO on %s = %v %v, want on", peer, on, err)
+			}
+		}
+	}
+	// A second run with the same prefix is refused and harms nothing.
+	c := fig2.DefaultConfig(p.Prefix)
+	c.StateDir = t.TempDir()
+	if _, err := fig2.Up(context.Background(), c); err == nil {
+		t.Fatal("second Up with the same prefix succeeded")
+	}
 	// mob2 (gw2's range) reaches b2 over IPv6 through gw2.
 	before, err := tb.Counters(2)
 	if err != nil {

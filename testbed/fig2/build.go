@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	"samepath/testbed/topo"
 )
@@ -165,7 +166,32 @@ func build(p *Plan) (err error) {
 			}
 		}
 	}
-	return routes(p, hs)
+	if err := routes(p, hs); err != nil {
+		return err
+	}
+	// Wait until every wired link is operationally up: until the kernel's
+	// link watch has seen the carrier, a device discards what it sends.
+	for _, ifc := range p.wired() {
+		if err := hs[ifc.NS].WaitOperUp(ifc.Name, 5*time.Second); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// wired lists the host-side interfaces that are always up.
+func (p *Plan) wired() []Iface {
+	out := []Iface{p.Ctl.Mgmt}
+	for _, in := range p.Ingress {
+		out = append(out, in.NAS.ToLB, in.NAS.Mgmt, in.LB.Ingress, in.LB.LAN, in.LB.Mgmt)
+	}
+	for _, g := range p.Gateways {
+		out = append(out, g.LAN1, g.LAN2, g.Mgmt)
+	}
+	for _, s := range p.Servers {
+		out = append(out, s.LAN)
+	}
+	return out
 }
 
 // switchPortMAC derives the switch-side MAC from the host-side one.

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"samepath/testbed/linkem"
@@ -59,7 +60,7 @@ type Testbed struct {
 	Plan     *Plan
 	stateDir string
 	mu       sync.Mutex
-	children []*exec.Cmd // processes this process started (reaped on Down)
+	children []*Daemon // processes this process started
 }
 
 // statePath is where run prefix keeps its state.
@@ -117,7 +118,7 @@ func Up(ctx context.Context, c Config) (tb *Testbed, err error) {
 		for _, m := range p.Mobiles {
 			for _, pr := range m.Air {
 				argv := append(append(append([]string(nil), c.LinkemArgv...), "--a", pr[0].Name, "--b", pr[1].Name), c.Wireless.Args()...)
-				if err := tb.start(p.Air, "linkem-"+pr[0].Name, argv); err != nil {
+				if _, err := tb.start(p.Air, "linkem-"+pr[0].Name, argv); err != nil {
 					return nil, err
 				}
 			}
@@ -128,7 +129,7 @@ func Up(ctx context.Context, c Config) (tb *Testbed, err error) {
 			"--name", s.Name, "--http", ":"+strconv.Itoa(s.HTTP), "--tcp-echo", ":"+strconv.Itoa(s.Echo),
 			"--udp", ":"+strconv.Itoa(s.Echo), "--dns", ":"+strconv.Itoa(s.DNS),
 			"--v4", s.LAN.IPv4.Addr().String(), "--v6", s.LAN.IPv6.Addr().String())
-		if err := tb.start(s.NS, s.Name, argv); err != nil {
+		if _, err := tb.start(s.NS, s.Name, argv); err != nil {
 			return nil, err
 		}
 	}
@@ -145,25 +146,64 @@ func Up(ctx context.Context, c Config) (tb *Testbed, err error) {
 	return tb, tb.save()
 }
 
+// Daemon is a process the testbed started inside a namespace.
+type Daemon struct {
+	Name, NS string
+	Cmd      *exec.Cmd
+	done     chan struct{}
+	err      error
+}
+
+// Done is closed when the process has exited (it is reaped for you).
+func (d *Daemon) Done() <-chan struct{} { return d.done }
+
+// Err is the process's exit error once Done is closed.
+func (d *Daemon) Err() error {
+	<-d.done
+	return d.err
+}
+
+// Stop sends SIGTERM, waits up to grace, then SIGKILLs, and waits for exit.
+func (d *Daemon) Stop(grace time.Duration) error {
+	select {
+	case <-d.done:
+		return nil
+	default:
+	}
+	d.Cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+		return nil
+	case <-time.After(grace):
+	}
+	d.Cmd.Process.Kill()
+	<-d.done
+	return nil
+}
+
 // start runs argv inside namespace ns as a tracked child writing to
 // LogDir/name.log.
-func (tb *Testbed) start(ns, name string, argv []string) error {
+func (tb *Testbed) start(ns, name string, argv []string) (*Daemon, error) {
 	log, err := os.Create(filepath.Join(tb.LogDir(), name+".log"))
 	if err != nil {
-		return fmt.Errorf("fig2: %w", err)
+		return nil, fmt.Errorf("fig2: %w", err)
 	}
 	cmd := topo.Command(ns, argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = log, log
 	err = cmd.Start()
 	log.Close()
 	if err != nil {
-		return fmt.Errorf("fig2: start %s in %s: %w", name, ns, err)
+		return nil, fmt.Errorf("fig2: start %s in %s: %w", name, ns, err)
 	}
+	d := &Daemon{Name: name, NS: ns, Cmd: cmd, done: make(chan struct{})}
+	go func() {
+		d.err = cmd.Wait()
+		close(d.done)
+	}()
 	tb.mu.Lock()
-	tb.children = append(tb.children, cmd)
+	tb.children = append(tb.children, d)
 	tb.mu.Unlock()
-	go cmd.Wait() // reap; Down finds the process by namespace
-	return nil
+	return d, nil
 }
 
 func waitTCP(ctx context.Context, ns string, ap netip.AddrPort, d time.Duration) error {
@@ -187,7 +227,17 @@ func waitTCP(ctx context.Context, ns string, ap netip.AddrPort, d time.Duration)
 // (and with them every link) and the state file. It is safe on a half-built
 // run and may be called twice.
 func (tb *Testbed) Down() error {
-	return DownPrefix(tb.stateDir, tb.Plan.Prefix)
+	err := DownPrefix(tb.stateDir, tb.Plan.Prefix)
+	// Children of this process are also stopped directly and reaped, in
+	// case one was still between fork and entering its namespace.
+	tb.mu.Lock()
+	children := tb.children
+	tb.children = nil
+	tb.mu.Unlock()
+	for _, d := range children {
+		d.Stop(time.Second)
+	}
+	return err
 }
 
 // DownPrefix removes the run with prefix whether or not a state file exists
@@ -278,16 +328,12 @@ func (tb *Testbed) Command(ns string, argv ...string) *exec.Cmd {
 	return topo.Command(ns, argv[0], argv[1:]...)
 }
 
-// StartDaemon starts argv inside namespace ns, output to LogDir/name.log.
-// The process is stopped by Down (found by namespace).
-func (tb *Testbed) StartDaemon(ns, name string, argv ...string) (*exec.Cmd, error) {
+// StartDaemon starts argv inside namespace ns (through `ip netns exec`, so
+// it sees its namespace's /sys), output to LogDir/name.log. Down stops it
+// (found by namespace, whichever process started it).
+func (tb *Testbed) StartDaemon(ns, name string, argv ...string) (*Daemon, error) {
 	if len(argv) == 0 {
 		return nil, errors.New("fig2: empty command")
 	}
-	if err := tb.start(ns, name, argv); err != nil {
-		return nil, err
-	}
-	tb.mu.Lock()
-	defer tb.mu.Unlock()
-	return tb.children[len(tb.children)-1], nil
+	return tb.start(ns, name, argv)
 }

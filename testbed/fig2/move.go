@@ -3,6 +3,7 @@ package fig2
 import (
 	"fmt"
 	"net/netip"
+	"time"
 
 	"samepath/testbed/topo"
 )
@@ -96,6 +97,13 @@ func attach(p *Plan, m *Mobile, n int) (err error) {
 		return err
 	}
 	if err := addrs(mob, w); err != nil {
+		return err
+	}
+	// The new link carries traffic once the kernel has seen its carrier.
+	if err := mob.WaitOperUp(w.Name, 5*time.Second); err != nil {
+		return err
+	}
+	if err := nas.WaitOperUp(s.Name, 5*time.Second); err != nil {
 		return err
 	}
 	for _, d := range []netip.Prefix{v4, v6} {

@@ -29,15 +29,16 @@ type Stats struct {
 	QueueDrop uint64 `json:"queue_drop"` // dropped by the rate cap's backlog limit or a full queue
 	Oversize  uint64 `json:"oversize"`   // too big to relay
 	TxErrors  uint64 `json:"tx_errors"`  // write failed (link down, ...)
+	RxDrops   uint64 `json:"rx_drops"`   // dropped by the kernel before linkem read them (it fell behind)
 }
 
 type stats struct {
-	frames, forwarded, bytes, lost, queueDrop, oversize, txErrors atomic.Uint64
+	frames, forwarded, bytes, lost, queueDrop, oversize, txErrors, rxDrops atomic.Uint64
 }
 
 func (s *stats) snapshot() Stats {
 	return Stats{Frames: s.frames.Load(), Forwarded: s.forwarded.Load(), Bytes: s.bytes.Load(), Lost: s.lost.Load(),
-		QueueDrop: s.queueDrop.Load(), Oversize: s.oversize.Load(), TxErrors: s.txErrors.Load()}
+		QueueDrop: s.queueDrop.Load(), Oversize: s.oversize.Load(), TxErrors: s.txErrors.Load(), RxDrops: s.rxDrops.Load()}
 }
 
 type frame struct {
@@ -106,8 +107,10 @@ func openPacket(ifname string) (*os.File, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("linkem: PACKET_IGNORE_OUTGOING on %s: %w", ifname, err)
 	}
-	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
-	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20)
+	// Deep socket buffers (beyond rmem_max/wmem_max when root) so that a
+	// reader starved of CPU for a while loses nothing in the kernel.
+	setBuf(fd, unix.SO_RCVBUFFORCE, unix.SO_RCVBUF, 16<<20)
+	setBuf(fd, unix.SO_SNDBUFFORCE, unix.SO_SNDBUF, 16<<20)
 	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: proto, Ifindex: ifi.Index}); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("linkem: bind %s: %w", ifname, err)
@@ -116,6 +119,28 @@ func openPacket(ifname string) (*os.File, error) {
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+func setBuf(fd, force, plain, n int) {
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, force, n) != nil {
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, plain, n)
+	}
+}
+
+// kernelDrops returns (and resets) the frames the kernel dropped on socket f
+// because the reader did not keep up.
+func kernelDrops(f *os.File) uint64 {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	var n uint64
+	rc.Control(func(fd uintptr) {
+		if st, err := unix.GetsockoptTpacketStats(int(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
+			n = uint64(st.Drops)
+		}
+	})
+	return n
+}
 
 // SetConfig changes both directions' behaviour while running.
 func (e *Emulator) SetConfig(abCfg, baCfg Config) error {
@@ -130,7 +155,11 @@ func (e *Emulator) SetConfig(abCfg, baCfg Config) error {
 }
 
 // Stats returns the counters of both directions.
-func (e *Emulator) Stats() (ab, ba Stats) { return e.ab.st.snapshot(), e.ba.st.snapshot() }
+func (e *Emulator) Stats() (ab, ba Stats) {
+	e.ab.st.rxDrops.Add(kernelDrops(e.ab.in))
+	e.ba.st.rxDrops.Add(kernelDrops(e.ba.in))
+	return e.ab.st.snapshot(), e.ba.st.snapshot()
+}
 
 // Close closes both sockets; Run returns.
 func (e *Emulator) Close() error {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"samepath/testbed/privtest"
 	"samepath/testbed/topo"
 )
@@ -107,7 +109,8 @@ func TestRTTWithDelayAndJitter(t *testing.T) {
 }
 
 // blast sends n UDP datagrams of size bytes from x to y at about pps, and
-// returns how many arrived and the arrival times of the first and last.
+// returns how many arrived and the kernel's receive timestamps of the first
+// and last (kernel time: the test's own scheduling does not move them).
 func blast(t *testing.T, p *pair, n, size, pps int) (got int, first, last time.Time) {
 	t.Helper()
 	rc, err := topo.ListenPacket(p.y, "udp4", "10.77.0.2:9999")
@@ -115,22 +118,36 @@ func blast(t *testing.T, p *pair, n, size, pps int) (got int, first, last time.T
 		t.Fatal(err)
 	}
 	defer rc.Close()
-	rc.(*net.UDPConn).SetReadBuffer(8 << 20)
+	uc := rc.(*net.UDPConn)
+	raw, _ := uc.SyscallConn()
+	raw.Control(func(fd uintptr) {
+		// Room for every datagram even if this goroutine is starved.
+		unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 64<<20)
+		unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+	})
 	var count atomic.Int64
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		buf := make([]byte, 2048)
+		oob := make([]byte, 128)
 		for {
-			_, _, err := rc.ReadFrom(buf)
+			_, oobn, _, _, err := uc.ReadMsgUDP(buf, oob)
 			if err != nil {
 				return
 			}
-			now := time.Now()
-			if count.Add(1) == 1 {
-				first = now
+			ts := time.Now()
+			if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+				for _, m := range msgs {
+					if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS && len(m.Data) >= 16 {
+						ts = time.Unix(int64(binary.NativeEndian.Uint64(m.Data)), int64(binary.NativeEndian.Uint64(m.Data[8:])))
+					}
+				}
 			}
-			last = now
+			if count.Add(1) == 1 {
+				first = ts
+			}
+			last = ts
 		}
 	}()
 	sc, err := topo.Dial(context.Background(), p.x, "udp4", "10.77.0.2:9999")
@@ -172,7 +189,7 @@ func TestLossFraction(t *testing.T) {
 	if !within(loss, 0.05, 0.10) {
 		t.Errorf("measured loss %.4f, want 0.05 +-10%%", loss)
 	}
-	if ab.QueueDrop != 0 || ab.Lost+uint64(got) > ab.Frames {
+	if ab.QueueDrop != 0 || ab.RxDrops != 0 || ab.Lost+uint64(got) > ab.Frames {
 		t.Errorf("counters inconsistent: %+v received %d", ab, got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -263,4 +264,25 @@ func (n *NS) LinkStats(name string) (*netlink.LinkStatistics, error) {
 		return nil, fmt.Errorf("link %s/%s: no statistics", n.Name, name)
 	}
 	return l.Attrs().Statistics, nil
+}
+
+// WaitOperUp waits until link NAME's operational state is up (carrier on and
+// processed by the kernel's link watch, which may lag by up to a second;
+// until then the device's queue discards what is sent, so the first ARP or ND
+// probe would be lost).
+func (n *NS) WaitOperUp(name string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		l, err := n.link(name)
+		if err != nil {
+			return err
+		}
+		if l.Attrs().OperState == netlink.OperUp {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("link %s/%s not up after %v (state %s)", n.Name, name, timeout, l.Attrs().OperState)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

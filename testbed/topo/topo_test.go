@@ -60,6 +60,14 @@ func TestVethPingGROProcs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	for _, l := range []struct {
+		n    *NS
+		link string
+	}{{na, "a0"}, {nb, "b0"}} {
+		if err := l.n.WaitOperUp(l.link, 3*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, dst := range []string{"10.9.0.2", "fd00:9::2"} {
 		r, err := Ping(a, netip.MustParseAddr(dst), 3, 10*time.Millisecond, time.Second)
 		if err != nil {
