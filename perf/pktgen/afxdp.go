@@ -79,4 +79,6 @@ func (a *afxdpThread) send(n int) (int, error) {
 	return total, nil
 }
 
+func (a *afxdpThread) paced() bool { return false }
+
 func (a *afxdpThread) close() error { return a.sock.Close() }

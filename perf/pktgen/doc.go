@@ -7,11 +7,21 @@
 //     each; the program rewrites source address and port (cycling through the
 //     FrameSpec's flows), a sequence stamp and the checksums, and returns
 //     XDP_TX, which sends the frame out of the interface named in the run
-//     context. Each thread makes bounded calls (Repeat) in a loop, so
-//     cancellation and the rate limit act between calls. On veth the peer
-//     device must have NAPI (an XDP program attached, or GRO on) or the
-//     frames are dropped.
-//   - afxdp: AF_XDP TX through ring/xsk (any NIC; copy mode on veth).
+//     context. Each thread passes its own template carrying its stream id
+//     and owns a state slot in the program (sequence, pacing interval,
+//     frame limit): the program itself paces a rate-limited run (frames
+//     ahead of schedule are dropped unsent, so there are no bursts; debts
+//     over 1 ms are forgiven) and stops at the count. Threads make bounded
+//     calls (Repeat) in a loop so cancellation acts between calls (the
+//     kernel ignores signals inside one). A call costs a page-pool setup
+//     (~ms), so calls are long. On veth the peer device must have NAPI (an
+//     XDP program attached, or GRO on) or the frames are dropped.
+//   - afxdp: AF_XDP TX through ring/xsk (any NIC; copy mode on veth): one
+//     socket per thread, frames copied from the template and stamped in Go
+//     (the same bytes the kernel program writes), paced per batch in Go.
+//
+// Streams: thread i stamps stream StreamBase+i; runs sharing a sink should
+// use disjoint stream ids, or the second run's frames count as late.
 //
 // Receive: Sink attaches xdpprog's counting program in native mode and
 // counts frames and bytes per CPU; for stamped frames it tracks per stream

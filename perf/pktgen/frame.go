@@ -1,6 +1,7 @@
 package pktgen
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -92,6 +93,21 @@ func low32(a netip.Addr) uint32 {
 
 // Stamped reports whether frames of this spec carry the sequence stamp.
 func (s *FrameSpec) Stamped() bool { return s.Size >= s.MinStampedSize() }
+
+// StampOffset is the offset of the stamp (the L4 payload) in a frame.
+func (s *FrameSpec) StampOffset() int { return s.hdrLen() }
+
+// WithStream returns a copy of template tmpl (from Build) whose stamp
+// carries stream id stream. The generator program reads the stream from
+// the frame and rewrites sequence and checksums, so the copy's checksums
+// are left as they were.
+func (s *FrameSpec) WithStream(tmpl []byte, stream uint32) []byte {
+	f := bytes.Clone(tmpl)
+	if s.Stamped() {
+		binary.LittleEndian.PutUint32(f[s.StampOffset()+4:], stream)
+	}
+	return f
+}
 
 // Build returns the template frame (without FCS) and the generator program
 // configuration for it. The template carries the first flow's source address

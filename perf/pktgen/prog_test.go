@@ -3,6 +3,9 @@ package pktgen
 import (
 	"runtime"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"golang.org/x/sys/unix"
 
@@ -42,13 +45,12 @@ func TestGenProgram(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cfg.StreamBase = 1000
 			if err := g.Configure(cfg); err != nil {
 				t.Fatal(err)
 			}
 			// Feed each output back in, as live frames recycle buffers: the
 			// program must not depend on the previous contents.
-			frame := tmpl
+			frame := s.WithStream(tmpl, 77)
 			for seq := uint64(0); seq < 250; seq++ {
 				ret, out := runOnce(t, g.Program(), frame)
 				if ret != xdpTX {
@@ -64,18 +66,14 @@ func TestGenProgram(t *testing.T) {
 				if stamped != s.Stamped() {
 					t.Fatalf("seq %d: stamped %v, want %v", seq, stamped, s.Stamped())
 				}
-				if stamped && (gotSeq != seq || stream < 1000) {
+				if stamped && (gotSeq != seq || stream != 77) {
 					t.Fatalf("stamp: stream %d seq %d, want seq %d", stream, gotSeq, seq)
 				}
 				frame = out
 			}
-			gen, err := g.Generated()
+			total, err := g.Generated()
 			if err != nil {
 				t.Fatal(err)
-			}
-			var total uint64
-			for _, n := range gen {
-				total += n
 			}
 			if total != 250 {
 				t.Fatalf("generated %d, want 250", total)
@@ -111,8 +109,9 @@ func TestSinkProgram(t *testing.T) {
 				t.Fatal(err)
 			}
 			var frames [][]byte
+			in := s.WithStream(tmpl, 3)
 			for range 10 {
-				_, out := runOnce(t, g.Program(), tmpl)
+				_, out := runOnce(t, g.Program(), in)
 				frames = append(frames, out)
 			}
 			// Deliver 0 1 2 4 3 5 7 9: 2 lost (6, 8), 1 late (3).
@@ -169,4 +168,51 @@ func pinTest(t *testing.T) {
 		unix.SchedSetaffinity(0, &old)
 		runtime.UnlockOSThread()
 	})
+}
+
+// A slot's limit stops transmission and its interval paces it: runs that
+// are early or over the limit drop the frame and leave the sequence alone.
+func TestGenSlotLimitAndPacing(t *testing.T) {
+	privtest.Require(t)
+	g, err := xdpprog.LoadGen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	s := specs()["v4udp64"]
+	tmpl, cfg, err := s.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Configure(cfg); err != nil {
+		t.Fatal(err)
+	}
+	in := s.WithStream(tmpl, 5)
+	slot := []uint32{xdpprog.StreamSlot(5)}
+	if err := g.SetSlot(slot[0], xdpprog.Slot{Limit: 3}); err != nil {
+		t.Fatal(err)
+	}
+	var verdicts []uint32
+	for range 5 {
+		ret, _ := runOnce(t, g.Program(), in)
+		verdicts = append(verdicts, ret)
+	}
+	if d := cmp.Diff([]uint32{xdpTX, xdpTX, xdpTX, 1, 1}, verdicts); d != "" {
+		t.Errorf("verdicts with limit 3 (-want +got):\n%s", d)
+	}
+	// An hour between frames: the first goes, the next ones wait.
+	if err := g.SetSlot(slot[0], xdpprog.Slot{Interval: uint64(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	verdicts = verdicts[:0]
+	for range 3 {
+		ret, _ := runOnce(t, g.Program(), in)
+		verdicts = append(verdicts, ret)
+	}
+	if d := cmp.Diff([]uint32{xdpTX, 1, 1}, verdicts); d != "" {
+		t.Errorf("verdicts when paced (-want +got):\n%s", d)
+	}
+	if n, err := g.Sent(slot); err != nil || n != 1 {
+		t.Errorf("sent %d (%v), want 1", n, err)
+	}
 }

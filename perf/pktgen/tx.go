@@ -39,8 +39,9 @@ type TxConfig struct {
 	Batch    int           // live engine: kernel batch size (1..256); afxdp: descriptors per send
 	Interval time.Duration // progress line period; 0 = 1s
 	Out      io.Writer     // progress and summary; nil = silent
-	// StreamBase numbers the stamp streams (stream = StreamBase + CPU for
-	// live, StreamBase + thread for afxdp); runs sharing a sink should differ.
+	// StreamBase numbers the stamp streams: thread i stamps stream
+	// StreamBase+i. Runs that share a sink should use disjoint streams.
+	// Live engine: StreamBase+Threads <= 128.
 	StreamBase uint32
 }
 
@@ -70,6 +71,8 @@ func (c *TxConfig) Validate() error {
 		return fmt.Errorf("tx: negative rate %v", c.Rate)
 	case c.Duration < 0:
 		return fmt.Errorf("tx: negative duration %v", c.Duration)
+	case c.Engine == EngineLive && int(c.StreamBase)+c.Threads > xdpprog.MaxGenStreams:
+		return fmt.Errorf("tx: live engine: stream base %d + %d threads exceeds %d streams", c.StreamBase, c.Threads, xdpprog.MaxGenStreams)
 	}
 	return nil
 }
@@ -93,7 +96,23 @@ func (r TxResult) BPS() float64 { return rate((r.Bytes+FCSLen*r.Packets)*8, r.El
 // (n > 0) and returns how many it sent.
 type txThread interface {
 	send(n int) (int, error)
+	// paced reports whether the engine enforces rate and count itself.
+	paced() bool
 	close() error
+}
+
+func distinctCPUs(cpus []int, threads int) bool {
+	if len(cpus) < threads {
+		return false
+	}
+	seen := map[int]bool{}
+	for _, c := range cpus[:threads] {
+		if seen[c] {
+			return false
+		}
+		seen[c] = true
+	}
+	return true
 }
 
 // RunTx generates traffic as configured, printing a progress line per
@@ -124,7 +143,20 @@ func RunTx(ctx context.Context, cfg TxConfig) (TxResult, error) {
 	if err != nil {
 		return TxResult{}, err
 	}
-	gcfg.StreamBase = cfg.StreamBase
+	if cfg.Engine == EngineLive && !cfg.Frame.Stamped() && cfg.Threads > 1 && !distinctCPUs(cfg.CPUs, cfg.Threads) {
+		// Unstamped frames keep their state per CPU: threads must not share one.
+		return TxResult{}, fmt.Errorf("tx: %d B frames carry no stamp; several live threads then need distinct -cpus", cfg.Frame.Size)
+	}
+
+	quotas := make([]uint64, cfg.Threads)
+	if cfg.Count > 0 {
+		for i := range quotas {
+			quotas[i] = cfg.Count / uint64(cfg.Threads)
+			if uint64(i) < cfg.Count%uint64(cfg.Threads) {
+				quotas[i]++
+			}
+		}
+	}
 
 	var newThread func(i int) (txThread, error)
 	var closeEngine func() error
@@ -136,20 +168,32 @@ func RunTx(ctx context.Context, cfg TxConfig) (TxResult, error) {
 			return TxResult{}, err
 		}
 		closeEngine = gen.Close
-		exact = func() (uint64, error) {
-			per, err := gen.Generated()
-			var n uint64
-			for _, v := range per {
-				n += v
-			}
-			return n, err
-		}
+		exact = gen.Generated
 		if err := gen.Configure(gcfg); err != nil {
 			gen.Close()
 			return TxResult{}, err
 		}
 		newThread = func(i int) (txThread, error) {
-			return &liveThread{prog: gen.Program(), data: tmpl, batch: uint32(cfg.Batch),
+			stream := cfg.StreamBase + uint32(i)
+			slots := []uint32{xdpprog.StreamSlot(stream)}
+			if !cfg.Frame.Stamped() {
+				if len(cfg.CPUs) > 0 {
+					slots = []uint32{xdpprog.CPUSlot(cfg.CPUs[i%len(cfg.CPUs)])}
+				} else {
+					slots = xdpprog.CPUSlots() // one unpinned thread
+				}
+			}
+			sl := xdpprog.Slot{Limit: quotas[i]}
+			if cfg.Rate > 0 {
+				sl.Interval = uint64(float64(time.Second) * float64(cfg.Threads) / cfg.Rate)
+			}
+			for _, s := range slots {
+				if err := gen.SetSlot(s, sl); err != nil {
+					return nil, err
+				}
+			}
+			return &liveThread{gen: gen, prog: gen.Program(), data: cfg.Frame.WithStream(tmpl, stream),
+				batch: uint32(cfg.Batch), slots: slots,
 				ctx: xdpMD{DataEnd: uint32(len(tmpl)), IngressIfindex: uint32(ifindex), RxQueueIndex: uint32(i % cfg.Queues)}}, nil
 		}
 	case EngineAFXDP:
@@ -170,26 +214,13 @@ func RunTx(ctx context.Context, cfg TxConfig) (TxResult, error) {
 	var wg sync.WaitGroup
 	start := time.Now()
 	perThreadRate := cfg.Rate / float64(cfg.Threads)
-	var quota []uint64
-	if cfg.Count > 0 {
-		quota = make([]uint64, cfg.Threads)
-		for i := range quota {
-			quota[i] = cfg.Count / uint64(cfg.Threads)
-			if uint64(i) < cfg.Count%uint64(cfg.Threads) {
-				quota[i]++
-			}
-		}
-	}
 	for i := range cfg.Threads {
 		wg.Add(1)
 		cpu := -1
 		if len(cfg.CPUs) > 0 {
 			cpu = cfg.CPUs[i%len(cfg.CPUs)]
 		}
-		var q uint64
-		if quota != nil {
-			q = quota[i]
-		}
+		q := quotas[i]
 		go func() {
 			defer wg.Done()
 			errs[i] = nsthread.Run(cfg.Netns, cpu, func() error {
@@ -198,7 +229,11 @@ func RunTx(ctx context.Context, cfg TxConfig) (TxResult, error) {
 					return err
 				}
 				defer t.close()
-				return txLoop(ctx, t, &sent[i], perThreadRate, q, cfg.Batch, start)
+				pps := perThreadRate
+				if t.paced() {
+					pps = 0
+				}
+				return txLoop(ctx, t, &sent[i], pps, q, cfg.Batch, start)
 			})
 		}()
 	}
@@ -261,24 +296,28 @@ func family(s FrameSpec) string {
 	return "ipv4"
 }
 
+// maxPacedBurst bounds a rate-limited call: a veth ring holds 256 frames.
+const maxPacedBurst = 256
+
 // maxCall bounds one live-frames call: the kernel ignores signals inside it.
 const maxCall = 1 << 18
 
 // txLoop sends until ctx ends or quota (0 = none) is reached. At full speed
 // it sends in calls of ~10 ms; with a rate it sends at most batch frames per
 // call, paced against the schedule since start (sleeping for long gaps,
-// spinning for short ones), so bursts stay below a veth ring (256 frames).
+// spinning for short ones), so bursts stay within a veth ring (256 frames).
 func txLoop(ctx context.Context, t txThread, sent *atomic.Uint64, pps float64, quota uint64, batch int, start time.Time) error {
 	chunk := 4096
 	if pps > 0 {
 		chunk = batch
 	}
-	var n uint64
+	var n, base uint64 // frames sent; frames sent when the schedule started
 	for ctx.Err() == nil {
 		want := chunk
 		if pps > 0 {
-			due := start.Add(time.Duration(float64(n) / pps * float64(time.Second)))
-			if wait := time.Until(due); wait > 0 {
+			due := start.Add(time.Duration(float64(n-base) / pps * float64(time.Second)))
+			wait := time.Until(due)
+			if wait > 0 {
 				if wait > 200*time.Microsecond {
 					time.Sleep(wait - 100*time.Microsecond)
 				} else {
@@ -286,12 +325,22 @@ func txLoop(ctx context.Context, t txThread, sent *atomic.Uint64, pps float64, q
 				}
 				continue
 			}
+			// Behind schedule (the thread was descheduled): catch up in
+			// calls of at most maxPacedBurst, and forgive debts over 10 ms
+			// rather than flood the device with them.
+			behind := uint64(-wait.Seconds() * pps)
+			if behind > uint64(pps/100) {
+				start, base = time.Now(), n
+			}
+			want = int(min(max(uint64(chunk), behind), maxPacedBurst))
 		}
 		if quota > 0 {
 			if n >= quota {
 				return nil
 			}
-			want = min(want, int(min(quota-n, uint64(maxCall))))
+			if !t.paced() {
+				want = min(want, int(min(quota-n, uint64(maxCall))))
+			}
 		}
 		t0 := time.Now()
 		k, err := t.send(want)
@@ -321,12 +370,17 @@ type xdpMD struct {
 }
 
 type liveThread struct {
+	gen   *xdpprog.Gen
 	prog  *ebpf.Program
 	data  []byte
 	ctx   xdpMD
 	batch uint32
+	slots []uint32
+	sent  uint64
 }
 
+// send runs the program n times; with pacing or a limit most runs may
+// return XDP_DROP, so it reports the frames its slots counted as sent.
 func (l *liveThread) send(n int) (int, error) {
 	_, err := l.prog.Run(&ebpf.RunOptions{
 		Data: l.data, Context: l.ctx, Repeat: uint32(n),
@@ -335,7 +389,15 @@ func (l *liveThread) send(n int) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("live frames run: %w", err)
 	}
-	return n, nil
+	now, err := l.gen.Sent(l.slots)
+	if err != nil {
+		return 0, err
+	}
+	d := now - l.sent
+	l.sent = now
+	return int(d), nil
 }
+
+func (l *liveThread) paced() bool { return true }
 
 func (l *liveThread) close() error { return nil }

@@ -6,6 +6,8 @@
 //     BPF_F_TEST_XDP_LIVE_FRAMES. It rewrites source address, source port,
 //     sequence stamp and checksums of every frame and returns XDP_TX, which
 //     transmits the frame out of the ingress ifindex of the run context.
+//     Per-thread state slots (sequence, pacing interval, frame limit) let a
+//     long run transmit at a set rate: runs ahead of schedule return XDP_DROP.
 //   - Sink (bpf/sink.c): a counting sink attached to the receiving device;
 //     per-CPU totals and per-stream sequence tracking (loss, late frames).
 //   - Fwd (bpf/fwd.c): kernel baselines for the device under test: drop,

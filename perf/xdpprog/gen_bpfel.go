@@ -14,15 +14,23 @@ import (
 )
 
 type genGenCfg struct {
-	_          structs.HostLayout
-	Flags      uint32
-	Nflows     uint32
-	Nport      uint32
-	PortLo     uint32
-	AddrLo     uint32
-	StreamBase uint32
-	IpSum      uint32
-	L4Sum      uint32
+	_      structs.HostLayout
+	Flags  uint32
+	Nflows uint32
+	Nport  uint32
+	PortLo uint32
+	AddrLo uint32
+	Pad    uint32
+	IpSum  uint32
+	L4Sum  uint32
+}
+
+type genGenSlot struct {
+	_        structs.HostLayout
+	Seq      uint64
+	NextNs   uint64
+	Interval uint64
+	Limit    uint64
 }
 
 // Names of all BPF objects in the ELF.
@@ -30,7 +38,7 @@ type genGenCfg struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	genMapGenConfig   = "gen_config"
-	genMapGenSeq      = "gen_seq"
+	genMapGenState    = "gen_state"
 	genProgPktgenLive = "pktgen_live"
 )
 
@@ -84,7 +92,7 @@ type genProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type genMapSpecs struct {
 	GenConfig *ebpf.MapSpec `ebpf:"gen_config"`
-	GenSeq    *ebpf.MapSpec `ebpf:"gen_seq"`
+	GenState  *ebpf.MapSpec `ebpf:"gen_state"`
 }
 
 // genVariableSpecs contains global variables before they are loaded into the kernel.
@@ -114,13 +122,13 @@ func (o *genObjects) Close() error {
 // It can be passed to loadGenObjects or ebpf.CollectionSpec.LoadAndAssign.
 type genMaps struct {
 	GenConfig *ebpf.Map `ebpf:"gen_config"`
-	GenSeq    *ebpf.Map `ebpf:"gen_seq"`
+	GenState  *ebpf.Map `ebpf:"gen_state"`
 }
 
 func (m *genMaps) Close() error {
 	return _GenClose(
 		m.GenConfig,
-		m.GenSeq,
+		m.GenState,
 	)
 }
 

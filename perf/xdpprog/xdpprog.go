@@ -27,14 +27,46 @@ const (
 
 // GenConfig is the generator's run configuration (struct gen_cfg).
 type GenConfig struct {
-	Flags      uint32
-	NFlows     uint32 // NAddr * NPort
-	NPort      uint32
-	PortLo     uint32
-	AddrLo     uint32 // first source address, low 32 bits, host order
-	StreamBase uint32 // stream id = StreamBase + CPU
-	IPSum      uint32 // folded native-order sum of the IPv4 header, varying fields zero
-	L4Sum      uint32 // folded native-order sum of pseudo-header and segment, varying fields zero
+	Flags  uint32
+	NFlows uint32 // NAddr * NPort
+	NPort  uint32
+	PortLo uint32
+	AddrLo uint32 // first source address, low 32 bits, host order
+	IPSum  uint32 // folded native-order sum of the IPv4 header, varying fields zero
+	L4Sum  uint32 // folded native-order sum of pseudo-header and segment, varying fields zero (stream too)
+}
+
+// Generator state slots (struct gen_slot in bpf/gen.c): stamped frames use
+// slot StreamSlot(stream), the stream id their template carries; frames too
+// small for a stamp use slot CPUSlot(cpu).
+const (
+	GenSlots   = 256
+	genCPUSlot = 128
+	// MaxGenStreams bounds the stream ids a generator run may use.
+	MaxGenStreams = genCPUSlot
+)
+
+// StreamSlot is the state slot of a stamped stream.
+func StreamSlot(stream uint32) uint32 { return stream % genCPUSlot }
+
+// CPUSlot is the state slot of unstamped frames generated on cpu.
+func CPUSlot(cpu int) uint32 { return genCPUSlot + uint32(cpu)%genCPUSlot }
+
+// CPUSlots lists every per-CPU slot.
+func CPUSlots() []uint32 {
+	s := make([]uint32, 0, GenSlots-genCPUSlot)
+	for i := uint32(genCPUSlot); i < GenSlots; i++ {
+		s = append(s, i)
+	}
+	return s
+}
+
+// Slot is one generator state slot.
+type Slot struct {
+	Seq      uint64 // frames transmitted (next sequence number)
+	NextNs   uint64 // pacing: earliest time (CLOCK_MONOTONIC ns) of the next frame
+	Interval uint64 // pacing: ns between frames; 0 = full speed
+	Limit    uint64 // frames to transmit at most; 0 = no limit
 }
 
 // Gen is the loaded generator program.
@@ -60,28 +92,51 @@ func (g *Gen) Configure(c GenConfig) error {
 		return errors.New("generator config: nflows and nport must be >= 1")
 	}
 	v := genGenCfg{Flags: c.Flags, Nflows: c.NFlows, Nport: c.NPort, PortLo: c.PortLo,
-		AddrLo: c.AddrLo, StreamBase: c.StreamBase, IpSum: c.IPSum, L4Sum: c.L4Sum}
+		AddrLo: c.AddrLo, IpSum: c.IPSum, L4Sum: c.L4Sum}
 	if err := g.objs.GenConfig.Put(uint32(0), &v); err != nil {
 		return fmt.Errorf("write generator config: %w", err)
 	}
-	n, err := ebpf.PossibleCPU()
-	if err != nil {
-		return fmt.Errorf("possible cpus: %w", err)
-	}
-	if err := g.objs.GenSeq.Put(uint32(0), make([]uint64, n)); err != nil {
-		return fmt.Errorf("reset generator sequence: %w", err)
+	for i := uint32(0); i < GenSlots; i++ {
+		if err := g.SetSlot(i, Slot{}); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// Generated returns how many frames the program has stamped on each CPU
-// since Configure (the next sequence number of each CPU's stream).
-func (g *Gen) Generated() ([]uint64, error) {
-	var v []uint64
-	if err := g.objs.GenSeq.Lookup(uint32(0), &v); err != nil {
-		return nil, fmt.Errorf("read generator sequence: %w", err)
+// SetSlot writes one state slot; a thread sets its slot before it starts.
+func (g *Gen) SetSlot(slot uint32, s Slot) error {
+	v := genGenSlot{Seq: s.Seq, NextNs: s.NextNs, Interval: s.Interval, Limit: s.Limit}
+	if err := g.objs.GenState.Put(slot, &v); err != nil {
+		return fmt.Errorf("write generator slot %d: %w", slot, err)
 	}
-	return v, nil
+	return nil
+}
+
+// Sent returns the frames transmitted through the given slots.
+func (g *Gen) Sent(slots []uint32) (uint64, error) {
+	var n uint64
+	var v genGenSlot
+	for _, s := range slots {
+		if err := g.objs.GenState.Lookup(s, &v); err != nil {
+			return 0, fmt.Errorf("read generator slot %d: %w", s, err)
+		}
+		n += v.Seq
+	}
+	return n, nil
+}
+
+// Generated returns the frames transmitted through all slots since Configure.
+func (g *Gen) Generated() (uint64, error) {
+	var n uint64
+	var v genGenSlot
+	for s := uint32(0); s < GenSlots; s++ {
+		if err := g.objs.GenState.Lookup(s, &v); err != nil {
+			return 0, fmt.Errorf("read generator slot %d: %w", s, err)
+		}
+		n += v.Seq
+	}
+	return n, nil
 }
 
 // Close releases the program and maps.
