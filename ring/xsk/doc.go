@@ -34,14 +34,24 @@
 // # Modes
 //
 // ModeAuto binds with XDP_ZEROCOPY first and, when the driver answers
-// EOPNOTSUPP or EINVAL, binds in copy mode (XDP_COPY), logging that once
-// per Umem through log/slog. Measured on kernel 6.18 with veth: zero-copy
-// bind fails with EOPNOTSUPP, copy mode works, and XDP_SHARED_UMEM across
-// two veth devices (each socket with its own fill and completion rings)
-// works: a frame received on one veth is sent from the same UMEM address
-// on the other (TestHairpinSharedUmem). XDP_MAX_TX_SKB_BUDGET (6.17+) is
-// set to the TX ring size so one sendto transmits a whole batch in copy
-// mode; older kernels send 32 per call and Flush kicks again.
+// EOPNOTSUPP or EINVAL, binds in copy mode (XDP_COPY) on a fresh socket,
+// logging that once per Umem through log/slog.
+//
+// Measured on kernel 6.18 (2026-11-25), by the tests in veth_test.go:
+//   - veth: zero-copy bind fails with EOPNOTSUPP ("operation not
+//     supported"); copy mode works. The loopback device behaves the same.
+//   - XDP_SHARED_UMEM works across two veth devices and across two queues
+//     of one veth, each socket with its own fill and completion rings: a
+//     frame received on a0 leaves b0 from the same UMEM address
+//     (TestHairpinSharedUmem), and sockets on a0/q0 and a0/q1 share the
+//     UMEM (TestMultiQueue; veth delivers on the receiver's queue equal to
+//     the sender's TX queue, which an AF_XDP sender sets to its own queue).
+//   - With need_wakeup in copy mode the kernel keeps XDP_RING_NEED_WAKEUP
+//     set on the TX ring (every transmission needs a sendto) and never on
+//     the fill ring (Recv makes no syscall).
+//   - XDP_MAX_TX_SKB_BUDGET (6.17+) is accepted; it is set to the TX ring
+//     size so one sendto transmits a whole batch in copy mode (older
+//     kernels send 32 per call, and Flush kicks up to 4 times).
 //
 // # Hot path
 //
@@ -53,6 +63,11 @@
 // is ppoll(2) for POLLIN. With BusyPoll set, the socket options
 // SO_PREFER_BUSY_POLL, SO_BUSY_POLL and SO_BUSY_POLL_BUDGET are set and
 // Recv calls recvfrom when its RX ring is empty, to drive the NAPI loop.
+//
+// The RX and completion consumers re-read the kernel's producer index only
+// when their cached view is empty, and the fill and TX producers re-read
+// the consumer index only when the cached free space is short, as libxdp
+// does: the shared cache lines are touched about once per batch.
 //
 // # Ownership and allocation
 //
