@@ -16,6 +16,25 @@
 // Mobility (Move) brings the mobile's link to the old NAS down and the one to
 // the new NAS up, and moves the routes in the NASes and gateways.
 //
+// Dataplane wiring (what samepathd in an LB namespace sees):
+//   - LB.Ingress ("ingress", veth to the NAS's "lb") and LB.LAN ("lan", veth
+//     into LAN1) both carry addresses, so ARP/ND and the host stay with the
+//     kernel (R-LB-5). Up: the NAS routes everything via LB.Ingress's address;
+//     the LB rewrites the destination MAC to a gateway's LAN1 MAC (from
+//     Gateways[].LAN1.MAC, ranges from Gateways[].Ranges) and sends out LAN.
+//     Down: gateways route each mobile /32 and /128 via the LAN address of
+//     the mobile's current LB; the LB rewrites to LB.NASMAC and sends out
+//     Ingress.
+//   - GRO is on at the peers of both LB interfaces (the NAS's "lb" and the
+//     switch port of "lan"): a veth drops frames that XDP redirects into it
+//     unless its peer has NAPI, which GRO (or an XDP program) turns on.
+//   - All MACs are deterministic (02:73:70:ROLE:INDEX:PORT), so configs can
+//     be generated from the plan before the run exists.
+//   - Gateway counters (Testbed.Counters) come from an nftables forward
+//     chain: they count kernel forwarding only, and attribute up traffic to
+//     LBs by source MAC (samepathd LBs rewrite the source MAC to their own,
+//     so the attribution holds with the dataplane too).
+//
 // Up records the run in a state file (StateDir/PREFIX.json) so that Down and
 // Move work from another process (`testbed down`, `testbed move`); processes
 // (servers, linkem) are found by namespace on Down, whoever started them.

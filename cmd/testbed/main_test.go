@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+
+	"samepath/testbed/fig2"
+	"samepath/testbed/privtest"
+	"samepath/testbed/topo"
+)
+
+// TestMain lets `up` start this test binary as `testbed serve` in the server
+// namespaces.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && (os.Args[1] == "serve" || os.Args[1] == "linkem") {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+func TestUsageAndBadArgs(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{nil, 2, "usage: testbed"},
+		{[]string{"-h"}, 0, "examples:"},
+		{[]string{"bogus"}, 2, "unknown command"},
+		{[]string{"up"}, 1, "known: fig2"},
+		{[]string{"up", "fig3"}, 1, "known: fig2"},
+		{[]string{"move", "mob1"}, 1, "want MOBILE INGRESS"},
+		{[]string{"move", "mob1", "x"}, 1, "ingress"},
+		{[]string{"serve", "-h"}, 0, "testbed serve"},
+		{[]string{"serve"}, 1, "no service"},
+		{[]string{"linkem", "-h"}, 0, "testbed linkem"},
+		{[]string{"linkem", "--a", "x"}, 2, "required"},
+	} {
+		t.Setenv("SAMEPATH_TESTBED_STATE", t.TempDir())
+		var out, errb bytes.Buffer
+		code := run(c.args, &out, &errb)
+		if code != c.code || !strings.Contains(out.String()+errb.String(), c.out) {
+			t.Errorf("testbed %v = %d %q, want %d and %q", c.args, code, out.String()+errb.String(), c.code, c.out)
+		}
+	}
+}
+
+// The command's life cycle, each step reading the state file as a separate
+// invocation would: up --json, plan, move, counters, list, down.
+func TestCLILifecycle(t *testing.T) {
+	privtest.Require(t)
+	dir := t.TempDir()
+	t.Setenv("SAMEPATH_TESTBED_STATE", dir)
+	id := strings.TrimPrefix(privtest.Name("sptb", "c"), "sptb")
+	prefix := "sptb" + id
+	t.Cleanup(func() { fig2.DownPrefix(dir, prefix) })
+	sh := func(args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != 0 {
+			t.Fatalf("testbed %v: exit %d: %s", args, code, errb.String())
+		}
+		return out.String()
+	}
+	var plan fig2.Plan
+	if err := json.Unmarshal([]byte(sh("up", "fig2", "--id", id, "--mobiles", "1", "--json")), &plan); err != nil {
+		t.Fatal(err)
+	}
+	if plan.Prefix != prefix || len(plan.Mobiles) != 1 || plan.Mobiles[0].Ingress != 1 {
+		t.Fatalf("plan: prefix %q mobiles %+v", plan.Prefix, plan.Mobiles)
+	}
+	if !strings.Contains(sh("move", "1", "lb3"), "ingress 3") {
+		t.Error("move output")
+	}
+	var again fig2.Plan
+	json.Unmarshal([]byte(sh("plan")), &again)
+	if again.Mobiles[0].Ingress != 3 {
+		t.Errorf("after move, state says ingress %d", again.Mobiles[0].Ingress)
+	}
+	r, err := topo.Ping(plan.Mobiles[0].NS, plan.Servers[0].LAN.IPv4.Addr(), 2, 0, 2e9)
+	if err != nil || r.Received == 0 {
+		t.Fatalf("ping after move: %+v %v", r, err)
+	}
+	var cs []fig2.GatewayCounters
+	if err := json.Unmarshal([]byte(sh("counters")), &cs); err != nil || len(cs) != 2 || cs[0].UpByLB[2].Packets == 0 {
+		t.Errorf("counters after pinging via lb3: %+v %v", cs, err)
+	}
+	if l := sh("list"); !strings.Contains(l, prefix) || !strings.Contains(l, "fig2") {
+		t.Errorf("list:\n%s", l)
+	}
+	sh("down")
+	if ns, _ := topo.ListNetns(prefix); len(ns) != 0 {
+		t.Errorf("namespaces after down: %v", ns)
+	}
+	if ps, _ := topo.Procs(prefix); len(ps) != 0 {
+		t.Errorf("processes after down: %v", ps)
+	}
+}
