@@ -59,7 +59,8 @@ func Open(cfg Config) (*Socket, error) {
 	return s, nil
 }
 
-// New opens a socket on u. The first socket on a UMEM registers it with
+// New opens a socket on u; the interface is looked up in the calling
+// thread's network namespace. The first socket on a UMEM registers it with
 // the kernel and picks the bind mode; the next ones bind with
 // XDP_SHARED_UMEM and their own fill and completion rings, so a worker can
 // forward between them by moving descriptors. Two sockets on the same
