@@ -4,7 +4,39 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// The per-frame decision allocates nothing.
+func TestSchedDecideAllocs(t *testing.T) {
+	c := DefaultConfig()
+	c.Loss, c.Rate, c.Delay, c.Jitter = 0.01, 1e9, time.Millisecond, time.Microsecond
+	s := newSched(c, 0)
+	now := time.Unix(0, 0)
+	if n := testing.AllocsPerRun(1000, func() {
+		now = now.Add(time.Microsecond)
+		s.decide(now, 1500)
+	}); n != 0 {
+		t.Errorf("decide allocates %v per frame", n)
+	}
+}
+
+func BenchmarkSchedDecide(b *testing.B) {
+	c := DefaultConfig()
+	c.Loss, c.Rate, c.Delay, c.Jitter = 0.01, 1e9, time.Millisecond, time.Microsecond
+	s := newSched(c, 0)
+	now := time.Unix(0, 0)
+	b.ReportAllocs()
+	for b.Loop() {
+		now = now.Add(time.Microsecond)
+		s.decide(now, 1500)
+	}
+}
 
 func TestSchedLossFraction(t *testing.T) {
 	c := DefaultConfig()

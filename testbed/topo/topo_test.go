@@ -2,15 +2,16 @@ package topo
 
 import (
 	"net/netip"
-	"os"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 
 	"samepath/testbed/privtest"
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 // Two namespaces joined by one veth pair:
