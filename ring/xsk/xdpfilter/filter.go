@@ -57,7 +57,13 @@ type Match struct {
 
 // Whatever the Match says, ICMPv6 router and neighbour discovery (types
 // 133-137, found behind up to four extension headers) always goes to the
-// kernel, as do frames too short or malformed to be matched.
+// kernel, as do frames too short for their Ethernet or VLAN header and
+// IPv6 frames whose extension headers run past the end. A frame that
+// passes the MAC and EtherType tests but whose IP header is malformed
+// (truncated, wrong version, IHL < 5) cannot be judged by address: with
+// address prefixes set it goes to the kernel (counted Malformed); without
+// them it is the dataplane's and goes to the socket, where the pipeline
+// counts it as a malformed drop, as the in-kernel offload (dp/steer) does.
 
 // Validate checks the match against the maps' capacities.
 func (m Match) Validate() error {

@@ -257,6 +257,10 @@ func TestSetMatch(t *testing.T) {
 	runGolden(t, f, ns, []golden{
 		{"anything ip", to("203.0.113.1", "10.1.2.3"), xdpRedirect, "Redirected"},
 		{"arp still passes", nettest.Ether(ourMAC, peerMAC, 0, 0x0806, nettest.ARPRequest(peerMAC, a4("10.0.0.2"), a4("10.0.0.1"))), xdpPass, "NotOurs"},
+		// Without prefixes a bad IP header is the dataplane's to count.
+		{"bad ipv4 to the dataplane", nettest.Ether(ourMAC, peerMAC, 0, 0x0800, []byte{0x44, 0, 0, 20}), xdpRedirect, "Redirected"},
+		{"bad ipv6 to the dataplane", nettest.Ether(ourMAC, peerMAC, 0, 0x86dd, []byte{0x60, 0}), xdpRedirect, "Redirected"},
+		{"truncated vlan still passes", append(append(append([]byte{}, ourMAC[:]...), peerMAC[:]...), 0x81, 0x00, 0), xdpPass, "Malformed"},
 	})
 	if d := cmp.Diff(Match{}, f.Match()); d != "" {
 		t.Errorf("Match() (-want +got):\n%s", d)
