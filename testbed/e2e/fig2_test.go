@@ -95,6 +95,17 @@ func TestFig2UpPingDown(t *testing.T) {
 			}
 		}
 	}
+	// The LB namespace really is on the path: without forwarding there,
+	// mob1 (on ingress 1) loses a1.
+	if err := tb.SetLBForwarding(1, false); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := topo.Ping(mob1.NS, p.Servers[0].LAN.IPv4.Addr(), 2, 10*time.Millisecond, 300*time.Millisecond); r.Received != 0 {
+		t.Errorf("reply through lb1 with forwarding off: %+v", r)
+	}
+	if err := tb.SetLBForwarding(1, true); err != nil {
+		t.Fatal(err)
+	}
 	// GRO is on at the peers of every LB interface (XDP redirect into a
 	// veth needs NAPI at its peer).
 	for _, in := range p.Ingress {

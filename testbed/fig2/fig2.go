@@ -261,6 +261,7 @@ func DownPrefix(stateDir, prefix string) error {
 		}
 	}
 	os.RemoveAll(filepath.Join(stateDir, prefix))
+	os.Remove(filepath.Join(stateDir, prefix+".lock"))
 	if err := os.Remove(statePath(stateDir, prefix)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, err)
 	}

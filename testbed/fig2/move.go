@@ -3,7 +3,11 @@ package fig2
 import (
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"samepath/testbed/topo"
 )
@@ -18,6 +22,20 @@ import (
 func (tb *Testbed) Move(mobile string, ingress int) error {
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
+	// Moves from several processes (`testbed move`) are serialised by a
+	// lock beside the state file; the state is re-read under it.
+	unlock, err := lockRun(tb.stateDir, tb.Plan.Prefix)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if cur, err := Load(tb.stateDir, tb.Plan.Prefix); err == nil {
+		for _, cm := range cur.Plan.Mobiles {
+			if m, err := tb.Plan.Mobile(cm.Name); err == nil {
+				m.Ingress = cm.Ingress
+			}
+		}
+	}
 	m, err := tb.Plan.Mobile(mobile)
 	if err != nil {
 		return err
@@ -131,5 +149,41 @@ func attach(p *Plan, m *Mobile, n int) (err error) {
 		}
 	}
 	m.Ingress = n
+	return nil
+}
+
+// lockRun takes the run's lock file (StateDir/PREFIX.lock) exclusively.
+func lockRun(stateDir, prefix string) (unlock func(), err error) {
+	if err := os.MkdirAll(stateDir, 0o755); err != nil {
+		return nil, fmt.Errorf("fig2: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(stateDir, prefix+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("fig2: lock %s: %w", prefix, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("fig2: lock %s: %w", prefix, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// SetLBForwarding turns kernel IP forwarding (IPv4 and IPv6) in LB n's
+// namespace on or off. Off proves that a dataplane attached there carries
+// the traffic; ARP/ND and local traffic keep working either way.
+func (tb *Testbed) SetLBForwarding(n int, on bool) error {
+	if n < 1 || n > len(tb.Plan.Ingress) {
+		return fmt.Errorf("fig2: ingress %d: want 1..%d", n, len(tb.Plan.Ingress))
+	}
+	v := "0"
+	if on {
+		v = "1"
+	}
+	ns := tb.Plan.Ingress[n-1].LB.NS
+	for _, k := range []string{"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"} {
+		if err := topo.Sysctl(ns, k, v); err != nil {
+			return err
+		}
+	}
 	return nil
 }
