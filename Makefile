@@ -5,9 +5,9 @@ GOFLAGS ?=
 export GOFLAGS
 
 # Debian packages the tests, the demo and the benchmarks use.
-APT_PKGS := iproute2 iputils-ping ethtool iperf3 freeradius-utils nftables tcpdump curl
+APT_PKGS := iproute2 iputils-ping procps util-linux ethtool iperf3 freeradius-utils nftables tcpdump curl
 # Commands that prove those packages are present.
-APT_CMDS := ip ping ethtool iperf3 radclient nft tcpdump curl
+APT_CMDS := ip ping pgrep taskset ethtool iperf3 radclient nft tcpdump curl
 
 CMDS := $(notdir $(wildcard cmd/*))
 
