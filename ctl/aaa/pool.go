@@ -71,6 +71,9 @@ type Assignment struct {
 	// Gen counts authentications and bindings of this assignment; a session
 	// releases the address only if nothing happened to it since it bound.
 	Gen uint64 `json:"gen"`
+
+	seq       uint64    // store sequence of the last write of this record
+	persisted time.Time // PendingUntil as last written
 }
 
 type gwEntry struct {
@@ -263,6 +266,7 @@ func (pl *Pool) Load(s *store.Store) error {
 			return nil
 		}
 		a.Gateway = g.cfg.Name
+		a.persisted = a.PendingUntil
 		pl.insert(g, &a)
 		return nil
 	})
@@ -316,7 +320,13 @@ func (pl *Pool) remove(a *Assignment) store.Op {
 }
 
 func (pl *Pool) persist(a *Assignment) store.Op {
+	a.persisted = a.PendingUntil
 	return store.Put(store.BucketAssign, a.IP.AsSlice(), mustJSON(a))
+}
+
+// write enqueues a on its own and remembers the sequence.
+func (pl *Pool) write(a *Assignment) {
+	a.seq = pl.p.Enqueue([]store.Op{pl.persist(a)}, nil, nil)
 }
 
 // Assign runs FIG. 5: an assignment of the device is kept (S4/S7);
@@ -332,17 +342,24 @@ func (pl *Pool) Assign(device, user string) (Assignment, uint64, error) {
 		if !a.Bound {
 			a.PendingUntil = now.Add(pl.ttl)
 		}
-
 		if user != "" && a.User != user {
 			if a.User != "" && pl.byUsr[a.User] == a {
 				delete(pl.byUsr, a.User)
 			}
 			a.User = user
 			pl.byUsr[user] = a
+			pl.write(a)
 		}
 		pl.c.Reused++
-		// Persist the refreshed pending deadline; the caller waits for it.
-		return *a, pl.p.Enqueue([]store.Op{pl.persist(a)}, nil, nil), nil
+		// A re-login changes nothing durable except a pending deadline; it is
+		// rewritten only when the stored one is less than half a TTL ahead,
+		// so repeated logins cost no disk write. (Gen is kept in memory:
+		// after a restart a release may free an address re-authenticated
+		// during the session; its next Start claims it again through Bind.)
+		if !a.Bound && a.persisted.Before(now.Add(pl.ttl/2)) {
+			pl.write(a)
+		}
+		return *a, a.seq, nil
 	}
 	var best *gwEntry
 	anyEligible := false
@@ -374,7 +391,8 @@ func (pl *Pool) Assign(device, user string) (Assignment, uint64, error) {
 	a := &Assignment{IP: best.addr(i), Gateway: best.cfg.Name, Device: device, User: user, PendingUntil: now.Add(pl.ttl), Since: now, Gen: 1}
 	pl.insert(best, a) // S15, S16
 	pl.c.Assigned++
-	return *a, pl.p.Enqueue([]store.Op{pl.persist(a)}, nil, nil), nil
+	pl.write(a)
+	return *a, a.seq, nil
 }
 
 // Bind marks ip as used by session of device and returns the assignment

@@ -369,8 +369,7 @@ func (s *Server) process(ctx context.Context, cl *client, from netip.AddrPort, b
 		s.C.AuthRequests.Add(1)
 	}
 	if maOff != 0 {
-		var scratch [radius.MaxPacketLength]byte
-		if !verifyMessageAuthenticator(b, maOff, cl.secret, scratch[:0]) {
+		if !verifyMessageAuthenticator(b, maOff, cl.secret) {
 			s.C.BadMA.Add(1)
 			return nil
 		}
@@ -476,6 +475,9 @@ func (s *Server) access(ctx context.Context, pkt *radius.Packet) *radius.Packet 
 func (s *Server) durable(ctx context.Context, seq uint64) bool {
 	if seq == 0 {
 		return true
+	}
+	if c, ok := s.dur.(interface{ Committed(uint64) bool }); ok && c.Committed(seq) {
+		return true // fast path: no timer, no context
 	}
 	wctx, cancel := context.WithTimeout(ctx, s.cfg.DurableTimeout)
 	err := s.dur.Wait(wctx, seq)

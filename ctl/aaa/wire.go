@@ -65,14 +65,18 @@ func checkFrame(b []byte) (length, maOff int, err error) {
 // 3.2) of request b (already framed by checkFrame) at value offset off.
 // For Accounting-Request the Request Authenticator is taken as zeros, as it
 // is itself computed over the attribute (RFC 5080 2.2.2 practice, FreeRADIUS).
-func verifyMessageAuthenticator(b []byte, off int, secret []byte, scratch []byte) bool {
-	scratch = append(scratch[:0], b...)
-	clear(scratch[off : off+messageAuthLen])
-	if scratch[0] == codeAcctReq {
-		clear(scratch[4:20])
-	}
+func verifyMessageAuthenticator(b []byte, off int, secret []byte) bool {
+	var zero [16]byte
 	m := hmac.New(md5.New, secret)
-	m.Write(scratch)
+	if b[0] == codeAcctReq {
+		m.Write(b[:4])
+		m.Write(zero[:])
+		m.Write(b[20:off])
+	} else {
+		m.Write(b[:off])
+	}
+	m.Write(zero[:messageAuthLen])
+	m.Write(b[off+messageAuthLen:])
 	var sum [md5.Size]byte
 	return hmac.Equal(m.Sum(sum[:0]), b[off:off+messageAuthLen])
 }

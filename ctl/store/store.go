@@ -364,3 +364,10 @@ func (s *Store) Close() error {
 	}
 	return nil
 }
+
+// Committed reports whether seq is already durable.
+func (s *Store) Committed(seq uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.committed >= seq
+}

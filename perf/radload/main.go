@@ -25,6 +25,7 @@ func main() {
 	window := flag.Int("window", 64, "requests in flight per socket")
 	dur := flag.Duration("duration", 3*time.Second, "measurement time")
 	asJSON := flag.Bool("json", false, "print JSON")
+	newDev := flag.Bool("new-devices", false, "every request from a new device (each Accept waits for a durable assignment)")
 	iter := flag.Int("iter", 10000, "PBKDF2 iterations of the in-process users (paid once per user in the warm-up)")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: radload [flags]\n\nexamples:\n  radload -duration 3s\n  radload -addr 127.0.0.1:1812 -secret s -user u -password pw -users 100\n\nflags:\n")
@@ -35,7 +36,7 @@ func main() {
 	var r nas.LoadResult
 	var err error
 	if *addr == "" {
-		r, err = control.BenchAccess(ctx, control.BenchConfig{Users: *users, Conns: *conns, Window: *window, Duration: *dur, Iter: *iter})
+		r, err = control.BenchAccess(ctx, control.BenchConfig{Users: *users, Conns: *conns, Window: *window, Duration: *dur, Iter: *iter, NewDevices: *newDev})
 	} else {
 		ms := make([]nas.Mobile, *users)
 		for i := range ms {
