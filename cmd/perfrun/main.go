@@ -28,6 +28,8 @@ func main() {
 	variants := flag.String("variants", "", "comma-separated variant names (default all): xdp-redirect,xdp-tx,kernel-fwd,samepathd-afxdp,samepathd-xdp")
 	genRate := flag.Float64("gen-rate", 0, "generator rate in pps (0 = full speed)")
 	sinkSoftirq := flag.Bool("sink-softirq", false, "leave the sink's NAPI unthreaded (softirq where scheduled) instead of pinning it to CPU0")
+	fifo := flag.Int("napi-fifo", 50, "run the pinned NAPI threads SCHED_FIFO at this priority (0 = leave them SCHED_OTHER)")
+	verbose := flag.Bool("v", false, "log the veth drop and error counters of every measurement")
 	md := flag.String("md", "BENCHMARKS.md", "markdown file whose section is rewritten; empty = do not write")
 	chart := flag.String("chart", "perf/results/lb-steer.svg", "SVG chart path")
 	flag.Usage = func() {
@@ -68,7 +70,8 @@ func main() {
 		cfg.Variants = keep
 	}
 	cfg.GenRate, cfg.SinkSoftirq = *genRate, *sinkSoftirq
-	cfg.Out = os.Stdout
+	cfg.NAPIFifo = *fifo
+	cfg.Out, cfg.Verbose = os.Stdout, *verbose
 	cfg.Command = strings.Join(os.Args, " ")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

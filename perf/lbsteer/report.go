@@ -112,6 +112,10 @@ func (r *Result) Markdown(chart string) string {
 	fmt.Fprintf(&b, "| NIC | veth; XDP native mode (checked on every attachment); AF_XDP copy mode |\n")
 	fmt.Fprintf(&b, "| generator | pktgen live frames (BPF_PROG_RUN, XDP_TX), kernel batch %d, IPv4 UDP, CPU%d |\n", cfg.Batch, cfg.GenCPU)
 	fmt.Fprintf(&b, "| sink | XDP counting program (native), NAPI threaded on CPU%d |\n", cfg.SinkCPU)
+	if cfg.NAPIFifo > 0 {
+		fmt.Fprintf(&b, "| NAPI threads | SCHED_FIFO priority %d (background work on the box cannot delay them) |\n", cfg.NAPIFifo)
+	}
+	fmt.Fprintf(&b, "| load average | %s before, %s after (2 CPUs shared with other work: read ratios, not absolutes) |\n", e.LoadBefore, e.LoadAfter)
 	fmt.Fprintf(&b, "| windows | %v warm-up, %v counted, per case |\n", cfg.Warm, cfg.Measure)
 	fmt.Fprintf(&b, "| command | `%s` |\n\n", e.Command)
 

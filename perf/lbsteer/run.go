@@ -38,9 +38,13 @@ type Config struct {
 	// softirq on whichever CPU scheduled it (the DUT's, for most variants).
 	SinkSoftirq bool
 	GenRate     float64 // generator pps; 0 = full speed
-	Prefix      string
-	Out         io.Writer // progress log; nil = silent
-	Command     string    // recorded as the exact command
+	// NAPIFifo, when > 0, runs the pinned NAPI threads SCHED_FIFO at this
+	// priority, so that other work on a shared box cannot delay them.
+	NAPIFifo int
+	Prefix   string
+	Out      io.Writer // progress log; nil = silent
+	Verbose  bool      // also log the veth drop/error counters that moved
+	Command  string    // recorded as the exact command
 }
 
 // DefaultConfig is the full `make perf` run: 3 reps of every variant on
@@ -50,7 +54,7 @@ func DefaultConfig(samepathd string) Config {
 		Reps: 3, Warm: 500 * time.Millisecond, Measure: 2 * time.Second,
 		Cases:    []Case{{64, 1}, {64, 10000}, {1500, 1}, {1500, 10000}},
 		Variants: AllVariants(samepathd),
-		GenCPU:   0, SinkCPU: 0, Batch: 64, Prefix: "spperf",
+		GenCPU:   0, SinkCPU: 0, Batch: 64, Prefix: "spperf", NAPIFifo: 50,
 	}
 }
 
@@ -98,6 +102,9 @@ type Sample struct {
 type Env struct {
 	Date, Commit, Kernel, CPU, Command string
 	NCPU                               int
+	// LoadBefore and LoadAfter are /proc/loadavg around the run: other
+	// work on the box shows here.
+	LoadBefore, LoadAfter string
 }
 
 // Result is a finished run.
@@ -164,6 +171,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := t.Down(); err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("teardown: %w", err))
 	}
+	res.Env.LoadAfter = loadavg()
 	return res, runErr
 }
 
@@ -204,7 +212,7 @@ func runVariant(ctx context.Context, cfg *Config, t *Topology, v Variant, rep in
 			place = append(place, fmt.Sprintf("%s: NAPI not threaded (softirq where scheduled); XDP attach: %s", p.what, mode))
 			continue
 		}
-		ths, err := PinNAPI(p.ns, p.dev, p.cpu)
+		ths, err := PinNAPI(p.ns, p.dev, p.cpu, cfg.NAPIFifo)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -216,7 +224,7 @@ func runVariant(ctx context.Context, cfg *Config, t *Topology, v Variant, rep in
 			return nil, nil, fmt.Errorf("%s: no napi/%s-* thread (no NAPI on the device?)", p.what, p.dev)
 		}
 		for _, th := range ths {
-			place = append(place, fmt.Sprintf("%s: NAPI thread %s (pid %d) allowed CPUs %s; XDP attach: %s", p.what, th.Name, th.PID, th.Allowed, mode))
+			place = append(place, fmt.Sprintf("%s: NAPI thread %s (pid %d) allowed CPUs %s, %s; XDP attach: %s", p.what, th.Name, th.PID, th.Allowed, th.Policy, mode))
 		}
 		if mode != "xdp" && mode != "none" {
 			return nil, nil, fmt.Errorf("%s: XDP attached as %s, want native (xdp)", p.what, mode)
@@ -258,6 +266,14 @@ func measure(ctx context.Context, cfg *Config, t *Topology, sink *pktgen.Sink, c
 		r   pktgen.TxResult
 		err error
 	}
+	devs := [][2]string{{t.Gen, t.GenDev}, {t.DUT, t.In}, {t.DUT, t.Out}, {t.Sink, t.SinkDev}}
+	var before []map[string]uint64
+	if cfg.Verbose {
+		for _, d := range devs {
+			m, _ := devStats(d[0], d[1])
+			before = append(before, m)
+		}
+	}
 	done := make(chan txDone, 1)
 	go func() {
 		r, err := pktgen.RunTx(ctx, tx)
@@ -285,6 +301,16 @@ func measure(ctx context.Context, cfg *Config, t *Topology, sink *pktgen.Sink, c
 	if err != nil {
 		return Sample{}, err
 	}
+	if cfg.Verbose {
+		var parts []string
+		for i, d := range devs {
+			m, _ := devStats(d[0], d[1])
+			if l := lossCounters(d[1], before[i], m, d[1] == sink.Iface); l != "" {
+				parts = append(parts, l)
+			}
+		}
+		cfg.logf("    drops/errors: %s", strings.Join(parts, "; "))
+	}
 	dt := tb.Sub(ta).Seconds()
 	s := Sample{Case: c,
 		SinkPPS: float64(b.Packets-a.Packets) / dt,
@@ -297,7 +323,7 @@ func measure(ctx context.Context, cfg *Config, t *Topology, sink *pktgen.Sink, c
 }
 
 func environment(command string) Env {
-	e := Env{Date: time.Now().UTC().Format("2006-01-02 15:04 UTC"), NCPU: runtime.NumCPU(), Command: command}
+	e := Env{Date: time.Now().UTC().Format("2006-01-02 15:04 UTC"), NCPU: runtime.NumCPU(), Command: command, LoadBefore: loadavg()}
 	var u unix.Utsname
 	if unix.Uname(&u) == nil {
 		e.Kernel = unix.ByteSliceToString(u.Release[:])
@@ -317,4 +343,16 @@ func environment(command string) Env {
 		}
 	}
 	return e
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }

@@ -139,12 +139,31 @@ type NAPIThread struct {
 	Name    string
 	PID     int
 	Allowed string // Cpus_allowed_list
+	Policy  string // scheduling policy and priority
+}
+
+func policy(pid int) string {
+	a, err := unix.SchedGetAttr(pid, 0)
+	if err != nil {
+		return "?"
+	}
+	switch a.Policy {
+	case unix.SCHED_FIFO:
+		return fmt.Sprintf("SCHED_FIFO %d", a.Priority)
+	case unix.SCHED_RR:
+		return fmt.Sprintf("SCHED_RR %d", a.Priority)
+	case 0: // SCHED_OTHER
+		return fmt.Sprintf("SCHED_OTHER nice %d", a.Nice)
+	}
+	return fmt.Sprintf("policy %d", a.Policy)
 }
 
 // PinNAPI turns on threaded NAPI for dev in ns and pins its napi/DEV-*
-// kernel threads to cpu. It returns the threads found (none when the device
-// has no NAPI yet: veth gets it with an XDP program or GRO).
-func PinNAPI(ns, dev string, cpu int) ([]NAPIThread, error) {
+// kernel threads to cpu; with fifo > 0 it also makes them SCHED_FIFO at
+// that priority (so other tasks on a shared box cannot delay them). It
+// returns the threads found (none when the device has no NAPI yet: veth
+// gets it with an XDP program or GRO).
+func PinNAPI(ns, dev string, cpu, fifo int) ([]NAPIThread, error) {
 	if out, err := topo.Command(ns, "sh", "-c", "echo 1 > /sys/class/net/"+dev+"/threaded").CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("threaded napi on %s/%s: %w: %s", ns, dev, err, strings.TrimSpace(string(out)))
 	}
@@ -158,7 +177,13 @@ func PinNAPI(ns, dev string, cpu int) ([]NAPIThread, error) {
 		if err := unix.SchedSetaffinity(ths[i].PID, &set); err != nil {
 			return nil, fmt.Errorf("pin %s (pid %d) to cpu %d: %w", ths[i].Name, ths[i].PID, cpu, err)
 		}
+		if fifo > 0 {
+			if err := unix.SchedSetAttr(ths[i].PID, &unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: uint32(fifo)}, 0); err != nil {
+				return nil, fmt.Errorf("SCHED_FIFO %d for %s (pid %d): %w", fifo, ths[i].Name, ths[i].PID, err)
+			}
+		}
 		ths[i].Allowed = allowed(ths[i].PID)
+		ths[i].Policy = policy(ths[i].PID)
 	}
 	return ths, nil
 }
