@@ -48,12 +48,14 @@ Commands (each answers -h):
   counters [-daemon URL]                   control counters, or a samepathd's per-queue counters
   t4 show|set-row|delete-row|gateway-state|load  -lb URL|all          LB balancing policy (T4) on samepathd
   daemon status -daemon URL                a samepathd's status
+  nas -auth H:P -acct H:P -secret S ...    NAS emulator: RADIUS login + accounting Start/Interim/Stop
 
 Examples:
   samepathctl gateways set -name gw1 -range 10.100.0.0/24 -api http://10.0.0.11:9180 -mac 02:00:00:00:01:01
   samepathctl gateways state gw1 drain
   samepathctl users set -id alice -password s3cret -device IMEI-1 -phone +81-90-1
   samepathctl -o json sessions list
+  samepathctl nas -auth 10.0.0.2:1812 -acct 10.0.0.2:1813 -secret s -user mobile -password pw -mobiles 4 -interims 1 -dormant
   samepathctl t4 set-row -lb all -range 10.100.0.0/24 -gw 02:00:00:00:01:01,02:00:00:00:01:02
 `
 
@@ -93,6 +95,7 @@ func Main(args []string, stdout, stderr io.Writer, d Defaults) int {
 	cmds := map[string]func(*ctx, []string) error{
 		"status": cmdStatus, "gateways": cmdGateways, "users": cmdUsers, "sessions": cmdSessions,
 		"assignments": cmdAssignments, "health": cmdHealth, "counters": cmdCounters, "t4": cmdT4, "daemon": cmdDaemon,
+		"nas": cmdNAS,
 	}
 	f := cmds[cmd]
 	if f == nil {

@@ -274,3 +274,20 @@ func TestHelpAndUsage(t *testing.T) {
 		t.Errorf("unreachable control: exit %d", rc)
 	}
 }
+
+func TestNASCommand(t *testing.T) {
+	h := newHarness(t)
+	h.run("gateways", "set", "-name", "gw1", "-range", "10.1.0.0/24")
+	h.run("users", "set", "-id", "mobile0", "-password", "pw")
+	h.run("users", "set", "-id", "mobile1", "-password", "pw")
+	var steps []nas.Step
+	h.json(&steps, "nas", "-auth", h.c.AuthAddr().String(), "-acct", h.c.AcctAddr().String(), "-secret", "s", "-password", "pw", "-mobiles", "2", "-dormant")
+	if len(steps) != 2 || steps[0].Err != "" || steps[1].IP.String() != "10.1.0.2" {
+		t.Fatalf("steps %+v", steps)
+	}
+	var ss []session.Session
+	h.json(&ss, "sessions", "list")
+	if len(ss) != 2 || ss[0].State != session.Act {
+		t.Fatalf("sessions %+v", ss)
+	}
+}
