@@ -22,6 +22,12 @@ type recAcct struct {
 	reqs []AcctRequest
 }
 
+func (r *recAcct) list() []AcctRequest {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]AcctRequest(nil), r.reqs...)
+}
+
 func (r *recAcct) Account(a *AcctRequest) (uint64, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -127,10 +133,11 @@ func TestRadclientAccounting(t *testing.T) {
 	if !strings.Contains(out, "Received Accounting-Response") {
 		t.Fatalf("no Accounting-Response:\n%s", out)
 	}
-	if len(ts.acct.reqs) != 1 {
-		t.Fatalf("%d accounting requests recorded", len(ts.acct.reqs))
+	reqs := ts.acct.list()
+	if len(reqs) != 1 {
+		t.Fatalf("%d accounting requests recorded", len(reqs))
 	}
-	r := ts.acct.reqs[0]
+	r := reqs[0]
 	if r.Status != rfc2866.AcctStatusType_Value_Stop || r.Cause != rfc2866.AcctTerminateCause_Value_IdleTimeout || r.SessionID != "s1" || r.IP.String() != "10.20.0.1" || r.InOctets != 10 || r.NAS != "127.0.0.1" {
 		t.Fatalf("recorded %+v", r)
 	}

@@ -129,8 +129,11 @@ func (e *env) open() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e.out.Start(ctx)
-	e.stop = func() { cancel(); e.out.Wait(); e.st.Close() }
-	t.Cleanup(func() { e.stop() })
+	out, st := e.out, e.st
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); out.Wait(); st.Close() }) }
+	e.stop = stop
+	t.Cleanup(stop)
 }
 
 func (e *env) acct(status rfc2866.AcctStatusType, id, dev string, ip string, cause rfc2866.AcctTerminateCause) {

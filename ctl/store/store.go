@@ -228,6 +228,15 @@ func (s *Store) RoutineCommit() {
 		if !failed {
 			err = s.commit(batch, nops)
 		}
+		if err == nil && !failed {
+			// Callbacks run before Wait returns for this batch, so a waiter
+			// sees their effects (e.g. Close -> None).
+			for _, e := range batch {
+				if e.onCommit != nil {
+					e.onCommit()
+				}
+			}
+		}
 		s.mu.Lock()
 		if err != nil && s.err == nil {
 			s.err = err
@@ -239,15 +248,7 @@ func (s *Store) RoutineCommit() {
 		}
 		close(s.done)
 		s.done = make(chan struct{})
-		ok := s.err == nil
 		s.mu.Unlock()
-		if ok {
-			for _, e := range batch {
-				if e.onCommit != nil {
-					e.onCommit()
-				}
-			}
-		}
 	}
 }
 
