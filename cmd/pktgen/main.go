@@ -58,8 +58,9 @@ func usage() {
 
   tx  generate frames: live engine (BPF_PROG_RUN live frames, XDP_TX out of -i)
       or afxdp engine (AF_XDP TX through ring/xsk)
-  rx  count frames at a sink (XDP counting program in native mode on -i),
-      with loss and reordering from the generator's sequence stamps
+  rx  count frames at a sink (XDP counting program in native mode on -i, or
+      an AF_XDP socket with -mode afxdp), with loss and reordering from the
+      generator's sequence stamps
 
 example:
   pktgen tx -netns gen -i g0 -dst-mac 02:00:00:00:00:02 -src 10.0.0.1 -dst 10.1.0.1 \
@@ -140,6 +141,9 @@ func SplitFlows(n int) (addrs, ports int) {
 func rx(ctx context.Context, args []string) error {
 	var cfg pktgen.RxConfig
 	fs := flag.NewFlagSet("pktgen rx", flag.ContinueOnError)
+	fs.StringVar(&cfg.Mode, "mode", pktgen.RxXDP, "xdp (counting XDP program) or afxdp (AF_XDP socket, stamps checked in Go)")
+	fs.IntVar(&cfg.Queue, "queue", 0, "afxdp: queue to bind")
+	fs.IntVar(&cfg.CPU, "cpu", -1, "afxdp: CPU to pin the receive thread to (-1 = not pinned)")
 	fs.StringVar(&cfg.Netns, "netns", "", "network namespace (name under /run/netns or a path)")
 	fs.StringVar(&cfg.Iface, "i", "", "interface to count on (required)")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "run time; 0 = until Ctrl-C")

@@ -125,12 +125,16 @@ func (s *Sink) Close() error {
 
 // RxConfig configures `pktgen rx`.
 type RxConfig struct {
+	Mode     string // RxXDP (default) or RxAFXDP
 	Netns    string
 	Iface    string
+	Queue    int           // AF_XDP: the queue to bind
+	CPU      int           // AF_XDP: CPU for the receive thread; < 0 = not pinned
 	Duration time.Duration // 0: until ctx ends
-	Pass     bool          // let frames continue to the stack after counting
+	Pass     bool          // XDP: let frames continue to the stack after counting
 	Interval time.Duration // progress line period; 0 = 1s
 	Out      io.Writer     // progress and summary; nil = silent
+	OnReady  func()        // called once the sink is attached and counting
 }
 
 // RxResult is what the sink saw over the run.
@@ -163,19 +167,29 @@ func RunRx(ctx context.Context, cfg RxConfig) (RxResult, error) {
 	if cfg.Interval <= 0 {
 		cfg.Interval = time.Second
 	}
-	s, err := OpenSink(cfg.Netns, cfg.Iface, cfg.Pass)
-	if err != nil {
-		return RxResult{}, err
-	}
-	defer s.Close()
 	if cfg.Duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
 		defer cancel()
 	}
+	switch cfg.Mode {
+	case "", RxXDP:
+	case RxAFXDP:
+		return runRxAFXDP(ctx, cfg)
+	default:
+		return RxResult{}, fmt.Errorf("rx: mode %q: want xdp or afxdp", cfg.Mode)
+	}
+	s, err := OpenSink(cfg.Netns, cfg.Iface, cfg.Pass)
+	if err != nil {
+		return RxResult{}, err
+	}
+	defer s.Close()
 	start, err := s.Snapshot()
 	if err != nil {
 		return RxResult{}, err
+	}
+	if cfg.OnReady != nil {
+		cfg.OnReady()
 	}
 	prev := start
 	tick := time.NewTicker(cfg.Interval)
@@ -201,13 +215,18 @@ func RunRx(ctx context.Context, cfg RxConfig) (RxResult, error) {
 	}
 	r := RxResult{Elapsed: prev.At.Sub(start.At), Packets: prev.Packets - start.Packets,
 		Bytes: prev.Bytes - start.Bytes, Stamped: prev.Stamped - start.Stamped, Streams: prev.Streams}
-	if cfg.Out != nil {
-		fmt.Fprintf(cfg.Out, "rx total: %d frames %d bytes in %.2fs: %s %s; streams %d, expected %d, received %d, lost %d (%.3f%%), late %d\n",
-			r.Packets, r.Bytes, r.Elapsed.Seconds(), FormatPPS(r.PPS()), FormatBPS(r.BPS()),
-			r.Streams.Streams, r.Streams.Expected, r.Streams.Received, r.Streams.Lost,
-			pct(r.Streams.Lost, r.Streams.Expected), r.Streams.Late)
-	}
+	printRxSummary(cfg, r)
 	return r, nil
+}
+
+func printRxSummary(cfg RxConfig, r RxResult) {
+	if cfg.Out == nil {
+		return
+	}
+	fmt.Fprintf(cfg.Out, "rx total: %d frames %d bytes in %.2fs: %s %s; streams %d, expected %d, received %d, lost %d (%.3f%%), late %d\n",
+		r.Packets, r.Bytes, r.Elapsed.Seconds(), FormatPPS(r.PPS()), FormatBPS(r.BPS()),
+		r.Streams.Streams, r.Streams.Expected, r.Streams.Received, r.Streams.Lost,
+		pct(r.Streams.Lost, r.Streams.Expected), r.Streams.Late)
 }
 
 func pct(a, b uint64) float64 {
