@@ -1,6 +1,8 @@
 package lbsteer
 
 import (
+	"encoding/xml"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,6 +87,14 @@ func TestSVG(t *testing.T) {
 	svg := fakeResult().SVG()
 	if !strings.HasPrefix(svg, "<svg") || !strings.HasSuffix(svg, "</svg>\n") {
 		t.Fatal("not an svg document")
+	}
+	d := xml.NewDecoder(strings.NewReader(svg))
+	for {
+		if _, err := d.Token(); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("svg is not well-formed XML: %v", err)
+		}
 	}
 	if n := strings.Count(svg, "<title>"); n != 3 {
 		t.Errorf("%d bars, want 3", n)

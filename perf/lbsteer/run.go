@@ -140,6 +140,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		active = append(active, v)
 	}
+	if gone, err := CleanStale(cfg.Prefix); err != nil {
+		return nil, fmt.Errorf("clean stale runs: %w", err)
+	} else if len(gone) > 0 {
+		cfg.logf("removed namespaces of dead runs: %v", gone)
+	}
 	t := NewTopology(cfg.Prefix)
 	if err := t.Up(); err != nil {
 		return nil, err

@@ -2,6 +2,8 @@ package lbsteer
 
 import (
 	"context"
+
+	"github.com/google/go-cmp/cmp"
 	"testing"
 	"time"
 
@@ -52,5 +54,36 @@ func TestRunBaselinesSmoke(t *testing.T) {
 	}
 	if len(left) > 0 {
 		t.Errorf("namespaces left behind: %v", left)
+	}
+}
+
+// A topology left by a dead run is found and removed; a live one is kept.
+func TestCleanStale(t *testing.T) {
+	privtest.Require(t)
+	prefix := privtest.Name("spc", "")
+	dead := &Topology{Prefix: prefix + "-999999999"}
+	dead.Gen, dead.DUT, dead.Sink = dead.Prefix+"-gen", dead.Prefix+"-dut", dead.Prefix+"-sink"
+	live := NewTopology(prefix)
+	for _, tp := range []*Topology{dead, live} {
+		for _, ns := range []string{tp.Gen, tp.DUT, tp.Sink} {
+			if err := topo.CreateNetns(ns); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Cleanup(func() { tp.Down() })
+	}
+	gone, err := CleanStale(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gone) != 3 {
+		t.Errorf("removed %v, want the dead run's 3 namespaces", gone)
+	}
+	left, err := topo.ListNetns(prefix + "-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{live.DUT, live.Gen, live.Sink}, left); d != "" {
+		t.Errorf("namespaces left (-want +got):\n%s", d)
 	}
 }

@@ -125,7 +125,7 @@ func ns2sysctl(ns string) error {
 // Down removes the namespaces (and with them the links and attachments)
 // and kills any process still running in them.
 func (t *Topology) Down() error {
-	errs := []error{topo.KillProcs(t.Prefix, 2*time.Second)}
+	errs := []error{topo.KillProcs(t.Prefix+"-", 2*time.Second)}
 	for _, ns := range []string{t.Gen, t.DUT, t.Sink} {
 		if err := topo.DeleteNetns(ns); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
@@ -258,4 +258,36 @@ func XDPMode(ns, dev string) (string, error) {
 		return "xdpmulti", nil
 	}
 	return fmt.Sprintf("mode%d", x.AttachMode), nil
+}
+
+// CleanStale removes the topologies of runs with this prefix whose process
+// is gone (a crashed or killed run), and returns the namespaces removed.
+func CleanStale(prefix string) ([]string, error) {
+	names, err := topo.ListNetns(prefix + "-")
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	var errs []error
+	seen := map[int]bool{}
+	for _, n := range names {
+		rest := strings.TrimPrefix(n, prefix+"-")
+		pidS, _, ok := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidS)
+		if !ok || err != nil || seen[pid] {
+			continue
+		}
+		seen[pid] = true
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+			continue // still running
+		}
+		t := &Topology{Prefix: fmt.Sprintf("%s-%d", prefix, pid)}
+		t.Gen, t.DUT, t.Sink = t.Prefix+"-gen", t.Prefix+"-dut", t.Prefix+"-sink"
+		if err := t.Down(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, t.Gen, t.DUT, t.Sink)
+	}
+	return removed, errors.Join(errs...)
 }
