@@ -45,8 +45,10 @@ perf: deps build
 	@echo "make perf: benchmarks are wired in by issue 3 (perf/)"; \
 	$(GO) test -run '^$$' -bench . -benchtime 200ms ./dp/... ./nat/...
 
+# demo: the FIG. 2 system in namespaces with samepathd LBs, a download to a
+# mobile that moves across the three ingress points, and a summary.
 demo: deps build
-	@echo "make demo: the FIG. 2 demo arrives with the testbed (issue 3)"
+	$(BIN)/samepath-demo -samepathd $(BIN)/samepathd
 
 # generate rebuilds the committed eBPF objects (needs clang and llvm).
 generate:

@@ -89,8 +89,8 @@ func newLBTopo(t *testing.T) *lbTopo {
 		l := tp.ns[fmt.Sprintf("lb%d", i)]
 		tp.sh("", fmt.Sprintf("ip link add in netns %s type veth peer name s%d netns %s", l, i, tp.ns["src"]))
 		tp.sh("", fmt.Sprintf("ip link add lan netns %s type veth peer name l%d netns %s", l, i, tp.ns["sw"]))
-		tp.sh(tp.ns["sw"], fmt.Sprintf("ip link set l%d master br0 up && ethtool -K l%d gro on >/dev/null", i, i))
-		tp.sh(tp.ns["src"], fmt.Sprintf("ip addr add 10.0.%d.2/24 dev s%d && ip link set s%d up && ethtool -K s%d gro on >/dev/null", i, i, i, i))
+		tp.sh(tp.ns["sw"], fmt.Sprintf("ip link set l%d master br0 up && ethtool -K l%d gro on tx off >/dev/null", i, i))
+		tp.sh(tp.ns["src"], fmt.Sprintf("ip addr add 10.0.%d.2/24 dev s%d && ip link set s%d up && ethtool -K s%d gro on tx off >/dev/null", i, i, i, i))
 		tp.sh(l, fmt.Sprintf("ip addr add 10.0.%d.1/24 dev in && ip addr add 10.9.0.1%d/24 dev lan && ip link set in up && ip link set lan up", i, i))
 	}
 	return tp

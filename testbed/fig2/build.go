@@ -109,6 +109,12 @@ func build(p *Plan) (err error) {
 		if err := topo.SetGRO(p.Switch, port, true); err != nil {
 			return err
 		}
+		if err := dataplanePeer(in.NAS.NS, in.NAS.ToLB.Name); err != nil {
+			return err
+		}
+		if err := dataplanePeer(p.Switch, port); err != nil {
+			return err
+		}
 	}
 	for _, g := range p.Gateways {
 		if err := bridged(g.LAN1, p.LAN1.Bridge); err != nil {
@@ -116,6 +122,15 @@ func build(p *Plan) (err error) {
 		}
 		if err := bridged(g.LAN2, p.LAN2.Bridge); err != nil {
 			return err
+		}
+		for _, ifc := range []Iface{g.LAN1, g.LAN2} {
+			port := ifc.Peer[strings.IndexByte(ifc.Peer, '/')+1:]
+			if err := topo.SetGRO(p.Switch, port, true); err != nil {
+				return err
+			}
+			if err := dataplanePeer(p.Switch, port); err != nil {
+				return err
+			}
 		}
 	}
 	for _, s := range p.Servers {
@@ -177,6 +192,17 @@ func build(p *Plan) (err error) {
 		}
 	}
 	return nil
+}
+
+// dataplanePeer prepares a link that sends into an interface a dataplane
+// (samepathd, over XDP/AF_XDP) receives on: transmit checksum offload off,
+// so the kernel completes checksums in software before the frame leaves.
+// A veth otherwise hands over TCP/UDP with only a partial checksum
+// (CHECKSUM_PARTIAL), which the kernel on the far side would finish but a
+// dataplane reading raw frames forwards unfinished: real NICs never put
+// such frames on the wire, and the receiving host drops them.
+func dataplanePeer(ns, link string) error {
+	return topo.SetTxChecksum(ns, link, false)
 }
 
 // wired lists the host-side interfaces that are always up.
