@@ -20,6 +20,15 @@ type Pipeline interface {
 	Process(in int, pkts []Packet)
 }
 
+// Ticker is implemented by pipelines with periodic work (flow expiry,
+// control events from other goroutines). The worker calls Tick on its own
+// goroutine once per poll round, before receiving, with a monotonic clock
+// in nanoseconds since the worker was made; pipelines keep the value as
+// their clock for the round instead of reading the time per packet.
+type Ticker interface {
+	Tick(now int64)
+}
+
 // WorkerConfig configures one poll-mode worker.
 type WorkerConfig struct {
 	// Batch is the most packets taken from one port per round.
@@ -70,6 +79,9 @@ type Worker struct {
 	out   [][]ring.Desc // per egress port, this round
 	drop  []ring.Desc   // frames to release, this round
 	sent  bool
+
+	ticker Ticker // pipe, if it has periodic work
+	epoch  time.Time
 }
 
 // NewWorker makes a worker for ports running pipe.
@@ -93,6 +105,8 @@ func NewWorker(cfg WorkerConfig, ports []Port, pipe Pipeline) (*Worker, error) {
 	for i := range w.out {
 		w.out[i] = make([]ring.Desc, 0, cfg.Batch)
 	}
+	w.ticker, _ = pipe.(Ticker)
+	w.epoch = time.Now()
 	return w, nil
 }
 
@@ -153,6 +167,9 @@ func (w *Worker) Run(ctx context.Context) error {
 // Poll runs one round over every port and returns how many packets it
 // received. Zero allocations.
 func (w *Worker) Poll() (int, error) {
+	if w.ticker != nil {
+		w.ticker.Tick(int64(time.Since(w.epoch)))
+	}
 	total := 0
 	for in, p := range w.ports {
 		n, err := p.Recv(w.descs)

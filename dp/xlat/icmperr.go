@@ -77,12 +77,15 @@ func readInner(b []byte, p *header.Parsed, in *inner, t *Tuple) bool {
 	return false
 }
 
-// ReadError returns the tuple of the packet quoted in an ICMP error, the
-// one a NAT looks up: for an error travelling the other way than the
-// quoted packet did, its reverse is the flow the error belongs to.
-func ReadError(b []byte, p *header.Parsed, t *Tuple) bool {
+// ReadError returns the tuple and transport protocol of the packet quoted
+// in an ICMP error: the flow a NAT looks up. The quoted packet travelled
+// the other way than the error does.
+func ReadError(b []byte, p *header.Parsed, t *Tuple) (proto uint8, ok bool) {
 	var in inner
-	return readInner(b, p, &in, t)
+	if !IsICMPError(b, p) || !readInner(b, p, &in, t) {
+		return 0, false
+	}
+	return in.proto, true
 }
 
 // RewriteError translates an ICMP error: the outer addresses become src

@@ -188,7 +188,7 @@ func TestRewriteError(t *testing.T) {
 				t.Fatal("not seen as an ICMP error")
 			}
 			var q xlat.Tuple
-			if !xlat.ReadError(in, p, &q) || q.Src != m(tc.qFrom[0]) || q.SPort != tc.qPorts[0] || q.DPort != tc.qPorts[1] {
+			if _, ok := xlat.ReadError(in, p, &q); !ok || q.Src != m(tc.qFrom[0]) || q.SPort != tc.qPorts[0] || q.DPort != tc.qPorts[1] {
 				t.Fatalf("ReadError = %+v", q)
 			}
 			nq := xlat.Tuple{Src: m(tc.qFrom[2]), Dst: m(tc.qFrom[3]), SPort: tc.qPorts[2], DPort: tc.qPorts[3]}
