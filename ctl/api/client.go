@@ -107,3 +107,30 @@ func (c *Client) SetGatewayState(ctx context.Context, mac, state string) error {
 func (c *Client) SessionEvent(ctx context.Context, ev SessionEvent) error {
 	return c.Do(ctx, http.MethodPost, "/v1/sessions/events", ev, nil)
 }
+
+func (c *Client) Services(ctx context.Context) (Services, error) {
+	var s Services
+	return s, c.Do(ctx, http.MethodGet, "/v1/services", nil, &s)
+}
+
+func (c *Client) SetServices(ctx context.Context, s Services) error {
+	return c.Do(ctx, http.MethodPut, "/v1/services", s, nil)
+}
+
+func (c *Client) SetPolicy(ctx context.Context, service, policy string) error {
+	return c.Do(ctx, http.MethodPut, "/v1/services/policy", PolicyChange{Service: service, Policy: policy}, nil)
+}
+
+func (c *Client) SetServerState(ctx context.Context, service, addr, state string) error {
+	return c.Do(ctx, http.MethodPut, "/v1/services/server", ServerState{Service: service, Addr: addr, State: state}, nil)
+}
+
+func (c *Client) GWSessions(ctx context.Context) (GWSessions, error) {
+	var s GWSessions
+	return s, c.Do(ctx, http.MethodGet, "/v1/sessions", nil, &s)
+}
+
+func (c *Client) Flows(ctx context.Context, limit int) (Flows, error) {
+	var f Flows
+	return f, c.Do(ctx, http.MethodGet, fmt.Sprintf("/v1/flows?limit=%d", limit), nil, &f)
+}

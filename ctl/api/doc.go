@@ -13,6 +13,12 @@
 //	DELETE /v1/t4/row?range=CIDR               delete one row
 //	PUT    /v1/gateways/state          GatewayState  set one gateway's state in every row
 //	POST   /v1/sessions/events         SessionEvent  (role gw) T3 notification, R-GW-7
+//	GET    /v1/sessions                GWSessions    (role gw) the gateway's T3 copy
+//	GET    /v1/services                Services      (role gw) T6 + T11 + T9
+//	PUT    /v1/services                Services      replace the service table
+//	PUT    /v1/services/policy         PolicyChange  set a service's balancing policy
+//	PUT    /v1/services/server         ServerState   set a server's administrative state
+//	GET    /v1/flows?limit=N           Flows         (role gw) port-key NAT records (T5)
 //
 // Metrics are served separately in Prometheus format at /metrics.
 package api

@@ -84,3 +84,86 @@ type Ack struct {
 type Error struct {
 	Error string `json:"error"`
 }
+
+// Gateway role (R-GW-*).
+
+// Server is one actual server of a service.
+type Server struct {
+	Addr   string `json:"addr"` // IP:port
+	Weight int    `json:"weight,omitempty"`
+	State  string `json:"state"` // administrative: "up" or "down"
+	// Read-only, from the gateway's probes:
+	Healthy   *bool   `json:"healthy,omitempty"`
+	RTTMicros int64   `json:"rtt_us,omitempty"`
+	CPU       float64 `json:"cpu,omitempty"`
+	Active    int64   `json:"active,omitempty"` // flows on it (least connections)
+}
+
+// Service is a T6 row joined with its T11 user session type and T9
+// service type: a representative address and its server group.
+type Service struct {
+	Name        string   `json:"name"`
+	Rep         string   `json:"rep"`    // representative IP:port
+	Proto       string   `json:"proto"`  // "tcp" or "udp"
+	Type        string   `json:"type"`   // login, service, packet or connection
+	Policy      string   `json:"policy"` // rr, wrr, lc, fastest, cpu
+	ServiceType string   `json:"service_type,omitempty"`
+	Servers     []Server `json:"servers"`
+}
+
+// Services is the gateway's service table.
+type Services struct {
+	Services []Service `json:"services"`
+}
+
+// PolicyChange sets a service's balancing policy.
+type PolicyChange struct {
+	Service string `json:"service"`
+	Policy  string `json:"policy"`
+}
+
+// ServerState sets a server's administrative state in a service.
+type ServerState struct {
+	Service string `json:"service"`
+	Addr    string `json:"addr"`
+	State   string `json:"state"`
+}
+
+// GWSession is a row of the gateway's T3 copy.
+type GWSession struct {
+	SessionID string `json:"session_id"`
+	UserID    string `json:"user_id,omitempty"`
+	DeviceID  string `json:"device_id"`
+	IP        string `json:"ip"`
+	State     string `json:"state"` // "active" or "dormant"
+	Seq       uint64 `json:"seq"`
+}
+
+// GWSessions lists the gateway's sessions.
+type GWSessions struct {
+	Sessions []GWSession `json:"sessions"`
+}
+
+// Flow is one port-key NAT record (T5).
+type Flow struct {
+	Proto       string `json:"proto"`
+	Mobile      string `json:"mobile"`  // IP:port as the mobile sends
+	Dest        string `json:"dest"`    // representative (or real destination) IP:port
+	Gateway     string `json:"gateway"` // gateway address:key port
+	Server      string `json:"server"`  // actual server IP:port
+	Session     string `json:"session,omitempty"`
+	Service     string `json:"service,omitempty"`
+	State       string `json:"state,omitempty"` // TCP state
+	AgeSec      int64  `json:"age_sec"`
+	IdleSec     int64  `json:"idle_sec"`
+	UpPackets   uint64 `json:"up_packets"`
+	UpBytes     uint64 `json:"up_bytes"`
+	DownPackets uint64 `json:"down_packets"`
+	DownBytes   uint64 `json:"down_bytes"`
+}
+
+// Flows lists flow records; Total is how many exist (the list may be cut).
+type Flows struct {
+	Total int    `json:"total"`
+	Flows []Flow `json:"flows"`
+}
