@@ -148,8 +148,10 @@ type Server struct {
 
 // Check configures the Prober's health check of a service's servers.
 type Check struct {
-	// Kind: "" (default: "tcp" for TCP services, "tcp" on Port for UDP
-	// services), "tcp", "http", "udp" or "none" (never probed, always healthy).
+	// Kind: "tcp" (connect), "http" (GET), "udp" (request/response) or
+	// "none" (never checked, always healthy). "" means "tcp" for TCP
+	// services and "none" for UDP services (a UDP server need not listen
+	// on TCP; set "udp", or "tcp" with Port, to check it).
 	Kind string `json:"kind,omitempty" yaml:"kind,omitempty"`
 	// Port overrides the server's port for the check (0: the server's port).
 	Port uint16 `json:"port,omitempty" yaml:"port,omitempty"`
