@@ -120,25 +120,28 @@ func NewCPUSampler(path string) *CPUSampler {
 }
 
 // Sample reads the counters and updates the load over the time since the
-// previous sample.
+// previous sample. A failed read makes the load unknown until two good
+// samples follow.
 func (s *CPUSampler) Sample() error {
 	b, err := os.ReadFile(s.path)
-	if err != nil {
-		return fmt.Errorf("cpu sample: %w", err)
-	}
-	t, err := ParseProcStat(b)
-	if err != nil {
-		return fmt.Errorf("cpu sample: %w", err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.have {
-		if l, ok := LoadBetween(s.prev, t); ok {
-			s.load, s.ok = l, true
+	if err == nil {
+		var t CPUTimes
+		if t, err = ParseProcStat(b); err == nil {
+			s.mu.Lock()
+			if s.have {
+				if l, ok := LoadBetween(s.prev, t); ok {
+					s.load, s.ok = l, true
+				}
+			}
+			s.prev, s.have = t, true
+			s.mu.Unlock()
+			return nil
 		}
 	}
-	s.prev, s.have = t, true
-	return nil
+	s.mu.Lock()
+	s.have, s.ok = false, false
+	s.mu.Unlock()
+	return fmt.Errorf("cpu sample: %w", err)
 }
 
 // Load returns the last computed load; ok is false before two samples.
@@ -148,21 +151,19 @@ func (s *CPUSampler) Load() (float64, bool) {
 	return s.load, s.ok
 }
 
-// Run samples every interval until ctx is done; the first error stops it.
-func (s *CPUSampler) Run(ctx context.Context, interval time.Duration) error {
-	if err := s.Sample(); err != nil {
-		return err
-	}
+// Run samples every interval until ctx is done. Errors do not stop it:
+// each is passed to onErr (if not nil) and the load is unknown meanwhile.
+func (s *CPUSampler) Run(ctx context.Context, interval time.Duration, onErr func(error)) {
 	tk := time.NewTicker(interval)
 	defer tk.Stop()
 	for {
+		if err := s.Sample(); err != nil && onErr != nil {
+			onErr(err)
+		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-tk.C:
-			if err := s.Sample(); err != nil {
-				return err
-			}
 		}
 	}
 }

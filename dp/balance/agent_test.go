@@ -1,12 +1,14 @@
 package balance
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 const stat1 = `cpu  100 10 50 800 40 0 0 0 0 0
@@ -61,6 +63,41 @@ func TestCPUSampler(t *testing.T) {
 	}
 	if l, ok := s.Load(); !ok || l != 25 {
 		t.Errorf("load = %v,%v", l, ok)
+	}
+	// A failed read makes the load unknown until two good samples.
+	os.Remove(p)
+	if err := s.Sample(); err == nil {
+		t.Fatal("missing file: no error")
+	}
+	if _, ok := s.Load(); ok {
+		t.Error("load still known after a failed sample")
+	}
+	os.WriteFile(p, []byte(stat1), 0o644)
+	s.Sample()
+	if _, ok := s.Load(); ok {
+		t.Error("load known after one good sample")
+	}
+	os.WriteFile(p, []byte(stat2), 0o644)
+	s.Sample()
+	if l, ok := s.Load(); !ok || l != 25 {
+		t.Errorf("after recovery load = %v,%v", l, ok)
+	}
+	// Run reports errors and returns on cancel.
+	os.Remove(p)
+	ctx, cancel := context.WithCancel(context.Background())
+	var errs int
+	done := make(chan struct{})
+	go func() {
+		s.Run(ctx, time.Millisecond, func(error) {
+			if errs++; errs == 3 {
+				cancel()
+			}
+		})
+		close(done)
+	}()
+	<-done
+	if errs < 3 {
+		t.Errorf("Run reported %d errors", errs)
 	}
 	// The real /proc/stat parses and gives a value in range.
 	r := NewCPUSampler("")
