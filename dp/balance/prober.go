@@ -206,15 +206,17 @@ func (p *Prober) set(t *target, healthy bool, err error) {
 // checkOne runs the health check and, for CPULoad services, the agent check.
 func (p *Prober) checkOne(ctx context.Context, t *target) result {
 	var r result
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
-	defer cancel()
 	if t.agent {
 		port := t.check.AgentPort
 		if port == 0 {
 			port = DefaultAgentPort
 		}
-		r.load, r.loadErr = p.agent(ctx, netip.AddrPortFrom(t.addr.Addr(), port))
+		actx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+		r.load, r.loadErr = p.agent(actx, netip.AddrPortFrom(t.addr.Addr(), port))
+		cancel()
 	}
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	defer cancel()
 	addr := t.addr
 	if t.check.Port != 0 {
 		addr = netip.AddrPortFrom(addr.Addr(), t.check.Port)
