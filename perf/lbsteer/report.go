@@ -119,8 +119,8 @@ func (r *Result) Markdown(chart string) string {
 	fmt.Fprintf(&b, "| windows | %v warm-up, %v counted, per case |\n", cfg.Warm, cfg.Measure)
 	fmt.Fprintf(&b, "| command | `%s` |\n\n", e.Command)
 
-	fmt.Fprintf(&b, "| frame | flows | variant | sink Mpps | Gbit/s | gen Mpps | loss | x XDP_REDIRECT | x kernel fwd |\n")
-	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| frame | flows | variant | sink Mpps | Gbit/s | gen Mpps | loss | late | x XDP_REDIRECT | x kernel fwd |\n")
+	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, c := range cfg.Cases {
 		for _, v := range cfg.Variants {
 			st := stats[v.Name][c]
@@ -136,12 +136,12 @@ func (r *Result) Markdown(chart string) string {
 				}
 				return "-"
 			}
-			fmt.Fprintf(&b, "| %d B | %d | %s | %.3f [%.3f-%.3f] | %.2f | %.2f | %.1f%% | %s | %s |\n",
+			fmt.Fprintf(&b, "| %d B | %d | %s | %.3f [%.3f-%.3f] | %.2f | %.2f | %.1f%% | %d | %s | %s |\n",
 				c.Size, c.Flows, v.Label, st.Median/1e6, st.Min/1e6, st.Max/1e6, st.MedianBPS/1e9,
-				st.GenPPS/1e6, 100*st.Loss, ratio("xdp-redirect"), ratio("kernel-fwd"))
+				st.GenPPS/1e6, 100*st.Loss, st.Late, ratio("xdp-redirect"), ratio("kernel-fwd"))
 		}
 	}
-	fmt.Fprintf(&b, "\nLoss is frames generated but not counted at the sink (the generator runs at full speed, so it mostly shows the device under test saturating).\n\n")
+	fmt.Fprintf(&b, "\nLoss: frames generated but not counted at the sink, median over runs (the generator runs at full speed, so it mostly shows the device under test saturating). Late: stamped frames that arrived below a sequence already seen (reordered or duplicated), summed over runs.\n\n")
 
 	var tl []string
 	for _, tg := range targets {

@@ -47,7 +47,7 @@ func TestStatsAndRatios(t *testing.T) {
 func TestMarkdownAndSection(t *testing.T) {
 	r := fakeResult()
 	md := r.Markdown("perf/results/lb-steer.svg")
-	for _, want := range []string{BeginMarker, EndMarker, "| 64 B | 1 | samepathd afxdp | 2.000 [2.000-2.000] |", "0.50 | 2.00 |",
+	for _, want := range []string{BeginMarker, EndMarker, "| 64 B | 1 | samepathd afxdp | 2.000 [2.000-2.000] |", "| 0 | 0.50 | 2.00 |",
 		"samepathd-afxdp >= 1.5x kernel-fwd, 64 B, 1 flows: 2.00x met", "samepathd-afxdp >= 0.3x xdp-redirect, 64 B, 1 flows: 0.50x met",
 		"samepathd-xdp: not built", "napi here", "](perf/results/lb-steer.svg)"} {
 		if !strings.Contains(md, want) {

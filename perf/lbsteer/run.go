@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"samepath/perf/pktgen"
+	"samepath/perf/xdpprog"
 )
 
 // Case is one traffic shape.
@@ -151,6 +152,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	cfg.logf("topology %s: %s/%s -> %s/%s | %s/%s -> %s/%s", t.Prefix, t.Gen, t.GenDev, t.DUT, t.In, t.DUT, t.Out, t.Sink, t.SinkDev)
 	var runErr error
+	measurements := 0
 	for rep := 1; rep <= cfg.Reps && runErr == nil; rep++ {
 		for _, v := range active {
 			if ctx.Err() != nil {
@@ -160,7 +162,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			if _, failed := res.Skipped[v.Name]; failed {
 				continue
 			}
-			samples, place, err := runVariant(ctx, &cfg, t, v, rep)
+			samples, place, err := runVariant(ctx, &cfg, t, v, rep, &measurements)
 			if err != nil {
 				// A failing DUT must not hide the baselines: record and go on.
 				res.Skipped[v.Name] = fmt.Sprintf("failed in rep %d: %v", rep, err)
@@ -180,7 +182,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	return res, runErr
 }
 
-func runVariant(ctx context.Context, cfg *Config, t *Topology, v Variant, rep int) (_ []Sample, _ []string, err error) {
+func runVariant(ctx context.Context, cfg *Config, t *Topology, v Variant, rep int, n *int) (_ []Sample, _ []string, err error) {
 	teardown, err := v.Setup(t)
 	if err != nil {
 		return nil, nil, err
@@ -243,7 +245,8 @@ func runVariant(ctx context.Context, cfg *Config, t *Topology, v Variant, rep in
 	}
 	var out []Sample
 	for _, c := range cfg.Cases {
-		s, err := measure(ctx, cfg, t, sink, c)
+		*n++
+		s, err := measure(ctx, cfg, t, sink, c, *n)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", c, err)
 		}
@@ -255,7 +258,8 @@ func runVariant(ctx context.Context, cfg *Config, t *Topology, v Variant, rep in
 	return out, place, nil
 }
 
-func measure(ctx context.Context, cfg *Config, t *Topology, sink *pktgen.Sink, c Case) (Sample, error) {
+// measure runs one case; n numbers the run's measurements (for stream ids).
+func measure(ctx context.Context, cfg *Config, t *Topology, sink *pktgen.Sink, c Case, n int) (Sample, error) {
 	if err := sink.Reset(); err != nil {
 		return Sample{}, err
 	}
@@ -267,6 +271,10 @@ func measure(ctx context.Context, cfg *Config, t *Topology, sink *pktgen.Sink, c
 	tx.Frame.SrcPorts = (c.Flows + tx.Frame.SrcAddrs - 1) / tx.Frame.SrcAddrs
 	tx.CPUs, tx.Batch, tx.Rate = []int{cfg.GenCPU}, cfg.Batch, cfg.GenRate
 	tx.Duration = cfg.Warm + cfg.Measure + 100*time.Millisecond
+	// A fresh stream id per measurement: frames of the previous one still
+	// queued in the DUT then count under their own stream, not as late
+	// frames of this one.
+	tx.StreamBase = uint32(n % xdpprog.MaxGenStreams)
 	type txDone struct {
 		r   pktgen.TxResult
 		err error
