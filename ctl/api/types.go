@@ -89,26 +89,26 @@ type Error struct {
 
 // Server is one actual server of a service.
 type Server struct {
-	Addr   string `json:"addr"` // IP:port
-	Weight int    `json:"weight,omitempty"`
-	State  string `json:"state"` // administrative: "up" or "down"
+	Addr   string `json:"addr" yaml:"addr"` // IP:port
+	Weight int    `json:"weight,omitempty" yaml:"weight,omitempty"`
+	State  string `json:"state" yaml:"state"` // administrative: "up" or "down"
 	// Read-only, from the gateway's probes:
-	Healthy   *bool   `json:"healthy,omitempty"`
-	RTTMicros int64   `json:"rtt_us,omitempty"`
-	CPU       float64 `json:"cpu,omitempty"`
-	Active    int64   `json:"active,omitempty"` // flows on it (least connections)
+	Healthy   *bool   `json:"healthy,omitempty" yaml:"healthy,omitempty"`
+	RTTMicros int64   `json:"rtt_us,omitempty" yaml:"rtt_us,omitempty"`
+	CPU       float64 `json:"cpu,omitempty" yaml:"cpu,omitempty"`
+	Active    int64   `json:"active,omitempty" yaml:"active,omitempty"` // flows on it (least connections)
 }
 
 // Service is a T6 row joined with its T11 user session type and T9
 // service type: a representative address and its server group.
 type Service struct {
-	Name        string   `json:"name"`
-	Rep         string   `json:"rep"`    // representative IP:port
-	Proto       string   `json:"proto"`  // "tcp" or "udp"
-	Type        string   `json:"type"`   // login, service, packet or connection
-	Policy      string   `json:"policy"` // rr, wrr, lc, fastest, cpu
-	ServiceType string   `json:"service_type,omitempty"`
-	Servers     []Server `json:"servers"`
+	Name        string   `json:"name" yaml:"name"`
+	Rep         string   `json:"rep" yaml:"rep"`       // representative IP:port
+	Proto       string   `json:"proto" yaml:"proto"`   // "tcp" or "udp"
+	Type        string   `json:"type" yaml:"type"`     // login, service, packet or connection
+	Policy      string   `json:"policy" yaml:"policy"` // rr, wrr, lc, fastest, cpu
+	ServiceType string   `json:"service_type,omitempty" yaml:"service_type,omitempty"`
+	Servers     []Server `json:"servers" yaml:"servers"`
 }
 
 // Services is the gateway's service table.
