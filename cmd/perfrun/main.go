@@ -32,6 +32,7 @@ func main() {
 	verbose := flag.Bool("v", false, "log the veth drop and error counters of every measurement")
 	md := flag.String("md", "BENCHMARKS.md", "markdown file whose section is rewritten; empty = do not write")
 	chart := flag.String("chart", "perf/results/lb-steer.svg", "SVG chart path")
+	render := flag.String("render", "", "re-render -md and -chart from a saved results JSON (written beside the chart) without measuring")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: perfrun [flags]\n\nexample: perfrun -scenario lb-steer -quick\n\n")
 		flag.PrintDefaults()
@@ -40,6 +41,18 @@ func main() {
 	if *scenario != "lb-steer" {
 		fmt.Fprintf(os.Stderr, "perfrun: unknown scenario %q (have: lb-steer)\n", *scenario)
 		os.Exit(2)
+	}
+	if *render != "" {
+		res, err := lbsteer.LoadResult(*render)
+		if err == nil {
+			err = res.Write(*md, *chart)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "perfrun:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("rendered %s into %s and %s\n", *render, *md, *chart)
+		return
 	}
 	cfg := lbsteer.DefaultConfig(*samepathd)
 	if *quick {

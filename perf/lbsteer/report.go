@@ -1,6 +1,7 @@
 package lbsteer
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Markers delimit the scenario's section of BENCHMARKS.md.
@@ -151,7 +153,7 @@ func (r *Result) Markdown(chart string) string {
 				if x < tg.min {
 					mark = "MISSED"
 				}
-				tl = append(tl, fmt.Sprintf("- %s >= %.1fx %s, %s: %.2fx %s", tg.variant, tg.min, tg.base, c, x, mark))
+				tl = append(tl, fmt.Sprintf("- %s >= %.1fx %s, %s: %.3fx %s", tg.variant, tg.min, tg.base, c, x, mark))
 			}
 		}
 	}
@@ -287,11 +289,19 @@ func niceCeil(v float64) float64 {
 	return v * 1.1
 }
 
-// Write writes the chart to chartPath and the section into mdPath, linking
-// the chart relative to the markdown file.
+// Write writes the chart to chartPath, the samples next to it (same name,
+// .json) and the section into mdPath, linking the chart relative to the
+// markdown file.
 func (r *Result) Write(mdPath, chartPath string) error {
 	if err := os.MkdirAll(filepath.Dir(chartPath), 0o755); err != nil {
 		return err
+	}
+	js, err := r.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(strings.TrimSuffix(chartPath, filepath.Ext(chartPath))+".json", append(js, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write results: %w", err)
 	}
 	if err := os.WriteFile(chartPath, []byte(r.SVG()), 0o644); err != nil {
 		return fmt.Errorf("write chart: %w", err)
@@ -309,4 +319,67 @@ func (r *Result) Write(mdPath, chartPath string) error {
 		rel = absChart
 	}
 	return WriteSection(mdPath, r.Markdown(filepath.ToSlash(rel)))
+}
+
+// saved is the JSON form of a Result: the samples and what describes them.
+type saved struct {
+	Env       Env
+	Reps      int
+	Warm      string
+	Measure   string
+	Cases     []Case
+	Variants  []string
+	GenCPU    int
+	SinkCPU   int
+	Batch     int
+	NAPIFifo  int
+	Samples   []Sample
+	Skipped   map[string]string
+	Placement map[string][]string
+}
+
+// MarshalJSON saves the run (variants by name).
+func (r *Result) MarshalJSON() ([]byte, error) {
+	c := r.Config
+	s := saved{Env: r.Env, Reps: c.Reps, Warm: c.Warm.String(), Measure: c.Measure.String(), Cases: c.Cases,
+		GenCPU: c.GenCPU, SinkCPU: c.SinkCPU, Batch: c.Batch, NAPIFifo: c.NAPIFifo,
+		Samples: r.Samples, Skipped: r.Skipped, Placement: r.Placement}
+	for _, v := range c.Variants {
+		s.Variants = append(s.Variants, v.Name)
+	}
+	return json.MarshalIndent(s, "", "  ")
+}
+
+// LoadResult reads a saved run so that it can be rendered again; variants
+// are looked up by name among AllVariants.
+func LoadResult(path string) (*Result, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read results: %w", err)
+	}
+	var s saved
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("parse results %s: %w", path, err)
+	}
+	c := DefaultConfig("")
+	c.Reps, c.Cases, c.GenCPU, c.SinkCPU, c.Batch, c.NAPIFifo = s.Reps, s.Cases, s.GenCPU, s.SinkCPU, s.Batch, s.NAPIFifo
+	if c.Warm, err = time.ParseDuration(s.Warm); err != nil {
+		return nil, fmt.Errorf("results %s: warm: %w", path, err)
+	}
+	if c.Measure, err = time.ParseDuration(s.Measure); err != nil {
+		return nil, fmt.Errorf("results %s: measure: %w", path, err)
+	}
+	byName := map[string]Variant{}
+	for _, v := range AllVariants("") {
+		byName[v.Name] = v
+	}
+	c.Variants = nil
+	for _, n := range s.Variants {
+		v, ok := byName[n]
+		if !ok {
+			return nil, fmt.Errorf("results %s: unknown variant %q", path, n)
+		}
+		c.Variants = append(c.Variants, v)
+	}
+	return &Result{Config: c, Env: s.Env, Samples: s.Samples, Skipped: s.Skipped, Placement: s.Placement}, nil
 }

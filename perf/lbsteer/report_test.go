@@ -48,7 +48,7 @@ func TestMarkdownAndSection(t *testing.T) {
 	r := fakeResult()
 	md := r.Markdown("perf/results/lb-steer.svg")
 	for _, want := range []string{BeginMarker, EndMarker, "| 64 B | 1 | samepathd afxdp | 2.000 [2.000-2.000] |", "| 0 | 0.50 | 2.00 |",
-		"samepathd-afxdp >= 1.5x kernel-fwd, 64 B, 1 flows: 2.00x met", "samepathd-afxdp >= 0.3x xdp-redirect, 64 B, 1 flows: 0.50x met",
+		"samepathd-afxdp >= 1.5x kernel-fwd, 64 B, 1 flows: 2.000x met", "samepathd-afxdp >= 0.3x xdp-redirect, 64 B, 1 flows: 0.500x met",
 		"samepathd-xdp: not built", "napi here", "](perf/results/lb-steer.svg)"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
@@ -103,5 +103,25 @@ func TestSVG(t *testing.T) {
 		if !strings.Contains(svg, want) {
 			t.Errorf("svg lacks %q", want)
 		}
+	}
+}
+
+func TestSaveAndLoad(t *testing.T) {
+	r := fakeResult()
+	dir := t.TempDir()
+	md, chart := filepath.Join(dir, "B.md"), filepath.Join(dir, "res", "c.svg")
+	if err := r.Write(md, chart); err != nil {
+		t.Fatal(err)
+	}
+	back, err := LoadResult(filepath.Join(dir, "res", "c.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(r.Markdown("x.svg"), back.Markdown("x.svg")); d != "" {
+		t.Errorf("markdown after a JSON round trip (-want +got):\n%s", d)
+	}
+	b, _ := os.ReadFile(md)
+	if !strings.Contains(string(b), "](res/c.svg)") {
+		t.Errorf("chart link not relative to the markdown file:\n%s", b)
 	}
 }
