@@ -23,6 +23,7 @@ const (
 	ReasonDenied                      // gateway: service not authorized
 	ReasonUnsupported                 // protocol the pipeline does not handle
 	ReasonTTL                         // TTL or hop limit expired
+	ReasonNoServer                    // gateway: every actual server of the service is down
 	NumReasons
 )
 
@@ -43,6 +44,7 @@ var reasonNames = [NumReasons]string{
 	ReasonDenied:        "denied",
 	ReasonUnsupported:   "unsupported",
 	ReasonTTL:           "ttl_expired",
+	ReasonNoServer:      "no_server",
 }
 
 // String is the reason's metric label.

@@ -18,11 +18,17 @@ import (
 	"samepath/nat"
 )
 
-// Backend is what the control API reads and changes.
+// Backend is what the control API reads and changes. T4 is nil unless
+// the role is lb.
 type Backend interface {
 	Status() api.Status
 	Counters() api.Counters
 	T4() *nat.T4
+}
+
+// gwBackend is a Backend running the gateway role.
+type gwBackend interface {
+	gwState() *gwState
 }
 
 // NewHandler serves the control API (ctl/api), /metrics from reg and
@@ -34,6 +40,25 @@ func NewHandler(b Backend, reg *prometheus.Registry, token string) http.Handler 
 	v1 := http.NewServeMux()
 	v1.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) { reply(w, b.Status()) })
 	v1.HandleFunc("GET /v1/counters", func(w http.ResponseWriter, _ *http.Request) { reply(w, b.Counters()) })
+	if b.T4() != nil {
+		lbRoutes(v1, b)
+	}
+	if gb, ok := b.(gwBackend); ok && gb.gwState() != nil {
+		gwRoutes(v1, gb.gwState())
+	}
+	v1.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		fail(w, http.StatusNotFound, fmt.Errorf("%s %s: no such endpoint for role %s", r.Method, r.URL.Path, b.Status().Role))
+	})
+	var v1h http.Handler = v1
+	if token != "" {
+		v1h = requireToken(token, v1)
+	}
+	mux.Handle("/v1/", v1h)
+	return mux
+}
+
+// lbRoutes adds the load balancer's T4 endpoints.
+func lbRoutes(v1 *http.ServeMux, b Backend) {
 	v1.HandleFunc("GET /v1/t4", func(w http.ResponseWriter, _ *http.Request) {
 		reply(w, api.T4{Rows: APIRows(b.T4().Rows())})
 	})
@@ -87,15 +112,6 @@ func NewHandler(b Backend, reg *prometheus.Registry, token string) http.Handler 
 		_, err = b.T4().SetGatewayState(m, up)
 		change(w, err)
 	})
-	v1.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
-		fail(w, http.StatusNotFound, fmt.Errorf("%s %s: no such endpoint for role %s", r.Method, r.URL.Path, b.Status().Role))
-	})
-	var v1h http.Handler = v1
-	if token != "" {
-		v1h = requireToken(token, v1)
-	}
-	mux.Handle("/v1/", v1h)
-	return mux
 }
 
 func requireToken(token string, h http.Handler) http.Handler {

@@ -7,16 +7,18 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"samepath/ctl/api"
+	"samepath/dp/balance"
 	"samepath/nat"
 )
 
 // Config is samepathd's YAML configuration.
 type Config struct {
-	// Role is "lb" (the gateway role "gw" comes with the gateway issue).
+	// Role is "lb" (load balancer) or "gw" (packet gateway).
 	Role string `yaml:"role"`
 	// API is the address of the control API, /metrics and /healthz.
 	API string `yaml:"api"`
@@ -30,6 +32,7 @@ type Config struct {
 	XSK      XSKConfig `yaml:"xsk"`
 	Workers  Workers   `yaml:"workers"`
 	LB       *LBConfig `yaml:"lb"`
+	GW       *GWConfig `yaml:"gw"`
 }
 
 // XSKConfig sizes the AF_XDP sockets.
@@ -67,6 +70,49 @@ type Side struct {
 	NextHopIP string `yaml:"next_hop_ip"`
 }
 
+// GWConfig is the packet-gateway role's part.
+type GWConfig struct {
+	// Lan faces the load balancers; Servers faces the actual servers.
+	Lan     Side `yaml:"lan"`
+	Servers Side `yaml:"servers"`
+	NAT     NAT  `yaml:"nat"`
+	// RequireSession drops packets from addresses without a session
+	// (R-GW-7, step S124). Default true; false only without an AAA.
+	RequireSession *bool `yaml:"require_session"`
+	// LBCache bounds T12 (mobile -> LB MAC).
+	LBCache int64 `yaml:"lb_cache"`
+	// Services are T6 + T11 + T9.
+	Services []api.Service `yaml:"services"`
+	Probe    Probe         `yaml:"probe"`
+	// Exclude: extra local addresses left to the kernel.
+	Exclude []string `yaml:"exclude"`
+}
+
+// NAT configures the port-key NAT (T5).
+type NAT struct {
+	// Addrs are the gateway addresses key ports are allocated on. They
+	// are added to the server-side interface (so the kernel answers ARP
+	// and ND for them) if missing, and removed again at exit.
+	Addrs    []string `yaml:"addrs"`
+	PortMin  uint16   `yaml:"port_min"`
+	PortMax  uint16   `yaml:"port_max"`
+	Capacity int      `yaml:"capacity"`
+	// Idle timeouts; zero keeps the RFC default (see nat.DefaultTimeouts).
+	UDPTimeout            time.Duration `yaml:"udp_timeout"`
+	ICMPTimeout           time.Duration `yaml:"icmp_timeout"`
+	TCPEstablishedTimeout time.Duration `yaml:"tcp_established_timeout"`
+	TCPTransitoryTimeout  time.Duration `yaml:"tcp_transitory_timeout"`
+	PortReuseDelay        time.Duration `yaml:"port_reuse_delay"`
+}
+
+// Probe configures the server health checks.
+type Probe struct {
+	Interval time.Duration `yaml:"interval"`
+	Timeout  time.Duration `yaml:"timeout"`
+	Fall     int           `yaml:"fall"`
+	Rise     int           `yaml:"rise"`
+}
+
 // DefaultConfig returns the defaults every loaded config starts from.
 func DefaultConfig() Config {
 	return Config{
@@ -102,8 +148,8 @@ func Parse(data []byte) (Config, error) {
 
 // Validate checks the config.
 func (c Config) Validate() error {
-	if c.Role != "lb" {
-		return fmt.Errorf("config: role %q: want lb", c.Role)
+	if c.Role != "lb" && c.Role != "gw" {
+		return fmt.Errorf("config: role %q: want lb or gw", c.Role)
 	}
 	ap, err := netip.ParseAddrPort(c.API)
 	if err != nil {
@@ -135,6 +181,9 @@ func (c Config) Validate() error {
 		if cpu < 0 || cpu >= runtime.NumCPU() {
 			return fmt.Errorf("config: workers cpu %d: this machine has cpus 0..%d", cpu, runtime.NumCPU()-1)
 		}
+	}
+	if c.Role == "gw" {
+		return c.validateGW()
 	}
 	if c.LB == nil {
 		return errors.New("config: role lb needs an lb section")
@@ -168,6 +217,148 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: lb t4: %w", err)
 	}
 	return nil
+}
+
+func (c Config) validateGW() error {
+	g := c.GW
+	if g == nil {
+		return errors.New("config: role gw needs a gw section")
+	}
+	if c.Steering != "afxdp" {
+		return errors.New("config: role gw runs on afxdp steering only")
+	}
+	if c.Workers.Queues != 1 {
+		return errors.New("config: role gw: workers.queues must be 1 (one worker owns the NAT table)")
+	}
+	if g.Lan.Iface == "" || g.Servers.Iface == "" || g.Lan.Iface == g.Servers.Iface {
+		return errors.New("config: gw lan.iface and servers.iface are required and must differ")
+	}
+	if _, err := g.PortTableConfig(); err != nil {
+		return fmt.Errorf("config: gw nat: %w", err)
+	}
+	if _, err := ServiceConfigs(g.Services); err != nil {
+		return fmt.Errorf("config: gw services: %w", err)
+	}
+	if _, err := g.ProberConfig(); err != nil {
+		return fmt.Errorf("config: gw probe: %w", err)
+	}
+	for _, e := range g.Exclude {
+		if _, err := netip.ParseAddr(e); err != nil {
+			return fmt.Errorf("config: gw exclude: %w", err)
+		}
+	}
+	return nil
+}
+
+// PortTableConfig is the NAT table's config.
+func (g *GWConfig) PortTableConfig() (nat.PortTableConfig, error) {
+	pc := nat.DefaultPortTableConfig()
+	if len(g.NAT.Addrs) == 0 {
+		return pc, errors.New("addrs: at least one gateway address is required")
+	}
+	for _, s := range g.NAT.Addrs {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return pc, fmt.Errorf("addrs: %w", err)
+		}
+		pc.GwAddrs = append(pc.GwAddrs, a)
+	}
+	if g.NAT.PortMin != 0 {
+		pc.PortMin = g.NAT.PortMin
+	}
+	if g.NAT.PortMax != 0 {
+		pc.PortMax = g.NAT.PortMax
+	}
+	if g.NAT.Capacity != 0 {
+		pc.Capacity = g.NAT.Capacity
+	}
+	set := func(d *time.Duration, v time.Duration) {
+		if v != 0 {
+			*d = v
+		}
+	}
+	set(&pc.Timeouts.UDP, g.NAT.UDPTimeout)
+	set(&pc.Timeouts.ICMP, g.NAT.ICMPTimeout)
+	set(&pc.Timeouts.TCPEstablished, g.NAT.TCPEstablishedTimeout)
+	set(&pc.Timeouts.TCPTransitory, g.NAT.TCPTransitoryTimeout)
+	set(&pc.PortReuseDelay, g.NAT.PortReuseDelay)
+	return pc, pc.Validate()
+}
+
+// ProberConfig is the server health checks' config.
+func (g *GWConfig) ProberConfig() (balance.ProberConfig, error) {
+	pc := balance.DefaultProberConfig()
+	if g.Probe.Interval != 0 {
+		pc.Interval = g.Probe.Interval
+	}
+	if g.Probe.Timeout != 0 {
+		pc.Timeout = g.Probe.Timeout
+	}
+	if g.Probe.Fall != 0 {
+		pc.Fall = g.Probe.Fall
+	}
+	if g.Probe.Rise != 0 {
+		pc.Rise = g.Probe.Rise
+	}
+	return pc, pc.Validate()
+}
+
+// ServiceConfigs converts API services to balance configs, checking each.
+func ServiceConfigs(in []api.Service) ([]balance.ServiceConfig, error) {
+	out := make([]balance.ServiceConfig, 0, len(in))
+	for _, s := range in {
+		c, err := ServiceConfig(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	if _, err := balance.NewTable(out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ServiceConfig converts one API service.
+func ServiceConfig(s api.Service) (balance.ServiceConfig, error) {
+	c := balance.ServiceConfig{Name: s.Name, ServiceType: s.ServiceType}
+	rep, err := netip.ParseAddrPort(s.Rep)
+	if err != nil {
+		return c, fmt.Errorf("service %q: rep %q: want IP:port", s.Name, s.Rep)
+	}
+	c.Rep = rep
+	switch s.Proto {
+	case "tcp":
+		c.Proto = 6
+	case "udp":
+		c.Proto = 17
+	default:
+		return c, fmt.Errorf("service %q: proto %q: want tcp or udp", s.Name, s.Proto)
+	}
+	if s.Type == "" {
+		s.Type = "connection"
+	}
+	if c.Type, err = balance.ParseUnitType(s.Type); err != nil {
+		return c, fmt.Errorf("service %q: %w", s.Name, err)
+	}
+	if s.Policy == "" {
+		s.Policy = "rr"
+	}
+	if c.Policy, err = balance.ParsePolicy(s.Policy); err != nil {
+		return c, fmt.Errorf("service %q: %w", s.Name, err)
+	}
+	for _, sv := range s.Servers {
+		ap, err := netip.ParseAddrPort(sv.Addr)
+		if err != nil {
+			return c, fmt.Errorf("service %q: server %q: want IP:port", s.Name, sv.Addr)
+		}
+		up, err := ParseState(sv.State)
+		if err != nil {
+			return c, fmt.Errorf("service %q: server %s: %w", s.Name, sv.Addr, err)
+		}
+		c.Servers = append(c.Servers, balance.Server{Addr: ap, Weight: sv.Weight, Up: up})
+	}
+	return c, c.Validate()
 }
 
 // T4Rows converts API rows to table rows, checking each.
@@ -238,6 +429,31 @@ func APIRows(rows []nat.T4Row) []api.T4Row {
 	}
 	return out
 }
+
+// ExampleGW is the gateway example config printed by samepathd -h.
+const ExampleGW = `role: gw
+api: 10.99.0.31:7700
+api_token_file: /etc/samepath/api.token   # required off loopback
+workers: {queues: 1, cpus: [1]}
+gw:
+  lan: {iface: lan1}            # toward the load balancers
+  servers: {iface: lan2}        # toward the actual servers
+  nat:
+    addrs: [10.20.0.101]        # key-port addresses, added to the servers side
+    port_min: 1024
+    port_max: 65535
+    capacity: 262144
+  require_session: true         # drop packets of addresses without a session (S124)
+  services:                     # T6 + T11 (type) + T9 (service_type)
+    - name: web-a
+      rep: 10.30.0.1:80
+      proto: tcp
+      type: connection          # login, service, packet or connection
+      policy: rr                # rr, wrr, lc, fastest, cpu
+      service_type: web
+      servers: [{addr: "10.20.0.11:80"}, {addr: "10.20.0.12:80", weight: 2}]
+  probe: {interval: 1s, timeout: 500ms, fall: 3, rise: 2}
+`
 
 // Example is the example config printed by samepathd -h.
 const Example = `role: lb

@@ -28,6 +28,7 @@ type Daemon struct {
 	start time.Time
 	t4    *nat.T4
 	lb    *dp.LB
+	gw    *gwState
 
 	workers []*dp.Worker
 	cpus    []int
@@ -48,14 +49,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 			err = cerr
 		}
 	}()
-	rows, err := T4Rows(cfg.LB.T4)
-	if err != nil {
-		return err
-	}
-	if d.t4, err = nat.NewT4(rows); err != nil {
-		return err
-	}
-
 	token := ""
 	if cfg.APITokenFile != "" {
 		b, err := os.ReadFile(cfg.APITokenFile)
@@ -71,49 +64,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	ingress, err := net.InterfaceByName(cfg.LB.Ingress.Iface)
-	if err != nil {
-		return fmt.Errorf("ingress interface: %w", err)
-	}
-	gwside, err := net.InterfaceByName(cfg.LB.GatewaySide.Iface)
-	if err != nil {
-		return fmt.Errorf("gateway-side interface: %w", err)
-	}
-	exclude, err := localAddrs(ingress, gwside, cfg.LB.Exclude)
-	if err != nil {
-		return err
-	}
-	var nextHop nat.MAC
-	if cfg.LB.Ingress.NextHopMAC != "" {
-		nextHop, _ = nat.ParseMAC(cfg.LB.Ingress.NextHopMAC)
-	}
-	lbcfg := dp.LBConfig{
-		Ingress: 0, Gateway: 1,
-		IngressMAC: nat.MAC(ingress.HardwareAddr), GatewayMAC: nat.MAC(gwside.HardwareAddr),
-		NextHop: nextHop, T4: d.t4,
-	}
-	if len(ingress.HardwareAddr) != 6 || len(gwside.HardwareAddr) != 6 {
-		return errors.New("lb interfaces must be Ethernet")
-	}
-	if d.lb, err = dp.NewLB(lbcfg); err != nil {
-		return err
-	}
-
-	var setNextHop func(nat.MAC)
-	switch cfg.Steering {
-	case "xdp":
-		setNextHop, err = d.startOffload(lbcfg, ingress, gwside, exclude)
+	switch cfg.Role {
+	case "gw":
+		err = d.startGW(ctx)
 	default:
-		setNextHop, err = d.startAFXDP(ctx, ingress, gwside, exclude)
+		err = d.startLB(ctx)
 	}
 	if err != nil {
 		return err
-	}
-	if cfg.LB.Ingress.NextHopIP != "" && cfg.LB.Ingress.NextHopMAC == "" {
-		ip := netip.MustParseAddr(cfg.LB.Ingress.NextHopIP)
-		if err := followNextHop(ctx, log, ingress.Index, ip, time.Second, 2*time.Second, setNextHop); err != nil {
-			return err
-		}
 	}
 
 	reg := NewRegistry(d.Counters)
@@ -141,7 +99,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		}()
 	}
 	log.Info("samepathd running", "role", cfg.Role, "steering", cfg.Steering, "api", cfg.API,
-		"ingress", ingress.Name, "gateway_side", gwside.Name, "workers", len(d.workers), "cpus", d.cpus)
+		"workers", len(d.workers), "cpus", d.cpus)
 
 	select {
 	case <-ctx.Done():
@@ -155,6 +113,62 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	wg.Wait()
 	log.Info("samepathd stopped")
 	return err
+}
+
+// startLB opens the load-balancer role.
+func (d *Daemon) startLB(ctx context.Context) error {
+	cfg := d.cfg
+	rows, err := T4Rows(cfg.LB.T4)
+	if err != nil {
+		return err
+	}
+	if d.t4, err = nat.NewT4(rows); err != nil {
+		return err
+	}
+	ingress, err := net.InterfaceByName(cfg.LB.Ingress.Iface)
+	if err != nil {
+		return fmt.Errorf("ingress interface: %w", err)
+	}
+	gwside, err := net.InterfaceByName(cfg.LB.GatewaySide.Iface)
+	if err != nil {
+		return fmt.Errorf("gateway-side interface: %w", err)
+	}
+	if len(ingress.HardwareAddr) != 6 || len(gwside.HardwareAddr) != 6 {
+		return errors.New("lb interfaces must be Ethernet")
+	}
+	exclude, err := localAddrs(ingress, gwside, cfg.LB.Exclude)
+	if err != nil {
+		return err
+	}
+	var nextHop nat.MAC
+	if cfg.LB.Ingress.NextHopMAC != "" {
+		nextHop, _ = nat.ParseMAC(cfg.LB.Ingress.NextHopMAC)
+	}
+	lbcfg := dp.LBConfig{
+		Ingress: 0, Gateway: 1,
+		IngressMAC: nat.MAC(ingress.HardwareAddr), GatewayMAC: nat.MAC(gwside.HardwareAddr),
+		NextHop: nextHop, T4: d.t4,
+	}
+	if d.lb, err = dp.NewLB(lbcfg); err != nil {
+		return err
+	}
+	var setNextHop func(nat.MAC)
+	switch cfg.Steering {
+	case "xdp":
+		setNextHop, err = d.startOffload(lbcfg, ingress, gwside, exclude)
+	default:
+		setNextHop, err = d.startAFXDP(ctx, ingress, gwside, exclude)
+	}
+	if err != nil {
+		return err
+	}
+	if cfg.LB.Ingress.NextHopIP != "" && cfg.LB.Ingress.NextHopMAC == "" {
+		ip := netip.MustParseAddr(cfg.LB.Ingress.NextHopIP)
+		if err := followNextHop(ctx, d.log, ingress.Index, ip, time.Second, 2*time.Second, setNextHop); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // localAddrs lists the addresses the kernel must keep: those of both
@@ -202,8 +216,10 @@ func (d *Daemon) Status() api.Status {
 	return api.Status{Role: d.cfg.Role, Version: Version, UptimeSec: int64(time.Since(d.start).Seconds()), Steering: d.cfg.Steering}
 }
 
-// T4 implements Backend.
+// T4 implements Backend (nil for the gateway role).
 func (d *Daemon) T4() *nat.T4 { return d.t4 }
+
+func (d *Daemon) gwState() *gwState { return d.gw }
 
 // Counters implements Backend: one entry per (interface, queue).
 func (d *Daemon) Counters() api.Counters {

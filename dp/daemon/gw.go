@@ -1,0 +1,470 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"samepath/ctl/api"
+	"samepath/dp"
+	"samepath/dp/balance"
+	"samepath/dp/neigh"
+	"samepath/nat"
+	"samepath/ring/xsk"
+	"samepath/ring/xsk/xdpfilter"
+)
+
+// gwState is the gateway role's run-time state shared with the API.
+type gwState struct {
+	gw       *dp.GW
+	flows    *nat.PortTable
+	services *balance.Table
+	dist     *balance.Dist
+
+	mu       sync.Mutex
+	sessions map[string]*gwSession // by control-process session id
+	byIP     map[netip.Addr]string
+	nextID   uint64
+}
+
+type gwSession struct {
+	api.GWSession
+	id uint64
+}
+
+// startGW opens the gateway role: AF_XDP sockets on queue 0 of both sides
+// sharing one UMEM, an XDP filter per side (LAN: frames to the gateway's
+// MAC; servers: frames to the key-port addresses), the NAT table, T6/T7,
+// the neighbor resolver and the server prober.
+func (d *Daemon) startGW(ctx context.Context) error {
+	g := d.cfg.GW
+	lan, err := net.InterfaceByName(g.Lan.Iface)
+	if err != nil {
+		return fmt.Errorf("lan interface: %w", err)
+	}
+	srv, err := net.InterfaceByName(g.Servers.Iface)
+	if err != nil {
+		return fmt.Errorf("servers interface: %w", err)
+	}
+	if len(lan.HardwareAddr) != 6 || len(srv.HardwareAddr) != 6 {
+		return errors.New("gw interfaces must be Ethernet")
+	}
+	pc, err := g.PortTableConfig()
+	if err != nil {
+		return err
+	}
+	if err := d.addNATAddrs(srv, pc.GwAddrs); err != nil {
+		return err
+	}
+	exclude, err := localAddrs(lan, srv, g.Exclude)
+	if err != nil {
+		return err
+	}
+	var kernel []netip.Addr // the host's own addresses, without the key-port ones
+	for _, a := range exclude {
+		isNAT := false
+		for _, n := range pc.GwAddrs {
+			isNAT = isNAT || n == a
+		}
+		if !isNAT {
+			kernel = append(kernel, a)
+		}
+	}
+	flows, err := nat.NewPortTable(pc)
+	if err != nil {
+		return err
+	}
+	svcs, err := ServiceConfigs(g.Services)
+	if err != nil {
+		return err
+	}
+	services, err := balance.NewTable(svcs)
+	if err != nil {
+		return err
+	}
+	dist, err := balance.NewDist(services, pc.Capacity)
+	if err != nil {
+		return err
+	}
+	nb := neigh.New()
+	go nb.Run(ctx, d.log, srv.Index, time.Second)
+	prc, _ := g.ProberConfig()
+	prc.OnChange = func(service string, server netip.AddrPort, healthy bool, err error) {
+		d.log.Info("server health", "service", service, "server", server, "healthy", healthy, "err", err)
+	}
+	prober, err := balance.NewProber(services, prc)
+	if err != nil {
+		return err
+	}
+	go prober.Run(ctx)
+
+	requireSession := g.RequireSession == nil || *g.RequireSession
+	lbCache := g.LBCache
+	if lbCache == 0 {
+		lbCache = 1 << 16
+	}
+	pipe, err := dp.NewGW(dp.GWConfig{
+		Lan: 0, Servers: 1,
+		LanMAC: nat.MAC(lan.HardwareAddr), ServerMAC: nat.MAC(srv.HardwareAddr),
+		Flows: flows, Services: services, Dist: dist, Neighbors: nb,
+		RequireSession: requireSession, LBCacheSize: lbCache, ExpireBudget: 64,
+	})
+	if err != nil {
+		return err
+	}
+	d.closers = append(d.closers, func() error { pipe.Close(); return nil })
+
+	// One filter per side: what each side hands the dataplane differs.
+	var prefixes []netip.Prefix
+	for _, a := range pc.GwAddrs {
+		prefixes = append(prefixes, netip.PrefixFrom(a, a.BitLen()))
+	}
+	fLan, err := xdpfilter.Load(xdpfilter.Match{DstMACs: [][6]byte{[6]byte(lan.HardwareAddr)}, ExcludeDst: kernel})
+	if err != nil {
+		return err
+	}
+	d.closers = append(d.closers, fLan.Close)
+	fSrv, err := xdpfilter.Load(xdpfilter.Match{DstMACs: [][6]byte{[6]byte(srv.HardwareAddr)}, DstPrefixes: prefixes, ExcludeDst: kernel})
+	if err != nil {
+		return err
+	}
+	d.closers = append(d.closers, fSrv.Close)
+
+	xc := d.cfg.XSK
+	u, err := xsk.NewUmem(xsk.UmemConfig{Frames: xc.Frames, FrameSize: uint32(xc.FrameSize), Logger: d.log})
+	if err != nil {
+		return err
+	}
+	d.closers = append(d.closers, u.Close)
+	var ports []dp.Port
+	for i, ifi := range []*net.Interface{lan, srv} {
+		sc := xsk.DefaultConfig(ifi.Name, 0)
+		sc.RxSize, sc.TxSize, sc.FillSize, sc.CompSize = xc.RingSize, xc.RingSize, xc.RingSize, xc.RingSize
+		sc.BusyPoll = xc.BusyPoll
+		s, err := xsk.New(u, sc)
+		if err != nil {
+			return err
+		}
+		d.closers = append(d.closers, s.Close)
+		f := []*xdpfilter.Filter{fLan, fSrv}[i]
+		if err := f.Register(s); err != nil {
+			return err
+		}
+		ports = append(ports, s)
+	}
+	cpu := -1
+	if len(d.cfg.Workers.CPUs) > 0 {
+		cpu = d.cfg.Workers.CPUs[0]
+	}
+	wc := dp.DefaultWorkerConfig()
+	wc.Batch, wc.CPU = xc.Batch, cpu
+	w, err := dp.NewWorker(wc, ports, pipe)
+	if err != nil {
+		return err
+	}
+	d.workers = append(d.workers, w)
+	d.cpus = append(d.cpus, cpu)
+	if err := fLan.Attach(lan.Index, xdpfilter.Native); err != nil {
+		return err
+	}
+	if err := fSrv.Attach(srv.Index, xdpfilter.Native); err != nil {
+		return err
+	}
+	// Closers run last-in first-out: detach before the sockets close.
+	d.closers = append(d.closers, fLan.Close, fSrv.Close)
+	d.gw = &gwState{gw: pipe, flows: flows, services: services, dist: dist,
+		sessions: map[string]*gwSession{}, byIP: map[netip.Addr]string{}}
+	d.log.Info("gateway ready", "lan", lan.Name, "servers", srv.Name, "nat", pc.GwAddrs,
+		"ports", fmt.Sprintf("%d-%d", pc.PortMin, pc.PortMax), "services", len(svcs), "require_session", requireSession)
+	return nil
+}
+
+// addNATAddrs puts the key-port addresses on the server-side interface,
+// so the kernel answers ARP/ND for them, and removes the ones it added at
+// exit.
+func (d *Daemon) addNATAddrs(ifi *net.Interface, addrs []netip.Addr) error {
+	link, err := netlink.LinkByIndex(ifi.Index)
+	if err != nil {
+		return fmt.Errorf("nat addresses: %w", err)
+	}
+	have, err := localAddrs(ifi)
+	if err != nil {
+		return err
+	}
+	for _, a := range addrs {
+		present := false
+		for _, h := range have {
+			present = present || h == a
+		}
+		if present {
+			continue
+		}
+		na := &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(a.BitLen(), a.BitLen())}}
+		if a.Is6() {
+			na.Flags = 0x02 // IFA_F_NODAD: usable at once
+		}
+		if err := netlink.AddrAdd(link, na); err != nil {
+			return fmt.Errorf("add nat address %s to %s: %w", a, ifi.Name, err)
+		}
+		d.closers = append(d.closers, func() error { return netlink.AddrDel(link, na) })
+		d.log.Info("nat address added", "addr", a, "iface", ifi.Name)
+	}
+	return nil
+}
+
+// sessionEvent applies a T3 notification (R-GW-7): events older than the
+// last applied for the session are acknowledged and ignored.
+func (s *gwState) sessionEvent(ev api.SessionEvent) error {
+	ip, err := netip.ParseAddr(ev.IP)
+	if err != nil {
+		return fmt.Errorf("ip: %w", err)
+	}
+	if ev.SessionID == "" {
+		return errors.New("session_id is required")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := s.sessions[ev.SessionID]
+	if cur != nil && ev.Seq != 0 && ev.Seq <= cur.Seq {
+		return nil // a retry or a late event
+	}
+	switch ev.Event {
+	case api.EventStart, api.EventActive, api.EventDormant:
+		if cur == nil {
+			if old, ok := s.byIP[ip]; ok {
+				delete(s.sessions, old) // the worker replaces it too
+			}
+			s.nextID++
+			cur = &gwSession{id: s.nextID}
+			s.sessions[ev.SessionID] = cur
+		}
+		state := "active"
+		if ev.Event == api.EventDormant {
+			state = "dormant"
+		}
+		cur.GWSession = api.GWSession{SessionID: ev.SessionID, UserID: ev.UserID, DeviceID: ev.DeviceID, IP: ip.String(), State: state, Seq: ev.Seq}
+		s.byIP[ip] = ev.SessionID
+		s.gw.Apply(dp.SessionEvent{Session: s.dpSession(cur, ip)})
+	case api.EventEnd:
+		if cur == nil {
+			return nil
+		}
+		delete(s.sessions, ev.SessionID)
+		if s.byIP[ip] == ev.SessionID {
+			delete(s.byIP, ip)
+		}
+		s.gw.Apply(dp.SessionEvent{End: true, Session: s.dpSession(cur, ip)})
+	default:
+		return fmt.Errorf("event %q: want start, active, dormant or end", ev.Event)
+	}
+	return nil
+}
+
+func (s *gwState) dpSession(c *gwSession, ip netip.Addr) dp.Session {
+	return dp.Session{ID: c.id, Name: c.SessionID, UserID: c.UserID, DeviceID: c.DeviceID,
+		IP: ip.As16(), Dormant: c.State == "dormant", Seq: c.Seq}
+}
+
+func (s *gwState) sessionList() api.GWSessions {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := api.GWSessions{Sessions: []api.GWSession{}}
+	for _, c := range s.sessions {
+		out.Sessions = append(out.Sessions, c.GWSession)
+	}
+	sort.Slice(out.Sessions, func(i, j int) bool { return out.Sessions[i].SessionID < out.Sessions[j].SessionID })
+	return out
+}
+
+func (s *gwState) sessionName(id uint64) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.sessions {
+		if c.id == id {
+			return c.SessionID
+		}
+	}
+	return ""
+}
+
+func protoName(p uint8) string {
+	switch p {
+	case 6:
+		return "tcp"
+	case 17:
+		return "udp"
+	case 1, 58:
+		return "icmp"
+	}
+	return strconv.Itoa(int(p))
+}
+
+// servicesAPI renders T6/T11/T9 with the probes' view.
+func (s *gwState) servicesAPI() api.Services {
+	out := api.Services{Services: []api.Service{}}
+	for _, st := range s.services.Status() {
+		var cfgType string
+		for _, c := range s.services.Services() {
+			if c.Name == st.Name {
+				cfgType = c.ServiceType
+			}
+		}
+		as := api.Service{Name: st.Name, Rep: st.Rep.String(), Proto: protoName(st.Proto), Type: st.Type.String(),
+			Policy: st.Policy.String(), ServiceType: cfgType, Servers: []api.Server{}}
+		for _, sv := range st.Servers {
+			h := sv.Healthy
+			state := api.StateUp
+			if !sv.Up {
+				state = api.StateDown
+			}
+			as.Servers = append(as.Servers, api.Server{Addr: sv.Addr.String(), Weight: sv.Weight, State: state,
+				Healthy: &h, RTTMicros: sv.RTT.Microseconds(), CPU: sv.Load, Active: sv.Conns})
+		}
+		out.Services = append(out.Services, as)
+	}
+	return out
+}
+
+func (s *gwState) replaceServices(in api.Services) error {
+	cfgs, err := ServiceConfigs(in.Services)
+	if err != nil {
+		return err
+	}
+	keep := map[string]bool{}
+	for _, c := range cfgs {
+		keep[c.Name] = true
+		if _, err := s.services.Put(c); err != nil {
+			return err
+		}
+	}
+	for _, c := range s.services.Services() {
+		if !keep[c.Name] {
+			if err := s.services.Delete(c.Name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *gwState) flowList(limit int) api.Flows {
+	out := api.Flows{Flows: []api.Flow{}}
+	now := s.gw.Clock()
+	svcNames := map[uint32]string{}
+	for _, st := range s.services.Status() {
+		svcNames[st.ID] = st.Name
+	}
+	s.flows.Snapshot(func(b nat.Binding) bool {
+		out.Total++
+		if len(out.Flows) >= limit {
+			return true
+		}
+		f := api.Flow{
+			Proto:     protoName(b.Flow.Proto),
+			Mobile:    netip.AddrPortFrom(b.Flow.Src.Addr(), b.Flow.SPort).String(),
+			Dest:      netip.AddrPortFrom(b.Flow.Dst.Addr(), b.Flow.DPort).String(),
+			Gateway:   netip.AddrPortFrom(b.GwAddr.Addr(), b.GwPort).String(),
+			Server:    netip.AddrPortFrom(b.Server.Addr(), b.SPort).String(),
+			Session:   s.sessionName(b.Session),
+			UpPackets: b.UpPackets, UpBytes: b.UpBytes, DownPackets: b.DownPackets, DownBytes: b.DownBytes,
+		}
+		if b.Service != 0 {
+			f.Service = svcNames[b.Service-1]
+		}
+		if b.Flow.Proto == 6 {
+			f.State = b.State.String()
+		}
+		f.AgeSec = (now - b.Created) / int64(time.Second)
+		f.IdleSec = (now - b.LastSeen) / int64(time.Second)
+		out.Flows = append(out.Flows, f)
+		return true
+	})
+	return out
+}
+
+// gwRoutes adds the gateway endpoints to mux.
+func gwRoutes(v1 *http.ServeMux, s *gwState) {
+	v1.HandleFunc("POST /v1/sessions/events", func(w http.ResponseWriter, r *http.Request) {
+		var ev api.SessionEvent
+		if !decode(w, r, &ev) {
+			return
+		}
+		if err := s.sessionEvent(ev); err != nil {
+			fail(w, http.StatusBadRequest, err)
+			return
+		}
+		reply(w, api.Ack{OK: true})
+	})
+	v1.HandleFunc("GET /v1/sessions", func(w http.ResponseWriter, _ *http.Request) { reply(w, s.sessionList()) })
+	v1.HandleFunc("GET /v1/services", func(w http.ResponseWriter, _ *http.Request) { reply(w, s.servicesAPI()) })
+	v1.HandleFunc("PUT /v1/services", func(w http.ResponseWriter, r *http.Request) {
+		var in api.Services
+		if !decode(w, r, &in) {
+			return
+		}
+		if err := s.replaceServices(in); err != nil {
+			fail(w, http.StatusBadRequest, err)
+			return
+		}
+		reply(w, api.Ack{OK: true})
+	})
+	v1.HandleFunc("PUT /v1/services/policy", func(w http.ResponseWriter, r *http.Request) {
+		var pc api.PolicyChange
+		if !decode(w, r, &pc) {
+			return
+		}
+		p, err := balance.ParsePolicy(pc.Policy)
+		if err == nil {
+			err = s.services.SetPolicy(pc.Service, p)
+		}
+		if err != nil {
+			fail(w, http.StatusBadRequest, err)
+			return
+		}
+		reply(w, api.Ack{OK: true})
+	})
+	v1.HandleFunc("PUT /v1/services/server", func(w http.ResponseWriter, r *http.Request) {
+		var ss api.ServerState
+		if !decode(w, r, &ss) {
+			return
+		}
+		ap, err := netip.ParseAddrPort(ss.Addr)
+		if err != nil {
+			fail(w, http.StatusBadRequest, fmt.Errorf("addr: %w", err))
+			return
+		}
+		up, err := ParseState(ss.State)
+		if err == nil && ss.State == "" {
+			err = errors.New("state: want up or down")
+		}
+		if err == nil {
+			err = s.services.SetServerState(ss.Service, ap, up)
+		}
+		if err != nil {
+			fail(w, http.StatusBadRequest, err)
+			return
+		}
+		reply(w, api.Ack{OK: true})
+	})
+	v1.HandleFunc("GET /v1/flows", func(w http.ResponseWriter, r *http.Request) {
+		limit := 1000
+		if l := r.URL.Query().Get("limit"); l != "" {
+			n, err := strconv.Atoi(l)
+			if err != nil || n < 0 {
+				fail(w, http.StatusBadRequest, errors.New("limit: want a number >= 0"))
+				return
+			}
+			limit = n
+		}
+		reply(w, s.flowList(limit))
+	})
+}

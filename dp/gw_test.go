@@ -1,0 +1,382 @@
+package dp_test
+
+import (
+	"bytes"
+	"net/netip"
+	"testing"
+	"time"
+
+	"samepath/dp"
+	"samepath/dp/balance"
+	"samepath/dp/dptest"
+	"samepath/dp/header"
+	"samepath/dp/neigh"
+	"samepath/nat"
+	"samepath/ring/memport"
+)
+
+// The gateway under test: port 0 faces the LBs (LAN1), port 1 the servers
+// (LAN2).
+//
+//	mobile 10.101.0.5 / fd00:101::5 --- lb1, lb2 --- gw --- a1 10.20.0.11, a2 10.20.0.12
+//	representative 10.30.0.1 (web :80 tcp connection rr, dns :53 udp packet rr)
+//	key-port addresses 10.20.0.101, fd00:20::101
+var (
+	gwLanMAC = dptest.MAC("02:00:00:00:20:01")
+	gwSrvMAC = dptest.MAC("02:00:00:00:20:02")
+	lb1MAC   = dptest.MAC("02:00:00:00:01:02")
+	lb2MAC   = dptest.MAC("02:00:00:00:02:02")
+	a1MAC    = dptest.MAC("02:00:00:00:30:11")
+	a2MAC    = dptest.MAC("02:00:00:00:30:12")
+	xMAC     = dptest.MAC("02:00:00:00:30:50")
+
+	mob, mob6   = addr("10.101.0.5"), addr("fd00:101::5")
+	rep, rep6   = addr("10.30.0.1"), addr("fd00:30::1")
+	a1, a2      = addr("10.20.0.11"), addr("10.20.0.12")
+	a16, a26    = addr("fd00:20::11"), addr("fd00:20::12")
+	other       = addr("10.20.0.50")
+	key4, key6  = addr("10.20.0.101"), addr("fd00:20::101")
+	stranger    = addr("10.101.0.99")
+	testSession = dp.Session{ID: 7, Name: "s7", DeviceID: "IMEI-1"}
+)
+
+type gwRig struct {
+	t     *testing.T
+	gw    *dp.GW
+	w     *dp.Worker
+	ports [2]*memport.Port
+	flows *nat.PortTable
+	svcs  *balance.Table
+	now   int64
+}
+
+func newGW(t *testing.T, portMax uint16) *gwRig {
+	t.Helper()
+	pc := nat.DefaultPortTableConfig()
+	pc.GwAddrs = []netip.Addr{key4, key6}
+	pc.PortMin, pc.PortMax = 1024, portMax
+	pc.Capacity = 1024
+	pc.PortReuseDelay = time.Second
+	flows, err := nat.NewPortTable(pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap := netip.AddrPortFrom
+	svcs, err := balance.NewTable([]balance.ServiceConfig{
+		{Name: "web", Rep: ap(rep, 80), Proto: 6, Type: balance.ConnectionUnit, Policy: balance.RoundRobin,
+			Servers: []balance.Server{{Addr: ap(a1, 8080), Up: true}, {Addr: ap(a2, 8080), Up: true}}},
+		{Name: "dns", Rep: ap(rep, 53), Proto: 17, Type: balance.PacketUnit, Policy: balance.RoundRobin,
+			Servers: []balance.Server{{Addr: ap(a1, 53), Up: true}, {Addr: ap(a2, 53), Up: true}}},
+		{Name: "web6", Rep: ap(rep6, 80), Proto: 6, Type: balance.ConnectionUnit, Policy: balance.RoundRobin,
+			Servers: []balance.Server{{Addr: ap(a16, 80), Up: true}, {Addr: ap(a26, 80), Up: true}}},
+		{Name: "dead", Rep: ap(rep, 99), Proto: 6, Policy: balance.RoundRobin,
+			Servers: []balance.Server{{Addr: ap(a1, 99), Up: false}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dist, err := balance.NewDist(svcs, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nb := neigh.New()
+	nb.Set(map[[16]byte][6]byte{a1.As16(): a1MAC, a2.As16(): a2MAC, a16.As16(): a1MAC, a26.As16(): a2MAC, other.As16(): xMAC})
+	g, err := dp.NewGW(dp.GWConfig{Lan: 0, Servers: 1, LanMAC: gwLanMAC, ServerMAC: gwSrvMAC,
+		Flows: flows, Services: svcs, Dist: dist, Neighbors: nb, RequireSession: true, LBCacheSize: 1024, ExpireBudget: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	u, _ := memport.NewUmem(4096)
+	lan, _ := memport.New(memport.DefaultConfig("lan/q0"), u)
+	srv, _ := memport.New(memport.DefaultConfig("srv/q0"), u)
+	w, err := dp.NewWorker(dp.DefaultWorkerConfig(), []dp.Port{lan, srv}, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &gwRig{t: t, gw: g, w: w, ports: [2]*memport.Port{lan, srv}, flows: flows, svcs: svcs}
+	s := testSession
+	s.IP = mob.As16()
+	g.Apply(dp.SessionEvent{Session: s})
+	s6 := testSession
+	s6.ID, s6.IP = 8, mob6.As16()
+	g.Apply(dp.SessionEvent{Session: s6})
+	w.Poll() // the worker applies the events on its next round
+	return r
+}
+
+// send runs one frame through the gateway and returns the frame it sent
+// and the port, or -1 and the drop reason.
+func (r *gwRig) send(port int, f []byte) ([]byte, int, dp.Reason) {
+	r.t.Helper()
+	before := r.w.Counters(port).Snapshot()
+	if !r.ports[port].Inject(f) {
+		r.t.Fatal("inject failed")
+	}
+	r.w.Poll()
+	for p := 0; p < 2; p++ {
+		if out := r.ports[p].TakeAll(); len(out) > 0 {
+			if len(out) != 1 {
+				r.t.Fatalf("%d frames out", len(out))
+			}
+			return out[0], p, dp.ReasonNone
+		}
+	}
+	after := r.w.Counters(port).Snapshot()
+	for i := range after.Drops {
+		if after.Drops[i] != before.Drops[i] {
+			return nil, -1, dp.Reason(i)
+		}
+	}
+	r.t.Fatal("packet neither sent nor dropped")
+	return nil, 0, 0
+}
+
+func (r *gwRig) mustForward(port int, f []byte, wantPort int, want []byte) {
+	r.t.Helper()
+	out, p, drop := r.send(port, f)
+	if p != wantPort {
+		r.t.Fatalf("out port %d (drop %v), want %d", p, drop, wantPort)
+	}
+	if !bytes.Equal(out, want) {
+		r.t.Errorf("output differs: %s", dptest.Diff(want, out))
+	}
+}
+
+func (r *gwRig) mustDrop(port int, f []byte, want dp.Reason) {
+	r.t.Helper()
+	if _, p, drop := r.send(port, f); p != -1 || drop != want {
+		r.t.Errorf("got port %d drop %v, want drop %v", p, drop, want)
+	}
+}
+
+// binding returns the record of the flow the mobile opened.
+func (r *gwRig) binding(proto uint8, src, dst netip.Addr, sport, dport uint16) nat.Binding {
+	r.t.Helper()
+	k := nat.FlowKey{Src: nat.Addr16From(src), Dst: nat.Addr16From(dst), SPort: sport, DPort: dport, Proto: proto}
+	id, ok := r.flows.Up(&k)
+	if !ok {
+		r.t.Fatalf("no binding for %v", k)
+	}
+	return *r.flows.Binding(id)
+}
+
+func TestGWTCPConnection(t *testing.T) {
+	r := newGW(t, 65535)
+	syn := func(from [6]byte, sport uint16) []byte {
+		return dptest.Frame().Eth(from, gwLanMAC).IPv4(mob, rep).TTL(63).TCP(sport, 80).Flags(header.FlagSYN).Seq(100).Bytes()
+	}
+	in := syn(lb1MAC, 40000)
+	out, p, drop := r.send(0, in)
+	if p != 1 {
+		t.Fatalf("SYN: port %d drop %v", p, drop)
+	}
+	b := r.binding(6, mob, rep, 40000, 80)
+	if b.GwAddr != nat.Addr16From(key4) || b.Server != nat.Addr16From(a1) || b.SPort != 8080 || b.Session != testSession.ID {
+		t.Fatalf("binding %+v", b)
+	}
+	want := dptest.Frame().Eth(gwSrvMAC, a1MAC).IPv4(key4, a1).TTL(63).TCP(b.GwPort, 8080).Flags(header.FlagSYN).Seq(100).Bytes()
+	if !bytes.Equal(out, want) {
+		t.Errorf("SYN out: %s", dptest.Diff(want, out))
+	}
+	// Round robin: the next connection goes to a2.
+	r.send(0, syn(lb1MAC, 40001))
+	if b2 := r.binding(6, mob, rep, 40001, 80); b2.Server != nat.Addr16From(a2) {
+		t.Errorf("second connection went to %v, want a2", b2.Server)
+	}
+	// The SYN-ACK comes back from a1 to the key port; it leaves toward lb1.
+	synack := func() *dptest.Builder {
+		return dptest.Frame().Eth(a1MAC, gwSrvMAC).IPv4(a1, key4).TTL(64).TCP(8080, b.GwPort).Flags(header.FlagSYN | header.FlagACK).Seq(5000).Ack(101)
+	}
+	r.mustForward(1, synack().Bytes(), 0,
+		dptest.Frame().Eth(gwLanMAC, lb1MAC).IPv4(rep, mob).TTL(64).TCP(80, 40000).Flags(header.FlagSYN|header.FlagACK).Seq(5000).Ack(101).Bytes())
+	// The mobile moves: its next up packet comes through lb2 (T12), and
+	// the down packets follow it there (R-GW-4).
+	ack := dptest.Frame().Eth(lb2MAC, gwLanMAC).IPv4(mob, rep).TCP(40000, 80).Flags(header.FlagACK).Seq(101).Ack(5001).Bytes()
+	if _, p, _ := r.send(0, ack); p != 1 {
+		t.Fatal("ACK via lb2 not forwarded")
+	}
+	out, p, _ = r.send(1, synack().Bytes())
+	if p != 0 || !bytes.Equal(out[:6], lb2MAC[:]) {
+		t.Errorf("after the move, down packet went to %x on port %d, want lb2", out[:6], p)
+	}
+	if bb := r.binding(6, mob, rep, 40000, 80); bb.UpPackets != 2 || bb.DownPackets != 2 {
+		t.Errorf("flow counters up %d down %d, want 2 and 2", bb.UpPackets, bb.DownPackets)
+	}
+}
+
+func TestGWDrops(t *testing.T) {
+	r := newGW(t, 65535)
+	// No session for the source: S124.
+	r.mustDrop(0, dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(stranger, rep).TCP(1, 80).Flags(header.FlagSYN).Bytes(), dp.ReasonNoSession)
+	// A TCP segment other than SYN opens nothing.
+	r.mustDrop(0, dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, rep).TCP(1, 80).Flags(header.FlagACK).Bytes(), dp.ReasonNoFlow)
+	// A down packet to a key port nobody holds.
+	r.mustDrop(1, dptest.Frame().Eth(a1MAC, gwSrvMAC).IPv4(a1, key4).TCP(8080, 5555).Flags(header.FlagACK).Bytes(), dp.ReasonNoFlow)
+	// Every server of the service down.
+	r.mustDrop(0, dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, rep).TCP(1, 99).Flags(header.FlagSYN).Bytes(), dp.ReasonNoServer)
+	// Not IP, malformed, a non-first fragment.
+	r.mustDrop(0, dptest.Frame().Eth(lb1MAC, gwLanMAC).ARP(1, lb1MAC, mob, [6]byte{}, rep).Bytes(), dp.ReasonNotIP)
+	r.mustDrop(0, dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, rep).UDP(1, 2).Bytes()[:30], dp.ReasonMalformed)
+	r.mustDrop(0, dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, rep).Frag(20, false).Proto(17).Payload(make([]byte, 16)).Bytes(), dp.ReasonUnsupported)
+	// Unknown next hop for an unbalanced destination.
+	r.mustDrop(0, dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, addr("10.20.0.77")).UDP(5, 6).Bytes(), dp.ReasonNoNextHop)
+}
+
+// TestGWUnbalanced: a destination that is no representative address is
+// NATed (source only) and forwarded as addressed (R-GW-3).
+func TestGWUnbalanced(t *testing.T) {
+	r := newGW(t, 65535)
+	in := dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, other).UDP(5000, 9999).Payload([]byte("hi")).Bytes()
+	out, p, _ := r.send(0, in)
+	b := r.binding(17, mob, other, 5000, 9999)
+	want := dptest.Frame().Eth(gwSrvMAC, xMAC).IPv4(key4, other).UDP(b.GwPort, 9999).Payload([]byte("hi")).Bytes()
+	if p != 1 || !bytes.Equal(out, want) {
+		t.Fatalf("port %d: %s", p, dptest.Diff(want, out))
+	}
+	r.mustForward(1, dptest.Frame().Eth(xMAC, gwSrvMAC).IPv4(other, key4).UDP(9999, b.GwPort).Payload([]byte("ok")).Bytes(), 0,
+		dptest.Frame().Eth(gwLanMAC, lb1MAC).IPv4(other, mob).UDP(9999, 5000).Payload([]byte("ok")).Bytes())
+}
+
+// TestGWPacketUnit: every datagram of a packet-unit service is balanced
+// anew, and the answers come back from the representative address.
+func TestGWPacketUnit(t *testing.T) {
+	r := newGW(t, 65535)
+	q := dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, rep).UDP(3333, 53).Payload([]byte("q")).Bytes()
+	var servers []string
+	for i := 0; i < 4; i++ {
+		out, p, drop := r.send(0, q)
+		if p != 1 {
+			t.Fatalf("datagram %d: drop %v", i, drop)
+		}
+		var hp header.Parsed
+		header.Parse(out, &hp)
+		servers = append(servers, hp.IPv4(out).DstAddr().String())
+		b := r.binding(17, mob, rep, 3333, 53)
+		// The answer, from whichever server got the query.
+		ans := dptest.Frame().Eth(a1MAC, gwSrvMAC).IPv4(hp.IPv4(out).DstAddr(), key4).UDP(53, b.GwPort).Payload([]byte("a")).Bytes()
+		r.mustForward(1, ans, 0, dptest.Frame().Eth(gwLanMAC, lb1MAC).IPv4(rep, mob).UDP(53, 3333).Payload([]byte("a")).Bytes())
+	}
+	want := []string{"10.20.0.11", "10.20.0.12", "10.20.0.11", "10.20.0.12"}
+	for i := range want {
+		if servers[i] != want[i] {
+			t.Fatalf("datagrams went to %v, want alternating %v", servers, want)
+		}
+	}
+}
+
+func TestGWICMP(t *testing.T) {
+	r := newGW(t, 65535)
+	// Echo through an unbalanced destination.
+	echo := dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, other).ICMPEcho(77, 1).Payload([]byte("ping")).Bytes()
+	out, p, _ := r.send(0, echo)
+	b := r.binding(1, mob, other, 77, 0)
+	if want := dptest.Frame().Eth(gwSrvMAC, xMAC).IPv4(key4, other).ICMPEcho(b.GwPort, 1).Payload([]byte("ping")).Bytes(); p != 1 || !bytes.Equal(out, want) {
+		t.Fatalf("echo: port %d %s", p, dptest.Diff(want, out))
+	}
+	r.mustForward(1, dptest.Frame().Eth(xMAC, gwSrvMAC).IPv4(other, key4).ICMPEchoReply(b.GwPort, 1).Payload([]byte("ping")).Bytes(), 0,
+		dptest.Frame().Eth(gwLanMAC, lb1MAC).IPv4(other, mob).ICMPEchoReply(77, 1).Payload([]byte("ping")).Bytes())
+
+	// A UDP flow to the web server's address, then a port unreachable
+	// from the server: the mobile gets it about its own packet, from the
+	// representative address.
+	udp := func(src, dst netip.Addr, sp, dport uint16) []byte {
+		return dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(src, dst).UDP(sp, dport).Payload([]byte("x")).Bytes()
+	}
+	r.send(0, udp(mob, rep, 6000, 53))
+	bu := r.binding(17, mob, rep, 6000, 53)
+	server := bu.Server.Addr()
+	sent := dptest.Frame().Eth(gwSrvMAC, a1MAC).IPv4(key4, server).UDP(bu.GwPort, 53).Payload([]byte("x")).Bytes()
+	unreach := dptest.Frame().Eth(a1MAC, gwSrvMAC).IPv4(server, key4).ICMPError(3, 3, 0, dptest.IP(sent)).Bytes()
+	orig := dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, rep).UDP(6000, 53).Payload([]byte("x")).Bytes()
+	r.mustForward(1, unreach, 0, dptest.Frame().Eth(gwLanMAC, lb1MAC).IPv4(rep, mob).ICMPError(3, 3, 0, dptest.IP(orig)).Bytes())
+
+	// The mobile's own ICMP error about a down packet goes to the server.
+	down := dptest.Frame().Eth(gwLanMAC, lb1MAC).IPv4(rep, mob).UDP(53, 6000).Payload([]byte("y")).Bytes()
+	mobErr := dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, rep).ICMPError(3, 3, 0, dptest.IP(down)).Bytes()
+	srvView := dptest.Frame().Eth(a1MAC, gwSrvMAC).IPv4(server, key4).UDP(53, bu.GwPort).Payload([]byte("y")).Bytes()
+	r.mustForward(0, mobErr, 1, dptest.Frame().Eth(gwSrvMAC, a1MAC).IPv4(key4, server).ICMPError(3, 3, 0, dptest.IP(srvView)).Bytes())
+}
+
+func TestGWIPv6(t *testing.T) {
+	r := newGW(t, 65535)
+	in := dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv6(mob6, rep6).TCP(50000, 80).Flags(header.FlagSYN).Bytes()
+	out, p, drop := r.send(0, in)
+	if p != 1 {
+		t.Fatalf("v6 SYN: drop %v", drop)
+	}
+	b := r.binding(6, mob6, rep6, 50000, 80)
+	want := dptest.Frame().Eth(gwSrvMAC, a1MAC).IPv6(key6, a16).TCP(b.GwPort, 80).Flags(header.FlagSYN).Bytes()
+	if !bytes.Equal(out, want) {
+		t.Errorf("v6 SYN out: %s", dptest.Diff(want, out))
+	}
+	r.mustForward(1, dptest.Frame().Eth(a1MAC, gwSrvMAC).IPv6(a16, key6).TCP(80, b.GwPort).Flags(header.FlagSYN|header.FlagACK).Bytes(), 0,
+		dptest.Frame().Eth(gwLanMAC, lb1MAC).IPv6(rep6, mob6).TCP(80, 50000).Flags(header.FlagSYN|header.FlagACK).Bytes())
+}
+
+// TestGWExhaustion: with two key ports, the third connection is refused
+// with a RST (UDP: ICMP administratively prohibited), counted, and flows
+// open again once ports are free.
+func TestGWExhaustion(t *testing.T) {
+	r := newGW(t, 1025)
+	syn := func(sport uint16) []byte {
+		return dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, rep).TCP(sport, 80).Flags(header.FlagSYN).Seq(9).Bytes()
+	}
+	for sp := uint16(1); sp <= 2; sp++ {
+		if _, p, drop := r.send(0, syn(sp)); p != 1 {
+			t.Fatalf("flow %d: drop %v", sp, drop)
+		}
+	}
+	before := r.w.Counters(0).Snapshot()
+	r.mustForward(0, syn(3), 0,
+		dptest.Frame().Eth(gwLanMAC, lb1MAC).IPv4(rep, mob).DF().ID(0).TTL(64).TCP(80, 3).Flags(header.FlagRST|header.FlagACK).Ack(10).Window(0).Bytes())
+	if d := r.w.Counters(0).Snapshot().Drops[dp.ReasonPortExhausted] - before.Drops[dp.ReasonPortExhausted]; d != 0 {
+		// The refused packet became the RST: it is answered, not dropped.
+		t.Errorf("exhaustion counted as drop %d", d)
+	}
+	if n := r.gw.Stats().Exhausted.Load(); n != 1 {
+		t.Errorf("exhausted counter %d, want 1", n)
+	}
+	q := dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, other).UDP(7, 7).Payload([]byte("z")).Bytes()
+	// UDP has its own key space: two ports free there.
+	r.send(0, q)
+	r.send(0, dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, other).UDP(8, 7).Bytes())
+	q3 := dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, other).UDP(9, 7).Payload([]byte("z")).Bytes()
+	r.mustForward(0, q3, 0, dptest.Frame().Eth(gwLanMAC, lb1MAC).IPv4(other, mob).DF().ID(0).TTL(64).ICMPError(3, 13, 0, dptest.IP(q3)).Bytes())
+	// The session ends: every record goes, ports rest, then serve again.
+	s := testSession
+	s.IP = mob.As16()
+	r.gw.Apply(dp.SessionEvent{End: true, Session: s})
+	r.w.Poll()
+	if n := r.flows.Len(); n != 0 {
+		t.Fatalf("%d flows left after the session ended", n)
+	}
+	r.mustDrop(0, syn(4), dp.ReasonNoSession)
+	r.gw.Apply(dp.SessionEvent{Session: s})
+	time.Sleep(1100 * time.Millisecond) // the ports' reuse delay
+	if _, p, drop := r.send(0, syn(5)); p != 1 {
+		t.Errorf("after ports rested: drop %v", drop)
+	}
+}
+
+func TestGWProcessAllocs(t *testing.T) {
+	r := newGW(t, 65535)
+	up := dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, rep).TCP(40000, 80).Flags(header.FlagSYN).Bytes()
+	r.send(0, up)
+	b := r.binding(6, mob, rep, 40000, 80)
+	upAck := dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, rep).TCP(40000, 80).Flags(header.FlagACK).Bytes()
+	down := dptest.Frame().Eth(a1MAC, gwSrvMAC).IPv4(a1, key4).TCP(8080, b.GwPort).Flags(header.FlagACK).Bytes()
+	drain := func([]byte) {}
+	n := testing.AllocsPerRun(200, func() {
+		r.ports[0].Inject(upAck)
+		r.ports[1].Inject(down)
+		r.w.Poll()
+		for r.ports[0].Take(drain) {
+		}
+		for r.ports[1].Take(drain) {
+		}
+	})
+	if n != 0 {
+		t.Errorf("gateway allocates %v per round", n)
+	}
+}
