@@ -44,11 +44,11 @@ func main() {
 		usage()
 		os.Exit(2)
 	}
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pktgen:", err)
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
-		}
 		os.Exit(1)
 	}
 }
@@ -93,7 +93,11 @@ func tx(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.Queues, "queues", 1, "device queues to spread threads over (thread i uses queue i%queues; must exist)")
 	cpus := fs.String("cpus", "", "comma-separated CPUs to pin threads to, e.g. 0 or 0,1")
 	fs.IntVar(&cfg.Batch, "batch", cfg.Batch, "kernel batch size (live) or descriptors per send (afxdp)")
-	stream := fs.Uint("stream-base", 0, "first stamp stream id (runs sharing a sink should differ)")
+	stream := fs.Uint("stream-base", 0, "first stamp stream id; thread i stamps stream+i (runs sharing a sink should differ)")
+	fs.Usage = func() {
+		fmt.Fprintf(os.Stderr, "usage: pktgen tx [flags]\n\nexample:\n  pktgen tx -netns gen -i g0 -dst-mac 02:00:00:00:00:02 -size 1500 -flows 10000 -rate 500k -duration 5s -cpus 0\n\n")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -117,7 +121,7 @@ func tx(ctx context.Context, args []string) error {
 	}
 	cfg.Frame.SrcPort, cfg.Frame.DstPort = uint16(*sport), uint16(*dport)
 	if *flows > 0 {
-		cfg.Frame.SrcAddrs, cfg.Frame.SrcPorts = SplitFlows(*flows)
+		cfg.Frame.SrcAddrs, cfg.Frame.SrcPorts = splitFlows(*flows)
 	}
 	if cfg.Rate, err = parseRate(*rateS); err != nil {
 		return err
@@ -131,8 +135,8 @@ func tx(ctx context.Context, args []string) error {
 	return err
 }
 
-// SplitFlows turns a flow count into source addresses x ports, ports first.
-func SplitFlows(n int) (addrs, ports int) {
+// splitFlows turns a flow count into source addresses x ports, ports first.
+func splitFlows(n int) (addrs, ports int) {
 	addrs = (n + 49999) / 50000
 	ports = (n + addrs - 1) / addrs
 	return addrs, ports
@@ -147,7 +151,11 @@ func rx(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Netns, "netns", "", "network namespace (name under /run/netns or a path)")
 	fs.StringVar(&cfg.Iface, "i", "", "interface to count on (required)")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "run time; 0 = until Ctrl-C")
-	fs.BoolVar(&cfg.Pass, "pass", false, "pass frames to the stack after counting instead of dropping them")
+	fs.BoolVar(&cfg.Pass, "pass", false, "xdp: pass frames to the stack after counting instead of dropping them")
+	fs.Usage = func() {
+		fmt.Fprintf(os.Stderr, "usage: pktgen rx [flags]\n\nexample:\n  pktgen rx -netns sink -i s0 -duration 10s\n  pktgen rx -mode afxdp -cpu 1 -netns sink -i s0\n\n")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
