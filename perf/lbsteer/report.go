@@ -89,6 +89,9 @@ func Ratio(v, base *Stat) (float64, bool) {
 	return median(rs), true
 }
 
+// genLimited is the loss under which a result is marked generator-limited.
+const genLimited = 0.05
+
 // targets are issue 3's goals for samepathd on this 2-core box.
 var targets = []struct {
 	variant, base string
@@ -115,7 +118,7 @@ func (r *Result) Markdown(chart string) string {
 	fmt.Fprintf(&b, "| generator | pktgen live frames (BPF_PROG_RUN, XDP_TX), kernel batch %d, IPv4 UDP, CPU%d |\n", cfg.Batch, cfg.GenCPU)
 	fmt.Fprintf(&b, "| sink | XDP counting program (native), NAPI threaded on CPU%d |\n", cfg.SinkCPU)
 	if cfg.NAPIFifo > 0 {
-		fmt.Fprintf(&b, "| NAPI threads | SCHED_FIFO priority %d (background work on the box cannot delay them) |\n", cfg.NAPIFifo)
+		fmt.Fprintf(&b, "| scheduling | NAPI threads and the DUT's pinned pollers SCHED_FIFO priority %d (background work on the box cannot delay them) |\n", cfg.NAPIFifo)
 	}
 	fmt.Fprintf(&b, "| load average | %s before, %s after (2 CPUs shared with other work: read ratios, not absolutes) |\n", e.LoadBefore, e.LoadAfter)
 	fmt.Fprintf(&b, "| windows | %v warm-up, %v counted, per case |\n", cfg.Warm, cfg.Measure)
@@ -138,12 +141,16 @@ func (r *Result) Markdown(chart string) string {
 				}
 				return "-"
 			}
+			label := v.Label
+			if st.Loss < genLimited {
+				label += " (gen-limited)"
+			}
 			fmt.Fprintf(&b, "| %d B | %d | %s | %.3f [%.3f-%.3f] | %.2f | %.2f | %.1f%% | %d | %s | %s |\n",
-				c.Size, c.Flows, v.Label, st.Median/1e6, st.Min/1e6, st.Max/1e6, st.MedianBPS/1e9,
+				c.Size, c.Flows, label, st.Median/1e6, st.Min/1e6, st.Max/1e6, st.MedianBPS/1e9,
 				st.GenPPS/1e6, 100*st.Loss, st.Late, ratio("xdp-redirect"), ratio("kernel-fwd"))
 		}
 	}
-	fmt.Fprintf(&b, "\nLoss: frames generated but not counted at the sink, median over runs (the generator runs at full speed, so it mostly shows the device under test saturating). Late: stamped frames that arrived below a sequence already seen (reordered or duplicated), summed over runs.\n\n")
+	fmt.Fprintf(&b, "\nLoss: frames generated but not counted at the sink, median over runs (the generator runs at full speed, so it mostly shows the device under test saturating). Late: stamped frames that arrived below a sequence already seen (reordered or duplicated), summed over runs. (gen-limited): median loss under %.0f%%, so the generator, not the device under test, set the rate: its number is a lower bound and its ratios understate it.\n\n", 100*genLimited)
 
 	var tl []string
 	for _, tg := range targets {

@@ -19,7 +19,11 @@ func fakeResult() *Result {
 	// Rep-wise: redirect 4,5,3; fwd 1,2,1; samepathd-afxdp 2,2,2.
 	for rep, v := range map[int][3]float64{1: {4e6, 1e6, 2e6}, 2: {5e6, 2e6, 2e6}, 3: {3e6, 1e6, 2e6}} {
 		for i, name := range []string{"xdp-redirect", "kernel-fwd", "samepathd-afxdp"} {
-			r.Samples = append(r.Samples, Sample{Variant: name, Case: Case{64, 1}, Rep: rep, SinkPPS: v[i], SinkBPS: v[i] * 512, GenPPS: 8e6})
+			loss := 0.5
+			if name == "kernel-fwd" {
+				loss = 0.01 // reads as generator-limited
+			}
+			r.Samples = append(r.Samples, Sample{Variant: name, Case: Case{64, 1}, Rep: rep, SinkPPS: v[i], SinkBPS: v[i] * 512, GenPPS: 8e6, Loss: loss})
 		}
 	}
 	return r
@@ -47,7 +51,7 @@ func TestStatsAndRatios(t *testing.T) {
 func TestMarkdownAndSection(t *testing.T) {
 	r := fakeResult()
 	md := r.Markdown("perf/results/lb-steer.svg")
-	for _, want := range []string{BeginMarker, EndMarker, "| 64 B | 1 | samepathd afxdp | 2.000 [2.000-2.000] |", "| 0 | 0.50 | 2.00 |",
+	for _, want := range []string{BeginMarker, EndMarker, "| 64 B | 1 | samepathd afxdp | 2.000 [2.000-2.000] |", "| 0 | 0.50 | 2.00 |", "| kernel forwarding (gen-limited) | 1.000",
 		"samepathd-afxdp >= 1.5x kernel-fwd, 64 B, 1 flows: 2.000x met", "samepathd-afxdp >= 0.3x xdp-redirect, 64 B, 1 flows: 0.500x met",
 		"samepathd-xdp: not built", "napi here", "](perf/results/lb-steer.svg)"} {
 		if !strings.Contains(md, want) {

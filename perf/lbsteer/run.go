@@ -238,6 +238,9 @@ func runVariant(ctx context.Context, cfg *Config, t *Topology, v Variant, rep in
 		}
 	}
 	place = append(place, fmt.Sprintf("generator: pktgen live frames thread pinned to CPU%d in %s, out of %s", cfg.GenCPU, t.Gen, t.GenDev))
+	if v.Placement != nil {
+		place = append(place, v.Placement(cfg.NAPIFifo)...)
+	}
 	if rep == 1 {
 		for _, l := range place {
 			cfg.logf("  %s | %s", v.Name, l)

@@ -7,12 +7,15 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 
 	"samepath/perf/internal/nsthread"
 	"samepath/perf/xdpprog"
@@ -40,6 +43,10 @@ type Variant struct {
 	// Skip, when it returns an error, skips the variant with that reason.
 	Skip  func() error
 	Setup func(t *Topology) (teardown func() error, err error)
+	// Placement, when set, describes where the DUT's own pinned threads
+	// (its pollers) run, after giving them SCHED_FIFO priority fifo when
+	// fifo > 0, as the NAPI threads get (called after Setup).
+	Placement func(fifo int) []string
 	// Detail describes how the DUT runs (recorded beside the numbers).
 	Detail string
 }
@@ -136,6 +143,7 @@ func KernelForward() Variant {
 // Samepathd runs `bin/samepathd --config FILE` as the LB in the DUT
 // namespace with the given steering ("afxdp" or "xdp"), one worker on CPU1.
 func Samepathd(bin, steering string) Variant {
+	var pid int
 	napi := 1
 	detail := "samepathd lb, steering: xdp (in-kernel offload); In NAPI threaded on CPU1"
 	if steering == "afxdp" {
@@ -151,7 +159,8 @@ func Samepathd(bin, steering string) Variant {
 			}
 			return nil
 		},
-		Setup: func(t *Topology) (func() error, error) { return startSamepathd(t, bin, steering) },
+		Setup:     func(t *Topology) (func() error, error) { return startSamepathd(t, bin, steering, &pid) },
+		Placement: func(fifo int) []string { return threadPlacement("samepathd", pid, fifo) },
 	}
 }
 
@@ -170,7 +179,46 @@ workers: {queues: 1, cpus: [1]}
 `, steering, t.In, t.GenMAC, t.Out, t.SinkMAC)
 }
 
-func startSamepathd(t *Topology, bin, steering string) (func() error, error) {
+// threadPlacement lists the threads of process pid that are pinned to
+// fewer CPUs than the machine has (the pollers), with their CPUs, after
+// making them SCHED_FIFO at priority fifo when fifo > 0.
+func threadPlacement(what string, pid, fifo int) []string {
+	if pid <= 0 {
+		return nil
+	}
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	all := 0
+	for _, tk := range tasks {
+		tid, err := strconv.Atoi(filepath.Base(tk))
+		if err != nil {
+			continue
+		}
+		a := allowed(tid)
+		if all == 0 {
+			all = runtime.NumCPU()
+		}
+		if a == "?" || a == fmt.Sprintf("0-%d", all-1) {
+			continue
+		}
+		comm, _ := os.ReadFile(tk + "/comm")
+		if fifo > 0 {
+			if err := unix.SchedSetAttr(tid, &unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: uint32(fifo)}, 0); err != nil {
+				out = append(out, fmt.Sprintf("%s (pid %d): thread %d: SCHED_FIFO failed: %v", what, pid, tid, err))
+			}
+		}
+		out = append(out, fmt.Sprintf("%s (pid %d): thread %d %q pinned to CPUs %s, %s", what, pid, tid, strings.TrimSpace(string(comm)), a, policy(tid)))
+	}
+	if len(out) == 0 {
+		out = append(out, fmt.Sprintf("%s (pid %d): no thread pinned to a subset of the %d CPUs", what, pid, all))
+	}
+	return out
+}
+
+func startSamepathd(t *Topology, bin, steering string, pid *int) (func() error, error) {
 	abs, err := filepath.Abs(bin)
 	if err != nil {
 		return nil, err
@@ -191,6 +239,7 @@ func startSamepathd(t *Topology, bin, steering string) (func() error, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("start samepathd: %w", err)
 	}
+	*pid = cmd.Process.Pid // ip netns exec execs the binary in place
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	stop := func() error {
