@@ -97,6 +97,11 @@ func (d *Daemon) startGW(ctx context.Context) error {
 	}
 	nb := neigh.New()
 	go nb.Run(ctx, d.log, srv.Index, time.Second)
+	for _, c := range svcs { // resolve the actual servers before traffic needs them
+		for _, s := range c.Servers {
+			nb.Resolve(s.Addr.Addr().As16())
+		}
+	}
 	prc, _ := g.ProberConfig()
 	prc.OnChange = func(service string, server netip.AddrPort, healthy bool, err error) {
 		d.log.Info("server health", "service", service, "server", server, "healthy", healthy, "err", err)

@@ -43,6 +43,18 @@ func (t *Table) Lookup(ip [16]byte) ([6]byte, bool) {
 	return mac, ok
 }
 
+// Resolve asks the resolver to look ip up ahead of traffic (without
+// blocking; a full queue drops the request).
+func (t *Table) Resolve(ip [16]byte) {
+	if _, ok := (*t.cur.Load())[ip]; ok {
+		return
+	}
+	select {
+	case t.misses <- ip:
+	default:
+	}
+}
+
 // Set replaces the whole table (tests and static configuration).
 func (t *Table) Set(m map[[16]byte][6]byte) {
 	c := make(map[[16]byte][6]byte, len(m))

@@ -1,18 +1,20 @@
 // Package demo runs the FIG. 2 system in namespaces: the testbed network,
-// a samepathd load balancer at each of the three ingress points (the
-// kernel no longer forwards there), a download from a server to a mobile
-// that moves across the three ingress points mid-transfer, and a summary
-// of which LB and which gateway carried each phase. `make demo` runs it
-// through cmd/samepath-demo; its test is the privileged end-to-end check
-// of issue 3 with the real dataplane.
+// a samepathd load balancer at each of the three ingress points and a
+// samepathd packet gateway in each gateway namespace (the kernel no longer
+// forwards in either), a download through a representative address to a
+// mobile that moves across the three ingress points mid-transfer,
+// connections to both server groups showing the servers the gateway chose,
+// and a summary. `make demo` runs it through cmd/samepath-demo; its test
+// is the privileged end-to-end check with the real dataplane.
 //
-//	mob1 ~~radio~~ nas1 -- lb1 (samepathd) --+               +-- a1 a2
-//	     ~~radio~~ nas2 -- lb2 (samepathd) --+-- LAN1 -- gw1 +-- LAN2
-//	     ~~radio~~ nas3 -- lb3 (samepathd) --+        -- gw2 +-- b1 b2
+//	mob1 ~~radio~~ nas1 -- lb1 (samepathd) --+                          +-- a1 a2  group A 10.30.0.1
+//	     ~~radio~~ nas2 -- lb2 (samepathd) --+-- LAN1 -- gw1 (samepathd) +-- LAN2
+//	     ~~radio~~ nas3 -- lb3 (samepathd) --+        -- gw2 (samepathd) +-- b1 b2  group B 10.30.0.2
 //
 // Every LB holds the same T4: gw1's range -> gw1 (substitute gw2), gw2's
 // range -> gw2 (substitute gw1), so whichever ingress the mobile uses, its
-// packets reach its own gateway.
+// packets reach its own gateway, which keeps its port-key NAT state and
+// sends the answers back through the LB the mobile used last.
 package demo
 
 import (
@@ -65,8 +67,14 @@ type Phase struct {
 	Bytes   int64
 	// LBUp/LBDown: packets the phase's LB steered up and carried down.
 	LBUp, LBDown uint64
-	// Gateways[g]: up and down packets gateway g+1 forwarded.
+	// GwUp[g], GwDown[g]: up and down packets gateway g+1 forwarded.
 	GwUp, GwDown []uint64
+}
+
+// Pick is one connection to a representative address and the actual
+// server that answered it.
+type Pick struct {
+	Service, Rep, Server string
 }
 
 // Summary is the outcome of a run.
@@ -78,6 +86,13 @@ type Summary struct {
 	Phases     []Phase
 	// Drops by LB (1-based index) and reason over the whole run.
 	Drops map[int]map[string]uint64
+	// GwDrops by gateway (1-based) and reason.
+	GwDrops map[int]map[string]uint64
+	// Picks are the servers chosen for short connections after the
+	// download: round robin on group A, login unit on group B.
+	Picks []Pick
+	// Flows is how many NAT records each gateway held at the end.
+	Flows []int
 }
 
 func (o *Options) defaults() {
@@ -116,7 +131,15 @@ func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 		}
 	}()
 	p := tb.Plan
-	lbs, err := startLBs(ctx, tb, o)
+	token, tokFile, err := writeToken(tb)
+	if err != nil {
+		return nil, err
+	}
+	gws, err := startGWs(ctx, tb, o, token, tokFile)
+	if err != nil {
+		return nil, err
+	}
+	lbs, err := startLBs(ctx, tb, o, token, tokFile)
 	if err != nil {
 		return nil, err
 	}
@@ -125,43 +148,141 @@ func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 			return nil, err
 		}
 	}
-	fmt.Fprintf(o.Out, "== samepathd (steering %s) runs in lb1..lb3; kernel forwarding there is off\n", o.Steering)
+	fmt.Fprintf(o.Out, "== samepathd: LBs (steering %s) in lb1..lb3, gateways in gw1, gw2; kernel forwarding there is off\n", o.Steering)
 	for _, r := range p.Gateways {
 		fmt.Fprintf(o.Out, "   T4: %v -> gw%d %s (substitute gw%d)\n", r.Ranges, r.Index, r.LAN1.MAC, 3-r.Index)
 	}
-	sum, err = download(ctx, tb, lbs, o)
+	// Sessions: the session manager's notifications (R-GW-7) for both
+	// mobiles, to the gateway owning each address.
+	for _, m := range p.Mobiles {
+		ev := api.SessionEvent{Event: api.EventStart, SessionID: "demo-" + m.Name, DeviceID: "IMEI-" + m.Name, IP: m.IPv4.String(), Seq: 1}
+		if err := gws[m.Gateway-1].SessionEvent(ctx, ev); err != nil {
+			return nil, fmt.Errorf("session start for %s: %w", m.Name, err)
+		}
+	}
+	sum, err = download(ctx, tb, lbs, gws, o)
 	if err != nil {
+		return sum, err
+	}
+	if sum.Picks, err = picks(ctx, tb); err != nil {
 		return sum, err
 	}
 	sum.Drops = map[int]map[string]uint64{}
 	for i, c := range lbs {
-		cs, err := c.Counters(ctx)
+		if sum.Drops[i+1], err = drops(ctx, c); err != nil {
+			return sum, err
+		}
+	}
+	sum.GwDrops = map[int]map[string]uint64{}
+	for i, c := range gws {
+		if sum.GwDrops[i+1], err = drops(ctx, c); err != nil {
+			return sum, err
+		}
+		f, err := c.Flows(ctx, 0)
 		if err != nil {
 			return sum, err
 		}
-		d := map[string]uint64{}
-		for _, q := range cs.Queues {
-			for r, n := range q.Drops {
-				d[r] += n
-			}
-		}
-		sum.Drops[i+1] = d
+		sum.Flows = append(sum.Flows, f.Total)
 	}
 	Print(o.Out, sum, p)
 	return sum, nil
 }
 
-// startLBs writes each LB's config, starts samepathd in its namespace and
-// returns API clients reaching them over the management network.
-func startLBs(ctx context.Context, tb *fig2.Testbed, o Options) ([]*api.Client, error) {
-	p := tb.Plan
-	tok := make([]byte, 16)
-	rand.Read(tok)
-	token := hex.EncodeToString(tok)
-	tokFile := filepath.Join(tb.LogDir(), "api.token")
-	if err := os.WriteFile(tokFile, []byte(token+"\n"), 0o600); err != nil {
+func drops(ctx context.Context, c *api.Client) (map[string]uint64, error) {
+	cs, err := c.Counters(ctx)
+	if err != nil {
 		return nil, err
 	}
+	d := map[string]uint64{}
+	for _, q := range cs.Queues {
+		for r, n := range q.Drops {
+			d[r] += n
+		}
+	}
+	return d, nil
+}
+
+func writeToken(tb *fig2.Testbed) (token, file string, err error) {
+	tok := make([]byte, 16)
+	rand.Read(tok)
+	token = hex.EncodeToString(tok)
+	file = filepath.Join(tb.LogDir(), "api.token")
+	return token, file, os.WriteFile(file, []byte(token+"\n"), 0o600)
+}
+
+// client reaches a daemon's control API over the management network.
+func client(p *fig2.Plan, ap netip.AddrPort, token string) *api.Client {
+	c := api.NewClient("http://" + ap.String())
+	c.Token = token
+	ctlNS := p.Ctl.NS
+	c.HTTP = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return topo.Dial(ctx, ctlNS, network, addr)
+		},
+	}}
+	return c
+}
+
+// NATAddr is gateway g's key-port address on LAN2.
+func NATAddr(g int) netip.Addr { return netip.AddrFrom4([4]byte{10, 20, 0, byte(100 + g)}) }
+
+// startGWs starts samepathd role gw in both gateway namespaces: group A's
+// web service round robin per connection, group B's web service in login
+// units (one server per mobile from login to logout), group A's DNS-like
+// UDP service per packet.
+func startGWs(ctx context.Context, tb *fig2.Testbed, o Options, token, tokFile string) ([]*api.Client, error) {
+	p := tb.Plan
+	srv := func(name string, port int) string {
+		s, _ := p.Server(name)
+		return netip.AddrPortFrom(s.LAN.IPv4.Addr(), uint16(port)).String()
+	}
+	gA, gB := p.Groups[0], p.Groups[1]
+	services := fmt.Sprintf(`  services:
+    - {name: web-a, rep: "%s:80", proto: tcp, type: connection, policy: rr, service_type: web,
+       servers: [{addr: "%s"}, {addr: "%s"}]}
+    - {name: web-b, rep: "%s:80", proto: tcp, type: login, policy: rr, service_type: video,
+       servers: [{addr: "%s"}, {addr: "%s"}]}
+    - {name: dns-a, rep: "%s:53", proto: udp, type: packet, policy: rr, service_type: dns,
+       servers: [{addr: "%s"}, {addr: "%s"}]}
+`, gA.VIPv4, srv("a1", fig2.HTTPPort), srv("a2", fig2.HTTPPort),
+		gB.VIPv4, srv("b1", fig2.HTTPPort), srv("b2", fig2.HTTPPort),
+		gA.VIPv4, srv("a1", fig2.DNSPort), srv("a2", fig2.DNSPort))
+	var out []*api.Client
+	for _, g := range p.Gateways {
+		conf := fmt.Sprintf(`role: gw
+api: %s
+api_token_file: %s
+xsk: {frames: 4096, frame_size: 2048, ring_size: 1024, batch: 64}
+workers: {queues: 1}
+gw:
+  lan: {iface: %s}
+  servers: {iface: %s}
+  nat: {addrs: [%s], port_min: 1024, port_max: 65535, capacity: 65536}
+  probe: {interval: 500ms, timeout: 300ms, fall: 2, rise: 1}
+%s`, g.ControlAPI, tokFile, g.LAN1.Name, g.LAN2.Name, NATAddr(g.Index), services)
+		path := filepath.Join(tb.LogDir(), fmt.Sprintf("gw%d.yaml", g.Index))
+		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+			return nil, err
+		}
+		name := fmt.Sprintf("samepathd-gw%d", g.Index)
+		d, err := tb.StartDaemon(g.NS, name, o.Samepathd, "--config", path)
+		if err != nil {
+			return nil, err
+		}
+		c := client(p, g.ControlAPI, token)
+		if err := waitAPI(ctx, c, d, tb, name); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	fmt.Fprintf(o.Out, "== gateways: web-a %s:80 (rr per connection), web-b %s:80 (login unit), dns-a %s:53 (udp per packet); NAT on 10.20.0.101/102\n", gA.VIPv4, gB.VIPv4, gA.VIPv4)
+	return out, nil
+}
+
+// startLBs writes each LB's config, starts samepathd in its namespace and
+// returns API clients reaching them over the management network.
+func startLBs(ctx context.Context, tb *fig2.Testbed, o Options, token, tokFile string) ([]*api.Client, error) {
+	p := tb.Plan
 	var t4 strings.Builder
 	for _, g := range p.Gateways {
 		other := p.Gateways[len(p.Gateways)-g.Index]
@@ -187,19 +308,13 @@ lb:
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 			return nil, err
 		}
-		d, err := tb.StartDaemon(lb.NS, fmt.Sprintf("samepathd-lb%d", in.Index), o.Samepathd, "--config", path)
+		name := fmt.Sprintf("samepathd-lb%d", in.Index)
+		d, err := tb.StartDaemon(lb.NS, name, o.Samepathd, "--config", path)
 		if err != nil {
 			return nil, err
 		}
-		c := api.NewClient("http://" + lb.ControlAPI.String())
-		c.Token = token
-		ctlNS := p.Ctl.NS
-		c.HTTP = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				return topo.Dial(ctx, ctlNS, network, addr)
-			},
-		}}
-		if err := waitAPI(ctx, c, d, tb, in.Index); err != nil {
+		c := client(p, lb.ControlAPI, token)
+		if err := waitAPI(ctx, c, d, tb, name); err != nil {
 			return nil, err
 		}
 		clients = append(clients, c)
@@ -207,7 +322,7 @@ lb:
 	return clients, nil
 }
 
-func waitAPI(ctx context.Context, c *api.Client, d *fig2.Daemon, tb *fig2.Testbed, n int) error {
+func waitAPI(ctx context.Context, c *api.Client, d *fig2.Daemon, tb *fig2.Testbed, name string) error {
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		if _, err := c.Status(ctx); err == nil {
@@ -215,22 +330,22 @@ func waitAPI(ctx context.Context, c *api.Client, d *fig2.Daemon, tb *fig2.Testbe
 		}
 		select {
 		case <-d.Done():
-			log, _ := os.ReadFile(filepath.Join(tb.LogDir(), fmt.Sprintf("samepathd-lb%d.log", n)))
-			return fmt.Errorf("samepathd in lb%d exited: %v\n%s", n, d.Err(), log)
+			log, _ := os.ReadFile(filepath.Join(tb.LogDir(), name+".log"))
+			return fmt.Errorf("%s exited: %v\n%s", name, d.Err(), log)
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("samepathd in lb%d: control API did not answer", n)
+	return fmt.Errorf("%s: control API did not answer", name)
 }
 
 type snapshot struct {
 	lb []api.Counters
-	gw []fig2.GatewayCounters
+	gw []api.Counters
 }
 
-func snap(ctx context.Context, tb *fig2.Testbed, lbs []*api.Client) (snapshot, error) {
+func snap(ctx context.Context, lbs, gws []*api.Client) (snapshot, error) {
 	var s snapshot
 	for _, c := range lbs {
 		cs, err := c.Counters(ctx)
@@ -239,13 +354,18 @@ func snap(ctx context.Context, tb *fig2.Testbed, lbs []*api.Client) (snapshot, e
 		}
 		s.lb = append(s.lb, cs)
 	}
-	gw, err := tb.AllCounters()
-	s.gw = gw
-	return s, err
+	for _, c := range gws {
+		cs, err := c.Counters(ctx)
+		if err != nil {
+			return s, err
+		}
+		s.gw = append(s.gw, cs)
+	}
+	return s, nil
 }
 
-// lbPackets sums rx packets of the LB's ingress-side and gateway-side
-// queues (up and down), or for the offload its single entry.
+// lbPackets sums rx packets of a daemon's mobile-side and far-side queues
+// (up and down), or for the LB offload its single entry.
 func lbPackets(c api.Counters, ingressIface string) (up, down uint64) {
 	for _, q := range c.Queues {
 		switch {
@@ -260,16 +380,17 @@ func lbPackets(c api.Counters, ingressIface string) (up, down uint64) {
 	return up, down
 }
 
-// download fetches Size bytes from server a1 to mob1 and moves mob1 to
-// ingress 2 and 3 at a third and two thirds of the bytes.
-func download(ctx context.Context, tb *fig2.Testbed, lbs []*api.Client, o Options) (*Summary, error) {
+// download fetches Size bytes through group A's representative address to
+// mob1 and moves mob1 to ingress 2 and 3 at a third and two thirds of the
+// bytes.
+func download(ctx context.Context, tb *fig2.Testbed, lbs, gws []*api.Client, o Options) (*Summary, error) {
 	p := tb.Plan
-	mob, a1 := p.Mobiles[0], p.Servers[0]
+	mob := p.Mobiles[0]
 	if err := tb.Move(mob.Name, 1); err != nil {
 		return nil, err
 	}
-	url := fmt.Sprintf("http://%s/bytes/%d", netip.AddrPortFrom(a1.LAN.IPv4.Addr(), fig2.HTTPPort), o.Size)
-	fmt.Fprintf(o.Out, "== %s downloads %d bytes from %s (%s), moving nas1 -> nas2 -> nas3\n", mob.Name, o.Size, a1.Name, url)
+	url := fmt.Sprintf("http://%s/bytes/%d", netip.AddrPortFrom(p.Groups[0].VIPv4, fig2.HTTPPort), o.Size)
+	fmt.Fprintf(o.Out, "== %s downloads %d bytes from %s, moving nas1 -> nas2 -> nas3\n", mob.Name, o.Size, url)
 	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		return topo.Dial(ctx, mob.NS, network, addr)
 	}}}
@@ -285,7 +406,7 @@ func download(ctx context.Context, tb *fig2.Testbed, lbs []*api.Client, o Option
 	}
 	sum := &Summary{Steering: o.Steering}
 	var starts, ends []snapshot
-	s0, err := snap(ctx, tb, lbs)
+	s0, err := snap(ctx, lbs, gws)
 	if err != nil {
 		return nil, err
 	}
@@ -302,7 +423,7 @@ func download(ctx context.Context, tb *fig2.Testbed, lbs []*api.Client, o Option
 		h.Write(buf[:n])
 		got += int64(n)
 		if phase := len(starts); phase < fig2.NumIngress && got >= int64(phase)*o.Size/fig2.NumIngress {
-			e, err := snap(ctx, tb, lbs)
+			e, err := snap(ctx, lbs, gws)
 			if err != nil {
 				return nil, err
 			}
@@ -313,7 +434,7 @@ func download(ctx context.Context, tb *fig2.Testbed, lbs []*api.Client, o Option
 			if err := tb.Move(mob.Name, phase+1); err != nil {
 				return nil, err
 			}
-			s, err := snap(ctx, tb, lbs)
+			s, err := snap(ctx, lbs, gws)
 			if err != nil {
 				return nil, err
 			}
@@ -329,7 +450,7 @@ func download(ctx context.Context, tb *fig2.Testbed, lbs []*api.Client, o Option
 			time.Sleep(ahead)
 		}
 	}
-	e, err := snap(ctx, tb, lbs)
+	e, err := snap(ctx, lbs, gws)
 	if err != nil {
 		return nil, err
 	}
@@ -347,13 +468,45 @@ func download(ctx context.Context, tb *fig2.Testbed, lbs []*api.Client, o Option
 		u0, d0 := lbPackets(starts[k].lb[k], p.Ingress[k].LB.Ingress.Name)
 		ph.LBUp, ph.LBDown = u1-u0, d1-d0
 		for g := range ends[k].gw {
-			d := ends[k].gw[g].Sub(starts[k].gw[g])
-			ph.GwUp = append(ph.GwUp, d.Up.Packets)
-			ph.GwDown = append(ph.GwDown, d.Down.Packets)
+			lan := p.Gateways[g].LAN1.Name
+			u1, d1 := lbPackets(ends[k].gw[g], lan)
+			u0, d0 := lbPackets(starts[k].gw[g], lan)
+			ph.GwUp = append(ph.GwUp, u1-u0)
+			ph.GwDown = append(ph.GwDown, d1-d0)
 		}
 		sum.Phases = append(sum.Phases, ph)
 	}
 	return sum, nil
+}
+
+// picks opens short connections from both mobiles to both groups' web
+// services and records which server answered (the server's name page).
+func picks(ctx context.Context, tb *fig2.Testbed) ([]Pick, error) {
+	p := tb.Plan
+	var out []Pick
+	for _, m := range p.Mobiles {
+		for gi, svc := range []string{"web-a", "web-b"} {
+			rep := netip.AddrPortFrom(p.Groups[gi].VIPv4, fig2.HTTPPort)
+			for i := 0; i < 3; i++ {
+				c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+					DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+						return topo.Dial(ctx, m.NS, network, addr)
+					}}}
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+rep.String()+"/", nil)
+				resp, err := c.Do(req)
+				if err != nil {
+					return out, fmt.Errorf("%s -> %s: %w", m.Name, rep, err)
+				}
+				body, err := io.ReadAll(io.LimitReader(resp.Body, 256))
+				resp.Body.Close()
+				if err != nil {
+					return out, err
+				}
+				out = append(out, Pick{Service: m.Name + " " + svc, Rep: rep.String(), Server: strings.TrimSpace(string(body))})
+			}
+		}
+	}
+	return out, nil
 }
 
 // Print writes the summary as a table.
@@ -376,11 +529,34 @@ func Print(w io.Writer, s *Summary, p *fig2.Plan) {
 			ph.GwUp[0], ph.GwDown[0], ph.GwUp[1], ph.GwDown[1], carrier)
 	}
 	tw.Flush()
+	if len(s.Picks) > 0 {
+		fmt.Fprintln(w, "\nservers chosen by the gateways (three connections each; web-a round robin, web-b login unit):")
+		byKey := map[string][]string{}
+		var order []string
+		for _, pk := range s.Picks {
+			k := pk.Service + " via " + pk.Rep
+			if _, ok := byKey[k]; !ok {
+				order = append(order, k)
+			}
+			byKey[k] = append(byKey[k], pk.Server)
+		}
+		for _, k := range order {
+			fmt.Fprintf(w, "  %-30s %s\n", k, strings.Join(byKey[k], ", "))
+		}
+	}
 	fmt.Fprintln(w, "\ndrops by reason (whole run):")
-	for n := 1; n <= len(s.Drops); n++ {
-		d := s.Drops[n]
+	printDrops(w, "lb", s.Drops)
+	printDrops(w, "gw", s.GwDrops)
+	for i, n := range s.Flows {
+		fmt.Fprintf(w, "  gw%d holds %d NAT records\n", i+1, n)
+	}
+}
+
+func printDrops(w io.Writer, kind string, all map[int]map[string]uint64) {
+	for n := 1; n <= len(all); n++ {
+		d := all[n]
 		if len(d) == 0 {
-			fmt.Fprintf(w, "  lb%d: none\n", n)
+			fmt.Fprintf(w, "  %s%d: none\n", kind, n)
 			continue
 		}
 		var keys []string
@@ -392,6 +568,6 @@ func Print(w io.Writer, s *Summary, p *fig2.Plan) {
 		for _, k := range keys {
 			parts = append(parts, fmt.Sprintf("%s=%d", k, d[k]))
 		}
-		fmt.Fprintf(w, "  lb%d: %s\n", n, strings.Join(parts, " "))
+		fmt.Fprintf(w, "  %s%d: %s\n", kind, n, strings.Join(parts, " "))
 	}
 }

@@ -64,10 +64,24 @@ func TestDemo(t *testing.T) {
 					t.Errorf("phase %d: gw2 carried packets: %+v", k+1, ph)
 				}
 			}
-			for n, d := range sum.Drops {
-				for r, c := range d {
-					t.Logf("lb%d dropped %d (%s)", n, c, r)
+			// The gateways chose servers: round robin alternates within
+			// group A; the login unit keeps one server of group B per
+			// mobile.
+			by := map[string][]string{}
+			for _, p := range sum.Picks {
+				by[p.Service] = append(by[p.Service], p.Server)
+			}
+			for _, m := range []string{"mob1", "mob2"} {
+				a, b := by[m+" web-a"], by[m+" web-b"]
+				if len(a) != 3 || a[0] == a[1] || a[1] == a[2] || !strings.HasPrefix(a[0], "a") {
+					t.Errorf("%s web-a servers %v: want round robin over a1, a2", m, a)
 				}
+				if len(b) != 3 || b[0] != b[1] || b[1] != b[2] || !strings.HasPrefix(b[0], "b") {
+					t.Errorf("%s web-b servers %v: want one server of group B (login unit)", m, b)
+				}
+			}
+			if len(sum.Flows) != 2 || sum.Flows[0] == 0 || sum.Flows[1] == 0 {
+				t.Errorf("gateway NAT records %v", sum.Flows)
 			}
 		})
 	}
