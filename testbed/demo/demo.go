@@ -114,67 +114,38 @@ func (o *Options) defaults() {
 // when ctx is cancelled (Ctrl-C).
 func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 	o.defaults()
-	if _, err := os.Stat(o.Samepathd); err != nil {
-		return nil, fmt.Errorf("samepathd binary: %w", err)
-	}
-	cfg := fig2.DefaultConfig(testbed.NewPrefix())
-	cfg.ServeArgv = o.ServeArgv
-	fmt.Fprintf(o.Out, "== building FIG. 2 in namespaces %s-*\n", cfg.Prefix)
-	tb, err := fig2.Up(ctx, cfg)
+	sys, err := Start(ctx, o)
 	if err != nil {
 		return nil, err
 	}
 	defer func() {
-		fmt.Fprintf(o.Out, "== tearing down %s-*\n", cfg.Prefix)
-		if derr := tb.Down(); derr != nil && err == nil {
-			err = derr
+		if cerr := sys.Close(); cerr != nil && err == nil {
+			err = cerr
 		}
 	}()
-	p := tb.Plan
-	token, tokFile, err := writeToken(tb)
-	if err != nil {
-		return nil, err
-	}
-	gws, err := startGWs(ctx, tb, o, token, tokFile)
-	if err != nil {
-		return nil, err
-	}
-	lbs, err := startLBs(ctx, tb, o, token, tokFile)
-	if err != nil {
-		return nil, err
-	}
-	for n := 1; n <= fig2.NumIngress; n++ {
-		if err := tb.SetLBForwarding(n, false); err != nil {
-			return nil, err
-		}
-	}
-	fmt.Fprintf(o.Out, "== samepathd: LBs (steering %s) in lb1..lb3, gateways in gw1, gw2; kernel forwarding there is off\n", o.Steering)
-	for _, r := range p.Gateways {
-		fmt.Fprintf(o.Out, "   T4: %v -> gw%d %s (substitute gw%d)\n", r.Ranges, r.Index, r.LAN1.MAC, 3-r.Index)
-	}
+	p := sys.TB.Plan
 	// Sessions: the session manager's notifications (R-GW-7) for both
 	// mobiles, to the gateway owning each address.
 	for _, m := range p.Mobiles {
-		ev := api.SessionEvent{Event: api.EventStart, SessionID: "demo-" + m.Name, DeviceID: "IMEI-" + m.Name, IP: m.IPv4.String(), Seq: 1}
-		if err := gws[m.Gateway-1].SessionEvent(ctx, ev); err != nil {
-			return nil, fmt.Errorf("session start for %s: %w", m.Name, err)
+		if err := sys.StartSession(ctx, m.Name); err != nil {
+			return nil, err
 		}
 	}
-	sum, err = download(ctx, tb, lbs, gws, o)
+	sum, err = download(ctx, sys.TB, sys.LBs, sys.GWs, o)
 	if err != nil {
 		return sum, err
 	}
-	if sum.Picks, err = picks(ctx, tb); err != nil {
+	if sum.Picks, err = picks(ctx, sys.TB); err != nil {
 		return sum, err
 	}
 	sum.Drops = map[int]map[string]uint64{}
-	for i, c := range lbs {
+	for i, c := range sys.LBs {
 		if sum.Drops[i+1], err = drops(ctx, c); err != nil {
 			return sum, err
 		}
 	}
 	sum.GwDrops = map[int]map[string]uint64{}
-	for i, c := range gws {
+	for i, c := range sys.GWs {
 		if sum.GwDrops[i+1], err = drops(ctx, c); err != nil {
 			return sum, err
 		}
@@ -186,6 +157,81 @@ func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 	}
 	Print(o.Out, sum, p)
 	return sum, nil
+}
+
+// System is the FIG. 2 testbed with samepathd running as the three LBs
+// and the two gateways. Tests build on it too.
+type System struct {
+	TB *fig2.Testbed
+	// LBs[n-1] and GWs[g-1] reach the daemons' control APIs over the
+	// management network.
+	LBs, GWs []*api.Client
+	// Token authenticates to every daemon's API; TokenFile holds it.
+	Token, TokenFile string
+	out              io.Writer
+}
+
+// Start builds the testbed and starts samepathd in every LB and gateway
+// namespace, with kernel forwarding off in the LBs. Close tears it down.
+func Start(ctx context.Context, o Options) (sys *System, err error) {
+	o.defaults()
+	if _, err := os.Stat(o.Samepathd); err != nil {
+		return nil, fmt.Errorf("samepathd binary: %w", err)
+	}
+	cfg := fig2.DefaultConfig(testbed.NewPrefix())
+	cfg.ServeArgv = o.ServeArgv
+	fmt.Fprintf(o.Out, "== building FIG. 2 in namespaces %s-*\n", cfg.Prefix)
+	tb, err := fig2.Up(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	sys = &System{TB: tb, out: o.Out}
+	defer func() {
+		if err != nil {
+			sys.Close()
+		}
+	}()
+	p := tb.Plan
+	if sys.Token, sys.TokenFile, err = writeToken(tb); err != nil {
+		return nil, err
+	}
+	if sys.GWs, err = startGWs(ctx, tb, o, sys.Token, sys.TokenFile); err != nil {
+		return nil, err
+	}
+	if sys.LBs, err = startLBs(ctx, tb, o, sys.Token, sys.TokenFile); err != nil {
+		return nil, err
+	}
+	for n := 1; n <= fig2.NumIngress; n++ {
+		if err := tb.SetLBForwarding(n, false); err != nil {
+			return nil, err
+		}
+	}
+	fmt.Fprintf(o.Out, "== samepathd: LBs (steering %s) in lb1..lb3, gateways in gw1, gw2; kernel forwarding there is off\n", o.Steering)
+	for _, r := range p.Gateways {
+		fmt.Fprintf(o.Out, "   T4: %v -> gw%d %s (substitute gw%d)\n", r.Ranges, r.Index, r.LAN1.MAC, 3-r.Index)
+	}
+	return sys, nil
+}
+
+// StartSession tells the gateway owning the mobile's IPv4 address that
+// its session started (what the session manager does after RADIUS
+// accounting Start).
+func (s *System) StartSession(ctx context.Context, mobile string) error {
+	m, err := s.TB.Plan.Mobile(mobile)
+	if err != nil {
+		return err
+	}
+	ev := api.SessionEvent{Event: api.EventStart, SessionID: "demo-" + m.Name, DeviceID: "IMEI-" + m.Name, IP: m.IPv4.String(), Seq: 1}
+	if err := s.GWs[m.Gateway-1].SessionEvent(ctx, ev); err != nil {
+		return fmt.Errorf("session start for %s: %w", m.Name, err)
+	}
+	return nil
+}
+
+// Close stops every daemon and removes the testbed.
+func (s *System) Close() error {
+	fmt.Fprintf(s.out, "== tearing down %s-*\n", s.TB.Plan.Prefix)
+	return s.TB.Down()
 }
 
 func drops(ctx context.Context, c *api.Client) (map[string]uint64, error) {
