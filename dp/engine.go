@@ -223,6 +223,11 @@ func (w *Worker) process(in int, n int) {
 	w.drop = w.drop[:0]
 	for i := range pkts {
 		pk := &pkts[i]
+		if pk.Out >= 0 && pk.Drop != ReasonNone {
+			// The packet was refused and its frame now carries the
+			// pipeline's reply: count the refusal, send the reply.
+			c.Drops[pk.Drop].Add(1)
+		}
 		if pk.Out < 0 || pk.Out >= len(w.ports) {
 			r := pk.Drop
 			if r == ReasonNone {

@@ -30,6 +30,8 @@ type GWConfig struct {
 	Dist     *balance.Dist
 	// Neighbors resolves actual servers' MACs on the server side.
 	Neighbors *neigh.Table
+	// Authz, if set, authorizes every new user session (T8/T9, R-AUTH-1).
+	Authz *Authz
 	// RequireSession drops up packets from addresses with no session (T3,
 	// R-GW-7, step S124). Off only for deployments without AAA.
 	RequireSession bool
@@ -110,7 +112,7 @@ type GW struct {
 // GWStats are the gateway's own counters beyond the per-queue ones,
 // written by the worker and readable from any goroutine.
 type GWStats struct {
-	FlowsCreated, FlowsEnded, Exhausted, Replies atomic.Uint64
+	FlowsCreated, FlowsEnded, Exhausted, Denied, Replies atomic.Uint64
 }
 
 // NewGW makes the pipeline.
@@ -271,7 +273,7 @@ func (g *GW) up(pk *Packet) {
 			return
 		}
 		var r Reason
-		if id, r = g.create(&k, sess.ID, pk); r != ReasonNone {
+		if id, r = g.create(&k, &sess, pk); r != ReasonNone {
 			pk.Drop = r
 			return
 		}
@@ -319,7 +321,15 @@ func (g *GW) up(pk *Packet) {
 // create opens a flow record for the first packet of a user session's
 // flow: the actual server by T6/T7 (R-GW-2, R-GW-6) or the destination
 // itself when it is no representative address (R-GW-3), and a key port.
-func (g *GW) create(k *nat.FlowKey, session uint64, pk *Packet) (uint32, Reason) {
+func (g *GW) create(k *nat.FlowKey, sess *Session, pk *Packet) (uint32, Reason) {
+	session := sess.ID
+	if g.cfg.Authz != nil {
+		if _, ok := g.cfg.Authz.Check([16]byte(k.Dst), sess.DeviceID); !ok {
+			g.stats.Denied.Add(1)
+			g.refuse(pk)
+			return 0, ReasonDenied
+		}
+	}
 	server, sport := k.Dst, k.DPort
 	var service uint32
 	idx := -1
@@ -354,8 +364,9 @@ func (g *GW) create(k *nat.FlowKey, session uint64, pk *Packet) (uint32, Reason)
 
 // refuse answers a packet the gateway cannot carry: a RST for TCP, an
 // ICMP destination unreachable (administratively prohibited) otherwise.
-// The answer is sent back toward the LB, from the packet's destination,
-// and counted; the original is dropped.
+// The answer takes the packet's frame and goes back toward the LB, from
+// the packet's destination; the caller sets the drop reason, which the
+// engine counts although the frame leaves (as the reply).
 func (g *GW) refuse(pk *Packet) {
 	b := pk.Data
 	var n int

@@ -51,6 +51,10 @@ type gwRig struct {
 }
 
 func newGW(t *testing.T, portMax uint16) *gwRig {
+	return newGWAuthz(t, portMax, nil)
+}
+
+func newGWAuthz(t *testing.T, portMax uint16, authz *dp.Authz) *gwRig {
 	t.Helper()
 	pc := nat.DefaultPortTableConfig()
 	pc.GwAddrs = []netip.Addr{key4, key6}
@@ -82,7 +86,8 @@ func newGW(t *testing.T, portMax uint16) *gwRig {
 	nb := neigh.New()
 	nb.Set(map[[16]byte][6]byte{a1.As16(): a1MAC, a2.As16(): a2MAC, a16.As16(): a1MAC, a26.As16(): a2MAC, other.As16(): xMAC})
 	g, err := dp.NewGW(dp.GWConfig{Lan: 0, Servers: 1, LanMAC: gwLanMAC, ServerMAC: gwSrvMAC,
-		Flows: flows, Services: svcs, Dist: dist, Neighbors: nb, RequireSession: true, LBCacheSize: 1024, ExpireBudget: 64})
+		Flows: flows, Services: svcs, Dist: dist, Neighbors: nb, RequireSession: true, LBCacheSize: 1024, ExpireBudget: 64,
+		Authz: authz})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,9 +335,9 @@ func TestGWExhaustion(t *testing.T) {
 	before := r.w.Counters(0).Snapshot()
 	r.mustForward(0, syn(3), 0,
 		dptest.Frame().Eth(gwLanMAC, lb1MAC).IPv4(rep, mob).DF().ID(0).TTL(64).TCP(80, 3).Flags(header.FlagRST|header.FlagACK).Ack(10).Window(0).Bytes())
-	if d := r.w.Counters(0).Snapshot().Drops[dp.ReasonPortExhausted] - before.Drops[dp.ReasonPortExhausted]; d != 0 {
-		// The refused packet became the RST: it is answered, not dropped.
-		t.Errorf("exhaustion counted as drop %d", d)
+	if d := r.w.Counters(0).Snapshot().Drops[dp.ReasonPortExhausted] - before.Drops[dp.ReasonPortExhausted]; d != 1 {
+		// The refused packet is counted, and its frame became the RST.
+		t.Errorf("port_exhausted drops +%d, want +1", d)
 	}
 	if n := r.gw.Stats().Exhausted.Load(); n != 1 {
 		t.Errorf("exhausted counter %d, want 1", n)
@@ -378,5 +383,55 @@ func TestGWProcessAllocs(t *testing.T) {
 	})
 	if n != 0 {
 		t.Errorf("gateway allocates %v per round", n)
+	}
+}
+
+// TestGWAuthorization: T9 names the service types of destinations, T8 the
+// device's allowed ones. A refused TCP flow gets a RST the mobile's stack
+// accepts (right seq/ack), a refused UDP flow an ICMP administratively
+// prohibited (v4 and v6); nothing reaches a server; allowed flows are
+// unchanged (R-AUTH-1, FIG. 25).
+func TestGWAuthorization(t *testing.T) {
+	authz, err := dp.NewAuthz(
+		[]dp.T9Row{{Rep: rep, ServiceType: "web"}, {Rep: other, ServiceType: "video"}, {Rep: rep6, ServiceType: "video"}},
+		[]dp.T8Row{{Device: "IMEI-1", ServiceType: "web", Allowed: true}, {Device: "IMEI-1", ServiceType: "video", Allowed: false}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newGWAuthz(t, 65535, authz)
+	// Allowed: web.
+	if _, p, drop := r.send(0, dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, rep).TCP(40000, 80).Flags(header.FlagSYN).Bytes()); p != 1 {
+		t.Fatalf("allowed flow: drop %v", drop)
+	}
+	// Denied TCP: RST back toward the LB with seq/ack answering the SYN.
+	syn := dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, other).TCP(40001, 443).Flags(header.FlagSYN).Seq(1000).Payload([]byte("ab")).Bytes()
+	before := r.w.Counters(0).Snapshot()
+	r.mustForward(0, syn, 0, dptest.Frame().Eth(gwLanMAC, lb1MAC).IPv4(other, mob).DF().ID(0).TTL(64).TCP(443, 40001).
+		Flags(header.FlagRST|header.FlagACK).Ack(1003).Window(0).Bytes())
+	// Denied UDP over IPv6: ICMPv6 administratively prohibited.
+	q6 := dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv6(mob6, rep6).UDP(5000, 53).Payload([]byte("q")).Bytes()
+	r.mustForward(0, q6, 0, dptest.Frame().Eth(gwLanMAC, lb1MAC).IPv6(rep6, mob6).TTL(64).ICMPError(1, 1, 0, dptest.IP(q6)).Bytes())
+	// Denied UDP over IPv4.
+	q4 := dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, other).UDP(5000, 53).Payload([]byte("q")).Bytes()
+	r.mustForward(0, q4, 0, dptest.Frame().Eth(gwLanMAC, lb1MAC).IPv4(other, mob).DF().ID(0).TTL(64).ICMPError(3, 13, 0, dptest.IP(q4)).Bytes())
+	if d := r.w.Counters(0).Snapshot().Drops[dp.ReasonDenied] - before.Drops[dp.ReasonDenied]; d != 3 {
+		t.Errorf("denied drops +%d, want 3", d)
+	}
+	if den := authz.Denied(); den["video"] != 3 || den["web"] != 0 {
+		t.Errorf("denied per service type %v", den)
+	}
+	if n := r.flows.Len(); n != 1 {
+		t.Errorf("%d NAT records, want only the allowed one", n)
+	}
+	// Not controlled by T9: unchanged behaviour.
+	if _, p, drop := r.send(0, dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, addr("10.20.0.11")).UDP(1, 2).Bytes()); p != 1 {
+		t.Errorf("uncontrolled destination: drop %v", drop)
+	}
+	// Replacing T8 takes effect for the next flow.
+	if err := authz.Replace([]dp.T9Row{{Rep: other, ServiceType: "video"}}, []dp.T8Row{{Device: "IMEI-1", ServiceType: "video", Allowed: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, p, drop := r.send(0, dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, other).TCP(40002, 443).Flags(header.FlagSYN).Bytes()); p != 1 {
+		t.Errorf("after the order changed: drop %v", drop)
 	}
 }

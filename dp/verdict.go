@@ -73,7 +73,9 @@ type Packet struct {
 	Data []byte
 	Room []byte
 	// Out is the index of the egress port in the worker's port list, or
-	// -1 when the packet is dropped (Drop says why).
+	// -1 when the packet is dropped (Drop says why). A packet with both
+	// was refused and its frame rewritten into the pipeline's answer
+	// (a RST, an ICMP error): the refusal is counted and the answer sent.
 	Out  int
 	Drop Reason
 }
