@@ -134,3 +134,12 @@ func (c *Client) Flows(ctx context.Context, limit int) (Flows, error) {
 	var f Flows
 	return f, c.Do(ctx, http.MethodGet, fmt.Sprintf("/v1/flows?limit=%d", limit), nil, &f)
 }
+
+func (c *Client) Authz(ctx context.Context) (Authz, error) {
+	var a Authz
+	return a, c.Do(ctx, http.MethodGet, "/v1/authz", nil, &a)
+}
+
+func (c *Client) SetAuthz(ctx context.Context, a Authz) error {
+	return c.Do(ctx, http.MethodPut, "/v1/authz", a, nil)
+}

@@ -19,6 +19,8 @@
 //	PUT    /v1/services/policy         PolicyChange  set a service's balancing policy
 //	PUT    /v1/services/server         ServerState   set a server's administrative state
 //	GET    /v1/flows?limit=N           Flows         (role gw) port-key NAT records (T5)
+//	GET    /v1/authz                   Authz         (role gw) T9 and T8, refusals per service type
+//	PUT    /v1/authz                   Authz         replace T9 and T8
 //
 // Metrics are served separately in Prometheus format at /metrics.
 package api

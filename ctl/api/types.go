@@ -167,3 +167,24 @@ type Flows struct {
 	Total int    `json:"total"`
 	Flows []Flow `json:"flows"`
 }
+
+// T9Row maps a representative address to its service type (FIG. 27).
+type T9Row struct {
+	Rep         string `json:"rep" yaml:"rep"`
+	ServiceType string `json:"service_type" yaml:"service_type"`
+}
+
+// T8Row is one entry of the service order (FIG. 26).
+type T8Row struct {
+	Device      string `json:"device" yaml:"device"`
+	ServiceType string `json:"service_type" yaml:"service_type"`
+	Allowed     bool   `json:"allowed" yaml:"allowed"`
+}
+
+// Authz holds a gateway's authorization tables (R-AUTH-1) and, when
+// read, the refusals per service type.
+type Authz struct {
+	T9     []T9Row           `json:"t9" yaml:"t9"`
+	T8     []T8Row           `json:"t8" yaml:"t8"`
+	Denied map[string]uint64 `json:"denied,omitempty" yaml:"-"`
+}

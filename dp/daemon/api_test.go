@@ -118,6 +118,31 @@ func TestAPITokenAndMetrics(t *testing.T) {
 	}
 }
 
+func TestConfigParseGW(t *testing.T) {
+	c, err := Parse([]byte(ExampleGW))
+	if err != nil {
+		t.Fatalf("example gw config: %v", err)
+	}
+	pc, _ := c.GW.PortTableConfig()
+	if len(c.GW.Services) != 1 || len(pc.GwAddrs) != 1 || len(c.GW.Authz.T9) != 1 || c.Workers.Queues != 1 {
+		t.Errorf("example gw parsed as %+v", c.GW)
+	}
+	for name, y := range map[string]string{
+		"two queues":    strings.Replace(ExampleGW, "queues: 1", "queues: 2", 1),
+		"no nat addr":   strings.Replace(ExampleGW, "addrs: [10.20.0.101]", "addrs: []", 1),
+		"bad policy":    strings.Replace(ExampleGW, "policy: rr", "policy: random", 1),
+		"bad unit":      strings.Replace(ExampleGW, "type: connection", "type: forever", 1),
+		"bad server":    strings.Replace(ExampleGW, `"10.20.0.11:80"`, `"10.20.0.11"`, 1),
+		"bad t9":        strings.Replace(ExampleGW, "rep: 10.30.0.1, service_type", "rep: nowhere, service_type", 1),
+		"same iface":    strings.Replace(ExampleGW, "iface: lan2", "iface: lan1", 1),
+		"udp on tcp rp": strings.Replace(ExampleGW, "proto: tcp", "proto: sctp", 1),
+	} {
+		if _, err := Parse([]byte(y)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
 func TestConfigParse(t *testing.T) {
 	c, err := Parse([]byte(Example))
 	if err != nil {

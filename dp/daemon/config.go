@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"samepath/ctl/api"
+	"samepath/dp"
 	"samepath/dp/balance"
 	"samepath/nat"
 )
@@ -84,6 +85,8 @@ type GWConfig struct {
 	// Services are T6 + T11 + T9.
 	Services []api.Service `yaml:"services"`
 	Probe    Probe         `yaml:"probe"`
+	// Authz are T9 and T8 (R-AUTH-1); with no T9 row nothing is refused.
+	Authz api.Authz `yaml:"authz"`
 	// Exclude: extra local addresses left to the kernel.
 	Exclude []string `yaml:"exclude"`
 }
@@ -242,6 +245,9 @@ func (c Config) validateGW() error {
 	if _, err := g.ProberConfig(); err != nil {
 		return fmt.Errorf("config: gw probe: %w", err)
 	}
+	if _, _, err := AuthzRows(g.Authz); err != nil {
+		return fmt.Errorf("config: gw authz: %w", err)
+	}
 	for _, e := range g.Exclude {
 		if _, err := netip.ParseAddr(e); err != nil {
 			return fmt.Errorf("config: gw exclude: %w", err)
@@ -301,6 +307,26 @@ func (g *GWConfig) ProberConfig() (balance.ProberConfig, error) {
 		pc.Rise = g.Probe.Rise
 	}
 	return pc, pc.Validate()
+}
+
+// AuthzRows converts API authorization tables.
+func AuthzRows(a api.Authz) ([]dp.T9Row, []dp.T8Row, error) {
+	var t9 []dp.T9Row
+	for _, r := range a.T9 {
+		ip, err := netip.ParseAddr(r.Rep)
+		if err != nil {
+			return nil, nil, fmt.Errorf("t9 rep %q: %w", r.Rep, err)
+		}
+		t9 = append(t9, dp.T9Row{Rep: ip, ServiceType: r.ServiceType})
+	}
+	var t8 []dp.T8Row
+	for _, r := range a.T8 {
+		t8 = append(t8, dp.T8Row{Device: r.Device, ServiceType: r.ServiceType, Allowed: r.Allowed})
+	}
+	if _, err := dp.NewAuthz(t9, t8); err != nil {
+		return nil, nil, err
+	}
+	return t9, t8, nil
 }
 
 // ServiceConfigs converts API services to balance configs, checking each.
@@ -453,6 +479,9 @@ gw:
       service_type: web
       servers: [{addr: "10.20.0.11:80"}, {addr: "10.20.0.12:80", weight: 2}]
   probe: {interval: 1s, timeout: 500ms, fall: 3, rise: 2}
+  authz:                        # T9 service types, T8 service orders
+    t9: [{rep: 10.30.0.1, service_type: web}]
+    t8: [{device: IMEI-490154203237518, service_type: web, allowed: true}]
 `
 
 // Example is the example config printed by samepathd -h.

@@ -75,6 +75,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	}
 
 	reg := NewRegistry(d.Counters)
+	if d.gw != nil {
+		reg.MustRegister(newGWCollector(d.gw))
+	}
 	srv := NewServer(cfg.API, NewHandler(d, reg, token))
 	ln, err := net.Listen("tcp", cfg.API)
 	if err != nil {

@@ -29,6 +29,7 @@ type gwState struct {
 	flows    *nat.PortTable
 	services *balance.Table
 	dist     *balance.Dist
+	authz    *dp.Authz
 
 	mu       sync.Mutex
 	sessions map[string]*gwSession // by control-process session id
@@ -112,6 +113,14 @@ func (d *Daemon) startGW(ctx context.Context) error {
 	}
 	go prober.Run(ctx)
 
+	t9, t8, err := AuthzRows(g.Authz)
+	if err != nil {
+		return err
+	}
+	authz, err := dp.NewAuthz(t9, t8)
+	if err != nil {
+		return err
+	}
 	requireSession := g.RequireSession == nil || *g.RequireSession
 	lbCache := g.LBCache
 	if lbCache == 0 {
@@ -121,7 +130,7 @@ func (d *Daemon) startGW(ctx context.Context) error {
 		Lan: 0, Servers: 1,
 		LanMAC: nat.MAC(lan.HardwareAddr), ServerMAC: nat.MAC(srv.HardwareAddr),
 		Flows: flows, Services: services, Dist: dist, Neighbors: nb,
-		RequireSession: requireSession, LBCacheSize: lbCache, ExpireBudget: 64,
+		RequireSession: requireSession, LBCacheSize: lbCache, ExpireBudget: 64, Authz: authz,
 	})
 	if err != nil {
 		return err
@@ -186,7 +195,7 @@ func (d *Daemon) startGW(ctx context.Context) error {
 	}
 	// Closers run last-in first-out: detach before the sockets close.
 	d.closers = append(d.closers, fLan.Close, fSrv.Close)
-	d.gw = &gwState{gw: pipe, flows: flows, services: services, dist: dist,
+	d.gw = &gwState{gw: pipe, flows: flows, services: services, dist: dist, authz: authz,
 		sessions: map[string]*gwSession{}, byIP: map[netip.Addr]string{}}
 	d.log.Info("gateway ready", "lan", lan.Name, "servers", srv.Name, "nat", pc.GwAddrs,
 		"ports", fmt.Sprintf("%d-%d", pc.PortMin, pc.PortMax), "services", len(svcs), "require_session", requireSession)
@@ -453,6 +462,32 @@ func gwRoutes(v1 *http.ServeMux, s *gwState) {
 		}
 		if err == nil {
 			err = s.services.SetServerState(ss.Service, ap, up)
+		}
+		if err != nil {
+			fail(w, http.StatusBadRequest, err)
+			return
+		}
+		reply(w, api.Ack{OK: true})
+	})
+	v1.HandleFunc("GET /v1/authz", func(w http.ResponseWriter, _ *http.Request) {
+		t9, t8 := s.authz.Rows()
+		out := api.Authz{T9: []api.T9Row{}, T8: []api.T8Row{}, Denied: s.authz.Denied()}
+		for _, r := range t9 {
+			out.T9 = append(out.T9, api.T9Row{Rep: r.Rep.String(), ServiceType: r.ServiceType})
+		}
+		for _, r := range t8 {
+			out.T8 = append(out.T8, api.T8Row{Device: r.Device, ServiceType: r.ServiceType, Allowed: r.Allowed})
+		}
+		reply(w, out)
+	})
+	v1.HandleFunc("PUT /v1/authz", func(w http.ResponseWriter, r *http.Request) {
+		var in api.Authz
+		if !decode(w, r, &in) {
+			return
+		}
+		t9, t8, err := AuthzRows(in)
+		if err == nil {
+			err = s.authz.Replace(t9, t8)
 		}
 		if err != nil {
 			fail(w, http.StatusBadRequest, err)

@@ -4,6 +4,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"samepath/ctl/api"
+	"samepath/dp/balance"
+	"samepath/nat"
 )
 
 // counterCollector exports the per-queue counters at scrape time, so the
@@ -51,4 +53,65 @@ func NewRegistry(read func() api.Counters) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}), newCounterCollector(read))
 	return reg
+}
+
+// gwCollector exports the gateway's tables at scrape time: NAT records
+// and allocations, exhaustion, records ended by cause, per-policy
+// choices, T7 records, sessions and refusals per service type.
+type gwCollector struct {
+	s                                                                                     *gwState
+	flows, created, exhausted, full, ended, choices, t7, t7ops, sessions, denied, refused *prometheus.Desc
+}
+
+func newGWCollector(s *gwState) *gwCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("samepath_gw_"+name, help, labels, nil)
+	}
+	return &gwCollector{s: s,
+		flows:     d("flows", "Port-key NAT records (T5) now."),
+		created:   d("flows_created_total", "NAT records created (key ports allocated)."),
+		exhausted: d("port_exhausted_total", "New flows refused for lack of a free key port."),
+		full:      d("table_full_total", "New flows refused because the NAT table is full."),
+		ended:     d("flows_ended_total", "NAT records removed, by cause.", "cause"),
+		choices:   d("policy_choices_total", "Servers chosen, by balancing policy.", "policy"),
+		t7:        d("distribution_records", "Distribution records (T7) now."),
+		t7ops:     d("distribution_total", "Distribution record operations.", "op"),
+		sessions:  d("sessions", "Sessions in the gateway's T3 copy."),
+		denied:    d("denied_total", "New flows refused by service authorization, by service type.", "service_type"),
+		refused:   d("replies_total", "Proxy replies sent (RST or ICMP) for refused flows."),
+	}
+}
+
+func (c *gwCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.flows, c.created, c.exhausted, c.full, c.ended, c.choices, c.t7, c.t7ops, c.sessions, c.denied, c.refused} {
+		ch <- d
+	}
+}
+
+func (c *gwCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.s
+	ps := s.flows.Stats()
+	ch <- prometheus.MustNewConstMetric(c.flows, prometheus.GaugeValue, float64(ps.Live))
+	ch <- prometheus.MustNewConstMetric(c.created, prometheus.CounterValue, float64(ps.Created))
+	ch <- prometheus.MustNewConstMetric(c.exhausted, prometheus.CounterValue, float64(ps.Exhausted))
+	ch <- prometheus.MustNewConstMetric(c.full, prometheus.CounterValue, float64(ps.Full))
+	for cause, n := range ps.Removed {
+		ch <- prometheus.MustNewConstMetric(c.ended, prometheus.CounterValue, float64(n), nat.Cause(cause).String())
+	}
+	for p, n := range s.services.Choices() {
+		ch <- prometheus.MustNewConstMetric(c.choices, prometheus.CounterValue, float64(n), balance.Policy(p).String())
+	}
+	ds := s.dist.Stats()
+	ch <- prometheus.MustNewConstMetric(c.t7, prometheus.GaugeValue, float64(ds.Records))
+	for op, n := range map[string]uint64{"recorded": ds.Recorded, "released": ds.Released, "repicked": ds.Repicks, "full": ds.Full, "no_server": ds.NoServer} {
+		ch <- prometheus.MustNewConstMetric(c.t7ops, prometheus.CounterValue, float64(n), op)
+	}
+	s.mu.Lock()
+	n := len(s.sessions)
+	s.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.GaugeValue, float64(n))
+	for st, v := range s.authz.Denied() {
+		ch <- prometheus.MustNewConstMetric(c.denied, prometheus.CounterValue, float64(v), st)
+	}
+	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s.gw.Stats().Replies.Load()))
 }
