@@ -1,4 +1,5 @@
-// Command samepathd is the samepath dataplane daemon (role lb).
+// Command samepathd is the samepath dataplane daemon: role lb (the load
+// balancers' steering by T4) or gw (the packet gateway).
 package main
 
 import (
@@ -20,7 +21,7 @@ func main() {
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: samepathd --config FILE [-check] [-v]\n\nRuns the samepath dataplane until SIGTERM or SIGINT; the XDP programs are detached on exit.\n\nflags:\n")
 		flag.PrintDefaults()
-		fmt.Fprintf(os.Stderr, "\nexample config:\n\n%s", daemon.Example)
+		fmt.Fprintf(os.Stderr, "\nexample config, role lb:\n\n%s\nexample config, role gw:\n\n%s", daemon.Example, daemon.ExampleGW)
 	}
 	flag.Parse()
 	if *cfgPath == "" {
