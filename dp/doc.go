@@ -1,0 +1,32 @@
+// Package dp is samepath's poll-mode packet engine and its two pipelines.
+//
+// A Worker polls a set of Ports (AF_XDP sockets from ring/xsk, or
+// in-memory ports from ring/memport in tests and benchmarks), receives
+// batches of frame descriptors, runs a Pipeline over each batch and sends
+// the verdicts: frames forwarded between ports sharing a UMEM move by
+// descriptor; between different UMEMs they are copied. Every drop is
+// counted by Reason in the receiving port's Counters.
+//
+// Ownership: one Worker is run by one goroutine, locked to its OS thread
+// and pinned to a CPU; it owns its ports, their frames, its counters and
+// its pipeline's per-worker state. Other goroutines read counters
+// (atomics) and change shared tables (nat.T4, balance.Table, Authz) that
+// publish immutable snapshots; the gateway's session changes reach the
+// worker through a queue it drains every round (GW.Apply, Ticker).
+//
+// Pipelines:
+//   - LB (FIG. 12-15): steers up frames to the first gateway in state up
+//     of the T4 row holding the source address and down frames to the
+//     ingress next hop, rewriting only Ethernet addresses. The in-kernel
+//     offload in dp/steer does the same (a differential test holds them
+//     to identical output).
+//   - GW (FIG. 16-24, 32-40): the packet gateway: session gating (T3),
+//     authorization (T8/T9), server balancing (dp/balance: T6, T7, T11),
+//     port-key NAT (nat.PortTable: T5) with ICMP errors translated, proxy
+//     replies (RST, ICMP) for refused flows, and the LB MAC cache (T12).
+//
+// Allocation: Worker.Poll, LB.Process and GW.Process allocate nothing per
+// packet (tests hold them to zero); tables allocate on update only.
+// Benchmarks: BenchmarkLB and the gateway benchmarks, BENCHMARKS.md
+// section "micro".
+package dp
