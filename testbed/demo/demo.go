@@ -58,6 +58,39 @@ type Options struct {
 	ServeArgv []string
 	// Out receives progress and the summary.
 	Out io.Writer
+	// GWNAT overrides parts of the gateways' key-port NAT config; zero
+	// fields keep the defaults (tests use a tiny range and short timeouts
+	// to reach port exhaustion and recovery).
+	GWNAT GWNAT
+}
+
+// GWNAT is the part of the gateways' nat config (samepathd gw.nat) a run
+// may override. Zero keeps the default: ports 1024-65535, RFC timeouts.
+type GWNAT struct {
+	PortMin, PortMax                                 uint16
+	UDPTimeout, TCPTransitoryTimeout, PortReuseDelay time.Duration
+}
+
+// yaml renders the port range and the overrides as flow-map entries of
+// gw.nat.
+func (n GWNAT) yaml() string {
+	if n.PortMin == 0 {
+		n.PortMin = 1024
+	}
+	if n.PortMax == 0 {
+		n.PortMax = 65535
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "port_min: %d, port_max: %d", n.PortMin, n.PortMax)
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"udp_timeout", n.UDPTimeout}, {"tcp_transitory_timeout", n.TCPTransitoryTimeout}, {"port_reuse_delay", n.PortReuseDelay}} {
+		if d.v != 0 {
+			fmt.Fprintf(&b, ", %s: %s", d.key, d.v)
+		}
+	}
+	return b.String()
 }
 
 // Phase is one leg of the download: the ingress point in use and what
@@ -303,9 +336,9 @@ workers: {queues: 1}
 gw:
   lan: {iface: %s}
   servers: {iface: %s}
-  nat: {addrs: [%s], port_min: 1024, port_max: 65535, capacity: 65536}
+  nat: {addrs: [%s], %s, capacity: 65536}
   probe: {interval: 500ms, timeout: 300ms, fall: 2, rise: 1}
-%s`, g.ControlAPI, tokFile, g.LAN1.Name, g.LAN2.Name, NATAddr(g.Index), services)
+%s`, g.ControlAPI, tokFile, g.LAN1.Name, g.LAN2.Name, NATAddr(g.Index), o.GWNAT.yaml(), services)
 		path := filepath.Join(tb.LogDir(), fmt.Sprintf("gw%d.yaml", g.Index))
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 			return nil, err
