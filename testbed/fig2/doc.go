@@ -15,6 +15,9 @@
 // each gateway a kernel router that counts what it forwards (nftables).
 // Mobility (Move) brings the mobile's link to the old NAS down and the one to
 // the new NAS up, and moves the routes in the NASes and gateways.
+// SetMobileAddr re-addresses a mobile (the AAA's Framed-IP-Address at
+// login): its /32 on every wireless link and the routes to it in its
+// current NAS and the gateways follow.
 //
 // Dataplane wiring (what samepathd in an LB namespace sees):
 //   - LB.Ingress ("ingress", veth to the NAS's "lb") and LB.LAN ("lan", veth

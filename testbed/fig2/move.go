@@ -29,13 +29,7 @@ func (tb *Testbed) Move(mobile string, ingress int) error {
 		return err
 	}
 	defer unlock()
-	if cur, err := Load(tb.stateDir, tb.Plan.Prefix); err == nil {
-		for _, cm := range cur.Plan.Mobiles {
-			if m, err := tb.Plan.Mobile(cm.Name); err == nil {
-				m.Ingress = cm.Ingress
-			}
-		}
-	}
+	tb.refreshLocked()
 	m, err := tb.Plan.Mobile(mobile)
 	if err != nil {
 		return err
