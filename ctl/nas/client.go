@@ -22,6 +22,9 @@ type Client struct {
 	NASID      string        // NAS-Identifier
 	Timeout    time.Duration // per try
 	Retries    int
+	// Dial opens the UDP socket of each exchange (nil: net.Dialer). The
+	// testbed passes one that dials inside the NAS's network namespace.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // ErrReject is returned (wrapped, with the Reply-Message) by Login on Access-Reject.
@@ -32,7 +35,12 @@ func (c *Client) exchange(ctx context.Context, addr string, p *radius.Packet) (*
 	if err != nil {
 		return nil, fmt.Errorf("encode: %w", err)
 	}
-	conn, err := net.Dial("udp", addr)
+	dial := c.Dial
+	if dial == nil {
+		var d net.Dialer
+		dial = d.DialContext
+	}
+	conn, err := dial(ctx, "udp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}

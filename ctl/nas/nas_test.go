@@ -5,10 +5,12 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+	"layeh.com/radius/rfc2866"
 
 	"samepath/ctl/aaa"
 	"samepath/ctl/control"
@@ -92,5 +94,36 @@ func TestLoadGenShort(t *testing.T) {
 	}
 	if r.Accepts+r.Rejects < 200 || r.Accepts == 0 || r.Rejects == 0 || r.Invalid != 0 || r.P99 == 0 {
 		t.Fatalf("%s", r)
+	}
+}
+
+// TestDial checks that every exchange opens its socket through Client.Dial
+// (the testbed dials inside a NAS namespace) and that a failing Dial is
+// reported.
+func TestDial(t *testing.T) {
+	c := startControl(t)
+	c.Users.Put(aaa.User{ID: "a", Password: "pa"})
+	var dials []string
+	cl := &nas.Client{Auth: c.AuthAddr().String(), Acct: c.AcctAddr().String(), Secret: []byte("s"), Timeout: time.Second, Retries: 1,
+		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials = append(dials, network+" "+addr)
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		}}
+	g, err := cl.Login(context.Background(), "a", "pa", "DA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Account(context.Background(), nas.Acct{Status: rfc2866.AcctStatusType_Value_Start, SessionID: "s1", User: "a", Device: "DA", IP: g.IP}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"udp " + cl.Auth, "udp " + cl.Acct}
+	if len(dials) != 2 || dials[0] != want[0] || dials[1] != want[1] {
+		t.Errorf("dials %q, want %q", dials, want)
+	}
+	boom := errors.New("no namespace")
+	cl.Dial = func(context.Context, string, string) (net.Conn, error) { return nil, boom }
+	if _, err := cl.Login(context.Background(), "a", "pa", "DA"); !errors.Is(err, boom) {
+		t.Errorf("login with a failing dial: %v", err)
 	}
 }
