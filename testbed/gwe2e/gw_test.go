@@ -1,0 +1,378 @@
+package gwe2e
+
+// The gateways' balancing, return path, user session types and session
+// gating, on one FIG. 2 system:
+//
+//	                  +-- nas1 -- lb1 --+                 +-- a1 10.20.0.11:80,53 \ A: rep 10.30.0.1
+//	mob1 10.101.0.10 ~+-- nas2 -- lb2 --+-- LAN1 -- gw1 --+-- a2 10.20.0.12:80,53 /   web-a :80 tcp connection rr
+//	(gw1's range)     +-- nas3 -- lb3 --+        -- gw2 --+                               dns-a :53 udp packet rr
+//	mob2 10.102.0.10 ~ same links              (NAT .101, +-- b1 10.20.0.21:80    \ B: rep 10.30.0.2
+//	(gw2's range)                               .102)     +-- b2 10.20.0.22:80    /   web-b :80 tcp login rr
+//
+// Only the wireless link to a mobile's current NAS is up (Move switches
+// it). GET / answers the server's name and a TXT query to the DNS-like
+// service answers it too, so every answer names the actual server the
+// gateway chose.
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"samepath/ctl/api"
+	"samepath/testbed/demo"
+	"samepath/testbed/fig2"
+	"samepath/testbed/topo"
+)
+
+func TestGateway(t *testing.T) {
+	sys := startSystem(t, demo.Options{})
+	ctx := testCtx(t, 3*time.Minute)
+
+	// S124 (R-GW-7): mob2 has no session yet.
+	t.Run("no_session", func(t *testing.T) {
+		m := mobile(t, sys, "mob2")
+		gw := sys.GWs[m.Gateway-1]
+		before := drops(ctx, t, gw, "no_session")
+		dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		c, err := topo.Dial(dctx, m.NS, "tcp", rep(sys, 0, fig2.HTTPPort))
+		cancel()
+		if err == nil {
+			c.Close()
+			t.Fatal("TCP connection to web-a opened without a session")
+		}
+		u, err := topo.Dial(ctx, m.NS, "udp", rep(sys, 0, fig2.DNSPort))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer u.Close()
+		if name, err := askTXT(u, 1, time.Second); err == nil {
+			t.Fatalf("dns-a answered %q without a session", name)
+		}
+		after := drops(ctx, t, gw, "no_session")
+		// At least the SYN and the datagram; SYN retransmissions add more.
+		if after-before < 2 {
+			t.Errorf("gw%d no_session drops %d -> %d: want the SYN and the datagram counted", m.Gateway, before, after)
+		}
+		if fs := flowsOf(ctx, t, gw, m.IPv4); len(fs) != 0 {
+			t.Errorf("gw%d holds NAT records of %s without a session: %+v", m.Gateway, m.Name, fs)
+		}
+		// The same socket gets through once the session starts.
+		if err := sys.StartSession(ctx, m.Name); err != nil {
+			t.Fatal(err)
+		}
+		id := uint16(100)
+		var name string
+		if !eventually(10*time.Second, func() bool {
+			id++
+			name, err = askTXT(u, id, 500*time.Millisecond)
+			return err == nil
+		}) {
+			t.Fatalf("no answer after the session started: %v", err)
+		}
+		if !strings.HasPrefix(name, "a") {
+			t.Errorf("dns-a answered by %q, want a server of group A", name)
+		}
+	})
+
+	m1 := mobile(t, sys, "mob1")
+	gw1 := sys.GWs[m1.Gateway-1]
+	if err := sys.StartSession(ctx, m1.Name); err != nil {
+		t.Fatal(err)
+	}
+
+	// R-GW-1, R-GW-4: long-lived connections across moves.
+	t.Run("moving_connections", func(t *testing.T) { testMoving(ctx, t, sys, m1) })
+
+	// R-GW-2: round robin per connection.
+	t.Run("round_robin_100", func(t *testing.T) {
+		count := map[string]int{}
+		for i := 0; i < 100; i++ {
+			name, err := fetchName(ctx, m1.NS, rep(sys, 0, fig2.HTTPPort))
+			if err != nil {
+				t.Fatalf("connection %d: %v", i, err)
+			}
+			count[name]++
+		}
+		t.Logf("100 connections to web-a: %v", count)
+		if len(count) != 2 || count["a1"]+count["a2"] != 100 {
+			t.Fatalf("servers %v: want a1 and a2 only", count)
+		}
+		if d := count["a1"] - count["a2"]; d < -1 || d > 1 {
+			t.Errorf("round robin spread %v: want even +-1", count)
+		}
+	})
+
+	// R-GW-6 packet unit: a new choice for every datagram of one socket,
+	// released by the answer.
+	t.Run("packet_unit_udp", func(t *testing.T) {
+		u, err := topo.Dial(ctx, m1.NS, "udp", rep(sys, 0, fig2.DNSPort))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer u.Close()
+		const n = 20
+		count := map[string]int{}
+		var seq []string
+		for i := 0; i < n; i++ {
+			name, err := askTXT(u, uint16(1000+i), 5*time.Second)
+			if err != nil {
+				t.Fatalf("datagram %d: %v", i, err)
+			}
+			count[name]++
+			seq = append(seq, name)
+		}
+		t.Logf("%d datagrams from one socket to dns-a answered by %v", n, seq)
+		if len(count) != 2 || count["a1"]+count["a2"] != n {
+			t.Fatalf("servers %v: want a1 and a2 only", count)
+		}
+		if d := count["a1"] - count["a2"]; d < -1 || d > 1 {
+			t.Errorf("packet unit spread %v: want even +-1 (round robin per datagram)", count)
+		}
+		// One NAT record carries them all (the key is per socket).
+		local := u.LocalAddr().String()
+		var recs []api.Flow
+		for _, f := range flowsOf(ctx, t, gw1, m1.IPv4) {
+			if f.Proto == "udp" && f.Mobile == local {
+				recs = append(recs, f)
+			}
+		}
+		if len(recs) != 1 || recs[0].UpPackets != n || recs[0].DownPackets != n {
+			t.Errorf("NAT records of %s: %+v, want one with %d packets each way", local, recs, n)
+		}
+		// Every choice was released by its answer (T7, FIG. 33).
+		svcs, err := gw1.Services(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range svcs.Services {
+			if s.Name != "dns-a" {
+				continue
+			}
+			for _, sv := range s.Servers {
+				if sv.Active != 0 {
+					t.Errorf("dns-a server %s holds %d choices after every datagram was answered", sv.Addr, sv.Active)
+				}
+			}
+		}
+	})
+
+	// R-GW-6 login unit, R-GW-8 (FIG. 41).
+	t.Run("login_unit_two_services", func(t *testing.T) { testLogin(ctx, t, sys, m1) })
+}
+
+// testMoving holds four HTTP keep-alive connections from mob1 to web-a
+// open while mob1 moves nas1 -> nas2 -> nas3 -> nas1, asking each for
+// its server's name and some bytes in every phase: each connection keeps
+// its actual server, and the phase's LB carries both directions while the
+// others carry nothing (the down packets follow the latest up packet's LB,
+// the only one with a live link to the mobile).
+func testMoving(ctx context.Context, t *testing.T, sys *demo.System, m *fig2.Mobile) {
+	gw := sys.GWs[m.Gateway-1]
+	if err := sys.TB.Move(m.Name, 1); err != nil {
+		t.Fatal(err)
+	}
+	const nconn, size = 4, 100000
+	var conns []*webConn
+	var names []string
+	for i := 0; i < nconn; i++ {
+		c, err := dialWeb(ctx, m.NS, rep(sys, 0, fig2.HTTPPort))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		name, err := c.get("/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		names = append(names, name)
+	}
+	t.Logf("connections opened on %v", names)
+	if !strings.Contains(strings.Join(names, ","), "a1") || !strings.Contains(strings.Join(names, ","), "a2") {
+		t.Errorf("%d connections all on one server %v (round robin per connection)", nconn, names)
+	}
+	for k, in := range []int{1, 2, 3, 1} {
+		if k > 0 {
+			if err := sys.TB.Move(m.Name, in); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := lbCounts(ctx, t, sys)
+		for i, c := range conns {
+			body, err := c.get(fmt.Sprintf("/bytes/%d", size))
+			if err != nil {
+				t.Fatalf("phase %d (nas%d): connection %d: %v", k+1, in, i, err)
+			}
+			if len(body) != size {
+				t.Errorf("phase %d: connection %d got %d bytes, want %d", k+1, i, len(body), size)
+			}
+			name, err := c.get("/")
+			if err != nil {
+				t.Fatalf("phase %d (nas%d): connection %d: %v", k+1, in, i, err)
+			}
+			if name != names[i] {
+				t.Errorf("phase %d (nas%d): connection %d answered by %s, opened on %s", k+1, in, i, name, names[i])
+			}
+		}
+		after := lbCounts(ctx, t, sys)
+		for n := range after {
+			d := lbCount{after[n].Up - before[n].Up, after[n].Down - before[n].Down}
+			t.Logf("phase %d (nas%d): lb%d carried up %d, down %d", k+1, in, n+1, d.Up, d.Down)
+			switch {
+			case n == in-1 && (d.Up < 2*nconn || d.Down < nconn*size/1500):
+				t.Errorf("phase %d: lb%d (the mobile's) carried up %d, down %d packets: want at least %d up and %d down",
+					k+1, n+1, d.Up, d.Down, 2*nconn, nconn*size/1500)
+			case n != in-1 && (d.Up != 0 || d.Down != 0):
+				t.Errorf("phase %d: lb%d (not the mobile's) carried up %d, down %d packets", k+1, n+1, d.Up, d.Down)
+			}
+		}
+	}
+	// The NAT records agree: one per connection, on the server named.
+	fs := flowsOf(ctx, t, gw, m.IPv4)
+	for i, c := range conns {
+		f, ok := flowFor(fs, "tcp", c.local(), rep(sys, 0, fig2.HTTPPort))
+		if !ok {
+			t.Errorf("connection %d (%v): no NAT record in %+v", i, c.local(), fs)
+			continue
+		}
+		ap, err := netip.ParseAddrPort(f.Server)
+		if err != nil || serverName(sys, ap.Addr()) != names[i] || f.Service != "web-a" || f.State != "established" {
+			t.Errorf("connection %d: record %+v, want server %s of web-a, established", i, f, names[i])
+		}
+	}
+}
+
+// loginA is a second login-unit service added at run time: group A's
+// representative address on port 8080, balanced over a1 and a2's web
+// servers, so that the mobile has two login-unit services open (web-b and
+// this one), as in FIG. 41.
+const loginA = "web-a-login"
+
+// testLogin: with web-b and web-a-login open at once (held keep-alive
+// connections plus new connections alternating between the services), a
+// login keeps one actual server per service; round robin would alternate.
+// The session's end removes every NAT record of the mobile, and the next
+// login chooses again and again keeps its choices.
+func testLogin(ctx context.Context, t *testing.T, sys *demo.System, m *fig2.Mobile) {
+	gw := sys.GWs[m.Gateway-1]
+	svcs, err := gw.Services(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table api.Services
+	for _, s := range svcs.Services {
+		s.Servers = plainServers(s.Servers)
+		table.Services = append(table.Services, s)
+	}
+	a1, a2 := serverAddr(t, sys, "a1", fig2.HTTPPort), serverAddr(t, sys, "a2", fig2.HTTPPort)
+	table.Services = append(table.Services, api.Service{Name: loginA, Rep: rep(sys, 0, 8080), Proto: "tcp", Type: "login",
+		Policy: "rr", ServiceType: "web", Servers: []api.Server{{Addr: a1, State: api.StateUp}, {Addr: a2, State: api.StateUp}}})
+	if err := gw.SetServices(ctx, table); err != nil {
+		t.Fatal(err)
+	}
+	reps := map[string]string{"web-b": rep(sys, 1, fig2.HTTPPort), loginA: rep(sys, 0, 8080)}
+	order := []string{"web-b", loginA}
+
+	// A fresh login for this subtest.
+	endSession(ctx, t, sys, m)
+	if !eventually(10*time.Second, func() bool { _, ok := sessionID(ctx, t, gw, m.IPv4); return !ok }) {
+		t.Fatal("session still listed after its end")
+	}
+	if err := sys.StartSession(ctx, m.Name); err != nil {
+		t.Fatal(err)
+	}
+
+	login := func(round string) map[string]string {
+		chosen := map[string]string{}
+		held := map[string]*webConn{}
+		for _, svc := range order {
+			var c *webConn
+			if !eventually(10*time.Second, func() bool { // the session start reaches the worker
+				c, err = dialWeb(ctx, m.NS, reps[svc])
+				return err == nil
+			}) {
+				t.Fatalf("%s: %s: %v", round, svc, err)
+			}
+			held[svc] = c
+			name, err := c.get("/")
+			if err != nil {
+				t.Fatalf("%s: %s: %v", round, svc, err)
+			}
+			chosen[svc] = name
+		}
+		for i := 0; i < 6; i++ {
+			for _, svc := range order {
+				short, err := fetchName(ctx, m.NS, reps[svc])
+				if err != nil {
+					t.Fatalf("%s: %s connection %d: %v", round, svc, i, err)
+				}
+				kept, err := held[svc].get("/")
+				if err != nil {
+					t.Fatalf("%s: %s held connection: %v", round, svc, err)
+				}
+				if short != chosen[svc] || kept != chosen[svc] {
+					t.Errorf("%s: %s answered by %s (new connection) and %s (held), chosen at login: %s", round, svc, short, kept, chosen[svc])
+				}
+			}
+		}
+		for _, c := range held {
+			c.Close()
+		}
+		if !strings.HasPrefix(chosen["web-b"], "b") || !strings.HasPrefix(chosen[loginA], "a") {
+			t.Errorf("%s: servers %v: want web-b on group B, %s on group A", round, chosen, loginA)
+		}
+		// Every NAT record of a service names the one server.
+		for _, f := range flowsOf(ctx, t, gw, m.IPv4) {
+			want, ok := chosen[f.Service]
+			ap, err := netip.ParseAddrPort(f.Server)
+			if ok && (err != nil || serverName(sys, ap.Addr()) != want) {
+				t.Errorf("%s: record %+v: want server %s", round, f, want)
+			}
+		}
+		return chosen
+	}
+	first := login("first login")
+	t.Logf("first login: %v", first)
+
+	// Logout: T3 row and every record of the mobile go (R-GW-7).
+	endSession(ctx, t, sys, m)
+	var left []api.Flow
+	if !eventually(10*time.Second, func() bool {
+		left = flowsOf(ctx, t, gw, m.IPv4)
+		return len(left) == 0
+	}) {
+		t.Errorf("after the session end gw%d still holds %d NAT records of %s: %+v", m.Gateway, len(left), m.Name, left)
+	}
+	if id, ok := sessionID(ctx, t, gw, m.IPv4); ok {
+		t.Errorf("session %s still listed after its end", id)
+	}
+
+	if err := sys.StartSession(ctx, m.Name); err != nil {
+		t.Fatal(err)
+	}
+	second := login("second login")
+	t.Logf("second login: %v (choices may change between logins)", second)
+}
+
+// plainServers drops the read-only probe fields of servers read from the
+// API, so that the table can be written back.
+func plainServers(in []api.Server) []api.Server {
+	out := make([]api.Server, 0, len(in))
+	for _, s := range in {
+		out = append(out, api.Server{Addr: s.Addr, Weight: s.Weight, State: s.State})
+	}
+	return out
+}
+
+func serverAddr(t *testing.T, sys *demo.System, name string, port uint16) string {
+	t.Helper()
+	s, err := sys.TB.Plan.Server(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return netip.AddrPortFrom(s.LAN.IPv4.Addr(), port).String()
+}
