@@ -3,16 +3,21 @@ package gwe2e
 // The gateways' balancing, return path, user session types and session
 // gating, on one FIG. 2 system:
 //
-//	                  +-- nas1 -- lb1 --+                 +-- a1 10.20.0.11:80,53 \ A: rep 10.30.0.1
-//	mob1 10.101.0.10 ~+-- nas2 -- lb2 --+-- LAN1 -- gw1 --+-- a2 10.20.0.12:80,53 /   web-a :80 tcp connection rr
-//	(gw1's range)     +-- nas3 -- lb3 --+        -- gw2 --+                               dns-a :53 udp packet rr
-//	mob2 10.102.0.10 ~ same links              (NAT .101, +-- b1 10.20.0.21:80    \ B: rep 10.30.0.2
-//	(gw2's range)                               .102)     +-- b2 10.20.0.22:80    /   web-b :80 tcp login rr
+//	                    +-- nas1 -- lb1 --+                      LAN2
+//	mob1 10.101.0.10 ~~~+-- nas2 -- lb2 --+-- LAN1 --+-- gw1 --+--+-- a1 10.20.0.11 \ group A, rep 10.30.0.1
+//	mob2 10.102.0.10 ~~~+-- nas3 -- lb3 --+          +-- gw2 --+  +-- a2 10.20.0.12 /
+//	                                                 NAT keys on  +-- b1 10.20.0.21 \ group B, rep 10.30.0.2
+//	                                            10.20.0.101/.102  +-- b2 10.20.0.22 /
 //
-// Only the wireless link to a mobile's current NAS is up (Move switches
-// it). GET / answers the server's name and a TXT query to the DNS-like
-// service answers it too, so every answer names the actual server the
-// gateway chose.
+//	services (both gateways): web-a 10.30.0.1:80 tcp connection unit rr,
+//	dns-a 10.30.0.1:53 udp packet unit rr, web-b 10.30.0.2:80 tcp login
+//	unit rr; added on gw1 at run time: web-a-login 10.30.0.1:8080 tcp
+//	login unit rr over a1:80, a2:80.
+//
+// mob1's address belongs to gw1, mob2's to gw2. Only the wireless link to
+// a mobile's current NAS is up (Move switches it). GET / answers the
+// server's name and a TXT query to the DNS-like service answers it too, so
+// every answer names the actual server the gateway chose.
 
 import (
 	"context"
