@@ -105,6 +105,8 @@ type NAT struct {
 	ICMPTimeout           time.Duration `yaml:"icmp_timeout"`
 	TCPEstablishedTimeout time.Duration `yaml:"tcp_established_timeout"`
 	TCPTransitoryTimeout  time.Duration `yaml:"tcp_transitory_timeout"`
+	TCPTimeWaitTimeout    time.Duration `yaml:"tcp_time_wait_timeout"`
+	TCPClosedTimeout      time.Duration `yaml:"tcp_closed_timeout"`
 	PortReuseDelay        time.Duration `yaml:"port_reuse_delay"`
 }
 
@@ -287,6 +289,8 @@ func (g *GWConfig) PortTableConfig() (nat.PortTableConfig, error) {
 	set(&pc.Timeouts.ICMP, g.NAT.ICMPTimeout)
 	set(&pc.Timeouts.TCPEstablished, g.NAT.TCPEstablishedTimeout)
 	set(&pc.Timeouts.TCPTransitory, g.NAT.TCPTransitoryTimeout)
+	set(&pc.Timeouts.TCPTimeWait, g.NAT.TCPTimeWaitTimeout)
+	set(&pc.Timeouts.TCPClosed, g.NAT.TCPClosedTimeout)
 	set(&pc.PortReuseDelay, g.NAT.PortReuseDelay)
 	return pc, pc.Validate()
 }
