@@ -48,6 +48,7 @@ Commands (each answers -h):
   counters [-daemon URL]                   control counters, or a samepathd's per-queue counters
   t4 show|set-row|delete-row|gateway-state|load  -lb URL|all          LB balancing policy (T4) on samepathd
   daemon status -daemon URL                a samepathd's status
+  gw services|set-services|policy|server|sessions|flows [-gw URL|all]  gateway tables (T6/T11/T9, T3 copy, T5)
   nas -auth H:P -acct H:P -secret S ...    NAS emulator: RADIUS login + accounting Start/Interim/Stop
 
 Examples:
@@ -96,6 +97,7 @@ func Main(args []string, stdout, stderr io.Writer, d Defaults) int {
 		"status": cmdStatus, "gateways": cmdGateways, "users": cmdUsers, "sessions": cmdSessions,
 		"assignments": cmdAssignments, "health": cmdHealth, "counters": cmdCounters, "t4": cmdT4, "daemon": cmdDaemon,
 		"nas": cmdNAS,
+		"gw":  cmdGW,
 	}
 	f := cmds[cmd]
 	if f == nil {

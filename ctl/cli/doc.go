@@ -4,8 +4,10 @@
 // through samepath-control's HTTP API, and each samepathd's T4 and counters
 // through ctl/api. Output is a table by default, JSON with -o json.
 //
-// T6, T8, T9 and T11 live on the gateways; their subcommands belong with
-// the gateway's control API (see the package README in the report).
+// The gateways' tables (T6 with T11 and T9 per service, server states and
+// health, the T3 copy, T5 flows) are shown and changed by `gw` (gwcmd.go)
+// through each samepathd gw's control API; -gw all reaches every gateway
+// in the control process's T1.
 //
 // Main runs one command line and returns the exit status; it allocates
 // freely (control path).
