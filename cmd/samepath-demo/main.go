@@ -1,6 +1,8 @@
 // Command samepath-demo runs the FIG. 2 demo (`make demo`): the testbed
 // network in namespaces, samepathd load balancers at the three ingress
-// points, a download to a mobile that moves across them, and a summary.
+// points and gateways, samepath-control (RADIUS AAA, sessions, health),
+// mobiles logging in through NAS emulators, a download to a mobile that
+// moves across the ingress points, and a summary with the session table.
 package main
 
 import (
@@ -31,10 +33,12 @@ func main() {
 	exe, _ := os.Executable()
 	def := filepath.Join(filepath.Dir(exe), "samepathd")
 	samepathd := flag.String("samepathd", def, "samepathd binary")
+	control := flag.String("control", "", "samepath-control binary (default: beside samepathd)")
+	ctl := flag.String("samepathctl", "", "samepathctl binary, shows the tables at the end (default: beside samepathd)")
 	steering := flag.String("steering", "afxdp", "LB steering: afxdp (Go pipeline on AF_XDP) or xdp (in-kernel offload)")
 	size := flag.Int64("size", 20<<20, "bytes to download")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: samepath-demo [flags]   (as root)\n\nBuilds the FIG. 2 network in namespaces, starts samepathd LBs, downloads from a server\nto a mobile that moves nas1 -> nas2 -> nas3, prints which LB and gateway carried each\nphase, and tears everything down (also on Ctrl-C).\n\nexample: samepath-demo -steering xdp -size 50000000\n\nflags:\n")
+		fmt.Fprintf(os.Stderr, "usage: samepath-demo [flags]   (as root)\n\nBuilds the FIG. 2 network in namespaces, starts samepathd LBs and gateways and\nsamepath-control, logs the mobiles in over RADIUS through NAS emulators (addresses from\nthe AAA), downloads from a server to a mobile that moves nas1 -> nas2 -> nas3 (the old\nNAS suspends the session, the new one resumes it), prints which LB and gateway carried\neach phase and the session tables, and tears everything down (also on Ctrl-C).\n\nexample: samepath-demo -steering xdp -size 50000000\n\nflags:\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -44,7 +48,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	sum, err := demo.Run(ctx, demo.Options{Samepathd: *samepathd, Steering: *steering, Size: *size, Out: os.Stdout})
+	sum, err := demo.Run(ctx, demo.Options{Samepathd: *samepathd, Control: *control, Samepathctl: *ctl, Steering: *steering, Size: *size, Out: os.Stdout})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "samepath-demo:", err)
 		os.Exit(1)

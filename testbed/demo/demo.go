@@ -1,12 +1,17 @@
 // Package demo runs the FIG. 2 system in namespaces: the testbed network,
-// a samepathd load balancer at each of the three ingress points and a
+// a samepathd load balancer at each of the three ingress points, a
 // samepathd packet gateway in each gateway namespace (the kernel no longer
-// forwards in either), a download through a representative address to a
-// mobile that moves across the three ingress points mid-transfer,
-// connections to both server groups showing the servers the gateway chose,
-// and a summary. `make demo` runs it through cmd/samepath-demo; its test
-// is the privileged end-to-end check with the real dataplane.
+// forwards in either), samepath-control in the ctl namespace (RADIUS AAA
+// with address assignment, the session manager, gateway health), mobiles
+// that log in through NAS emulators speaking real RADIUS, a download
+// through a representative address to a mobile that moves across the
+// three ingress points mid-transfer (the old NAS suspends the session, the
+// new one resumes it: FIG. 11 and 31), connections to both server groups
+// showing the servers the gateway chose, and a summary with the session
+// table. `make demo` runs it through cmd/samepath-demo; its test is the
+// privileged end-to-end check with the real dataplane and control process.
 //
+//	                                            ctl (samepath-control) -- Mgmt -- nas*, lb*, gw*
 //	mob1 ~~radio~~ nas1 -- lb1 (samepathd) --+                          +-- a1 a2  group A 10.30.0.1
 //	     ~~radio~~ nas2 -- lb2 (samepathd) --+-- LAN1 -- gw1 (samepathd) +-- LAN2
 //	     ~~radio~~ nas3 -- lb3 (samepathd) --+        -- gw2 (samepathd) +-- b1 b2  group B 10.30.0.2
@@ -14,7 +19,18 @@
 // Every LB holds the same T4: gw1's range -> gw1 (substitute gw2), gw2's
 // range -> gw2 (substitute gw1), so whichever ingress the mobile uses, its
 // packets reach its own gateway, which keeps its port-key NAT state and
-// sends the answers back through the LB the mobile used last.
+// sends the answers back through the LB the mobile used last. Which
+// gateway that is, the AAA decides at login (the healthy gateway with the
+// fewest assigned addresses): the Access-Accept's Framed-IP-Address
+// becomes the mobile's address (fig2.SetMobileAddr), and the session
+// manager tells the owning gateway about every transition.
+//
+// Start without StartControl gives the system without the control
+// process: mobiles keep the plan's addresses and tests push session events
+// themselves (System.StartSession).
+//
+// Goroutines: one interim ticker per logged-in mobile (Close stops them);
+// everything else runs on the caller's goroutine.
 package demo
 
 import (
@@ -33,10 +49,14 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
 	"samepath/ctl/api"
+	"samepath/ctl/control"
+	"samepath/ctl/nas"
+	"samepath/ctl/session"
 	"samepath/testbed"
 	"samepath/testbed/fig2"
 	"samepath/testbed/servers"
@@ -58,6 +78,11 @@ type Options struct {
 	ServeArgv []string
 	// Out receives progress and the summary.
 	Out io.Writer
+	// StartControl makes Start run samepath-control too (Run always
+	// does); Control and Samepathctl are the samepath-control and
+	// samepathctl binaries (default: beside Samepathd).
+	StartControl         bool
+	Control, Samepathctl string
 	// GWNAT overrides parts of the gateways' key-port NAT config; zero
 	// fields keep the defaults (tests use a tiny range and short timeouts
 	// to reach port exhaustion and recovery).
@@ -126,6 +151,24 @@ type Summary struct {
 	Picks []Pick
 	// Flows is how many NAT records each gateway held at the end.
 	Flows []int
+	// Carrier is the gateway (1-based) the AAA gave the downloading
+	// mobile's address to; MobileIPs are the addresses it assigned.
+	Carrier   int
+	MobileIPs map[string]netip.Addr
+	// Steps are the RADIUS exchanges of the NAS emulators, Interims how
+	// many Interim-Updates were answered per mobile.
+	Steps    []Step
+	Interims map[string]int
+	// Sessions is samepath-control's T3 at the end, Transitions the FIG.
+	// 11 edges its session manager took, GWSessions[g-1] gateway g's T3
+	// copy, Health its gateway probes and LB pushes.
+	Sessions    []session.Session
+	Transitions map[string]uint64
+	GWSessions  [][]api.GWSession
+	Health      control.HealthReport
+	// Tables is samepathctl's output (sessions list, gw services, gw
+	// sessions) run in the ctl namespace.
+	Tables string
 }
 
 func (o *Options) defaults() {
@@ -141,12 +184,22 @@ func (o *Options) defaults() {
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
+	if o.Control == "" {
+		o.Control = filepath.Join(filepath.Dir(o.Samepathd), "samepath-control")
+	}
+	if o.Samepathctl == "" {
+		o.Samepathctl = filepath.Join(filepath.Dir(o.Samepathd), "samepathctl")
+	}
 }
 
 // Run builds the network, runs the demo and tears everything down, also
 // when ctx is cancelled (Ctrl-C).
 func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 	o.defaults()
+	o.StartControl = true
+	if _, err := os.Stat(o.Samepathctl); err != nil {
+		return nil, fmt.Errorf("samepathctl binary: %w", err)
+	}
 	sys, err := Start(ctx, o)
 	if err != nil {
 		return nil, err
@@ -157,17 +210,21 @@ func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 		}
 	}()
 	p := sys.TB.Plan
-	// Sessions: the session manager's notifications (R-GW-7) for both
-	// mobiles, to the gateway owning each address.
+	// Logins through the NAS emulators at ingress 1: the AAA assigns the
+	// addresses and the session manager tells the owning gateways.
+	fmt.Fprintf(o.Out, "== mobiles log in through nas1 (RADIUS Access-Request, Accounting Start)\n")
+	ips := map[string]netip.Addr{}
 	for _, m := range p.Mobiles {
-		if err := sys.StartSession(ctx, m.Name); err != nil {
+		if ips[m.Name], err = sys.Login(ctx, m.Name); err != nil {
 			return nil, err
 		}
 	}
-	sum, err = download(ctx, sys.TB, sys.LBs, sys.GWs, o)
+	sum, err = download(ctx, sys, o)
 	if err != nil {
 		return sum, err
 	}
+	sum.MobileIPs = ips
+	sum.Carrier = sys.gatewayOf(ips[p.Mobiles[0].Name])
 	if sum.Picks, err = picks(ctx, sys.TB); err != nil {
 		return sum, err
 	}
@@ -188,8 +245,55 @@ func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 		}
 		sum.Flows = append(sum.Flows, f.Total)
 	}
+	if err := sys.collect(ctx, sum, o); err != nil {
+		return sum, err
+	}
 	Print(o.Out, sum, p)
 	return sum, nil
+}
+
+// collect reads the control process's and the gateways' session tables,
+// health and the FIG. 11 edges, and samepathctl's view of them.
+func (s *System) collect(ctx context.Context, sum *Summary, o Options) error {
+	s.stopAll() // the tables no longer move under the interim tickers
+	sum.Steps = s.Steps()
+	sum.Interims = map[string]int{}
+	for name := range s.mobiles {
+		n, err := s.Interims(name)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		sum.Interims[name] = n
+	}
+	if err := s.Control.Do(ctx, http.MethodGet, "/v1/sessions", nil, &sum.Sessions); err != nil {
+		return err
+	}
+	var cs control.Counters
+	if err := s.Control.Do(ctx, http.MethodGet, "/v1/counters", nil, &cs); err != nil {
+		return err
+	}
+	sum.Transitions = cs.Sessions.Transitions
+	if err := s.Control.Do(ctx, http.MethodGet, "/v1/health", nil, &sum.Health); err != nil {
+		return err
+	}
+	for _, c := range s.GWs {
+		ss, err := c.GWSessions(ctx)
+		if err != nil {
+			return err
+		}
+		sum.GWSessions = append(sum.GWSessions, ss.Sessions)
+	}
+	gw := "http://" + s.TB.Plan.Gateways[max(sum.Carrier, 1)-1].ControlAPI.String()
+	var tables strings.Builder
+	for _, args := range [][]string{{"sessions", "list"}, {"gw", "services", "-gw", gw}, {"gw", "sessions", "-gw", gw}} {
+		out, err := s.Samepathctl(ctx, args...)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&tables, "$ samepathctl %s\n%s", strings.Join(args, " "), out)
+	}
+	sum.Tables = tables.String()
+	return nil
 }
 
 // System is the FIG. 2 testbed with samepathd running as the three LBs
@@ -201,15 +305,30 @@ type System struct {
 	LBs, GWs []*api.Client
 	// Token authenticates to every daemon's API; TokenFile holds it.
 	Token, TokenFile string
-	out              io.Writer
+	// Control reaches samepath-control's API (nil without StartControl);
+	// RADIUSSecret is what the NASes share with it.
+	Control      *api.Client
+	RADIUSSecret string
+	out          io.Writer
+	ctlBin       string // samepathctl
+
+	nas     []*nas.Client // [n-1]: the NAS emulator of ingress n
+	mobiles map[string]*mobileSession
+	mu      sync.Mutex // steps, interim counts
+	steps   []Step
 }
 
 // Start builds the testbed and starts samepathd in every LB and gateway
-// namespace, with kernel forwarding off in the LBs. Close tears it down.
+// namespace, with kernel forwarding off in the LBs, and with StartControl
+// samepath-control in the ctl namespace (mobiles are not logged in yet:
+// Login). Close tears it down.
 func Start(ctx context.Context, o Options) (sys *System, err error) {
 	o.defaults()
 	if _, err := os.Stat(o.Samepathd); err != nil {
 		return nil, fmt.Errorf("samepathd binary: %w", err)
+	}
+	if _, err := os.Stat(o.Control); err != nil && o.StartControl {
+		return nil, fmt.Errorf("samepath-control binary: %w", err)
 	}
 	cfg := fig2.DefaultConfig(testbed.NewPrefix())
 	cfg.ServeArgv = o.ServeArgv
@@ -218,7 +337,7 @@ func Start(ctx context.Context, o Options) (sys *System, err error) {
 	if err != nil {
 		return nil, err
 	}
-	sys = &System{TB: tb, out: o.Out}
+	sys = &System{TB: tb, out: o.Out, ctlBin: o.Samepathctl}
 	defer func() {
 		if err != nil {
 			sys.Close()
@@ -243,12 +362,18 @@ func Start(ctx context.Context, o Options) (sys *System, err error) {
 	for _, r := range p.Gateways {
 		fmt.Fprintf(o.Out, "   T4: %v -> gw%d %s (substitute gw%d)\n", r.Ranges, r.Index, r.LAN1.MAC, 3-r.Index)
 	}
+	if o.StartControl {
+		if err := sys.startControl(ctx, o); err != nil {
+			return nil, err
+		}
+	}
 	return sys, nil
 }
 
-// StartSession tells the gateway owning the mobile's IPv4 address that
-// its session started (what the session manager does after RADIUS
-// accounting Start).
+// StartSession tells the gateway owning the mobile's (plan) IPv4 address
+// that its session started, what the session manager does after RADIUS
+// Accounting Start. It is for tests that run without the control process;
+// with it, Login does this through RADIUS.
 func (s *System) StartSession(ctx context.Context, mobile string) error {
 	m, err := s.TB.Plan.Mobile(mobile)
 	if err != nil {
@@ -261,8 +386,10 @@ func (s *System) StartSession(ctx context.Context, mobile string) error {
 	return nil
 }
 
-// Close stops every daemon and removes the testbed.
+// Close stops the NAS emulators' tickers and every daemon and removes the
+// testbed.
 func (s *System) Close() error {
+	s.stopAll()
 	fmt.Fprintf(s.out, "== tearing down %s-*\n", s.TB.Plan.Prefix)
 	return s.TB.Down()
 }
@@ -459,19 +586,33 @@ func lbPackets(c api.Counters, ingressIface string) (up, down uint64) {
 	return up, down
 }
 
+// mobileRcvBuf is the downloading mobile's socket receive buffer.
+const mobileRcvBuf = 256 << 10
+
 // download fetches Size bytes through group A's representative address to
 // mob1 and moves mob1 to ingress 2 and 3 at a third and two thirds of the
-// bytes.
-func download(ctx context.Context, tb *fig2.Testbed, lbs, gws []*api.Client, o Options) (*Summary, error) {
+// bytes (System.Move: RADIUS suspension at the old NAS, resumption at the
+// new one).
+func download(ctx context.Context, sys *System, o Options) (*Summary, error) {
+	tb, lbs, gws := sys.TB, sys.LBs, sys.GWs
 	p := tb.Plan
 	mob := p.Mobiles[0]
-	if err := tb.Move(mob.Name, 1); err != nil {
-		return nil, err
+	if mob.Ingress != 1 {
+		if err := sys.Move(ctx, mob.Name, 1); err != nil {
+			return nil, err
+		}
 	}
 	url := fmt.Sprintf("http://%s/bytes/%d", netip.AddrPortFrom(p.Groups[0].VIPv4, fig2.HTTPPort), o.Size)
 	fmt.Fprintf(o.Out, "== %s downloads %d bytes from %s, moving nas1 -> nas2 -> nas3\n", mob.Name, o.Size, url)
 	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		return topo.Dial(ctx, mob.NS, network, addr)
+		conn, err := topo.Dial(ctx, mob.NS, network, addr)
+		if tc, ok := conn.(*net.TCPConn); ok {
+			// A fixed receive buffer (no autotuning) bounds what the
+			// server can send ahead of the paced reader, so each phase's
+			// bytes cross the network during that phase.
+			tc.SetReadBuffer(mobileRcvBuf)
+		}
+		return conn, err
 	}}}
 	defer c.CloseIdleConnections()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -510,7 +651,8 @@ func download(ctx context.Context, tb *fig2.Testbed, lbs, gws []*api.Client, o O
 			phaseBytes = append(phaseBytes, got-phaseStart)
 			phaseStart = got
 			fmt.Fprintf(o.Out, "   %d bytes: %s moves to ingress %d\n", got, mob.Name, phase+1)
-			if err := tb.Move(mob.Name, phase+1); err != nil {
+			moved := time.Now()
+			if err := sys.Move(ctx, mob.Name, phase+1); err != nil {
 				return nil, err
 			}
 			s, err := snap(ctx, lbs, gws)
@@ -518,6 +660,8 @@ func download(ctx context.Context, tb *fig2.Testbed, lbs, gws []*api.Client, o O
 				return nil, err
 			}
 			starts = append(starts, s)
+			// The move's time does not count: no catch-up burst after it.
+			start = start.Add(time.Since(moved))
 		}
 		if rerr == io.EOF {
 			break
@@ -591,14 +735,27 @@ func picks(ctx context.Context, tb *fig2.Testbed) ([]Pick, error) {
 // Print writes the summary as a table.
 func Print(w io.Writer, s *Summary, p *fig2.Plan) {
 	fmt.Fprintf(w, "\n== summary: %d bytes in %v, sha256 %s\n", s.Bytes, s.Duration.Round(time.Millisecond), map[bool]string{true: "ok", false: "MISMATCH"}[s.ChecksumOK])
+	if s.Carrier != 0 && len(p.Mobiles) > 0 {
+		mob := p.Mobiles[0].Name
+		fmt.Fprintf(w, "the AAA gave %s %s in gw%d's range: every phase must be carried by gw%d alone\n", mob, s.MobileIPs[mob], s.Carrier, s.Carrier)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "phase\tingress\tLB\tbytes\tLB up pkts\tLB down pkts\tgw1 up/down\tgw2 up/down\tcarried by")
 	for i, ph := range s.Phases {
-		carrier := "-"
+		var gws []string
 		for g := range ph.GwUp {
-			if ph.GwUp[g] > 0 {
-				carrier = fmt.Sprintf("gw%d", g+1)
+			if ph.GwUp[g] > 0 || ph.GwDown[g] > 0 {
+				gws = append(gws, fmt.Sprintf("gw%d", g+1))
 			}
+		}
+		carrier := strings.Join(gws, "+")
+		switch {
+		case carrier == "":
+			carrier = "-"
+		case s.Carrier != 0 && carrier == fmt.Sprintf("gw%d", s.Carrier):
+			carrier += " (AAA's pick)"
+		case s.Carrier != 0:
+			carrier += fmt.Sprintf(" (NOT gw%d alone)", s.Carrier)
 		}
 		down := fmt.Sprint(ph.LBDown)
 		if s.Steering == "xdp" {
@@ -628,6 +785,61 @@ func Print(w io.Writer, s *Summary, p *fig2.Plan) {
 	printDrops(w, "gw", s.GwDrops)
 	for i, n := range s.Flows {
 		fmt.Fprintf(w, "  gw%d holds %d NAT records\n", i+1, n)
+	}
+	printControl(w, s)
+}
+
+// printControl writes the control side: RADIUS exchanges, FIG. 11 edges,
+// health, the gateways' T3 copies and samepathctl's tables.
+func printControl(w io.Writer, s *Summary) {
+	if len(s.Steps) == 0 {
+		return
+	}
+	var names []string
+	for n := range s.Interims {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var ints []string
+	for _, n := range names {
+		ints = append(ints, fmt.Sprintf("%s %d", n, s.Interims[n]))
+	}
+	fmt.Fprintf(w, "\nRADIUS from the NAS emulators: %d exchanges listed above, Interim-Updates answered: %s\n", len(s.Steps), strings.Join(ints, ", "))
+	var edges []string
+	for e, n := range s.Transitions {
+		edges = append(edges, fmt.Sprintf("%s %d", e, n))
+	}
+	sort.Strings(edges)
+	fmt.Fprintf(w, "FIG. 11 edges the session manager took: %s\n", strings.Join(edges, ", "))
+	for _, ss := range s.Sessions {
+		if len(ss.AcctIDs) > 0 {
+			fmt.Fprintf(w, "session %s (%s, %s) resumed from Dormant as %s (FIG. 31)\n", ss.ID, ss.Device, ss.IP, strings.Join(ss.AcctIDs, ", "))
+		}
+	}
+	fmt.Fprint(w, "health monitor:")
+	for _, t := range s.Health.Targets {
+		up := "undecided"
+		if t.Up != nil {
+			up = map[bool]string{true: "up", false: "down"}[*t.Up]
+		}
+		fmt.Fprintf(w, " %s %s (%d probes);", t.Name, up, t.Probes)
+	}
+	for _, l := range s.Health.LBs {
+		fmt.Fprintf(w, " %s acked %d pushes;", l.Name, l.OK)
+	}
+	fmt.Fprintln(w)
+	for g, ss := range s.GWSessions {
+		var rows []string
+		for _, r := range ss {
+			rows = append(rows, fmt.Sprintf("%s %s %s %s", r.SessionID, r.DeviceID, r.IP, r.State))
+		}
+		if len(rows) == 0 {
+			rows = []string{"none"}
+		}
+		fmt.Fprintf(w, "gw%d T3 copy: %s\n", g+1, strings.Join(rows, "; "))
+	}
+	if s.Tables != "" {
+		fmt.Fprintf(w, "\n%s", s.Tables)
 	}
 }
 

@@ -2,6 +2,8 @@ package demo_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
+	"samepath/ctl/api"
+	"samepath/ctl/session"
 	"samepath/testbed/demo"
 	"samepath/testbed/privtest"
 	"samepath/testbed/servers"
@@ -22,17 +28,29 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestDemo is issue 3's end-to-end check with the real dataplane: a 20 MB
+// buildBinaries builds samepathd, samepath-control and samepathctl into one
+// directory and returns samepathd's path (the others sit beside it).
+func buildBinaries(t *testing.T) string {
+	dir := t.TempDir()
+	cmd := exec.Command("go", "build", "-o", dir+"/", "samepath/cmd/samepathd", "samepath/cmd/samepath-control", "samepath/cmd/samepathctl")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build binaries: %v\n%s", err, out)
+	}
+	return filepath.Join(dir, "samepathd")
+}
+
+// TestDemo is issue 3's end-to-end check with the real dataplane and
+// issue 5's with the control process: the mobiles log in through NAS
+// emulators over RADIUS and get their addresses from the AAA; a 20 MB
 // download from a server to a mobile that moves lb1 -> lb2 -> lb3
-// mid-transfer completes with the right SHA-256 and no reset, each phase
-// is steered by that phase's samepathd LB, and every phase reaches the
-// same gateway (gw1, the owner of the mobile's range) and no other.
+// mid-transfer (suspended at the old NAS, resumed at the new one)
+// completes with the right SHA-256 and no reset, each phase is steered by
+// that phase's samepathd LB, and every phase reaches the gateway the AAA
+// chose (the owner of the assigned address) and no other; the gateways'
+// session tables hold what the session manager pushed.
 func TestDemo(t *testing.T) {
 	privtest.Require(t)
-	bin := filepath.Join(t.TempDir(), "samepathd")
-	if out, err := exec.Command("go", "build", "-o", bin, "samepath/cmd/samepathd").CombinedOutput(); err != nil {
-		t.Fatalf("build samepathd: %v\n%s", err, out)
-	}
+	bin := buildBinaries(t)
 	exe, _ := os.Executable()
 	for _, steering := range []string{"afxdp", "xdp"} {
 		t.Run(steering, func(t *testing.T) {
@@ -57,13 +75,15 @@ func TestDemo(t *testing.T) {
 				if ph.LBUp == 0 || (steering == "afxdp" && ph.LBDown == 0) {
 					t.Errorf("phase %d: lb%d steered nothing: %+v", k+1, k+1, ph)
 				}
-				if ph.GwUp[0] == 0 || ph.GwDown[0] == 0 {
-					t.Errorf("phase %d: gw1 did not carry it: %+v", k+1, ph)
+				c, o := sum.Carrier-1, 2-sum.Carrier
+				if ph.GwUp[c] == 0 || ph.GwDown[c] == 0 {
+					t.Errorf("phase %d: gw%d (the AAA's pick) did not carry it: %+v", k+1, c+1, ph)
 				}
-				if ph.GwUp[1] != 0 || ph.GwDown[1] != 0 {
-					t.Errorf("phase %d: gw2 carried packets: %+v", k+1, ph)
+				if ph.GwUp[o] != 0 || ph.GwDown[o] != 0 {
+					t.Errorf("phase %d: gw%d carried packets: %+v", k+1, o+1, ph)
 				}
 			}
+			checkSessions(t, sum)
 			// The gateways chose servers: round robin alternates within
 			// group A; the login unit keeps one server of group B per
 			// mobile.
@@ -84,5 +104,149 @@ func TestDemo(t *testing.T) {
 				t.Errorf("gateway NAT records %v", sum.Flows)
 			}
 		})
+	}
+}
+
+// checkSessions checks that the sessions came from RADIUS: the AAA
+// assigned the addresses (one per gateway, fewest assigned first), the
+// session manager took FIG. 11's edges for two logins and two moves, and
+// each owning gateway's T3 copy holds the AAA's session id on the
+// Framed-IP-Address.
+func checkSessions(t *testing.T, sum *demo.Summary) {
+	t.Helper()
+	if sum.Carrier != 1 && sum.Carrier != 2 {
+		t.Fatalf("carrier gw%d", sum.Carrier)
+	}
+	ip1, ip2 := sum.MobileIPs["mob1"], sum.MobileIPs["mob2"]
+	if !ip1.IsValid() || !ip2.IsValid() || ip1 == ip2 {
+		t.Fatalf("assigned addresses %v", sum.MobileIPs)
+	}
+	for _, e := range []string{"None->Act", "Act->Dormant", "Dormant->Act"} {
+		if sum.Transitions[e] != 2 {
+			t.Errorf("FIG. 11 edge %s taken %d times, want 2 (transitions %v)", e, sum.Transitions[e], sum.Transitions)
+		}
+	}
+	if len(sum.Steps) != 8 {
+		t.Errorf("%d RADIUS steps, want 8: %+v", len(sum.Steps), sum.Steps)
+	}
+	byDev := map[string]session.Session{}
+	for _, s := range sum.Sessions {
+		byDev[s.Device] = s
+	}
+	gws := map[string]bool{}
+	for _, m := range []string{"mob1", "mob2"} {
+		s, ok := byDev["IMEI-"+m]
+		if !ok {
+			t.Fatalf("no control session for %s: %+v", m, sum.Sessions)
+		}
+		if s.State != session.Act || s.IP != sum.MobileIPs[m] || s.User != m {
+			t.Errorf("%s session %+v, want Act on %s", m, s, sum.MobileIPs[m])
+		}
+		gws[s.Gateway] = true
+		var g int
+		fmt.Sscanf(s.Gateway, "gw%d", &g)
+		if m == "mob1" && g != sum.Carrier {
+			t.Errorf("mob1's session is on %s, the download on gw%d", s.Gateway, sum.Carrier)
+		}
+		if g < 1 || g > len(sum.GWSessions) {
+			t.Fatalf("%s on gateway %q", m, s.Gateway)
+		}
+		want := []api.GWSession{{SessionID: s.ID, UserID: m, DeviceID: "IMEI-" + m, IP: s.IP.String(), State: "active", Seq: s.Seq}}
+		if d := cmp.Diff(want, sum.GWSessions[g-1]); d != "" {
+			t.Errorf("gw%d's T3 copy (-want +got):\n%s", g, d)
+		}
+		if !strings.Contains(sum.Tables, s.ID) {
+			t.Errorf("samepathctl output lacks %s:\n%s", s.ID, sum.Tables)
+		}
+	}
+	if len(gws) != 2 {
+		t.Errorf("both mobiles on %v: the AAA should spread them", gws)
+	}
+	if s := byDev["IMEI-mob1"]; len(s.AcctIDs) != 2 || s.AcctIDs[0] != "nas2-mob1-2" || s.AcctIDs[1] != "nas3-mob1-3" {
+		t.Errorf("mob1 resumed under %v, want nas2-mob1-2, nas3-mob1-3", s.AcctIDs)
+	}
+	for _, h := range sum.Health.Targets {
+		if h.Up == nil || !*h.Up {
+			t.Errorf("health: %s not up", h.Name)
+		}
+	}
+	if !strings.Contains(sum.Tables, "web-a") {
+		t.Errorf("samepathctl gw services lacks web-a:\n%s", sum.Tables)
+	}
+}
+
+// TestSamepathctlGateway round-trips the gateway tables through
+// samepathctl against real samepathd gateways: a policy and a server state
+// set on one gateway (by URL) and on every gateway (-gw all, from the
+// control process's T1) show as set, and the rest of the table as before.
+func TestSamepathctlGateway(t *testing.T) {
+	privtest.Require(t)
+	bin := buildBinaries(t)
+	exe, _ := os.Executable()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out strings.Builder
+	sys, err := demo.Start(ctx, demo.Options{Samepathd: bin, StartControl: true, ServeArgv: []string{exe, "serve"}, Out: &out})
+	if err != nil {
+		t.Log("\n" + out.String())
+		t.Fatal(err)
+	}
+	defer sys.Close()
+	ctl := func(v any, args ...string) {
+		t.Helper()
+		o, err := sys.Samepathctl(ctx, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v != nil {
+			if err := json.Unmarshal([]byte(o), v); err != nil {
+				t.Fatalf("samepathctl %v: %v\n%s", args, err, o)
+			}
+		}
+	}
+	gw1 := "http://" + sys.TB.Plan.Gateways[0].ControlAPI.String()
+	gw2 := "http://" + sys.TB.Plan.Gateways[1].ControlAPI.String()
+	show := func(gw string) api.Services {
+		t.Helper()
+		var s api.Services
+		ctl(&s, "-o", "json", "gw", "services", "-gw", gw)
+		for i := range s.Services { // the probes' fields move on their own
+			for j := range s.Services[i].Servers {
+				sv := &s.Services[i].Servers[j]
+				sv.Healthy, sv.RTTMicros, sv.CPU, sv.Active = nil, 0, 0, 0
+			}
+		}
+		return s
+	}
+	before := show(gw1)
+	if len(before.Services) != 3 || before.Services[0].Name != "web-a" || before.Services[0].Policy != "rr" {
+		t.Fatalf("gw1 services: %+v", before)
+	}
+	web := before.Services[0].Servers[1].Addr
+	ctl(nil, "gw", "policy", "-gw", gw1, "web-a", "lc")
+	ctl(nil, "gw", "server", "-gw", gw1, "web-a", web, "down")
+	want := before
+	want.Services = append([]api.Service(nil), before.Services...)
+	want.Services[0].Policy = "lc"
+	want.Services[0].Servers = append([]api.Server(nil), before.Services[0].Servers...)
+	want.Services[0].Servers[1].State = "down"
+	if d := cmp.Diff(want, show(gw1)); d != "" {
+		t.Errorf("gw1 after policy and server (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff(before, show(gw2)); d != "" {
+		t.Errorf("gw2 changed (-want +got):\n%s", d)
+	}
+	ctl(nil, "gw", "policy", "web-b", "fastest") // -gw all
+	for _, gw := range []string{gw1, gw2} {
+		if p := show(gw).Services[1].Policy; p != "fastest" {
+			t.Errorf("%s web-b policy %q after -gw all", gw, p)
+		}
+	}
+	var fl api.Flows
+	ctl(&fl, "-o", "json", "gw", "flows", "-gw", gw1, "-limit", "5")
+	var ss api.GWSessions
+	ctl(&ss, "-o", "json", "gw", "sessions", "-gw", gw1)
+	if len(ss.Sessions) != 0 || fl.Total != 0 {
+		t.Errorf("before any login: sessions %+v, flows %+v", ss, fl)
 	}
 }
