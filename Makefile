@@ -42,8 +42,14 @@ test: deps vet build
 	$(GO) test -count=1 -timeout 25m ./...
 
 perf: deps build
-	@echo "make perf: benchmarks are wired in by issue 3 (perf/)"; \
-	$(GO) test -run '^$$' -bench . -benchtime 200ms ./dp/... ./nat/...
+	$(GO) build -o $(BIN)/radload ./perf/radload
+	$(BIN)/perfrun -scenario all -samepathd $(BIN)/samepathd -radload $(BIN)/radload -go $(GO) -md BENCHMARKS.md
+
+# perf-quick: every perf scenario once with short windows (development;
+# still rewrites BENCHMARKS.md).
+perf-quick: deps build
+	$(GO) build -o $(BIN)/radload ./perf/radload
+	$(BIN)/perfrun -scenario all -quick -samepathd $(BIN)/samepathd -radload $(BIN)/radload -go $(GO) -md BENCHMARKS.md
 
 # demo: the FIG. 2 system in namespaces with samepathd LBs, a download to a
 # mobile that moves across the three ingress points, and a summary.

@@ -1,13 +1,21 @@
 // Command perfrun runs samepath's `make perf` scenarios and rewrites their
 // sections of BENCHMARKS.md.
 //
-//	perfrun -scenario lb-steer                 # full run (< 10 min), as make perf does
-//	perfrun -scenario lb-steer -quick          # 1 rep, short windows, for development
-//	perfrun -variants xdp-redirect,kernel-fwd  # a subset of variants
+//	perfrun -scenario all                      # everything `make perf` runs (< 10 min)
+//	perfrun -scenario lb-steer                 # one scenario
+//	perfrun -scenario gw-nat,radius -quick     # 1 rep, short windows, for development
+//	perfrun -scenario lb-steer -variants xdp-redirect,kernel-fwd
+//
+// Scenarios: lb-steer and gw-nat (packets through a device under test,
+// perf/lbsteer and perf/gwnat on perf/bench), micro (go test -bench of the
+// hot paths, perf/micro), flows-1m (the NAT table holding 1 M flows,
+// perf/flowmem) and radius (bin/radload against samepath-control,
+// perf/radius).
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -16,95 +24,271 @@ import (
 	"syscall"
 	"time"
 
+	"samepath/perf/bench"
+	"samepath/perf/flowmem"
+	"samepath/perf/gwnat"
 	"samepath/perf/lbsteer"
+	"samepath/perf/micro"
+	"samepath/perf/radius"
 )
 
+// packet is a packet scenario: its configs and how it renders.
+type packet struct {
+	name         string
+	def, quick   func(samepathd string) bench.Config
+	write        func(r *bench.Result, md, chart string) error
+	load         func(path string) (*bench.Result, error)
+	defaultChart string
+}
+
+var packets = []packet{
+	{name: "lb-steer", def: lbsteer.DefaultConfig, quick: lbsteer.QuickConfig, write: lbsteer.Write, load: lbsteer.LoadResult,
+		defaultChart: "perf/results/lb-steer.svg"},
+	{name: "gw-nat", def: gwnat.DefaultConfig, quick: gwnat.QuickConfig, write: gwnat.Write, load: gwnat.LoadResult,
+		defaultChart: "perf/results/gw-nat.svg"},
+}
+
+var allScenarios = []string{"micro", "flows-1m", "radius", "lb-steer", "gw-nat"}
+
+type flags struct {
+	quick                   bool
+	reps                    int
+	measure                 time.Duration
+	samepathd, radload, goC string
+	variants                map[string]bool
+	genRate                 float64
+	sinkSoftirq             bool
+	sinkThreaded            bool
+	fifo                    int
+	verbose                 bool
+	md, chart, render       string
+	microRaw                string
+	command                 string
+}
+
 func main() {
-	scenario := flag.String("scenario", "lb-steer", "scenario to run (lb-steer)")
-	quick := flag.Bool("quick", false, "development run: 1 rep, short windows")
-	reps := flag.Int("reps", 0, "runs per variant (default 3, quick 1)")
-	measure := flag.Duration("measure", 0, "counting window per case (default 2s, quick 0.5s)")
-	samepathd := flag.String("samepathd", "bin/samepathd", "samepathd binary for the samepathd variants")
-	variants := flag.String("variants", "", "comma-separated variant names (default all): xdp-redirect,xdp-tx,kernel-fwd,samepathd-afxdp,samepathd-xdp")
-	genRate := flag.Float64("gen-rate", 0, "generator rate in pps (0 = full speed)")
-	sinkSoftirq := flag.Bool("sink-softirq", false, "leave the sink's NAPI unthreaded (softirq where scheduled) instead of pinning it to CPU0")
-	fifo := flag.Int("napi-fifo", 50, "run the pinned NAPI threads SCHED_FIFO at this priority (0 = leave them SCHED_OTHER)")
-	verbose := flag.Bool("v", false, "log the veth drop and error counters of every measurement")
-	md := flag.String("md", "BENCHMARKS.md", "markdown file whose section is rewritten; empty = do not write")
-	chart := flag.String("chart", "perf/results/lb-steer.svg", "SVG chart path")
-	render := flag.String("render", "", "re-render -md and -chart from a saved results JSON (written beside the chart) without measuring")
+	var f flags
+	scenario := flag.String("scenario", "lb-steer", "comma-separated scenarios, or all: "+strings.Join(allScenarios, ", "))
+	flag.BoolVar(&f.quick, "quick", false, "development run: 1 rep, short windows, fewer benchmark runs")
+	flag.IntVar(&f.reps, "reps", 0, "runs per variant of the packet scenarios (default 3, quick 1)")
+	flag.DurationVar(&f.measure, "measure", 0, "counting window per case of the packet scenarios (default 2s, quick 0.5s)")
+	flag.StringVar(&f.samepathd, "samepathd", "bin/samepathd", "samepathd binary for the samepathd variants")
+	flag.StringVar(&f.radload, "radload", "bin/radload", "radload binary (scenario radius)")
+	flag.StringVar(&f.goC, "go", "go", "go command (scenarios micro and flows-1m)")
+	variants := flag.String("variants", "", "comma-separated variant names of the packet scenarios (default all): lb-steer xdp-redirect,xdp-tx,kernel-fwd,samepathd-afxdp,samepathd-xdp; gw-nat nft-nat,samepathd-gw")
+	flag.Float64Var(&f.genRate, "gen-rate", 0, "generator rate in pps (0 = full speed)")
+	flag.BoolVar(&f.sinkSoftirq, "sink-softirq", false, "leave the sink's NAPI unthreaded (softirq where scheduled) instead of pinning it to CPU0 (gw-nat's default)")
+	flag.BoolVar(&f.sinkThreaded, "sink-threaded", false, "thread the sink's NAPI and pin it to CPU0 (lb-steer's default)")
+	flag.IntVar(&f.fifo, "napi-fifo", 50, "run the pinned NAPI threads SCHED_FIFO at this priority (0 = leave them SCHED_OTHER)")
+	flag.BoolVar(&f.verbose, "v", false, "log the veth drop and error counters of every measurement")
+	flag.StringVar(&f.md, "md", "BENCHMARKS.md", "markdown file whose sections are rewritten; empty = do not write")
+	flag.StringVar(&f.chart, "chart", "", "SVG chart path of a single packet scenario (default perf/results/SCENARIO.svg)")
+	flag.StringVar(&f.render, "render", "", "re-render -md and -chart of one packet scenario from its saved results JSON (written beside the chart) without measuring")
+	flag.StringVar(&f.microRaw, "micro-raw", "perf/results/micro.txt", "where scenario micro saves the raw go test output (benchstat input)")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: perfrun [flags]\n\nexample: perfrun -scenario lb-steer -quick\n\n")
+		fmt.Fprintf(os.Stderr, "usage: perfrun [flags]\n\nexamples:\n  perfrun -scenario all\n  perfrun -scenario gw-nat -quick\n  perfrun -scenario lb-steer -render perf/results/lb-steer.json\n\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	if *scenario != "lb-steer" {
-		fmt.Fprintf(os.Stderr, "perfrun: unknown scenario %q (have: lb-steer)\n", *scenario)
+	f.command = strings.Join(os.Args, " ")
+	var want []string
+	for _, s := range strings.Split(*scenario, ",") {
+		s = strings.TrimSpace(s)
+		if s == "all" {
+			want = append(want, allScenarios...)
+			continue
+		}
+		known := false
+		for _, a := range allScenarios {
+			known = known || a == s
+		}
+		if !known {
+			fmt.Fprintf(os.Stderr, "perfrun: unknown scenario %q (have: %s, all)\n", s, strings.Join(allScenarios, ", "))
+			os.Exit(2)
+		}
+		want = append(want, s)
+	}
+	if *variants != "" {
+		f.variants = map[string]bool{}
+		for _, v := range strings.Split(*variants, ",") {
+			f.variants[strings.TrimSpace(v)] = true
+		}
+	}
+	if f.chart != "" && len(want) > 1 {
+		fmt.Fprintln(os.Stderr, "perfrun: -chart names the chart of one scenario")
 		os.Exit(2)
 	}
-	if *render != "" {
-		res, err := lbsteer.LoadResult(*render)
+	if f.render != "" {
+		if len(want) != 1 {
+			fmt.Fprintln(os.Stderr, "perfrun: -render needs exactly one packet scenario")
+			os.Exit(2)
+		}
+		p, ok := findPacket(want[0])
+		if !ok {
+			fmt.Fprintf(os.Stderr, "perfrun: -render: %s is not a packet scenario\n", want[0])
+			os.Exit(2)
+		}
+		res, err := p.load(f.render)
+		chart := f.chart
+		if chart == "" {
+			chart = p.defaultChart
+		}
 		if err == nil {
-			err = res.Write(*md, *chart)
+			err = p.write(res, f.md, chart)
 		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "perfrun:", err)
 			os.Exit(1)
 		}
-		fmt.Printf("rendered %s into %s and %s\n", *render, *md, *chart)
+		fmt.Printf("rendered %s into %s and %s\n", f.render, f.md, chart)
 		return
 	}
-	cfg := lbsteer.DefaultConfig(*samepathd)
-	if *quick {
-		cfg = lbsteer.QuickConfig(*samepathd)
-	}
-	if *reps > 0 {
-		cfg.Reps = *reps
-	}
-	if *measure > 0 {
-		cfg.Measure = *measure
-	}
-	if *variants != "" {
-		want := map[string]bool{}
-		for _, v := range strings.Split(*variants, ",") {
-			want[strings.TrimSpace(v)] = true
-		}
-		var keep []lbsteer.Variant
-		for _, v := range cfg.Variants {
-			if want[v.Name] {
-				keep = append(keep, v)
-				delete(want, v.Name)
-			}
-		}
-		if len(want) > 0 {
-			fmt.Fprintf(os.Stderr, "perfrun: unknown variants %v\n", want)
-			os.Exit(2)
-		}
-		cfg.Variants = keep
-	}
-	cfg.GenRate, cfg.SinkSoftirq = *genRate, *sinkSoftirq
-	cfg.NAPIFifo = *fifo
-	cfg.Out, cfg.Verbose = os.Stdout, *verbose
-	cfg.Command = strings.Join(os.Args, " ")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	start := time.Now()
-	res, err := lbsteer.Run(ctx, cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "perfrun:", err)
-		if res == nil || len(res.Samples) == 0 {
-			os.Exit(1)
+	var failed []string
+	for _, s := range want {
+		if ctx.Err() != nil {
+			failed = append(failed, s+": interrupted")
+			break
 		}
-	}
-	fmt.Printf("lb-steer done in %s\n", time.Since(start).Round(time.Second))
-	if *md != "" {
-		if err := res.Write(*md, *chart); err != nil {
-			fmt.Fprintln(os.Stderr, "perfrun:", err)
-			os.Exit(1)
+		t0 := time.Now()
+		fmt.Printf("=== %s (load average %s)\n", s, bench.Loadavg())
+		if err := runScenario(ctx, s, &f); err != nil {
+			fmt.Fprintf(os.Stderr, "perfrun: %s: %v\n", s, err)
+			failed = append(failed, s)
 		}
-		fmt.Printf("wrote %s (section lb-steer) and %s\n", *md, *chart)
+		fmt.Printf("=== %s done in %s\n", s, time.Since(t0).Round(time.Second))
 	}
-	if err != nil {
+	fmt.Printf("perfrun: %s in %s\n", strings.Join(want, ", "), time.Since(start).Round(time.Second))
+	if len(failed) > 0 {
+		fmt.Fprintf(os.Stderr, "perfrun: failed: %s\n", strings.Join(failed, ", "))
 		os.Exit(1)
 	}
+}
+
+func findPacket(name string) (packet, bool) {
+	for _, p := range packets {
+		if p.name == name {
+			return p, true
+		}
+	}
+	return packet{}, false
+}
+
+func runScenario(ctx context.Context, name string, f *flags) error {
+	if p, ok := findPacket(name); ok {
+		return runPacket(ctx, p, f)
+	}
+	switch name {
+	case "micro":
+		cfg := micro.DefaultConfig()
+		if f.quick {
+			cfg = micro.QuickConfig()
+		}
+		cfg.Go, cfg.Out, cfg.Command = f.goC, os.Stdout, f.command
+		res, err := micro.Run(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		if len(res.Failed) > 0 {
+			err = fmt.Errorf("%d packages failed: %s", len(res.Failed), strings.Join(res.Failed, "; "))
+		}
+		if f.md != "" {
+			if werr := res.Write(f.md, f.microRaw); werr != nil {
+				return errors.Join(err, werr)
+			}
+			fmt.Printf("wrote %s (section micro) and %s\n", f.md, f.microRaw)
+		}
+		return err
+	case "flows-1m":
+		cfg := flowmem.DefaultConfig()
+		cfg.Go, cfg.Out, cfg.Command = f.goC, os.Stdout, f.command
+		res, err := flowmem.Measure(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("flows-1m: %d live, %.0f bytes/flow (heap %.1f MiB), create %.0f ns, up %.0f ns, down %.0f ns\n",
+			res.Live, res.BytesPerFlow, float64(res.HeapFull)/(1<<20), res.CreateNs, res.UpNs, res.DownNs)
+		if f.md != "" {
+			if err := res.Write(f.md); err != nil {
+				return err
+			}
+			fmt.Printf("wrote %s (section flows-1m)\n", f.md)
+		}
+		return nil
+	case "radius":
+		cfg := radius.DefaultConfig(f.radload)
+		if f.quick {
+			cfg = radius.QuickConfig(f.radload)
+		}
+		cfg.Out, cfg.Command = os.Stdout, f.command
+		res, err := radius.Run(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		if f.md != "" {
+			if err := res.Write(f.md); err != nil {
+				return err
+			}
+			fmt.Printf("wrote %s (section radius)\n", f.md)
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown scenario %q", name)
+}
+
+func runPacket(ctx context.Context, p packet, f *flags) error {
+	cfg := p.def(f.samepathd)
+	if f.quick {
+		cfg = p.quick(f.samepathd)
+	}
+	if f.reps > 0 {
+		cfg.Reps = f.reps
+	}
+	if f.measure > 0 {
+		cfg.Measure = f.measure
+	}
+	if f.variants != nil {
+		var keep []bench.Variant
+		for _, v := range cfg.Variants {
+			if f.variants[v.Name] {
+				keep = append(keep, v)
+			}
+		}
+		if len(keep) == 0 {
+			fmt.Printf("%s: no variant selected by -variants, skipped\n", p.name)
+			return nil
+		}
+		cfg.Variants = keep
+	}
+	if f.genRate > 0 {
+		cfg.GenRate = f.genRate
+	}
+	switch {
+	case f.sinkSoftirq && f.sinkThreaded:
+		return errors.New("-sink-softirq and -sink-threaded exclude each other")
+	case f.sinkSoftirq:
+		cfg.SinkSoftirq = true
+	case f.sinkThreaded:
+		cfg.SinkSoftirq = false
+	}
+	cfg.NAPIFifo = f.fifo
+	cfg.Out, cfg.Verbose = os.Stdout, f.verbose
+	cfg.Command = f.command
+	res, err := bench.Run(ctx, cfg)
+	if err != nil && (res == nil || len(res.Samples) == 0) {
+		return err
+	}
+	chart := f.chart
+	if chart == "" {
+		chart = p.defaultChart
+	}
+	if f.md != "" {
+		if werr := p.write(res, f.md, chart); werr != nil {
+			return errors.Join(err, werr)
+		}
+		fmt.Printf("wrote %s (section %s) and %s\n", f.md, p.name, chart)
+	}
+	return err
 }

@@ -9,11 +9,13 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"samepath/perf/bench"
 )
 
 func fakeResult() *Result {
 	cfg := DefaultConfig("/nonexistent/samepathd")
-	cfg.Cases = []Case{{64, 1}}
+	cfg.Cases = []Case{{Size: 64, Flows: 1}}
 	r := &Result{Config: cfg, Env: Env{Date: "d", Commit: "c", Kernel: "k", CPU: "cpu", NCPU: 2, Command: "perfrun"},
 		Skipped: map[string]string{"samepathd-xdp": "not built"}, Placement: map[string][]string{"xdp-redirect": {"napi here"}}}
 	// Rep-wise: redirect 4,5,3; fwd 1,2,1; samepathd-afxdp 2,2,2.
@@ -23,7 +25,7 @@ func fakeResult() *Result {
 			if name == "kernel-fwd" {
 				loss = 0.01 // reads as generator-limited
 			}
-			r.Samples = append(r.Samples, Sample{Variant: name, Case: Case{64, 1}, Rep: rep, SinkPPS: v[i], SinkBPS: v[i] * 512, GenPPS: 8e6, Loss: loss})
+			r.Samples = append(r.Samples, Sample{Variant: name, Case: Case{Size: 64, Flows: 1}, Rep: rep, SinkPPS: v[i], SinkBPS: v[i] * 512, GenPPS: 8e6, Loss: loss})
 		}
 	}
 	return r
@@ -31,26 +33,26 @@ func fakeResult() *Result {
 
 func TestStatsAndRatios(t *testing.T) {
 	st := fakeResult().Stats()
-	red, fwd, sp := st["xdp-redirect"][Case{64, 1}], st["kernel-fwd"][Case{64, 1}], st["samepathd-afxdp"][Case{64, 1}]
+	red, fwd, sp := st["xdp-redirect"][Case{Size: 64, Flows: 1}], st["kernel-fwd"][Case{Size: 64, Flows: 1}], st["samepathd-afxdp"][Case{Size: 64, Flows: 1}]
 	got := []float64{red.Median, red.Min, red.Max, fwd.Median}
 	if d := cmp.Diff([]float64{4e6, 3e6, 5e6, 1e6}, got); d != "" {
 		t.Errorf("stats (-want +got):\n%s", d)
 	}
 	// Pairwise ratios 2/4, 2/5, 2/3 -> median 0.5; 2/1, 2/2, 2/1 -> 2.
-	if x, ok := Ratio(sp, red); !ok || x != 0.5 {
+	if x, ok := bench.Ratio(sp, red); !ok || x != 0.5 {
 		t.Errorf("ratio to redirect %v %v, want 0.5", x, ok)
 	}
-	if x, ok := Ratio(sp, fwd); !ok || x != 2 {
+	if x, ok := bench.Ratio(sp, fwd); !ok || x != 2 {
 		t.Errorf("ratio to fwd %v %v, want 2", x, ok)
 	}
-	if _, ok := Ratio(sp, nil); ok {
+	if _, ok := bench.Ratio(sp, nil); ok {
 		t.Error("ratio to a missing baseline")
 	}
 }
 
 func TestMarkdownAndSection(t *testing.T) {
 	r := fakeResult()
-	md := r.Markdown("perf/results/lb-steer.svg")
+	md := Markdown(r, "perf/results/lb-steer.svg")
 	for _, want := range []string{BeginMarker, EndMarker, "| 64 B | 1 | samepathd afxdp | 2.000 [2.000-2.000] |", "| 0 | 0.50 | 2.00 |", "| kernel forwarding (gen-limited) | 1.000",
 		"samepathd-afxdp >= 1.5x kernel-fwd, 64 B, 1 flows: 2.000x met", "samepathd-afxdp >= 0.3x xdp-redirect, 64 B, 1 flows: 0.500x met",
 		"samepathd-xdp: not built", "napi here", "](perf/results/lb-steer.svg)"} {
@@ -88,7 +90,7 @@ func TestMarkdownAndSection(t *testing.T) {
 }
 
 func TestSVG(t *testing.T) {
-	svg := fakeResult().SVG()
+	svg := fakeResult().SVG("lb-steer")
 	if !strings.HasPrefix(svg, "<svg") || !strings.HasSuffix(svg, "</svg>\n") {
 		t.Fatal("not an svg document")
 	}
@@ -114,14 +116,14 @@ func TestSaveAndLoad(t *testing.T) {
 	r := fakeResult()
 	dir := t.TempDir()
 	md, chart := filepath.Join(dir, "B.md"), filepath.Join(dir, "res", "c.svg")
-	if err := r.Write(md, chart); err != nil {
+	if err := Write(r, md, chart); err != nil {
 		t.Fatal(err)
 	}
 	back, err := LoadResult(filepath.Join(dir, "res", "c.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := cmp.Diff(r.Markdown("x.svg"), back.Markdown("x.svg")); d != "" {
+	if d := cmp.Diff(Markdown(r, "x.svg"), Markdown(back, "x.svg")); d != "" {
 		t.Errorf("markdown after a JSON round trip (-want +got):\n%s", d)
 	}
 	b, _ := os.ReadFile(md)

@@ -19,7 +19,7 @@ func TestRunBaselinesSmoke(t *testing.T) {
 	cfg := QuickConfig("/nonexistent/samepathd")
 	cfg.Prefix = privtest.Name("spl", "")
 	cfg.Warm, cfg.Measure = 50*time.Millisecond, 200*time.Millisecond
-	cfg.Cases = []Case{{64, 100}}
+	cfg.Cases = []Case{{Size: 64, Flows: 100}}
 	cfg.GenRate = 100000 // gentle: this is a functional test on a shared box
 	cfg.Variants = append([]Variant{XDPRedirect(), XDPTx(), KernelForward()}, Samepathd("/nonexistent/samepathd", "afxdp"))
 	res, err := Run(context.Background(), cfg)

@@ -1,4 +1,4 @@
-package lbsteer
+package bench
 
 import (
 	"bufio"

@@ -1,4 +1,4 @@
-package lbsteer
+package bench
 
 import (
 	"context"
@@ -25,8 +25,10 @@ type Case struct {
 
 func (c Case) String() string { return fmt.Sprintf("%d B, %d flows", c.Size, c.Flows) }
 
-// Config configures a run of the scenario.
+// Config configures a run of a scenario.
 type Config struct {
+	// Scenario names the run in errors and logs ("lb-steer", "gw-nat").
+	Scenario string
 	Reps     int           // runs of each variant, alternating (A B A B ...)
 	Warm     time.Duration // traffic before counting starts
 	Measure  time.Duration // counting window
@@ -45,44 +47,34 @@ type Config struct {
 	Prefix   string
 	Out      io.Writer // progress log; nil = silent
 	Verbose  bool      // also log the veth drop/error counters that moved
-	Command  string    // recorded as the exact command
-}
-
-// DefaultConfig is the full `make perf` run: 3 reps of every variant on
-// 64 B and 1500 B frames with 1 and 10 000 flows.
-func DefaultConfig(samepathd string) Config {
-	return Config{
-		Reps: 3, Warm: 500 * time.Millisecond, Measure: 2 * time.Second,
-		Cases:    []Case{{64, 1}, {64, 10000}, {1500, 1}, {1500, 10000}},
-		Variants: AllVariants(samepathd),
-		GenCPU:   0, SinkCPU: 0, Batch: 64, Prefix: "spperf", NAPIFifo: 50,
-	}
-}
-
-// QuickConfig is a development run: 1 rep, short windows.
-func QuickConfig(samepathd string) Config {
-	c := DefaultConfig(samepathd)
-	c.Reps, c.Warm, c.Measure = 1, 200*time.Millisecond, 500*time.Millisecond
-	return c
-}
-
-// AllVariants lists the baselines and the samepathd variants in run order.
-func AllVariants(samepathd string) []Variant {
-	return []Variant{XDPRedirect(), XDPTx(), KernelForward(),
-		Samepathd(samepathd, "afxdp"), Samepathd(samepathd, "xdp")}
+	// DevDrops records the veth drop/error counters that moved during each
+	// case (whole case, warm-up included) in the samples' DevDrops.
+	Command  string // recorded as the exact command
+	DevDrops bool
+	// Frame, when set, adjusts the generated frames of a case (e.g. the
+	// destination address and port); by default they go from SrcIP to
+	// DstIP of the topology, UDP port 9, with the case's flows spread
+	// over source ports and (50 000 ports each) source addresses.
+	Frame func(t *Topology, c Case, f *pktgen.FrameSpec)
+	// Engine is the generator's engine: pktgen.EngineLive (the default,
+	// fastest) or pktgen.EngineAFXDP. Live frames are recycled by the
+	// kernel without restoring their bytes, so a device under test that
+	// rewrites headers in place (kernel forwarding, NAT) changes the frames
+	// the generator sends next; AF_XDP copy-mode TX hands the DUT a copy.
+	Engine string
 }
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
 	switch {
 	case c.Reps < 1:
-		return errors.New("lb-steer: reps must be >= 1")
+		return fmt.Errorf("%s: reps must be >= 1", c.Scenario)
 	case c.Measure <= 0 || c.Warm < 0:
-		return errors.New("lb-steer: measure must be > 0 and warm >= 0")
+		return fmt.Errorf("%s: measure must be > 0 and warm >= 0", c.Scenario)
 	case len(c.Cases) == 0 || len(c.Variants) == 0:
-		return errors.New("lb-steer: no cases or no variants")
+		return fmt.Errorf("%s: no cases or no variants", c.Scenario)
 	case runtime.NumCPU() < 2 && (c.GenCPU != 0 || c.SinkCPU != 0):
-		return errors.New("lb-steer: needs 2 CPUs for the placement")
+		return fmt.Errorf("%s: needs 2 CPUs for the placement", c.Scenario)
 	}
 	return nil
 }
@@ -97,6 +89,12 @@ type Sample struct {
 	GenPPS  float64 // generator's own rate
 	Loss    float64 // fraction of stamped frames not received (whole run)
 	Late    uint64  // stamped frames received out of order
+	// Note is what the variant's Observe hook recorded after the case
+	// (e.g. the DUT's own drop counters); empty without one.
+	Note string `json:",omitempty"`
+	// DevDrops lists the veth drop and error counters that moved during
+	// the case (Config.DevDrops).
+	DevDrops string `json:",omitempty"`
 }
 
 // Env records the machine and the run.
@@ -117,6 +115,16 @@ type Result struct {
 	Placement map[string][]string // variant name -> placement and XDP mode lines
 }
 
+// Variant returns the configured variant called name.
+func (r *Result) Variant(name string) (Variant, bool) {
+	for _, v := range r.Config.Variants {
+		if v.Name == name {
+			return v, true
+		}
+	}
+	return Variant{}, false
+}
+
 func (c *Config) logf(format string, a ...any) {
 	if c.Out != nil {
 		fmt.Fprintf(c.Out, format+"\n", a...)
@@ -129,7 +137,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	res := &Result{Config: cfg, Env: environment(cfg.Command), Skipped: map[string]string{}, Placement: map[string][]string{}}
+	res := &Result{Config: cfg, Env: Environment(cfg.Command), Skipped: map[string]string{}, Placement: map[string][]string{}}
 	var active []Variant
 	for _, v := range cfg.Variants {
 		if v.Skip != nil {
@@ -150,7 +158,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := t.Up(); err != nil {
 		return nil, err
 	}
-	cfg.logf("topology %s: %s/%s -> %s/%s | %s/%s -> %s/%s", t.Prefix, t.Gen, t.GenDev, t.DUT, t.In, t.DUT, t.Out, t.Sink, t.SinkDev)
+	cfg.logf("%s topology %s: %s/%s -> %s/%s | %s/%s -> %s/%s", cfg.Scenario, t.Prefix, t.Gen, t.GenDev, t.DUT, t.In, t.DUT, t.Out, t.Sink, t.SinkDev)
 	var runErr error
 	measurements := 0
 	for rep := 1; rep <= cfg.Reps && runErr == nil; rep++ {
@@ -178,7 +186,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := t.Down(); err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("teardown: %w", err))
 	}
-	res.Env.LoadAfter = loadavg()
+	res.Env.LoadAfter = Loadavg()
 	return res, runErr
 }
 
@@ -237,7 +245,11 @@ func runVariant(ctx context.Context, cfg *Config, t *Topology, v Variant, rep in
 			return nil, nil, fmt.Errorf("%s: XDP attached as %s, want native (xdp)", p.what, mode)
 		}
 	}
-	place = append(place, fmt.Sprintf("generator: pktgen live frames thread pinned to CPU%d in %s, out of %s", cfg.GenCPU, t.Gen, t.GenDev))
+	engine := "live frames"
+	if cfg.Engine == pktgen.EngineAFXDP {
+		engine = "AF_XDP TX"
+	}
+	place = append(place, fmt.Sprintf("generator: pktgen %s thread pinned to CPU%d in %s, out of %s", engine, cfg.GenCPU, t.Gen, t.GenDev))
 	if v.Placement != nil {
 		place = append(place, v.Placement(cfg.NAPIFifo)...)
 	}
@@ -254,8 +266,14 @@ func runVariant(ctx context.Context, cfg *Config, t *Topology, v Variant, rep in
 			return nil, nil, fmt.Errorf("%s: %w", c, err)
 		}
 		s.Variant, s.Rep = v.Name, rep
+		if v.Observe != nil {
+			s.Note = v.Observe(c)
+		}
 		cfg.logf("rep %d %-16s %-20s sink %7.3f Mpps %7.3f Gbit/s  gen %7.3f Mpps  loss %5.1f%%  late %d",
 			rep, v.Name, c, s.SinkPPS/1e6, s.SinkBPS/1e9, s.GenPPS/1e6, 100*s.Loss, s.Late)
+		if s.Note != "" {
+			cfg.logf("    %s: %s", v.Name, s.Note)
+		}
 		out = append(out, s)
 	}
 	return out, place, nil
@@ -272,6 +290,12 @@ func measure(ctx context.Context, cfg *Config, t *Topology, sink *pktgen.Sink, c
 	tx.Frame.SrcIP, tx.Frame.DstIP = t.SrcIP, t.DstIP
 	tx.Frame.SrcAddrs = (c.Flows + 49999) / 50000
 	tx.Frame.SrcPorts = (c.Flows + tx.Frame.SrcAddrs - 1) / tx.Frame.SrcAddrs
+	if cfg.Frame != nil {
+		cfg.Frame(t, c, &tx.Frame)
+	}
+	if cfg.Engine != "" {
+		tx.Engine = cfg.Engine
+	}
 	tx.CPUs, tx.Batch, tx.Rate = []int{cfg.GenCPU}, cfg.Batch, cfg.GenRate
 	tx.Duration = cfg.Warm + cfg.Measure + 100*time.Millisecond
 	// A fresh stream id per measurement: frames of the previous one still
@@ -284,7 +308,7 @@ func measure(ctx context.Context, cfg *Config, t *Topology, sink *pktgen.Sink, c
 	}
 	devs := [][2]string{{t.Gen, t.GenDev}, {t.DUT, t.In}, {t.DUT, t.Out}, {t.Sink, t.SinkDev}}
 	var before []map[string]uint64
-	if cfg.Verbose {
+	if cfg.Verbose || cfg.DevDrops {
 		for _, d := range devs {
 			m, _ := devStats(d[0], d[1])
 			before = append(before, m)
@@ -317,7 +341,8 @@ func measure(ctx context.Context, cfg *Config, t *Topology, sink *pktgen.Sink, c
 	if err != nil {
 		return Sample{}, err
 	}
-	if cfg.Verbose {
+	drops := ""
+	if cfg.Verbose || cfg.DevDrops {
 		var parts []string
 		for i, d := range devs {
 			m, _ := devStats(d[0], d[1])
@@ -325,21 +350,25 @@ func measure(ctx context.Context, cfg *Config, t *Topology, sink *pktgen.Sink, c
 				parts = append(parts, l)
 			}
 		}
-		cfg.logf("    drops/errors: %s", strings.Join(parts, "; "))
+		drops = strings.Join(parts, "; ")
+		if cfg.Verbose {
+			cfg.logf("    drops/errors: %s", drops)
+		}
 	}
 	dt := tb.Sub(ta).Seconds()
 	s := Sample{Case: c,
 		SinkPPS: float64(b.Packets-a.Packets) / dt,
 		SinkBPS: float64(b.Bytes-a.Bytes+pktgen.FCSLen*(b.Packets-a.Packets)) * 8 / dt,
-		GenPPS:  d.r.PPS(), Late: snap.Streams.Late}
+		GenPPS:  d.r.PPS(), Late: snap.Streams.Late, DevDrops: drops}
 	if d.r.Packets > 0 {
 		s.Loss = 1 - float64(snap.Streams.Received)/float64(d.r.Packets)
 	}
 	return s, nil
 }
 
-func environment(command string) Env {
-	e := Env{Date: time.Now().UTC().Format("2006-01-02 15:04 UTC"), NCPU: runtime.NumCPU(), Command: command, LoadBefore: loadavg()}
+// Environment records the machine, the commit and the load average now.
+func Environment(command string) Env {
+	e := Env{Date: time.Now().UTC().Format("2006-01-02 15:04 UTC"), NCPU: runtime.NumCPU(), Command: command, LoadBefore: Loadavg()}
 	var u unix.Utsname
 	if unix.Uname(&u) == nil {
 		e.Kernel = unix.ByteSliceToString(u.Release[:])
@@ -361,7 +390,8 @@ func environment(command string) Env {
 	return e
 }
 
-func loadavg() string {
+// Loadavg is the first three fields of /proc/loadavg ("?" if unreadable).
+func Loadavg() string {
 	b, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
 		return "?"

@@ -1,4 +1,4 @@
-package lbsteer
+package bench
 
 import (
 	"errors"
@@ -16,7 +16,7 @@ import (
 	"samepath/testbed/topo"
 )
 
-// Topology is the lb-steer path:
+// Topology is the path every packet scenario uses:
 //
 //	ns Gen           ns DUT                         ns Sink
 //	[GenDev] <-veth-> [In]  (device under test)  [Out] <-veth-> [SinkDev]
