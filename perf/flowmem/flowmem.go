@@ -177,7 +177,7 @@ func (r *Result) Markdown() string {
 	fmt.Fprintf(&b, "%s\n## flows-1m\n\n_Written by `make perf` (perf/flowmem); do not edit by hand._\n\n", BeginMarker)
 	fmt.Fprintf(&b, "The gateway's port-key NAT table (nat.PortTable, T5) holding %d live UDP bindings (%d mobiles x 16 ports to one server, key ports 1024-65535 on %d gateway addresses), capacity %d. ",
 		r.Live, r.Config.Flows/16, r.GwAddrs, r.Capacity)
-	fmt.Fprintf(&b, "Memory is Go heap in use after a GC (runtime.MemStats.HeapAlloc), relative to before the table; the table allocates everything for its capacity up front, so the empty and the full table weigh the same. One run, in the perfrun process.\n\n")
+	fmt.Fprintf(&b, "Memory is Go heap in use after a GC (runtime.MemStats.HeapAlloc), relative to before the table; the table allocates everything for its capacity up front, so the empty and the full table weigh the same. Create includes the first touch of that memory (page faults); the lookups run with every page touched, in a scattered order over the 1 M flows (cache and TLB misses). One run, in the perfrun process.\n\n")
 	fmt.Fprintf(&b, "| | |\n|---|---|\n| date | %s |\n| commit | %s |\n| kernel | %s |\n| CPU | %s (%d CPUs) |\n", e.Date, e.Commit, e.Kernel, e.CPU, e.NCPU)
 	fmt.Fprintf(&b, "| CPU placement | not pinned (one goroutine) |\n| load average | %s before, %s after |\n| command | `%s` |\n\n", e.LoadBefore, e.LoadAfter, e.Command)
 	fmt.Fprintf(&b, "| live flows | heap, empty table | heap, full table | bytes per flow | create (ns/flow, filling) | up lookup (ns, full) | down lookup (ns, full) |\n|---|---|---|---|---|---|---|\n")

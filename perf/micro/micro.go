@@ -39,6 +39,12 @@ type Package struct {
 	// Exclude names benchmarks (top level, without "Benchmark") left out:
 	// those measured in a section of their own.
 	Exclude []string
+	// Sub, if set, selects the sub-benchmarks (the part of -bench after
+	// the slash) of the benchmarks named in SubOf, which run in an
+	// invocation of their own (a benchmark without sub-benchmarks would
+	// report nothing under a two-level pattern).
+	Sub   string
+	SubOf []string
 }
 
 // Config configures a run.
@@ -54,7 +60,7 @@ type Config struct {
 // DefaultConfig is the `make perf` run: -count 5, -benchtime 100ms.
 func DefaultConfig() Config {
 	return Config{Go: "go", Count: 5, Benchtime: "100ms", Packages: []Package{
-		{Path: "./dp"}, {Path: "./nat", Exclude: []string{"Hold1M"}}, {Path: "./dp/header"},
+		{Path: "./dp"}, {Path: "./nat", Exclude: []string{"Hold1M"}, Sub: "^flows=1$", SubOf: []string{"Up", "Down", "Touch", "CreateDelete", "Expire"}}, {Path: "./dp/header"},
 		{Path: "./dp/xlat"}, {Path: "./dp/balance"}, {Path: "./dp/steer"},
 	}}
 }
@@ -128,35 +134,58 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			cfg.logf("micro: %v", err)
 			continue
 		}
-		var keep []string
+		var whole, sub []string
 		for _, n := range names {
-			if !slices.Contains(p.Exclude, strings.TrimPrefix(n, "Benchmark")) {
-				keep = append(keep, regexp.QuoteMeta(n))
+			short := strings.TrimPrefix(n, "Benchmark")
+			switch {
+			case slices.Contains(p.Exclude, short):
+			case p.Sub != "" && slices.Contains(p.SubOf, short):
+				sub = append(sub, regexp.QuoteMeta(n))
+			default:
+				whole = append(whole, regexp.QuoteMeta(n))
 			}
 		}
-		if len(keep) == 0 {
-			continue
+		for _, group := range []struct {
+			names []string
+			sub   string
+		}{{whole, ""}, {sub, p.Sub}} {
+			if len(group.names) == 0 {
+				continue
+			}
+			pat := "^(" + strings.Join(group.names, "|") + ")$"
+			if group.sub != "" {
+				pat += "/" + group.sub
+			}
+			rows, out, err := runBench(ctx, &cfg, p.Path, pat)
+			raw.WriteString(out)
+			if err != nil {
+				res.Failed = append(res.Failed, err.Error())
+			}
+			res.Rows = append(res.Rows, rows...)
 		}
-		args := []string{"test", "-run", "^$", "-bench", "^(" + strings.Join(keep, "|") + ")$", "-benchmem",
-			"-count", strconv.Itoa(cfg.Count), "-benchtime", cfg.Benchtime, p.Path}
-		cfg.logf("micro: %s %s", cfg.Go, strings.Join(args, " "))
-		var out bytes.Buffer
-		cmd := exec.CommandContext(ctx, cfg.Go, args...)
-		cmd.Stdout, cmd.Stderr = &out, &out
-		start := time.Now()
-		err = cmd.Run()
-		raw.Write(out.Bytes())
-		if err != nil {
-			res.Failed = append(res.Failed, fmt.Sprintf("%s: %v: %s", p.Path, err, lastLines(out.String(), 5)))
-			cfg.logf("micro: %s failed: %v", p.Path, err)
-		}
-		rows := Parse(out.String())
-		cfg.logf("micro: %s: %d benchmarks in %s", p.Path, len(rows), time.Since(start).Round(time.Second))
-		res.Rows = append(res.Rows, rows...)
 	}
 	res.Raw = raw.String()
 	res.Env.LoadAfter = bench.Loadavg()
 	return res, nil
+}
+
+// runBench runs one go test -bench invocation and parses its output.
+func runBench(ctx context.Context, cfg *Config, pkg, pattern string) ([]Row, string, error) {
+	args := []string{"test", "-run", "^$", "-bench", pattern, "-benchmem",
+		"-count", strconv.Itoa(cfg.Count), "-benchtime", cfg.Benchtime, pkg}
+	cfg.logf("micro: %s %s", cfg.Go, strings.Join(args, " "))
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, cfg.Go, args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	err := cmd.Run()
+	if err != nil {
+		err = fmt.Errorf("%s: %w: %s", pkg, err, lastLines(out.String(), 5))
+		cfg.logf("micro: %v", err)
+	}
+	rows := Parse(out.String())
+	cfg.logf("micro: %s: %d benchmarks in %s", pkg, len(rows), time.Since(start).Round(time.Second))
+	return rows, out.String(), err
 }
 
 func lastLines(s string, n int) string {
@@ -253,7 +282,11 @@ func (r *Result) Markdown(raw string) string {
 	fmt.Fprintf(&b, "| load average | %s before, %s after |\n", e.LoadBefore, e.LoadAfter)
 	var cmds []string
 	for _, p := range c.Packages {
-		cmds = append(cmds, p.Path)
+		d := p.Path
+		if p.Sub != "" {
+			d += fmt.Sprintf(" (%s: sub-benchmarks %s only, a second invocation with pattern `^(NAMES)$/%s`)", strings.Join(p.SubOf, ", "), p.Sub, p.Sub)
+		}
+		cmds = append(cmds, d)
 	}
 	fmt.Fprintf(&b, "| command | `%s` |\n", e.Command)
 	fmt.Fprintf(&b, "| per package | `%s test -run '^$' -bench '^(BENCHMARKS)$' -benchmem -count %d -benchtime %s PKG` for %s (BENCHMARKS: every benchmark of the package but those with a section of their own) |\n\n",
