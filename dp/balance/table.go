@@ -161,6 +161,16 @@ func (t *Table) Type(svcID uint32) (UnitType, bool) {
 	return s.cfg.Type, true
 }
 
+// Labels returns a service's name and T9 service type (no allocation:
+// the strings are the table's own).
+func (t *Table) Labels(svcID uint32) (name, serviceType string, ok bool) {
+	s := t.load(svcID)
+	if s == nil {
+		return "", "", false
+	}
+	return s.cfg.Name, s.cfg.ServiceType, true
+}
+
 // Pick chooses a server for a new user session record by the service's
 // policy among servers in state up, counts the choice, and returns the
 // server and its index. ok is false for an unknown service or when every
