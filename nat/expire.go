@@ -214,31 +214,33 @@ func expiryCause(b *Binding) Cause {
 }
 
 // Expire is the incremental idle sweep, called by the owner once per
-// poll round with the round's clock. It visits at most budget bindings,
-// continuing where the last call stopped and wrapping around the live
-// list, so the owner's work per round is bounded however large the table
-// is; every live binding is visited once per ceil(Len/budget) calls, so
-// every record is eventually reclaimed (a binding moved by a removal
-// may wait one extra pass, never more than its position in the list).
+// poll round with the round's clock. It checks at most budget bindings,
+// continuing the pass over the live list where the last call stopped,
+// and stops early at the end of a pass (the next call starts the next
+// pass), so the owner's work per round is bounded however large the
+// table is and a small table is not swept twice in one call. A pass
+// takes ceil(Len/budget)+1 calls at most, and every record is
+// eventually reclaimed (a binding moved by a removal may wait one extra
+// pass, never more than its position in the list).
 //
 // For each visited binding that has been idle for its timeout, onEnd (if
 // not nil) sees it with its final counters (the accounting hook), then
-// it is removed and its port starts the reuse delay. Visited bindings
-// that are kept and saw packets since they were last published are
-// published to Snapshot readers. Expire returns how many it removed.
+// it is removed and its port starts the reuse delay; onEnd must not
+// modify the table. Visited bindings that are kept and saw packets since
+// they were last published are republished to Snapshot readers, at most
+// once a second each. Expire returns how many it removed.
 //
 // Zero allocations. This is the approach of Linux conntrack's GC worker
 // (a budgeted scan) rather than a timer wheel, which would cost work on
 // every packet to re-file the binding.
 func (t *PortTable) Expire(now int64, budget int, onEnd func(b *Binding, cause Cause)) int {
 	now = t.tick(now)
+	tick := pubTickOf(now)
 	removed := 0
 	for range budget {
-		if len(t.live) == 0 {
-			break
-		}
 		if t.cursor >= len(t.live) {
-			t.cursor = 0
+			t.cursor = 0 // the pass is over: the next call starts the next one
+			break
 		}
 		id := t.live[t.cursor]
 		s := &t.slots[id]
@@ -254,7 +256,7 @@ func (t *PortTable) Expire(now int64, budget int, onEnd func(b *Binding, cause C
 			removed++
 			continue
 		}
-		if mark := uint32(b.UpPackets + b.DownPackets); mark != s.pubMark || b.State != s.pubState {
+		if s.pubTick != tick && (uint32(b.UpPackets+b.DownPackets) != s.pubMark || b.State != s.pubState) {
 			t.publishMutable(id)
 		}
 		t.cursor++
