@@ -8,6 +8,7 @@ import (
 
 	"github.com/dgraph-io/ristretto/v2"
 
+	"samepath/dp/acct"
 	"samepath/dp/balance"
 	"samepath/dp/header"
 	"samepath/dp/neigh"
@@ -40,8 +41,15 @@ type GWConfig struct {
 	// ExpireBudget is how many flow records one poll round examines for
 	// idle expiry.
 	ExpireBudget int
+	// Acct, if set, receives a T10 accounting record for every flow that
+	// ends and, every AcctInterim (0: never), for every flow still open.
+	// AcctAttrSlots bounds how many flows keep an attribute (URL, SNI);
+	// 0 means a quarter of the flow table.
+	Acct          *acct.Producer
+	AcctInterim   time.Duration
+	AcctAttrSlots int
 	// OnEnd, if set, is called on the worker for every flow record that
-	// ends (accounting).
+	// ends.
 	OnEnd func(b *nat.Binding, cause nat.Cause)
 }
 
@@ -102,6 +110,7 @@ type GW struct {
 
 	ticks   uint64
 	key     [16]byte
+	acct    *acctState
 	p       header.Parsed
 	scratch []byte
 	onEnd   func(b *nat.Binding, cause nat.Cause)
@@ -139,6 +148,14 @@ func NewGW(cfg GWConfig) (*GW, error) {
 		scratch:  make([]byte, 2048),
 	}
 	g.onEnd = g.flowEnded
+	if cfg.Acct != nil {
+		slots := cfg.AcctAttrSlots
+		if slots <= 0 {
+			slots = max(n/4, 1)
+		}
+		g.acct = newAcctState(n, slots)
+		g.acct.wall0 = wallAt(0)
+	}
 	return g, nil
 }
 
@@ -161,8 +178,13 @@ func (g *GW) Tick(now int64) {
 	g.now = now
 	g.clock.Store(now)
 	if g.ticks++; g.ticks&1023 == 0 {
-		g.cfg.Dist.SetNow(time.Now())
+		t := time.Now()
+		g.cfg.Dist.SetNow(t)
+		if g.acct != nil {
+			g.acct.wall0 = t.UnixNano() - now // follow wall-clock steps
+		}
 	}
+	g.acctTick()
 	for {
 		select {
 		case ev := <-g.events:
@@ -179,9 +201,10 @@ func (g *GW) apply(ev SessionEvent) {
 	s := ev.Session
 	if ev.End {
 		if old, ok := g.sessions[s.IP]; ok {
-			delete(g.sessions, s.IP)
+			// Records first: their accounting still names the session.
 			g.cfg.Flows.DeleteSession(old.ID, g.now, g.onEnd)
 			g.cfg.Dist.EndSession(old.ID)
+			delete(g.sessions, s.IP)
 		}
 		return
 	}
@@ -207,6 +230,9 @@ func (g *GW) flowEnded(b *nat.Binding, cause nat.Cause) {
 				g.cfg.Dist.FlowEnd(b.Session, svc, int(idx))
 			}
 		}
+	}
+	if g.acct != nil {
+		g.acctReport(id, b, true, cause)
 	}
 	g.flowLB[id] = nat.MAC{}
 	g.stats.FlowsEnded.Add(1)
@@ -303,6 +329,7 @@ func (g *GW) up(pk *Packet) {
 		pk.Drop = ReasonNoNextHop
 		return
 	}
+	g.acctPacket(id, b, true)
 	nt := xlat.Tuple{Src: [16]byte(bd.GwAddr), Dst: [16]byte(server), SPort: bd.GwPort, DPort: sport}
 	if g.p.Proto == header.ProtoICMPv4 || g.p.Proto == header.ProtoICMPv6 {
 		nt.DPort = 0
@@ -311,7 +338,7 @@ func (g *GW) up(pk *Packet) {
 		pk.Drop = ReasonUnsupported
 		return
 	}
-	g.cfg.Flows.Touch(id, true, len(b), tcpFlags, g.now)
+	g.cfg.Flows.Touch(id, true, g.p.IPEnd-g.p.L3Off, tcpFlags, g.now)
 	e := header.Ethernet(b)
 	e.SetDst(mac)
 	e.SetSrc(g.cfg.ServerMAC)
@@ -358,6 +385,7 @@ func (g *GW) create(k *nat.FlowKey, sess *Session, pk *Packet) (uint32, Reason) 
 	}
 	g.flowSrv[id] = int32(idx)
 	g.flowAddr[id], g.flowPort[id] = server, sport
+	g.acctStart(id)
 	g.stats.FlowsCreated.Add(1)
 	return id, ReasonNone
 }
@@ -449,6 +477,7 @@ func (g *GW) down(pk *Packet) {
 		pk.Drop = ReasonNoNextHop
 		return
 	}
+	g.acctPacket(id, b, false)
 	f := &bd.Flow
 	nt := xlat.Tuple{Src: [16]byte(f.Dst), Dst: [16]byte(f.Src), SPort: f.DPort, DPort: f.SPort}
 	if g.p.Proto == header.ProtoICMPv4 || g.p.Proto == header.ProtoICMPv6 {
@@ -462,7 +491,7 @@ func (g *GW) down(pk *Packet) {
 	if g.p.Proto == header.ProtoTCP {
 		tcpFlags = g.p.TCP(b).Flags()
 	}
-	g.cfg.Flows.Touch(id, false, len(b), tcpFlags, g.now)
+	g.cfg.Flows.Touch(id, false, g.p.IPEnd-g.p.L3Off, tcpFlags, g.now)
 	if bd.Service != 0 {
 		if t, _ := g.cfg.Services.Type(bd.Service - 1); t == balance.PacketUnit {
 			g.cfg.Dist.Down(bd.Session, bd.Service-1)

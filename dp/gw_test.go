@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"samepath/dp"
+	"samepath/dp/acct"
 	"samepath/dp/balance"
 	"samepath/dp/dptest"
 	"samepath/dp/header"
@@ -37,7 +38,7 @@ var (
 	other       = addr("10.20.0.50")
 	key4, key6  = addr("10.20.0.101"), addr("fd00:20::101")
 	stranger    = addr("10.101.0.99")
-	testSession = dp.Session{ID: 7, Name: "s7", DeviceID: "IMEI-1"}
+	testSession = dp.Session{ID: 7, Name: "s7", UserID: "alice", DeviceID: "IMEI-1"}
 )
 
 type gwRig struct {
@@ -55,6 +56,10 @@ func newGW(t *testing.T, portMax uint16) *gwRig {
 }
 
 func newGWAuthz(t *testing.T, portMax uint16, authz *dp.Authz) *gwRig {
+	return newGWFull(t, portMax, authz, nil, 0)
+}
+
+func newGWFull(t *testing.T, portMax uint16, authz *dp.Authz, prod *acct.Producer, interim time.Duration) *gwRig {
 	t.Helper()
 	pc := nat.DefaultPortTableConfig()
 	pc.GwAddrs = []netip.Addr{key4, key6}
@@ -67,7 +72,7 @@ func newGWAuthz(t *testing.T, portMax uint16, authz *dp.Authz) *gwRig {
 	}
 	ap := netip.AddrPortFrom
 	svcs, err := balance.NewTable([]balance.ServiceConfig{
-		{Name: "web", Rep: ap(rep, 80), Proto: 6, Type: balance.ConnectionUnit, Policy: balance.RoundRobin,
+		{Name: "web", Rep: ap(rep, 80), Proto: 6, Type: balance.ConnectionUnit, Policy: balance.RoundRobin, ServiceType: "web",
 			Servers: []balance.Server{{Addr: ap(a1, 8080), Up: true}, {Addr: ap(a2, 8080), Up: true}}},
 		{Name: "dns", Rep: ap(rep, 53), Proto: 17, Type: balance.PacketUnit, Policy: balance.RoundRobin,
 			Servers: []balance.Server{{Addr: ap(a1, 53), Up: true}, {Addr: ap(a2, 53), Up: true}}},
@@ -87,7 +92,7 @@ func newGWAuthz(t *testing.T, portMax uint16, authz *dp.Authz) *gwRig {
 	nb.Set(map[[16]byte][6]byte{a1.As16(): a1MAC, a2.As16(): a2MAC, a16.As16(): a1MAC, a26.As16(): a2MAC, other.As16(): xMAC})
 	g, err := dp.NewGW(dp.GWConfig{Lan: 0, Servers: 1, LanMAC: gwLanMAC, ServerMAC: gwSrvMAC,
 		Flows: flows, Services: svcs, Dist: dist, Neighbors: nb, RequireSession: true, LBCacheSize: 1024, ExpireBudget: 64,
-		Authz: authz})
+		Authz: authz, Acct: prod, AcctInterim: interim})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -433,5 +438,93 @@ func TestGWAuthorization(t *testing.T) {
 	}
 	if _, p, drop := r.send(0, dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, other).TCP(40002, 443).Flags(header.FlagSYN).Bytes()); p != 1 {
 		t.Errorf("after the order changed: drop %v", drop)
+	}
+}
+
+// TestGWAccounting: a served flow produces interim records while it lasts
+// and a final T10 record when it ends, naming the subscriber (user and
+// device from T3), the service and its type instead of raw addresses,
+// carrying the HTTP host/path seen in the first request, and counting
+// packets, bytes and payload bytes both ways (R-ACCT-1, FIG. 28-29).
+func TestGWAccounting(t *testing.T) {
+	path := t.TempDir() + "/acct.log"
+	cfg := acct.DefaultConfig(path)
+	cfg.SyncInterval = 10 * time.Millisecond
+	log, err := acct.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := log.Register()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newGWFull(t, 65535, nil, prod, time.Millisecond)
+	req := []byte("GET /videos/42?q=1 HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: curl/8\r\n\r\n")
+	resp := []byte("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+	up := func(flags uint8, pl []byte) []byte {
+		return dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, rep).TCP(41000, 80).Flags(flags).Payload(pl).Bytes()
+	}
+	r.send(0, up(header.FlagSYN, nil))
+	b := r.binding(6, mob, rep, 41000, 80)
+	down := func(flags uint8, pl []byte) []byte {
+		return dptest.Frame().Eth(a1MAC, gwSrvMAC).IPv4(b.Server.Addr(), key4).TCP(8080, b.GwPort).Flags(flags).Payload(pl).Bytes()
+	}
+	var upBytes, downBytes int
+	for _, f := range [][]byte{up(header.FlagACK, nil), up(header.FlagACK|header.FlagPSH, req)} {
+		r.send(0, f)
+		upBytes += len(f) - 14
+	}
+	for _, f := range [][]byte{down(header.FlagSYN|header.FlagACK, nil), down(header.FlagACK|header.FlagPSH, resp)} {
+		r.send(1, f)
+		downBytes += len(f) - 14
+	}
+	upBytes += len(up(header.FlagSYN, nil)) - 14
+	time.Sleep(5 * time.Millisecond) // past the interim interval
+	for i := 0; i < 3000; i++ {
+		r.w.Poll() // interim sweep over the table's slots
+	}
+	// The session ends: the record is final.
+	s := testSession
+	s.IP = mob.As16()
+	r.gw.Apply(dp.SessionEvent{End: true, Session: s})
+	r.w.Poll()
+	if err := log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	entries, _, err := acct.Query(path, acct.Filter{User: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var final *acct.Entry
+	interims := 0
+	for i := range entries {
+		switch entries[i].Kind {
+		case "final":
+			final = &entries[i]
+		case "interim":
+			interims++
+		}
+	}
+	if final == nil || interims == 0 {
+		t.Fatalf("want interim and final records, got %+v", entries)
+	}
+	e := final
+	if e.User != "alice" || e.Device != "IMEI-1" || e.Service != "web" || e.ServiceType != "web" || e.Cause != "session-end" {
+		t.Errorf("record names %+v", e)
+	}
+	if e.URL != "shop.example/videos/42?q=1" {
+		t.Errorf("url %q", e.URL)
+	}
+	if e.Rep != "10.30.0.1:80" || e.Server != netip.AddrPortFrom(b.Server.Addr(), 8080).String() || e.Proto != "tcp" {
+		t.Errorf("rep %s server %s proto %s", e.Rep, e.Server, e.Proto)
+	}
+	if e.UpPackets != 3 || e.DownPackets != 2 || e.UpBytes != uint64(upBytes) || e.DownBytes != uint64(downBytes) {
+		t.Errorf("counters up %d/%d down %d/%d, want 3/%d 2/%d", e.UpPackets, e.UpBytes, e.DownPackets, e.DownBytes, upBytes, downBytes)
+	}
+	if e.UpPayload == nil || *e.UpPayload != uint64(len(req)) || *e.DownPayload != uint64(len(resp)) {
+		t.Errorf("payload up %v down %v, want %d %d", e.UpPayload, e.DownPayload, len(req), len(resp))
+	}
+	if !e.End.After(e.Start) || time.Since(e.End) > time.Minute {
+		t.Errorf("times %v .. %v", e.Start, e.End)
 	}
 }

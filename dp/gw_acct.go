@@ -1,0 +1,194 @@
+package dp
+
+import (
+	"time"
+
+	"samepath/dp/acct"
+	"samepath/dp/header"
+	"samepath/nat"
+)
+
+// Proxy accounting (R-ACCT-1, FIG. 28-29): the gateway counts every user
+// session flow's packets and bytes both ways (the NAT record does) and
+// its TCP/UDP payload bytes, takes an attribute from the first up
+// segment that carries payload (HTTP host/path or TLS SNI), and hands a
+// T10 record naming the subscriber and service type to the accounting
+// log when the flow ends, and every AcctInterim while it lasts. All of it
+// runs on the worker without allocation; records leave through the
+// producer's lock-free ring (a full ring loses the record and counts it).
+
+// acctState is the per-flow accounting state, indexed by binding id.
+type acctState struct {
+	upPay, downPay []uint64
+	sniffed        []bool
+	lastReport     []int64 // worker clock of the flow's start or last interim record
+	// Attributes live in a bounded slab of slots: only flows whose first
+	// payload names a host take one.
+	attrOf   []int32 // slot, -1 none
+	attr     []byte  // slots * acct.AttrSize
+	attrLen  []uint8
+	attrKind []uint8
+	free     []int32
+	noSlot   uint64 // attributes lost for want of a slot
+
+	wall0  int64 // unix ns at worker clock 0
+	cursor uint32
+	rec    acct.Record
+}
+
+func newAcctState(flows, slots int) *acctState {
+	a := &acctState{
+		upPay: make([]uint64, flows), downPay: make([]uint64, flows),
+		sniffed: make([]bool, flows), lastReport: make([]int64, flows),
+		attrOf: make([]int32, flows),
+		attr:   make([]byte, slots*acct.AttrSize), attrLen: make([]uint8, slots), attrKind: make([]uint8, slots),
+		free: make([]int32, 0, slots),
+	}
+	for i := slots - 1; i >= 0; i-- {
+		a.free = append(a.free, int32(i))
+	}
+	for i := range a.attrOf {
+		a.attrOf[i] = -1
+	}
+	return a
+}
+
+// acctStart resets a new flow's accounting state.
+func (g *GW) acctStart(id uint32) {
+	a := g.acct
+	if a == nil {
+		return
+	}
+	a.upPay[id], a.downPay[id], a.sniffed[id], a.lastReport[id] = 0, 0, false, g.now
+	a.attrOf[id] = -1
+}
+
+// payload returns the TCP or UDP payload of the parsed packet.
+func payload(b []byte, p *header.Parsed) []byte {
+	switch p.Proto {
+	case header.ProtoTCP:
+		t := p.TCP(b)
+		if off := t.DataOffset(); off <= len(t) {
+			return t[off:]
+		}
+	case header.ProtoUDP:
+		u := p.L4(b)
+		if len(u) >= header.UDPLen {
+			return u[header.UDPLen:]
+		}
+	}
+	return nil
+}
+
+// acctPacket counts a forwarded packet's payload and, for the first up
+// segment with payload, sniffs the attribute. Call before rewriting.
+func (g *GW) acctPacket(id uint32, b []byte, up bool) {
+	a := g.acct
+	if a == nil {
+		return
+	}
+	pl := payload(b, &g.p)
+	if !up {
+		a.downPay[id] += uint64(len(pl))
+		return
+	}
+	a.upPay[id] += uint64(len(pl))
+	if len(pl) == 0 || a.sniffed[id] || g.p.Proto != header.ProtoTCP {
+		return
+	}
+	a.sniffed[id] = true
+	r := &a.rec
+	r.AttrLen, r.AttrKind = 0, acct.AttrNone
+	if kind := r.Sniff(pl); kind == acct.AttrNone {
+		return
+	}
+	n := len(a.free)
+	if n == 0 {
+		a.noSlot++
+		return
+	}
+	slot := a.free[n-1]
+	a.free = a.free[:n-1]
+	copy(a.attr[int(slot)*acct.AttrSize:], r.Attr[:r.AttrLen])
+	a.attrLen[slot], a.attrKind[slot] = r.AttrLen, r.AttrKind
+	a.attrOf[id] = slot
+}
+
+// acctReport pushes a record for flow id: final (with cause) or interim.
+func (g *GW) acctReport(id uint32, b *nat.Binding, final bool, cause nat.Cause) {
+	a := g.acct
+	r := &a.rec
+	*r = acct.Record{}
+	if final {
+		r.Kind, r.Cause = acct.Final, acct.Cause(cause)
+	} else {
+		r.Kind, r.Cause = acct.Interim, acct.CauseInterim
+	}
+	r.Proto, r.Session = b.Flow.Proto, b.Session
+	if s, ok := g.sessions[[16]byte(b.Flow.Src)]; ok && s.ID == b.Session {
+		r.SetUser(s.UserID)
+		r.SetDevice(s.DeviceID)
+	}
+	if b.Service != 0 {
+		if name, st, ok := g.cfg.Services.Labels(b.Service - 1); ok {
+			r.SetService(name)
+			r.SetServiceType(st)
+		}
+	}
+	if g.cfg.Authz != nil {
+		if st := g.cfg.Authz.ServiceType([16]byte(b.Flow.Dst)); st != "" {
+			r.SetServiceType(st) // T9 names the service type (FIG. 27)
+		}
+	}
+	r.Rep, r.RepPort = [16]byte(b.Flow.Dst), b.Flow.DPort
+	r.Server, r.ServerPort = [16]byte(g.flowAddr[id]), g.flowPort[id]
+	if slot := a.attrOf[id]; slot >= 0 {
+		r.AttrLen, r.AttrKind = a.attrLen[slot], a.attrKind[slot]
+		copy(r.Attr[:], a.attr[int(slot)*acct.AttrSize:int(slot)*acct.AttrSize+int(r.AttrLen)])
+	}
+	r.Start, r.End = a.wall0+b.Created, a.wall0+g.now
+	r.UpPackets, r.UpBytes, r.DownPackets, r.DownBytes = b.UpPackets, b.UpBytes, b.DownPackets, b.DownBytes
+	r.HasPayload, r.UpPayload, r.DownPayload = true, a.upPay[id], a.downPay[id]
+	g.cfg.Acct.Push(r)
+	if final {
+		if slot := a.attrOf[id]; slot >= 0 {
+			a.free = append(a.free, slot)
+			a.attrOf[id] = -1
+		}
+	}
+}
+
+// acctTick writes interim records for flows that have run AcctInterim
+// since their start or last report, examining a bounded number of slots
+// per round.
+func (g *GW) acctTick() {
+	a := g.acct
+	if a == nil || g.cfg.AcctInterim <= 0 {
+		return
+	}
+	every := int64(g.cfg.AcctInterim)
+	n := uint32(len(a.lastReport))
+	for i := 0; i < 64; i++ {
+		id := a.cursor
+		if a.cursor++; a.cursor >= n {
+			a.cursor = 0
+		}
+		b := g.cfg.Flows.Binding(id)
+		if b == nil || g.now-a.lastReport[id] < every {
+			continue
+		}
+		a.lastReport[id] = g.now
+		g.acctReport(id, b, false, 0)
+	}
+}
+
+// AttributesLost is how many flows' attributes were not kept for want of
+// a slot.
+func (g *GW) AttributesLost() uint64 {
+	if g.acct == nil {
+		return 0
+	}
+	return g.acct.noSlot
+}
+
+func wallAt(now int64) int64 { return time.Now().UnixNano() - now }
