@@ -1,6 +1,8 @@
 package dp
 
 import (
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"samepath/dp/acct"
@@ -29,11 +31,73 @@ type acctState struct {
 	attrLen  []uint8
 	attrKind []uint8
 	free     []int32
-	noSlot   uint64 // attributes lost for want of a slot
+	noSlot   atomic.Uint64 // attributes lost for want of a slot
 
 	wall0  int64 // unix ns at worker clock 0
 	cursor uint32
 	rec    acct.Record
+
+	// Usage per subscriber and per service type, from the records:
+	// reported[id] is what earlier records of the flow already added.
+	repUp, repDown []uint64
+	usage          Usage
+}
+
+// Usage aggregates the accounted bytes and packets per subscriber and per
+// service type (issue 6: counters on the metrics endpoint). The worker
+// adds under the mutex once per record, never per packet.
+type Usage struct {
+	mu        sync.Mutex
+	bySub     map[SubscriberKey]*UsageCount
+	byService map[string]*UsageCount
+}
+
+// SubscriberKey names a subscriber.
+type SubscriberKey struct{ User, Device string }
+
+// UsageCount is bytes (whole IP packets) each way and records.
+type UsageCount struct {
+	UpBytes, DownBytes uint64
+	Records            uint64
+}
+
+func (u *Usage) add(user, device, st string, up, down uint64) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.bySub == nil {
+		u.bySub, u.byService = map[SubscriberKey]*UsageCount{}, map[string]*UsageCount{}
+	}
+	k := SubscriberKey{user, device}
+	c := u.bySub[k]
+	if c == nil {
+		c = &UsageCount{}
+		u.bySub[k] = c
+	}
+	c.UpBytes, c.DownBytes, c.Records = c.UpBytes+up, c.DownBytes+down, c.Records+1
+	c = u.byService[st]
+	if c == nil {
+		c = &UsageCount{}
+		u.byService[st] = c
+	}
+	c.UpBytes, c.DownBytes, c.Records = c.UpBytes+up, c.DownBytes+down, c.Records+1
+}
+
+// Usage returns copies of the per-subscriber and per-service-type counts.
+func (g *GW) Usage() (bySub map[SubscriberKey]UsageCount, byService map[string]UsageCount) {
+	bySub, byService = map[SubscriberKey]UsageCount{}, map[string]UsageCount{}
+	if g.acct == nil {
+		return
+	}
+	u := &g.acct.usage
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for k, v := range u.bySub {
+		bySub[k] = *v
+	}
+	for k, v := range u.byService {
+		byService[k] = *v
+	}
+	return
 }
 
 func newAcctState(flows, slots int) *acctState {
@@ -42,7 +106,8 @@ func newAcctState(flows, slots int) *acctState {
 		sniffed: make([]bool, flows), lastReport: make([]int64, flows),
 		attrOf: make([]int32, flows),
 		attr:   make([]byte, slots*acct.AttrSize), attrLen: make([]uint8, slots), attrKind: make([]uint8, slots),
-		free: make([]int32, 0, slots),
+		free:  make([]int32, 0, slots),
+		repUp: make([]uint64, flows), repDown: make([]uint64, flows),
 	}
 	for i := slots - 1; i >= 0; i-- {
 		a.free = append(a.free, int32(i))
@@ -60,6 +125,7 @@ func (g *GW) acctStart(id uint32) {
 		return
 	}
 	a.upPay[id], a.downPay[id], a.sniffed[id], a.lastReport[id] = 0, 0, false, g.now
+	a.repUp[id], a.repDown[id] = 0, 0
 	a.attrOf[id] = -1
 }
 
@@ -104,7 +170,7 @@ func (g *GW) acctPacket(id uint32, b []byte, up bool) {
 	}
 	n := len(a.free)
 	if n == 0 {
-		a.noSlot++
+		a.noSlot.Add(1)
 		return
 	}
 	slot := a.free[n-1]
@@ -125,21 +191,24 @@ func (g *GW) acctReport(id uint32, b *nat.Binding, final bool, cause nat.Cause) 
 		r.Kind, r.Cause = acct.Interim, acct.CauseInterim
 	}
 	r.Proto, r.Session = b.Flow.Proto, b.Session
+	var user, device, stype string
 	if s, ok := g.sessions[[16]byte(b.Flow.Src)]; ok && s.ID == b.Session {
-		r.SetUser(s.UserID)
-		r.SetDevice(s.DeviceID)
+		user, device = s.UserID, s.DeviceID
 	}
 	if b.Service != 0 {
 		if name, st, ok := g.cfg.Services.Labels(b.Service - 1); ok {
 			r.SetService(name)
-			r.SetServiceType(st)
+			stype = st
 		}
 	}
 	if g.cfg.Authz != nil {
 		if st := g.cfg.Authz.ServiceType([16]byte(b.Flow.Dst)); st != "" {
-			r.SetServiceType(st) // T9 names the service type (FIG. 27)
+			stype = st // T9 names the service type (FIG. 27)
 		}
 	}
+	r.SetUser(user)
+	r.SetDevice(device)
+	r.SetServiceType(stype)
 	r.Rep, r.RepPort = [16]byte(b.Flow.Dst), b.Flow.DPort
 	r.Server, r.ServerPort = [16]byte(g.flowAddr[id]), g.flowPort[id]
 	if slot := a.attrOf[id]; slot >= 0 {
@@ -150,6 +219,8 @@ func (g *GW) acctReport(id uint32, b *nat.Binding, final bool, cause nat.Cause) 
 	r.UpPackets, r.UpBytes, r.DownPackets, r.DownBytes = b.UpPackets, b.UpBytes, b.DownPackets, b.DownBytes
 	r.HasPayload, r.UpPayload, r.DownPayload = true, a.upPay[id], a.downPay[id]
 	g.cfg.Acct.Push(r)
+	a.usage.add(user, device, stype, b.UpBytes-a.repUp[id], b.DownBytes-a.repDown[id])
+	a.repUp[id], a.repDown[id] = b.UpBytes, b.DownBytes
 	if final {
 		if slot := a.attrOf[id]; slot >= 0 {
 			a.free = append(a.free, slot)
@@ -188,7 +259,7 @@ func (g *GW) AttributesLost() uint64 {
 	if g.acct == nil {
 		return 0
 	}
-	return g.acct.noSlot
+	return g.acct.noSlot.Load()
 }
 
 func wallAt(now int64) int64 { return time.Now().UnixNano() - now }

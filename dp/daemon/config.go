@@ -13,6 +13,7 @@ import (
 
 	"samepath/ctl/api"
 	"samepath/dp"
+	"samepath/dp/acct"
 	"samepath/dp/balance"
 	"samepath/nat"
 )
@@ -87,6 +88,9 @@ type GWConfig struct {
 	Probe    Probe         `yaml:"probe"`
 	// Authz are T9 and T8 (R-AUTH-1); with no T9 row nothing is refused.
 	Authz api.Authz `yaml:"authz"`
+	// Accounting writes T10 records (R-ACCT-1, R-ACCT-2); off when Log
+	// is empty.
+	Accounting Accounting `yaml:"accounting"`
 	// Exclude: extra local addresses left to the kernel.
 	Exclude []string `yaml:"exclude"`
 }
@@ -108,6 +112,33 @@ type NAT struct {
 	TCPTimeWaitTimeout    time.Duration `yaml:"tcp_time_wait_timeout"`
 	TCPClosedTimeout      time.Duration `yaml:"tcp_closed_timeout"`
 	PortReuseDelay        time.Duration `yaml:"port_reuse_delay"`
+}
+
+// Accounting configures the durable accounting log.
+type Accounting struct {
+	Log          string        `yaml:"log"`           // file (rotated as FILE.1 .. FILE.keep)
+	Interim      time.Duration `yaml:"interim"`       // interim records for long flows; 0: none
+	SyncInterval time.Duration `yaml:"sync_interval"` // fsync batches at least this often
+	MaxSize      int64         `yaml:"max_size"`      // rotate before this many bytes
+	Keep         int           `yaml:"keep"`          // rotated files kept
+}
+
+// LogConfig is the accounting log's config.
+func (a Accounting) LogConfig() (acct.Config, error) {
+	c := acct.DefaultConfig(a.Log)
+	if a.SyncInterval != 0 {
+		c.SyncInterval = a.SyncInterval
+	}
+	if a.MaxSize != 0 {
+		c.MaxSize = a.MaxSize
+	}
+	if a.Keep != 0 {
+		c.Keep = a.Keep
+	}
+	if a.Interim < 0 {
+		return c, fmt.Errorf("interim %v < 0", a.Interim)
+	}
+	return c, c.Validate()
 }
 
 // Probe configures the server health checks.
@@ -249,6 +280,11 @@ func (c Config) validateGW() error {
 	}
 	if _, _, err := AuthzRows(g.Authz); err != nil {
 		return fmt.Errorf("config: gw authz: %w", err)
+	}
+	if g.Accounting.Log != "" {
+		if _, err := g.Accounting.LogConfig(); err != nil {
+			return fmt.Errorf("config: gw accounting: %w", err)
+		}
 	}
 	for _, e := range g.Exclude {
 		if _, err := netip.ParseAddr(e); err != nil {
@@ -483,6 +519,7 @@ gw:
       service_type: web
       servers: [{addr: "10.20.0.11:80"}, {addr: "10.20.0.12:80", weight: 2}]
   probe: {interval: 1s, timeout: 500ms, fall: 3, rise: 2}
+  accounting: {log: /var/log/samepath/accounting.log, interim: 5m, sync_interval: 200ms}
   authz:                        # T9 service types, T8 service orders
     t9: [{rep: 10.30.0.1, service_type: web}]
     t8: [{device: IMEI-490154203237518, service_type: web, allowed: true}]

@@ -16,6 +16,7 @@ import (
 
 	"samepath/ctl/api"
 	"samepath/dp"
+	"samepath/dp/acct"
 	"samepath/dp/balance"
 	"samepath/dp/neigh"
 	"samepath/nat"
@@ -30,6 +31,7 @@ type gwState struct {
 	services *balance.Table
 	dist     *balance.Dist
 	authz    *dp.Authz
+	acct     *acct.Log // nil without accounting
 
 	mu       sync.Mutex
 	sessions map[string]*gwSession // by control-process session id
@@ -121,6 +123,21 @@ func (d *Daemon) startGW(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var prod *acct.Producer
+	var alog *acct.Log
+	if g.Accounting.Log != "" {
+		lc, err := g.Accounting.LogConfig()
+		if err != nil {
+			return err
+		}
+		if alog, err = acct.Open(lc); err != nil {
+			return fmt.Errorf("accounting log: %w", err)
+		}
+		d.closers = append(d.closers, alog.Close) // runs last: after the worker stopped
+		if prod, err = alog.Register(); err != nil {
+			return err
+		}
+	}
 	requireSession := g.RequireSession == nil || *g.RequireSession
 	lbCache := g.LBCache
 	if lbCache == 0 {
@@ -131,6 +148,7 @@ func (d *Daemon) startGW(ctx context.Context) error {
 		LanMAC: nat.MAC(lan.HardwareAddr), ServerMAC: nat.MAC(srv.HardwareAddr),
 		Flows: flows, Services: services, Dist: dist, Neighbors: nb,
 		RequireSession: requireSession, LBCacheSize: lbCache, ExpireBudget: 64, Authz: authz,
+		Acct: prod, AcctInterim: g.Accounting.Interim,
 	})
 	if err != nil {
 		return err
@@ -195,7 +213,7 @@ func (d *Daemon) startGW(ctx context.Context) error {
 	}
 	// Closers run last-in first-out: detach before the sockets close.
 	d.closers = append(d.closers, fLan.Close, fSrv.Close)
-	d.gw = &gwState{gw: pipe, flows: flows, services: services, dist: dist, authz: authz,
+	d.gw = &gwState{gw: pipe, flows: flows, services: services, dist: dist, authz: authz, acct: alog,
 		sessions: map[string]*gwSession{}, byIP: map[netip.Addr]string{}}
 	d.log.Info("gateway ready", "lan", lan.Name, "servers", srv.Name, "nat", pc.GwAddrs,
 		"ports", fmt.Sprintf("%d-%d", pc.PortMin, pc.PortMax), "services", len(svcs), "require_session", requireSession)

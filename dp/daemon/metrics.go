@@ -61,6 +61,7 @@ func NewRegistry(read func() api.Counters) *prometheus.Registry {
 type gwCollector struct {
 	s                                                                                     *gwState
 	flows, created, exhausted, full, ended, choices, t7, t7ops, sessions, denied, refused *prometheus.Desc
+	subBytes, svcBytes, acctRecs, acctLost, attrLost                                      *prometheus.Desc
 }
 
 func newGWCollector(s *gwState) *gwCollector {
@@ -79,11 +80,17 @@ func newGWCollector(s *gwState) *gwCollector {
 		sessions:  d("sessions", "Sessions in the gateway's T3 copy."),
 		denied:    d("denied_total", "New flows refused by service authorization, by service type.", "service_type"),
 		refused:   d("replies_total", "Proxy replies sent (RST or ICMP) for refused flows."),
+		subBytes:  d("subscriber_bytes_total", "Accounted bytes (IP packets) per subscriber and direction.", "user", "device", "direction"),
+		svcBytes:  d("service_bytes_total", "Accounted bytes (IP packets) per service type and direction.", "service_type", "direction"),
+		acctRecs:  d("accounting_records_total", "Accounting records by outcome.", "outcome"),
+		acctLost:  d("accounting_lost_total", "Accounting records lost (ring full, write failed): never silent."),
+		attrLost:  d("accounting_attributes_lost_total", "Flow attributes (URL, SNI) not kept for want of a slot."),
 	}
 }
 
 func (c *gwCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.flows, c.created, c.exhausted, c.full, c.ended, c.choices, c.t7, c.t7ops, c.sessions, c.denied, c.refused} {
+	for _, d := range []*prometheus.Desc{c.flows, c.created, c.exhausted, c.full, c.ended, c.choices, c.t7, c.t7ops, c.sessions, c.denied, c.refused,
+		c.subBytes, c.svcBytes, c.acctRecs, c.acctLost, c.attrLost} {
 		ch <- d
 	}
 }
@@ -114,4 +121,22 @@ func (c *gwCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.denied, prometheus.CounterValue, float64(v), st)
 	}
 	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s.gw.Stats().Replies.Load()))
+	if s.acct == nil {
+		return
+	}
+	bySub, bySvc := s.gw.Usage()
+	for k, u := range bySub {
+		ch <- prometheus.MustNewConstMetric(c.subBytes, prometheus.CounterValue, float64(u.UpBytes), k.User, k.Device, "up")
+		ch <- prometheus.MustNewConstMetric(c.subBytes, prometheus.CounterValue, float64(u.DownBytes), k.User, k.Device, "down")
+	}
+	for k, u := range bySvc {
+		ch <- prometheus.MustNewConstMetric(c.svcBytes, prometheus.CounterValue, float64(u.UpBytes), k, "up")
+		ch <- prometheus.MustNewConstMetric(c.svcBytes, prometheus.CounterValue, float64(u.DownBytes), k, "down")
+	}
+	st := s.acct.Stats()
+	for k, v := range map[string]uint64{"pushed": st.Pushed, "written": st.Written, "synced": st.Synced} {
+		ch <- prometheus.MustNewConstMetric(c.acctRecs, prometheus.CounterValue, float64(v), k)
+	}
+	ch <- prometheus.MustNewConstMetric(c.acctLost, prometheus.CounterValue, float64(st.Lost+st.Failed))
+	ch <- prometheus.MustNewConstMetric(c.attrLost, prometheus.CounterValue, float64(s.gw.AttributesLost()))
 }
