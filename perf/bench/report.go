@@ -19,7 +19,22 @@ type Stat struct {
 	Median, Min, Max        float64 // sink pps
 	MedianBPS, GenPPS, Loss float64
 	Late                    uint64
-	byRep                   map[int]float64
+	// Busy is the median busy fraction of each CPU during the counting
+	// windows (nil when not recorded).
+	Busy  []float64
+	byRep map[int]float64
+}
+
+// BusyString formats Busy as "93% / 100%" (CPU0 first; "-" when unknown).
+func (st *Stat) BusyString() string {
+	if len(st.Busy) == 0 {
+		return "-"
+	}
+	var parts []string
+	for _, b := range st.Busy {
+		parts = append(parts, fmt.Sprintf("%d%%", int(100*b+0.5)))
+	}
+	return strings.Join(parts, " / ")
 }
 
 // Median is the median of v (0 for none).
@@ -38,7 +53,10 @@ func Median(v []float64) float64 {
 // Stats groups samples by variant and case.
 func (r *Result) Stats() map[string]map[Case]*Stat {
 	out := map[string]map[Case]*Stat{}
-	type acc struct{ pps, bps, gen, loss []float64 }
+	type acc struct {
+		pps, bps, gen, loss []float64
+		busy                [][]float64 // per CPU
+	}
 	accs := map[string]map[Case]*acc{}
 	for _, s := range r.Samples {
 		if out[s.Variant] == nil {
@@ -53,6 +71,12 @@ func (r *Result) Stats() map[string]map[Case]*Stat {
 		}
 		a := accs[s.Variant][s.Case]
 		a.pps, a.bps, a.gen, a.loss = append(a.pps, s.SinkPPS), append(a.bps, s.SinkBPS), append(a.gen, s.GenPPS), append(a.loss, s.Loss)
+		for i, b := range s.CPUBusy {
+			if i >= len(a.busy) {
+				a.busy = append(a.busy, nil)
+			}
+			a.busy[i] = append(a.busy[i], b)
+		}
 		st.byRep[s.Rep] = s.SinkPPS
 		st.Late += s.Late
 	}
@@ -62,6 +86,9 @@ func (r *Result) Stats() map[string]map[Case]*Stat {
 			st.N = len(a.pps)
 			st.Median, st.Min, st.Max = Median(a.pps), slices.Min(a.pps), slices.Max(a.pps)
 			st.MedianBPS, st.GenPPS, st.Loss = Median(a.bps), Median(a.gen), Median(a.loss)
+			for _, b := range a.busy {
+				st.Busy = append(st.Busy, Median(b))
+			}
 		}
 	}
 	return out

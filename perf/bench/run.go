@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -95,6 +96,9 @@ type Sample struct {
 	// DevDrops lists the veth drop and error counters that moved during
 	// the case (Config.DevDrops).
 	DevDrops string `json:",omitempty"`
+	// CPUBusy is, per CPU, the fraction of the counting window not idle
+	// (/proc/stat deltas: everything but idle and iowait), whoever ran.
+	CPUBusy []float64 `json:",omitempty"`
 }
 
 // Env records the machine and the run.
@@ -323,12 +327,14 @@ func measure(ctx context.Context, cfg *Config, t *Topology, sink *pktgen.Sink, c
 	time.Sleep(cfg.Warm)
 	a, err := sink.Totals()
 	ta := time.Now()
+	statA, _ := cpuTimes()
 	if err != nil {
 		return fail(err)
 	}
 	time.Sleep(cfg.Measure)
 	b, err := sink.Totals()
 	tb := time.Now()
+	statB, _ := cpuTimes()
 	if err != nil {
 		return fail(err)
 	}
@@ -359,7 +365,7 @@ func measure(ctx context.Context, cfg *Config, t *Topology, sink *pktgen.Sink, c
 	s := Sample{Case: c,
 		SinkPPS: float64(b.Packets-a.Packets) / dt,
 		SinkBPS: float64(b.Bytes-a.Bytes+pktgen.FCSLen*(b.Packets-a.Packets)) * 8 / dt,
-		GenPPS:  d.r.PPS(), Late: snap.Streams.Late, DevDrops: drops}
+		GenPPS:  d.r.PPS(), Late: snap.Streams.Late, DevDrops: drops, CPUBusy: busy(statA, statB)}
 	if d.r.Packets > 0 {
 		s.Loss = 1 - float64(snap.Streams.Received)/float64(d.r.Packets)
 	}
@@ -401,4 +407,49 @@ func Loadavg() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// cpuTimes reads the per-CPU lines of /proc/stat: busy and total ticks.
+func cpuTimes() ([][2]uint64, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return nil, err
+	}
+	var out [][2]uint64
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 6 || !strings.HasPrefix(f[0], "cpu") || f[0] == "cpu" {
+			continue
+		}
+		var total, idle uint64
+		for i, v := range f[1:] {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("/proc/stat %s: %w", f[0], err)
+			}
+			if i >= 7 { // steal, guest, guest_nice: not this guest's time
+				break
+			}
+			total += n
+			if i == 3 || i == 4 { // idle, iowait
+				idle += n
+			}
+		}
+		out = append(out, [2]uint64{total - idle, total})
+	}
+	return out, nil
+}
+
+// busy is the busy fraction per CPU between two cpuTimes readings.
+func busy(a, b [][2]uint64) []float64 {
+	if len(a) != len(b) {
+		return nil
+	}
+	out := make([]float64, len(a))
+	for i := range a {
+		if dt := b[i][1] - a[i][1]; dt > 0 {
+			out[i] = float64(b[i][0]-a[i][0]) / float64(dt)
+		}
+	}
+	return out
 }

@@ -270,8 +270,8 @@ func Markdown(r *bench.Result, chart string) string {
 	fmt.Fprintf(&b, "Sink packets per second, median of %d alternating runs per variant [min-max]; ratios are medians of run-by-run ratios.\n\n", cfg.Reps)
 	r.WriteEnv(&b, bench.Row{Name: "flows", Value: "N distinct UDP flows: source ports from 1024, 50 000 per source address from 10.1.0.1 (60 000 = 2 addresses x 30 000 ports)"},
 		bench.Row{Name: "sessions", Value: "samepathd runs with `require_session: false` (no AAA here; with it, session events would be pushed on its API first)"})
-	fmt.Fprintf(&b, "| frame | flows | variant | sink Mpps | Gbit/s | gen Mpps | loss | late | x nftables NAT |\n")
-	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| frame | flows | variant | sink Mpps | Gbit/s | gen Mpps | loss | late | CPU0 / CPU1 busy | x nftables NAT |\n")
+	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, c := range cfg.Cases {
 		for _, v := range cfg.Variants {
 			st := stats[v.Name][c]
@@ -284,12 +284,13 @@ func Markdown(r *bench.Result, chart string) string {
 			} else if x, ok := bench.Ratio(st, stats["nft-nat"][c]); ok {
 				ratio = fmt.Sprintf("%.2f", x)
 			}
-			fmt.Fprintf(&b, "| %d B | %d | %s | %.3f [%.3f-%.3f] | %.2f | %.2f | %.1f%% | %d | %s |\n",
+			fmt.Fprintf(&b, "| %d B | %d | %s | %.3f [%.3f-%.3f] | %.2f | %.2f | %.1f%% | %d | %s | %s |\n",
 				c.Size, c.Flows, v.Label, st.Median/1e6, st.Min/1e6, st.Max/1e6, st.MedianBPS/1e9,
-				st.GenPPS/1e6, 100*st.Loss, st.Late, ratio)
+				st.GenPPS/1e6, 100*st.Loss, st.Late, st.BusyString(), ratio)
 		}
 	}
 	b.WriteString("\n" + bench.LossNote(cfg))
+	b.WriteString("CPU busy: the share of the counting window each CPU was not idle (/proc/stat, median over runs), whoever ran there: the generator and the DUT's threads, but also other work on this shared box. A device under test whose CPU is not busy while its generator is slowed was not the limit. Softirq work may be undercounted on this kernel (../shared/BENCH.md).\n\n")
 	r.WriteTargets(&b, "issue 4", targets)
 	var notes []string
 	for _, s := range r.Samples {
