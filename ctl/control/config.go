@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"samepath/ctl/aaa"
+	"samepath/ctl/api"
 )
 
 // Config is samepath-control's YAML configuration.
@@ -62,6 +63,18 @@ type Config struct {
 		TokenFile string `yaml:"token_file"` // required when Listen is not loopback
 	} `yaml:"api"`
 
+	// Authz seeds the service authorization tables (R-AUTH-1) at every
+	// start: a row named here replaces the stored row of the same key (T9
+	// by address, T8 by device and service type); rows set with
+	// samepathctl persist. With rows here or set through the API, the
+	// control process owns the gateways' T8/T9 and pushes them to every
+	// gateway of T1.
+	Authz struct {
+		Resync time.Duration `yaml:"resync"` // read each gateway's tables back this often, push when different
+		T9     []api.T9Row   `yaml:"t9"`
+		T8     []api.T8Row   `yaml:"t8"`
+	} `yaml:"authz"`
+
 	// UsersFile seeds T2 at every start (a YAML list of users).
 	UsersFile  string `yaml:"users_file"`
 	PBKDF2Iter int    `yaml:"pbkdf2_iterations"`
@@ -87,6 +100,14 @@ gateways:
 lbs:
   - {name: lb1, api: "http://192.0.2.1:9180"}
 health: {interval: 2s, timeout: 1s, fall: 3, rise: 2, lb_resync: 30s}
+authz:                     # service authorization, pushed to every gateway (FIG. 25-27)
+  resync: 30s
+  t9:                      # representative IP -> service type
+    - {rep: 10.30.0.1, service_type: web}
+    - {rep: 10.30.0.2, service_type: video}
+  t8:                      # device x service type -> allowed (no row: not allowed)
+    - {device: IMEI-0001, service_type: web, allowed: true}
+    - {device: IMEI-0001, service_type: video, allowed: true}
 api:
   listen: 127.0.0.1:9190
   token_file: ""           # required when listen is not loopback
@@ -105,6 +126,7 @@ func DefaultConfig() Config {
 	c.Sessions.InterimTimeout, c.Sessions.DormantTimeout, c.Sessions.PendingTimeout = 15*time.Minute, 2*time.Hour, 2*time.Minute
 	c.Health.Interval, c.Health.Timeout, c.Health.Fall, c.Health.Rise, c.Health.Resync = 2*time.Second, time.Second, 3, 2, 30*time.Second
 	c.API.Listen = "127.0.0.1:9190"
+	c.Authz.Resync = 30 * time.Second
 	c.PBKDF2Iter = aaa.DefaultPBKDF2Iter
 	return c
 }
@@ -144,6 +166,12 @@ func (c *Config) Validate() error {
 		if lb.API == "" {
 			return fmt.Errorf("config: lb %q has no api", lb.Name)
 		}
+	}
+	if _, _, err := NormalizeAuthz(c.Authz.T9, c.Authz.T8); err != nil {
+		return fmt.Errorf("config: authz: %w", err)
+	}
+	if c.Authz.Resync < 0 {
+		return errors.New("config: authz.resync must not be negative")
 	}
 	if !isLoopback(c.API.Listen) && c.API.TokenFile == "" {
 		return fmt.Errorf("config: api.listen %s is not loopback: api.token_file is required", c.API.Listen)

@@ -32,6 +32,9 @@ type Control struct {
 	Radius  *aaa.Server
 	Monitor *health.Monitor
 	LBSync  *health.LBSync
+	// Authz holds T8/T9; AuthzSync pushes them to the gateways.
+	Authz     *AuthzTables
+	AuthzSync *AuthzSync
 
 	apiToken string
 	gwToken  string
@@ -75,6 +78,10 @@ func New(cfg Config, log *slog.Logger) (*Control, error) {
 			return nil, fmt.Errorf("config gateway: %w", err)
 		}
 	}
+	if c.Authz, err = NewAuthzTables(c.St, cfg.Authz.T9, cfg.Authz.T8); err != nil {
+		return nil, err
+	}
+	c.AuthzSync = NewAuthzSync(AuthzSyncConfig{Resync: cfg.Authz.Resync}, c.Authz, c.authzTargets)
 	c.Users = aaa.NewUsers(c.St, cfg.PBKDF2Iter)
 	if err := c.Users.Load(c.St); err != nil {
 		return nil, err
@@ -191,6 +198,20 @@ func (c *Control) healthChanged(t health.Target, up bool) {
 	}
 	c.log.Info("gateway health", "gateway", t.Name, "health", h)
 	c.LBSync.Set(g.MAC, aaa.LBState(g))
+	if up {
+		c.AuthzSync.Force(t.Name) // it may have restarted with its own tables
+	}
+}
+
+// authzTargets are the gateways of T1 with a control API.
+func (c *Control) authzTargets() []AuthzTarget {
+	var ts []AuthzTarget
+	for _, g := range c.Pool.Gateways() {
+		if g.API != "" {
+			ts = append(ts, AuthzTarget{Name: g.Name, URL: g.API, Token: c.gwToken})
+		}
+	}
+	return ts
 }
 
 // AuthAddr, AcctAddr and APIAddr are the bound addresses.
@@ -210,6 +231,7 @@ func (c *Control) Run(ctx context.Context) error {
 	}
 	c.Out.Start(ctx)
 	c.LBSync.Start(ctx)
+	c.AuthzSync.Start(ctx)
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
 	wg.Add(4)
@@ -231,6 +253,7 @@ func (c *Control) Run(ctx context.Context) error {
 	wg.Wait()
 	c.Out.Wait()
 	c.LBSync.Wait()
+	c.AuthzSync.Wait()
 	err := c.close()
 	select {
 	case e := <-errc:

@@ -6,9 +6,20 @@
 // tables, sessions, counters, /metrics, /healthz; bearer token from a file,
 // required when the API is bound beyond loopback).
 //
+// Service authorization (R-AUTH-1, FIG. 25-27): AuthzTables owns T9
+// (representative IP -> service type) and T8 (device x service type ->
+// allowed), seeded from the config's authz section, stored as one record
+// of the meta bucket (the whole tables and a version) and edited through
+// /v1/authz. AuthzSync runs one pusher per gateway of T1 with an API: PUT
+// /v1/authz on every change, when the gateway joins T1 or recovers its
+// health, and when a periodic read-back finds other tables; failures are
+// retried with back-off until acknowledged, always with the current
+// tables. Until tables are configured or set, nothing is pushed.
+//
 // Goroutines: Run starts the RADIUS readers, the manager's ticker, the
-// health monitor, the outbox pushers, the LB pushers and the HTTP server;
-// they all stop when Run's context ends, then the store is closed.
+// health monitor, the outbox pushers, the LB pushers, the authz pushers
+// and the HTTP server; they all stop when Run's context ends, then the
+// store is closed.
 //
 // BenchAccess (bench.go) runs the radius benchmark in-process for
 // perf/radload and BenchmarkAccessRequest.

@@ -39,6 +39,13 @@ import (
 //	GET    /v1/sessions                  []session.Session      (T3)
 //	GET    /v1/sessions/{id}             session.Session
 //	DELETE /v1/sessions/{id}             terminate (Admin-Reset)
+//	GET    /v1/authz                     api.Authz              (T9, T8)
+//	PUT    /v1/authz                     api.Authz -> api.Authz (replace both)
+//	PUT    /v1/authz/t9                  api.T9Row -> api.Authz (add or replace by rep)
+//	DELETE /v1/authz/t9?rep=IP           -> api.Authz
+//	PUT    /v1/authz/t8                  api.T8Row -> api.Authz (add or replace by device, service type)
+//	DELETE /v1/authz/t8?device=D&service_type=S -> api.Authz
+//	GET    /v1/authz/status              AuthzStatus (push state per gateway)
 //
 // A change is answered once it is durable. With a token configured every
 // /v1 call needs "Authorization: Bearer TOKEN".
@@ -89,6 +96,7 @@ func (c *Control) handler() http.Handler {
 			c.LBSync.Set(old.MAC, api.StateDown)
 		}
 		c.LBSync.Set(ng.MAC, aaa.LBState(ng))
+		c.AuthzSync.Reconcile()
 		writeJSON(w, ng)
 	})
 	v1.HandleFunc("DELETE /v1/gateways/{name}", func(w http.ResponseWriter, r *http.Request) {
@@ -98,6 +106,7 @@ func (c *Control) handler() http.Handler {
 			return
 		}
 		c.LBSync.Set(g.MAC, api.StateDown)
+		c.AuthzSync.Reconcile()
 		writeJSON(w, api.Ack{OK: true})
 	})
 	v1.HandleFunc("PUT /v1/gateways/{name}/admin", func(w http.ResponseWriter, r *http.Request) {
@@ -156,6 +165,7 @@ func (c *Control) handler() http.Handler {
 			writeJSON(w, api.Ack{OK: true})
 		}
 	})
+	c.authzHandlers(v1)
 	mux.Handle("/v1/", c.auth(v1))
 	return mux
 }
@@ -242,4 +252,50 @@ func writeErr(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(api.Error{Error: strings.TrimSpace(msg)})
+}
+
+// authzHandlers serves T8/T9 (R-AUTH-1). A change is answered with the
+// new tables once durable; the pushers then take it to every gateway.
+func (c *Control) authzHandlers(v1 *http.ServeMux) {
+	tables := func() api.Authz { t, _, _ := c.Authz.Get(); return t }
+	answer := func(w http.ResponseWriter, r *http.Request, seq uint64, err error) {
+		if c.done(w, r, seq, err) {
+			writeJSON(w, tables())
+		}
+	}
+	v1.HandleFunc("GET /v1/authz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, tables()) })
+	v1.HandleFunc("GET /v1/authz/status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, c.AuthzSync.Status()) })
+	v1.HandleFunc("PUT /v1/authz", func(w http.ResponseWriter, r *http.Request) {
+		var a api.Authz
+		if !readJSON(w, r, &a) {
+			return
+		}
+		seq, err := c.Authz.Replace(a.T9, a.T8) // a.Denied (a gateway's counters) is not a table
+		answer(w, r, seq, err)
+	})
+	v1.HandleFunc("PUT /v1/authz/t9", func(w http.ResponseWriter, r *http.Request) {
+		var row api.T9Row
+		if !readJSON(w, r, &row) {
+			return
+		}
+		seq, err := c.Authz.PutT9(row)
+		answer(w, r, seq, err)
+	})
+	v1.HandleFunc("DELETE /v1/authz/t9", func(w http.ResponseWriter, r *http.Request) {
+		seq, err := c.Authz.DeleteT9(r.URL.Query().Get("rep"))
+		answer(w, r, seq, err)
+	})
+	v1.HandleFunc("PUT /v1/authz/t8", func(w http.ResponseWriter, r *http.Request) {
+		var row api.T8Row
+		if !readJSON(w, r, &row) {
+			return
+		}
+		seq, err := c.Authz.PutT8(row)
+		answer(w, r, seq, err)
+	})
+	v1.HandleFunc("DELETE /v1/authz/t8", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		seq, err := c.Authz.DeleteT8(q.Get("device"), q.Get("service_type"))
+		answer(w, r, seq, err)
+	})
 }

@@ -13,6 +13,7 @@ type collector struct {
 	radius, transitions, invalid, unknown, other *prometheus.Desc
 	sessions, assigned, size, gwUp, outbox       *prometheus.Desc
 	pool, commits                                *prometheus.Desc
+	authzPush, authzSync, authzVersion           *prometheus.Desc
 }
 
 func newCollector(c *Control) *collector {
@@ -20,22 +21,25 @@ func newCollector(c *Control) *collector {
 		return prometheus.NewDesc("samepath_control_"+name, help, labels, nil)
 	}
 	return &collector{c: c,
-		radius:      d("radius_total", "RADIUS server events by kind.", "kind"),
-		transitions: d("session_transitions_total", "FIG. 11 transitions.", "edge"),
-		invalid:     d("session_invalid_events_total", "Events FIG. 11 has no edge for (state+event).", "event"),
-		unknown:     d("session_unknown_events_total", "Accounting for unknown sessions.", "kind"),
-		other:       d("session_other_total", "Other session manager events.", "kind"),
-		sessions:    d("sessions", "Sessions in T3 by state.", "state"),
-		assigned:    d("gateway_assigned_addresses", "Addresses assigned per gateway (T1).", "gateway"),
-		size:        d("gateway_range_size", "Usable addresses per gateway range.", "gateway"),
-		gwUp:        d("gateway_up", "1 when the gateway takes new sessions' traffic (LB state up).", "gateway"),
-		outbox:      d("outbox_events_total", "Gateway event pushes by outcome.", "outcome"),
-		pool:        d("address_assignments_total", "Address assignment outcomes.", "outcome"),
-		commits:     d("store_commits_total", "Durable commits of the state store.")}
+		radius:       d("radius_total", "RADIUS server events by kind.", "kind"),
+		transitions:  d("session_transitions_total", "FIG. 11 transitions.", "edge"),
+		invalid:      d("session_invalid_events_total", "Events FIG. 11 has no edge for (state+event).", "event"),
+		unknown:      d("session_unknown_events_total", "Accounting for unknown sessions.", "kind"),
+		other:        d("session_other_total", "Other session manager events.", "kind"),
+		sessions:     d("sessions", "Sessions in T3 by state.", "state"),
+		assigned:     d("gateway_assigned_addresses", "Addresses assigned per gateway (T1).", "gateway"),
+		size:         d("gateway_range_size", "Usable addresses per gateway range.", "gateway"),
+		gwUp:         d("gateway_up", "1 when the gateway takes new sessions' traffic (LB state up).", "gateway"),
+		outbox:       d("outbox_events_total", "Gateway event pushes by outcome.", "outcome"),
+		pool:         d("address_assignments_total", "Address assignment outcomes.", "outcome"),
+		commits:      d("store_commits_total", "Durable commits of the state store."),
+		authzPush:    d("authz_pushes_total", "T8/T9 pushes to gateways by outcome.", "outcome"),
+		authzSync:    d("authz_gateway_in_sync", "1 when the gateway acknowledged the current T8/T9.", "gateway"),
+		authzVersion: d("authz_version", "Version of the control process's T8/T9 (0: not managed).")}
 }
 
 func (m *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.radius, m.transitions, m.invalid, m.unknown, m.other, m.sessions, m.assigned, m.size, m.gwUp, m.outbox, m.pool, m.commits} {
+	for _, d := range []*prometheus.Desc{m.radius, m.transitions, m.invalid, m.unknown, m.other, m.sessions, m.assigned, m.size, m.gwUp, m.outbox, m.pool, m.commits, m.authzPush, m.authzSync, m.authzVersion} {
 		ch <- d
 	}
 }
@@ -74,4 +78,15 @@ func (m *collector) Collect(ch chan<- prometheus.Metric) {
 	ctr(m.pool, map[string]uint64{"assigned": pc.Assigned, "reused": pc.Reused, "reject_no_gateway": pc.RejectNoGW, "reject_full": pc.RejectFull,
 		"released": pc.Released, "expired": pc.Expired, "bind_claimed": pc.BindClaimed, "bind_conflict": pc.BindConflict, "bind_not_in_range": pc.BindNotInPool})
 	ch <- prometheus.MustNewConstMetric(m.commits, prometheus.CounterValue, float64(m.c.St.Stats().Commits))
+	ok, failed := m.c.AuthzSync.Counters()
+	ctr(m.authzPush, map[string]uint64{"acked": ok, "failed": failed})
+	as := m.c.AuthzSync.Status()
+	for _, g := range as.Gateways {
+		v := 0.0
+		if g.InSync {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(m.authzSync, prometheus.GaugeValue, v, g.Name)
+	}
+	ch <- prometheus.MustNewConstMetric(m.authzVersion, prometheus.GaugeValue, float64(as.Version))
 }
