@@ -272,14 +272,9 @@ func (g *GW) up(pk *Packet) {
 		pk.Drop = ReasonNoSession
 		return
 	}
-	// T12: remember which LB carried the mobile's latest up packet.
 	lb := nat.MAC(header.Ethernet(b).Src())
-	g.key = src.Src // a key in the GW, so the cache's []byte does not escape a local
-	if cur, ok := g.lbs.Get(g.key[:]); !ok || cur != lb {
-		g.lbs.Set(g.key[:], lb, 1)
-	}
-
 	if xlat.IsICMPError(b, &g.p) {
+		g.learnLB(src.Src, lb)
 		g.upICMPError(pk, lb)
 		return
 	}
@@ -305,7 +300,13 @@ func (g *GW) up(pk *Packet) {
 		}
 	}
 	bd := g.cfg.Flows.Binding(id)
-	g.flowLB[id] = lb
+	if g.flowLB[id] != lb {
+		// A new flow, or the mobile moved to another LB: T12 learns the
+		// LB of the mobile's latest up packet (R-GW-4). Checked per flow
+		// so the cache is written only on change, not per packet.
+		g.flowLB[id] = lb
+		g.learnLB(src.Src, lb)
+	}
 	server, sport := bd.Server, bd.SPort
 	if bd.Service != 0 {
 		svc := bd.Service - 1
@@ -501,6 +502,14 @@ func (g *GW) down(pk *Packet) {
 	e.SetDst(lb)
 	e.SetSrc(g.cfg.LanMAC)
 	pk.Out = g.cfg.Lan
+}
+
+// learnLB records in T12 that mobile's latest up packet came from lb.
+func (g *GW) learnLB(mobile [16]byte, lb nat.MAC) {
+	g.key = mobile // a key in the GW, so the cache's []byte does not escape a local
+	if cur, ok := g.lbs.Get(g.key[:]); !ok || cur != lb {
+		g.lbs.Set(g.key[:], lb, 1)
+	}
 }
 
 // lbOf is T12's answer for the flow's mobile, or the LB of the flow's own
