@@ -98,6 +98,8 @@ func Main(args []string, stdout, stderr io.Writer, d Defaults) int {
 		"assignments": cmdAssignments, "health": cmdHealth, "counters": cmdCounters, "t4": cmdT4, "daemon": cmdDaemon,
 		"nas": cmdNAS,
 		"gw":  cmdGW,
+
+		"accounting": cmdAccounting,
 	}
 	f := cmds[cmd]
 	if f == nil {
