@@ -23,7 +23,7 @@ func cmdAccounting(cx *ctx, args []string) error {
 	var f acct.Filter
 	var path, from, to, format string
 	fs, err := sub("accounting", accountingHelp, args, func(fs *flag.FlagSet) {
-		fs.StringVar(&path, "log", "", "accounting log file or directory (samepathd -acct-log)")
+		fs.StringVar(&path, "log", "", "accounting log: a file (its rotated FILE.N are read too) or a directory holding accounting.log")
 		fs.StringVar(&f.User, "user", "", "subscriber (user id)")
 		fs.StringVar(&f.Device, "device", "", "mobile device id")
 		fs.StringVar(&f.Service, "service", "", "service name (T6)")
