@@ -38,6 +38,7 @@
 //
 // HTTPRequest and TLSSNI parse the first payload bytes of a flow, bounded
 // by the bytes given (HTTPRequest by MaxScan too), without allocating or
-// panicking; Record.Sniff picks one and fills the record. Benchmarks:
+// panicking; Sniff picks one by the first byte (Record.Sniff fills a
+// record). Benchmarks:
 // BenchmarkPush, BenchmarkWriter, BenchmarkHTTPRequest, BenchmarkTLSSNI.
 package acct

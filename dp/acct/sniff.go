@@ -282,23 +282,32 @@ func hostByte(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == '_'
 }
 
-// Sniff looks for an attribute in the first payload of a flow's up
-// direction and sets it in r: TLS SNI when the payload starts a TLS
-// handshake record, else an HTTP request's URL. It returns the kind set
-// (AttrNone when neither was found). A path without a Host header is
-// kept as AttrHTTP. Allocation-free; meant to be called once per flow,
-// on the first up segment that carries payload.
-func (r *Record) Sniff(payload []byte) uint8 {
+// Sniff looks for an attribute in the first up payload of a flow and
+// writes it into dst (AttrSize bytes is what a Record keeps): TLS SNI
+// when the payload starts a TLS handshake record, else an HTTP request's
+// URL (a path without a Host header counts, see HTTPRequest). It returns
+// the length and kind (AttrNone, n = 0 when neither was found).
+// Allocation-free; meant to be called once per flow, on the first up
+// segment that carries payload.
+func Sniff(payload, dst []byte) (n int, kind uint8) {
 	if len(payload) > 0 && payload[0] == 22 {
-		if n, ok := TLSSNI(payload, r.Attr[:]); ok {
-			r.AttrLen, r.AttrKind = uint8(n), AttrSNI
-			return AttrSNI
+		if n, ok := TLSSNI(payload, dst); ok {
+			return n, AttrSNI
 		}
-		return AttrNone
+		return 0, AttrNone
 	}
-	if n, _ := HTTPRequest(payload, r.Attr[:]); n > 0 {
-		r.AttrLen, r.AttrKind = uint8(n), AttrHTTP
-		return AttrHTTP
+	if n, _ := HTTPRequest(payload, dst); n > 0 {
+		return n, AttrHTTP
 	}
-	return AttrNone
+	return 0, AttrNone
+}
+
+// Sniff runs Sniff into r's attribute and returns the kind found; r is
+// unchanged when nothing was.
+func (r *Record) Sniff(payload []byte) uint8 {
+	n, kind := Sniff(payload, r.Attr[:])
+	if kind != AttrNone {
+		r.AttrLen, r.AttrKind = uint8(min(n, AttrSize)), kind
+	}
+	return kind
 }
