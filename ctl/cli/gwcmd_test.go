@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -23,12 +22,11 @@ import (
 	"samepath/dp/daemon"
 )
 
-// fakeGW serves the gateway part of the ctl/api contract the way samepathd
-// role gw does (dp/daemon's gw handler): T6/T11/T9 in a real balance.Table
-// validated by daemon.ServiceConfigs, rendered with the probes' view; the
-// T3 copy; the flow list cut at ?limit= (default 1000) with the total; a
-// bearer token on /v1. Only the dataplane is missing, so sessions and
-// flows are given.
+// fakeGW serves the gateway part of the ctl/api contract: samepathd's own
+// service-table endpoints (daemon.ServiceRoutes over a real
+// balance.Table); the T3 copy; the flow list cut at ?limit= (default
+// 1000) with the total; a bearer token on /v1. Only the dataplane is
+// missing, so sessions and flows are given.
 type fakeGW struct {
 	token    string
 	table    *balance.Table
@@ -49,30 +47,6 @@ func newFakeGW(t *testing.T, token string, svcs []api.Service) *fakeGW {
 	return &fakeGW{token: token, table: tab}
 }
 
-func (f *fakeGW) services() api.Services {
-	out := api.Services{Services: []api.Service{}}
-	types := map[string]string{}
-	for _, c := range f.table.Services() {
-		types[c.Name] = c.ServiceType
-	}
-	for _, st := range f.table.Status() {
-		proto := map[uint8]string{6: "tcp", 17: "udp"}[st.Proto]
-		as := api.Service{Name: st.Name, Rep: st.Rep.String(), Proto: proto, Type: st.Type.String(), Policy: st.Policy.String(),
-			ServiceType: types[st.Name], Servers: []api.Server{}}
-		for _, sv := range st.Servers {
-			h := sv.Healthy
-			state := api.StateUp
-			if !sv.Up {
-				state = api.StateDown
-			}
-			as.Servers = append(as.Servers, api.Server{Addr: sv.Addr.String(), Weight: sv.Weight, State: state, Healthy: &h,
-				RTTMicros: sv.RTT.Microseconds(), CPU: sv.Load, Active: sv.Conns})
-		}
-		out.Services = append(out.Services, as)
-	}
-	return out
-}
-
 func (f *fakeGW) handler() http.Handler {
 	reply := func(w http.ResponseWriter, v any) {
 		w.Header().Set("Content-Type", "application/json")
@@ -82,78 +56,9 @@ func (f *fakeGW) handler() http.Handler {
 		w.WriteHeader(code)
 		json.NewEncoder(w).Encode(api.Error{Error: err.Error()})
 	}
-	decode := func(w http.ResponseWriter, r *http.Request, v any) bool {
-		dec := json.NewDecoder(r.Body)
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(v); err != nil {
-			fail(w, http.StatusBadRequest, fmt.Errorf("decode body: %w", err))
-			return false
-		}
-		return true
-	}
 	v1 := http.NewServeMux()
-	v1.HandleFunc("GET /v1/services", func(w http.ResponseWriter, _ *http.Request) { reply(w, f.services()) })
-	v1.HandleFunc("PUT /v1/services", func(w http.ResponseWriter, r *http.Request) {
-		var in api.Services
-		if !decode(w, r, &in) {
-			return
-		}
-		cfgs, err := daemon.ServiceConfigs(in.Services)
-		keep := map[string]bool{}
-		for _, c := range cfgs {
-			keep[c.Name] = true
-			if err == nil {
-				_, err = f.table.Put(c)
-			}
-		}
-		for _, c := range f.table.Services() {
-			if err == nil && !keep[c.Name] {
-				err = f.table.Delete(c.Name)
-			}
-		}
-		if err != nil {
-			fail(w, http.StatusBadRequest, err)
-			return
-		}
-		reply(w, api.Ack{OK: true})
-	})
-	v1.HandleFunc("PUT /v1/services/policy", func(w http.ResponseWriter, r *http.Request) {
-		var pc api.PolicyChange
-		if !decode(w, r, &pc) {
-			return
-		}
-		p, err := balance.ParsePolicy(pc.Policy)
-		if err == nil {
-			err = f.table.SetPolicy(pc.Service, p)
-		}
-		if err != nil {
-			fail(w, http.StatusBadRequest, err)
-			return
-		}
-		reply(w, api.Ack{OK: true})
-	})
-	v1.HandleFunc("PUT /v1/services/server", func(w http.ResponseWriter, r *http.Request) {
-		var ss api.ServerState
-		if !decode(w, r, &ss) {
-			return
-		}
-		ap, err := netip.ParseAddrPort(ss.Addr)
-		var up bool
-		if err == nil {
-			up, err = daemon.ParseState(ss.State)
-		}
-		if err == nil && ss.State == "" {
-			err = errors.New("state: want up or down")
-		}
-		if err == nil {
-			err = f.table.SetServerState(ss.Service, ap, up)
-		}
-		if err != nil {
-			fail(w, http.StatusBadRequest, err)
-			return
-		}
-		reply(w, api.Ack{OK: true})
-	})
+	// The service table endpoints are samepathd's own.
+	daemon.ServiceRoutes(v1, f.table)
 	v1.HandleFunc("GET /v1/sessions", func(w http.ResponseWriter, _ *http.Request) {
 		f.mu.Lock()
 		defer f.mu.Unlock()

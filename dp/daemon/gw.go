@@ -340,12 +340,12 @@ func protoName(p uint8) string {
 	return strconv.Itoa(int(p))
 }
 
-// servicesAPI renders T6/T11/T9 with the probes' view.
-func (s *gwState) servicesAPI() api.Services {
+// ServicesView renders T6/T11/T9 with the probes' view.
+func ServicesView(t *balance.Table) api.Services {
 	out := api.Services{Services: []api.Service{}}
-	for _, st := range s.services.Status() {
+	for _, st := range t.Status() {
 		var cfgType string
-		for _, c := range s.services.Services() {
+		for _, c := range t.Services() {
 			if c.Name == st.Name {
 				cfgType = c.ServiceType
 			}
@@ -366,7 +366,9 @@ func (s *gwState) servicesAPI() api.Services {
 	return out
 }
 
-func (s *gwState) replaceServices(in api.Services) error {
+// ReplaceServices makes t hold exactly the services in, keeping the
+// run-time state of servers that stay.
+func ReplaceServices(t *balance.Table, in api.Services) error {
 	cfgs, err := ServiceConfigs(in.Services)
 	if err != nil {
 		return err
@@ -374,13 +376,13 @@ func (s *gwState) replaceServices(in api.Services) error {
 	keep := map[string]bool{}
 	for _, c := range cfgs {
 		keep[c.Name] = true
-		if _, err := s.services.Put(c); err != nil {
+		if _, err := t.Put(c); err != nil {
 			return err
 		}
 	}
-	for _, c := range s.services.Services() {
+	for _, c := range t.Services() {
 		if !keep[c.Name] {
-			if err := s.services.Delete(c.Name); err != nil {
+			if err := t.Delete(c.Name); err != nil {
 				return err
 			}
 		}
@@ -423,27 +425,16 @@ func (s *gwState) flowList(limit int) api.Flows {
 	return out
 }
 
-// gwRoutes adds the gateway endpoints to mux.
-func gwRoutes(v1 *http.ServeMux, s *gwState) {
-	v1.HandleFunc("POST /v1/sessions/events", func(w http.ResponseWriter, r *http.Request) {
-		var ev api.SessionEvent
-		if !decode(w, r, &ev) {
-			return
-		}
-		if err := s.sessionEvent(ev); err != nil {
-			fail(w, http.StatusBadRequest, err)
-			return
-		}
-		reply(w, api.Ack{OK: true})
-	})
-	v1.HandleFunc("GET /v1/sessions", func(w http.ResponseWriter, _ *http.Request) { reply(w, s.sessionList()) })
-	v1.HandleFunc("GET /v1/services", func(w http.ResponseWriter, _ *http.Request) { reply(w, s.servicesAPI()) })
+// ServiceRoutes adds the service-table endpoints (T6/T11/T9: GET/PUT
+// /v1/services, PUT /v1/services/policy, PUT /v1/services/server) for t.
+func ServiceRoutes(v1 *http.ServeMux, t *balance.Table) {
+	v1.HandleFunc("GET /v1/services", func(w http.ResponseWriter, _ *http.Request) { reply(w, ServicesView(t)) })
 	v1.HandleFunc("PUT /v1/services", func(w http.ResponseWriter, r *http.Request) {
 		var in api.Services
 		if !decode(w, r, &in) {
 			return
 		}
-		if err := s.replaceServices(in); err != nil {
+		if err := ReplaceServices(t, in); err != nil {
 			fail(w, http.StatusBadRequest, err)
 			return
 		}
@@ -456,7 +447,7 @@ func gwRoutes(v1 *http.ServeMux, s *gwState) {
 		}
 		p, err := balance.ParsePolicy(pc.Policy)
 		if err == nil {
-			err = s.services.SetPolicy(pc.Service, p)
+			err = t.SetPolicy(pc.Service, p)
 		}
 		if err != nil {
 			fail(w, http.StatusBadRequest, err)
@@ -479,7 +470,7 @@ func gwRoutes(v1 *http.ServeMux, s *gwState) {
 			err = errors.New("state: want up or down")
 		}
 		if err == nil {
-			err = s.services.SetServerState(ss.Service, ap, up)
+			err = t.SetServerState(ss.Service, ap, up)
 		}
 		if err != nil {
 			fail(w, http.StatusBadRequest, err)
@@ -487,6 +478,23 @@ func gwRoutes(v1 *http.ServeMux, s *gwState) {
 		}
 		reply(w, api.Ack{OK: true})
 	})
+}
+
+// gwRoutes adds the gateway endpoints to mux.
+func gwRoutes(v1 *http.ServeMux, s *gwState) {
+	v1.HandleFunc("POST /v1/sessions/events", func(w http.ResponseWriter, r *http.Request) {
+		var ev api.SessionEvent
+		if !decode(w, r, &ev) {
+			return
+		}
+		if err := s.sessionEvent(ev); err != nil {
+			fail(w, http.StatusBadRequest, err)
+			return
+		}
+		reply(w, api.Ack{OK: true})
+	})
+	v1.HandleFunc("GET /v1/sessions", func(w http.ResponseWriter, _ *http.Request) { reply(w, s.sessionList()) })
+	ServiceRoutes(v1, s.services)
 	v1.HandleFunc("GET /v1/authz", func(w http.ResponseWriter, _ *http.Request) {
 		t9, t8 := s.authz.Rows()
 		out := api.Authz{T9: []api.T9Row{}, T8: []api.T8Row{}, Denied: s.authz.Denied()}
