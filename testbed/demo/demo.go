@@ -87,6 +87,37 @@ type Options struct {
 	// fields keep the defaults (tests use a tiny range and short timeouts
 	// to reach port exhaustion and recovery).
 	GWNAT GWNAT
+	// GWAccounting turns on the gateways' accounting logs (off when its
+	// Log is empty).
+	GWAccounting GWAccounting
+}
+
+// GWAccounting is the gateways' accounting log config (samepathd
+// gw.accounting) for a run.
+type GWAccounting struct {
+	// Log is the log's path with one %d for the gateway's index (1, 2),
+	// e.g. "/tmp/run/gw%d.acct"; empty: no accounting.
+	Log string
+	// Interim and SyncInterval: zero keeps samepathd's defaults.
+	Interim, SyncInterval time.Duration
+}
+
+// Path is gateway g's (1-based) accounting log.
+func (a GWAccounting) Path(g int) string { return fmt.Sprintf(a.Log, g) }
+
+// yaml renders gateway g's gw.accounting line ("" without a log).
+func (a GWAccounting) yaml(g int) string {
+	if a.Log == "" {
+		return ""
+	}
+	s := fmt.Sprintf("  accounting: {log: %q", a.Path(g))
+	if a.Interim != 0 {
+		s += fmt.Sprintf(", interim: %s", a.Interim)
+	}
+	if a.SyncInterval != 0 {
+		s += fmt.Sprintf(", sync_interval: %s", a.SyncInterval)
+	}
+	return s + "}\n"
 }
 
 // GWNAT is the part of the gateways' nat config (samepathd gw.nat) a run
@@ -94,6 +125,9 @@ type Options struct {
 type GWNAT struct {
 	PortMin, PortMax                                 uint16
 	UDPTimeout, TCPTransitoryTimeout, PortReuseDelay time.Duration
+	// TCPTimeWaitTimeout is how long a closed TCP flow's record lingers
+	// (its final accounting record is written after it).
+	TCPTimeWaitTimeout time.Duration
 }
 
 // yaml renders the port range and the overrides as flow-map entries of
@@ -110,7 +144,8 @@ func (n GWNAT) yaml() string {
 	for _, d := range []struct {
 		key string
 		v   time.Duration
-	}{{"udp_timeout", n.UDPTimeout}, {"tcp_transitory_timeout", n.TCPTransitoryTimeout}, {"port_reuse_delay", n.PortReuseDelay}} {
+	}{{"udp_timeout", n.UDPTimeout}, {"tcp_transitory_timeout", n.TCPTransitoryTimeout}, {"port_reuse_delay", n.PortReuseDelay},
+		{"tcp_time_wait_timeout", n.TCPTimeWaitTimeout}} {
 		if d.v != 0 {
 			fmt.Fprintf(&b, ", %s: %s", d.key, d.v)
 		}
@@ -465,7 +500,7 @@ gw:
   servers: {iface: %s}
   nat: {addrs: [%s], %s, capacity: 65536}
   probe: {interval: 500ms, timeout: 300ms, fall: 2, rise: 1}
-%s`, g.ControlAPI, tokFile, g.LAN1.Name, g.LAN2.Name, NATAddr(g.Index), o.GWNAT.yaml(), services)
+%s%s`, g.ControlAPI, tokFile, g.LAN1.Name, g.LAN2.Name, NATAddr(g.Index), o.GWNAT.yaml(), o.GWAccounting.yaml(g.Index), services)
 		path := filepath.Join(tb.LogDir(), fmt.Sprintf("gw%d.yaml", g.Index))
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 			return nil, err
