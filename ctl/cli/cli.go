@@ -49,6 +49,7 @@ Commands (each answers -h):
   t4 show|set-row|delete-row|gateway-state|load  -lb URL|all          LB balancing policy (T4) on samepathd
   daemon status -daemon URL                a samepathd's status
   gw services|set-services|policy|server|sessions|flows [-gw URL|all]  gateway tables (T6/T11/T9, T3 copy, T5)
+  authz [show]|status|set -file F|allow|deny|forget DEVICE TYPE|t9 REP TYPE   service authorization (T9/T8), pushed to the gateways
   nas -auth H:P -acct H:P -secret S ...    NAS emulator: RADIUS login + accounting Start/Interim/Stop
 
 Examples:
@@ -98,6 +99,8 @@ func Main(args []string, stdout, stderr io.Writer, d Defaults) int {
 		"assignments": cmdAssignments, "health": cmdHealth, "counters": cmdCounters, "t4": cmdT4, "daemon": cmdDaemon,
 		"nas": cmdNAS,
 		"gw":  cmdGW,
+
+		"authz": cmdAuthz,
 
 		"accounting": cmdAccounting,
 	}

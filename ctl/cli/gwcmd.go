@@ -24,6 +24,7 @@ Tables on the packet gateways (samepathd role gw), through their control API:
   gw server SERVICE ADDR up|down    set an actual server's administrative state
   gw sessions                       the gateway's T3 copy
   gw flows [-limit N]               port-key NAT records (T5), N at most (default 100)
+  gw authz                          T9 and T8 as the gateway holds them, refusals per service type
 
 -gw is a gateway's control API URL, or all (the default): every gateway of the
 control process's T1 that has an API. Changes with all go to every gateway.
@@ -57,6 +58,9 @@ func cmdGW(cx *ctx, args []string) error {
 			return usagef("gw: want a subcommand")
 		}
 		return flag.ErrHelp
+	}
+	if args[0] == "authz" {
+		return cmdGWAuthz(cx, args[1:])
 	}
 	name, rest := args[0], args[1:]
 	var gw, file string
