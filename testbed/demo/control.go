@@ -36,8 +36,8 @@ const (
 // controlConfig is samepath-control's YAML for the plan: T1 from the
 // gateways' IPv4 ranges, control-API URLs and LAN1 MACs, the LBs' APIs for
 // T4 state pushes, the NASes' management addresses as RADIUS clients, T2
-// from usersFile.
-func controlConfig(p *fig2.Plan, stateDir, tokFile, usersFile, secret string) (string, error) {
+// from usersFile, T9/T8 for the mobiles' devices (authzYAML).
+func controlConfig(p *fig2.Plan, stateDir, tokFile, usersFile, secret string, devices []string) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "state_dir: %s\nradius:\n  auth: %q\n  acct: %q\n  require_message_authenticator: true\n  clients:\n",
 		stateDir, p.Ctl.RADIUS.String(), netip.AddrPortFrom(p.Ctl.RADIUS.Addr(), p.Ctl.RADIUS.Port()+1).String())
@@ -65,6 +65,7 @@ func controlConfig(p *fig2.Plan, stateDir, tokFile, usersFile, secret string) (s
 	}
 	b.WriteString("health: {interval: 500ms, timeout: 400ms, fall: 2, rise: 1, lb_resync: 10s}\n")
 	fmt.Fprintf(&b, "api: {listen: %q, token_file: %s}\nusers_file: %s\n", p.Ctl.API.String(), tokFile, usersFile)
+	b.WriteString(authzYAML(p, devices))
 	return b.String(), nil
 }
 
@@ -78,19 +79,21 @@ func (s *System) startControl(ctx context.Context, o Options) error {
 	s.RADIUSSecret = hex.EncodeToString(secret)
 	// T2: one user per mobile, with a password made for this run.
 	var users strings.Builder
+	var devices []string
 	s.mobiles = map[string]*mobileSession{}
 	for _, m := range p.Mobiles {
 		pw := make([]byte, 8)
 		rand.Read(pw)
 		ms := &mobileSession{name: m.Name, user: m.Name, password: hex.EncodeToString(pw), device: "IMEI-" + m.Name}
 		s.mobiles[m.Name] = ms
+		devices = append(devices, ms.device)
 		fmt.Fprintf(&users, "- {id: %s, password: %q, device_id: %q}\n", ms.user, ms.password, ms.device)
 	}
 	usersFile := filepath.Join(tb.LogDir(), "users.yaml")
 	if err := os.WriteFile(usersFile, []byte(users.String()), 0o600); err != nil {
 		return err
 	}
-	conf, err := controlConfig(p, filepath.Join(tb.LogDir(), "control"), s.TokenFile, usersFile, s.RADIUSSecret)
+	conf, err := controlConfig(p, filepath.Join(tb.LogDir(), "control"), s.TokenFile, usersFile, s.RADIUSSecret, devices)
 	if err != nil {
 		return err
 	}
@@ -129,6 +132,11 @@ func (s *System) startControl(ctx context.Context, o Options) error {
 	}
 	fmt.Fprintf(s.out, "== samepath-control in %s: RADIUS %s (+1 accounting), API %s, T1 %s; health: %s, pushed to %s\n",
 		p.Ctl.NS, p.Ctl.RADIUS, p.Ctl.API, t1Summary(p), strings.Join(gws, ", "), strings.Join(lbs, " "))
+	st, err := s.waitAuthz(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(s.out, "== service authorization from samepath-control: %s\n", s.authzLine(ctx, st))
 	return nil
 }
 

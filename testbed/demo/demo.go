@@ -7,9 +7,12 @@
 // through a representative address to a mobile that moves across the
 // three ingress points mid-transfer (the old NAS suspends the session, the
 // new one resumes it: FIG. 11 and 31), connections to both server groups
-// showing the servers the gateway chose, and a summary with the session
-// table. `make demo` runs it through cmd/samepath-demo; its test is the
-// privileged end-to-end check with the real dataplane and control process.
+// showing the servers the gateway chose or its refusal (T8/T9 from
+// samepath-control: mob2 has not ordered group B's "video", so the gateway
+// answers its SYNs with a RST, FIG. 25), and a summary with the session
+// table and the refusals per service type. `make demo` runs it through
+// cmd/samepath-demo; its test is the privileged end-to-end check with the
+// real dataplane and control process.
 //
 //	                                            ctl (samepath-control) -- Mgmt -- nas*, lb*, gw*
 //	mob1 ~~radio~~ nas1 -- lb1 (samepathd) --+                          +-- a1 a2  group A 10.30.0.1
@@ -165,9 +168,10 @@ type Phase struct {
 }
 
 // Pick is one connection to a representative address and the actual
-// server that answered it.
+// server that answered it, or how the gateway refused it (Server empty).
 type Pick struct {
 	Service, Rep, Server string
+	Refused              string
 }
 
 // Summary is the outcome of a run.
@@ -186,6 +190,8 @@ type Summary struct {
 	Picks []Pick
 	// Flows is how many NAT records each gateway held at the end.
 	Flows []int
+	// Denied: refusals by gateway (1-based) and service type (T8/T9).
+	Denied map[int]map[string]uint64
 	// Carrier is the gateway (1-based) the AAA gave the downloading
 	// mobile's address to; MobileIPs are the addresses it assigned.
 	Carrier   int
@@ -280,6 +286,9 @@ func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 		}
 		sum.Flows = append(sum.Flows, f.Total)
 	}
+	if sum.Denied, err = deniedCounts(ctx, sys.GWs); err != nil {
+		return sum, err
+	}
 	if err := sys.collect(ctx, sum, o); err != nil {
 		return sum, err
 	}
@@ -320,7 +329,7 @@ func (s *System) collect(ctx context.Context, sum *Summary, o Options) error {
 	}
 	gw := "http://" + s.TB.Plan.Gateways[max(sum.Carrier, 1)-1].ControlAPI.String()
 	var tables strings.Builder
-	for _, args := range [][]string{{"sessions", "list"}, {"gw", "services", "-gw", gw}, {"gw", "sessions", "-gw", gw}} {
+	for _, args := range [][]string{{"sessions", "list"}, {"gw", "services", "-gw", gw}, {"gw", "sessions", "-gw", gw}, {"authz"}, {"gw", "authz"}} {
 		out, err := s.Samepathctl(ctx, args...)
 		if err != nil {
 			return err
@@ -738,7 +747,8 @@ func download(ctx context.Context, sys *System, o Options) (*Summary, error) {
 }
 
 // picks opens short connections from both mobiles to both groups' web
-// services and records which server answered (the server's name page).
+// services and records which server answered (the server's name page),
+// or the gateway's refusal (T8/T9: mob2 has not ordered group B's video).
 func picks(ctx context.Context, tb *fig2.Testbed) ([]Pick, error) {
 	p := tb.Plan
 	var out []Pick
@@ -752,6 +762,10 @@ func picks(ctx context.Context, tb *fig2.Testbed) ([]Pick, error) {
 					}}}
 				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+rep.String()+"/", nil)
 				resp, err := c.Do(req)
+				if why, ok := refusal(err); ok {
+					out = append(out, Pick{Service: m.Name + " " + svc, Rep: rep.String(), Refused: why})
+					continue
+				}
 				if err != nil {
 					return out, fmt.Errorf("%s -> %s: %w", m.Name, rep, err)
 				}
@@ -801,7 +815,7 @@ func Print(w io.Writer, s *Summary, p *fig2.Plan) {
 	}
 	tw.Flush()
 	if len(s.Picks) > 0 {
-		fmt.Fprintln(w, "\nservers chosen by the gateways (three connections each; web-a round robin, web-b login unit):")
+		fmt.Fprintln(w, "\nservers chosen by the gateways (three connections each; web-a round robin, web-b login unit; T8 refusals):")
 		byKey := map[string][]string{}
 		var order []string
 		for _, pk := range s.Picks {
@@ -809,10 +823,14 @@ func Print(w io.Writer, s *Summary, p *fig2.Plan) {
 			if _, ok := byKey[k]; !ok {
 				order = append(order, k)
 			}
+			if pk.Refused != "" {
+				byKey[k] = append(byKey[k], pk.Refused)
+				continue
+			}
 			byKey[k] = append(byKey[k], pk.Server)
 		}
 		for _, k := range order {
-			fmt.Fprintf(w, "  %-30s %s\n", k, strings.Join(byKey[k], ", "))
+			fmt.Fprintf(w, "  %-30s %s\n", k, pickList(byKey[k]))
 		}
 	}
 	fmt.Fprintln(w, "\ndrops by reason (whole run):")
@@ -821,6 +839,7 @@ func Print(w io.Writer, s *Summary, p *fig2.Plan) {
 	for i, n := range s.Flows {
 		fmt.Fprintf(w, "  gw%d holds %d NAT records\n", i+1, n)
 	}
+	printDenied(w, s.Denied)
 	printControl(w, s)
 }
 

@@ -47,7 +47,8 @@ func buildBinaries(t *testing.T) string {
 // completes with the right SHA-256 and no reset, each phase is steered by
 // that phase's samepathd LB, and every phase reaches the gateway the AAA
 // chose (the owner of the assigned address) and no other; the gateways'
-// session tables hold what the session manager pushed.
+// session tables hold what the session manager pushed; the gateways
+// enforce the T8/T9 samepath-control pushed (checkAuthz).
 func TestDemo(t *testing.T) {
 	privtest.Require(t)
 	bin := buildBinaries(t)
@@ -92,18 +93,67 @@ func TestDemo(t *testing.T) {
 				by[p.Service] = append(by[p.Service], p.Server)
 			}
 			for _, m := range []string{"mob1", "mob2"} {
-				a, b := by[m+" web-a"], by[m+" web-b"]
+				a := by[m+" web-a"]
 				if len(a) != 3 || a[0] == a[1] || a[1] == a[2] || !strings.HasPrefix(a[0], "a") {
 					t.Errorf("%s web-a servers %v: want round robin over a1, a2", m, a)
 				}
-				if len(b) != 3 || b[0] != b[1] || b[1] != b[2] || !strings.HasPrefix(b[0], "b") {
-					t.Errorf("%s web-b servers %v: want one server of group B (login unit)", m, b)
-				}
 			}
+			checkAuthz(t, sum, by["mob1 web-b"])
 			if len(sum.Flows) != 2 || sum.Flows[0] == 0 || sum.Flows[1] == 0 {
 				t.Errorf("gateway NAT records %v", sum.Flows)
 			}
 		})
+	}
+}
+
+// checkAuthz checks the service authorization samepath-control pushed
+// (T9: group B is "video"; T8: only mob1's device ordered it): mob1 is
+// served by one server of group B (login unit), each of mob2's
+// connections to group B is refused with a RST, which its gateway counts
+// under "video", and no refusal is counted for "web".
+func checkAuthz(t *testing.T, sum *demo.Summary, mob1B []string) {
+	t.Helper()
+	if len(mob1B) != 3 || mob1B[0] != mob1B[1] || mob1B[1] != mob1B[2] || !strings.HasPrefix(mob1B[0], "b") {
+		t.Errorf("mob1 web-b servers %v: want one server of group B (login unit)", mob1B)
+	}
+	refused := 0
+	for _, p := range sum.Picks {
+		switch {
+		case p.Service == "mob2 web-b" && (p.Server != "" || !strings.Contains(p.Refused, "RST")):
+			t.Errorf("mob2 -> web-b: %+v, want a refusal by RST", p)
+		case p.Service == "mob2 web-b":
+			refused++
+		case p.Refused != "":
+			t.Errorf("%s refused: %s", p.Service, p.Refused)
+		}
+	}
+	if refused != 3 {
+		t.Errorf("mob2's refused connections to web-b: %d, want 3", refused)
+	}
+	var g2 int
+	for _, s := range sum.Sessions {
+		if s.Device == "IMEI-mob2" {
+			fmt.Sscanf(s.Gateway, "gw%d", &g2)
+		}
+	}
+	for g, d := range sum.Denied {
+		if g == g2 && d["video"] < 3 {
+			t.Errorf("gw%d (mob2's) counted %d video refusals, want >= 3: %v", g, d["video"], d)
+		}
+		if g != g2 && d["video"] != 0 {
+			t.Errorf("gw%d (not mob2's) counted video refusals: %v", g, d)
+		}
+		if d["web"] != 0 {
+			t.Errorf("gw%d refused web: %v", g, d)
+		}
+	}
+	if len(sum.Denied) != 2 || g2 == 0 {
+		t.Errorf("refusal counters %v, mob2 on gw%d", sum.Denied, g2)
+	}
+	for _, s := range []string{"T9 REP", "10.30.0.2", "video", "REFUSED"} {
+		if !strings.Contains(sum.Tables, s) {
+			t.Errorf("samepathctl authz / gw authz output lacks %q:\n%s", s, sum.Tables)
+		}
 	}
 }
 
