@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -515,4 +516,26 @@ func TestAuthzMetrics(t *testing.T) {
 			strings.Contains(string(b), `samepath_control_authz_pushes_total{outcome="acked"} 1`) &&
 			strings.Contains(string(b), fmt.Sprintf("samepath_control_authz_version %d", 1))
 	})
+}
+
+// TestExampleConfigAuthz: samepath-control -h's example loads, with its
+// authz section.
+func TestExampleConfigAuthz(t *testing.T) {
+	path := t.TempDir() + "/control.yaml"
+	if err := os.WriteFile(path, []byte(control.ExampleConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := control.LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Authz.T9) != 2 || len(cfg.Authz.T8) != 2 || cfg.Authz.Resync != 30*time.Second || !cfg.Authz.T8[1].Allowed {
+		t.Fatalf("authz from the example: %+v", cfg.Authz)
+	}
+	// A bad table is refused at load.
+	bad := strings.Replace(control.ExampleConfig, "{rep: 10.30.0.2,", "{rep: 10.30.0.1,", 1)
+	os.WriteFile(path, []byte(bad), 0o600)
+	if _, err := control.LoadConfig(path); err == nil || !strings.Contains(err.Error(), "listed twice") {
+		t.Fatalf("duplicate T9 row in the config: %v", err)
+	}
 }
