@@ -104,10 +104,10 @@ func TestAccountingCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := synced()
+	okAtKill, failedAtKill := ok.Load(), failed.Load()
 	killGateway(t, sys, m.Gateway)
-	okAtKill := ok.Load()
 	stopLoad()
-	t.Logf("SIGKILL of samepathd-gw%d after %d requests (%d failed): %v records synced, %v written at the last reads", m.Gateway, okAtKill, failed.Load(), before, written)
+	t.Logf("SIGKILL of samepathd-gw%d after %d requests (%d failed): %v records synced, %v written at the last reads", m.Gateway, okAtKill, failedAtKill, before, written)
 
 	raw, err := os.ReadFile(log)
 	if err != nil {
