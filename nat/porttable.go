@@ -210,8 +210,10 @@ type pubSlot struct {
 // whichever is longer.
 //
 // Allocation: NewPortTable allocates everything; Up, Down, Create,
-// Touch, Delete, Expire and DeleteSession allocate nothing (tests check
-// it). Memory per flow of capacity is measured by BenchmarkHold1M.
+// Touch, Delete, Expire and DeleteSession allocate nothing
+// (TestZeroAllocs). Speed and memory per flow: BenchmarkUp, BenchmarkDown,
+// BenchmarkTouch, BenchmarkCreateDelete, BenchmarkExpire and
+// BenchmarkHold1M, recorded in BENCHMARKS.md ("nat port table").
 type PortTable struct {
 	// Immutable after NewPortTable.
 	gw      []Addr16
@@ -456,9 +458,10 @@ func (t *PortTable) Create(k *FlowKey, server Addr16, sport uint16, session uint
 // Touch accounts one packet of bytes to binding id in direction up
 // (true: from the mobile), refreshes its idle timer and, for TCP,
 // advances its state from the segment's flags (TCPState.Next). Owner
-// only; a stale id updates whatever binding now holds the slot.
+// only. An id out of range or of a free slot is ignored; a stale id
+// whose slot was reused updates the binding that holds it now.
 func (t *PortTable) Touch(id uint32, up bool, bytes int, tcpFlags uint8, now int64) {
-	if int(id) >= len(t.slots) {
+	if int(id) >= len(t.slots) || t.slots[id].gi == 0 {
 		return
 	}
 	if now > t.clock {
