@@ -24,6 +24,9 @@ type acctState struct {
 	upPay, downPay []uint64
 	sniffed        []bool
 	lastReport     []int64 // worker clock of the flow's start or last interim record
+	// startWall is each flow's start in unix ns, fixed when it starts so
+	// that all its records carry one start time, whatever wall0 does later.
+	startWall []int64
 	// Attributes live in a bounded slab of slots: only flows whose first
 	// payload names a host take one.
 	attrOf   []int32 // slot, -1 none
@@ -104,8 +107,9 @@ func newAcctState(flows, slots int) *acctState {
 	a := &acctState{
 		upPay: make([]uint64, flows), downPay: make([]uint64, flows),
 		sniffed: make([]bool, flows), lastReport: make([]int64, flows),
-		attrOf: make([]int32, flows),
-		attr:   make([]byte, slots*acct.AttrSize), attrLen: make([]uint8, slots), attrKind: make([]uint8, slots),
+		startWall: make([]int64, flows),
+		attrOf:    make([]int32, flows),
+		attr:      make([]byte, slots*acct.AttrSize), attrLen: make([]uint8, slots), attrKind: make([]uint8, slots),
 		free:  make([]int32, 0, slots),
 		repUp: make([]uint64, flows), repDown: make([]uint64, flows),
 	}
@@ -125,6 +129,7 @@ func (g *GW) acctStart(id uint32) {
 		return
 	}
 	a.upPay[id], a.downPay[id], a.sniffed[id], a.lastReport[id] = 0, 0, false, g.now
+	a.startWall[id] = a.wall0 + g.now
 	a.repUp[id], a.repDown[id] = 0, 0
 	a.attrOf[id] = -1
 }
@@ -215,7 +220,7 @@ func (g *GW) acctReport(id uint32, b *nat.Binding, final bool, cause nat.Cause) 
 		r.AttrLen, r.AttrKind = a.attrLen[slot], a.attrKind[slot]
 		copy(r.Attr[:], a.attr[int(slot)*acct.AttrSize:int(slot)*acct.AttrSize+int(r.AttrLen)])
 	}
-	r.Start, r.End = a.wall0+b.Created, a.wall0+g.now
+	r.Start, r.End = a.startWall[id], a.wall0+g.now
 	r.UpPackets, r.UpBytes, r.DownPackets, r.DownBytes = b.UpPackets, b.UpBytes, b.DownPackets, b.DownBytes
 	r.HasPayload, r.UpPayload, r.DownPayload = true, a.upPay[id], a.downPay[id]
 	g.cfg.Acct.Push(r)

@@ -508,6 +508,13 @@ func TestGWAccounting(t *testing.T) {
 	if final == nil || interims == 0 {
 		t.Fatalf("want interim and final records, got %+v", entries)
 	}
+	// The poll loop re-reads the wall clock every 1024 rounds; a flow's
+	// records still carry one start time.
+	for i := range entries {
+		if !entries[i].Start.Equal(final.Start) {
+			t.Errorf("%s record starts %v, the final one %v", entries[i].Kind, entries[i].Start, final.Start)
+		}
+	}
 	e := final
 	if e.User != "alice" || e.Device != "IMEI-1" || e.Service != "web" || e.ServiceType != "web" || e.Cause != "session-end" {
 		t.Errorf("record names %+v", e)
