@@ -200,13 +200,14 @@ type pubSlot struct {
 // make the owner wait. Each slab slot has a published copy written by
 // the owner inside a per-slot sequence lock with atomic words, so a
 // reader copies a consistent binding or retries. The owner publishes a
-// binding whole when it is created, removes it when it ends, and
-// refreshes its counters, LastSeen and State when the expiry sweep
-// visits it (Expire) if they changed, at most about once a second per
-// binding; not on every packet: an atomic store costs about 20 ns here
-// (an XCHG), against about 1 ns for the plain stores Touch does. So
-// Snapshot sees bindings exactly, but their counters lag by up to one
-// sweep pass (ceil(Len/budget) Expire calls) or about a second,
+// binding whole when it is created, removes it when it ends, republishes
+// it when its TCP state changes (a few times per connection), and
+// refreshes its counters and LastSeen when the expiry sweep visits it
+// (Expire) if they changed, at most about once a second per binding;
+// not on every packet: an atomic store costs about 20 ns here (an XCHG),
+// against about 1 ns for the plain stores Touch does. So Snapshot sees
+// bindings and their TCP states exactly, but their counters lag by up to
+// one sweep pass (ceil(Len/budget) Expire calls) or about a second,
 // whichever is longer.
 //
 // Allocation: NewPortTable allocates everything; Up, Down, Create,
@@ -479,7 +480,11 @@ func (t *PortTable) Touch(id uint32, up bool, bytes int, tcpFlags uint8, now int
 		b.LastSeen = now
 	}
 	if b.Flow.Proto == ProtoTCP {
-		b.State = b.State.Next(up, tcpFlags)
+		if st := b.State.Next(up, tcpFlags); st != b.State {
+			// A few times per connection: readers see the state at once.
+			b.State = st
+			t.publishMutable(id)
+		}
 	}
 }
 

@@ -678,6 +678,50 @@ func TestSnapshotConcurrent(t *testing.T) {
 	t.Logf("readers checked %d copies", seen.Load())
 }
 
+// TestSnapshotState: a TCP state change is published at once, without
+// waiting for the expiry sweep, while counters wait for it.
+func TestSnapshotState(t *testing.T) {
+	tab := testTable(t, nil)
+	k := udpKey("10.0.0.1", 5000, "198.51.100.1", 443)
+	k.Proto = ProtoTCP
+	now := sec(1000)
+	id, err := tab.Create(&k, k.Dst, k.DPort, 0, 0, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := func() Binding {
+		var got []Binding
+		tab.Snapshot(func(b Binding) bool { got = append(got, b); return true })
+		if len(got) != 1 {
+			t.Fatalf("snapshot holds %d bindings, want 1", len(got))
+		}
+		return got[0]
+	}
+	for _, s := range []struct {
+		up    bool
+		flags uint8
+	}{{true, FlagSYN}, {false, FlagSYN | FlagACK}, {true, FlagACK}, {true, FlagACK}} {
+		now += sec(0.001)
+		want := tab.Binding(id).State.Next(s.up, s.flags)
+		tab.Touch(id, s.up, 60, s.flags, now)
+		if got := snap().State; got != want {
+			t.Fatalf("after flags %#x: snapshot state %v, want %v", s.flags, got, want)
+		}
+	}
+	if b := snap(); b.State.String() != "established" {
+		t.Fatalf("state %v after the handshake, want established", b.State)
+	}
+	// The fourth segment changed no state: its counters wait for a sweep
+	// in the next republish period.
+	if b := snap(); b.UpPackets+b.DownPackets == 4 {
+		t.Fatalf("counters %d+%d published per packet", b.UpPackets, b.DownPackets)
+	}
+	tab.Expire(now+1<<30, 10, nil)
+	if b := snap(); b.UpPackets != 3 || b.DownPackets != 1 {
+		t.Fatalf("after a sweep: up %d down %d packets, want 3 and 1", b.UpPackets, b.DownPackets)
+	}
+}
+
 func TestSplitPorts(t *testing.T) {
 	got, err := SplitPorts(1024, 65535, 3)
 	if err != nil {

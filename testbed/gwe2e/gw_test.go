@@ -137,14 +137,20 @@ func TestGateway(t *testing.T) {
 		if d := count["a1"] - count["a2"]; d < -1 || d > 1 {
 			t.Errorf("packet unit spread %v: want even +-1 (round robin per datagram)", count)
 		}
-		// One NAT record carries them all (the key is per socket).
+		// One NAT record carries them all (the key is per socket). The
+		// gateway publishes counters to its API once a second at most
+		// (nat.PortTable): wait for that.
 		local := u.LocalAddr().String()
 		var recs []api.Flow
-		for _, f := range flowsOf(ctx, t, gw1, m1.IPv4) {
-			if f.Proto == "udp" && f.Mobile == local {
-				recs = append(recs, f)
+		settled(func() bool {
+			recs = recs[:0]
+			for _, f := range flowsOf(ctx, t, gw1, m1.IPv4) {
+				if f.Proto == "udp" && f.Mobile == local {
+					recs = append(recs, f)
+				}
 			}
-		}
+			return len(recs) == 1 && recs[0].UpPackets == n && recs[0].DownPackets == n
+		})
 		if len(recs) != 1 || recs[0].UpPackets != n || recs[0].DownPackets != n {
 			t.Errorf("NAT records of %s: %+v, want one with %d packets each way", local, recs, n)
 		}

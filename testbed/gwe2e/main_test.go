@@ -312,6 +312,24 @@ func flowsOf(ctx context.Context, t *testing.T, c *api.Client, ip netip.Addr) []
 	return out
 }
 
+// counterLag bounds how long a gateway's API may show a flow's counters
+// behind its packets: nat.PortTable republishes them at most once per
+// 2^30 ns period, in the expiry sweep, so at most two periods.
+const counterLag = 2*(1<<30)*time.Nanosecond + 500*time.Millisecond
+
+// settled polls ok until it holds or counterLag has passed and reports
+// whether it held.
+func settled(ok func() bool) bool {
+	for end := time.Now().Add(counterLag); ; time.Sleep(50 * time.Millisecond) {
+		if ok() {
+			return true
+		}
+		if time.Now().After(end) {
+			return false
+		}
+	}
+}
+
 // flowFor finds the record of the mobile's flow from local (its own
 // address and port) to dest.
 func flowFor(fs []api.Flow, proto string, local netip.AddrPort, dest string) (api.Flow, bool) {
