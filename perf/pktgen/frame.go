@@ -212,6 +212,7 @@ func (s *FrameSpec) Build() ([]byte, xdpprog.GenConfig, error) {
 		c = 0xffff
 	}
 	binary.BigEndian.PutUint16(l4[csumOff:], c)
+	cfg.Hdr = bytes.Clone(f[:len(f)-len(payload)])
 	return f, cfg, nil
 }
 

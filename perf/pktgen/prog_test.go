@@ -1,6 +1,7 @@
 package pktgen
 
 import (
+	"bytes"
 	"runtime"
 	"testing"
 	"time"
@@ -69,7 +70,19 @@ func TestGenProgram(t *testing.T) {
 				if stamped && (gotSeq != seq || stream != 77) {
 					t.Fatalf("stamp: stream %d seq %d, want seq %d", stream, gotSeq, seq)
 				}
+				if !bytes.Equal(out[:14], tmpl[:14]) {
+					t.Fatalf("seq %d: Ethernet header % x, want the template's % x", seq, out[:14], tmpl[:14])
+				}
+				// A device under test rewrites the recycled frame in
+				// place (steered MACs, TTL, destination): the next run
+				// must restore the template's header.
 				frame = out
+				for i := range 12 {
+					frame[i] ^= 0x5a
+				}
+				frame[14+7]--                 // IPv6 hop limit / IPv4 identification
+				frame[14+8]--                 // IPv4 TTL / IPv6 source
+				frame[len(cfg.Hdr)-3] ^= 0xff // L4 header
 			}
 			total, err := g.Generated()
 			if err != nil {

@@ -23,6 +23,7 @@ type genGenCfg struct {
 	Pad    uint32
 	IpSum  uint32
 	L4Sum  uint32
+	Hdr    [80]uint8
 }
 
 type genGenSlot struct {

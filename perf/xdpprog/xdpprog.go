@@ -34,7 +34,15 @@ type GenConfig struct {
 	AddrLo uint32 // first source address, low 32 bits, host order
 	IPSum  uint32 // folded native-order sum of the IPv4 header, varying fields zero
 	L4Sum  uint32 // folded native-order sum of pseudo-header and segment, varying fields zero (stream too)
+	// Hdr is the template's bytes up to the L4 payload (Ethernet, IP and
+	// L4 headers, at most GenHdrMax), restored in every frame before the
+	// varying fields are written: devices under test rewrite recycled
+	// frames in place.
+	Hdr []byte
 }
+
+// GenHdrMax is the longest header the generator restores (GEN_HDR_MAX).
+const GenHdrMax = 80
 
 // Generator state slots (struct gen_slot in bpf/gen.c): stamped frames use
 // slot StreamSlot(stream), the stream id their template carries; frames too
@@ -91,8 +99,12 @@ func (g *Gen) Configure(c GenConfig) error {
 	if c.NFlows == 0 || c.NPort == 0 {
 		return errors.New("generator config: nflows and nport must be >= 1")
 	}
+	if len(c.Hdr) > GenHdrMax {
+		return fmt.Errorf("generator config: header of %d bytes, at most %d", len(c.Hdr), GenHdrMax)
+	}
 	v := genGenCfg{Flags: c.Flags, Nflows: c.NFlows, Nport: c.NPort, PortLo: c.PortLo,
 		AddrLo: c.AddrLo, IpSum: c.IPSum, L4Sum: c.L4Sum}
+	copy(v.Hdr[:], c.Hdr)
 	if err := g.objs.GenConfig.Put(uint32(0), &v); err != nil {
 		return fmt.Errorf("write generator config: %w", err)
 	}

@@ -1,8 +1,12 @@
 // Traffic generator program for BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES.
-// The kernel recycles frames without restoring their bytes, so every field
-// that varies is rewritten on every run: source address (low 32 bits), source
-// port, the sequence stamp and both checksums. Checksums start from sums the
-// loader computed over the template with those fields zeroed.
+// The kernel recycles frames without restoring their bytes, and a frame
+// redirected through veth comes back to the pool with whatever the devices
+// under test wrote into it (a steered destination MAC, a decremented TTL, a
+// NAT rewrite). So every run first restores the whole header (Ethernet, IP,
+// L4) from the template in gen_config, then writes the fields that vary:
+// source address (low 32 bits), source port, the sequence stamp and both
+// checksums. Checksums start from sums the loader computed over the template
+// with those fields zeroed.
 //
 // Each transmit thread passes its own template whose stamp already holds
 // its stream id; the program only reads it, and keeps that stream's state
@@ -17,6 +21,9 @@
 #define GEN_TCP 2
 #define GEN_STAMP 4
 
+// Longest header restored per frame: Ethernet + IPv6 + TCP = 74 bytes.
+#define GEN_HDR_MAX 80
+
 struct gen_cfg {
 	__u32 flags;
 	__u32 nflows;  // naddr * nport, >= 1
@@ -26,6 +33,7 @@ struct gen_cfg {
 	__u32 pad;
 	__u32 ip_sum; // folded sum of the IPv4 header, varying fields zero
 	__u32 l4_sum; // folded sum of pseudo-header + segment, varying fields zero
+	__u8 hdr[GEN_HDR_MAX]; // the template's bytes up to the L4 payload
 };
 
 #define GEN_SLOTS 256
@@ -94,6 +102,9 @@ static __always_inline int rewrite(struct xdp_md *ctx, struct gen_cfg *cfg,
 	}
 	__u64 seq = sl->seq;
 	sl->seq = seq + 1;
+
+	// pay_off is a constant of each inlined call: the copy unrolls.
+	__builtin_memcpy(data, cfg->hdr, pay_off);
 
 	__u32 idx = (__u32)seq % cfg->nflows;
 	__u32 addr = cfg->addr_lo + idx / cfg->nport;
