@@ -11,7 +11,7 @@ APT_CMDS := ip ping pgrep taskset ethtool iperf3 radclient nft tcpdump curl
 
 CMDS := $(notdir $(wildcard cmd/*))
 
-.PHONY: all build deps test vet unit fuzz-seeds perf demo clean generate
+.PHONY: all build deps test vet unit fuzz-seeds perf perf-quick demo clean generate
 
 all: build
 

@@ -50,6 +50,8 @@ Commands (each answers -h):
   daemon status -daemon URL                a samepathd's status
   gw services|set-services|policy|server|sessions|flows [-gw URL|all]  gateway tables (T6/T11/T9, T3 copy, T5)
   authz [show]|status|set -file F|allow|deny|forget DEVICE TYPE|t9 REP TYPE   service authorization (T9/T8), pushed to the gateways
+  accounting -log FILE|DIR [-user U] [-device D] [-service S] [-service-type T] [-kind K] [-from T] [-to T]
+                                           query a gateway's accounting log (T10)
   nas -auth H:P -acct H:P -secret S ...    NAS emulator: RADIUS login + accounting Start/Interim/Stop
 
 Examples:
@@ -58,6 +60,7 @@ Examples:
   samepathctl users set -id alice -password s3cret -device IMEI-1 -phone +81-90-1
   samepathctl -o json sessions list
   samepathctl nas -auth 10.0.0.2:1812 -acct 10.0.0.2:1813 -secret s -user mobile -password pw -mobiles 4 -interims 1 -dormant
+  samepathctl accounting -log /var/lib/samepath/gw1 -user alice -from 2026-11-26T00:00:00Z
   samepathctl t4 set-row -lb all -range 10.100.0.0/24 -gw 02:00:00:00:01:01,02:00:00:00:01:02
 `
 
