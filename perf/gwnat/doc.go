@@ -17,5 +17,14 @@
 // namespace) are recorded beside the numbers, so losses inside the
 // gateway show with their reason.
 //
+// The generator is pktgen's live-frames engine, as in lb-steer: XDP_TX
+// hands each frame to the DUT ingress device's NAPI, which runs where the
+// scenario pins it (CPU1 for the baseline, CPU0 for samepathd, whose
+// poller owns CPU1). The generator restores every header it sends, so the
+// frames both variants rewrite in place come back whole. An AF_XDP TX
+// generator would be unfair to the baseline: veth takes its skbs through
+// netif_rx on the sending CPU, so all of the kernel's forwarding and NAT
+// would run on the generator's core (measured: CPU1 11% busy).
+//
 // Nothing here is on a hot path; everything allocates freely.
 package gwnat

@@ -59,9 +59,12 @@ func DefaultConfig(samepathd string) bench.Config {
 		SinkSoftirq: true,
 		DevDrops:    true,
 		Frame:       Frame,
-		// Both variants rewrite headers in place; live frames would come
-		// back to the generator rewritten (see bench.Config.Engine).
-		Engine: pktgen.EngineAFXDP,
+		// Live frames (the default): the generator restores every header
+		// it sends, so frames the variants rewrote in place come back
+		// whole, and XDP_TX hands them to In's NAPI for both variants.
+		// AF_XDP TX would run the baseline's whole forwarding path in
+		// the generator's own syscalls on CPU0 (veth takes such skbs
+		// through netif_rx on the sending CPU).
 	}
 }
 

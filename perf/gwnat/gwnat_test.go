@@ -58,7 +58,7 @@ func TestMarkdown(t *testing.T) {
 	md := Markdown(r, "perf/results/gw-nat.svg")
 	// Ratios 3, 1.5, 1 -> median 1.5.
 	for _, want := range []string{BeginMarker, EndMarker, "| 64 B | 1000 | samepathd gw | 0.300 [0.100-0.300] |", "| - | 1.50 |",
-		"samepathd-gw >= 2.0x nft-nat, 64 B, 1000 flows: 1.500x MISSED", "require_session: false", "AF_XDP TX",
+		"samepathd-gw >= 2.0x nft-nat, 64 B, 1000 flows: 1.500x MISSED", "require_session: false", "live frames",
 		"gateway in/q0 rx 5; veth i.rx_queue_0_drops +3", "napi here", "softirq", "](perf/results/gw-nat.svg)"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
