@@ -159,6 +159,19 @@ func NewGW(cfg GWConfig) (*GW, error) {
 	return g, nil
 }
 
+// EndAll ends every open flow with cause nat.Shutdown, writing each
+// one's final accounting record (waiting up to wait in all for room in
+// the log's ring), and returns how many it ended. A gateway calls it when
+// it stops, after its worker has returned: it runs on the caller's
+// goroutine as the table's owner.
+func (g *GW) EndAll(wait time.Duration) int {
+	if g.acct != nil {
+		g.acct.waitUntil = time.Now().Add(wait)
+		defer func() { g.acct.waitUntil = time.Time{} }()
+	}
+	return g.cfg.Flows.DeleteAll(g.now, nat.Shutdown, g.onEnd)
+}
+
 // Close releases the LB cache.
 func (g *GW) Close() { g.lbs.Close() }
 

@@ -18,6 +18,8 @@ import (
 // log when the flow ends, and every AcctInterim while it lasts. All of it
 // runs on the worker without allocation; records leave through the
 // producer's lock-free ring (a full ring loses the record and counts it).
+// When the gateway stops, EndAll closes every open flow with a final
+// record (cause "shutdown"), so a restart loses no usage.
 
 // acctState is the per-flow accounting state, indexed by binding id.
 type acctState struct {
@@ -36,9 +38,12 @@ type acctState struct {
 	free     []int32
 	noSlot   atomic.Uint64 // attributes lost for want of a slot
 
-	wall0  int64 // unix ns at worker clock 0
-	cursor uint32
-	rec    acct.Record
+	wall0 int64 // unix ns at worker clock 0
+	// waitUntil, set by EndAll, lets final records wait for room in the
+	// log's ring until then instead of being lost.
+	waitUntil time.Time
+	cursor    uint32
+	rec       acct.Record
 
 	// Usage per subscriber and per service type, from the records:
 	// reported[id] is what earlier records of the flow already added.
@@ -223,7 +228,11 @@ func (g *GW) acctReport(id uint32, b *nat.Binding, final bool, cause nat.Cause) 
 	r.Start, r.End = a.startWall[id], a.wall0+g.now
 	r.UpPackets, r.UpBytes, r.DownPackets, r.DownBytes = b.UpPackets, b.UpBytes, b.DownPackets, b.DownBytes
 	r.HasPayload, r.UpPayload, r.DownPayload = true, a.upPay[id], a.downPay[id]
-	g.cfg.Acct.Push(r)
+	if a.waitUntil.IsZero() {
+		g.cfg.Acct.Push(r)
+	} else {
+		g.cfg.Acct.PushWait(r, a.waitUntil) // EndAll: the poll loop has stopped
+	}
 	a.usage.add(user, device, stype, b.UpBytes-a.repUp[id], b.DownBytes-a.repDown[id])
 	a.repUp[id], a.repDown[id] = b.UpBytes, b.DownBytes
 	if final {

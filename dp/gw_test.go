@@ -535,3 +535,55 @@ func TestGWAccounting(t *testing.T) {
 		t.Errorf("times %v .. %v", e.Start, e.End)
 	}
 }
+
+// TestGWEndAll: a gateway that stops ends its open flows with a final
+// record each (cause shutdown), so the usage since the last interim is
+// not lost, and leaves an empty table.
+func TestGWEndAll(t *testing.T) {
+	path := t.TempDir() + "/acct.log"
+	cfg := acct.DefaultConfig(path)
+	cfg.RingSize = 2 // EndAll waits for the writer rather than losing records
+	log, err := acct.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := log.Register()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newGWFull(t, 65535, nil, prod, time.Hour)
+	const n = 8
+	for i := range n {
+		r.send(0, dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, rep).TCP(uint16(42000+i), 80).Flags(header.FlagSYN).Bytes())
+	}
+	if got := r.flows.Len(); got != n {
+		t.Fatalf("%d flows open, want %d", got, n)
+	}
+	if got := r.gw.EndAll(5 * time.Second); got != n {
+		t.Fatalf("EndAll ended %d flows, want %d", got, n)
+	}
+	if r.flows.Len() != 0 {
+		t.Fatalf("%d flows left", r.flows.Len())
+	}
+	if err := log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := log.Stats(); st.Lost != 0 {
+		t.Fatalf("%d records lost", st.Lost)
+	}
+	entries, _, err := acct.Query(path, acct.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != n {
+		t.Fatalf("%d records, want %d", len(entries), n)
+	}
+	for _, e := range entries {
+		if e.Kind != "final" || e.Cause != "shutdown" || e.User != "alice" || e.UpPackets != 1 {
+			t.Errorf("record %+v, want a final shutdown record of alice's SYN", e)
+		}
+	}
+	if got := r.gw.Stats().FlowsEnded.Load(); got != n {
+		t.Errorf("FlowsEnded %d, want %d", got, n)
+	}
+}

@@ -188,10 +188,11 @@ const (
 	SessionEnd               // the user session ended (R-GW-7)
 	Released                 // released by the user session type (R-GW-6: packet or connection unit)
 	Admin                    // removed by an operator through the control API
+	Shutdown                 // the gateway stopped with the flow open (DeleteAll)
 	NumCauses
 )
 
-var causeNames = [...]string{"idle-timeout", "tcp-close", "tcp-reset", "session-end", "released", "admin"}
+var causeNames = [...]string{"idle-timeout", "tcp-close", "tcp-reset", "session-end", "released", "admin", "shutdown"}
 
 func (c Cause) String() string {
 	if int(c) < len(causeNames) {

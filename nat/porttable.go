@@ -524,6 +524,26 @@ func (t *PortTable) DeleteSession(session uint64, now int64, onEnd func(b *Bindi
 	return n
 }
 
+// DeleteAll removes every binding with cause, calling onEnd (if not nil)
+// with each before it goes, and returns how many it removed: what a
+// gateway does when it stops, so that accounting closes every open flow.
+// Owner only (or after the owner stopped); onEnd must not modify the
+// table.
+func (t *PortTable) DeleteAll(now int64, cause Cause, onEnd func(b *Binding, cause Cause)) int {
+	t.tick(now)
+	n := 0
+	for len(t.live) > 0 {
+		id := t.live[len(t.live)-1]
+		if onEnd != nil {
+			onEnd(&t.slots[id].b, cause)
+		}
+		t.remove(id, cause)
+		n++
+	}
+	t.cursor = 0
+	return n
+}
+
 // remove unlinks binding id from every index, frees its port and slot,
 // and unpublishes it.
 func (t *PortTable) remove(id uint32, cause Cause) {

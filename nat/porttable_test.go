@@ -722,6 +722,41 @@ func TestSnapshotState(t *testing.T) {
 	}
 }
 
+// TestDeleteAll: every binding ends once, with the cause given, and the
+// table is empty and reusable afterwards.
+func TestDeleteAll(t *testing.T) {
+	tab := testTable(t, nil)
+	now := sec(10)
+	const n = 300
+	for i := range n {
+		k := udpKey("10.0.0.1", uint16(1000+i), "198.51.100.1", 53)
+		if _, err := tab.Create(&k, k.Dst, k.DPort, uint64(1+i%3), 0, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[uint16]int{}
+	got := tab.DeleteAll(now, Shutdown, func(b *Binding, c Cause) {
+		if c != Shutdown {
+			t.Errorf("cause %v, want shutdown", c)
+		}
+		seen[b.Flow.SPort]++
+	})
+	if got != n || len(seen) != n || tab.Len() != 0 {
+		t.Fatalf("DeleteAll removed %d (%d distinct), Len %d; want %d, 0", got, len(seen), tab.Len(), n)
+	}
+	if st := tab.Stats(); st.Removed[Shutdown] != n {
+		t.Fatalf("Removed[shutdown] = %d, want %d", st.Removed[Shutdown], n)
+	}
+	if tab.DeleteSession(1, now, nil) != 0 {
+		t.Fatal("a session kept bindings after DeleteAll")
+	}
+	tab.Snapshot(func(b Binding) bool { t.Fatalf("snapshot holds %+v", b); return false })
+	k := udpKey("10.0.0.1", 1000, "198.51.100.1", 53)
+	if _, err := tab.Create(&k, k.Dst, k.DPort, 1, 0, now); err != nil {
+		t.Fatalf("create after DeleteAll: %v", err)
+	}
+}
+
 func TestSplitPorts(t *testing.T) {
 	got, err := SplitPorts(1024, 65535, 3)
 	if err != nil {

@@ -275,6 +275,17 @@ func (p *Producer) Push(r *Record) bool {
 	return true
 }
 
+// PushWait is Push for a caller that may wait, never the poll loop (a
+// gateway writing the final records of its open flows as it stops):
+// while the ring is full it waits for the writer, until deadline, and
+// only then counts the record lost.
+func (p *Producer) PushWait(r *Record, deadline time.Time) bool {
+	for p.tail.Load()-p.head.Load() >= p.size && !p.log.closed.Load() && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Microsecond)
+	}
+	return p.Push(r)
+}
+
 func (p *Producer) lose() {
 	p.lost.Add(1)
 	p.log.lost.Add(1)

@@ -188,6 +188,44 @@ func TestLoadAccounted(t *testing.T) {
 	t.Logf("lost %d of %d with a 2-slot ring", s.Lost, n)
 }
 
+// TestPushWaitLosesNothing: through a tiny ring, PushWait waits for the
+// writer instead of losing records; with a writer that never drains it
+// gives up at the deadline and counts the loss.
+func TestPushWaitLosesNothing(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.RingSize = 2
+	l := openLog(t, cfg)
+	p, err := l.Register()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 500
+	for i := 0; i < n; i++ {
+		r := testRecord(uint64(i))
+		if !p.PushWait(&r, time.Now().Add(10*time.Second)) {
+			t.Fatalf("record %d lost", i)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s := l.Stats(); s.Lost != 0 || s.Written != n {
+		t.Fatalf("stats %+v, want %d written, none lost", s, n)
+	}
+
+	stuck := &Producer{slots: make([]Record, 2), mask: 1, size: 2, log: &Log{}}
+	r := testRecord(1)
+	stuck.Push(&r)
+	stuck.Push(&r)
+	start := time.Now()
+	if stuck.PushWait(&r, start.Add(20*time.Millisecond)) || stuck.Lost() != 1 {
+		t.Fatalf("full ring with no writer: lost %d, want the record counted lost", stuck.Lost())
+	}
+	if time.Since(start) < 20*time.Millisecond {
+		t.Fatal("PushWait gave up before its deadline")
+	}
+}
+
 func TestSyncByInterval(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.SyncInterval = 10 * time.Millisecond

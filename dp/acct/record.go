@@ -29,7 +29,7 @@ func (k Kind) String() string {
 	return "kind(" + strconv.Itoa(int(k)) + ")"
 }
 
-// Cause is why a flow ended. The values 0..CauseAdmin are nat.Cause's
+// Cause is why a flow ended. The values 0..CauseShutdown are nat.Cause's
 // (the gateway passes them through unchanged); CauseInterim marks interim
 // records.
 type Cause uint8
@@ -41,11 +41,12 @@ const (
 	CauseSessionEnd               // nat.SessionEnd
 	CauseReleased                 // nat.Released
 	CauseAdmin                    // nat.Admin
+	CauseShutdown                 // nat.Shutdown
 	CauseInterim                  // the flow is still open (Kind Interim)
 	NumCauses
 )
 
-var causeNames = [NumCauses]string{"idle-timeout", "tcp-close", "tcp-reset", "session-end", "released", "admin", "interim"}
+var causeNames = [NumCauses]string{"idle-timeout", "tcp-close", "tcp-reset", "session-end", "released", "admin", "shutdown", "interim"}
 
 func (c Cause) String() string {
 	if c < NumCauses {

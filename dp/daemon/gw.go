@@ -153,7 +153,16 @@ func (d *Daemon) startGW(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.closers = append(d.closers, func() error { pipe.Close(); return nil })
+	d.closers = append(d.closers, func() error {
+		// The worker has returned (closers run after it): this goroutine
+		// owns the table now. Open flows end here, so the accounting log,
+		// closed next, gets their final records.
+		if n := pipe.EndAll(5 * time.Second); n > 0 {
+			d.log.Info("open flows ended at shutdown", "flows", n, "accounting", alog != nil)
+		}
+		pipe.Close()
+		return nil
+	})
 
 	// One filter per side: what each side hands the dataplane differs.
 	var prefixes []netip.Prefix
