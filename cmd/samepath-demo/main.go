@@ -2,7 +2,8 @@
 // network in namespaces, samepathd load balancers at the three ingress
 // points and gateways, samepath-control (RADIUS AAA, sessions, health),
 // mobiles logging in through NAS emulators, a download to a mobile that
-// moves across the ingress points, and a summary with the session table.
+// moves across the ingress points, a summary with the session table, and
+// the gateways' proxy accounting after the mobiles log out.
 package main
 
 import (
@@ -38,7 +39,7 @@ func main() {
 	steering := flag.String("steering", "afxdp", "LB steering: afxdp (Go pipeline on AF_XDP) or xdp (in-kernel offload)")
 	size := flag.Int64("size", 20<<20, "bytes to download")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: samepath-demo [flags]   (as root)\n\nBuilds the FIG. 2 network in namespaces, starts samepathd LBs and gateways and\nsamepath-control, logs the mobiles in over RADIUS through NAS emulators (addresses from\nthe AAA), downloads from a server to a mobile that moves nas1 -> nas2 -> nas3 (the old\nNAS suspends the session, the new one resumes it), prints which LB and gateway carried\neach phase and the session tables, and tears everything down (also on Ctrl-C).\n\nexample: samepath-demo -steering xdp -size 50000000\n\nflags:\n")
+		fmt.Fprintf(os.Stderr, "usage: samepath-demo [flags]   (as root)\n\nBuilds the FIG. 2 network in namespaces, starts samepathd LBs and gateways and\nsamepath-control, logs the mobiles in over RADIUS through NAS emulators (addresses from\nthe AAA), downloads from a server to a mobile that moves nas1 -> nas2 -> nas3 (the old\nNAS suspends the session, the new one resumes it), prints which LB and gateway carried\neach phase and the session tables, logs the mobiles out and shows the gateways' proxy\naccounting per subscriber, service and URL, and tears everything down (also on Ctrl-C).\n\nexample: samepath-demo -steering xdp -size 50000000\n\nflags:\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()

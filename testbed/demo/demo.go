@@ -9,8 +9,11 @@
 // new one resumes it: FIG. 11 and 31), connections to both server groups
 // showing the servers the gateway chose or its refusal (T8/T9 from
 // samepath-control: mob2 has not ordered group B's "video", so the gateway
-// answers its SYNs with a RST, FIG. 25), and a summary with the session
-// table and the refusals per service type. `make demo` runs it through
+// answers its SYNs with a RST, FIG. 25), a summary with the session
+// table and the refusals per service type, and, after every mobile logs
+// out (Accounting Stop, User-Request), the proxy accounting the gateways
+// wrote to their logs: final T10 records per subscriber, service and URL
+// (FIG. 28-29). `make demo` runs it through
 // cmd/samepath-demo; its test is the privileged end-to-end check with the
 // real dataplane and control process.
 //
@@ -210,6 +213,11 @@ type Summary struct {
 	// Tables is samepathctl's output (sessions list, gw services, gw
 	// sessions) run in the ctl namespace.
 	Tables string
+	// Accounting sums the gateways' final T10 records per subscriber,
+	// service and URL, read from their logs (AcctLogs) after every
+	// mobile logged out.
+	Accounting []AcctRow
+	AcctLogs   string
 }
 
 func (o *Options) defaults() {
@@ -241,6 +249,11 @@ func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 	if _, err := os.Stat(o.Samepathctl); err != nil {
 		return nil, fmt.Errorf("samepathctl binary: %w", err)
 	}
+	cleanup, err := tempAccounting(&o)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup() // after the gateways stopped (deferred below)
 	sys, err := Start(ctx, o)
 	if err != nil {
 		return nil, err
@@ -290,6 +303,10 @@ func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 		return sum, err
 	}
 	if err := sys.collect(ctx, sum, o); err != nil {
+		return sum, err
+	}
+	sum.AcctLogs = strings.ReplaceAll(o.GWAccounting.Log, "%d", "N")
+	if sum.Accounting, err = sys.accounting(ctx, o); err != nil {
 		return sum, err
 	}
 	Print(o.Out, sum, p)
@@ -841,6 +858,7 @@ func Print(w io.Writer, s *Summary, p *fig2.Plan) {
 	}
 	printDenied(w, s.Denied)
 	printControl(w, s)
+	printAccounting(w, s.Accounting, s.AcctLogs)
 }
 
 // printControl writes the control side: RADIUS exchanges, FIG. 11 edges,

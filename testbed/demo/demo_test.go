@@ -99,10 +99,53 @@ func TestDemo(t *testing.T) {
 				}
 			}
 			checkAuthz(t, sum, by["mob1 web-b"])
+			checkAccounting(t, sum)
 			if len(sum.Flows) != 2 || sum.Flows[0] == 0 || sum.Flows[1] == 0 {
 				t.Errorf("gateway NAT records %v", sum.Flows)
 			}
 		})
+	}
+}
+
+// checkAccounting checks the proxy accounting summary read back from the
+// gateways' logs after the logouts (R-ACCT-1): the download is one flow
+// of mob1's on web-a, on its carrier, whose payload is the 20 MiB body
+// plus the response header (and at most a few retransmitted segments);
+// the short connections appear per subscriber and service, mob2's
+// refused video connections nowhere; every flow ended with its session.
+func checkAccounting(t *testing.T, sum *demo.Summary) {
+	t.Helper()
+	const size = 20 << 20
+	type want struct{ user, svc, st, url string }
+	flows := map[want]int{}
+	for _, r := range sum.Accounting {
+		flows[want{r.User, r.Service, r.ServiceType, r.URL}] += r.Flows
+		if len(r.Causes) != 1 || r.Causes[0] != "session-end" {
+			t.Errorf("%s %s %s: end causes %v, want session-end (logout)", r.User, r.Service, r.URL, r.Causes)
+		}
+		if r.User == "mob2" && r.ServiceType == "video" {
+			t.Errorf("mob2 was refused video, yet accounted: %+v", r)
+		}
+		if !strings.HasSuffix(r.URL, "/bytes/20971520") {
+			continue
+		}
+		if r.User != "mob1" || r.Device != "IMEI-mob1" || r.Service != "web-a" || r.ServiceType != "web" || r.Flows != 1 || r.Gateway != sum.Carrier {
+			t.Errorf("download record %+v, want one web-a flow of mob1 on gw%d", r, sum.Carrier)
+		}
+		if r.DownPayload < size || r.DownPayload > size+64<<10 || r.DownBytes < r.DownPayload || r.UpPayload == 0 || r.Interims == 0 {
+			t.Errorf("download payload up %d down %d, bytes down %d, %d interims: want the 20 MiB body (+ header) and interim records",
+				r.UpPayload, r.DownPayload, r.DownBytes, r.Interims)
+		}
+	}
+	for w, n := range map[want]int{
+		{"mob1", "web-a", "web", "10.30.0.1:80/bytes/20971520"}: 1,
+		{"mob1", "web-a", "web", "10.30.0.1:80/"}:               3,
+		{"mob1", "web-b", "video", "10.30.0.2:80/"}:             3,
+		{"mob2", "web-a", "web", "10.30.0.1:80/"}:               3,
+	} {
+		if flows[w] != n {
+			t.Errorf("accounting: %d flows of %+v, want %d (all: %+v)", flows[w], w, n, sum.Accounting)
+		}
 	}
 }
 
