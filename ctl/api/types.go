@@ -24,6 +24,10 @@ type QueueCounters struct {
 	TxBytes   uint64            `json:"tx_bytes"`
 	Drops     map[string]uint64 `json:"drops"`
 	IdleRatio float64           `json:"idle_ratio"`
+	// Socket is the kernel's statistics of the queue's AF_XDP socket
+	// (XDP_STATISTICS: frames it dropped before the dataplane saw them,
+	// e.g. rx_ring_full, fill_ring_empty); absent for other ports.
+	Socket map[string]uint64 `json:"socket,omitempty"`
 }
 
 // Counters are every queue's counters.

@@ -456,16 +456,10 @@ func cmdCounters(cx *ctx, args []string) error {
 			return err
 		}
 		return cx.emit(cs, func(w *tabwriter.Writer) {
-			fmt.Fprintln(w, "PORT\tCPU\tRX PKTS\tRX BYTES\tTX PKTS\tTX BYTES\tIDLE\tDROPS")
+			fmt.Fprintln(w, "PORT\tCPU\tRX PKTS\tRX BYTES\tTX PKTS\tTX BYTES\tIDLE\tDROPS\tSOCKET (KERNEL)")
 			for _, q := range cs.Queues {
-				var d []string
-				for k, v := range q.Drops {
-					if v != 0 {
-						d = append(d, fmt.Sprintf("%s=%d", k, v))
-					}
-				}
-				sort.Strings(d)
-				fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t%.2f\t%s\n", q.Port, q.CPU, q.RxPackets, q.RxBytes, q.TxPackets, q.TxBytes, q.IdleRatio, dash(strings.Join(d, " ")))
+				fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t%.2f\t%s\t%s\n", q.Port, q.CPU, q.RxPackets, q.RxBytes, q.TxPackets, q.TxBytes, q.IdleRatio,
+					dash(nonZero(q.Drops)), dash(nonZero(q.Socket)))
 			}
 		})
 	}
@@ -656,4 +650,16 @@ func cmdDaemon(cx *ctx, args []string) error {
 	return cx.emit(s, func(w *tabwriter.Writer) {
 		fmt.Fprintf(w, "role\t%s\nversion\t%s\nuptime\t%ds\nsteering\t%s\n", s.Role, s.Version, s.UptimeSec, dash(s.Steering))
 	})
+}
+
+// nonZero lists the non-zero counts of m as "k=v" sorted by key.
+func nonZero(m map[string]uint64) string {
+	var d []string
+	for k, v := range m {
+		if v != 0 {
+			d = append(d, fmt.Sprintf("%s=%d", k, v))
+		}
+	}
+	sort.Strings(d)
+	return strings.Join(d, " ")
 }

@@ -39,7 +39,12 @@ type Config struct {
 
 // XSKConfig sizes the AF_XDP sockets.
 type XSKConfig struct {
-	Frames    int  `yaml:"frames"`     // UMEM frames per worker
+	// Frames is the UMEM's frames per worker, shared by the worker's two
+	// sockets: each keeps a fill ring's worth lent to the kernel and may
+	// have a TX ring's worth in flight (in copy mode until the receiving
+	// side frees the skb), so at least 4*RingSize, else the fill ring runs
+	// dry under load and the kernel drops (fill_ring_empty).
+	Frames    int  `yaml:"frames"`
 	FrameSize int  `yaml:"frame_size"` // bytes, power of two
 	RingSize  int  `yaml:"ring_size"`  // RX/TX/fill/completion ring slots
 	Batch     int  `yaml:"batch"`      // packets per poll round
@@ -154,7 +159,7 @@ func DefaultConfig() Config {
 	return Config{
 		API:      "127.0.0.1:9180",
 		Steering: "afxdp",
-		XSK:      XSKConfig{Frames: 4096, FrameSize: 2048, RingSize: 2048, Batch: 64},
+		XSK:      XSKConfig{Frames: 16384, FrameSize: 2048, RingSize: 2048, Batch: 64},
 		Workers:  Workers{Queues: 1},
 	}
 }
@@ -204,8 +209,8 @@ func (c Config) Validate() error {
 	if x.RingSize <= 0 || x.RingSize&(x.RingSize-1) != 0 {
 		return fmt.Errorf("config: xsk ring_size %d: want a power of two", x.RingSize)
 	}
-	if x.Frames < 2*x.RingSize {
-		return fmt.Errorf("config: xsk frames %d: want at least 2*ring_size (%d)", x.Frames, 2*x.RingSize)
+	if x.Frames < 4*x.RingSize {
+		return fmt.Errorf("config: xsk frames %d: want at least 4*ring_size (%d): two sockets' fill rings and TX rings share them", x.Frames, 4*x.RingSize)
 	}
 	if x.Batch <= 0 || x.Batch > x.RingSize {
 		return fmt.Errorf("config: xsk batch %d: want 1..ring_size", x.Batch)
@@ -529,7 +534,7 @@ gw:
 const Example = `role: lb
 api: 127.0.0.1:9180          # control API, /metrics, /healthz (loopback by default)
 steering: afxdp              # afxdp: Go pipeline over AF_XDP; xdp: in-kernel offload
-xsk: {frames: 4096, frame_size: 2048, ring_size: 2048, batch: 64}
+xsk: {frames: 16384, frame_size: 2048, ring_size: 2048, batch: 64}
 workers: {queues: 1, cpus: [0]}   # worker q polls queue q of both interfaces
 lb:
   ingress: {iface: eth0, next_hop_ip: 10.1.0.1}   # or next_hop_mac: "02:00:00:00:01:01"

@@ -16,6 +16,7 @@ import (
 	"samepath/ctl/api"
 	"samepath/dp"
 	"samepath/nat"
+	"samepath/ring/xsk"
 )
 
 // Version is reported by the status endpoint.
@@ -250,8 +251,23 @@ func (d *Daemon) Counters() api.Counters {
 			if s.Polls > 0 {
 				q.IdleRatio = float64(s.IdlePolls) / float64(s.Polls)
 			}
+			if xs, ok := p.(interface{ Stats() (xsk.Stats, error) }); ok {
+				if st, err := xs.Stats(); err == nil {
+					q.Socket = SocketStats(st)
+				}
+			}
 			out.Queues = append(out.Queues, q)
 		}
 	}
 	return out
+}
+
+// SocketStats names an AF_XDP socket's kernel statistics as the control
+// API and the metrics show them.
+func SocketStats(st xsk.Stats) map[string]uint64 {
+	return map[string]uint64{
+		"rx_dropped": st.RxDropped, "rx_ring_full": st.RxRingFull, "fill_ring_empty": st.FillRingEmpty,
+		"rx_invalid": st.RxInvalid, "tx_invalid": st.TxInvalid, "tx_ring_empty": st.TxRingEmpty,
+		"send_invalid": st.SendInvalid,
+	}
 }

@@ -11,8 +11,8 @@ import (
 // counterCollector exports the per-queue counters at scrape time, so the
 // poll loop never touches Prometheus.
 type counterCollector struct {
-	read                          func() api.Counters
-	rxp, rxb, txp, txb, drop, idl *prometheus.Desc
+	read                                func() api.Counters
+	rxp, rxb, txp, txb, drop, idl, sock *prometheus.Desc
 }
 
 func newCounterCollector(read func() api.Counters) *counterCollector {
@@ -25,11 +25,12 @@ func newCounterCollector(read func() api.Counters) *counterCollector {
 		txb:  prometheus.NewDesc("samepath_tx_bytes_total", "Bytes transmitted per queue.", l, nil),
 		drop: prometheus.NewDesc("samepath_drops_total", "Packets dropped per queue and reason.", []string{"port", "reason"}, nil),
 		idl:  prometheus.NewDesc("samepath_poll_idle_ratio", "Share of poll rounds that found no packet.", l, nil),
+		sock: prometheus.NewDesc("samepath_xsk_events_total", "The kernel's statistics of each queue's AF_XDP socket (XDP_STATISTICS): drops before the dataplane (rx_dropped, rx_ring_full, fill_ring_empty), invalid descriptors, empty TX ring.", []string{"port", "counter"}, nil),
 	}
 }
 
 func (c *counterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.rxp, c.rxb, c.txp, c.txb, c.drop, c.idl} {
+	for _, d := range []*prometheus.Desc{c.rxp, c.rxb, c.txp, c.txb, c.drop, c.idl, c.sock} {
 		ch <- d
 	}
 }
@@ -44,6 +45,9 @@ func (c *counterCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.drop, prometheus.CounterValue, float64(n), q.Port, r)
 		}
 		ch <- prometheus.MustNewConstMetric(c.idl, prometheus.GaugeValue, q.IdleRatio, q.Port)
+		for k, n := range q.Socket {
+			ch <- prometheus.MustNewConstMetric(c.sock, prometheus.CounterValue, float64(n), q.Port, k)
+		}
 	}
 }
 

@@ -249,6 +249,15 @@ func CounterDelta(a, b api.Counters) string {
 		} else {
 			s += " no drops"
 		}
+		var sock []string
+		for _, k := range []string{"rx_dropped", "rx_ring_full", "fill_ring_empty"} {
+			if d := q.Socket[k] - p.Socket[k]; d > 0 {
+				sock = append(sock, fmt.Sprintf("%s %d", k, d))
+			}
+		}
+		if len(sock) > 0 {
+			s += ", socket: " + strings.Join(sock, ", ")
+		}
 		s += fmt.Sprintf(" (idle polls %.0f%% since start)", 100*q.IdleRatio)
 		parts = append(parts, s)
 	}

@@ -28,13 +28,13 @@ type Socket struct {
 	fill, comp addrRing
 	maps       [4][]byte // rx, tx, fill, completion mmaps
 
-	needWakeup  bool   // bound with XDP_USE_NEED_WAKEUP
-	fillShort   bool   // the last refill left free slots for lack of frames
-	txDirty     bool   // frames sent since the TX ring was last seen empty
-	sendInvalid uint64 // descriptors Send refused (Stats.SendInvalid)
+	needWakeup  bool          // bound with XDP_USE_NEED_WAKEUP
+	fillShort   bool          // the last refill left free slots for lack of frames
+	txDirty     bool          // frames sent since the TX ring was last seen empty
+	sendInvalid atomic.Uint64 // descriptors Send refused (Stats.SendInvalid)
 	pfd         [1]unix.PollFd
 	ts          unix.Timespec
-	closed      bool
+	closed      atomic.Bool // read by Stats on any goroutine
 }
 
 // Open opens a socket with a UMEM of its own (DefaultUmemConfig, sized to
@@ -262,10 +262,10 @@ func (s *Socket) teardown() error {
 // nothing. Like every method, Close belongs to the owning worker (or runs
 // after it stopped).
 func (s *Socket) Close() error {
-	if s.closed {
+	if s.closed.Load() {
 		return nil
 	}
-	s.closed = true
+	s.closed.Store(true)
 	// Close the fd first: the kernel stops using the rings, and what they
 	// hold is then ours.
 	var first error
@@ -378,7 +378,7 @@ func (s *Socket) Send(d []ring.Desc) (int, error) {
 		x := d[i]
 		end := x.Addr + uint64(x.Len)
 		if x.Len == 0 || end > memSize || end < x.Addr || x.Addr/fs != (end-1)/fs {
-			s.sendInvalid++
+			s.sendInvalid.Add(1)
 			if x.Addr < memSize {
 				s.frames.Free(x.Addr)
 			}
@@ -471,9 +471,11 @@ type Stats struct {
 	SendInvalid uint64
 }
 
-// Stats reads the kernel's counters for the socket.
+// Stats reads the kernel's counters for the socket. Unlike the other
+// methods it may run on any goroutine while the socket is open (the
+// control API and metrics read it beside the worker).
 func (s *Socket) Stats() (Stats, error) {
-	if s.closed {
+	if s.closed.Load() {
 		return Stats{}, ErrClosed
 	}
 	st, err := xdpStatistics(s.fd)
@@ -483,6 +485,6 @@ func (s *Socket) Stats() (Stats, error) {
 	return Stats{
 		RxDropped: st.Rx_dropped, RxInvalid: st.Rx_invalid_descs, TxInvalid: st.Tx_invalid_descs,
 		RxRingFull: st.Rx_ring_full, FillRingEmpty: st.Rx_fill_ring_empty_descs, TxRingEmpty: st.Tx_ring_empty_descs,
-		SendInvalid: s.sendInvalid,
+		SendInvalid: s.sendInvalid.Load(),
 	}, nil
 }

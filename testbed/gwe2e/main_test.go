@@ -285,6 +285,9 @@ func lbCounts(ctx context.Context, t *testing.T, sys *demo.System) []lbCount {
 		var n lbCount
 		ingress := sys.TB.Plan.Ingress[i].LB.Ingress.Name + "/"
 		for _, q := range cs.Queues {
+			if _, ok := q.Socket["rx_ring_full"]; !ok {
+				t.Errorf("lb%d %s: no AF_XDP socket statistics in %+v", i+1, q.Port, q)
+			}
 			if strings.HasPrefix(q.Port, ingress) {
 				n.Up += q.RxPackets
 			} else {
