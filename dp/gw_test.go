@@ -447,17 +447,7 @@ func TestGWAuthorization(t *testing.T) {
 // carrying the HTTP host/path seen in the first request, and counting
 // packets, bytes and payload bytes both ways (R-ACCT-1, FIG. 28-29).
 func TestGWAccounting(t *testing.T) {
-	path := t.TempDir() + "/acct.log"
-	cfg := acct.DefaultConfig(path)
-	cfg.SyncInterval = 10 * time.Millisecond
-	log, err := acct.Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prod, err := log.Register()
-	if err != nil {
-		t.Fatal(err)
-	}
+	log, prod, path := openAcct(t, func(c *acct.Config) { c.SyncInterval = 10 * time.Millisecond })
 	r := newGWFull(t, 65535, nil, prod, time.Millisecond)
 	req := []byte("GET /videos/42?q=1 HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: curl/8\r\n\r\n")
 	resp := []byte("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
@@ -540,17 +530,8 @@ func TestGWAccounting(t *testing.T) {
 // record each (cause shutdown), so the usage since the last interim is
 // not lost, and leaves an empty table.
 func TestGWEndAll(t *testing.T) {
-	path := t.TempDir() + "/acct.log"
-	cfg := acct.DefaultConfig(path)
-	cfg.RingSize = 2 // EndAll waits for the writer rather than losing records
-	log, err := acct.Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prod, err := log.Register()
-	if err != nil {
-		t.Fatal(err)
-	}
+	// A two-record ring: EndAll waits for the writer rather than losing records.
+	log, prod, path := openAcct(t, func(c *acct.Config) { c.RingSize = 2 })
 	r := newGWFull(t, 65535, nil, prod, time.Hour)
 	const n = 8
 	for i := range n {
@@ -586,4 +567,22 @@ func TestGWEndAll(t *testing.T) {
 	if got := r.gw.Stats().FlowsEnded.Load(); got != n {
 		t.Errorf("FlowsEnded %d, want %d", got, n)
 	}
+}
+
+// openAcct opens an accounting log in a temporary directory, with mut
+// applied to its default config, and registers one producer.
+func openAcct(t *testing.T, mut func(*acct.Config)) (*acct.Log, *acct.Producer, string) {
+	t.Helper()
+	path := t.TempDir() + "/acct.log"
+	cfg := acct.DefaultConfig(path)
+	mut(&cfg)
+	log, err := acct.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := log.Register()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return log, prod, path
 }

@@ -156,13 +156,8 @@ func TestPushFull(t *testing.T) {
 // TestLoadAccounted: a tiny ring under load loses records, and every
 // push is either written or counted lost.
 func TestLoadAccounted(t *testing.T) {
-	cfg := testConfig(t)
-	cfg.RingSize = 2
-	l := openLog(t, cfg)
-	p, err := l.Register()
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, p := tinyRing(t)
+	cfg := l.cfg
 	const n = 20000
 	accepted := 0
 	for i := 0; i < n; i++ {
@@ -192,13 +187,7 @@ func TestLoadAccounted(t *testing.T) {
 // writer instead of losing records; with a writer that never drains it
 // gives up at the deadline and counts the loss.
 func TestPushWaitLosesNothing(t *testing.T) {
-	cfg := testConfig(t)
-	cfg.RingSize = 2
-	l := openLog(t, cfg)
-	p, err := l.Register()
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, p := tinyRing(t)
 	const n = 500
 	for i := 0; i < n; i++ {
 		r := testRecord(uint64(i))
@@ -470,4 +459,18 @@ func TestScanSkipsBadLines(t *testing.T) {
 	if err != nil || len(got) != 2 || st.Bad != 2 || st.Lines != 4 {
 		t.Errorf("%d records, %+v, %v", len(got), st, err)
 	}
+}
+
+// tinyRing opens a log whose producer ring holds two records, and its
+// producer.
+func tinyRing(t *testing.T) (*Log, *Producer) {
+	t.Helper()
+	cfg := testConfig(t)
+	cfg.RingSize = 2
+	l := openLog(t, cfg)
+	p, err := l.Register()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, p
 }

@@ -12,7 +12,6 @@ import (
 
 	"layeh.com/radius/rfc2866"
 
-	"samepath/ctl/nas"
 	"samepath/dp/acct"
 )
 
@@ -49,14 +48,9 @@ func (s *System) Logout(ctx context.Context, mobile string) error {
 	if n == 0 {
 		return fmt.Errorf("%s: not logged in at any NAS", mobile)
 	}
-	s.stopInterims(ms)
-	in, out := s.octets(ms, n)
-	a := nas.Acct{Status: rfc2866.AcctStatusType_Value_Stop, SessionID: ms.acctID, User: ms.user, Device: ms.device, IP: ms.ip,
-		Cause: rfc2866.AcctTerminateCause_Value_UserRequest, InOctets: in, OutOctets: out}
-	if err := s.nas[n-1].Account(ctx, a); err != nil {
-		return fmt.Errorf("%s stop at nas%d: %w", mobile, n, err)
+	if err := s.sendStop(ctx, ms, n, rfc2866.AcctTerminateCause_Value_UserRequest); err != nil {
+		return err
 	}
-	ms.nas = 0
 	st, err := s.waitGWGone(ctx, ms)
 	s.step(Step{Mobile: mobile, NAS: n, Request: "Stop User-Request", Result: ms.acctID, GW: ms.gw, GWState: st})
 	return err

@@ -276,14 +276,9 @@ func (s *System) Move(ctx context.Context, mobile string, n int) error {
 	defer ms.mu.Unlock()
 	if ms.nas != 0 && ms.nas != n {
 		old := ms.nas
-		s.stopInterims(ms)
-		in, out := s.octets(ms, old)
-		a := nas.Acct{Status: rfc2866.AcctStatusType_Value_Stop, SessionID: ms.acctID, User: ms.user, Device: ms.device, IP: ms.ip,
-			Cause: rfc2866.AcctTerminateCause_Value_IdleTimeout, InOctets: in, OutOctets: out}
-		if err := s.nas[old-1].Account(ctx, a); err != nil {
-			return fmt.Errorf("%s stop at nas%d: %w", mobile, old, err)
+		if err := s.sendStop(ctx, ms, old, rfc2866.AcctTerminateCause_Value_IdleTimeout); err != nil {
+			return err
 		}
-		ms.nas = 0
 		st, err := s.waitGW(ctx, ms, "dormant")
 		s.step(Step{Mobile: mobile, NAS: old, Request: "Stop Idle-Timeout", Result: ms.acctID, GW: ms.gw, GWState: st})
 		if err != nil {
@@ -296,6 +291,20 @@ func (s *System) Move(ctx context.Context, mobile string, n int) error {
 	if ms.ip.IsValid() && ms.nas == 0 {
 		return s.startAcct(ctx, ms, n)
 	}
+	return nil
+}
+
+// sendStop stops ms's interim ticker and sends Accounting Stop for its
+// session from NAS n with cause. Called with ms.mu held.
+func (s *System) sendStop(ctx context.Context, ms *mobileSession, n int, cause rfc2866.AcctTerminateCause) error {
+	s.stopInterims(ms)
+	in, out := s.octets(ms, n)
+	a := nas.Acct{Status: rfc2866.AcctStatusType_Value_Stop, SessionID: ms.acctID, User: ms.user, Device: ms.device, IP: ms.ip,
+		Cause: cause, InOctets: in, OutOctets: out}
+	if err := s.nas[n-1].Account(ctx, a); err != nil {
+		return fmt.Errorf("%s stop at nas%d: %w", ms.name, n, err)
+	}
+	ms.nas = 0
 	return nil
 }
 
