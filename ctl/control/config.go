@@ -36,6 +36,10 @@ type Config struct {
 		InterimTimeout time.Duration `yaml:"interim_timeout"` // Act -> Close without interim
 		DormantTimeout time.Duration `yaml:"dormant_timeout"` // Dormant -> Close
 		PendingTimeout time.Duration `yaml:"pending_timeout"` // Access-Accept without Start: address reclaimed
+		// Resync: how often each gateway's T3 copy is read back and
+		// repaired (a gateway that restarted lost it); also when a
+		// gateway's health recovers. 0: only on recovery.
+		Resync time.Duration `yaml:"resync"`
 	} `yaml:"sessions"`
 
 	// Gateways seed T1 at every start (rows named here are replaced;
@@ -94,6 +98,7 @@ sessions:
   interim_timeout: 15m     # Act -> Close when no Interim-Update arrives
   dormant_timeout: 2h      # Dormant -> Close (session timer)
   pending_timeout: 2m      # Access-Accept without Accounting Start
+  resync: 10s              # read each gateway's T3 copy back, repair it (a restarted gateway lost it)
 gateways:
   - {name: gw1, range: 10.100.0.0/24, api: "http://192.0.2.11:9180", mac: "02:00:00:00:01:01"}
   - {name: gw2, range: 10.100.1.0/24, api: "http://192.0.2.12:9180", mac: "02:00:00:00:01:02"}
@@ -124,6 +129,7 @@ func DefaultConfig() Config {
 	c.Radius.Auth, c.Radius.Acct = ":1812", ":1813"
 	c.Radius.SessionTimeout, c.Radius.AcctInterimInterval = 24*time.Hour, 5*time.Minute
 	c.Sessions.InterimTimeout, c.Sessions.DormantTimeout, c.Sessions.PendingTimeout = 15*time.Minute, 2*time.Hour, 2*time.Minute
+	c.Sessions.Resync = 10 * time.Second
 	c.Health.Interval, c.Health.Timeout, c.Health.Fall, c.Health.Rise, c.Health.Resync = 2*time.Second, time.Second, 3, 2, 30*time.Second
 	c.API.Listen = "127.0.0.1:9190"
 	c.Authz.Resync = 30 * time.Second
@@ -172,6 +178,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Authz.Resync < 0 {
 		return errors.New("config: authz.resync must not be negative")
+	}
+	if c.Sessions.Resync < 0 {
+		return errors.New("config: sessions.resync must not be negative")
 	}
 	if !isLoopback(c.API.Listen) && c.API.TokenFile == "" {
 		return fmt.Errorf("config: api.listen %s is not loopback: api.token_file is required", c.API.Listen)

@@ -35,6 +35,8 @@ type Control struct {
 	// Authz holds T8/T9; AuthzSync pushes them to the gateways.
 	Authz     *AuthzTables
 	AuthzSync *AuthzSync
+	// SessionSync repairs the gateways' T3 copies.
+	SessionSync *SessionSync
 
 	apiToken string
 	gwToken  string
@@ -116,6 +118,7 @@ func New(cfg Config, log *slog.Logger) (*Control, error) {
 	if err := c.Mgr.Load(); err != nil {
 		return nil, err
 	}
+	c.SessionSync = NewSessionSync(cfg.Sessions.Resync, c.Mgr, c.authzTargets)
 	rc := aaa.DefaultServerConfig()
 	rc.AuthAddr, rc.AcctAddr, rc.Clients = cfg.Radius.Auth, cfg.Radius.Acct, cfg.Radius.Clients
 	if cfg.Radius.RequireMessageAuthenticator != nil {
@@ -199,7 +202,8 @@ func (c *Control) healthChanged(t health.Target, up bool) {
 	c.log.Info("gateway health", "gateway", t.Name, "health", h)
 	c.LBSync.Set(g.MAC, aaa.LBState(g))
 	if up {
-		c.AuthzSync.Force(t.Name) // it may have restarted with its own tables
+		c.AuthzSync.Force(t.Name)   // it may have restarted with its own tables
+		c.SessionSync.Force(t.Name) // and without its T3 copy
 	}
 }
 
@@ -232,6 +236,7 @@ func (c *Control) Run(ctx context.Context) error {
 	c.Out.Start(ctx)
 	c.LBSync.Start(ctx)
 	c.AuthzSync.Start(ctx)
+	c.SessionSync.Start(ctx)
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
 	wg.Add(4)
@@ -254,6 +259,7 @@ func (c *Control) Run(ctx context.Context) error {
 	c.Out.Wait()
 	c.LBSync.Wait()
 	c.AuthzSync.Wait()
+	c.SessionSync.Wait()
 	err := c.close()
 	select {
 	case e := <-errc:

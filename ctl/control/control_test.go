@@ -38,11 +38,15 @@ type fakeDaemon struct {
 	healthy bool
 	events  []api.SessionEvent
 	states  []api.GatewayState
-	srv     *httptest.Server
+	// t3 is the gateway's session copy, kept by samepathd's rules: an
+	// event not newer (Seq) than the copy's is ignored, start, active and
+	// dormant upsert, end deletes.
+	t3  map[string]api.GWSession
+	srv *httptest.Server
 }
 
 func newFakeDaemon(t *testing.T) *fakeDaemon {
-	d := &fakeDaemon{healthy: true}
+	d := &fakeDaemon{healthy: true, t3: map[string]api.GWSession{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		d.mu.Lock()
@@ -58,8 +62,29 @@ func newFakeDaemon(t *testing.T) *fakeDaemon {
 		json.NewDecoder(r.Body).Decode(&ev)
 		d.mu.Lock()
 		d.events = append(d.events, ev)
+		if cur, ok := d.t3[ev.SessionID]; !ok || ev.Seq == 0 || ev.Seq > cur.Seq {
+			switch ev.Event {
+			case api.EventEnd:
+				delete(d.t3, ev.SessionID)
+			default:
+				st := "active"
+				if ev.Event == api.EventDormant {
+					st = "dormant"
+				}
+				d.t3[ev.SessionID] = api.GWSession{SessionID: ev.SessionID, UserID: ev.UserID, DeviceID: ev.DeviceID, IP: ev.IP, State: st, Seq: ev.Seq}
+			}
+		}
 		d.mu.Unlock()
 		io.WriteString(w, `{"ok":true}`)
+	})
+	mux.HandleFunc("GET /v1/sessions", func(w http.ResponseWriter, r *http.Request) {
+		d.mu.Lock()
+		out := api.GWSessions{Sessions: []api.GWSession{}}
+		for _, s := range d.t3 {
+			out.Sessions = append(out.Sessions, s)
+		}
+		d.mu.Unlock()
+		json.NewEncoder(w).Encode(out)
 	})
 	mux.HandleFunc("PUT /v1/gateways/state", func(w http.ResponseWriter, r *http.Request) {
 		var gs api.GatewayState
@@ -293,3 +318,55 @@ func TestTokenRequiredBeyondLoopback(t *testing.T) {
 var _ = netip.Addr{}
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// restart empties the fake gateway's T3 copy, as a samepathd restart does.
+func (d *fakeDaemon) restart() { d.mu.Lock(); d.t3 = map[string]api.GWSession{}; d.mu.Unlock() }
+
+// session returns the fake gateway's copy of session id.
+func (d *fakeDaemon) session(id string) (api.GWSession, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, ok := d.t3[id]
+	return s, ok
+}
+
+// TestSessionResync: a gateway that restarted (its T3 copy gone) gets its
+// sessions back from the periodic read-back, in their current state, and
+// a session it holds that the control process does not know is ended.
+func TestSessionResync(t *testing.T) {
+	gw1 := newFakeDaemon(t)
+	cfg := testConfig(t.TempDir(), gw1, nil, nil)
+	cfg.Sessions.Resync = 30 * time.Millisecond
+	c := startControl(t, cfg)
+	if _, err := c.Users.Put(aaa.User{ID: "alice", Password: "pw", DeviceID: "IMEI-1"}); err != nil {
+		t.Fatal(err)
+	}
+	radclient(t, c.AuthAddr().String(), "auth", "User-Name=alice,User-Password=pw,Calling-Station-Id=IMEI-1,Message-Authenticator=0x00")
+	acct := func(attrs string) {
+		t.Helper()
+		radclient(t, c.AcctAddr().String(), "acct", "Acct-Session-Id=S1,Calling-Station-Id=IMEI-1,User-Name=alice,Framed-IP-Address=10.100.0.1,"+attrs)
+	}
+	acct("Acct-Status-Type=Start")
+	eventually(t, "gw1 holds S1 active", func() bool { s, ok := gw1.session("S1"); return ok && s.State == "active" })
+	acct("Acct-Status-Type=Stop,Acct-Terminate-Cause=Idle-Timeout")
+	eventually(t, "gw1 holds S1 dormant", func() bool { s, ok := gw1.session("S1"); return ok && s.State == "dormant" })
+
+	gw1.restart()
+	gw1.mu.Lock()
+	gw1.t3["ghost"] = api.GWSession{SessionID: "ghost", DeviceID: "IMEI-9", IP: "10.100.0.9", State: "active", Seq: 3}
+	gw1.mu.Unlock()
+	eventually(t, "gw1 holds S1 dormant again, no ghost", func() bool {
+		s, ok := gw1.session("S1")
+		_, ghost := gw1.session("ghost")
+		return ok && s.State == "dormant" && s.DeviceID == "IMEI-1" && s.IP == "10.100.0.1" && s.UserID == "alice" && !ghost
+	})
+	var cs control.Counters
+	getJSON(t, c, "/v1/counters", &cs)
+	if cs.SessionSync.Reasserted == 0 || cs.SessionSync.Ended == 0 || cs.SessionSync.Rounds == 0 {
+		t.Fatalf("session sync counters %+v", cs.SessionSync)
+	}
+	// A transition after the repair still reaches the gateway (its Seq is
+	// above the repair's).
+	acct("Acct-Status-Type=Start")
+	eventually(t, "gw1 holds S1 active after the resume", func() bool { s, ok := gw1.session("S1"); return ok && s.State == "active" })
+}

@@ -195,7 +195,7 @@ func (c *Control) usersView() []UserView {
 
 // Counters collects every counter of the process.
 func (c *Control) Counters() Counters {
-	return Counters{Radius: c.Radius.C.Snapshot(), Pool: c.Pool.Counters(), Sessions: c.Mgr.Counters(), Outbox: c.Out.Counters(), Store: c.St.Stats()}
+	return Counters{Radius: c.Radius.C.Snapshot(), Pool: c.Pool.Counters(), Sessions: c.Mgr.Counters(), Outbox: c.Out.Counters(), SessionSync: c.SessionSync.Counters(), Store: c.St.Stats()}
 }
 
 func (c *Control) auth(h http.Handler) http.Handler {

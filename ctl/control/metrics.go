@@ -14,6 +14,7 @@ type collector struct {
 	sessions, assigned, size, gwUp, outbox       *prometheus.Desc
 	pool, commits                                *prometheus.Desc
 	authzPush, authzSync, authzVersion           *prometheus.Desc
+	sessionSync                                  *prometheus.Desc
 }
 
 func newCollector(c *Control) *collector {
@@ -35,11 +36,12 @@ func newCollector(c *Control) *collector {
 		commits:      d("store_commits_total", "Durable commits of the state store."),
 		authzPush:    d("authz_pushes_total", "T8/T9 pushes to gateways by outcome.", "outcome"),
 		authzSync:    d("authz_gateway_in_sync", "1 when the gateway acknowledged the current T8/T9.", "gateway"),
-		authzVersion: d("authz_version", "Version of the control process's T8/T9 (0: not managed).")}
+		authzVersion: d("authz_version", "Version of the control process's T8/T9 (0: not managed)."),
+		sessionSync:  d("session_sync_total", "Read-backs of the gateways' T3 copies and the repairs queued.", "kind")}
 }
 
 func (m *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.radius, m.transitions, m.invalid, m.unknown, m.other, m.sessions, m.assigned, m.size, m.gwUp, m.outbox, m.pool, m.commits, m.authzPush, m.authzSync, m.authzVersion} {
+	for _, d := range []*prometheus.Desc{m.radius, m.transitions, m.invalid, m.unknown, m.other, m.sessions, m.assigned, m.size, m.gwUp, m.outbox, m.pool, m.commits, m.authzPush, m.authzSync, m.authzVersion, m.sessionSync} {
 		ch <- d
 	}
 }
@@ -74,6 +76,8 @@ func (m *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	oc := m.c.Out.Counters()
 	ctr(m.outbox, map[string]uint64{"queued": oc.Queued, "acked": oc.Acked, "failed": oc.Failures, "no_api": oc.NoAPI})
+	ss := m.c.SessionSync.Counters()
+	ctr(m.sessionSync, map[string]uint64{"rounds": ss.Rounds, "failures": ss.Failures, "reasserted": ss.Reasserted, "ended": ss.Ended})
 	pc := m.c.Pool.Counters()
 	ctr(m.pool, map[string]uint64{"assigned": pc.Assigned, "reused": pc.Reused, "reject_no_gateway": pc.RejectNoGW, "reject_full": pc.RejectFull,
 		"released": pc.Released, "expired": pc.Expired, "bind_claimed": pc.BindClaimed, "bind_conflict": pc.BindConflict, "bind_not_in_range": pc.BindNotInPool})

@@ -24,7 +24,9 @@ type Counters struct {
 	Pool     aaa.PoolCounters       `json:"pool"`
 	Sessions session.Counters       `json:"sessions"`
 	Outbox   session.OutboxCounters `json:"outbox"`
-	Store    store.Stats            `json:"store"`
+	// SessionSync counts the read-backs of the gateways' T3 copies.
+	SessionSync SessionSyncCounters `json:"session_sync"`
+	Store       store.Stats         `json:"store"`
 }
 
 // HealthReport answers GET /v1/health.

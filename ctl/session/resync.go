@@ -1,0 +1,89 @@
+package session
+
+import (
+	"sort"
+
+	"samepath/ctl/api"
+	"samepath/ctl/store"
+)
+
+// ResyncResult says what ResyncGateway queued.
+type ResyncResult struct {
+	Reasserted int    `json:"reasserted"` // sessions the gateway lacked or held in another state
+	Ended      int    `json:"ended"`      // sessions the gateway held that are not its (any more)
+	Seq        uint64 `json:"-"`          // store sequence of the last event queued (store.Wait)
+}
+
+// ResyncGateway compares held, the T3 copy that gateway gw reports
+// (GET /v1/gw/sessions), with the sessions this manager has on gw, and
+// queues, through the outbox, what brings the copy back in line: an
+// "active" or "dormant" event (with every field, so a gateway that lost
+// its copy, e.g. by restarting, recreates the session) for each session in
+// Act or Dormant that the copy lacks or holds in another state, and an
+// "end" for each session the copy holds that is not one of gw's live
+// sessions. Without this, a restarted gateway drops every packet of its
+// subscribers (no session, R-GW-7) until each one's next transition.
+//
+// Events already queued for gw are delivered first (the outbox keeps
+// order per gateway), and each resync event carries a higher Seq than any
+// before it, so a resync racing with a transition never undoes it.
+func (m *Manager) ResyncGateway(gw string, held []api.GWSession) ResyncResult {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	have := make(map[string]api.GWSession, len(held))
+	for _, h := range held {
+		have[h.SessionID] = h
+	}
+	var res ResyncResult
+	ids := make([]string, 0, len(m.sessions))
+	for id := range m.sessions {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	live := map[string]bool{}
+	for _, id := range ids {
+		s := m.sessions[id]
+		if s.Gateway != gw || (s.State != Act && s.State != Dormant) {
+			continue
+		}
+		live[id] = true
+		want := "active"
+		if s.State == Dormant {
+			want = "dormant"
+		}
+		if h, ok := have[id]; ok && h.State == want && h.IP == s.IP.String() && h.DeviceID == s.Device && h.UserID == s.User {
+			continue
+		}
+		s.Seq++
+		ev := api.SessionEvent{Event: want, SessionID: s.ID, UserID: s.User, DeviceID: s.Device, IP: s.IP.String(), Seq: s.Seq}
+		if m.queueLocked(gw, ev, store.Put(store.BucketSessions, []byte(s.ID), sessionJSON(s)), &res) {
+			res.Reasserted++
+		}
+	}
+	for _, h := range held {
+		if live[h.SessionID] {
+			continue
+		}
+		ev := api.SessionEvent{Event: api.EventEnd, SessionID: h.SessionID, UserID: h.UserID, DeviceID: h.DeviceID, IP: h.IP, Seq: h.Seq + 1}
+		if m.queueLocked(gw, ev, store.Op{}, &res) {
+			res.Ended++
+		}
+	}
+	return res
+}
+
+// queueLocked stores ev for gw (with extra, when set, in the same
+// commit) and hands it to the pusher once durable. It reports false when
+// gw has no API.
+func (m *Manager) queueLocked(gw string, ev api.SessionEvent, extra store.Op, res *ResyncResult) bool {
+	q, op := m.out.prepare(gw, ev)
+	if q == nil {
+		return false
+	}
+	ops := []store.Op{op}
+	if extra.Bucket != "" {
+		ops = append(ops, extra)
+	}
+	res.Seq = m.st.Enqueue(ops, nil, func() { m.out.ready(q) })
+	return true
+}
