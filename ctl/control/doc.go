@@ -16,9 +16,15 @@
 // retried with back-off until acknowledged, always with the current
 // tables. Until tables are configured or set, nothing is pushed.
 //
+// Session copies (R-SM-2, R-GW-7): besides the outbox's pushes, SessionSync
+// reads each gateway's T3 copy back (GET /v1/sessions) every
+// sessions.resync and when the gateway's health recovers, and queues what
+// repairs it (session.Manager.ResyncGateway): a gateway that restarted
+// gets its live sessions back without waiting for their next transition.
+//
 // Goroutines: Run starts the RADIUS readers, the manager's ticker, the
-// health monitor, the outbox pushers, the LB pushers, the authz pushers
-// and the HTTP server; they all stop when Run's context ends, then the
+// health monitor, the outbox pushers, the LB pushers, the authz pushers,
+// the session sync and the HTTP server; they all stop when Run's context ends, then the
 // store is closed.
 //
 // BenchAccess (bench.go) runs the radius benchmark in-process for
