@@ -25,7 +25,7 @@ func TestResyncGateway(t *testing.T) {
 	held := []api.GWSession{
 		{SessionID: "a", DeviceID: "dev-a", IP: "10.50.0.1", State: "active", Seq: a.Seq},
 		{SessionID: "b", DeviceID: "dev-b", IP: "10.50.0.2", State: "active", Seq: b.Seq - 1}, // missed the dormant
-		{SessionID: "gone", DeviceID: "dev-x", IP: "10.50.0.9", State: "active", Seq: 4},    // unknown here
+		{SessionID: "gone", DeviceID: "dev-x", IP: "10.50.0.9", State: "active", Seq: 4},      // unknown here
 		// c is missing: the gateway restarted after it started
 	}
 	res := e.m.ResyncGateway("gw1", held)
