@@ -32,7 +32,7 @@ const (
 // devices are the mobiles' device ids, the first one ordering video.
 func authzYAML(p *fig2.Plan, devices []string) string {
 	var b strings.Builder
-	b.WriteString("authz:\n  resync: 5s\n  t9:\n")
+	b.WriteString("authz:\n  resync: 1s\n  t9:\n")
 	for i, st := range []string{serviceGroupA, serviceGroupB} {
 		g := p.Groups[i]
 		for _, a := range []string{g.VIPv4.String(), g.VIPv6.String()} {

@@ -45,7 +45,7 @@ func controlConfig(p *fig2.Plan, stateDir, tokFile, usersFile, secret string, de
 		fmt.Fprintf(&b, "    - {prefix: %s, secret: %q, name: nas%d}\n", in.NAS.Mgmt.IPv4.Addr(), secret, in.Index)
 	}
 	fmt.Fprintf(&b, "  session_timeout: 1h\n  acct_interim_interval: %v\n", demoInterim)
-	fmt.Fprintf(&b, "sessions: {interim_timeout: %v, dormant_timeout: 10m, pending_timeout: 1m}\n", demoInterimTimeout)
+	fmt.Fprintf(&b, "sessions: {interim_timeout: %v, dormant_timeout: 10m, pending_timeout: 1m, resync: 1s}\n", demoInterimTimeout)
 	b.WriteString("gateways:\n")
 	for _, g := range p.Gateways {
 		var v4 netip.Prefix

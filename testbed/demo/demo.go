@@ -373,10 +373,12 @@ type System struct {
 	out          io.Writer
 	ctlBin       string // samepathctl
 
-	nas     []*nas.Client // [n-1]: the NAS emulator of ingress n
-	mobiles map[string]*mobileSession
-	mu      sync.Mutex // steps, interim counts
-	steps   []Step
+	gwd       []*fig2.Daemon // [g-1]: gateway g's samepathd
+	samepathd string
+	nas       []*nas.Client // [n-1]: the NAS emulator of ingress n
+	mobiles   map[string]*mobileSession
+	mu        sync.Mutex // steps, interim counts
+	steps     []Step
 }
 
 // Start builds the testbed and starts samepathd in every LB and gateway
@@ -398,7 +400,7 @@ func Start(ctx context.Context, o Options) (sys *System, err error) {
 	if err != nil {
 		return nil, err
 	}
-	sys = &System{TB: tb, out: o.Out, ctlBin: o.Samepathctl}
+	sys = &System{TB: tb, out: o.Out, ctlBin: o.Samepathctl, samepathd: o.Samepathd}
 	defer func() {
 		if err != nil {
 			sys.Close()
@@ -408,7 +410,7 @@ func Start(ctx context.Context, o Options) (sys *System, err error) {
 	if sys.Token, sys.TokenFile, err = writeToken(tb); err != nil {
 		return nil, err
 	}
-	if sys.GWs, err = startGWs(ctx, tb, o, sys.Token, sys.TokenFile); err != nil {
+	if sys.GWs, sys.gwd, err = startGWs(ctx, tb, o, sys.Token, sys.TokenFile); err != nil {
 		return nil, err
 	}
 	if sys.LBs, err = startLBs(ctx, tb, o, sys.Token, sys.TokenFile); err != nil {
@@ -445,6 +447,28 @@ func (s *System) StartSession(ctx context.Context, mobile string) error {
 		return fmt.Errorf("session start for %s: %w", m.Name, err)
 	}
 	return nil
+}
+
+// RestartGateway stops gateway g's samepathd (SIGTERM) and starts it
+// again with the same config, as an operator's restart does: it comes
+// back with an empty T3 copy and NAT table, and its API answers when
+// RestartGateway returns.
+func (s *System) RestartGateway(ctx context.Context, g int) error {
+	if g < 1 || g > len(s.gwd) {
+		return fmt.Errorf("demo: no gateway %d", g)
+	}
+	d := s.gwd[g-1]
+	if err := d.Stop(5 * time.Second); err != nil {
+		return err
+	}
+	pg := s.TB.Plan.Gateways[g-1]
+	path := filepath.Join(s.TB.LogDir(), fmt.Sprintf("gw%d.yaml", g))
+	nd, err := s.TB.StartDaemon(pg.NS, d.Name, s.samepathd, "--config", path)
+	if err != nil {
+		return err
+	}
+	s.gwd[g-1] = nd
+	return waitAPI(ctx, s.GWs[g-1], nd, s.TB, d.Name)
 }
 
 // Close stops the NAS emulators' tickers and every daemon and removes the
@@ -504,7 +528,7 @@ func NATAddr(g int) netip.Addr { return netip.AddrFrom4([4]byte{10, 20, 0, byte(
 // web service round robin per connection, group B's web service in login
 // units (one server per mobile from login to logout), group A's DNS-like
 // UDP service per packet.
-func startGWs(ctx context.Context, tb *fig2.Testbed, o Options, token, tokFile string) ([]*api.Client, error) {
+func startGWs(ctx context.Context, tb *fig2.Testbed, o Options, token, tokFile string) ([]*api.Client, []*fig2.Daemon, error) {
 	p := tb.Plan
 	srv := func(name string, port int) string {
 		s, _ := p.Server(name)
@@ -522,6 +546,7 @@ func startGWs(ctx context.Context, tb *fig2.Testbed, o Options, token, tokFile s
 		gB.VIPv4, srv("b1", fig2.HTTPPort), srv("b2", fig2.HTTPPort),
 		gA.VIPv4, srv("a1", fig2.DNSPort), srv("a2", fig2.DNSPort))
 	var out []*api.Client
+	var ds []*fig2.Daemon
 	for _, g := range p.Gateways {
 		conf := fmt.Sprintf(`role: gw
 api: %s
@@ -536,21 +561,22 @@ gw:
 %s%s`, g.ControlAPI, tokFile, g.LAN1.Name, g.LAN2.Name, NATAddr(g.Index), o.GWNAT.yaml(), o.GWAccounting.yaml(g.Index), services)
 		path := filepath.Join(tb.LogDir(), fmt.Sprintf("gw%d.yaml", g.Index))
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		name := fmt.Sprintf("samepathd-gw%d", g.Index)
 		d, err := tb.StartDaemon(g.NS, name, o.Samepathd, "--config", path)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		c := client(p, g.ControlAPI, token)
 		if err := waitAPI(ctx, c, d, tb, name); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out = append(out, c)
+		ds = append(ds, d)
 	}
 	fmt.Fprintf(o.Out, "== gateways: web-a %s:80 (rr per connection), web-b %s:80 (login unit), dns-a %s:53 (udp per packet); NAT on 10.20.0.101/102\n", gA.VIPv4, gB.VIPv4, gA.VIPv4)
-	return out, nil
+	return out, ds, nil
 }
 
 // startLBs writes each LB's config, starts samepathd in its namespace and

@@ -1,0 +1,115 @@
+package demo_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"samepath/testbed/demo"
+	"samepath/testbed/fig2"
+	"samepath/testbed/privtest"
+	"samepath/testbed/topo"
+)
+
+// TestGatewayRestart: a gateway restarted under a logged-in subscriber
+// (empty T3 copy, empty T8/T9, empty NAT table) gets its sessions and
+// authorization tables back from samepath-control's read-backs, without
+// any new RADIUS exchange: the subscriber is served again, and a service
+// it has not ordered is refused again.
+func TestGatewayRestart(t *testing.T) {
+	privtest.Require(t)
+	bin := buildBinaries(t)
+	exe, _ := os.Executable()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out strings.Builder
+	sys, err := demo.Start(ctx, demo.Options{Samepathd: bin, StartControl: true, ServeArgv: []string{exe, "serve"}, Out: &out})
+	if err != nil {
+		t.Log("\n" + out.String())
+		t.Fatal(err)
+	}
+	defer sys.Close()
+	p := sys.TB.Plan
+	ip2, err := sys.Login(ctx, "mob2") // the device that has not ordered group B
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := 0
+	for i, c := range sys.GWs {
+		ss, err := c.GWSessions(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range ss.Sessions {
+			if s.IP == ip2.String() {
+				g = i + 1
+			}
+		}
+	}
+	if g == 0 {
+		t.Fatalf("no gateway holds mob2's session (%s)", ip2)
+	}
+	m2, err := p.Mobile("mob2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	webA := netip.AddrPortFrom(p.Groups[0].VIPv4, fig2.HTTPPort)
+	webB := netip.AddrPortFrom(p.Groups[1].VIPv4, fig2.HTTPPort)
+	if err := get(ctx, m2, webA); err != nil {
+		t.Fatalf("before the restart: %v", err)
+	}
+	if err := get(ctx, m2, webB); err == nil {
+		t.Fatal("before the restart: mob2 served by group B (video not ordered)")
+	}
+
+	if err := sys.RestartGateway(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	c := sys.GWs[g-1]
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ss, err := c.GWSessions(ctx)
+		held := false
+		if err == nil {
+			for _, s := range ss.Sessions {
+				held = held || (s.IP == ip2.String() && s.State == "active" && s.DeviceID != "")
+			}
+		}
+		az, aerr := c.Authz(ctx)
+		if held && aerr == nil && len(az.T9) > 0 && len(az.T8) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gw%d after its restart: sessions %+v (%v), authz %+v (%v)", g, ss, err, az, aerr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := get(ctx, m2, webA); err != nil {
+		t.Fatalf("after the restart: %v", err)
+	}
+	if err := get(ctx, m2, webB); err == nil {
+		t.Fatal("after the restart: mob2 served by group B (video not ordered)")
+	}
+}
+
+// get fetches / from rep inside mobile m's namespace.
+func get(ctx context.Context, m *fig2.Mobile, rep netip.AddrPort) error {
+	c := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return topo.Dial(ctx, m.NS, network, addr)
+		}}}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+rep.String()+"/", nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(io.Discard, resp.Body)
+	return err
+}
