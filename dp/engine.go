@@ -82,6 +82,8 @@ type Worker struct {
 
 	ticker Ticker // pipe, if it has periodic work
 	epoch  time.Time
+
+	touched byte // keeps process's header pre-touch from being optimized away
 }
 
 // NewWorker makes a worker for ports running pipe.
@@ -210,11 +212,25 @@ func (w *Worker) process(in int, n int) {
 	c := &w.counters[in]
 	var bytes uint64
 	pkts := w.pkts[:n]
+	var touch byte
 	for i := range pkts {
 		d := w.descs[i]
 		bytes += uint64(d.Len)
-		pkts[i] = Packet{Desc: d, Data: umem.Bytes(d), Room: umem.Room(d), Out: -1}
+		data := umem.Bytes(d)
+		pkts[i] = Packet{Desc: d, Data: data, Room: umem.Room(d), Out: -1}
+		// Touch the headers' cache lines of the whole batch before any is
+		// parsed: the kernel wrote them on another core, and independent
+		// loads let the CPU fetch them in parallel instead of one miss
+		// per packet inside the pipeline (measured: header parsing was
+		// ~19% of the gateway's core in gw-nat).
+		if len(data) > 0 {
+			touch ^= data[0]
+			if len(data) > 64 {
+				touch ^= data[64]
+			}
+		}
 	}
+	w.touched ^= touch
 	c.RxPackets.Add(uint64(n))
 	c.RxBytes.Add(bytes)
 
