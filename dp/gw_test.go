@@ -586,3 +586,53 @@ func openAcct(t *testing.T, mut func(*acct.Config)) (*acct.Log, *acct.Producer, 
 	}
 	return log, prod, path
 }
+
+// TestGWBatch: whole batches, as AF_XDP delivers them, come out as
+// single packets do: a batch of new
+// connections (with a malformed frame and a stray ACK among them) opens
+// one flow per SYN, and the batch of their SYN-ACKs goes back to the
+// mobile's ports, each on its own flow.
+func TestGWBatch(t *testing.T) {
+	r := newGW(t, 65535)
+	const n = 40
+	for i := range n {
+		f := dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, rep).TCP(uint16(41000+i), 80).Flags(header.FlagSYN).Seq(100).Bytes()
+		if !r.ports[0].Inject(f) {
+			t.Fatal("inject")
+		}
+		if i == n/2 {
+			r.ports[0].Inject([]byte{1, 2, 3})
+			r.ports[0].Inject(dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, rep).TCP(9, 80).Flags(header.FlagACK).Bytes())
+		}
+	}
+	r.w.Poll()
+	ups := r.ports[1].TakeAll()
+	if len(ups) != n || r.flows.Len() != n {
+		t.Fatalf("%d SYNs out, %d flows; want %d", len(ups), r.flows.Len(), n)
+	}
+	if s := r.w.Counters(0).Snapshot(); s.Drops[dp.ReasonMalformed] != 1 || s.Drops[dp.ReasonNoFlow] != 1 {
+		t.Fatalf("drops %v", s.Drops)
+	}
+	for i := range n {
+		b := r.binding(6, mob, rep, uint16(41000+i), 80)
+		srvMAC := a1MAC
+		if b.Server == nat.Addr16From(a2) {
+			srvMAC = a2MAC
+		}
+		f := dptest.Frame().Eth(srvMAC, gwSrvMAC).IPv4(b.Server.Addr(), key4).TCP(b.SPort, b.GwPort).Flags(header.FlagSYN | header.FlagACK).Seq(7).Ack(101).Bytes()
+		if !r.ports[1].Inject(f) {
+			t.Fatal("inject")
+		}
+	}
+	r.w.Poll()
+	downs := r.ports[0].TakeAll()
+	if len(downs) != n {
+		t.Fatalf("%d SYN-ACKs out, want %d", len(downs), n)
+	}
+	for i, f := range downs {
+		want := dptest.Frame().Eth(gwLanMAC, lb1MAC).IPv4(rep, mob).TCP(80, uint16(41000+i)).Flags(header.FlagSYN | header.FlagACK).Seq(7).Ack(101).Bytes()
+		if !bytes.Equal(f, want) {
+			t.Fatalf("SYN-ACK %d: %s", i, dptest.Diff(want, f))
+		}
+	}
+}

@@ -772,3 +772,4 @@ func TestSplitPorts(t *testing.T) {
 		}
 	}
 }
+
