@@ -772,4 +772,3 @@ func TestSplitPorts(t *testing.T) {
 		}
 	}
 }
-
