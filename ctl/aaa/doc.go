@@ -19,6 +19,11 @@
 // Request Authenticators verified. Retransmissions (same source, Identifier
 // and Request Authenticator) are answered from a cache, never processed twice.
 //
+// Status-Server (RFC 5997), the probe NASes use to tell a live server from
+// a dead one, is answered on both ports (Access-Accept, Accounting-
+// Response) when it carries a valid Message-Authenticator, and silently
+// dropped without one; it touches no user, address or session.
+//
 // Allocation: per request, the parsed packet, its response and the cached
 // encoded answer; read buffers come from a sync.Pool. PBKDF2 runs once per
 // user and process (then an HMAC memo, see Users.CheckPAP).

@@ -150,6 +150,7 @@ type ServerCounters struct {
 	MissingMA        atomic.Uint64
 	BadMA            atomic.Uint64
 	WrongCode        atomic.Uint64
+	StatusServer     atomic.Uint64 // RFC 5997 Status-Server requests
 	DupAnswered      atomic.Uint64
 	DupInProgress    atomic.Uint64
 	Overload         atomic.Uint64
@@ -164,7 +165,7 @@ func (c *ServerCounters) Snapshot() map[string]uint64 {
 		"acct_requests": c.AcctRequests.Load(), "acct_responses": c.AcctResponses.Load(), "acct_dropped": c.AcctDropped.Load(),
 		"unknown_client": c.UnknownClient.Load(), "malformed": c.Malformed.Load(), "bad_authenticator": c.BadAuthenticator.Load(),
 		"missing_message_authenticator": c.MissingMA.Load(), "bad_message_authenticator": c.BadMA.Load(),
-		"wrong_code": c.WrongCode.Load(), "dup_answered": c.DupAnswered.Load(), "dup_in_progress": c.DupInProgress.Load(),
+		"wrong_code": c.WrongCode.Load(), "status_server": c.StatusServer.Load(), "dup_answered": c.DupAnswered.Load(), "dup_in_progress": c.DupInProgress.Load(),
 		"overload": c.Overload.Load(), "not_durable": c.NotDurable.Load(), "send_errors": c.SendErrors.Load(),
 	}
 }
@@ -301,7 +302,7 @@ func (s *Server) routineRead(ctx context.Context, conn *net.UDPConn, want byte) 
 			s.bufs.Put(bp)
 			continue
 		}
-		if b[0] != want {
+		if b[0] != want && b[0] != codeStatusServer {
 			s.C.WrongCode.Add(1)
 			s.bufs.Put(bp)
 			continue
@@ -339,7 +340,7 @@ func (s *Server) handle(ctx context.Context, conn *net.UDPConn, cl *client, from
 		<-s.sem
 		s.wg.Done()
 	}()
-	resp := s.process(ctx, cl, from, (*bp)[:n])
+	resp := s.process(ctx, cl, from, (*bp)[:n], conn == s.acctConn)
 	if resp == nil {
 		s.dup.abort(key)
 		return
@@ -350,8 +351,9 @@ func (s *Server) handle(ctx context.Context, conn *net.UDPConn, cl *client, from
 	}
 }
 
-// process returns the encoded answer, or nil to stay silent.
-func (s *Server) process(ctx context.Context, cl *client, from netip.AddrPort, b []byte) []byte {
+// process returns the encoded answer, or nil to stay silent; onAcct says
+// the request came to the accounting port.
+func (s *Server) process(ctx context.Context, cl *client, from netip.AddrPort, b []byte, onAcct bool) []byte {
 	length, maOff, err := checkFrame(b)
 	if err != nil {
 		s.C.Malformed.Add(1)
@@ -359,13 +361,16 @@ func (s *Server) process(ctx context.Context, cl *client, from netip.AddrPort, b
 	}
 	b = b[:length]
 	code := b[0]
-	if code == codeAcctReq {
+	switch code {
+	case codeAcctReq:
 		s.C.AcctRequests.Add(1)
 		if !isAuthenticAcct(b, cl.secret) {
 			s.C.BadAuthenticator.Add(1)
 			return nil
 		}
-	} else {
+	case codeStatusServer:
+		s.C.StatusServer.Add(1)
+	default:
 		s.C.AuthRequests.Add(1)
 	}
 	if maOff != 0 {
@@ -373,7 +378,9 @@ func (s *Server) process(ctx context.Context, cl *client, from netip.AddrPort, b
 			s.C.BadMA.Add(1)
 			return nil
 		}
-	} else if code == codeAccessReq && cl.requireMA {
+	} else if code == codeStatusServer || (code == codeAccessReq && cl.requireMA) {
+		// RFC 5997 3: a Status-Server without Message-Authenticator is
+		// silently discarded, whatever the client's configuration.
 		s.C.MissingMA.Add(1)
 		return nil
 	}
@@ -383,9 +390,19 @@ func (s *Server) process(ctx context.Context, cl *client, from netip.AddrPort, b
 		return nil
 	}
 	var out *radius.Packet
-	if code == codeAccessReq {
+	switch {
+	case code == codeStatusServer:
+		// RFC 5997: the server is alive. Answered without touching
+		// users, addresses or sessions: Access-Accept on the
+		// authentication port, Accounting-Response on the accounting one.
+		rc := radius.CodeAccessAccept
+		if onAcct {
+			rc = radius.CodeAccountingResponse
+		}
+		out = pkt.Response(rc)
+	case code == codeAccessReq:
 		out = s.access(ctx, pkt)
-	} else {
+	default:
 		out = s.accounting(ctx, pkt, from)
 	}
 	if out == nil {
@@ -396,7 +413,7 @@ func (s *Server) process(ctx context.Context, cl *client, from netip.AddrPort, b
 			out.Attributes = append(out.Attributes, a)
 		}
 	}
-	enc, err := encodeResponse(out)
+	enc, err := encodeResponse(out, code == codeAcctReq)
 	if err != nil {
 		s.C.SendErrors.Add(1)
 		return nil

@@ -3,6 +3,8 @@ package aaa
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/md5"
 	"fmt"
 	"net"
 	"os/exec"
@@ -239,3 +241,69 @@ func TestUnknownClientIgnored(t *testing.T) {
 }
 
 var _ = rfc2869.AcctInterimInterval_Get
+
+// TestStatusServer (RFC 5997): radclient's status probe is answered with
+// Access-Accept on the authentication port and Accounting-Response on
+// the accounting port, whose authenticators and Message-Authenticator
+// verify; without Message-Authenticator it is silently discarded; no
+// user, address or session is touched.
+func TestStatusServer(t *testing.T) {
+	ts := startServer(t, nil)
+	ma := "Message-Authenticator=0x00"
+	if out := radclient(t, ts.srv.AuthAddr(), "status", ma); !strings.Contains(out, "Received Access-Accept") {
+		t.Fatalf("status on the auth port:\n%s", out)
+	}
+	if out := radclient(t, ts.srv.AcctAddr(), "status", ma); !strings.Contains(out, "Received Accounting-Response") {
+		t.Fatalf("status on the acct port:\n%s", out)
+	}
+	// The same, checked here: a Status-Server of our own making.
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	secret := []byte("testing123")
+	p := radius.New(radius.CodeStatusServer, secret)
+	p.Attributes = radius.Attributes{{Type: attrMessageAuth, Attribute: make(radius.Attribute, messageAuthLen)}}
+	req, err := p.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := hmac.New(md5.New, secret)
+	m.Write(req)
+	m.Sum(req[22:22:38])
+	for _, port := range []net.Addr{ts.srv.AuthAddr(), ts.srv.AcctAddr()} {
+		req[1]++ // a new identifier: not a retransmission
+		m := hmac.New(md5.New, secret)
+		clear(req[22:38])
+		m.Write(req)
+		m.Sum(req[22:22:38])
+		a := exchange(t, conn, port, req)
+		if a == nil || !radius.IsAuthenticResponse(a, req, secret) || !statusAnswerMA(a, req[4:20], secret) {
+			t.Fatalf("status to %v: answer %x does not verify", port, a)
+		}
+	}
+	noMA, _ := radius.New(radius.CodeStatusServer, secret).MarshalBinary()
+	if exchange(t, conn, ts.srv.AuthAddr(), noMA) != nil {
+		t.Fatal("Status-Server without Message-Authenticator answered")
+	}
+	c := ts.srv.C.Snapshot()
+	if c["status_server"] != 5 || c["auth_requests"] != 0 || c["acct_requests"] != 0 || ts.pool.Counters().Assigned != 0 || len(ts.acct.list()) != 0 {
+		t.Fatalf("counters %v, pool %+v", c, ts.pool.Counters())
+	}
+}
+
+// statusAnswerMA checks the Message-Authenticator of an answer to a
+// Status-Server, computed over the request's authenticator whatever the
+// answer's code (RFC 5997 3), at its usual place (the first attribute).
+func statusAnswerMA(a, reqAuth, secret []byte) bool {
+	if len(a) < 38 || a[20] != attrMessageAuth {
+		return false
+	}
+	c := bytes.Clone(a)
+	copy(c[4:20], reqAuth)
+	clear(c[22:38])
+	m := hmac.New(md5.New, secret)
+	m.Write(c)
+	return hmac.Equal(m.Sum(nil), a[22:38])
+}

@@ -83,10 +83,12 @@ func verifyMessageAuthenticator(b []byte, off int, secret []byte) bool {
 
 // encodeResponse encodes resp (built by Request.Response, so its
 // Authenticator is the request's) with a Message-Authenticator as its first
-// attribute, then the Response Authenticator (RFC 2865 3). For
-// Accounting-Response the Message-Authenticator is computed over a zero
-// authenticator field, as FreeRADIUS does (and checks).
-func encodeResponse(resp *radius.Packet) ([]byte, error) {
+// attribute, then the Response Authenticator (RFC 2865 3). For an
+// Accounting-Response to an Accounting-Request (toAcctReq) the
+// Message-Authenticator is computed over a zero authenticator field, as
+// FreeRADIUS does (and checks); for any other answer (an Accounting-
+// Response to a Status-Server too, RFC 5997 3) over the request's.
+func encodeResponse(resp *radius.Packet, toAcctReq bool) ([]byte, error) {
 	resp.Attributes = append(radius.Attributes{{Type: attrMessageAuth, Attribute: make(radius.Attribute, messageAuthLen)}}, resp.Attributes...)
 	b, err := resp.MarshalBinary() // header carries the request authenticator
 	if err != nil {
@@ -94,7 +96,7 @@ func encodeResponse(resp *radius.Packet) ([]byte, error) {
 	}
 	// First attribute: type, len, then the 16-octet value at offset 22.
 	m := hmac.New(md5.New, resp.Secret)
-	if resp.Code == radius.CodeAccountingResponse {
+	if toAcctReq {
 		var zero [16]byte
 		m.Write(b[:4])
 		m.Write(zero[:])
