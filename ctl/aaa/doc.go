@@ -24,6 +24,12 @@
 // Response) when it carries a valid Message-Authenticator, and silently
 // dropped without one; it touches no user, address or session.
 //
+// Disconnect (RFC 5176): Server.Disconnect sends a Disconnect-Request for
+// a session to the NAS it last started at (the accounting source address,
+// port disconnect_port of its client), signed with the client's secret,
+// with a Message-Authenticator, retransmitted up to three times; the
+// control process sends one when an operator terminates a session.
+//
 // Allocation: per request, the parsed packet, its response and the cached
 // encoded answer; read buffers come from a sync.Pool. PBKDF2 runs once per
 // user and process (then an HMAC memo, see Users.CheckPAP).

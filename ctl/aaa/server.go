@@ -25,6 +25,10 @@ type ClientConfig struct {
 	Name   string `yaml:"name" json:"name,omitempty"`
 	// RequireMessageAuthenticator overrides ServerConfig's default when set.
 	RequireMessageAuthenticator *bool `yaml:"require_message_authenticator" json:"require_message_authenticator,omitempty"`
+	// DisconnectPort is the UDP port the client's NASes take
+	// Disconnect-Request on (RFC 5176, usually 3799); 0: the client is
+	// not sent any (a terminated session then ends at the gateways only).
+	DisconnectPort int `yaml:"disconnect_port" json:"disconnect_port,omitempty"`
 }
 
 // ServerConfig configures the RADIUS server.
@@ -57,6 +61,7 @@ type client struct {
 	secret    []byte
 	name      string
 	requireMA bool
+	daePort   int
 }
 
 // Validate checks c and fills defaults.
@@ -90,6 +95,9 @@ func (c *ServerConfig) Validate() error {
 		if cl.Secret == "" {
 			return fmt.Errorf("radius client %s: empty secret", cl.Prefix)
 		}
+		if cl.DisconnectPort < 0 || cl.DisconnectPort > 65535 {
+			return fmt.Errorf("radius client %s: disconnect_port %d", cl.Prefix, cl.DisconnectPort)
+		}
 	}
 	if c.SessionTimeout < 0 || c.AcctInterimInterval < 0 {
 		return errors.New("radius: negative session timeout or interim interval")
@@ -122,6 +130,9 @@ type AcctRequest struct {
 	OutPackets  uint64
 	SessionTime uint32
 	NAS         string // NAS-Identifier, else NAS-IP-Address, else source address
+	// NASAddr is where the request came from: where the NAS listens for
+	// Disconnect-Request (RFC 5176) on its client's disconnect_port.
+	NASAddr netip.Addr
 }
 
 // Accounter records accounting (the session manager). It returns the
@@ -151,6 +162,10 @@ type ServerCounters struct {
 	BadMA            atomic.Uint64
 	WrongCode        atomic.Uint64
 	StatusServer     atomic.Uint64 // RFC 5997 Status-Server requests
+	DisconnectSent   atomic.Uint64 // RFC 5176 Disconnect-Requests sent to NASes
+	DisconnectACK    atomic.Uint64
+	DisconnectNAK    atomic.Uint64
+	DisconnectFailed atomic.Uint64 // no answer or transport error
 	DupAnswered      atomic.Uint64
 	DupInProgress    atomic.Uint64
 	Overload         atomic.Uint64
@@ -165,7 +180,8 @@ func (c *ServerCounters) Snapshot() map[string]uint64 {
 		"acct_requests": c.AcctRequests.Load(), "acct_responses": c.AcctResponses.Load(), "acct_dropped": c.AcctDropped.Load(),
 		"unknown_client": c.UnknownClient.Load(), "malformed": c.Malformed.Load(), "bad_authenticator": c.BadAuthenticator.Load(),
 		"missing_message_authenticator": c.MissingMA.Load(), "bad_message_authenticator": c.BadMA.Load(),
-		"wrong_code": c.WrongCode.Load(), "status_server": c.StatusServer.Load(), "dup_answered": c.DupAnswered.Load(), "dup_in_progress": c.DupInProgress.Load(),
+		"wrong_code": c.WrongCode.Load(), "status_server": c.StatusServer.Load(),
+		"disconnect_sent": c.DisconnectSent.Load(), "disconnect_ack": c.DisconnectACK.Load(), "disconnect_nak": c.DisconnectNAK.Load(), "disconnect_failed": c.DisconnectFailed.Load(), "dup_answered": c.DupAnswered.Load(), "dup_in_progress": c.DupInProgress.Load(),
 		"overload": c.Overload.Load(), "not_durable": c.NotDurable.Load(), "send_errors": c.SendErrors.Load(),
 	}
 }
@@ -200,7 +216,7 @@ func NewServer(cfg ServerConfig, users *Users, pool *Pool, acct Accounter, dur D
 		if cl.RequireMessageAuthenticator != nil {
 			req = *cl.RequireMessageAuthenticator
 		}
-		s.clients = append(s.clients, client{prefix: p, secret: []byte(cl.Secret), name: cl.Name, requireMA: req})
+		s.clients = append(s.clients, client{prefix: p, secret: []byte(cl.Secret), name: cl.Name, requireMA: req, daePort: cl.DisconnectPort})
 	}
 	sort.SliceStable(s.clients, func(i, j int) bool { return s.clients[i].prefix.Bits() > s.clients[j].prefix.Bits() })
 	s.bufs.New = func() any { b := make([]byte, radius.MaxPacketLength+1); return &b }
@@ -519,6 +535,7 @@ func (s *Server) accounting(ctx context.Context, pkt *radius.Packet, from netip.
 		OutPackets:  uint64(rfc2866.AcctOutputPackets_Get(pkt)),
 		SessionTime: uint32(rfc2866.AcctSessionTime_Get(pkt)),
 		NAS:         rfc2865.NASIdentifier_GetString(pkt),
+		NASAddr:     from.Addr().Unmap(),
 	}
 	if ip, err := rfc2865.FramedIPAddress_Lookup(pkt); err == nil {
 		if a, ok := netip.AddrFromSlice(ip); ok {

@@ -7,6 +7,7 @@ import (
 	"crypto/md5"
 	"fmt"
 	"net"
+	"net/netip"
 	"os/exec"
 	"strings"
 	"sync"
@@ -306,4 +307,34 @@ func statusAnswerMA(a, reqAuth, secret []byte) bool {
 	m := hmac.New(md5.New, secret)
 	m.Write(c)
 	return hmac.Equal(m.Sum(nil), a[22:38])
+}
+
+// TestDisconnectRequestEncoding: the Disconnect-Request is authentic under
+// the shared secret (Request Authenticator as for Accounting-Request), and
+// only an answer signed with the same secret and request is accepted.
+func TestDisconnectRequestEncoding(t *testing.T) {
+	secret := []byte("s3cret")
+	req, err := disconnectRequest(Disconnect{AcctSessionID: "A1", User: "u", Device: "d", IP: netip.MustParseAddr("10.0.0.9")}, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req[0] != byte(radius.CodeDisconnectRequest) || !radius.IsAuthenticRequest(req, secret) || radius.IsAuthenticRequest(req, []byte("other")) {
+		t.Fatalf("request %x not authentic under its secret only", req)
+	}
+	ack := func(secret []byte, reqAuth []byte) []byte {
+		a := []byte{byte(radius.CodeDisconnectACK), req[1], 0, 20}
+		a = append(a, make([]byte, 16)...)
+		h := md5.New()
+		h.Write(a[:4])
+		h.Write(reqAuth)
+		h.Write(secret)
+		h.Sum(a[4:4:20])
+		return a
+	}
+	if !authenticDAEResponse(ack(secret, req[4:20]), req, secret) {
+		t.Fatal("a good ACK refused")
+	}
+	if authenticDAEResponse(ack([]byte("other"), req[4:20]), req, secret) || authenticDAEResponse(ack(secret, make([]byte, 16)), req, secret) {
+		t.Fatal("a forged ACK accepted")
+	}
 }

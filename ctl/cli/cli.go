@@ -42,7 +42,7 @@ Commands (each answers -h):
   status                                   control process status
   gateways list|show NAME|set|delete NAME|state NAME up|drain|down    T1
   users list|show ID|set|delete ID                                     T2
-  sessions list|show ID|terminate ID                                   T3
+  sessions list|show ID|terminate ID       T3; terminate also sends the NAS a Disconnect-Request
   assignments list                         assigned addresses
   health                                   probe and LB sync state
   counters [-daemon URL]                   control counters, or a samepathd's per-queue counters

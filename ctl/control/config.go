@@ -91,7 +91,7 @@ radius:
   acct: ":1813"
   require_message_authenticator: true
   clients:
-    - {prefix: 10.0.0.0/24, secret: change-me, name: nas-pool}
+    - {prefix: 10.0.0.0/24, secret: change-me, name: nas-pool, disconnect_port: 3799}   # RFC 5176: terminate hangs up at the NAS
   session_timeout: 24h
   acct_interim_interval: 5m
 sessions:

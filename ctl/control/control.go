@@ -42,6 +42,7 @@ type Control struct {
 	gwToken  string
 	apiLn    net.Listener
 	httpSrv  *http.Server
+	bg       sync.WaitGroup // Disconnect-Requests in flight
 }
 
 // New opens the state, applies the configured seeds and binds every socket.
@@ -260,6 +261,7 @@ func (c *Control) Run(ctx context.Context) error {
 	c.LBSync.Wait()
 	c.AuthzSync.Wait()
 	c.SessionSync.Wait()
+	c.bg.Wait()
 	err := c.close()
 	select {
 	case e := <-errc:
@@ -286,3 +288,32 @@ func (c *Control) close() error {
 
 // StatePath is where the bbolt file lives.
 func (c *Control) StatePath() string { return filepath.Join(c.cfg.StateDir, "state.db") }
+
+// disconnect sends a Disconnect-Request (RFC 5176) for terminated session
+// s to the NAS it last started at, if that NAS's RADIUS client has a
+// disconnect_port, and logs the outcome (counted in the RADIUS counters).
+// The session is already closed here and at its gateway, so the NAS's
+// answer changes nothing but the NAS: it hangs up the subscriber.
+func (c *Control) disconnect(s session.Session) {
+	if s.ID == "" || !s.NASAddr.IsValid() {
+		return
+	}
+	acctID := s.ID
+	if n := len(s.AcctIDs); n > 0 {
+		acctID = s.AcctIDs[n-1]
+	}
+	d := aaa.Disconnect{NAS: s.NASAddr, AcctSessionID: acctID, User: s.User, Device: s.Device, IP: s.IP}
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		switch err := c.Radius.Disconnect(ctx, d); {
+		case err == nil:
+			c.log.Info("disconnect acknowledged", "session", s.ID, "nas", s.NASAddr, "acct_session_id", acctID)
+		case errors.Is(err, aaa.ErrNoDisconnect):
+		default:
+			c.log.Warn("disconnect", "session", s.ID, "nas", s.NASAddr, "acct_session_id", acctID, "err", err)
+		}
+	}()
+}

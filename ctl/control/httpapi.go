@@ -160,8 +160,10 @@ func (c *Control) handler() http.Handler {
 		writeJSON(w, s)
 	})
 	v1.HandleFunc("DELETE /v1/sessions/{id}", func(w http.ResponseWriter, r *http.Request) {
+		s, _ := c.Mgr.Get(r.PathValue("id"))
 		seq, err := c.Mgr.Terminate(r.PathValue("id"), "Admin-Reset")
 		if c.done(w, r, seq, err) {
+			c.disconnect(s) // the NAS hangs up too (RFC 5176), in the background
 			writeJSON(w, api.Ack{OK: true})
 		}
 	})

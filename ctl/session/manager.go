@@ -23,12 +23,15 @@ import (
 type Session struct {
 	ID string `json:"id"` // Acct-Session-Id of the Start that created it
 	// AcctIDs are later Acct-Session-Ids that resumed it from Dormant.
-	AcctIDs    []string   `json:"acct_ids,omitempty"`
-	Device     string     `json:"device"`
-	User       string     `json:"user,omitempty"`
-	IP         netip.Addr `json:"ip"`
-	Gateway    string     `json:"gateway"`
-	NAS        string     `json:"nas,omitempty"`
+	AcctIDs []string   `json:"acct_ids,omitempty"`
+	Device  string     `json:"device"`
+	User    string     `json:"user,omitempty"`
+	IP      netip.Addr `json:"ip"`
+	Gateway string     `json:"gateway"`
+	NAS     string     `json:"nas,omitempty"`
+	// NASAddr is where the NAS of the session's latest Start sent it
+	// from (Disconnect-Request goes there).
+	NASAddr    netip.Addr `json:"nas_addr,omitzero"`
 	State      State      `json:"state"`
 	Started    time.Time  `json:"started"`
 	Updated    time.Time  `json:"updated"`
@@ -360,6 +363,7 @@ func (m *Manager) start(s *Session, r *aaa.AcctRequest, now time.Time) (uint64, 
 			update(s, r)
 			return m.st.Last(), nil
 		}
+		atNAS(s, r)
 		seq, _ := m.transition(s, EvStart, now, nil) // Dormant -> Act, or counted
 		return seq, nil
 	}
@@ -373,6 +377,7 @@ func (m *Manager) start(s *Session, r *aaa.AcctRequest, now time.Time) (uint64, 
 			old.AcctIDs = append(old.AcctIDs, r.SessionID)
 			m.byAcct[r.SessionID] = old.ID
 			m.c.Other["resumed_new_acct_id"]++
+			atNAS(old, r)
 			seq, _ := m.transition(old, EvStart, now, nil)
 			return seq, nil
 		case Act: // the NAS lost the old session: close it first
@@ -395,7 +400,7 @@ func (m *Manager) start(s *Session, r *aaa.AcctRequest, now time.Time) (uint64, 
 		m.c.Other["start_bind_"+bindReason(err)]++
 		return m.st.Last(), nil
 	}
-	s = &Session{ID: r.SessionID, Device: r.Device, User: r.User, IP: ip, Gateway: a.Gateway, NAS: r.NAS, State: None, Started: now, StateSince: now, Gen: a.Gen}
+	s = &Session{ID: r.SessionID, Device: r.Device, User: r.User, IP: ip, Gateway: a.Gateway, NAS: r.NAS, NASAddr: r.NASAddr, State: None, Started: now, StateSince: now, Gen: a.Gen}
 	if s.User == "" {
 		s.User = a.User
 	}
@@ -403,6 +408,16 @@ func (m *Manager) start(s *Session, r *aaa.AcctRequest, now time.Time) (uint64, 
 	m.index(s)
 	seq, _ := m.transition(s, EvStart, now, ops)
 	return seq, nil
+}
+
+// atNAS records the NAS a session (re)started at.
+func atNAS(s *Session, r *aaa.AcctRequest) {
+	if r.NAS != "" {
+		s.NAS = r.NAS
+	}
+	if r.NASAddr.IsValid() {
+		s.NASAddr = r.NASAddr
+	}
 }
 
 func bindReason(err error) string {
