@@ -2,10 +2,14 @@ package session
 
 import (
 	"context"
+	"net/netip"
 	"testing"
+
+	"layeh.com/radius/rfc2866"
 
 	"github.com/google/go-cmp/cmp"
 
+	"samepath/ctl/aaa"
 	"samepath/ctl/api"
 )
 
@@ -67,5 +71,32 @@ func TestResyncGateway(t *testing.T) {
 	e.open()
 	if c2, _ := e.m.Get("c"); c2.Seq != c.Seq {
 		t.Fatalf("after restart c's Seq %d, want %d", c2.Seq, c.Seq)
+	}
+}
+
+// TestSessionFollowsNAS: a session resumed at another NAS (FIG. 31) names
+// that NAS and its address, where a Disconnect-Request must go.
+func TestSessionFollowsNAS(t *testing.T) {
+	e := newEnv(t, t.TempDir())
+	acct := func(status rfc2866.AcctStatusType, id, nas string, cause rfc2866.AcctTerminateCause) {
+		t.Helper()
+		r := &aaa.AcctRequest{Status: status, SessionID: id, Device: "dev1", Cause: cause, NAS: nas, NASAddr: netip.MustParseAddr(nas)}
+		if status == start {
+			r.IP = netip.MustParseAddr("10.50.0.7")
+		}
+		seq, err := e.m.Account(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.st.Wait(context.Background(), seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acct(start, "n1-1", "192.0.2.1", 0)
+	acct(stop, "n1-1", "192.0.2.1", idle)
+	acct(start, "n2-1", "192.0.2.2", 0)
+	s, ok := e.m.Get("n1-1")
+	if !ok || s.State != Act || s.NAS != "192.0.2.2" || s.NASAddr != netip.MustParseAddr("192.0.2.2") {
+		t.Fatalf("session after the resume at nas2: %+v", s)
 	}
 }
