@@ -280,23 +280,34 @@ func (g *GW) up(pk *Packet) {
 	var t xlat.Tuple
 	src := xlat.Tuple{}
 	xlat.Read4or6(b, &g.p, &src)
-	sess, ok := g.sessions[src.Src]
-	if !ok && g.cfg.RequireSession {
-		pk.Drop = ReasonNoSession
-		return
-	}
 	lb := nat.MAC(header.Ethernet(b).Src())
-	if xlat.IsICMPError(b, &g.p) {
-		g.learnLB(src.Src, lb)
-		g.upICMPError(pk, lb)
-		return
+	var k nat.FlowKey
+	var id uint32
+	found := false
+	if !xlat.IsICMPError(b, &g.p) && xlat.Read(b, &g.p, &t) {
+		k = nat.FlowKey{Src: nat.Addr16(t.Src), Dst: nat.Addr16(t.Dst), SPort: t.SPort, DPort: t.DPort, Proto: g.p.Proto}
+		id, found = g.cfg.Flows.Up(&k)
 	}
-	if !xlat.Read(b, &g.p, &t) {
-		pk.Drop = ReasonUnsupported
-		return
+	// A flow exists only while its session does (a session's end removes
+	// its flows), so only packets without one need T3 (R-GW-7, step S124):
+	// established flows skip the session lookup.
+	var sess Session
+	if !found {
+		var ok bool
+		if sess, ok = g.sessions[src.Src]; !ok && g.cfg.RequireSession {
+			pk.Drop = ReasonNoSession
+			return
+		}
+		if xlat.IsICMPError(b, &g.p) {
+			g.learnLB(src.Src, lb)
+			g.upICMPError(pk, lb)
+			return
+		}
+		if !xlat.Read(b, &g.p, &t) {
+			pk.Drop = ReasonUnsupported
+			return
+		}
 	}
-	k := nat.FlowKey{Src: nat.Addr16(t.Src), Dst: nat.Addr16(t.Dst), SPort: t.SPort, DPort: t.DPort, Proto: g.p.Proto}
-	id, found := g.cfg.Flows.Up(&k)
 	var tcpFlags uint8
 	if g.p.Proto == header.ProtoTCP {
 		tcpFlags = g.p.TCP(b).Flags()
@@ -520,8 +531,16 @@ func (g *GW) down(pk *Packet) {
 // learnLB records in T12 that mobile's latest up packet came from lb.
 func (g *GW) learnLB(mobile [16]byte, lb nat.MAC) {
 	g.key = mobile // a key in the GW, so the cache's []byte does not escape a local
-	if cur, ok := g.lbs.Get(g.key[:]); !ok || cur != lb {
+	cur, ok := g.lbs.Get(g.key[:])
+	switch {
+	case ok && cur != lb:
+		g.lbs.Set(g.key[:], lb, 1) // an existing key is updated at once
+	case !ok:
+		// A new key goes through ristretto's buffers; wait until it is
+		// in, or a move right after could find this older value
+		// while the newer one waits (once per mobile, not per packet).
 		g.lbs.Set(g.key[:], lb, 1)
+		g.lbs.Wait()
 	}
 }
 

@@ -636,3 +636,27 @@ func TestGWBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestGWSessionEndStopsFlows: packets of an established flow are carried
+// without a T3 lookup, so this checks the invariant that allows it: when
+// the session ends, its flows go with it and their next packets are
+// dropped as having no session (R-GW-7, S124), in both directions.
+func TestGWSessionEndStopsFlows(t *testing.T) {
+	r := newGW(t, 65535)
+	up := func(flags uint8) []byte {
+		return dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, rep).TCP(40000, 80).Flags(flags).Bytes()
+	}
+	if _, p, drop := r.send(0, up(header.FlagSYN)); p != 1 {
+		t.Fatalf("SYN: drop %v", drop)
+	}
+	b := r.binding(6, mob, rep, 40000, 80)
+	if _, p, drop := r.send(0, up(header.FlagACK)); p != 1 {
+		t.Fatalf("ACK on the flow: drop %v", drop)
+	}
+	s := testSession
+	s.IP = mob.As16()
+	r.gw.Apply(dp.SessionEvent{End: true, Session: s})
+	r.w.Poll()
+	r.mustDrop(0, up(header.FlagACK), dp.ReasonNoSession)
+	r.mustDrop(1, dptest.Frame().Eth(a1MAC, gwSrvMAC).IPv4(b.Server.Addr(), key4).TCP(b.SPort, b.GwPort).Flags(header.FlagACK).Bytes(), dp.ReasonNoFlow)
+}
