@@ -17,6 +17,7 @@ import (
 	"samepath/ctl/aaa"
 	"samepath/ctl/api"
 	"samepath/ctl/control"
+	"samepath/ctl/nas"
 )
 
 // fakeNAS answers Disconnect-Requests (RFC 5176) like a NAS: it checks
@@ -149,6 +150,63 @@ func TestTerminateDisconnects(t *testing.T) {
 			if rfc2866.AcctSessionID_GetString(p) != "S1" || rfc2865.UserName_GetString(p) != "alice" ||
 				rfc2865.CallingStationID_GetString(p) != "IMEI-1" || rfc2865.FramedIPAddress_Get(p).String() != "10.100.0.1" {
 				t.Fatalf("Disconnect-Request attributes %v", p.Attributes)
+			}
+		})
+	}
+}
+
+// TestTerminateDisconnectsNASEmulator: the same through ctl/nas's
+// Disconnect-Request server (the NAS emulator's side): it acknowledges
+// the session it holds and NAKs one it does not.
+func TestTerminateDisconnectsNASEmulator(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		held string
+		want string
+	}{{"held", "S1", "disconnect_ack"}, {"unknown", "S9", "disconnect_nak"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			var mu sync.Mutex
+			var got []nas.DisconnectRequest
+			done := make(chan error, 1)
+			go func() {
+				done <- nas.ServeDisconnect(ctx, conn, []byte("testing123"), func(d nas.DisconnectRequest) bool {
+					mu.Lock()
+					defer mu.Unlock()
+					got = append(got, d)
+					return d.AcctSessionID == tc.held
+				})
+			}()
+			t.Cleanup(func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Error(err)
+				}
+			})
+			cfg := testConfig(t.TempDir(), newFakeDaemon(t), nil, nil)
+			cfg.Radius.Clients[0].DisconnectPort = conn.LocalAddr().(*net.UDPAddr).Port
+			c := startControl(t, cfg)
+			if _, err := c.Users.Put(aaa.User{ID: "alice", Password: "pw", DeviceID: "IMEI-1"}); err != nil {
+				t.Fatal(err)
+			}
+			radclient(t, c.AuthAddr().String(), "auth", "User-Name=alice,User-Password=pw,Calling-Station-Id=IMEI-1,Message-Authenticator=0x00")
+			radclient(t, c.AcctAddr().String(), "acct", "Acct-Session-Id=S1,Calling-Station-Id=IMEI-1,User-Name=alice,Framed-IP-Address=10.100.0.1,Acct-Status-Type=Start")
+			if err := api.NewClient(c.APIAddr().String()).Do(context.Background(), http.MethodDelete, "/v1/sessions/S1", nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, tc.want, func() bool {
+				var cs control.Counters
+				getJSON(t, c, "/v1/counters", &cs)
+				return cs.Radius[tc.want] == 1
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			if len(got) != 1 || got[0].AcctSessionID != "S1" || got[0].User != "alice" || got[0].Device != "IMEI-1" || got[0].IP.String() != "10.100.0.1" {
+				t.Fatalf("the NAS saw %+v", got)
 			}
 		})
 	}

@@ -42,7 +42,7 @@ func controlConfig(p *fig2.Plan, stateDir, tokFile, usersFile, secret string, de
 	fmt.Fprintf(&b, "state_dir: %s\nradius:\n  auth: %q\n  acct: %q\n  require_message_authenticator: true\n  clients:\n",
 		stateDir, p.Ctl.RADIUS.String(), netip.AddrPortFrom(p.Ctl.RADIUS.Addr(), p.Ctl.RADIUS.Port()+1).String())
 	for _, in := range p.Ingress {
-		fmt.Fprintf(&b, "    - {prefix: %s, secret: %q, name: nas%d}\n", in.NAS.Mgmt.IPv4.Addr(), secret, in.Index)
+		fmt.Fprintf(&b, "    - {prefix: %s, secret: %q, name: nas%d, disconnect_port: %d}\n", in.NAS.Mgmt.IPv4.Addr(), secret, in.Index, daePort)
 	}
 	fmt.Fprintf(&b, "  session_timeout: 1h\n  acct_interim_interval: %v\n", demoInterim)
 	fmt.Fprintf(&b, "sessions: {interim_timeout: %v, dormant_timeout: 10m, pending_timeout: 1m, resync: 1s}\n", demoInterimTimeout)
@@ -119,6 +119,9 @@ func (s *System) startControl(ctx context.Context, o Options) error {
 			},
 		})
 	}
+	if err := s.serveDisconnects(); err != nil {
+		return err
+	}
 	h, err := s.waitHealth(ctx)
 	if err != nil {
 		return err
@@ -138,6 +141,52 @@ func (s *System) startControl(ctx context.Context, o Options) error {
 	}
 	fmt.Fprintf(s.out, "== service authorization from samepath-control: %s\n", s.authzLine(ctx, st))
 	return nil
+}
+
+// daePort is where the NAS emulators take Disconnect-Request (RFC 5176).
+const daePort = 3799
+
+// serveDisconnects has each NAS emulator answer Disconnect-Requests on its
+// management address (where its accounting comes from): a request for the
+// session a mobile holds at that NAS ends it there (interims stop, the
+// mobile is no longer logged in at any NAS) and is acknowledged.
+func (s *System) serveDisconnects() error {
+	p := s.TB.Plan
+	ctx, cancel := context.WithCancel(context.Background())
+	s.daeStop = cancel
+	for i, in := range p.Ingress {
+		conn, err := topo.ListenPacket(in.NAS.NS, "udp", netip.AddrPortFrom(in.NAS.Mgmt.IPv4.Addr(), daePort).String())
+		if err != nil {
+			cancel()
+			return fmt.Errorf("nas%d disconnect port: %w", i+1, err)
+		}
+		n := i + 1
+		s.daeWG.Add(1)
+		go func() {
+			defer s.daeWG.Done()
+			nas.ServeDisconnect(ctx, conn, []byte(s.RADIUSSecret), func(d nas.DisconnectRequest) bool { return s.disconnected(n, d) })
+		}()
+	}
+	return nil
+}
+
+// disconnected ends, at NAS n, the session d names, if a mobile holds it.
+func (s *System) disconnected(n int, d nas.DisconnectRequest) bool {
+	for name, ms := range s.mobiles {
+		ms.mu.Lock()
+		held := ms.nas == n && ms.acctID == d.AcctSessionID
+		if held {
+			s.stopInterims(ms)
+			ms.nas = 0
+		}
+		gw := ms.gw
+		ms.mu.Unlock()
+		if held {
+			s.step(Step{Mobile: name, NAS: n, Request: "Disconnect-Request", Result: d.AcctSessionID + " ACK", GW: gw})
+			return true
+		}
+	}
+	return false
 }
 
 func t1Summary(p *fig2.Plan) string {
@@ -388,6 +437,10 @@ func (s *System) stopAll() {
 		ms.mu.Lock()
 		s.stopInterims(ms)
 		ms.mu.Unlock()
+	}
+	if s.daeStop != nil {
+		s.daeStop()
+		s.daeWG.Wait()
 	}
 }
 

@@ -379,6 +379,9 @@ type System struct {
 	mobiles   map[string]*mobileSession
 	mu        sync.Mutex // steps, interim counts
 	steps     []Step
+
+	daeStop context.CancelFunc // the NAS emulators' Disconnect-Request servers
+	daeWG   sync.WaitGroup
 }
 
 // Start builds the testbed and starts samepathd in every LB and gateway

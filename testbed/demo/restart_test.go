@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"samepath/ctl/session"
 	"samepath/testbed/demo"
 	"samepath/testbed/fig2"
 	"samepath/testbed/privtest"
@@ -112,4 +113,77 @@ func get(ctx context.Context, m *fig2.Mobile, rep netip.AddrPort) error {
 	defer resp.Body.Close()
 	_, err = io.Copy(io.Discard, resp.Body)
 	return err
+}
+
+// TestTerminate: an operator's `samepathctl sessions terminate` closes the
+// session in samepath-control, at its gateway, and at the NAS it runs on:
+// samepath-control sends that NAS emulator a Disconnect-Request (RFC
+// 5176) over the management network, which ends the session there and
+// acknowledges; the subscriber's traffic is then dropped.
+func TestTerminate(t *testing.T) {
+	privtest.Require(t)
+	bin := buildBinaries(t)
+	exe, _ := os.Executable()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out strings.Builder
+	sys, err := demo.Start(ctx, demo.Options{Samepathd: bin, StartControl: true, ServeArgv: []string{exe, "serve"}, Out: &out})
+	if err != nil {
+		t.Log("\n" + out.String())
+		t.Fatal(err)
+	}
+	defer sys.Close()
+	ip, err := sys.Login(ctx, "mob1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ss []session.Session
+	if err := sys.Control.Do(ctx, http.MethodGet, "/v1/sessions", nil, &ss); err != nil {
+		t.Fatal(err)
+	}
+	id := ""
+	for _, s := range ss {
+		if s.IP == ip {
+			id = s.ID
+		}
+	}
+	if id == "" {
+		t.Fatalf("no session on %s in %+v", ip, ss)
+	}
+	p := sys.TB.Plan
+	m1, _ := p.Mobile("mob1")
+	webA := netip.AddrPortFrom(p.Groups[0].VIPv4, fig2.HTTPPort)
+	if err := get(ctx, m1, webA); err != nil {
+		t.Fatalf("before terminate: %v", err)
+	}
+	if _, err := sys.Samepathctl(ctx, "sessions", "terminate", id); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		acked := false
+		for _, st := range sys.Steps() {
+			acked = acked || (st.Mobile == "mob1" && st.Request == "Disconnect-Request" && st.Result == id+" ACK")
+		}
+		held := false
+		for _, c := range sys.GWs {
+			gs, err := c.GWSessions(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range gs.Sessions {
+				held = held || s.IP == ip.String()
+			}
+		}
+		if acked && !held {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after terminate: NAS acknowledged %v, a gateway still holds the session %v; steps %+v", acked, held, sys.Steps())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := get(ctx, m1, webA); err == nil {
+		t.Fatal("mob1 still served after its session was terminated")
+	}
 }
