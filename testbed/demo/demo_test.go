@@ -273,18 +273,7 @@ func checkSessions(t *testing.T, sum *demo.Summary) {
 // set on one gateway (by URL) and on every gateway (-gw all, from the
 // control process's T1) show as set, and the rest of the table as before.
 func TestSamepathctlGateway(t *testing.T) {
-	privtest.Require(t)
-	bin := buildBinaries(t)
-	exe, _ := os.Executable()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var out strings.Builder
-	sys, err := demo.Start(ctx, demo.Options{Samepathd: bin, StartControl: true, ServeArgv: []string{exe, "serve"}, Out: &out})
-	if err != nil {
-		t.Log("\n" + out.String())
-		t.Fatal(err)
-	}
-	defer sys.Close()
+	ctx, sys := startWithControl(t)
 	ctl := func(v any, args ...string) {
 		t.Helper()
 		o, err := sys.Samepathctl(ctx, args...)

@@ -24,18 +24,7 @@ import (
 // any new RADIUS exchange: the subscriber is served again, and a service
 // it has not ordered is refused again.
 func TestGatewayRestart(t *testing.T) {
-	privtest.Require(t)
-	bin := buildBinaries(t)
-	exe, _ := os.Executable()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var out strings.Builder
-	sys, err := demo.Start(ctx, demo.Options{Samepathd: bin, StartControl: true, ServeArgv: []string{exe, "serve"}, Out: &out})
-	if err != nil {
-		t.Log("\n" + out.String())
-		t.Fatal(err)
-	}
-	defer sys.Close()
+	ctx, sys := startWithControl(t)
 	p := sys.TB.Plan
 	ip2, err := sys.Login(ctx, "mob2") // the device that has not ordered group B
 	if err != nil {
@@ -121,18 +110,7 @@ func get(ctx context.Context, m *fig2.Mobile, rep netip.AddrPort) error {
 // 5176) over the management network, which ends the session there and
 // acknowledges; the subscriber's traffic is then dropped.
 func TestTerminate(t *testing.T) {
-	privtest.Require(t)
-	bin := buildBinaries(t)
-	exe, _ := os.Executable()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var out strings.Builder
-	sys, err := demo.Start(ctx, demo.Options{Samepathd: bin, StartControl: true, ServeArgv: []string{exe, "serve"}, Out: &out})
-	if err != nil {
-		t.Log("\n" + out.String())
-		t.Fatal(err)
-	}
-	defer sys.Close()
+	ctx, sys := startWithControl(t)
 	ip, err := sys.Login(ctx, "mob1")
 	if err != nil {
 		t.Fatal(err)
@@ -186,4 +164,24 @@ func TestTerminate(t *testing.T) {
 	if err := get(ctx, m1, webA); err == nil {
 		t.Fatal("mob1 still served after its session was terminated")
 	}
+}
+
+// startWithControl starts the system with samepath-control (no mobile
+// logged in yet) for a test of two minutes at most; the test's end tears
+// it down.
+func startWithControl(t *testing.T) (context.Context, *demo.System) {
+	t.Helper()
+	privtest.Require(t)
+	bin := buildBinaries(t)
+	exe, _ := os.Executable()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	var out strings.Builder
+	sys, err := demo.Start(ctx, demo.Options{Samepathd: bin, StartControl: true, ServeArgv: []string{exe, "serve"}, Out: &out})
+	if err != nil {
+		t.Log("\n" + out.String())
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sys.Close() })
+	return ctx, sys
 }
