@@ -281,10 +281,12 @@ func (g *GW) up(pk *Packet) {
 	src := xlat.Tuple{}
 	xlat.Read4or6(b, &g.p, &src)
 	lb := nat.MAC(header.Ethernet(b).Src())
+	icmpErr := xlat.IsICMPError(b, &g.p)
+	read := !icmpErr && xlat.Read(b, &g.p, &t)
 	var k nat.FlowKey
 	var id uint32
 	found := false
-	if !xlat.IsICMPError(b, &g.p) && xlat.Read(b, &g.p, &t) {
+	if read {
 		k = nat.FlowKey{Src: nat.Addr16(t.Src), Dst: nat.Addr16(t.Dst), SPort: t.SPort, DPort: t.DPort, Proto: g.p.Proto}
 		id, found = g.cfg.Flows.Up(&k)
 	}
@@ -298,12 +300,12 @@ func (g *GW) up(pk *Packet) {
 			pk.Drop = ReasonNoSession
 			return
 		}
-		if xlat.IsICMPError(b, &g.p) {
+		if icmpErr {
 			g.learnLB(src.Src, lb)
 			g.upICMPError(pk, lb)
 			return
 		}
-		if !xlat.Read(b, &g.p, &t) {
+		if !read {
 			pk.Drop = ReasonUnsupported
 			return
 		}
