@@ -7,13 +7,15 @@ import (
 	"layeh.com/radius"
 )
 
-// EncodeRequest encodes an Access-Request or Accounting-Request with a
-// Message-Authenticator (first attribute), as a NAS should since
-// CVE-2024-3596. p.Authenticator must be random for Access-Request
-// (radius.New does that).
+// EncodeRequest encodes a request with a Message-Authenticator (first
+// attribute), as RADIUS peers should since CVE-2024-3596. p.Authenticator
+// must be random for Access-Request and Status-Server (radius.New does
+// that); for Accounting-Request and the Dynamic Authorization requests
+// (Disconnect-Request, CoA-Request, RFC 5176) it is computed here.
 func EncodeRequest(p *radius.Packet) ([]byte, error) {
 	p.Attributes = append(radius.Attributes{{Type: attrMessageAuth, Attribute: make(radius.Attribute, messageAuthLen)}}, p.Attributes...)
-	if p.Code == radius.CodeAccountingRequest {
+	hashed := hashedRequest(byte(p.Code))
+	if hashed {
 		p.Authenticator = [16]byte{}
 	}
 	b, err := p.MarshalBinary()
@@ -23,7 +25,7 @@ func EncodeRequest(p *radius.Packet) ([]byte, error) {
 	m := hmac.New(md5.New, p.Secret)
 	m.Write(b)
 	m.Sum(b[22:22:38])
-	if p.Code == radius.CodeAccountingRequest {
+	if hashed {
 		h := md5.New()
 		h.Write(b) // authenticator field is zero here
 		h.Write(p.Secret)
@@ -31,6 +33,20 @@ func EncodeRequest(p *radius.Packet) ([]byte, error) {
 		copy(p.Authenticator[:], b[4:20])
 	}
 	return b, nil
+}
+
+// VerifyRequestMessageAuthenticator checks request b's framing and its
+// Message-Authenticator: present says it has one, ok that b is well
+// framed and the attribute, when present, verifies.
+func VerifyRequestMessageAuthenticator(b, secret []byte) (present, ok bool) {
+	length, off, err := checkFrame(b)
+	if err != nil {
+		return false, false
+	}
+	if off == 0 {
+		return false, true
+	}
+	return true, verifyMessageAuthenticator(b[:length], off, secret)
 }
 
 // VerifyResponseMessageAuthenticator checks the Message-Authenticator of an

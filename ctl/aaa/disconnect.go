@@ -57,7 +57,7 @@ func (s *Server) Disconnect(ctx context.Context, d Disconnect) error {
 	if cl.daePort == 0 {
 		return ErrNoDisconnect
 	}
-	req, err := disconnectRequest(d, cl.secret)
+	req, err := EncodeDisconnectRequest(d, cl.secret)
 	if err != nil {
 		return err
 	}
@@ -75,15 +75,14 @@ func (s *Server) Disconnect(ctx context.Context, d Disconnect) error {
 	return err
 }
 
-// disconnectRequest encodes a Disconnect-Request for d: attributes, then
-// the Message-Authenticator over a zero authenticator, then the Request
-// Authenticator as for Accounting-Request (RFC 5176 3.5, RFC 2866 3).
-func disconnectRequest(d Disconnect, secret []byte) ([]byte, error) {
+// EncodeDisconnectRequest encodes a Disconnect-Request for d signed with
+// secret: a random Identifier, a Message-Authenticator and the Request
+// Authenticator as for Accounting-Request (RFC 5176 3.5, EncodeRequest).
+func EncodeDisconnectRequest(d Disconnect, secret []byte) ([]byte, error) {
 	p := radius.New(codeDisconnectRequest, secret)
 	var id [1]byte
 	rand.Read(id[:])
 	p.Identifier = id[0]
-	p.Attributes = radius.Attributes{{Type: attrMessageAuth, Attribute: make(radius.Attribute, messageAuthLen)}}
 	if err := rfc2866.AcctSessionID_SetString(p, d.AcctSessionID); err != nil {
 		return nil, err
 	}
@@ -96,19 +95,7 @@ func disconnectRequest(d Disconnect, secret []byte) ([]byte, error) {
 	if d.IP.Is4() {
 		rfc2865.FramedIPAddress_Set(p, d.IP.AsSlice())
 	}
-	b, err := p.MarshalBinary()
-	if err != nil {
-		return nil, err
-	}
-	clear(b[4:20])
-	m := hmac.New(md5.New, secret)
-	m.Write(b)
-	m.Sum(b[22:22:38])
-	h := md5.New()
-	h.Write(b)
-	h.Write(secret)
-	h.Sum(b[4:4:20])
-	return b, nil
+	return EncodeRequest(p)
 }
 
 // exchangeDAE sends req to nas and waits for its answer.

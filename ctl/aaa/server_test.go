@@ -314,12 +314,18 @@ func statusAnswerMA(a, reqAuth, secret []byte) bool {
 // only an answer signed with the same secret and request is accepted.
 func TestDisconnectRequestEncoding(t *testing.T) {
 	secret := []byte("s3cret")
-	req, err := disconnectRequest(Disconnect{AcctSessionID: "A1", User: "u", Device: "d", IP: netip.MustParseAddr("10.0.0.9")}, secret)
+	req, err := EncodeDisconnectRequest(Disconnect{AcctSessionID: "A1", User: "u", Device: "d", IP: netip.MustParseAddr("10.0.0.9")}, secret)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if req[0] != byte(radius.CodeDisconnectRequest) || !radius.IsAuthenticRequest(req, secret) || radius.IsAuthenticRequest(req, []byte("other")) {
 		t.Fatalf("request %x not authentic under its secret only", req)
+	}
+	if present, ok := VerifyRequestMessageAuthenticator(req, secret); !present || !ok {
+		t.Fatalf("Message-Authenticator present %v, verifies %v", present, ok)
+	}
+	if _, ok := VerifyRequestMessageAuthenticator(req, []byte("other")); ok {
+		t.Fatal("Message-Authenticator verifies under another secret")
 	}
 	ack := func(secret []byte, reqAuth []byte) []byte {
 		a := []byte{byte(radius.CodeDisconnectACK), req[1], 0, 20}

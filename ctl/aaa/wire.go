@@ -61,14 +61,26 @@ func checkFrame(b []byte) (length, maOff int, err error) {
 	return length, maOff, nil
 }
 
+// hashedRequest says whether requests of code carry a Request
+// Authenticator computed over the packet (Accounting-Request, RFC 2866;
+// Disconnect-Request and CoA-Request, RFC 5176) rather than a random one.
+func hashedRequest(code byte) bool {
+	switch radius.Code(code) {
+	case radius.CodeAccountingRequest, radius.CodeDisconnectRequest, radius.CodeCoARequest:
+		return true
+	}
+	return false
+}
+
 // verifyMessageAuthenticator checks the Message-Authenticator (RFC 3579
 // 3.2) of request b (already framed by checkFrame) at value offset off.
-// For Accounting-Request the Request Authenticator is taken as zeros, as it
-// is itself computed over the attribute (RFC 5080 2.2.2 practice, FreeRADIUS).
+// Where the Request Authenticator is hashed (hashedRequest) it is taken as
+// zeros, as it is itself computed over the attribute (RFC 5080 2.2.2
+// practice, FreeRADIUS).
 func verifyMessageAuthenticator(b []byte, off int, secret []byte) bool {
 	var zero [16]byte
 	m := hmac.New(md5.New, secret)
-	if b[0] == codeAcctReq {
+	if hashedRequest(b[0]) {
 		m.Write(b[:4])
 		m.Write(zero[:])
 		m.Write(b[20:off])

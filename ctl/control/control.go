@@ -84,7 +84,7 @@ func New(cfg Config, log *slog.Logger) (*Control, error) {
 	if c.Authz, err = NewAuthzTables(c.St, cfg.Authz.T9, cfg.Authz.T8); err != nil {
 		return nil, err
 	}
-	c.AuthzSync = NewAuthzSync(AuthzSyncConfig{Resync: cfg.Authz.Resync}, c.Authz, c.authzTargets)
+	c.AuthzSync = NewAuthzSync(AuthzSyncConfig{Resync: cfg.Authz.Resync}, c.Authz, c.gatewayTargets)
 	c.Users = aaa.NewUsers(c.St, cfg.PBKDF2Iter)
 	if err := c.Users.Load(c.St); err != nil {
 		return nil, err
@@ -119,7 +119,7 @@ func New(cfg Config, log *slog.Logger) (*Control, error) {
 	if err := c.Mgr.Load(); err != nil {
 		return nil, err
 	}
-	c.SessionSync = NewSessionSync(cfg.Sessions.Resync, c.Mgr, c.authzTargets)
+	c.SessionSync = NewSessionSync(cfg.Sessions.Resync, c.Mgr, c.gatewayTargets)
 	rc := aaa.DefaultServerConfig()
 	rc.AuthAddr, rc.AcctAddr, rc.Clients = cfg.Radius.Auth, cfg.Radius.Acct, cfg.Radius.Clients
 	if cfg.Radius.RequireMessageAuthenticator != nil {
@@ -208,8 +208,9 @@ func (c *Control) healthChanged(t health.Target, up bool) {
 	}
 }
 
-// authzTargets are the gateways of T1 with a control API.
-func (c *Control) authzTargets() []AuthzTarget {
+// gatewayTargets are the gateways of T1 with a control API (the authz
+// pushers and the session sync reach them).
+func (c *Control) gatewayTargets() []AuthzTarget {
 	var ts []AuthzTarget
 	for _, g := range c.Pool.Gateways() {
 		if g.API != "" {

@@ -3,7 +3,6 @@ package nas
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/md5"
 	"errors"
 	"net"
@@ -12,19 +11,23 @@ import (
 	"layeh.com/radius"
 	"layeh.com/radius/rfc2865"
 	"layeh.com/radius/rfc2866"
+
+	"samepath/ctl/aaa"
 )
 
 // DisconnectRequest is what a Disconnect-Request (RFC 5176) asked.
 type DisconnectRequest struct {
 	AcctSessionID, User, Device string
 	IP                          netip.Addr
+	// MessageAuthenticator: the request carried one (it verified, or the
+	// request would not have been handed on).
+	MessageAuthenticator bool
 }
 
 // Error-Cause values (RFC 5176 3.5).
 const (
 	causeSessionNotFound = 503 // Session Context Not Found
 	attrErrorCause       = 101
-	attrMessageAuth      = 80
 )
 
 // ServeDisconnect answers Disconnect-Requests on conn (the NAS's dynamic
@@ -47,7 +50,11 @@ func ServeDisconnect(ctx context.Context, conn net.PacketConn, secret []byte, en
 			return err
 		}
 		req := bytes.Clone(buf[:n])
-		if n < 20 || radius.Code(req[0]) != radius.CodeDisconnectRequest || !radius.IsAuthenticRequest(req, secret) || !requestMAOK(req, secret) {
+		if n < 20 || radius.Code(req[0]) != radius.CodeDisconnectRequest || !radius.IsAuthenticRequest(req, secret) {
+			continue
+		}
+		hasMA, maOK := aaa.VerifyRequestMessageAuthenticator(req, secret)
+		if !maOK {
 			continue
 		}
 		p, err := radius.Parse(req, secret)
@@ -55,7 +62,7 @@ func ServeDisconnect(ctx context.Context, conn net.PacketConn, secret []byte, en
 			continue
 		}
 		d := DisconnectRequest{AcctSessionID: rfc2866.AcctSessionID_GetString(p), User: rfc2865.UserName_GetString(p),
-			Device: rfc2865.CallingStationID_GetString(p)}
+			Device: rfc2865.CallingStationID_GetString(p), MessageAuthenticator: hasMA}
 		if ip, err := rfc2865.FramedIPAddress_Lookup(p); err == nil {
 			d.IP, _ = netip.AddrFromSlice(ip.To4())
 		}
@@ -78,30 +85,4 @@ func ServeDisconnect(ctx context.Context, conn net.PacketConn, secret []byte, en
 		h.Sum(out[4:4:20])
 		conn.WriteTo(out, from)
 	}
-}
-
-// requestMAOK checks a Disconnect-Request's Message-Authenticator, if it
-// has one, computed over a zero Request Authenticator.
-func requestMAOK(b, secret []byte) bool {
-	length := int(b[2])<<8 | int(b[3])
-	if length > len(b) || length < 20 {
-		return false
-	}
-	for off := 20; off+2 <= length; off += int(b[off+1]) {
-		if b[off+1] < 2 {
-			return false
-		}
-		if b[off] == attrMessageAuth {
-			if b[off+1] != 18 {
-				return false
-			}
-			c := bytes.Clone(b[:length])
-			clear(c[4:20])
-			clear(c[off+2 : off+18])
-			m := hmac.New(md5.New, secret)
-			m.Write(c)
-			return hmac.Equal(m.Sum(nil), b[off+2:off+18])
-		}
-	}
-	return true
 }

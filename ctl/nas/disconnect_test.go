@@ -9,31 +9,17 @@ import (
 	"time"
 
 	"layeh.com/radius"
-	"layeh.com/radius/rfc2866"
 
+	"samepath/ctl/aaa"
 	"samepath/ctl/nas"
 )
 
-// disconnectRequest builds a Disconnect-Request for acct signed with
-// secret (Message-Authenticator over a zero authenticator, then the
-// Request Authenticator as for Accounting-Request).
+// disconnectRequest encodes a Disconnect-Request for acct signed with secret.
 func disconnectRequest(t *testing.T, acct string, secret []byte) []byte {
-	p := radius.New(radius.CodeDisconnectRequest, secret)
-	p.Identifier = 7
-	p.Add(80, make(radius.Attribute, 16))
-	rfc2866.AcctSessionID_SetString(p, acct)
-	b, err := p.MarshalBinary()
+	b, err := aaa.EncodeDisconnectRequest(aaa.Disconnect{AcctSessionID: acct}, secret)
 	if err != nil {
 		t.Fatal(err)
 	}
-	clear(b[4:20])
-	m := hmac.New(md5.New, secret)
-	m.Write(b)
-	m.Sum(b[22:22:38])
-	h := md5.New()
-	h.Write(b)
-	h.Write(secret)
-	h.Sum(b[4:4:20])
 	return b
 }
 
