@@ -30,6 +30,10 @@ type QueueCounters struct {
 	Socket map[string]uint64 `json:"socket,omitempty"`
 }
 
+// SocketDrops are the QueueCounters.Socket keys that count frames the
+// kernel dropped before the dataplane saw them.
+var SocketDrops = []string{"rx_dropped", "rx_ring_full", "fill_ring_empty"}
+
 // Counters are every queue's counters.
 type Counters struct {
 	Queues []QueueCounters `json:"queues"`

@@ -250,7 +250,7 @@ func CounterDelta(a, b api.Counters) string {
 			s += " no drops"
 		}
 		var sock []string
-		for _, k := range []string{"rx_dropped", "rx_ring_full", "fill_ring_empty"} {
+		for _, k := range api.SocketDrops {
 			if d := q.Socket[k] - p.Socket[k]; d > 0 {
 				sock = append(sock, fmt.Sprintf("%s %d", k, d))
 			}

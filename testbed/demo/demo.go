@@ -494,7 +494,7 @@ func drops(ctx context.Context, c *api.Client) (map[string]uint64, error) {
 		}
 		// Frames the kernel dropped at the AF_XDP socket, before the
 		// dataplane saw them.
-		for _, k := range []string{"rx_dropped", "rx_ring_full", "fill_ring_empty"} {
+		for _, k := range api.SocketDrops {
 			if n := q.Socket[k]; n > 0 {
 				d["xsk_"+k] += n
 			}
