@@ -96,14 +96,16 @@ func (s *SessionSync) syncOne(ctx context.Context, g AuthzTarget) {
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	held, err := c.GWSessions(rctx)
 	cancel()
+	var res session.ResyncResult
+	if err == nil {
+		res = s.mgr.ResyncGateway(g.Name, held.Sessions)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.c.Rounds++
 	if err != nil {
 		s.c.Failures++
-		return
 	}
-	res := s.mgr.ResyncGateway(g.Name, held.Sessions)
 	s.c.Reasserted += uint64(res.Reasserted)
 	s.c.Ended += uint64(res.Ended)
 }

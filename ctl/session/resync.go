@@ -15,7 +15,7 @@ type ResyncResult struct {
 }
 
 // ResyncGateway compares held, the T3 copy that gateway gw reports
-// (GET /v1/gw/sessions), with the sessions this manager has on gw, and
+// (GET /v1/sessions on its control API), with the sessions this manager has on gw, and
 // queues, through the outbox, what brings the copy back in line: an
 // "active" or "dormant" event (with every field, so a gateway that lost
 // its copy, e.g. by restarting, recreates the session) for each session in
