@@ -1,11 +1,12 @@
 package demo
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -28,7 +29,6 @@ type AcctRow struct {
 	UpBytes, DownBytes     uint64
 	UpPayload, DownPayload uint64
 	Causes                 []string
-	FirstStart, LastEnd    time.Time
 }
 
 // Logout ends mobile's session the way a subscriber hangs up: the NAS of
@@ -122,7 +122,6 @@ func (s *System) accounting(ctx context.Context, o Options) ([]AcctRow, error) {
 func acctRows(g int, es []acct.Entry) []AcctRow {
 	type key struct{ user, device, svc, st, url string }
 	by := map[key]*AcctRow{}
-	var order []key
 	interims := map[key]int{}
 	for _, e := range es {
 		k := key{e.User, e.Device, e.Service, e.ServiceType, e.URL}
@@ -132,9 +131,8 @@ func acctRows(g int, es []acct.Entry) []AcctRow {
 		}
 		r := by[k]
 		if r == nil {
-			r = &AcctRow{Gateway: g, User: e.User, Device: e.Device, Service: e.Service, ServiceType: e.ServiceType, URL: e.URL, FirstStart: e.Start}
+			r = &AcctRow{Gateway: g, User: e.User, Device: e.Device, Service: e.Service, ServiceType: e.ServiceType, URL: e.URL}
 			by[k] = r
-			order = append(order, k)
 		}
 		r.Flows++
 		r.UpPackets += e.UpPackets
@@ -147,38 +145,19 @@ func acctRows(g int, es []acct.Entry) []AcctRow {
 		if e.DownPayload != nil {
 			r.DownPayload += *e.DownPayload
 		}
-		if !containsStr(r.Causes, e.Cause) {
+		if !slices.Contains(r.Causes, e.Cause) {
 			r.Causes = append(r.Causes, e.Cause)
 		}
-		if e.Start.Before(r.FirstStart) {
-			r.FirstStart = e.Start
-		}
-		if e.End.After(r.LastEnd) {
-			r.LastEnd = e.End
-		}
 	}
-	out := make([]AcctRow, 0, len(order))
-	for _, k := range order {
-		r := by[k]
+	out := make([]AcctRow, 0, len(by))
+	for k, r := range by {
 		r.Interims = interims[k]
 		out = append(out, *r)
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].User != out[j].User {
-			return out[i].User < out[j].User
-		}
-		return out[i].Service < out[j].Service
+	slices.SortFunc(out, func(a, b AcctRow) int {
+		return cmp.Or(strings.Compare(a.User, b.User), strings.Compare(a.Service, b.Service), strings.Compare(a.URL, b.URL))
 	})
 	return out
-}
-
-func containsStr(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // printAccounting writes the accounting summary table.
