@@ -14,8 +14,14 @@
 //     over 1 ms are forgiven) and stops at the count. Threads make bounded
 //     calls (Repeat) in a loop so cancellation acts between calls (the
 //     kernel ignores signals inside one). A call costs a page-pool setup
-//     (~ms), so calls are long. On veth the peer device must have NAPI (an
-//     XDP program attached, or GRO on) or the frames are dropped.
+//     (~ms), so calls are long. While a run lasts, the program is also
+//     attached to a veth pair of its own that stays down (named spgh, the
+//     pid in hex, '-', a number; deleted at the end, and by the next run if
+//     its process died), which keeps it in the kernel's XDP dispatcher:
+//     otherwise every call rewrites the dispatcher's code twice and
+//     interrupts every CPU to do it (hold.go). On veth the peer device must
+//     have NAPI (an XDP program attached, or GRO on) or the frames are
+//     dropped.
 //   - afxdp: AF_XDP TX through ring/xsk (any NIC; copy mode on veth): one
 //     socket per thread, frames copied from the template and stamped in Go
 //     (the same bytes the kernel program writes), paced per batch in Go.

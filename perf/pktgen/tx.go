@@ -167,11 +167,22 @@ func RunTx(ctx context.Context, cfg TxConfig) (TxResult, error) {
 		if err != nil {
 			return TxResult{}, err
 		}
-		closeEngine = gen.Close
 		exact = gen.Generated
 		if err := gen.Configure(gcfg); err != nil {
 			gen.Close()
 			return TxResult{}, err
+		}
+		var hold *dispatcherHold
+		err = nsthread.Run(cfg.Netns, -1, func() (err error) {
+			hold, err = holdDispatcher(gen.Program())
+			return err
+		})
+		if err != nil {
+			gen.Close()
+			return TxResult{}, err
+		}
+		closeEngine = func() error {
+			return errors.Join(nsthread.Run(cfg.Netns, -1, hold.close), gen.Close())
 		}
 		newThread = func(i int) (txThread, error) {
 			stream := cfg.StreamBase + uint32(i)
