@@ -3,7 +3,8 @@
 // (pktgen namespace -> device under test -> sink namespace over veth),
 // NAPI pinning with SCHED_FIFO and XDP attach-mode checks, the runner that
 // measures every Variant of the device under test on every Case in
-// alternation (A B A B ...) counting at the sink, and the statistics and
+// alternation (A B A B ... case by case, each variant set up afresh for
+// each case) counting at the sink, and the statistics and
 // rendering: medians [min-max], run-by-run ratios, the environment table,
 // target lines, an SVG bar chart, the saved samples (JSON) and sections of
 // BENCHMARKS.md rewritten between markers. Scenarios supply their variants,

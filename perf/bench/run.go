@@ -165,26 +165,37 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	cfg.logf("%s topology %s: %s/%s -> %s/%s | %s/%s -> %s/%s", cfg.Scenario, t.Prefix, t.Gen, t.GenDev, t.DUT, t.In, t.DUT, t.Out, t.Sink, t.SinkDev)
 	var runErr error
 	measurements := 0
+	// Variants alternate per case (A B A B for one frame size and flow
+	// count, then the next case), so the measurements a ratio pairs are
+	// seconds apart: the host's state (two vCPUs whose speed changes with
+	// what else the host runs) drifts less between them than over a whole
+	// variant's cases. Each variant is set up again for each case.
 	for rep := 1; rep <= cfg.Reps && runErr == nil; rep++ {
-		for _, v := range active {
-			if ctx.Err() != nil {
-				runErr = ctx.Err()
+		for ci, c := range cfg.Cases {
+			for _, v := range active {
+				if ctx.Err() != nil {
+					runErr = ctx.Err()
+					break
+				}
+				if _, failed := res.Skipped[v.Name]; failed {
+					continue
+				}
+				first := rep == 1 && ci == 0
+				samples, place, err := runVariant(ctx, &cfg, t, v, rep, []Case{c}, first, &measurements)
+				if err != nil {
+					// A failing DUT must not hide the baselines: record and go on.
+					res.Skipped[v.Name] = fmt.Sprintf("failed in rep %d: %v", rep, err)
+					cfg.logf("variant %s failed: %v", v.Name, err)
+					continue
+				}
+				if first {
+					res.Placement[v.Name] = place
+				}
+				res.Samples = append(res.Samples, samples...)
+			}
+			if runErr != nil {
 				break
 			}
-			if _, failed := res.Skipped[v.Name]; failed {
-				continue
-			}
-			samples, place, err := runVariant(ctx, &cfg, t, v, rep, &measurements)
-			if err != nil {
-				// A failing DUT must not hide the baselines: record and go on.
-				res.Skipped[v.Name] = fmt.Sprintf("failed in rep %d: %v", rep, err)
-				cfg.logf("variant %s failed: %v", v.Name, err)
-				continue
-			}
-			if rep == 1 {
-				res.Placement[v.Name] = place
-			}
-			res.Samples = append(res.Samples, samples...)
 		}
 	}
 	if err := t.Down(); err != nil {
@@ -194,7 +205,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	return res, runErr
 }
 
-func runVariant(ctx context.Context, cfg *Config, t *Topology, v Variant, rep int, n *int) (_ []Sample, _ []string, err error) {
+// runVariant sets variant v up, measures cases and tears it down; with
+// logPlace it logs the placement it checked.
+func runVariant(ctx context.Context, cfg *Config, t *Topology, v Variant, rep int, cases []Case, logPlace bool, n *int) (_ []Sample, _ []string, err error) {
 	teardown, err := v.Setup(t)
 	if err != nil {
 		return nil, nil, err
@@ -257,13 +270,13 @@ func runVariant(ctx context.Context, cfg *Config, t *Topology, v Variant, rep in
 	if v.Placement != nil {
 		place = append(place, v.Placement(cfg.NAPIFifo)...)
 	}
-	if rep == 1 {
+	if logPlace {
 		for _, l := range place {
 			cfg.logf("  %s | %s", v.Name, l)
 		}
 	}
 	var out []Sample
-	for _, c := range cfg.Cases {
+	for _, c := range cases {
 		*n++
 		s, err := measure(ctx, cfg, t, sink, c, *n)
 		if err != nil {

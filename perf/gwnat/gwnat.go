@@ -279,7 +279,7 @@ func Markdown(r *bench.Result, chart string) string {
 	}
 	fmt.Fprintf(&b, "Both variants rewrite the destination to the server (the sink's address %s) and the source (samepathd: a key port on %s; nftables: masquerade to the DUT's server-side address). ",
 		bench.NewTopology("x").DstIP, strings.Join(nat, " or "))
-	fmt.Fprintf(&b, "Sink packets per second, median of %d alternating runs per variant [min-max]; ratios are medians of run-by-run ratios.\n\n", cfg.Reps)
+	fmt.Fprintf(&b, "Sink packets per second, median of %d runs per variant [min-max], the variants alternating case by case (A B A B for each frame size and flow count); ratios are medians of run-by-run ratios.\n\n", cfg.Reps)
 	r.WriteEnv(&b, bench.Row{Name: "flows", Value: "N distinct UDP flows: source ports from 1024, 50 000 per source address from 10.1.0.1 (60 000 = 2 addresses x 30 000 ports)"},
 		bench.Row{Name: "sessions", Value: "samepathd runs with `require_session: false` (no AAA here; with it, session events would be pushed on its API first)"})
 	fmt.Fprintf(&b, "| frame | flows | variant | sink Mpps | Gbit/s | gen Mpps | loss | late | CPU0 / CPU1 busy | x nftables NAT |\n")

@@ -29,7 +29,7 @@ func Markdown(r *Result, chart string) string {
 	fmt.Fprintf(&b, "%s\n## lb-steer\n\n", BeginMarker)
 	fmt.Fprintf(&b, "_Written by `make perf` (perf/lbsteer); do not edit by hand._\n\n")
 	fmt.Fprintf(&b, "pktgen namespace -> device under test -> sink namespace, veth all the way. ")
-	fmt.Fprintf(&b, "Sink packets per second, median of %d alternating runs per variant [min-max]; ratios are medians of run-by-run ratios.\n\n", cfg.Reps)
+	fmt.Fprintf(&b, "Sink packets per second, median of %d runs per variant [min-max], the variants alternating case by case (A B A B for each frame size and flow count); ratios are medians of run-by-run ratios.\n\n", cfg.Reps)
 	r.WriteEnv(&b)
 
 	fmt.Fprintf(&b, "| frame | flows | variant | sink Mpps | Gbit/s | gen Mpps | loss | late | x XDP_REDIRECT | x kernel fwd |\n")
