@@ -16,6 +16,15 @@ func DefaultConfig(samepathd string) Config {
 		Cases:    []Case{{Size: 64, Flows: 1}, {Size: 64, Flows: 10000}, {Size: 1500, Flows: 1}, {Size: 1500, Flows: 10000}},
 		Variants: AllVariants(samepathd),
 		GenCPU:   0, SinkCPU: 0, Batch: 64, Prefix: "spperf", NAPIFifo: 50,
+		// The sink's NAPI runs in softirq on the CPU that transmits into
+		// it (the DUT's, for every variant), as a NIC's TX completions run
+		// on the sender's core. Threaded on CPU0 beside the generator, it
+		// freed samepathd's AF_XDP skbs on the other core (xsk completion
+		// lock and socket write accounting bouncing between cores), left
+		// the generator a third of CPU0 and made every variant slower
+		// (BENCHMARKS.md, "Reading these numbers"). -sink-threaded
+		// measures that placement.
+		SinkSoftirq: true,
 	}
 }
 
