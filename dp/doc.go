@@ -24,6 +24,9 @@
 //     authorization (T8/T9), server balancing (dp/balance: T6, T7, T11),
 //     port-key NAT (nat.PortTable: T5) with ICMP errors translated, proxy
 //     replies (RST, ICMP) for refused flows, and the LB MAC cache (T12).
+//     An ICMP echo to a representative address names no port: it is
+//     balanced as the first service at that address with a server up
+//     (balance.Table.LookupAddr), its identifier being the key.
 //
 // Allocation: Worker.Poll, LB.Process and GW.Process allocate nothing per
 // packet (tests hold them to zero); tables allocate on update only.

@@ -387,13 +387,24 @@ func (g *GW) create(k *nat.FlowKey, sess *Session, pk *Packet) (uint32, Reason) 
 	server, sport := k.Dst, k.DPort
 	var service uint32
 	idx := -1
-	if svc, ok := g.cfg.Services.Lookup(k.Dst, k.DPort, k.Proto); ok {
+	svc, ok := g.cfg.Services.Lookup(k.Dst, k.DPort, k.Proto)
+	echo := k.Proto == header.ProtoICMPv4 || k.Proto == header.ProtoICMPv6
+	if !ok && echo {
+		// An echo names no port: it goes to a server of a service at
+		// that representative address (R-GW-1), balanced and kept as
+		// that service's are.
+		svc, ok = g.cfg.Services.LookupAddr(k.Dst)
+	}
+	if ok {
 		i, ok := g.cfg.Dist.Decide(session, svc, balance.FlowStart)
 		if !ok {
 			return 0, ReasonNoServer
 		}
 		a, p, _ := g.cfg.Services.Server16(svc, i)
 		server, sport = nat.Addr16(a), p
+		if echo {
+			sport = k.DPort
+		}
 		service, idx = svc+1, i
 	}
 	id, err := g.cfg.Flows.Create(k, server, sport, session, service, g.now)

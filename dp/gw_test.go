@@ -308,6 +308,71 @@ func TestGWICMP(t *testing.T) {
 	r.mustForward(0, mobErr, 1, dptest.Frame().Eth(gwSrvMAC, a1MAC).IPv4(key4, server).ICMPError(3, 3, 0, dptest.IP(srvView)).Bytes())
 }
 
+// TestGWEchoToRepresentative: an echo to a representative address goes to
+// an actual server of a service there, balanced per echo flow (R-GW-1:
+// destination rewritten, identifier as the key), and the reply comes back
+// from the representative address with the mobile's identifier.
+func TestGWEchoToRepresentative(t *testing.T) {
+	r := newGW(t, 65535)
+	var servers []netip.Addr
+	for _, id := range []uint16{77, 78} {
+		echo := dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, rep).ICMPEcho(id, 1).Payload([]byte("ping")).Bytes()
+		out, p, drop := r.send(0, echo)
+		if p != 1 {
+			t.Fatalf("echo %d: drop %v", id, drop)
+		}
+		b := r.binding(1, mob, rep, id, 0)
+		server := b.Server.Addr()
+		if server != a1 && server != a2 {
+			t.Fatalf("echo %d: bound to %v, want a server of web", id, server)
+		}
+		mac := map[netip.Addr][6]byte{a1: a1MAC, a2: a2MAC}[server]
+		want := dptest.Frame().Eth(gwSrvMAC, mac).IPv4(key4, server).ICMPEcho(b.GwPort, 1).Payload([]byte("ping")).Bytes()
+		if !bytes.Equal(out, want) {
+			t.Fatalf("echo %d: %s", id, dptest.Diff(want, out))
+		}
+		if b.Service == 0 {
+			t.Errorf("echo %d: no service recorded", id)
+		} else if name, _, _ := r.svcs.Labels(b.Service - 1); name != "web" {
+			t.Errorf("echo %d: service %q, want web (the first at %v with a server up)", id, name, rep)
+		}
+		r.mustForward(1, dptest.Frame().Eth(mac, gwSrvMAC).IPv4(server, key4).ICMPEchoReply(b.GwPort, 1).Payload([]byte("ping")).Bytes(), 0,
+			dptest.Frame().Eth(gwLanMAC, lb1MAC).IPv4(rep, mob).ICMPEchoReply(id, 1).Payload([]byte("ping")).Bytes())
+		servers = append(servers, server)
+	}
+	if servers[0] == servers[1] {
+		t.Errorf("two echo flows both went to %v, want round robin over web's servers", servers[0])
+	}
+
+	// IPv6: the echo goes to web6's servers.
+	echo6 := dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv6(mob6, rep6).ICMPEcho(9, 1).Bytes()
+	out, p, drop := r.send(0, echo6)
+	if p != 1 {
+		t.Fatalf("v6 echo: drop %v", drop)
+	}
+	b := r.binding(header.ProtoICMPv6, mob6, rep6, 9, 0)
+	if s := b.Server.Addr(); s != a16 && s != a26 {
+		t.Fatalf("v6 echo bound to %v, want a server of web6", s)
+	}
+	var hp header.Parsed
+	header.Parse(out, &hp)
+	if got := hp.IPv6(out).DstAddr(); got != b.Server.Addr() {
+		t.Errorf("v6 echo sent to %v, bound to %v", got, b.Server.Addr())
+	}
+
+	// Every service at the address down: the echo is dropped, counted as
+	// no server (as a TCP or UDP flow to such a service is).
+	for _, a := range []netip.Addr{a1, a2} {
+		if err := r.svcs.SetServerState("web", netip.AddrPortFrom(a, 8080), false); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.svcs.SetServerState("dns", netip.AddrPortFrom(a, 53), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.mustDrop(0, dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, rep).ICMPEcho(79, 1).Bytes(), dp.ReasonNoServer)
+}
+
 func TestGWIPv6(t *testing.T) {
 	r := newGW(t, 65535)
 	in := dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv6(mob6, rep6).TCP(50000, 80).Flags(header.FlagSYN).Bytes()

@@ -101,7 +101,8 @@ func (s *svc) finish() {
 type index struct {
 	byKey  map[Key]uint32
 	byName map[string]uint32
-	svcs   []*svc // by service index; nil = free slot
+	byAddr map[[16]byte][]uint32 // representative address -> its services, ascending
+	svcs   []*svc                // by service index; nil = free slot
 }
 
 // Table is T6 joined with T11: representative address -> service (user
@@ -122,7 +123,7 @@ type Table struct {
 // keys must be unique.
 func NewTable(svcs []ServiceConfig) (*Table, error) {
 	t := &Table{}
-	t.cur.Store(&index{byKey: map[Key]uint32{}, byName: map[string]uint32{}})
+	t.cur.Store(&index{byKey: map[Key]uint32{}, byName: map[string]uint32{}, byAddr: map[[16]byte][]uint32{}})
 	for i := range svcs {
 		if _, err := t.Put(svcs[i]); err != nil {
 			return nil, err
@@ -150,6 +151,24 @@ func (t *Table) Lookup(rep [16]byte, port uint16, proto uint8) (svcID uint32, ok
 func (t *Table) LookupAddrPort(rep netip.AddrPort, proto uint8) (uint32, bool) {
 	id, ok := t.cur.Load().byKey[KeyOf(rep, proto)]
 	return id, ok
+}
+
+// LookupAddr finds the service that answers for a representative address
+// as a whole, for packets that name no port (ICMP echo): the first
+// service at that address, in service index order, with a server in state
+// up, or the first one when none has. Zero allocations.
+func (t *Table) LookupAddr(rep [16]byte) (svcID uint32, ok bool) {
+	ix := t.cur.Load()
+	ids := ix.byAddr[rep]
+	if len(ids) == 0 {
+		return 0, false
+	}
+	for _, id := range ids {
+		if len(ix.svcs[id].up) > 0 {
+			return id, true
+		}
+	}
+	return ids[0], true
 }
 
 // Type returns the user session type of a service (T11).
@@ -426,10 +445,12 @@ func (t *Table) Put(c ServiceConfig) (uint32, error) {
 func (ix *index) rebuild() {
 	ix.byKey = make(map[Key]uint32, len(ix.svcs))
 	ix.byName = make(map[string]uint32, len(ix.svcs))
+	ix.byAddr = make(map[[16]byte][]uint32, len(ix.svcs))
 	for i, s := range ix.svcs {
 		if s != nil {
 			ix.byKey[s.key] = uint32(i)
 			ix.byName[s.cfg.Name] = uint32(i)
+			ix.byAddr[s.key.Addr] = append(ix.byAddr[s.key.Addr], uint32(i))
 		}
 	}
 }
@@ -469,7 +490,7 @@ func (t *Table) modify(name, what string, f func(s *svc) error) error {
 		return fmt.Errorf("%s: service %q: %w", what, name, err)
 	}
 	ns.finish()
-	ix := &index{byKey: old.byKey, byName: old.byName, svcs: slices.Clone(old.svcs)}
+	ix := &index{byKey: old.byKey, byName: old.byName, byAddr: old.byAddr, svcs: slices.Clone(old.svcs)}
 	ix.svcs[id] = &ns
 	t.cur.Store(ix)
 	return nil

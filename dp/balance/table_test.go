@@ -153,6 +153,65 @@ func TestLookup(t *testing.T) {
 	}
 }
 
+// LookupAddr answers for a representative address as a whole (ICMP echo):
+// the first service there with a server up, else the first one.
+func TestLookupAddr(t *testing.T) {
+	down := group(1)
+	down[0].Up = false
+	tb := newTable(t,
+		svcCfg("dead", "192.0.2.1:99", RoundRobin, ConnectionUnit, down),
+		svcCfg("web", "192.0.2.1:80", RoundRobin, ConnectionUnit, group(2)),
+		ServiceConfig{Name: "dns", Rep: ap("192.0.2.1:53"), Proto: ProtoUDP, Type: PacketUnit, Servers: group(2)},
+		svcCfg("other", "192.0.2.2:80", RoundRobin, ConnectionUnit, down),
+	)
+	lookup := func(addr string) string {
+		t.Helper()
+		id, ok := tb.LookupAddr(netip.MustParseAddr(addr).As16())
+		if !ok {
+			return ""
+		}
+		name, _, _ := tb.Labels(id)
+		return name
+	}
+	check := func(when string, want map[string]string) {
+		t.Helper()
+		for addr, w := range want {
+			if got := lookup(addr); got != w {
+				t.Errorf("%s: LookupAddr(%s) = %q, want %q", when, addr, got, w)
+			}
+		}
+	}
+	check("start", map[string]string{"192.0.2.1": "web", "::ffff:192.0.2.1": "web", "192.0.2.2": "other", "192.0.2.3": ""})
+	if err := tb.SetServerState("web", group(2)[0].Addr, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.SetServerState("web", group(2)[1].Addr, false); err != nil {
+		t.Fatal(err)
+	}
+	check("web down", map[string]string{"192.0.2.1": "dns"})
+	if err := tb.SetServerHealth("dead", down[0].Addr, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.SetServerState("dead", down[0].Addr, true); err != nil {
+		t.Fatal(err)
+	}
+	check("dead up", map[string]string{"192.0.2.1": "dead"})
+	for _, n := range []string{"dead", "dns"} {
+		if err := tb.Delete(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("dead and dns deleted", map[string]string{"192.0.2.1": "web", "192.0.2.2": "other"})
+	if _, err := tb.Put(svcCfg("web2", "192.0.2.3:8080", RoundRobin, LoginUnit, group(1))); err != nil {
+		t.Fatal(err)
+	}
+	check("web2 added", map[string]string{"192.0.2.3": "web2"})
+	rep := netip.MustParseAddr("192.0.2.1").As16()
+	if a := testing.AllocsPerRun(1000, func() { tb.LookupAddr(rep) }); a != 0 {
+		t.Errorf("LookupAddr allocs = %v", a)
+	}
+}
+
 func TestPolicies(t *testing.T) {
 	t.Run("rr even within 1", func(t *testing.T) {
 		for _, n := range []int{1, 2, 3, 7} {
