@@ -171,6 +171,40 @@ func TestGateway(t *testing.T) {
 		}
 	})
 
+	// R-GW-1: a real ping to a representative address is answered by an
+	// actual server of a service there (web-a, connection unit, rr).
+	t.Run("echo_to_representative", func(t *testing.T) {
+		vip := sys.TB.Plan.Groups[0].VIPv4
+		out, err := topo.CommandContext(ctx, m1.NS, "ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", vip.String()).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ping %s from %s: %v\n%s", vip, m1.Name, err, out)
+		}
+		if !strings.Contains(string(out), "3 received") {
+			t.Fatalf("ping %s: want 3 replies:\n%s", vip, out)
+		}
+		// The gateway publishes new records to its API within a second.
+		var echo []api.Flow
+		settled(func() bool {
+			echo = echo[:0]
+			for _, f := range flowsOf(ctx, t, gw1, m1.IPv4) {
+				if f.Proto == "icmp" && strings.HasPrefix(f.Dest, vip.String()+":") {
+					echo = append(echo, f)
+				}
+			}
+			return len(echo) == 1
+		})
+		if len(echo) != 1 {
+			t.Fatalf("echo NAT records to %s: %+v, want one (one identifier)", vip, echo)
+		}
+		srv, err := netip.ParseAddrPort(echo[0].Server)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name := serverName(sys, srv.Addr()); !strings.HasPrefix(name, "a") || echo[0].Service != "web-a" {
+			t.Errorf("echo bound to %s (%q), service %q: want a server of group A through web-a", echo[0].Server, name, echo[0].Service)
+		}
+	})
+
 	// R-GW-6 login unit, R-GW-8 (FIG. 41).
 	t.Run("login_unit_two_services", func(t *testing.T) { testLogin(ctx, t, sys, m1) })
 }
