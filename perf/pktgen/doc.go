@@ -19,9 +19,10 @@
 //     pid in hex, '-', a number; deleted at the end, and by the next run if
 //     its process died), which keeps it in the kernel's XDP dispatcher:
 //     otherwise every call rewrites the dispatcher's code twice and
-//     interrupts every CPU to do it (hold.go). On veth the peer device must
-//     have NAPI (an XDP program attached, or GRO on) or the frames are
-//     dropped.
+//     interrupts every CPU to do it (hold.go; where the pair cannot be
+//     made, the run goes on without it and prints a warning). On veth the
+//     peer device must have NAPI (an XDP program attached, or GRO on) or
+//     the frames are dropped.
 //   - afxdp: AF_XDP TX through ring/xsk (any NIC; copy mode on veth): one
 //     socket per thread, frames copied from the template and stamped in Go
 //     (the same bytes the kernel program writes), paced per batch in Go.

@@ -178,11 +178,18 @@ func RunTx(ctx context.Context, cfg TxConfig) (TxResult, error) {
 			return err
 		})
 		if err != nil {
-			gen.Close()
-			return TxResult{}, err
+			// Not fatal: the run works without it, only slower.
+			hold = nil
+			if cfg.Out != nil {
+				fmt.Fprintf(cfg.Out, "warning: %v; every call will rewrite the kernel's XDP dispatcher\n", err)
+			}
 		}
 		closeEngine = func() error {
-			return errors.Join(nsthread.Run(cfg.Netns, -1, hold.close), gen.Close())
+			var err error
+			if hold != nil {
+				err = nsthread.Run(cfg.Netns, -1, hold.close)
+			}
+			return errors.Join(err, gen.Close())
 		}
 		newThread = func(i int) (txThread, error) {
 			stream := cfg.StreamBase + uint32(i)
