@@ -9,7 +9,8 @@
 // new one resumes it: FIG. 11 and 31), connections to both server groups
 // showing the servers the gateway chose or its refusal (T8/T9 from
 // samepath-control: mob2 has not ordered group B's "video", so the gateway
-// answers its SYNs with a RST, FIG. 25), a summary with the session
+// answers its SYNs with a RST, FIG. 25), a ping from each mobile to a
+// representative address (the echo balanced as web-a), a summary with the session
 // table and the refusals per service type, and, after every mobile logs
 // out (Accounting Stop, User-Request), the proxy accounting the gateways
 // wrote to their logs: final T10 records per subscriber, service and URL
@@ -191,6 +192,8 @@ type Summary struct {
 	// Picks are the servers chosen for short connections after the
 	// download: round robin on group A, login unit on group B.
 	Picks []Pick
+	// Pings: every mobile pings group A's representative address.
+	Pings []Ping
 	// Flows is how many NAT records each gateway held at the end.
 	Flows []int
 	// Denied: refusals by gateway (1-based) and service type (T8/T9).
@@ -280,6 +283,9 @@ func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 	sum.MobileIPs = ips
 	sum.Carrier = sys.gatewayOf(ips[p.Mobiles[0].Name])
 	if sum.Picks, err = picks(ctx, sys.TB); err != nil {
+		return sum, err
+	}
+	if sum.Pings, err = sys.pings(ctx, ips); err != nil {
 		return sum, err
 	}
 	sum.Drops = map[int]map[string]uint64{}
@@ -884,6 +890,13 @@ func Print(w io.Writer, s *Summary, p *fig2.Plan) {
 		}
 		for _, k := range order {
 			fmt.Fprintf(w, "  %-30s %s\n", k, pickList(byKey[k]))
+		}
+	}
+	if len(s.Pings) > 0 {
+		fmt.Fprintln(w, "\nping to a representative address (ICMP echo: balanced as the first service there with a server up):")
+		for _, pg := range s.Pings {
+			fmt.Fprintf(w, "  %-6s -> %-12s %d/%d replies, echo sent to %s by its gateway (service %s)\n",
+				pg.Mobile, pg.Rep, pg.Received, pg.Sent, or(pg.Server, "?"), or(pg.Service, "?"))
 		}
 	}
 	fmt.Fprintln(w, "\ndrops by reason (whole run):")

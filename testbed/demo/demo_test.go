@@ -98,6 +98,16 @@ func TestDemo(t *testing.T) {
 					t.Errorf("%s web-a servers %v: want round robin over a1, a2", m, a)
 				}
 			}
+			// R-GW-1: a ping to web-a's representative address is
+			// answered by a server of group A.
+			if len(sum.Pings) != 2 {
+				t.Errorf("pings %+v: want one per mobile", sum.Pings)
+			}
+			for _, pg := range sum.Pings {
+				if pg.Sent != 3 || pg.Received != 3 || !strings.HasPrefix(pg.Server, "a") || pg.Service != "web-a" {
+					t.Errorf("ping %+v: want 3/3 replies, echoed by a server of group A through web-a", pg)
+				}
+			}
 			checkAuthz(t, sum, by["mob1 web-b"])
 			checkAccounting(t, sum)
 			if len(sum.Flows) != 2 || sum.Flows[0] == 0 || sum.Flows[1] == 0 {
@@ -111,8 +121,9 @@ func TestDemo(t *testing.T) {
 // gateways' logs after the logouts (R-ACCT-1): the download is one flow
 // of mob1's on web-a, on its carrier, whose payload is the 20 MiB body
 // plus the response header (and at most a few retransmitted segments);
-// the short connections appear per subscriber and service, mob2's
-// refused video connections nowhere; every flow ended with its session.
+// the short connections and the pings appear per subscriber and service,
+// mob2's refused video connections nowhere; every flow ended with its
+// session.
 func checkAccounting(t *testing.T, sum *demo.Summary) {
 	t.Helper()
 	const size = 20 << 20
@@ -142,6 +153,9 @@ func checkAccounting(t *testing.T, sum *demo.Summary) {
 		{"mob1", "web-a", "web", "10.30.0.1:80/"}:               3,
 		{"mob1", "web-b", "video", "10.30.0.2:80/"}:             3,
 		{"mob2", "web-a", "web", "10.30.0.1:80/"}:               3,
+		// The pings: one echo flow each, accounted to web-a.
+		{"mob1", "web-a", "web", ""}: 1,
+		{"mob2", "web-a", "web", ""}: 1,
 	} {
 		if flows[w] != n {
 			t.Errorf("accounting: %d flows of %+v, want %d (all: %+v)", flows[w], w, n, sum.Accounting)
