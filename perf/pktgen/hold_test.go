@@ -52,12 +52,13 @@ func holdLinks(t *testing.T, ns string) []string {
 func TestDispatcherHold(t *testing.T) {
 	privtest.Require(t)
 	gen, _ := pair(t)
-	// A pair left by a process that no longer exists (0x3fffff is the
-	// highest pid the default pid_max allows; the test skips if it runs).
-	stale := holdPrefix + "3fffff-1"
-	if unix.Kill(0x3fffff, 0) != unix.ESRCH {
-		t.Skip("pid 0x3fffff exists")
+	// A pair left by a process that no longer exists: the highest pid
+	// the default pid_max allows that is not running.
+	dead := 0x3fffff
+	for unix.Kill(dead, 0) != unix.ESRCH {
+		dead--
 	}
+	stale := fmt.Sprintf("%s%x-1", holdPrefix, dead)
 	err := nsthread.Run(gen, -1, func() error {
 		la := netlink.NewLinkAttrs()
 		la.Name = stale
