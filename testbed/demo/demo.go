@@ -42,6 +42,7 @@ package demo
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -896,7 +897,7 @@ func Print(w io.Writer, s *Summary, p *fig2.Plan) {
 		fmt.Fprintln(w, "\nping to a representative address (ICMP echo: balanced as the first service there with a server up):")
 		for _, pg := range s.Pings {
 			fmt.Fprintf(w, "  %-6s -> %-12s %d/%d replies, echo sent to %s by its gateway (service %s)\n",
-				pg.Mobile, pg.Rep, pg.Received, pg.Sent, or(pg.Server, "?"), or(pg.Service, "?"))
+				pg.Mobile, pg.Rep, pg.Received, pg.Sent, cmp.Or(pg.Server, "?"), cmp.Or(pg.Service, "?"))
 		}
 	}
 	fmt.Fprintln(w, "\ndrops by reason (whole run):")

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	"samepath/testbed/fig2"
 	"samepath/testbed/topo"
 )
 
@@ -62,7 +61,7 @@ func (s *System) echoServer(ctx context.Context, g int, mobile, vip netip.Addr) 
 			dst, err2 := netip.ParseAddrPort(f.Dest)
 			srv, err3 := netip.ParseAddrPort(f.Server)
 			if f.Proto == "icmp" && err1 == nil && err2 == nil && err3 == nil && mob.Addr() == mobile && dst.Addr() == vip {
-				return f.Service, serverName(s.TB.Plan, srv.Addr()), nil
+				return f.Service, s.TB.Plan.ServerName(srv.Addr()), nil
 			}
 		}
 		if time.Now().After(end) {
@@ -74,22 +73,4 @@ func (s *System) echoServer(ctx context.Context, g int, mobile, vip netip.Addr) 
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-// serverName names the server whose LAN IPv4 is ip (ip itself if none).
-func serverName(p *fig2.Plan, ip netip.Addr) string {
-	for _, s := range p.Servers {
-		if s.LAN.IPv4.Addr() == ip {
-			return s.Name
-		}
-	}
-	return ip.String()
-}
-
-// or is s, or def when s is empty.
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

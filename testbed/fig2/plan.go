@@ -335,3 +335,14 @@ func (p *Plan) Server(name string) (*Server, error) {
 	}
 	return nil, fmt.Errorf("no server %q in %s", name, p.Prefix)
 }
+
+// ServerName names the server whose LAN IPv4 is ip, or returns ip itself
+// when no server has it.
+func (p *Plan) ServerName(ip netip.Addr) string {
+	for _, s := range p.Servers {
+		if s.LAN.IPv4.Addr() == ip {
+			return s.Name
+		}
+	}
+	return ip.String()
+}

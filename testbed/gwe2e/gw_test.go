@@ -200,7 +200,7 @@ func TestGateway(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if name := serverName(sys, srv.Addr()); !strings.HasPrefix(name, "a") || echo[0].Service != "web-a" {
+		if name := sys.TB.Plan.ServerName(srv.Addr()); !strings.HasPrefix(name, "a") || echo[0].Service != "web-a" {
 			t.Errorf("echo bound to %s (%q), service %q: want a server of group A through web-a", echo[0].Server, name, echo[0].Service)
 		}
 	})
@@ -285,7 +285,7 @@ func testMoving(ctx context.Context, t *testing.T, sys *demo.System, m *fig2.Mob
 			continue
 		}
 		ap, err := netip.ParseAddrPort(f.Server)
-		if err != nil || serverName(sys, ap.Addr()) != names[i] || f.Service != "web-a" || f.State != "established" {
+		if err != nil || sys.TB.Plan.ServerName(ap.Addr()) != names[i] || f.Service != "web-a" || f.State != "established" {
 			t.Errorf("connection %d: record %+v, want server %s of web-a, established", i, f, names[i])
 		}
 	}
@@ -374,7 +374,7 @@ func testLogin(ctx context.Context, t *testing.T, sys *demo.System, m *fig2.Mobi
 		for _, f := range flowsOf(ctx, t, gw, m.IPv4) {
 			want, ok := chosen[f.Service]
 			ap, err := netip.ParseAddrPort(f.Server)
-			if ok && (err != nil || serverName(sys, ap.Addr()) != want) {
+			if ok && (err != nil || sys.TB.Plan.ServerName(ap.Addr()) != want) {
 				t.Errorf("%s: record %+v: want server %s", round, f, want)
 			}
 		}

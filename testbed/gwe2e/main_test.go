@@ -151,16 +151,6 @@ func rep(sys *demo.System, g int, port uint16) string {
 	return netip.AddrPortFrom(sys.TB.Plan.Groups[g].VIPv4, port).String()
 }
 
-// serverName maps an actual server's LAN IPv4 to its name.
-func serverName(sys *demo.System, ip netip.Addr) string {
-	for _, s := range sys.TB.Plan.Servers {
-		if s.LAN.IPv4.Addr() == ip {
-			return s.Name
-		}
-	}
-	return ip.String()
-}
-
 // webConn is one HTTP/1.1 keep-alive connection from a mobile, spoken by
 // hand so that the test knows it is exactly one TCP connection.
 type webConn struct {
