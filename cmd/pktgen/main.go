@@ -1,8 +1,10 @@
-// Command pktgen generates test traffic (tx) and counts it at a sink (rx).
+// Command pktgen generates test traffic (tx), counts it at a sink (rx)
+// and forwards it with AF_XDP as a reference device under test (fwd).
 //
 //	pktgen tx -netns gen -i veth0 -dst-mac 02:00:00:00:00:02 -src 10.0.0.1 -dst 10.1.0.1 \
 //	          -size 64 -flows 10000 -duration 10s -cpus 0
 //	pktgen rx -netns sink -i veth3 -duration 10s
+//	ip netns exec dut pktgen fwd -in veth1 -out veth2 -dst-mac 02:00:00:00:00:04 -cpu 1
 //
 // See perf/pktgen for the engines and BENCH.md for how samepath measures.
 package main
@@ -21,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"samepath/perf/l2fwd"
 	"samepath/perf/pktgen"
 )
 
@@ -37,6 +40,8 @@ func main() {
 		err = tx(ctx, os.Args[2:])
 	case "rx":
 		err = rx(ctx, os.Args[2:])
+	case "fwd":
+		err = fwd(ctx, os.Args[2:])
 	case "-h", "-help", "--help", "help":
 		usage()
 		return
@@ -54,13 +59,17 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprint(os.Stderr, `usage: pktgen tx|rx [flags]   (pktgen tx -h, pktgen rx -h for flags)
+	fmt.Fprint(os.Stderr, `usage: pktgen tx|rx|fwd [flags]   (pktgen tx -h and so on for flags)
 
   tx  generate frames: live engine (BPF_PROG_RUN live frames, XDP_TX out of -i)
       or afxdp engine (AF_XDP TX through ring/xsk)
   rx  count frames at a sink (XDP counting program in native mode on -i, or
       an AF_XDP socket with -mode afxdp), with loss and reordering from the
       generator's sequence stamps
+  fwd forward every frame from -in to -out with AF_XDP (samepath's engine,
+      no pipeline: the MAC rewrite of an L2 forwarder, like xdpsock l2fwd);
+      the reference for what AF_XDP reaches on a path (runs in the
+      current namespace: use ip netns exec)
 
 example:
   pktgen tx -netns gen -i g0 -dst-mac 02:00:00:00:00:02 -src 10.0.0.1 -dst 10.1.0.1 \
@@ -161,6 +170,34 @@ func rx(ctx context.Context, args []string) error {
 	}
 	cfg.Out = os.Stdout
 	_, err := pktgen.RunRx(ctx, cfg)
+	return err
+}
+
+func fwd(ctx context.Context, args []string) error {
+	cfg := l2fwd.DefaultConfig("", "", [6]byte{})
+	fs := flag.NewFlagSet("pktgen fwd", flag.ContinueOnError)
+	fs.StringVar(&cfg.In, "in", "", "interface to receive on, queue 0 (required)")
+	fs.StringVar(&cfg.Out, "out", "", "interface to send on, queue 0 (required)")
+	dstMAC := fs.String("dst-mac", "", "destination MAC of the forwarded frames (required); the source becomes -out's MAC")
+	fs.IntVar(&cfg.CPU, "cpu", -1, "CPU to pin the poller to (-1 = not pinned)")
+	fs.IntVar(&cfg.Frames, "frames", cfg.Frames, "UMEM frames")
+	fs.IntVar(&cfg.RingSize, "ring", cfg.RingSize, "RX/TX/fill/completion ring slots")
+	fs.IntVar(&cfg.Batch, "batch", cfg.Batch, "frames per poll round")
+	fs.Usage = func() {
+		fmt.Fprintf(os.Stderr, "usage: pktgen fwd [flags]\n\nexample:\n  ip netns exec dut pktgen fwd -in i0 -out o0 -dst-mac 02:00:00:00:00:04 -cpu 1\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	mac, err := net.ParseMAC(*dstMAC)
+	if err != nil || len(mac) != 6 {
+		return fmt.Errorf("-dst-mac %q: want an Ethernet address", *dstMAC)
+	}
+	cfg.DstMAC = [6]byte(mac)
+	start := time.Now()
+	c, err := l2fwd.Run(ctx, cfg)
+	fmt.Printf("fwd %s -> %s: %d received, %d sent, %d dropped in %v\n", cfg.In, cfg.Out, c.Rx, c.Tx, c.Dropped, time.Since(start).Round(time.Millisecond))
 	return err
 }
 

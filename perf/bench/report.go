@@ -394,6 +394,27 @@ func (r *Result) WriteTargets(b *strings.Builder, issue string, targets []Target
 	}
 }
 
+// WriteReference writes, per case, the AF_XDP reference (L2Fwd) against
+// base and variant against the reference: what AF_XDP itself reaches on
+// this path, and how much of it the pipeline keeps. Nothing is written
+// when the reference was not measured.
+func (r *Result) WriteReference(b *strings.Builder, variant, base string) {
+	stats := r.Stats()
+	const ref = "afxdp-l2fwd"
+	var l []string
+	for _, c := range r.Config.Cases {
+		rb, ok1 := Ratio(stats[ref][c], stats[base][c])
+		vr, ok2 := Ratio(stats[variant][c], stats[ref][c])
+		if !ok1 || !ok2 {
+			continue
+		}
+		l = append(l, fmt.Sprintf("- %s: %s %.2fx %s; %s %.2fx %s", c, ref, rb, base, variant, vr, ref))
+	}
+	if len(l) > 0 {
+		fmt.Fprintf(b, "AF_XDP reference (`pktgen fwd`: samepath's engine with no pipeline, only the MAC rewrite of an L2 forwarder, placed as samepathd is): what any AF_XDP program gets on this path in copy mode, and the share of it that %s keeps:\n\n%s\n\n", variant, strings.Join(l, "\n"))
+	}
+}
+
 // Target is a goal: Variant's sink rate at least Min times Base's.
 type Target struct {
 	Variant, Base string

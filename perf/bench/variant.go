@@ -128,21 +128,36 @@ func StartSamepathd(t *Topology, bin, config string, pid *int) (func() error, er
 		os.RemoveAll(dir)
 		return nil, err
 	}
+	stop, err := StartDUT(t, "samepathd", []string{abs, "--config", cfgPath}, pid)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return func() error {
+		defer os.RemoveAll(dir)
+		return stop()
+	}, nil
+}
+
+// StartDUT runs argv in the DUT namespace as the device under test named
+// what, stores its pid, and returns once an XDP program sits on the
+// ingress device (or an error with the tail of its output). The returned
+// stop function ends it (SIGTERM, then SIGKILL after 5s) and reports an
+// early exit as an error.
+func StartDUT(t *Topology, what string, argv []string, pid *int) (func() error, error) {
 	var logs bytes.Buffer
-	cmd := topo.Command(t.DUT, abs, "--config", cfgPath)
+	cmd := topo.Command(t.DUT, argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("start samepathd: %w", err)
+		return nil, fmt.Errorf("start %s: %w", what, err)
 	}
 	*pid = cmd.Process.Pid // ip netns exec execs the binary in place
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	stop := func() error {
-		defer os.RemoveAll(dir)
 		select {
 		case err := <-exited:
-			return fmt.Errorf("samepathd exited early: %v: %s", err, tail(logs.String()))
+			return fmt.Errorf("%s exited early: %v: %s", what, err, tail(logs.String()))
 		default:
 		}
 		cmd.Process.Signal(syscall.SIGTERM)
@@ -163,14 +178,47 @@ func StartSamepathd(t *Topology, bin, config string, pid *int) (func() error, er
 		}
 		select {
 		case err := <-exited:
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("samepathd exited: %v: %s", err, tail(logs.String()))
+			return nil, fmt.Errorf("%s exited: %v: %s", what, err, tail(logs.String()))
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			stop()
-			return nil, fmt.Errorf("samepathd attached no XDP program to %s within 15s: %s", t.In, tail(logs.String()))
+			return nil, fmt.Errorf("%s attached no XDP program to %s within 15s: %s", what, t.In, tail(logs.String()))
 		}
+	}
+}
+
+// PktgenBeside is the pktgen binary in the directory of samepathd's (both
+// are built into bin/).
+func PktgenBeside(samepathd string) string {
+	return filepath.Join(filepath.Dir(samepathd), "pktgen")
+}
+
+// L2Fwd is the AF_XDP reference device under test: `pktgen fwd`
+// (perf/l2fwd), samepath's engine with no pipeline, forwarding In -> Out
+// with the MAC rewrite of an L2 forwarder, one worker on CPU1 and the
+// ingress NAPI on CPU0 as for samepathd's AF_XDP variants. It is what any
+// AF_XDP program gets on this path; samepathd's numbers read against it
+// give the pipeline's cost.
+func L2Fwd(pktgenBin string) Variant {
+	var pid int
+	return Variant{
+		Name: "afxdp-l2fwd", Label: "AF_XDP l2fwd (engine only)", SinkOn: SinkFar, InNAPICPU: 0,
+		Detail: "pktgen fwd (perf/l2fwd): samepath's engine without a pipeline, MAC rewrite only, 1 worker pinned to CPU1; In NAPI threaded on CPU0",
+		Skip: func() error {
+			if _, err := os.Stat(pktgenBin); err != nil {
+				return fmt.Errorf("%s not built yet (%w)", pktgenBin, err)
+			}
+			return nil
+		},
+		Setup: func(t *Topology) (func() error, error) {
+			abs, err := filepath.Abs(pktgenBin)
+			if err != nil {
+				return nil, err
+			}
+			return StartDUT(t, "pktgen fwd", []string{abs, "fwd", "-in", t.In, "-out", t.Out, "-dst-mac", t.SinkMAC.String(), "-cpu", "1"}, &pid)
+		},
+		Placement: func(fifo int) []string { return ThreadPlacement("pktgen fwd", pid, fifo) },
 	}
 }
 

@@ -75,9 +75,10 @@ func QuickConfig(samepathd string) bench.Config {
 	return c
 }
 
-// AllVariants lists the baseline and samepathd in run order.
+// AllVariants lists the baseline, samepathd and the AF_XDP reference
+// (bench.L2Fwd) in run order.
 func AllVariants(samepathd string) []bench.Variant {
-	return []bench.Variant{NFTNAT(), Samepathd(samepathd)}
+	return []bench.Variant{NFTNAT(), Samepathd(samepathd), bench.L2Fwd(bench.PktgenBeside(samepathd))}
 }
 
 // Frame sends the case's frames to the representative address.
@@ -304,6 +305,7 @@ func Markdown(r *bench.Result, chart string) string {
 	b.WriteString("\n" + bench.LossNote(cfg))
 	b.WriteString("CPU busy: the share of the counting window each CPU was not idle (/proc/stat, median over runs), whoever ran there: the generator and the DUT's threads, but also other work on this shared box. A device under test whose CPU is not busy while its generator is slowed was not the limit. Softirq work may be undercounted on this kernel (../shared/BENCH.md).\n\n")
 	r.WriteTargets(&b, "issue 4", targets)
+	r.WriteReference(&b, "samepathd-gw", "nft-nat")
 	var notes []string
 	for _, s := range r.Samples {
 		if s.Note == "" && s.DevDrops == "" {

@@ -38,7 +38,7 @@ func QuickConfig(samepathd string) Config {
 // AllVariants lists the baselines and the samepathd variants in run order.
 func AllVariants(samepathd string) []Variant {
 	return []Variant{XDPRedirect(), XDPTx(), KernelForward(),
-		Samepathd(samepathd, "afxdp"), Samepathd(samepathd, "xdp")}
+		Samepathd(samepathd, "afxdp"), Samepathd(samepathd, "xdp"), bench.L2Fwd(bench.PktgenBeside(samepathd))}
 }
 
 // Run measures the scenario (see bench.Run).

@@ -60,6 +60,7 @@ func Markdown(r *Result, chart string) string {
 	}
 	b.WriteString("\n" + bench.LossNote(cfg))
 	r.WriteTargets(&b, "issue 3", targets)
+	r.WriteReference(&b, "samepathd-afxdp", "kernel-fwd")
 	r.WriteVariants(&b)
 	fmt.Fprintf(&b, "\n![lb-steer: sink Mpps per variant](%s)\n%s\n", chart, EndMarker)
 	return b.String()

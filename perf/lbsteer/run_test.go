@@ -2,10 +2,15 @@ package lbsteer
 
 import (
 	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
 
 	"github.com/google/go-cmp/cmp"
 	"testing"
 	"time"
+
+	"samepath/perf/bench"
 
 	"samepath/testbed/privtest"
 	"samepath/testbed/topo"
@@ -47,6 +52,54 @@ func TestRunBaselinesSmoke(t *testing.T) {
 		if len(res.Placement[v]) < 3 {
 			t.Errorf("%s: placement not recorded: %v", v, res.Placement[v])
 		}
+	}
+	left, err := topo.ListNetns(cfg.Prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) > 0 {
+		t.Errorf("namespaces left behind: %v", left)
+	}
+}
+
+// The AF_XDP reference (`pktgen fwd`) forwards every frame of a gentle
+// stream to the sink, placed as samepathd is (poller pinned to CPU1, the
+// ingress NAPI on CPU0), and leaves nothing behind.
+func TestRunL2FwdSmoke(t *testing.T) {
+	privtest.Require(t)
+	bin := filepath.Join(t.TempDir(), "pktgen")
+	if out, err := exec.Command("go", "build", "-o", bin, "samepath/cmd/pktgen").CombinedOutput(); err != nil {
+		t.Fatalf("build pktgen: %v\n%s", err, out)
+	}
+	cfg := QuickConfig("/nonexistent/samepathd")
+	cfg.Prefix = privtest.Name("spf", "")
+	cfg.Warm, cfg.Measure = 100*time.Millisecond, 300*time.Millisecond
+	cfg.Cases = []Case{{Size: 64, Flows: 100}}
+	cfg.GenRate = 50000
+	cfg.Variants = []Variant{bench.L2Fwd(bin)}
+	res, err := Run(context.Background(), cfg)
+	t.Cleanup(func() { NewTopology(cfg.Prefix).Down() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if why, ok := res.Skipped["afxdp-l2fwd"]; ok {
+		t.Fatalf("afxdp-l2fwd failed: %s", why)
+	}
+	if len(res.Samples) != 1 {
+		t.Fatalf("%d samples, want 1", len(res.Samples))
+	}
+	s := res.Samples[0]
+	// Nothing outruns a forwarder at 50 000 frames/s: at most a few frames
+	// in flight when the window closes are missing.
+	if s.SinkPPS <= 0 || s.Loss > 0.05 {
+		t.Errorf("sink %.0f pps, loss %.1f%%: want every frame forwarded", s.SinkPPS, 100*s.Loss)
+	}
+	var pinned bool
+	for _, l := range res.Placement["afxdp-l2fwd"] {
+		pinned = pinned || strings.Contains(l, `"pktgen" pinned to CPUs 1`)
+	}
+	if !pinned {
+		t.Errorf("poller not pinned to CPU1: %v", res.Placement["afxdp-l2fwd"])
 	}
 	left, err := topo.ListNetns(cfg.Prefix)
 	if err != nil {
