@@ -98,6 +98,7 @@ type GW struct {
 	sessions map[[16]byte]Session // T3 copy, worker-owned
 	events   chan SessionEvent    // control -> worker
 	lbs      *ristretto.Cache[[]byte, nat.MAC]
+	nh       *neigh.Cache // the worker's memo of its latest server MAC
 
 	// per flow record, indexed by binding id: the LB of its latest up
 	// packet, the chosen server's index in its service (-1: not
@@ -141,6 +142,7 @@ func NewGW(cfg GWConfig) (*GW, error) {
 		sessions: map[[16]byte]Session{},
 		events:   make(chan SessionEvent, 4096),
 		lbs:      lbs,
+		nh:       cfg.Neighbors.NewCache(),
 		flowLB:   make([]nat.MAC, n),
 		flowSrv:  make([]int32, n),
 		flowAddr: make([]nat.Addr16, n),
@@ -277,12 +279,13 @@ func (g *GW) Process(in int, pkts []Packet) {
 // up handles a packet from a mobile (through an LB).
 func (g *GW) up(pk *Packet) {
 	b := pk.Data
-	var t xlat.Tuple
-	src := xlat.Tuple{}
-	xlat.Read4or6(b, &g.p, &src)
+	var t xlat.Tuple // addresses always; ports and the rest when read
 	lb := nat.MAC(header.Ethernet(b).Src())
 	icmpErr := xlat.IsICMPError(b, &g.p)
 	read := !icmpErr && xlat.Read(b, &g.p, &t)
+	if !read {
+		xlat.Read4or6(b, &g.p, &t)
+	}
 	var k nat.FlowKey
 	var id uint32
 	found := false
@@ -296,12 +299,12 @@ func (g *GW) up(pk *Packet) {
 	var sess Session
 	if !found {
 		var ok bool
-		if sess, ok = g.sessions[src.Src]; !ok && g.cfg.RequireSession {
+		if sess, ok = g.sessions[t.Src]; !ok && g.cfg.RequireSession {
 			pk.Drop = ReasonNoSession
 			return
 		}
 		if icmpErr {
-			g.learnLB(src.Src, lb)
+			g.learnLB(t.Src, lb)
 			g.upICMPError(pk, lb)
 			return
 		}
@@ -331,12 +334,12 @@ func (g *GW) up(pk *Packet) {
 		// LB of the mobile's latest up packet (R-GW-4). Checked per flow
 		// so the cache is written only on change, not per packet.
 		g.flowLB[id] = lb
-		g.learnLB(src.Src, lb)
+		g.learnLB(t.Src, lb)
 	}
 	server, sport := bd.Server, bd.SPort
 	if bd.Service != 0 {
 		svc := bd.Service - 1
-		if t, _ := g.cfg.Services.Type(svc); t == balance.PacketUnit {
+		if typ, _ := g.cfg.Services.Type(svc); typ == balance.PacketUnit {
 			// Packet unit: a new choice for every up packet but the
 			// first (create chose for it).
 			if found {
@@ -351,7 +354,7 @@ func (g *GW) up(pk *Packet) {
 			server, sport = g.flowAddr[id], g.flowPort[id]
 		}
 	}
-	mac, ok := g.cfg.Neighbors.Lookup([16]byte(server))
+	mac, ok := g.nh.Lookup([16]byte(server))
 	if !ok {
 		pk.Drop = ReasonNoNextHop
 		return
@@ -361,7 +364,7 @@ func (g *GW) up(pk *Packet) {
 	if g.p.Proto == header.ProtoICMPv4 || g.p.Proto == header.ProtoICMPv6 {
 		nt.DPort = 0
 	}
-	if !xlat.Rewrite(b, &g.p, &nt) {
+	if !xlat.RewriteFrom(b, &g.p, &t, &nt) {
 		pk.Drop = ReasonUnsupported
 		return
 	}
@@ -475,7 +478,7 @@ func (g *GW) upICMPError(pk *Packet, lb nat.MAC) {
 	}
 	bd := g.cfg.Flows.Binding(id)
 	server, sport := g.flowAddr[id], g.flowPort[id]
-	mac, ok := g.cfg.Neighbors.Lookup([16]byte(server))
+	mac, ok := g.nh.Lookup([16]byte(server))
 	if !ok {
 		pk.Drop = ReasonNoNextHop
 		return
@@ -521,7 +524,7 @@ func (g *GW) down(pk *Packet) {
 	if g.p.Proto == header.ProtoICMPv4 || g.p.Proto == header.ProtoICMPv6 {
 		nt.SPort = 0
 	}
-	if !xlat.Rewrite(b, &g.p, &nt) {
+	if !xlat.RewriteFrom(b, &g.p, &t, &nt) {
 		pk.Drop = ReasonUnsupported
 		return
 	}

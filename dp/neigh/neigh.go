@@ -35,12 +35,48 @@ func New() *Table {
 func (t *Table) Lookup(ip [16]byte) ([6]byte, bool) {
 	mac, ok := (*t.cur.Load())[ip]
 	if !ok {
-		select {
-		case t.misses <- ip:
-		default:
-		}
+		t.missed(ip)
 	}
 	return mac, ok
+}
+
+// missed asks the resolver for ip without blocking.
+func (t *Table) missed(ip [16]byte) {
+	select {
+	case t.misses <- ip:
+	default:
+	}
+}
+
+// Cache is one worker's memo of its latest successful lookup in a Table:
+// a gateway's up packets go to a few servers, mostly the same one many
+// times in a row, and a hit costs a pointer and a 16-byte compare instead
+// of a map lookup. The memo holds the snapshot it was read from and is
+// valid only while that snapshot is current, so a refresh of the table is
+// seen at once. Not safe for concurrent use: one per worker.
+type Cache struct {
+	t   *Table
+	m   *map[[16]byte][6]byte // snapshot of the memo; nil: none
+	ip  [16]byte
+	mac [6]byte
+}
+
+// NewCache returns an empty memo of t.
+func (t *Table) NewCache() *Cache { return &Cache{t: t} }
+
+// Lookup is Table.Lookup through the memo.
+func (c *Cache) Lookup(ip [16]byte) ([6]byte, bool) {
+	m := c.t.cur.Load()
+	if m == c.m && ip == c.ip {
+		return c.mac, true
+	}
+	mac, ok := (*m)[ip]
+	if !ok {
+		c.t.missed(ip)
+		return mac, false
+	}
+	c.m, c.ip, c.mac = m, ip, mac
+	return mac, true
 }
 
 // Resolve asks the resolver to look ip up ahead of traffic (without

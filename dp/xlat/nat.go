@@ -101,10 +101,20 @@ func IsICMPError(b []byte, p *header.Parsed) bool {
 // differs from the packet's.
 func Rewrite(b []byte, p *header.Parsed, t *Tuple) bool {
 	var old Tuple
-	if !Read(b, p, &old) || Is4(&t.Src) != (p.IPVersion == 4) || Is4(&t.Dst) != (p.IPVersion == 4) {
+	if !Read(b, p, &old) {
 		return false
 	}
-	rewriteL3(b, p, &old, t)
+	return RewriteFrom(b, p, &old, t)
+}
+
+// RewriteFrom is Rewrite for a caller that has already read the packet's
+// tuple: old must be what a Read that returned true filled in, with the
+// packet unchanged since. It saves the second read on the hot path.
+func RewriteFrom(b []byte, p *header.Parsed, old, t *Tuple) bool {
+	if Is4(&t.Src) != (p.IPVersion == 4) || Is4(&t.Dst) != (p.IPVersion == 4) {
+		return false
+	}
+	rewriteL3(b, p, old, t)
 	l4 := b[p.L4Off:]
 	switch p.Proto {
 	case header.ProtoTCP, header.ProtoUDP:
@@ -119,7 +129,7 @@ func Rewrite(b []byte, p *header.Parsed, t *Tuple) bool {
 			binary.BigEndian.PutUint16(l4[2:], t.DPort)
 			return true
 		}
-		cs = pseudoUpdate(cs, p.IPVersion, &old, t)
+		cs = pseudoUpdate(cs, p.IPVersion, old, t)
 		cs = header.ChecksumUpdate16(cs, old.SPort, t.SPort)
 		cs = header.ChecksumUpdate16(cs, old.DPort, t.DPort)
 		if p.Proto == header.ProtoUDP && cs == 0 {
@@ -131,7 +141,7 @@ func Rewrite(b []byte, p *header.Parsed, t *Tuple) bool {
 	default: // ICMP echo
 		cs := binary.BigEndian.Uint16(l4[2:])
 		if p.Proto == header.ProtoICMPv6 {
-			cs = pseudoUpdate(cs, 6, &old, t)
+			cs = pseudoUpdate(cs, 6, old, t)
 		}
 		oldID, newID := old.SPort, t.SPort
 		if echoKind(p.Proto, l4[0]) == echoReply {

@@ -76,6 +76,14 @@ func TestRewrite(t *testing.T) {
 			if !bytes.Equal(in, want) {
 				t.Errorf("rewritten packet differs from a fresh build: %s", dptest.Diff(want, in))
 			}
+			// RewriteFrom, given the tuple Read returned, writes the same.
+			again := tc.b(a(tc.from[0]), a(tc.from[1]), tc.ports[0], tc.ports[1])
+			if !xlat.RewriteFrom(again, parse(t, again), &got, &nt) {
+				t.Fatal("RewriteFrom refused")
+			}
+			if !bytes.Equal(again, want) {
+				t.Errorf("RewriteFrom's packet differs from a fresh build: %s", dptest.Diff(want, again))
+			}
 		})
 	}
 }
@@ -112,6 +120,10 @@ func TestRewriteRefuses(t *testing.T) {
 		before := append([]byte(nil), tc.f...)
 		if xlat.Rewrite(tc.f, parse(t, tc.f), &tc.t) {
 			t.Errorf("%s: Rewrite accepted", name)
+		}
+		var old xlat.Tuple
+		if p := parse(t, tc.f); xlat.Read(tc.f, p, &old) && xlat.RewriteFrom(tc.f, p, &old, &tc.t) {
+			t.Errorf("%s: RewriteFrom accepted", name)
 		}
 		if !bytes.Equal(before, tc.f) {
 			t.Errorf("%s: refused rewrite changed the frame", name)
