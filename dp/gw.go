@@ -99,6 +99,9 @@ type GW struct {
 	events   chan SessionEvent    // control -> worker
 	lbs      *ristretto.Cache[[]byte, nat.MAC]
 	nh       *neigh.Cache // the worker's memo of its latest server MAC
+	pre      []upPre      // processUp's first pass, per packet of the batch
+	hs       []uint32     // the batch's T5 hashes, for TouchUp
+	touched  uint32       // keeps TouchUp's loads from being optimized away
 
 	// per flow record, indexed by binding id: the LB of its latest up
 	// packet, the chosen server's index in its service (-1: not
@@ -112,7 +115,8 @@ type GW struct {
 	ticks   uint64
 	key     [16]byte
 	acct    *acctState
-	p       header.Parsed
+	p       *header.Parsed // the packet in hand: a processUp slot, or downP
+	downP   header.Parsed
 	scratch []byte
 	onEnd   func(b *nat.Binding, cause nat.Cause)
 
@@ -149,6 +153,7 @@ func NewGW(cfg GWConfig) (*GW, error) {
 		flowPort: make([]uint16, n),
 		scratch:  make([]byte, 2048),
 	}
+	g.p = &g.downP
 	g.onEnd = g.flowEnded
 	if cfg.Acct != nil {
 		slots := cfg.AcctAttrSlots
@@ -258,9 +263,14 @@ func (g *GW) flowEnded(b *nat.Binding, cause nat.Cause) {
 
 // Process implements Pipeline.
 func (g *GW) Process(in int, pkts []Packet) {
+	if in == g.cfg.Lan {
+		g.processUp(pkts)
+		return
+	}
+	g.p = &g.downP
 	for i := range pkts {
 		pk := &pkts[i]
-		if v := header.Parse(pk.Data, &g.p); v != header.OK {
+		if v := header.Parse(pk.Data, g.p); v != header.OK {
 			pk.Drop = ReasonMalformed
 			continue
 		}
@@ -268,30 +278,82 @@ func (g *GW) Process(in int, pkts []Packet) {
 			pk.Drop = ReasonNotIP
 			continue
 		}
-		if in == g.cfg.Lan {
-			g.up(pk)
-		} else {
-			g.down(pk)
+		g.down(pk)
+	}
+}
+
+// upPre is what processUp's first pass learns of one up packet.
+type upPre struct {
+	p       header.Parsed
+	v       header.Verdict
+	icmpErr bool
+	read    bool       // t has ports (xlat.Read accepted it) and h is set
+	t       xlat.Tuple // addresses always (IP packets)
+	h       uint32     // the flow key's hash in T5's up index
+}
+
+// processUp handles a batch of up packets in two passes. The first parses
+// each one and hashes its flow key; then T5 loads the batch's up-index
+// cells and bindings in tight loops (PortTable.TouchUp), so that with many
+// flows their cache misses overlap instead of stalling one packet after
+// another; the second pass does the work, with the parse and the hash of
+// the first. Flows that a packet creates are found by later packets of the
+// same batch, as the lookups themselves happen in the second pass.
+func (g *GW) processUp(pkts []Packet) {
+	if cap(g.pre) < len(pkts) {
+		g.pre = make([]upPre, len(pkts))
+		g.hs = make([]uint32, 0, len(pkts))
+	}
+	pre := g.pre[:len(pkts)]
+	hs := g.hs[:0]
+	for i := range pkts {
+		pr, b := &pre[i], pkts[i].Data
+		pr.read = false
+		if pr.v = header.Parse(b, &pr.p); pr.v != header.OK || pr.p.IPVersion == 0 {
+			continue
+		}
+		pr.icmpErr = xlat.IsICMPError(b, &pr.p)
+		if pr.read = !pr.icmpErr && xlat.Read(b, &pr.p, &pr.t); !pr.read {
+			xlat.Read4or6(b, &pr.p, &pr.t)
+			continue
+		}
+		k := upKey(&pr.t, pr.p.Proto)
+		pr.h = g.cfg.Flows.UpHash(&k)
+		hs = append(hs, pr.h)
+	}
+	g.touched ^= g.cfg.Flows.TouchUp(hs)
+	for i := range pkts {
+		pk, pr := &pkts[i], &pre[i]
+		switch {
+		case pr.v != header.OK:
+			pk.Drop = ReasonMalformed
+		case pr.p.IPVersion == 0:
+			pk.Drop = ReasonNotIP
+		default:
+			g.p = &pr.p
+			g.up(pk, pr)
 		}
 	}
 }
 
-// up handles a packet from a mobile (through an LB).
-func (g *GW) up(pk *Packet) {
+// upKey is the T5 key of an up packet's tuple.
+func upKey(t *xlat.Tuple, proto uint8) nat.FlowKey {
+	return nat.FlowKey{Src: nat.Addr16(t.Src), Dst: nat.Addr16(t.Dst), SPort: t.SPort, DPort: t.DPort, Proto: proto}
+}
+
+// up handles a packet from a mobile (through an LB), with what
+// processUp's first pass learned of it.
+func (g *GW) up(pk *Packet, pr *upPre) {
 	b := pk.Data
-	var t xlat.Tuple // addresses always; ports and the rest when read
+	t := &pr.t
 	lb := nat.MAC(header.Ethernet(b).Src())
-	icmpErr := xlat.IsICMPError(b, &g.p)
-	read := !icmpErr && xlat.Read(b, &g.p, &t)
-	if !read {
-		xlat.Read4or6(b, &g.p, &t)
-	}
+	icmpErr, read := pr.icmpErr, pr.read
 	var k nat.FlowKey
 	var id uint32
 	found := false
 	if read {
-		k = nat.FlowKey{Src: nat.Addr16(t.Src), Dst: nat.Addr16(t.Dst), SPort: t.SPort, DPort: t.DPort, Proto: g.p.Proto}
-		id, found = g.cfg.Flows.Up(&k)
+		k = upKey(t, g.p.Proto)
+		id, found = g.cfg.Flows.UpHashed(&k, pr.h)
 	}
 	// A flow exists only while its session does (a session's end removes
 	// its flows), so only packets without one need T3 (R-GW-7, step S124):
@@ -364,7 +426,7 @@ func (g *GW) up(pk *Packet) {
 	if g.p.Proto == header.ProtoICMPv4 || g.p.Proto == header.ProtoICMPv6 {
 		nt.DPort = 0
 	}
-	if !xlat.RewriteFrom(b, &g.p, &t, &nt) {
+	if !xlat.RewriteFrom(b, g.p, t, &nt) {
 		pk.Drop = ReasonUnsupported
 		return
 	}
@@ -440,13 +502,13 @@ func (g *GW) refuse(pk *Packet) {
 	b := pk.Data
 	var n int
 	if g.p.Proto == header.ProtoTCP {
-		n = xlat.TCPReset(b, &g.p, g.scratch)
+		n = xlat.TCPReset(b, g.p, g.scratch)
 	} else {
 		code := uint8(header.ICMPv4AdminProhibited)
 		if g.p.IPVersion == 6 {
 			code = header.ICMPv6AdminProhibited
 		}
-		n = xlat.Unreachable(b, &g.p, g.scratch, code)
+		n = xlat.Unreachable(b, g.p, g.scratch, code)
 	}
 	if n == 0 || n > len(pk.Room) {
 		return
@@ -463,7 +525,7 @@ func (g *GW) refuse(pk *Packet) {
 func (g *GW) upICMPError(pk *Packet, lb nat.MAC) {
 	b := pk.Data
 	var q xlat.Tuple
-	proto, ok := xlat.ReadError(b, &g.p, &q)
+	proto, ok := xlat.ReadError(b, g.p, &q)
 	if !ok {
 		pk.Drop = ReasonUnsupported
 		return
@@ -484,7 +546,7 @@ func (g *GW) upICMPError(pk *Packet, lb nat.MAC) {
 		return
 	}
 	nq := xlat.Tuple{Src: [16]byte(server), Dst: [16]byte(bd.GwAddr), SPort: sport, DPort: bd.GwPort}
-	if !xlat.RewriteError(b, &g.p, [16]byte(bd.GwAddr), [16]byte(server), &nq) {
+	if !xlat.RewriteError(b, g.p, [16]byte(bd.GwAddr), [16]byte(server), &nq) {
 		pk.Drop = ReasonUnsupported
 		return
 	}
@@ -497,12 +559,12 @@ func (g *GW) upICMPError(pk *Packet, lb nat.MAC) {
 // down handles a packet from a server to a key port.
 func (g *GW) down(pk *Packet) {
 	b := pk.Data
-	if xlat.IsICMPError(b, &g.p) {
+	if xlat.IsICMPError(b, g.p) {
 		g.downICMPError(pk)
 		return
 	}
 	var t xlat.Tuple
-	if !xlat.Read(b, &g.p, &t) {
+	if !xlat.Read(b, g.p, &t) {
 		pk.Drop = ReasonUnsupported
 		return
 	}
@@ -524,7 +586,7 @@ func (g *GW) down(pk *Packet) {
 	if g.p.Proto == header.ProtoICMPv4 || g.p.Proto == header.ProtoICMPv6 {
 		nt.SPort = 0
 	}
-	if !xlat.RewriteFrom(b, &g.p, &t, &nt) {
+	if !xlat.RewriteFrom(b, g.p, &t, &nt) {
 		pk.Drop = ReasonUnsupported
 		return
 	}
@@ -576,7 +638,7 @@ func (g *GW) lbOf(id uint32, bd *nat.Binding) (nat.MAC, bool) {
 func (g *GW) downICMPError(pk *Packet) {
 	b := pk.Data
 	var q xlat.Tuple
-	proto, ok := xlat.ReadError(b, &g.p, &q)
+	proto, ok := xlat.ReadError(b, g.p, &q)
 	if !ok {
 		pk.Drop = ReasonUnsupported
 		return
@@ -593,14 +655,14 @@ func (g *GW) downICMPError(pk *Packet) {
 		return
 	}
 	var outer xlat.Tuple
-	xlat.Read4or6(b, &g.p, &outer)
+	xlat.Read4or6(b, g.p, &outer)
 	f := &bd.Flow
 	src := outer.Src
 	if src == [16]byte(g.flowAddr[id]) {
 		src = [16]byte(f.Dst) // the server itself: speak as the representative
 	}
 	nq := xlat.Tuple{Src: [16]byte(f.Src), Dst: [16]byte(f.Dst), SPort: f.SPort, DPort: f.DPort}
-	if !xlat.RewriteError(b, &g.p, src, [16]byte(f.Src), &nq) {
+	if !xlat.RewriteError(b, g.p, src, [16]byte(f.Src), &nq) {
 		pk.Drop = ReasonUnsupported
 		return
 	}

@@ -163,7 +163,7 @@ func (g *GW) acctPacket(id uint32, b []byte, up bool) {
 	if a == nil {
 		return
 	}
-	pl := payload(b, &g.p)
+	pl := payload(b, g.p)
 	if !up {
 		a.downPay[id] += uint64(len(pl))
 		return

@@ -702,6 +702,57 @@ func TestGWBatch(t *testing.T) {
 	}
 }
 
+// TestGWBatchCreatesAndFinds: the gateway hashes a batch's up packets
+// before it processes any, but a flow that one packet of the batch opens
+// is found by the later packets of the same batch: a SYN and its ACK, and
+// three datagrams of one UDP flow, arrive together with an IPv6 SYN, a
+// truncated frame and ARP between them, and every packet is handled as if
+// it had come alone.
+func TestGWBatchCreatesAndFinds(t *testing.T) {
+	r := newGW(t, 65535)
+	eth := func() *dptest.Builder { return dptest.Frame().Eth(lb1MAC, gwLanMAC) }
+	udp := func(i int) []byte { return eth().IPv4(mob, other).UDP(5000, 7).Payload([]byte{byte(i)}).Bytes() }
+	in := [][]byte{
+		eth().IPv4(mob, rep).TCP(40000, 80).Flags(header.FlagSYN).Seq(100).Bytes(),
+		udp(0),
+		eth().IPv4(mob, rep).UDP(1, 2).Bytes()[:30], // truncated
+		eth().IPv4(mob, rep).TCP(40000, 80).Flags(header.FlagACK).Seq(101).Ack(8).Bytes(),
+		udp(1),
+		eth().ARP(1, lb1MAC, mob, [6]byte{}, rep).Bytes(),
+		eth().IPv6(mob6, rep6).TCP(40001, 80).Flags(header.FlagSYN).Bytes(),
+		udp(2),
+	}
+	for _, f := range in {
+		if !r.ports[0].Inject(f) {
+			t.Fatal("inject")
+		}
+	}
+	r.w.Poll()
+	out := r.ports[1].TakeAll()
+	if len(out) != 6 || r.flows.Len() != 3 {
+		t.Fatalf("%d packets out, %d flows; want 6 and 3 (tcp, udp, tcp6)", len(out), r.flows.Len())
+	}
+	if s := r.w.Counters(0).Snapshot(); s.Drops[dp.ReasonMalformed] != 1 || s.Drops[dp.ReasonNotIP] != 1 || s.Drops[dp.ReasonNoFlow] != 0 {
+		t.Fatalf("drops %v: want one malformed, one not_ip, no no_flow (the ACK finds the SYN's flow)", s.Drops)
+	}
+	tcp := r.binding(6, mob, rep, 40000, 80)
+	u := r.binding(17, mob, other, 5000, 7)
+	tcp6 := r.binding(6, mob6, rep6, 40001, 80)
+	want := [][]byte{
+		dptest.Frame().Eth(gwSrvMAC, a1MAC).IPv4(key4, a1).TCP(tcp.GwPort, 8080).Flags(header.FlagSYN).Seq(100).Bytes(),
+		dptest.Frame().Eth(gwSrvMAC, xMAC).IPv4(key4, other).UDP(u.GwPort, 7).Payload([]byte{0}).Bytes(),
+		dptest.Frame().Eth(gwSrvMAC, a1MAC).IPv4(key4, a1).TCP(tcp.GwPort, 8080).Flags(header.FlagACK).Seq(101).Ack(8).Bytes(),
+		dptest.Frame().Eth(gwSrvMAC, xMAC).IPv4(key4, other).UDP(u.GwPort, 7).Payload([]byte{1}).Bytes(),
+		dptest.Frame().Eth(gwSrvMAC, a1MAC).IPv6(key6, a16).TCP(tcp6.GwPort, 80).Flags(header.FlagSYN).Bytes(),
+		dptest.Frame().Eth(gwSrvMAC, xMAC).IPv4(key4, other).UDP(u.GwPort, 7).Payload([]byte{2}).Bytes(),
+	}
+	for i := range want {
+		if !bytes.Equal(out[i], want[i]) {
+			t.Errorf("packet %d: %s", i, dptest.Diff(want[i], out[i]))
+		}
+	}
+}
+
 // TestGWSessionEndStopsFlows: packets of an established flow are carried
 // without a T3 lookup, so this checks the invariant that allows it: when
 // the session ends, its flows go with it and their next packets are

@@ -319,7 +319,14 @@ func (t *PortTable) gwIndex(a *Addr16) (int, bool) {
 
 // Up returns the binding of an up packet's flow.
 func (t *PortTable) Up(k *FlowKey) (id uint32, ok bool) {
-	h := uint32(k.hash(t.seed))
+	return t.UpHashed(k, t.UpHash(k))
+}
+
+// UpHash is k's hash in the up index, for UpHashed and TouchUp.
+func (t *PortTable) UpHash(k *FlowKey) uint32 { return uint32(k.hash(t.seed)) }
+
+// UpHashed is Up for a key whose hash the caller already has from UpHash.
+func (t *PortTable) UpHashed(k *FlowKey, h uint32) (id uint32, ok bool) {
 	for i := h & t.upMask; ; i = (i + 1) & t.upMask {
 		e := t.up[i]
 		if e.id == 0 {
@@ -329,6 +336,26 @@ func (t *PortTable) Up(k *FlowKey) (id uint32, ok bool) {
 			return e.id - 1, true
 		}
 	}
+}
+
+// TouchUp loads, for each hash in hs (from UpHash), the up-index cell
+// that a lookup starts at and the binding it names, and returns a value
+// made from them. A caller about to look up a batch of keys calls it
+// first: the loads run in tight loops with nothing between them, so with
+// many flows their cache misses overlap instead of stalling one lookup
+// after another. The caller keeps the result (XORs it into a field, say)
+// so that the loads are not optimized away. It changes nothing.
+func (t *PortTable) TouchUp(hs []uint32) uint32 {
+	var acc uint32
+	for _, h := range hs {
+		acc ^= t.up[h&t.upMask].id
+	}
+	for _, h := range hs {
+		if id := t.up[h&t.upMask].id; id != 0 {
+			acc ^= uint32(t.slots[id-1].b.Flow.SPort)
+		}
+	}
+	return acc
 }
 
 // Down returns the binding that owns key port gwPort of protocol proto

@@ -491,6 +491,39 @@ func TestLookups(t *testing.T) {
 	tab.Touch(uint32(tab.Capacity())+5, true, 1, 0, 0) // out of range: ignored
 }
 
+// UpHashed with UpHash's hash answers as Up does, and TouchUp, given
+// hashes of present and absent keys, changes nothing.
+func TestUpHashedAndTouchUp(t *testing.T) {
+	tab := testTable(t, nil)
+	server := Addr16From(netip.MustParseAddr("203.0.113.7"))
+	var keys []FlowKey
+	var hs []uint32
+	for i := range 300 {
+		k := udpKey("10.0.0.1", uint16(1000+i), "198.51.100.1", 53)
+		keys = append(keys, k)
+		hs = append(hs, tab.UpHash(&k))
+		if i%3 == 2 {
+			continue // every third key stays absent
+		}
+		if _, err := tab.Create(&k, server, 53, 1, 0, sec(1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := tab.Len()
+	tab.TouchUp(hs)
+	tab.TouchUp(nil)
+	if tab.Len() != before {
+		t.Fatalf("TouchUp changed the table: %d bindings, had %d", tab.Len(), before)
+	}
+	for i := range keys {
+		id, ok := tab.Up(&keys[i])
+		hid, hok := tab.UpHashed(&keys[i], hs[i])
+		if ok != (i%3 != 2) || hid != id || hok != ok {
+			t.Fatalf("key %d: Up = %d %v, UpHashed = %d %v", i, id, ok, hid, hok)
+		}
+	}
+}
+
 // TestReclaimMillions churns flows through every way a binding ends
 // (close, reset, idle, delete, session end) and checks that the table
 // returns to empty with every port free.
