@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"samepath/dp"
+	"samepath/dp/daemon"
 )
 
 func TestPipeline(t *testing.T) {
@@ -56,5 +57,16 @@ func TestValidate(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want an error with %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// The reference stands for samepathd's AF_XDP path only while it is sized
+// as samepathd is by default.
+func TestDefaultsAreSamepathd(t *testing.T) {
+	c := DefaultConfig("a", "b", [6]byte{2, 0, 0, 0, 0, 1})
+	x := daemon.DefaultConfig().XSK
+	if c.Frames != x.Frames || c.FrameSize != x.FrameSize || c.RingSize != x.RingSize || c.Batch != x.Batch {
+		t.Errorf("l2fwd defaults %d frames of %d B, rings %d, batch %d; samepathd's %d, %d, %d, %d",
+			c.Frames, c.FrameSize, c.RingSize, c.Batch, x.Frames, x.FrameSize, x.RingSize, x.Batch)
 	}
 }
