@@ -197,6 +197,9 @@ func fwd(ctx context.Context, args []string) error {
 	cfg.DstMAC = [6]byte(mac)
 	start := time.Now()
 	c, err := l2fwd.Run(ctx, cfg)
+	if err != nil && c == (l2fwd.Counters{}) {
+		return err
+	}
 	fmt.Printf("fwd %s -> %s: %d received, %d sent, %d dropped in %v\n", cfg.In, cfg.Out, c.Rx, c.Tx, c.Dropped, time.Since(start).Round(time.Millisecond))
 	return err
 }

@@ -1,13 +1,3 @@
-// Package l2fwd is an AF_XDP layer-2 forwarder made of samepath's engine
-// and nothing else: every frame received on one interface leaves on the
-// other with its Ethernet addresses rewritten, as xdpsock's l2fwd does.
-//
-// `make perf` runs it (as `pktgen fwd`) beside samepathd on the same
-// topology, so that BENCHMARKS.md shows what any AF_XDP program gets on
-// that path: the kernel's copy-mode receive and transmit, the rings and the
-// engine's poll loop, without a pipeline's work. samepathd's numbers read
-// against it say how much the pipeline costs; the kernel baselines read
-// against it say what AF_XDP itself can reach on this machine.
 package l2fwd
 
 import (
@@ -62,18 +52,19 @@ type Counters struct {
 	Dropped uint64 // by the engine (no room on the TX ring, frames from Out)
 }
 
-// Run forwards until ctx ends and returns the counters.
+// Run forwards until ctx ends and returns the counters. Errors in setting
+// up come back with zero counters, before any frame moved.
 func Run(ctx context.Context, cfg Config) (Counters, error) {
 	if err := cfg.Validate(); err != nil {
 		return Counters{}, err
 	}
 	in, err := net.InterfaceByName(cfg.In)
 	if err != nil {
-		return Counters{}, fmt.Errorf("l2fwd: %w", err)
+		return Counters{}, fmt.Errorf("l2fwd: interface %s: %w", cfg.In, err)
 	}
 	out, err := net.InterfaceByName(cfg.Out)
 	if err != nil {
-		return Counters{}, fmt.Errorf("l2fwd: %w", err)
+		return Counters{}, fmt.Errorf("l2fwd: interface %s: %w", cfg.Out, err)
 	}
 	if len(in.HardwareAddr) != 6 || len(out.HardwareAddr) != 6 {
 		return Counters{}, errors.New("l2fwd: both interfaces need an Ethernet address")

@@ -70,3 +70,14 @@ func TestDefaultsAreSamepathd(t *testing.T) {
 			c.Frames, c.FrameSize, c.RingSize, c.Batch, x.Frames, x.FrameSize, x.RingSize, x.Batch)
 	}
 }
+
+func TestPipelineAllocs(t *testing.T) {
+	p := &Pipeline{Dst: [6]byte{2, 0, 0, 0, 0, 4}, Src: [6]byte{2, 0, 0, 0, 0, 3}}
+	pkts := make([]dp.Packet, 64)
+	for i := range pkts {
+		pkts[i] = dp.Packet{Data: make([]byte, 64), Out: -1}
+	}
+	if n := testing.AllocsPerRun(100, func() { p.Process(0, pkts) }); n != 0 {
+		t.Errorf("%v allocations per batch", n)
+	}
+}
