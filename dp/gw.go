@@ -299,6 +299,8 @@ type upPre struct {
 // another; the second pass does the work, with the parse and the hash of
 // the first. Flows that a packet creates are found by later packets of the
 // same batch, as the lookups themselves happen in the second pass.
+// Measured in BENCHMARKS.md: gw-nat, and "Also tried" for what did not
+// work (a touch right after each parse).
 func (g *GW) processUp(pkts []Packet) {
 	if cap(g.pre) < len(pkts) {
 		g.pre = make([]upPre, len(pkts))
