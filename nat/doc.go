@@ -17,4 +17,9 @@
 // state, and its counters lazily from the expiry sweep (at most once a
 // second per binding), so readers never make the owner wait and see
 // counters at most about a second old.
+//
+// The owner's up lookups (Up, or UpHash, TouchUp and UpHashed for a batch)
+// read the up index directly. With many flows each lookup misses the
+// cache; TouchUp loads a whole batch's cells in one tight loop so that the
+// misses overlap (BENCHMARKS.md, gw-nat).
 package nat
