@@ -33,15 +33,12 @@ func (d *Daemon) startAFXDP(_ context.Context, ingress, gwside *net.Interface, e
 			return nil, err
 		}
 		d.closers = append(d.closers, u.Close)
+		socks, err := xsk.NewShared(u, []string{ingress.Name, gwside.Name}, q, xc.RingSize, xc.BusyPoll)
+		if err != nil {
+			return nil, err
+		}
 		var ports []dp.Port
-		for _, ifi := range []*net.Interface{ingress, gwside} {
-			sc := xsk.DefaultConfig(ifi.Name, q)
-			sc.RxSize, sc.TxSize, sc.FillSize, sc.CompSize = xc.RingSize, xc.RingSize, xc.RingSize, xc.RingSize
-			sc.BusyPoll = xc.BusyPoll
-			s, err := xsk.New(u, sc)
-			if err != nil {
-				return nil, err
-			}
+		for _, s := range socks {
 			d.closers = append(d.closers, s.Close)
 			if err := f.Register(s); err != nil {
 				return nil, err

@@ -186,15 +186,12 @@ func (d *Daemon) startGW(ctx context.Context) error {
 		return err
 	}
 	d.closers = append(d.closers, u.Close)
+	socks, err := xsk.NewShared(u, []string{lan.Name, srv.Name}, 0, xc.RingSize, xc.BusyPoll)
+	if err != nil {
+		return err
+	}
 	var ports []dp.Port
-	for i, ifi := range []*net.Interface{lan, srv} {
-		sc := xsk.DefaultConfig(ifi.Name, 0)
-		sc.RxSize, sc.TxSize, sc.FillSize, sc.CompSize = xc.RingSize, xc.RingSize, xc.RingSize, xc.RingSize
-		sc.BusyPoll = xc.BusyPoll
-		s, err := xsk.New(u, sc)
-		if err != nil {
-			return err
-		}
+	for i, s := range socks {
 		d.closers = append(d.closers, s.Close)
 		f := []*xdpfilter.Filter{fLan, fSrv}[i]
 		if err := f.Register(s); err != nil {

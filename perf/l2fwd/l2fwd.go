@@ -87,18 +87,17 @@ func Run(ctx context.Context, cfg Config) (Counters, error) {
 		return Counters{}, err
 	}
 	closers = append(closers, u.Close)
+	// Sockets as samepathd opens them (default: no busy polling).
+	socks, err := xsk.NewShared(u, []string{in.Name, out.Name}, 0, cfg.RingSize, false)
+	if err != nil {
+		return Counters{}, err
+	}
 	var ports []dp.Port
-	for _, ifi := range []*net.Interface{in, out} {
-		sc := xsk.DefaultConfig(ifi.Name, 0)
-		sc.RxSize, sc.TxSize, sc.FillSize, sc.CompSize = cfg.RingSize, cfg.RingSize, cfg.RingSize, cfg.RingSize
-		s, err := xsk.New(u, sc)
-		if err != nil {
-			return Counters{}, err
-		}
+	for _, s := range socks {
 		closers = append(closers, s.Close)
 		ports = append(ports, s)
 	}
-	if err := f.Register(ports[0].(*xsk.Socket)); err != nil {
+	if err := f.Register(socks[0]); err != nil {
 		return Counters{}, err
 	}
 	wc := dp.DefaultWorkerConfig()

@@ -59,6 +59,29 @@ func Open(cfg Config) (*Socket, error) {
 	return s, nil
 }
 
+// NewShared opens, on u, one socket on queue q of each interface, every
+// ring ringSize slots, busy polling as busyPoll says: the sockets of a
+// forwarding worker, which moves descriptors between them. samepathd's
+// roles and perf's AF_XDP reference open theirs here, so they stay alike.
+// On an error it closes the sockets it opened.
+func NewShared(u *Umem, ifnames []string, q, ringSize int, busyPoll bool) ([]*Socket, error) {
+	var socks []*Socket
+	for _, name := range ifnames {
+		sc := DefaultConfig(name, q)
+		sc.RxSize, sc.TxSize, sc.FillSize, sc.CompSize = ringSize, ringSize, ringSize, ringSize
+		sc.BusyPoll = busyPoll
+		s, err := New(u, sc)
+		if err != nil {
+			for _, o := range socks {
+				o.Close()
+			}
+			return nil, err
+		}
+		socks = append(socks, s)
+	}
+	return socks, nil
+}
+
 // New opens a socket on u; the interface is looked up in the calling
 // thread's network namespace. The first socket on a UMEM registers it with
 // the kernel and picks the bind mode; the next ones bind with

@@ -16,6 +16,7 @@ package xsk_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -88,12 +89,12 @@ func newEnv(t testing.TB, queues int) *env {
 				return err
 			}
 		}
-		var err error
-		if e.sa, err = xsk.New(u, small(e.a0, 0)); err != nil {
+		socks, err := xsk.NewShared(u, []string{e.a0, e.b0}, 0, 512, false)
+		if err != nil {
 			return err
 		}
-		e.sb, err = xsk.New(u, small(e.b0, 0))
-		return err
+		e.sa, e.sb = socks[0], socks[1]
+		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -282,6 +283,43 @@ func TestHairpinSharedUmem(t *testing.T) {
 		t.Errorf("pool has %d free frames, want %d (all but the two fill rings)", free, 4096-2*512)
 	}
 	t.Logf("%d frames in %d distinct UMEM frames went a0 -> b0 by descriptor", n, len(addrs))
+}
+
+// NewShared that cannot open every socket closes the ones it opened.
+func TestNewSharedCloses(t *testing.T) {
+	e := newEnv(t, 1)
+	u, err := xsk.NewUmem(xsk.DefaultUmemConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { u.Close() })
+	c0, c1 := privtest.Name("xc", "0"), privtest.Name("xc", "1")
+	nettest.Veth(t, e.dut, c0, e.peer, c1, 1)
+	var opened int
+	err = e.dut.Do(func() error {
+		// The first interface alone opens (so the failure below comes
+		// from the second one, after the first socket was open).
+		socks, err := xsk.NewShared(u, []string{c0}, 0, 512, false)
+		if err != nil {
+			return err
+		}
+		opened = len(u.Sockets())
+		socks[0].Close()
+		_, err = xsk.NewShared(u, []string{c0, "nosuchdev0"}, 0, 512, false)
+		if err == nil {
+			return errors.New("NewShared with a missing interface succeeded")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opened != 1 {
+		t.Fatalf("the first socket alone: %d sockets on the UMEM, want 1", opened)
+	}
+	if n := len(u.Sockets()); n != 0 {
+		t.Errorf("%d sockets left open after the error", n)
+	}
 }
 
 // TestMultiQueue opens sockets on two queues of a0 and sends to each from
