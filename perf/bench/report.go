@@ -400,7 +400,7 @@ func (r *Result) WriteTargets(b *strings.Builder, issue string, targets []Target
 // when the reference was not measured.
 func (r *Result) WriteReference(b *strings.Builder, variant, base string) {
 	stats := r.Stats()
-	const ref = "afxdp-l2fwd"
+	const ref = L2FwdName
 	var l []string
 	for _, c := range r.Config.Cases {
 		rb, ok1 := Ratio(stats[ref][c], stats[base][c])

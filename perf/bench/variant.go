@@ -194,6 +194,9 @@ func PktgenBeside(samepathd string) string {
 	return filepath.Join(filepath.Dir(samepathd), "pktgen")
 }
 
+// L2FwdName is the AF_XDP reference variant's name.
+const L2FwdName = "afxdp-l2fwd"
+
 // L2Fwd is the AF_XDP reference device under test: `pktgen fwd`
 // (perf/l2fwd), samepath's engine with no pipeline, forwarding In -> Out
 // with the MAC rewrite of an L2 forwarder, one worker on CPU1 and the
@@ -203,7 +206,7 @@ func PktgenBeside(samepathd string) string {
 func L2Fwd(pktgenBin string) Variant {
 	var pid int
 	return Variant{
-		Name: "afxdp-l2fwd", Label: "AF_XDP l2fwd (engine only)", SinkOn: SinkFar, InNAPICPU: 0,
+		Name: L2FwdName, Label: "AF_XDP l2fwd (engine only)", SinkOn: SinkFar, InNAPICPU: 0,
 		Detail: "pktgen fwd (perf/l2fwd): samepath's engine without a pipeline, MAC rewrite only, 1 worker pinned to CPU1; In NAPI threaded on CPU0",
 		Skip: func() error {
 			if _, err := os.Stat(pktgenBin); err != nil {
