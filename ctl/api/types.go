@@ -81,6 +81,13 @@ type SessionEvent struct {
 	// Seq orders events of one session; a gateway ignores an event older
 	// than the last it applied, so retries are idempotent.
 	Seq uint64 `json:"seq"`
+	// LBMAC is the MAC, on the gateways' LAN, of the LB that serves the
+	// NAS where the session last started or resumed (FIG. 31), when the
+	// control process knows it (the RADIUS client's lb_mac). A gateway
+	// whose copy names another LB moves the mobile's T12 entry there at
+	// once (R-GW-4), so its down packets follow a move that the mobile
+	// sends nothing after.
+	LBMAC string `json:"lb_mac,omitempty"`
 }
 
 // Ack answers a change.
