@@ -28,6 +28,9 @@ type QueueCounters struct {
 	// (XDP_STATISTICS: frames it dropped before the dataplane saw them,
 	// e.g. rx_ring_full, fill_ring_empty); absent for other ports.
 	Socket map[string]uint64 `json:"socket,omitempty"`
+	// Panics counts batches whose pipeline panicked: each was dropped
+	// whole (drop reason "panic") and logged with its frames.
+	Panics uint64 `json:"panics,omitempty"`
 }
 
 // SocketDrops are the QueueCounters.Socket keys that count frames the

@@ -33,6 +33,7 @@ type Daemon struct {
 
 	workers []*dp.Worker
 	cpus    []int
+	panics  *panicLog
 	// offload, when steering is xdp, reads the in-kernel counters.
 	offloadCounters func() (api.Counters, error)
 	closers         []func() error
@@ -44,7 +45,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	d := &Daemon{cfg: cfg, log: log, start: time.Now()}
+	d := &Daemon{cfg: cfg, log: log, start: time.Now(), panics: &panicLog{log: log}}
 	defer func() {
 		if cerr := d.close(); cerr != nil && err == nil {
 			err = cerr
@@ -241,7 +242,7 @@ func (d *Daemon) Counters() api.Counters {
 			q := api.QueueCounters{
 				Port: p.Name(), CPU: d.cpus[wi],
 				RxPackets: s.RxPackets, RxBytes: s.RxBytes, TxPackets: s.TxPackets, TxBytes: s.TxBytes,
-				Drops: map[string]uint64{},
+				Drops: map[string]uint64{}, Panics: s.Panics,
 			}
 			for r, n := range s.Drops {
 				if n > 0 {

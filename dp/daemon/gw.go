@@ -206,6 +206,7 @@ func (d *Daemon) startGW(ctx context.Context) error {
 	}
 	wc := dp.DefaultWorkerConfig()
 	wc.Batch, wc.CPU = xc.Batch, cpu
+	wc.OnPanic = d.panics.report
 	w, err := dp.NewWorker(wc, ports, pipe)
 	if err != nil {
 		return err
