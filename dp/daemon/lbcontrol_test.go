@@ -88,13 +88,14 @@ func TestControlStates(t *testing.T) {
 		name      string
 		fc        *fakeControl // nil: nobody listens
 		required  bool
-		want      []string // nil: an error
+		wait      time.Duration // 0: 400 ms
+		want      []string      // nil: an error
 		wantCalls int
 		wantLog   []string
 	}{
 		{name: "control's states win", fc: &fakeControl{body: bDown}, want: withBDown, wantCalls: 1,
 			wantLog: []string{"gateway states from control", `changed_from_config="[` + gwB + `=down]"`, "not_in_t4=[02:00:00:00:99:99]"}},
-		{name: "retried until control answers", fc: &fakeControl{fails: 2, body: bDown}, want: withBDown, wantCalls: 3,
+		{name: "retried until control answers", fc: &fakeControl{fails: 2, body: bDown}, wait: 10 * time.Second, want: withBDown, wantCalls: 3,
 			wantLog: []string{"attempt=1 ", "attempt=2 ", "503"}},
 		{name: "nothing to change", fc: &fakeControl{body: "[]"}, want: up, wantCalls: 1},
 		{name: "unreachable: config states, warned", want: up,
@@ -107,6 +108,9 @@ func TestControlStates(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := &LBControl{URL: "http://127.0.0.1:1", Wait: 400 * time.Millisecond, Required: tc.required}
+			if tc.wait != 0 {
+				c.Wait = tc.wait
+			}
 			if tc.fc != nil {
 				c.URL = tc.fc.start(t)
 				tok := filepath.Join(t.TempDir(), "token")
