@@ -127,6 +127,12 @@ func (d *Daemon) startLB(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Before anything steers (the XDP program, the workers) and before
+	// the API answers: the gateway states control holds now, not the
+	// config's, which may be stale (issue 11, defect 6).
+	if rows, err = controlStates(ctx, d.log, cfg.LB.Control, rows); err != nil {
+		return err
+	}
 	if d.t4, err = nat.NewT4(rows); err != nil {
 		return err
 	}
