@@ -5,7 +5,10 @@
 // session log written on Close (Close -> None once it is on disk), and the
 // Outbox that pushes every transition to the gateway owning the session's
 // address (api.SessionEvent, increasing Seq per session), retried with
-// back-off until acknowledged.
+// back-off until acknowledged; Outbox.Wake (the health monitor saw the
+// gateway recover) ends the back-off, so a returning gateway gets its
+// backlog at once, and ResyncGateway leaves the sessions of that backlog
+// to it.
 //
 // Durability: every transition is one ctl/store batch holding the session
 // record, its address binding (aaa.Pool ops), the outbox event and, for

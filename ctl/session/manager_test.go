@@ -84,6 +84,9 @@ type env struct {
 	gw   *fakeGW
 	srv  *httptest.Server
 	stop context.CancelFunc
+	// backoff, when set, is the outbox's retry back-off (min and max);
+	// otherwise a millisecond or few.
+	backoff time.Duration
 }
 
 func newEnv(t *testing.T, dir string) *env {
@@ -111,7 +114,11 @@ func (e *env) open() {
 			t.Fatal(err)
 		}
 	}
-	e.out = NewOutbox(OutboxConfig{MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}, e.st, func(gw string) (string, string, bool) {
+	oc := OutboxConfig{MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}
+	if e.backoff > 0 {
+		oc.MinBackoff, oc.MaxBackoff = e.backoff, e.backoff
+	}
+	e.out = NewOutbox(oc, e.st, func(gw string) (string, string, bool) {
 		g, ok := e.pool.Gateway(gw)
 		return g.API, "", ok && g.API != ""
 	})
