@@ -46,6 +46,12 @@ type Config struct {
 		// the minimum when the gateway's health recovers.
 		PushMinBackoff time.Duration `yaml:"push_min_backoff"`
 		PushMaxBackoff time.Duration `yaml:"push_max_backoff"`
+		// RestartGrace: after samepath-control starts, no timer closes a
+		// restored session within this long (0, the default:
+		// interim_timeout), so a NAS whose next Interim-Update is still
+		// due keeps its sessions. The time samepath-control was down
+		// never counts against a session's timers (session.Manager.Load).
+		RestartGrace time.Duration `yaml:"restart_grace"`
 	} `yaml:"sessions"`
 
 	// Gateways seed T1 at every start (rows named here are replaced;
@@ -107,6 +113,7 @@ sessions:
   resync: 10s              # read each gateway's T3 copy back, repair it (a restarted gateway lost it)
   push_min_backoff: 100ms  # session event retries to an unreachable gateway: back-off from ...
   push_max_backoff: 30s    # ... up to this; a gateway whose health recovers gets its backlog at once
+  restart_grace: 15m       # after a restart no timer closes a session sooner (default: interim_timeout)
 gateways:
   - {name: gw1, range: 10.100.0.0/24, api: "http://192.0.2.11:9180", mac: "02:00:00:00:01:01"}
   - {name: gw2, range: 10.100.1.0/24, api: "http://192.0.2.12:9180", mac: "02:00:00:00:01:02"}
@@ -193,6 +200,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Sessions.PushMinBackoff <= 0 || c.Sessions.PushMaxBackoff < c.Sessions.PushMinBackoff {
 		return fmt.Errorf("config: sessions.push_min_backoff (%v) must be positive and push_max_backoff (%v) at least as long", c.Sessions.PushMinBackoff, c.Sessions.PushMaxBackoff)
+	}
+	if c.Sessions.RestartGrace < 0 {
+		return errors.New("config: sessions.restart_grace must not be negative")
 	}
 	if !isLoopback(c.API.Listen) && c.API.TokenFile == "" {
 		return fmt.Errorf("config: api.listen %s is not loopback: api.token_file is required", c.API.Listen)

@@ -113,6 +113,7 @@ func New(cfg Config, log *slog.Logger) (*Control, error) {
 	}
 	scfg := session.DefaultConfig()
 	scfg.InterimTimeout, scfg.DormantTimeout = cfg.Sessions.InterimTimeout, cfg.Sessions.DormantTimeout
+	scfg.RestartGrace = cfg.Sessions.RestartGrace // 0: interim_timeout
 	if c.Mgr, err = session.New(scfg, c.St, c.Pool, c.Out); err != nil {
 		return nil, err
 	}

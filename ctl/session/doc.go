@@ -17,6 +17,15 @@
 // batch's commit callback; a restart that finds a session in Close knows its
 // log line is already on disk.
 //
+// Restarts: the time the manager was down does not count against a
+// session. Tick records an alive stamp in the store every AliveInterval
+// (and Run as it stops); Load moves every restored timer later by the time
+// since that stamp, and then no timer closes a restored session within
+// Config.RestartGrace of the start (default: the interim timeout; the
+// control config's sessions.restart_grace), since a NAS with a long
+// interim interval may send its next Interim-Update only that late. A
+// session that hears nothing by then closes as usual.
+//
 // Goroutines: Manager is guarded by one mutex (lock order: Manager, then
 // aaa.Pool); Run ticks timers; the Outbox runs one pusher per gateway with
 // pending events. Timers use Config.Now, so tests drive them with a fake
