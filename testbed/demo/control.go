@@ -180,7 +180,7 @@ func (s *System) disconnected(n int, d nas.DisconnectRequest) bool {
 		held := ms.nas == n && ms.acctID == d.AcctSessionID
 		if held {
 			s.stopInterims(ms)
-			ms.nas = 0
+			ms.nas, ms.aaaID = 0, "" // the session is closed: a new login starts another
 		}
 		gw := ms.gw
 		ms.mu.Unlock()
@@ -293,6 +293,12 @@ func (s *System) Login(ctx context.Context, mobile string) (netip.Addr, error) {
 	}
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
+	if ms.nas != 0 {
+		// Still logged in: the new Start supersedes that session at the
+		// control process (its interims stop here).
+		s.stopInterims(ms)
+		ms.nas, ms.aaaID = 0, ""
+	}
 	n := m.Ingress
 	g, err := s.nas[n-1].Login(ctx, ms.user, ms.password, ms.device)
 	if err != nil {
@@ -372,7 +378,9 @@ func (s *System) startAcct(ctx context.Context, ms *mobileSession, n int) error 
 		return fmt.Errorf("%s start at nas%d: %w", ms.name, n, err)
 	}
 	if ms.aaaID == "" {
-		ms.aaaID = ms.acctID // the control process names the session after its first Start
+		// The control process names a session after its first Start; a
+		// Start resuming a Dormant session (Move) keeps that name.
+		ms.aaaID = ms.acctID
 	}
 	st, err := s.waitGW(ctx, ms, "active")
 	s.step(Step{Mobile: ms.name, NAS: n, Request: "Accounting Start", Result: ms.acctID, GW: ms.gw, GWState: st})
