@@ -27,6 +27,6 @@
 // the session sync and the HTTP server; they all stop when Run's context ends, then the
 // store is closed.
 //
-// BenchAccess (bench.go) runs the radius benchmark in-process for
-// perf/radload and BenchmarkAccessRequest.
+// The radius benchmark's in-process setup lives in perf/radius
+// (BenchAccess), not here.
 package control
