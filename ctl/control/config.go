@@ -8,14 +8,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"samepath/ctl/aaa"
 	"samepath/ctl/api"
 	"samepath/ctl/health"
 	"samepath/ctl/session"
-	"samepath/internal/yamlconf"
+	"samepath/internal/cfgfile"
 )
 
 // Config is samepath-control's YAML configuration.
@@ -154,7 +153,7 @@ func LoadConfig(path string) (Config, error) {
 	if err != nil {
 		return c, fmt.Errorf("read config: %w", err)
 	}
-	if _, err := yamlconf.Decode(b, &c); err != nil {
+	if _, err := cfgfile.Decode(b, &c); err != nil {
 		return c, fmt.Errorf("config %s: %w", path, err)
 	}
 	return c, c.Validate()
@@ -309,19 +308,19 @@ func (c *Config) Check() error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	if err := writableDir(c.StateDir, true); err != nil {
+	if err := cfgfile.WritableDir(c.StateDir, true); err != nil {
 		return fmt.Errorf("config: state_dir: %w", err)
 	}
 	if db := filepath.Join(c.StateDir, "state.db"); exists(db) {
-		if err := openable(db, os.O_RDWR); err != nil {
+		if err := cfgfile.Openable(db, os.O_RDWR); err != nil {
 			return fmt.Errorf("config: state_dir: %w", err)
 		}
 	}
 	if c.SessionLog != "" {
-		if err := writableFile(c.SessionLog); err != nil {
+		if err := cfgfile.WritableFile(c.SessionLog); err != nil {
 			return fmt.Errorf("config: session_log: %w", err)
 		}
-	} else if err := writableFile(filepath.Join(c.StateDir, "sessions.log")); err != nil && exists(c.StateDir) {
+	} else if err := cfgfile.WritableFile(filepath.Join(c.StateDir, "sessions.log")); err != nil && exists(c.StateDir) {
 		return fmt.Errorf("config: state_dir: %w", err)
 	}
 	if _, err := ReadToken(c.API.TokenFile); err != nil {
@@ -388,53 +387,6 @@ func exists(path string) bool {
 	return err == nil
 }
 
-// writableDir checks that dir is a directory this process can create files
-// in, or (create) that it can be made: its nearest existing ancestor is
-// such a directory. It leaves nothing behind.
-func writableDir(dir string, create bool) error {
-	d := dir
-	for {
-		fi, err := os.Stat(d)
-		if err == nil {
-			if !fi.IsDir() {
-				return fmt.Errorf("%s is not a directory", d)
-			}
-			break
-		}
-		if !errors.Is(err, os.ErrNotExist) || !create {
-			return err
-		}
-		up := filepath.Dir(d)
-		if up == d {
-			return err
-		}
-		d = up
-	}
-	f, err := os.CreateTemp(d, ".samepath-check-*")
-	if err != nil {
-		return fmt.Errorf("%s is not writable: %w", d, err)
-	}
-	f.Close()
-	return os.Remove(f.Name())
-}
-
-// writableFile checks that path can be opened for appending: an existing
-// file, or a new one in a writable directory.
-func writableFile(path string) error {
-	if exists(path) {
-		return openable(path, os.O_WRONLY|os.O_APPEND)
-	}
-	return writableDir(filepath.Dir(path), false)
-}
-
-func openable(path string, flag int) error {
-	f, err := os.OpenFile(path, flag, 0)
-	if err != nil {
-		return err
-	}
-	return f.Close()
-}
-
 // checkUsers reads a users file and checks each row as T2 will at the
 // start (with a throwaway work factor: the hash is not kept).
 func checkUsers(path string) ([]aaa.User, error) {
@@ -469,20 +421,7 @@ func isLoopback(hostport string) bool {
 }
 
 // ReadToken reads a token file (trimmed); empty path gives "".
-func ReadToken(path string) (string, error) {
-	if path == "" {
-		return "", nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("read token: %w", err)
-	}
-	t := strings.TrimSpace(string(b))
-	if t == "" {
-		return "", fmt.Errorf("token file %s is empty", path)
-	}
-	return t, nil
-}
+func ReadToken(path string) (string, error) { return cfgfile.ReadToken(path) }
 
 // LoadUsers reads a users YAML file (a list of users).
 func LoadUsers(path string) ([]aaa.User, error) {
@@ -491,7 +430,7 @@ func LoadUsers(path string) ([]aaa.User, error) {
 		return nil, fmt.Errorf("read users: %w", err)
 	}
 	var us []aaa.User
-	if _, err := yamlconf.Decode(b, &us); err != nil {
+	if _, err := cfgfile.Decode(b, &us); err != nil {
 		return nil, fmt.Errorf("users %s: %w", path, err)
 	}
 	return us, nil

@@ -1,14 +1,19 @@
-// Package yamlconf decodes the YAML configuration files of samepathd and
-// samepath-control: unknown keys are errors, an empty file says so, and a
-// type error names the key path it is at ("health.fall"), not only the
-// line. Nothing here is on a hot path; it allocates freely.
-package yamlconf
+// Package cfgfile is what the configuration files of samepathd and
+// samepath-control share: the YAML decoding (unknown keys are errors, an
+// empty file says so, a type error names the key path it is at,
+// "health.fall", not only the line) and the checks of the files and
+// directories a configuration names (WritableDir, WritableFile,
+// ReadToken), which their -check and their start both run. Nothing here
+// is on a hot path; it allocates freely.
+package cfgfile
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -214,4 +219,75 @@ func shown(v string) string {
 		return v[:7] + "..."
 	}
 	return v
+}
+
+// ReadToken reads a token file, trimmed of surrounding blanks; an empty
+// path gives "", a file with nothing else in it an error.
+func ReadToken(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read token: %w", err)
+	}
+	t := strings.TrimSpace(string(b))
+	if t == "" {
+		return "", fmt.Errorf("token file %s is empty", path)
+	}
+	return t, nil
+}
+
+// WritableDir checks that dir is a directory this process can create
+// files in or, with create, that it can be made (os.MkdirAll): its nearest
+// existing ancestor is such a directory. It leaves nothing behind.
+func WritableDir(dir string, create bool) error {
+	d := dir
+	for {
+		fi, err := os.Stat(d)
+		if err == nil {
+			if !fi.IsDir() {
+				return fmt.Errorf("%s is not a directory", d)
+			}
+			break
+		}
+		if !errors.Is(err, os.ErrNotExist) || !create {
+			return err
+		}
+		up := filepath.Dir(d)
+		if up == d {
+			return err
+		}
+		d = up
+	}
+	f, err := os.CreateTemp(d, ".samepath-check-*")
+	if err != nil {
+		return fmt.Errorf("%s is not writable: %w", d, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// WritableFile checks that path can be opened for appending: an existing
+// regular file that opens so, or a new one in a writable directory.
+func WritableFile(path string) error {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return WritableDir(filepath.Dir(path), false)
+	case err != nil:
+		return err
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("%s is not a regular file", path)
+	}
+	return Openable(path, os.O_WRONLY|os.O_APPEND)
+}
+
+// Openable checks that the existing file path opens with flag.
+func Openable(path string, flag int) error {
+	f, err := os.OpenFile(path, flag, 0)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }

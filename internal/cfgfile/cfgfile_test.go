@@ -1,7 +1,8 @@
-package yamlconf
+package cfgfile
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -68,5 +69,38 @@ func TestDecodeKeepsDefaultsAndHas(t *testing.T) {
 	}
 	if _, err := Decode([]byte("health: {fall: 1}\n---\nhealth: {fall: 2}\n"), &c); err == nil {
 		t.Error("two documents accepted")
+	}
+}
+
+func TestWritable(t *testing.T) {
+	dir := t.TempDir()
+	file := dir + "/f"
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		err  error
+		ok   bool
+	}{
+		{"dir", WritableDir(dir, false), true},
+		{"missing dir, made", WritableDir(dir+"/a/b", true), true},
+		{"missing dir, not made", WritableDir(dir+"/a/b", false), false},
+		{"under a file", WritableDir(file+"/a", true), false},
+		{"a file", WritableDir(file, true), false},
+		{"new file", WritableFile(dir + "/new.log"), true},
+		{"existing file", WritableFile(file), true},
+		{"file in a missing dir", WritableFile(dir + "/nodir/new.log"), false},
+		{"a dir as a file", WritableFile(dir), false},
+	} {
+		if (tc.err == nil) != tc.ok {
+			t.Errorf("%s: %v", tc.name, tc.err)
+		}
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("the checks left %d entries behind", len(ents)-1)
+	}
+	if tok, err := ReadToken(file); tok != "x" || err != nil {
+		t.Errorf("ReadToken: %q %v", tok, err)
 	}
 }
