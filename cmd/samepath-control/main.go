@@ -24,8 +24,7 @@ func main() {
 }
 
 // run is samepath-control with its arguments; it returns the exit status.
-// -check and the start run the same validation: control.Config.Check,
-// which control.New runs first.
+// -check and the start run the same validation: control.Config.Check.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("samepath-control", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -46,21 +45,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
+	// -check and the start run the same checks, here; control.New runs
+	// them again (it is also started by tests and benchmarks).
 	cfg, err := control.LoadConfig(*cfgPath)
+	if err == nil {
+		err = cfg.Check()
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "samepath-control:", err)
 		return 1
 	}
 	if *check {
-		if err := cfg.Check(); err != nil {
-			fmt.Fprintln(stderr, "samepath-control:", err)
-			return 1
-		}
 		fmt.Fprintln(stdout, "configuration ok")
 		return 0
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	c, err := control.New(cfg, log) // runs cfg.Check first, as -check does
+	c, err := control.New(cfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "samepath-control:", err)
 		return 1

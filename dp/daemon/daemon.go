@@ -8,13 +8,12 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
-	"strings"
 	"sync"
 	"time"
 
 	"samepath/ctl/api"
 	"samepath/dp"
+	"samepath/internal/cfgfile"
 	"samepath/nat"
 	"samepath/ring/xsk"
 )
@@ -38,10 +37,11 @@ type Daemon struct {
 	closers         []func() error
 }
 
-// Run starts samepathd with cfg and serves until ctx is done, then tears
-// everything down (XDP programs detached, sockets closed).
+// Run checks cfg (Check: what samepathd -check runs), starts samepathd
+// with it and serves until ctx is done, then tears everything down (XDP
+// programs detached, sockets closed).
 func Run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Check(); err != nil {
 		return err
 	}
 	d := &Daemon{cfg: cfg, log: log, start: time.Now()}
@@ -50,16 +50,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 			err = cerr
 		}
 	}()
-	token := ""
-	if cfg.APITokenFile != "" {
-		b, err := os.ReadFile(cfg.APITokenFile)
-		if err != nil {
-			return fmt.Errorf("read api token: %w", err)
-		}
-		token = strings.TrimSpace(string(b))
-		if token == "" {
-			return fmt.Errorf("api token file %s is empty", cfg.APITokenFile)
-		}
+	token, err := cfgfile.ReadToken(cfg.APITokenFile)
+	if err != nil {
+		return fmt.Errorf("api_token_file: %w", err)
 	}
 
 	ctx, cancel := context.WithCancel(ctx)

@@ -139,15 +139,11 @@ func (d *Daemon) startGW(ctx context.Context) error {
 		}
 	}
 	requireSession := g.RequireSession == nil || *g.RequireSession
-	lbCache := g.LBCache
-	if lbCache == 0 {
-		lbCache = 1 << 16
-	}
 	pipe, err := dp.NewGW(dp.GWConfig{
 		Lan: 0, Servers: 1,
 		LanMAC: nat.MAC(lan.HardwareAddr), ServerMAC: nat.MAC(srv.HardwareAddr),
 		Flows: flows, Services: services, Dist: dist, Neighbors: nb,
-		RequireSession: requireSession, LBCacheSize: lbCache, ExpireBudget: 64, Authz: authz,
+		RequireSession: requireSession, LBCacheSize: g.LBCache, ExpireBudget: 64, Authz: authz,
 		Acct: prod, AcctInterim: g.Accounting.Interim,
 	})
 	if err != nil {
