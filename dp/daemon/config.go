@@ -185,6 +185,9 @@ const maxLBCache = 1 << 24
 // maxRing is the largest AF_XDP ring the sockets take (xsk.Config.Validate).
 const maxRing = 1 << 16
 
+// maxBatch is the largest batch a worker takes (dp.WorkerConfig.Validate).
+const maxBatch = 4096
+
 // ifNameMax is the longest interface name Linux takes (IFNAMSIZ-1).
 const ifNameMax = 15
 
@@ -322,8 +325,13 @@ func (x XSKConfig) validate() error {
 	if x.Frames < 4*x.RingSize {
 		return fmt.Errorf("config: xsk.frames %d: want at least 4*ring_size (%d): two sockets' fill rings and TX rings share them", x.Frames, 4*x.RingSize)
 	}
-	if x.Batch <= 0 || x.Batch > x.RingSize {
-		return fmt.Errorf("config: xsk.batch %d: want 1..ring_size (%d)", x.Batch, x.RingSize)
+	if x.Batch <= 0 || x.Batch > x.RingSize || x.Batch > maxBatch {
+		return fmt.Errorf("config: xsk.batch %d: want 1..ring_size (%d), at most %d", x.Batch, x.RingSize, maxBatch)
+	}
+	wc := dp.DefaultWorkerConfig()
+	wc.Batch = x.Batch
+	if err := wc.Validate(); err != nil {
+		return fmt.Errorf("config: xsk.batch: %w", err)
 	}
 	if err := (xsk.UmemConfig{Frames: x.Frames, FrameSize: uint32(x.FrameSize)}).Validate(); err != nil {
 		return fmt.Errorf("config: xsk.frames: %w", err)

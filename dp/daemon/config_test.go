@@ -113,6 +113,7 @@ func TestConfigRefused(t *testing.T) {
 		lb("ring_size not a power of two", "ring_size: 1024", "ring_size: 1000", "xsk.ring_size"),
 		lb("ring_size beyond the socket's limit", "frames: 8192, frame_size: 2048, ring_size: 1024", "frames: 1048576, frame_size: 2048, ring_size: 131072", "xsk.ring_size"),
 		lb("batch 0", "batch: 64", "batch: 0", "xsk.batch"),
+		lb("batch beyond a worker's", "frames: 8192, frame_size: 2048, ring_size: 1024, batch: 64", "frames: 65536, frame_size: 2048, ring_size: 16384, batch: 8192", "xsk.batch", "8192"),
 		{name: "lb batch not a number", y: edit(baseLB, "batch: 64", "batch: many"), want: []string{"xsk.batch"}, decode: true},
 		lb("queues 0", "queues: 1", "queues: 0", "workers.queues"),
 		lb("cpu out of range", "cpus: [0]", "cpus: [100000]", "workers.cpus[0]"),
