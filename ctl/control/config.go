@@ -156,7 +156,8 @@ func LoadConfig(path string) (Config, error) {
 	if _, err := cfgfile.Decode(b, &c); err != nil {
 		return c, fmt.Errorf("config %s: %w", path, err)
 	}
-	return c, c.Validate()
+	err = c.Validate() // normalizes the gateway rows
+	return c, err
 }
 
 // maxPBKDF2Iter is the largest work factor a stored hash may carry (aaa
