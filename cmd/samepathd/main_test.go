@@ -106,7 +106,8 @@ func TestHelpExamples(t *testing.T) {
 }
 
 // TestCheckInNamespace: in a namespace with two veth interfaces, -check
-// accepts both roles' configs, and names the interface that is missing.
+// accepts both roles' configs, names the interface that is missing and
+// refuses more queues than the interfaces have.
 func TestCheckInNamespace(t *testing.T) {
 	privtest.Require(t)
 	ns := privtest.Name("spck", "")
@@ -118,7 +119,7 @@ func TestCheckInNamespace(t *testing.T) {
 	}
 	sh("ip", "netns", "add", ns)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	sh("ip", "-n", ns, "link", "add", "a0", "type", "veth", "peer", "name", "b0")
+	sh("ip", "-n", ns, "link", "add", "a0", "numrxqueues", "1", "numtxqueues", "1", "type", "veth", "peer", "name", "b0", "numrxqueues", "1", "numtxqueues", "1")
 	inNS := func(path string) (string, error) {
 		cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0])
 		cmd.Env = append(os.Environ(), "SAMEPATHD_TEST_ARGS=-config\x1f"+path+"\x1f-check")
@@ -133,5 +134,9 @@ func TestCheckInNamespace(t *testing.T) {
 	out, err := inNS(writeConfig(t, gwConfig, "a0", "c0"))
 	if err == nil || !strings.Contains(out, `gw.servers.iface "c0"`) {
 		t.Errorf("-check with a missing interface: %v: %s", err, out)
+	}
+	out, err = inNS(writeConfig(t, strings.Replace(lbConfig, "lb:", "workers: {queues: 2}\nlb:", 1), "a0", "b0"))
+	if err == nil || !strings.Contains(out, "workers.queues 2: lb.ingress.iface a0 has 1 rx queues") {
+		t.Errorf("-check with more queues than the veth has: %v: %s", err, out)
 	}
 }

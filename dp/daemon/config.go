@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
 	"samepath/ctl/api"
 	"samepath/dp"
 	"samepath/dp/acct"
@@ -244,6 +246,13 @@ func (c Config) Check() error {
 		}
 		if len(ifi.HardwareAddr) != 6 {
 			return fmt.Errorf("config: %s %q: not an Ethernet interface", s.key, s.name)
+		}
+		// The queues the kernel allocated bound those a socket can bind
+		// (the channels in use, ethtool -l, may be fewer).
+		if l, err := netlink.LinkByIndex(ifi.Index); err == nil {
+			if n := l.Attrs().NumRxQueues; n > 0 && c.Workers.Queues > n {
+				return fmt.Errorf("config: workers.queues %d: %s %s has %d rx queues", c.Workers.Queues, s.key, s.name, n)
+			}
 		}
 	}
 	return nil

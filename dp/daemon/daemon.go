@@ -124,11 +124,11 @@ func (d *Daemon) startLB(ctx context.Context) error {
 	}
 	ingress, err := net.InterfaceByName(cfg.LB.Ingress.Iface)
 	if err != nil {
-		return fmt.Errorf("ingress interface: %w", err)
+		return fmt.Errorf("lb.ingress.iface %q: %w", cfg.LB.Ingress.Iface, err)
 	}
 	gwside, err := net.InterfaceByName(cfg.LB.GatewaySide.Iface)
 	if err != nil {
-		return fmt.Errorf("gateway-side interface: %w", err)
+		return fmt.Errorf("lb.gateway_side.iface %q: %w", cfg.LB.GatewaySide.Iface, err)
 	}
 	if len(ingress.HardwareAddr) != 6 || len(gwside.HardwareAddr) != 6 {
 		return errors.New("lb interfaces must be Ethernet")

@@ -52,11 +52,11 @@ func (d *Daemon) startGW(ctx context.Context) error {
 	g := d.cfg.GW
 	lan, err := net.InterfaceByName(g.Lan.Iface)
 	if err != nil {
-		return fmt.Errorf("lan interface: %w", err)
+		return fmt.Errorf("gw.lan.iface %q: %w", g.Lan.Iface, err)
 	}
 	srv, err := net.InterfaceByName(g.Servers.Iface)
 	if err != nil {
-		return fmt.Errorf("servers interface: %w", err)
+		return fmt.Errorf("gw.servers.iface %q: %w", g.Servers.Iface, err)
 	}
 	if len(lan.HardwareAddr) != 6 || len(srv.HardwareAddr) != 6 {
 		return errors.New("gw interfaces must be Ethernet")
