@@ -8,8 +8,12 @@ import (
 	"strings"
 	"testing"
 
+	"go.uber.org/goleak"
+
 	"samepath/ctl/control"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // config is a valid configuration on loopback; DIR is the test's directory.
 const config = `state_dir: DIR/state

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"go.uber.org/goleak"
+
 	"samepath/dp/daemon"
 	"samepath/testbed/privtest"
 )
@@ -19,7 +21,7 @@ func TestMain(m *testing.M) {
 	if args := os.Getenv("SAMEPATHD_TEST_ARGS"); args != "" {
 		os.Exit(run(context.Background(), strings.Split(args, "\x1f"), os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 const lbConfig = `role: lb
