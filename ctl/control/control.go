@@ -45,9 +45,10 @@ type Control struct {
 	bg       sync.WaitGroup // Disconnect-Requests in flight
 }
 
-// New opens the state, applies the configured seeds and binds every socket.
+// New checks cfg (Check: what samepath-control -check runs), opens the
+// state, applies the configured seeds and binds every socket.
 func New(cfg Config, log *slog.Logger) (*Control, error) {
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
 	if log == nil {
@@ -111,29 +112,14 @@ func New(cfg Config, log *slog.Logger) (*Control, error) {
 	if err := c.Out.Load(); err != nil {
 		return nil, err
 	}
-	scfg := session.DefaultConfig()
-	scfg.InterimTimeout, scfg.DormantTimeout = cfg.Sessions.InterimTimeout, cfg.Sessions.DormantTimeout
-	scfg.RestartGrace = cfg.Sessions.RestartGrace // 0: interim_timeout
-	if c.Mgr, err = session.New(scfg, c.St, c.Pool, c.Out); err != nil {
+	if c.Mgr, err = session.New(cfg.sessionConfig(), c.St, c.Pool, c.Out); err != nil {
 		return nil, err
 	}
 	if err := c.Mgr.Load(); err != nil {
 		return nil, err
 	}
 	c.SessionSync = NewSessionSync(cfg.Sessions.Resync, c.Mgr, c.gatewayTargets)
-	rc := aaa.DefaultServerConfig()
-	rc.AuthAddr, rc.AcctAddr, rc.Clients = cfg.Radius.Auth, cfg.Radius.Acct, cfg.Radius.Clients
-	if cfg.Radius.RequireMessageAuthenticator != nil {
-		rc.RequireMessageAuthenticator = *cfg.Radius.RequireMessageAuthenticator
-	}
-	rc.SessionTimeout, rc.AcctInterimInterval = cfg.Radius.SessionTimeout, cfg.Radius.AcctInterimInterval
-	if cfg.Radius.DupTTL > 0 {
-		rc.DupTTL = cfg.Radius.DupTTL
-	}
-	if cfg.Radius.MaxInFlight > 0 {
-		rc.MaxInFlight = cfg.Radius.MaxInFlight
-	}
-	if c.Radius, err = aaa.NewServer(rc, c.Users, c.Pool, c.Mgr, c.St); err != nil {
+	if c.Radius, err = aaa.NewServer(cfg.serverConfig(), c.Users, c.Pool, c.Mgr, c.St); err != nil {
 		return nil, err
 	}
 	var lbs []health.LB
@@ -145,8 +131,7 @@ func New(cfg Config, log *slog.Logger) (*Control, error) {
 		lbs = append(lbs, health.LB{Name: l.Name, URL: l.API, Token: tok})
 	}
 	c.LBSync = health.NewLBSync(lbs, cfg.Health.Resync)
-	hc := health.Config{Interval: cfg.Health.Interval, Timeout: cfg.Health.Timeout, Fall: cfg.Health.Fall, Rise: cfg.Health.Rise}
-	if c.Monitor, err = health.NewMonitor(hc, c.healthTargets, health.HTTPProber(&http.Client{}), c.healthChanged); err != nil {
+	if c.Monitor, err = health.NewMonitor(cfg.healthConfig(), c.healthTargets, health.HTTPProber(&http.Client{}), c.healthChanged); err != nil {
 		return nil, err
 	}
 	if err := c.Radius.Listen(); err != nil {

@@ -53,11 +53,11 @@ func (d *Daemon) startGW(ctx context.Context) error {
 	g := d.cfg.GW
 	lan, err := net.InterfaceByName(g.Lan.Iface)
 	if err != nil {
-		return fmt.Errorf("lan interface: %w", err)
+		return fmt.Errorf("gw.lan.iface %q: %w", g.Lan.Iface, err)
 	}
 	srv, err := net.InterfaceByName(g.Servers.Iface)
 	if err != nil {
-		return fmt.Errorf("servers interface: %w", err)
+		return fmt.Errorf("gw.servers.iface %q: %w", g.Servers.Iface, err)
 	}
 	if len(lan.HardwareAddr) != 6 || len(srv.HardwareAddr) != 6 {
 		return errors.New("gw interfaces must be Ethernet")
@@ -140,15 +140,11 @@ func (d *Daemon) startGW(ctx context.Context) error {
 		}
 	}
 	requireSession := g.RequireSession == nil || *g.RequireSession
-	lbCache := g.LBCache
-	if lbCache == 0 {
-		lbCache = 1 << 16
-	}
 	pipe, err := dp.NewGW(dp.GWConfig{
 		Lan: 0, Servers: 1,
 		LanMAC: nat.MAC(lan.HardwareAddr), ServerMAC: nat.MAC(srv.HardwareAddr),
 		Flows: flows, Services: services, Dist: dist, Neighbors: nb,
-		RequireSession: requireSession, LBCacheSize: lbCache, ExpireBudget: 64, Authz: authz,
+		RequireSession: requireSession, LBCacheSize: g.LBCache, ExpireBudget: 64, Authz: authz,
 		Acct: prod, AcctInterim: g.Accounting.Interim,
 	})
 	if err != nil {

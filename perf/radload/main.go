@@ -11,8 +11,8 @@ import (
 	"os"
 	"time"
 
-	"samepath/ctl/control"
 	"samepath/ctl/nas"
+	"samepath/perf/radius"
 )
 
 func main() {
@@ -36,7 +36,7 @@ func main() {
 	var r nas.LoadResult
 	var err error
 	if *addr == "" {
-		r, err = control.BenchAccess(ctx, control.BenchConfig{Users: *users, Conns: *conns, Window: *window, Duration: *dur, Iter: *iter, NewDevices: *newDev})
+		r, err = radius.BenchAccess(ctx, radius.BenchConfig{Users: *users, Conns: *conns, Window: *window, Duration: *dur, Iter: *iter, NewDevices: *newDev})
 	} else {
 		ms := make([]nas.Mobile, *users)
 		for i := range ms {
