@@ -35,13 +35,89 @@ type gwState struct {
 
 	mu       sync.Mutex
 	sessions map[string]*gwSession // by control-process session id
-	byIP     map[netip.Addr]string
+	byIP     map[netip.Addr]string // every session's address; only theirs
 	nextID   uint64
+	tombs    tombstones
 }
 
 type gwSession struct {
 	api.GWSession
 	id uint64
+	ip netip.Addr
+}
+
+// Tombstone bounds: an ended or displaced session's tombstone is kept
+// for tombstoneTTL, and at most tombstoneMax of them (the oldest go
+// first; about 100 bytes each). An event of that session older than the
+// bound, which no retry of the control process's outbox comes near, is
+// taken as new.
+const (
+	tombstoneTTL = time.Hour
+	tombstoneMax = 1 << 16
+)
+
+// tombstones remembers the last sequence number of sessions that are no
+// longer in T3, so that their late or repeated events are ignored.
+type tombstones struct {
+	ttl   time.Duration
+	max   int
+	now   func() time.Time
+	seq   map[string]tomb // by session id
+	order []tombEntry     // oldest first; may name tombs since renewed or lifted
+}
+
+type tomb struct {
+	seq uint64
+	at  time.Time
+}
+
+type tombEntry struct {
+	id string
+	at time.Time
+}
+
+func newTombstones(ttl time.Duration, max int, now func() time.Time) tombstones {
+	return tombstones{ttl: ttl, max: max, now: now, seq: map[string]tomb{}}
+}
+
+// covers reports whether an event of session id with seq is not newer
+// than the session's tombstone.
+func (t *tombstones) covers(id string, seq uint64) bool {
+	tb, ok := t.seq[id]
+	return ok && seq <= tb.seq
+}
+
+// bury leaves (or raises) id's tombstone at seq, and drops what is past
+// the bounds.
+func (t *tombstones) bury(id string, seq uint64) {
+	now := t.now()
+	if tb, ok := t.seq[id]; ok && tb.seq > seq {
+		seq = tb.seq
+	}
+	t.seq[id] = tomb{seq: seq, at: now}
+	t.order = append(t.order, tombEntry{id: id, at: now})
+	t.expire(now)
+}
+
+// lift removes id's tombstone: a newer event brought the session back.
+func (t *tombstones) lift(id string) { delete(t.seq, id) }
+
+func (t *tombstones) expire(now time.Time) {
+	for len(t.order) > 0 && (len(t.order) > t.max || now.Sub(t.order[0].at) > t.ttl) {
+		e := t.order[0]
+		t.order = t.order[1:]
+		if tb, ok := t.seq[e.id]; ok && tb.at.Equal(e.at) {
+			delete(t.seq, e.id) // not renewed since
+		}
+	}
+}
+
+func (t *tombstones) len() int { return len(t.seq) }
+
+func newGWState(pipe *dp.GW, flows *nat.PortTable, services *balance.Table, dist *balance.Dist, authz *dp.Authz, alog *acct.Log) *gwState {
+	return &gwState{gw: pipe, flows: flows, services: services, dist: dist, authz: authz, acct: alog,
+		sessions: map[string]*gwSession{}, byIP: map[netip.Addr]string{},
+		tombs: newTombstones(tombstoneTTL, tombstoneMax, time.Now)}
 }
 
 // startGW opens the gateway role: AF_XDP sockets on queue 0 of both sides
@@ -219,8 +295,7 @@ func (d *Daemon) startGW(ctx context.Context) error {
 	}
 	// Closers run last-in first-out: detach before the sockets close.
 	d.closers = append(d.closers, fLan.Close, fSrv.Close)
-	d.gw = &gwState{gw: pipe, flows: flows, services: services, dist: dist, authz: authz, acct: alog,
-		sessions: map[string]*gwSession{}, byIP: map[netip.Addr]string{}}
+	d.gw = newGWState(pipe, flows, services, dist, authz, alog)
 	d.log.Info("gateway ready", "lan", lan.Name, "servers", srv.Name, "nat", pc.GwAddrs,
 		"ports", fmt.Sprintf("%d-%d", pc.PortMin, pc.PortMax), "services", len(svcs), "require_session", requireSession)
 	return nil
@@ -259,8 +334,15 @@ func (d *Daemon) addNATAddrs(ifi *net.Interface, addrs []netip.Addr) error {
 	return nil
 }
 
-// sessionEvent applies a T3 notification (R-GW-7): events older than the
-// last applied for the session are acknowledged and ignored.
+// sessionEvent applies a T3 notification (R-GW-7). Events are ordered
+// per session by Seq, which must be 1 or more: an event not newer than
+// the last applied for its session is acknowledged and ignored, and so
+// is one not newer than the tombstone an end leaves (see tombstoneTTL),
+// so retries and racing repeats are idempotent and an ended session does
+// not come back. A session whose event names another address moves
+// there: the worker closes the old address's gate and drops its flows.
+// A session given an address that another holds displaces that one (its
+// flows go, it is tombstoned at its last seq).
 func (s *gwState) sessionEvent(ev api.SessionEvent) error {
 	ip, err := netip.ParseAddr(ev.IP)
 	if err != nil {
@@ -269,47 +351,71 @@ func (s *gwState) sessionEvent(ev api.SessionEvent) error {
 	if ev.SessionID == "" {
 		return errors.New("session_id is required")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cur := s.sessions[ev.SessionID]
-	if cur != nil && ev.Seq != 0 && ev.Seq <= cur.Seq {
-		return nil // a retry or a late event
+	if ev.Seq == 0 {
+		return errors.New("seq: want 1 or more (it orders a session's events)")
 	}
 	switch ev.Event {
-	case api.EventStart, api.EventActive, api.EventDormant:
-		if cur == nil {
-			if old, ok := s.byIP[ip]; ok {
-				delete(s.sessions, old) // the worker replaces it too
-			}
-			s.nextID++
-			cur = &gwSession{id: s.nextID}
-			s.sessions[ev.SessionID] = cur
-		}
-		state := "active"
-		if ev.Event == api.EventDormant {
-			state = "dormant"
-		}
-		cur.GWSession = api.GWSession{SessionID: ev.SessionID, UserID: ev.UserID, DeviceID: ev.DeviceID, IP: ip.String(), State: state, Seq: ev.Seq}
-		s.byIP[ip] = ev.SessionID
-		s.gw.Apply(dp.SessionEvent{Session: s.dpSession(cur, ip)})
-	case api.EventEnd:
-		if cur == nil {
-			return nil
-		}
-		delete(s.sessions, ev.SessionID)
-		if s.byIP[ip] == ev.SessionID {
-			delete(s.byIP, ip)
-		}
-		s.gw.Apply(dp.SessionEvent{End: true, Session: s.dpSession(cur, ip)})
+	case api.EventStart, api.EventActive, api.EventDormant, api.EventEnd:
 	default:
 		return fmt.Errorf("event %q: want start, active, dormant or end", ev.Event)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tombs.expire(s.tombs.now())
+	if s.tombs.covers(ev.SessionID, ev.Seq) {
+		return nil // a late event of an ended session
+	}
+	cur := s.sessions[ev.SessionID]
+	if cur != nil && ev.Seq <= cur.Seq {
+		return nil // a retry or a late event
+	}
+	if ev.Event == api.EventEnd {
+		if cur != nil {
+			s.remove(cur)
+		}
+		s.tombs.bury(ev.SessionID, ev.Seq) // also when the end overtook the start
+		return nil
+	}
+	s.tombs.lift(ev.SessionID)
+	if cur != nil && cur.ip != ip {
+		s.remove(cur) // the old address's gate closes (the worker keys T3 by address)
+		cur = nil
+	}
+	if old, ok := s.byIP[ip]; ok && old != ev.SessionID {
+		if o := s.sessions[old]; o != nil {
+			delete(s.sessions, old) // the worker replaces it, dropping its flows
+			s.tombs.bury(old, o.Seq)
+		}
+	}
+	if cur == nil {
+		s.nextID++
+		cur = &gwSession{id: s.nextID}
+	}
+	state := "active"
+	if ev.Event == api.EventDormant {
+		state = "dormant"
+	}
+	cur.ip = ip
+	cur.GWSession = api.GWSession{SessionID: ev.SessionID, UserID: ev.UserID, DeviceID: ev.DeviceID, IP: ip.String(), State: state, Seq: ev.Seq}
+	s.sessions[ev.SessionID] = cur
+	s.byIP[ip] = ev.SessionID
+	s.gw.Apply(dp.SessionEvent{Session: s.dpSession(cur)})
 	return nil
 }
 
-func (s *gwState) dpSession(c *gwSession, ip netip.Addr) dp.Session {
+// remove takes c out of T3 and has the worker end it at its address,
+// with every flow record of it.
+func (s *gwState) remove(c *gwSession) {
+	delete(s.sessions, c.SessionID)
+	if s.byIP[c.ip] == c.SessionID {
+		delete(s.byIP, c.ip)
+		s.gw.Apply(dp.SessionEvent{End: true, Session: s.dpSession(c)})
+	}
+}
+
+func (s *gwState) dpSession(c *gwSession) dp.Session {
 	return dp.Session{ID: c.id, Name: c.SessionID, UserID: c.UserID, DeviceID: c.DeviceID,
-		IP: ip.As16(), Dormant: c.State == "dormant", Seq: c.Seq}
+		IP: c.ip.As16(), Dormant: c.State == "dormant", Seq: c.Seq}
 }
 
 func (s *gwState) sessionList() api.GWSessions {
