@@ -125,10 +125,11 @@ func requireToken(token string, h http.Handler) http.Handler {
 	})
 }
 
+// decode reads a body that is exactly one JSON object of v's shape
+// (api.DecodeObject); anything else is answered 400 and false, before
+// the handler changes any state.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 16<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := api.DecodeObject(io.LimitReader(r.Body, 16<<20), v); err != nil {
 		fail(w, http.StatusBadRequest, fmt.Errorf("decode body: %w", err))
 		return false
 	}
