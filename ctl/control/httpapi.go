@@ -233,10 +233,11 @@ func (c *Control) done(w http.ResponseWriter, r *http.Request, seq uint64, err e
 	return true
 }
 
+// readJSON reads a body that is exactly one JSON object of v's shape
+// (api.DecodeObject); anything else is answered 400 and false, before
+// the handler changes any state.
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := api.DecodeObject(io.LimitReader(r.Body, 1<<20), v); err != nil {
 		writeErr(w, http.StatusBadRequest, "bad JSON: "+err.Error())
 		return false
 	}
