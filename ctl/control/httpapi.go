@@ -47,8 +47,11 @@ import (
 //	DELETE /v1/authz/t8?device=D&service_type=S -> api.Authz
 //	GET    /v1/authz/status              AuthzStatus (push state per gateway)
 //
-// A change is answered once it is durable. With a token configured every
-// /v1 call needs "Authorization: Bearer TOKEN".
+// A request body is exactly one JSON object of the endpoint's type, with
+// no unknown field and nothing after it (api.DecodeObject), or the answer
+// is 400 and nothing changes. A change is answered once it is durable.
+// With a token configured every /v1 call needs "Authorization: Bearer
+// TOKEN".
 func (c *Control) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
