@@ -64,16 +64,18 @@ type tombstones struct {
 	now   func() time.Time
 	seq   map[string]tomb // by session id
 	order []tombEntry     // oldest first; may name tombs since renewed or lifted
+	gen   uint64
 }
 
 type tomb struct {
 	seq uint64
-	at  time.Time
+	gen uint64 // which bury made it: its entry in order
 }
 
 type tombEntry struct {
-	id string
-	at time.Time
+	id  string
+	gen uint64
+	at  time.Time
 }
 
 func newTombstones(ttl time.Duration, max int, now func() time.Time) tombstones {
@@ -94,8 +96,9 @@ func (t *tombstones) bury(id string, seq uint64) {
 	if tb, ok := t.seq[id]; ok && tb.seq > seq {
 		seq = tb.seq
 	}
-	t.seq[id] = tomb{seq: seq, at: now}
-	t.order = append(t.order, tombEntry{id: id, at: now})
+	t.gen++
+	t.seq[id] = tomb{seq: seq, gen: t.gen}
+	t.order = append(t.order, tombEntry{id: id, gen: t.gen, at: now})
 	t.expire(now)
 }
 
@@ -106,7 +109,7 @@ func (t *tombstones) expire(now time.Time) {
 	for len(t.order) > 0 && (len(t.order) > t.max || now.Sub(t.order[0].at) > t.ttl) {
 		e := t.order[0]
 		t.order = t.order[1:]
-		if tb, ok := t.seq[e.id]; ok && tb.at.Equal(e.at) {
+		if tb, ok := t.seq[e.id]; ok && tb.gen == e.gen {
 			delete(t.seq, e.id) // not renewed since
 		}
 	}

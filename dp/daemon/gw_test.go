@@ -231,6 +231,24 @@ func TestGWSessionTombstoneBounds(t *testing.T) {
 	}
 }
 
+func TestGWSessionTombstoneRenewed(t *testing.T) {
+	r := newGWRig(t)
+	r.s.tombs.max = 3
+	r.event(api.EventEnd, "s1", addrA, 2)
+	r.event(api.EventEnd, "s2", addrA, 2)
+	r.event(api.EventEnd, "s3", addrA, 2)
+	r.event(api.EventEnd, "s1", addrA, 4) // renewed: now the newest
+	r.event(api.EventEnd, "s4", addrA, 2) // s2, the oldest, goes
+	r.event(api.EventStart, "s1", addrA, 3)
+	r.event(api.EventStart, "s2", addrB, 1)
+	if d := cmp.Diff([]string{"s2@10.101.0.6/active/1"}, r.sessions()); d != "" {
+		t.Errorf("sessions (-want +got):\n%s", d)
+	}
+	if n := r.s.tombs.len(); n != 3 {
+		t.Errorf("%d tombstones, want 3 (s1, s3, s4)", n)
+	}
+}
+
 func TestGWSessionSeqZeroRefused(t *testing.T) {
 	r := newGWRig(t)
 	err := r.c.SessionEvent(context.Background(), api.SessionEvent{Event: api.EventStart, SessionID: "s1", IP: addrA.String()})
