@@ -48,9 +48,12 @@ type gwSession struct {
 
 // Tombstone bounds: an ended or displaced session's tombstone is kept
 // for tombstoneTTL, and at most tombstoneMax of them (the oldest go
-// first; about 100 bytes each). An event of that session older than the
-// bound, which no retry of the control process's outbox comes near, is
-// taken as new.
+// first; about 100 bytes each). Past them a stale event of the session
+// counts as new again. The control process's outbox delivers a gateway's
+// events in order and repeats one only until it is acknowledged, so a
+// stale repeat follows its original by seconds, not an hour. Session ids
+// must not be reused within the bound: a new session under an ended one's
+// id, starting again at seq 1, would be ignored.
 const (
 	tombstoneTTL = time.Hour
 	tombstoneMax = 1 << 16
