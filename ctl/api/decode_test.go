@@ -47,3 +47,26 @@ func TestDecodeObject(t *testing.T) {
 		})
 	}
 }
+
+func TestDecodeObjectRequired(t *testing.T) {
+	for _, tc := range []struct {
+		body    string
+		wantErr bool
+	}{
+		{`{"rows":[]}`, false},
+		{`{"rows":[{"range":"10.0.0.0/8","gateways":[]}]}`, false},
+		{`{"rows":null}`, false}, // a nil slice from Go's encoder
+		{`{}`, true},
+		{`{"rws":[]}`, true},   // unknown, and rows missing
+		{`{"Rows":[]}`, false}, // encoding/json matches field names without case
+	} {
+		var got T4
+		err := DecodeObject(strings.NewReader(tc.body), &got, "rows")
+		if (err != nil) != tc.wantErr {
+			t.Errorf("%s: err = %v, want error %v", tc.body, err, tc.wantErr)
+		}
+		if tc.body == `{}` && !errors.Is(err, ErrRequired) {
+			t.Errorf("%s: err = %v, want ErrRequired", tc.body, err)
+		}
+	}
+}

@@ -8,9 +8,10 @@ import (
 )
 
 // badBodies are request bodies that are not exactly one JSON object of
-// the endpoint's shape, built around valid, a body the endpoint takes.
-func badBodies(valid string) map[string]string {
-	return map[string]string{
+// the endpoint's shape, built around valid, a body the endpoint takes,
+// and with the endpoint's own bad ones (extra).
+func badBodies(valid string, extra ...string) map[string]string {
+	m := map[string]string{
 		"null":                 `null`,
 		"empty":                ``,
 		"array":                `[]`,
@@ -24,6 +25,10 @@ func badBodies(valid string) map[string]string {
 		"valid in an array":    `[` + valid + `]`,
 		"valid, unknown field": strings.TrimSuffix(valid, `}`) + `,"no_such_field":1}`,
 	}
+	for _, b := range extra {
+		m[b] = b
+	}
+	return m
 }
 
 func request(t *testing.T, base, method, path, body string) (int, string) {
@@ -49,13 +54,16 @@ func request(t *testing.T, base, method, path, body string) (int, string) {
 // body, which must be taken and change them, so that a bad body that
 // applied would have been seen.
 func TestAPIRefusesBodiesNotOneObject(t *testing.T) {
-	for _, tc := range []struct{ method, path, valid string }{
-		{http.MethodPut, "/v1/gateways", `{"name":"gw3","range":"10.100.2.0/24","mac":"02:00:00:00:00:33"}`},
-		{http.MethodPut, "/v1/gateways/gw1/admin", `{"admin":"drain"}`},
-		{http.MethodPut, "/v1/users", `{"id":"u9","password":"pw9"}`},
-		{http.MethodPut, "/v1/authz", `{"t9":[],"t8":[]}`},
-		{http.MethodPut, "/v1/authz/t9", `{"rep":"10.30.0.9","service_type":"mail"}`},
-		{http.MethodPut, "/v1/authz/t8", `{"device":"IMEI-9","service_type":"web","allowed":true}`},
+	for _, tc := range []struct {
+		method, path, valid string
+		extra               []string // the replaced tables must be named, as [] for none
+	}{
+		{http.MethodPut, "/v1/gateways", `{"name":"gw3","range":"10.100.2.0/24","mac":"02:00:00:00:00:33"}`, nil},
+		{http.MethodPut, "/v1/gateways/gw1/admin", `{"admin":"drain"}`, nil},
+		{http.MethodPut, "/v1/users", `{"id":"u9","password":"pw9"}`, nil},
+		{http.MethodPut, "/v1/authz", `{"t9":[],"t8":[]}`, []string{`{}`, `{"t9":[]}`, `{"t8":[]}`}},
+		{http.MethodPut, "/v1/authz/t9", `{"rep":"10.30.0.9","service_type":"mail"}`, nil},
+		{http.MethodPut, "/v1/authz/t8", `{"device":"IMEI-9","service_type":"web","allowed":true}`, nil},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
 			cfg := authzConfig(t.TempDir())
@@ -73,7 +81,7 @@ func TestAPIRefusesBodiesNotOneObject(t *testing.T) {
 				return b.String()
 			}
 			before := state()
-			for name, body := range badBodies(tc.valid) {
+			for name, body := range badBodies(tc.valid, tc.extra...) {
 				code, msg := request(t, cl.Base, tc.method, tc.path, body)
 				if code != http.StatusBadRequest {
 					t.Errorf("%s body %q: %d %s, want 400", name, body, code, msg)

@@ -11,9 +11,10 @@ import (
 )
 
 // badBodies are request bodies that are not exactly one JSON object of
-// the endpoint's shape, built around valid, a body the endpoint takes.
-func badBodies(valid string) map[string]string {
-	return map[string]string{
+// the endpoint's shape, built around valid, a body the endpoint takes,
+// and with the endpoint's own bad ones (extra).
+func badBodies(valid string, extra ...string) map[string]string {
+	m := map[string]string{
 		"null":                 `null`,
 		"empty":                ``,
 		"array":                `[]`,
@@ -27,6 +28,10 @@ func badBodies(valid string) map[string]string {
 		"valid in an array":    `[` + valid + `]`,
 		"valid, unknown field": strings.TrimSuffix(valid, `}`) + `,"no_such_field":1}`,
 	}
+	for _, b := range extra {
+		m[b] = b
+	}
+	return m
 }
 
 func request(t *testing.T, base, method, path, body string) (int, string) {
@@ -50,10 +55,10 @@ func request(t *testing.T, base, method, path, body string) (int, string) {
 // checkBodies sends each bad body to method path and wants 400 and
 // state() unchanged; then valid, which must be taken and change state(),
 // so that the bad ones would have been seen had they applied.
-func checkBodies(t *testing.T, base, method, path, valid string, state func() string) {
+func checkBodies(t *testing.T, base, method, path, valid string, extra []string, state func() string) {
 	t.Helper()
 	before := state()
-	for name, body := range badBodies(valid) {
+	for name, body := range badBodies(valid, extra...) {
 		code, msg := request(t, base, method, path, body)
 		if code != http.StatusBadRequest {
 			t.Errorf("%s %s with %s body %q: %d %s, want 400", method, path, name, body, code, msg)
@@ -87,10 +92,13 @@ func getAll(t *testing.T, base string, paths ...string) func() string {
 }
 
 func TestAPIRefusesBodiesNotOneObjectLB(t *testing.T) {
-	for _, tc := range []struct{ method, path, valid string }{
-		{http.MethodPut, "/v1/t4", `{"rows":[]}`},
-		{http.MethodPut, "/v1/t4/row", `{"range":"10.102.0.0/24","gateways":[{"mac":"02:00:00:00:10:02","state":"up"}]}`},
-		{http.MethodPut, "/v1/gateways/state", `{"mac":"02:00:00:00:10:01","state":"down"}`},
+	for _, tc := range []struct {
+		method, path, valid string
+		extra               []string // a replaced table must be named, as [] for none
+	}{
+		{http.MethodPut, "/v1/t4", `{"rows":[]}`, []string{`{}`}},
+		{http.MethodPut, "/v1/t4/row", `{"range":"10.102.0.0/24","gateways":[{"mac":"02:00:00:00:10:02","state":"up"}]}`, nil},
+		{http.MethodPut, "/v1/gateways/state", `{"mac":"02:00:00:00:10:01","state":"down"}`, nil},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
 			c, _ := newAPI(t, "")
@@ -98,22 +106,25 @@ func TestAPIRefusesBodiesNotOneObjectLB(t *testing.T) {
 			if err := c.SetT4(context.Background(), seed); err != nil {
 				t.Fatal(err)
 			}
-			checkBodies(t, c.Base, tc.method, tc.path, tc.valid, getAll(t, c.Base, "/v1/t4"))
+			checkBodies(t, c.Base, tc.method, tc.path, tc.valid, tc.extra, getAll(t, c.Base, "/v1/t4"))
 		})
 	}
 }
 
 func TestAPIRefusesBodiesNotOneObjectGW(t *testing.T) {
-	for _, tc := range []struct{ method, path, valid string }{
-		{http.MethodPost, "/v1/sessions/events", `{"event":"start","session_id":"s9","device_id":"IMEI-1","ip":"10.101.0.9","seq":1}`},
-		{http.MethodPut, "/v1/services", `{"services":[]}`},
-		{http.MethodPut, "/v1/services/policy", `{"service":"web","policy":"lc"}`},
-		{http.MethodPut, "/v1/services/server", `{"service":"web","addr":"10.20.0.11:8080","state":"down"}`},
-		{http.MethodPut, "/v1/authz", `{"t9":[],"t8":[]}`},
+	for _, tc := range []struct {
+		method, path, valid string
+		extra               []string // a replaced table must be named, as [] for none
+	}{
+		{http.MethodPost, "/v1/sessions/events", `{"event":"start","session_id":"s9","device_id":"IMEI-1","ip":"10.101.0.9","seq":1}`, nil},
+		{http.MethodPut, "/v1/services", `{"services":[]}`, []string{`{}`}},
+		{http.MethodPut, "/v1/services/policy", `{"service":"web","policy":"lc"}`, nil},
+		{http.MethodPut, "/v1/services/server", `{"service":"web","addr":"10.20.0.11:8080","state":"down"}`, nil},
+		{http.MethodPut, "/v1/authz", `{"t9":[],"t8":[]}`, []string{`{}`, `{"t9":[]}`, `{"t8":[]}`}},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
 			r := newGWRig(t)
-			checkBodies(t, r.base, tc.method, tc.path, tc.valid, getAll(t, r.base, "/v1/sessions", "/v1/services", "/v1/authz"))
+			checkBodies(t, r.base, tc.method, tc.path, tc.valid, tc.extra, getAll(t, r.base, "/v1/sessions", "/v1/services", "/v1/authz"))
 		})
 	}
 }

@@ -549,7 +549,7 @@ func ServiceRoutes(v1 *http.ServeMux, t *balance.Table) {
 	v1.HandleFunc("GET /v1/services", func(w http.ResponseWriter, _ *http.Request) { reply(w, ServicesView(t)) })
 	v1.HandleFunc("PUT /v1/services", func(w http.ResponseWriter, r *http.Request) {
 		var in api.Services
-		if !decode(w, r, &in) {
+		if !decode(w, r, &in, "services") {
 			return
 		}
 		if err := ReplaceServices(t, in); err != nil {
@@ -626,7 +626,7 @@ func gwRoutes(v1 *http.ServeMux, s *gwState) {
 	})
 	v1.HandleFunc("PUT /v1/authz", func(w http.ResponseWriter, r *http.Request) {
 		var in api.Authz
-		if !decode(w, r, &in) {
+		if !decode(w, r, &in, "t9", "t8") {
 			return
 		}
 		t9, t8, err := AuthzRows(in)
