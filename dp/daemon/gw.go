@@ -118,8 +118,6 @@ func (t *tombstones) expire(now time.Time) {
 	}
 }
 
-func (t *tombstones) len() int { return len(t.seq) }
-
 func newGWState(pipe *dp.GW, flows *nat.PortTable, services *balance.Table, dist *balance.Dist, authz *dp.Authz, alog *acct.Log) *gwState {
 	return &gwState{gw: pipe, flows: flows, services: services, dist: dist, authz: authz, acct: alog,
 		sessions: map[string]*gwSession{}, byIP: map[netip.Addr]string{},

@@ -205,7 +205,7 @@ func TestGWSessionTombstoneBounds(t *testing.T) {
 	for i := 1; i <= 4; i++ {
 		r.event(api.EventEnd, fmt.Sprintf("s%d", i), addrA, 2)
 	}
-	if n := r.s.tombs.len(); n != 3 {
+	if n := len(r.s.tombs.seq); n != 3 {
 		t.Errorf("%d tombstones, want the bound 3", n)
 	}
 	// s1's tombstone was the oldest: it went, so its start counts again.
@@ -217,7 +217,7 @@ func TestGWSessionTombstoneBounds(t *testing.T) {
 	// Past the time bound every tombstone goes.
 	r.clock = r.clock.Add(tombstoneTTL + time.Second)
 	r.event(api.EventStart, "s3", addrB, 1)
-	if n := r.s.tombs.len(); n != 0 {
+	if n := len(r.s.tombs.seq); n != 0 {
 		t.Errorf("%d tombstones after the ttl, want 0", n)
 	}
 	if d := cmp.Diff([]string{"s1@10.101.0.5/active/1", "s3@10.101.0.6/active/1"}, r.sessions()); d != "" {
@@ -244,7 +244,7 @@ func TestGWSessionTombstoneRenewed(t *testing.T) {
 	if d := cmp.Diff([]string{"s2@10.101.0.6/active/1"}, r.sessions()); d != "" {
 		t.Errorf("sessions (-want +got):\n%s", d)
 	}
-	if n := r.s.tombs.len(); n != 3 {
+	if n := len(r.s.tombs.seq); n != 3 {
 		t.Errorf("%d tombstones, want 3 (s1, s3, s4)", n)
 	}
 }
