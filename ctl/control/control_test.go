@@ -39,14 +39,15 @@ type fakeDaemon struct {
 	events  []api.SessionEvent
 	states  []api.GatewayState
 	// t3 is the gateway's session copy, kept by samepathd's rules: an
-	// event not newer (Seq) than the copy's is ignored, start, active and
-	// dormant upsert, end deletes.
-	t3  map[string]api.GWSession
-	srv *httptest.Server
+	// event not newer (Seq) than the copy's, or than an end's (ended), is
+	// ignored, start, active and dormant upsert, end deletes.
+	t3    map[string]api.GWSession
+	ended map[string]uint64
+	srv   *httptest.Server
 }
 
 func newFakeDaemon(t *testing.T) *fakeDaemon {
-	d := &fakeDaemon{healthy: true, t3: map[string]api.GWSession{}}
+	d := &fakeDaemon{healthy: true, t3: map[string]api.GWSession{}, ended: map[string]uint64{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		d.mu.Lock()
@@ -62,10 +63,12 @@ func newFakeDaemon(t *testing.T) *fakeDaemon {
 		json.NewDecoder(r.Body).Decode(&ev)
 		d.mu.Lock()
 		d.events = append(d.events, ev)
-		if cur, ok := d.t3[ev.SessionID]; !ok || ev.Seq == 0 || ev.Seq > cur.Seq {
+		cur, ok := d.t3[ev.SessionID]
+		if (!ok || ev.Seq > cur.Seq) && ev.Seq > d.ended[ev.SessionID] {
 			switch ev.Event {
 			case api.EventEnd:
 				delete(d.t3, ev.SessionID)
+				d.ended[ev.SessionID] = ev.Seq
 			default:
 				st := "active"
 				if ev.Event == api.EventDormant {

@@ -48,8 +48,12 @@ import (
 //	DELETE /v1/authz/t8?device=D&service_type=S -> api.Authz
 //	GET    /v1/authz/status              AuthzStatus (push state per gateway)
 //
-// A change is answered once it is durable. With a token configured every
-// /v1 call needs "Authorization: Bearer TOKEN".
+// A request body is exactly one JSON object of the endpoint's type, with
+// no unknown field and nothing after it, and PUT /v1/authz names both
+// tables ([] empties one) (api.DecodeObject), or the answer is 400 and
+// nothing changes. A change is answered once it is durable.
+// With a token configured every /v1 call needs "Authorization: Bearer
+// TOKEN".
 func (c *Control) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
@@ -235,10 +239,11 @@ func (c *Control) done(w http.ResponseWriter, r *http.Request, seq uint64, err e
 	return true
 }
 
-func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+// readJSON reads a body that is exactly one JSON object of v's shape, with
+// the required fields present (api.DecodeObject); anything
+// else is answered 400 and false, before the handler changes any state.
+func readJSON(w http.ResponseWriter, r *http.Request, v any, required ...string) bool {
+	if err := api.DecodeObject(io.LimitReader(r.Body, 1<<20), v, required...); err != nil {
 		writeErr(w, http.StatusBadRequest, "bad JSON: "+err.Error())
 		return false
 	}
@@ -271,7 +276,7 @@ func (c *Control) authzHandlers(v1 *http.ServeMux) {
 	v1.HandleFunc("GET /v1/authz/status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, c.AuthzSync.Status()) })
 	v1.HandleFunc("PUT /v1/authz", func(w http.ResponseWriter, r *http.Request) {
 		var a api.Authz
-		if !readJSON(w, r, &a) {
+		if !readJSON(w, r, &a, "t9", "t8") {
 			return
 		}
 		seq, err := c.Authz.Replace(a.T9, a.T8) // a.Denied (a gateway's counters) is not a table
