@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"samepath/ctl/api"
+	"samepath/dp"
 	"samepath/dp/balance"
 	"samepath/nat"
 )
@@ -41,8 +42,15 @@ func (c *counterCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.rxb, prometheus.CounterValue, float64(q.RxBytes), q.Port)
 		ch <- prometheus.MustNewConstMetric(c.txp, prometheus.CounterValue, float64(q.TxPackets), q.Port)
 		ch <- prometheus.MustNewConstMetric(c.txb, prometheus.CounterValue, float64(q.TxBytes), q.Port)
+		// Every reason from the start, at 0 until it happens, so that a
+		// rate() or an alert on a reason works before its first drop.
+		for _, r := range dp.Reasons() {
+			ch <- prometheus.MustNewConstMetric(c.drop, prometheus.CounterValue, float64(q.Drops[r.String()]), q.Port, r.String())
+		}
 		for r, n := range q.Drops {
-			ch <- prometheus.MustNewConstMetric(c.drop, prometheus.CounterValue, float64(n), q.Port, r)
+			if !knownReason[r] {
+				ch <- prometheus.MustNewConstMetric(c.drop, prometheus.CounterValue, float64(n), q.Port, r)
+			}
 		}
 		ch <- prometheus.MustNewConstMetric(c.idl, prometheus.GaugeValue, q.IdleRatio, q.Port)
 		for k, n := range q.Socket {
@@ -50,6 +58,15 @@ func (c *counterCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 }
+
+// knownReason holds the names of dp's drop reasons.
+var knownReason = func() map[string]bool {
+	m := map[string]bool{}
+	for _, r := range dp.Reasons() {
+		m[r.String()] = true
+	}
+	return m
+}()
 
 // NewRegistry returns a registry with Go/process collectors and the queue
 // counters read by read.
