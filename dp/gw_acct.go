@@ -290,9 +290,9 @@ func (g *GW) acctRecord(id uint32, b *nat.Binding, kind acct.Kind, cause acct.Ca
 	return user, device, stype
 }
 
-// acctTick writes interim records for flows that have run AcctInterim
-// since their start or last report, examining a bounded number of slots
-// per round.
+// acctTick runs the checkpoint sweep (acctCheckpoint) and writes interim
+// records for flows that have run AcctInterim since their start or last
+// report, examining a bounded number of slots per round.
 func (g *GW) acctTick() {
 	a := g.acct
 	if a == nil {

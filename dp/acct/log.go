@@ -99,7 +99,7 @@ var ErrClosed = errors.New("acct: log closed")
 // Stats are the log's counters as plain numbers (see Log.Stats).
 type Stats struct {
 	Producers int
-	Pushed    uint64 // records accepted by Push
+	Pushed    uint64 // records accepted by Push (checkpoints included)
 	Lost      uint64 // records refused by Push: ring full or log closed
 	Queued    uint64 // records in the rings now
 	Written   uint64 // records written to the file
