@@ -234,3 +234,41 @@ func waitFor(t *testing.T, r *gwRig, what string, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestGWAccountingAllocs: accounting with checkpoints allocates nothing
+// on the worker: rounds of an up and a down packet while the checkpoint
+// sweep (every microsecond here) keeps pushing the flow's checkpoint.
+func TestGWAccountingAllocs(t *testing.T) {
+	log, prod, _ := openAcct(t, func(c *acct.Config) { c.SyncInterval = time.Microsecond })
+	t.Cleanup(func() { log.Close() })
+	r := newGWFull(t, 65535, nil, prod, time.Hour)
+	up := dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, rep).TCP(44000, 80).Flags(header.FlagSYN).Bytes()
+	r.send(0, up)
+	b := r.binding(6, mob, rep, 44000, 80)
+	upAck := dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, rep).TCP(44000, 80).Flags(header.FlagACK).Payload([]byte("GET / HTTP/1.1\r\nHost: h\r\n\r\n")).Bytes()
+	down := dptest.Frame().Eth(a1MAC, gwSrvMAC).IPv4(b.Server.Addr(), key4).TCP(8080, b.GwPort).Flags(header.FlagACK).Payload(make([]byte, 100)).Bytes()
+	drain := func([]byte) {}
+	before := log.Stats()
+	// A sweep of the 1024-slot table takes 4 rounds: a run of 8 rounds
+	// holds at least one checkpoint (AllocsPerRun rounds down).
+	n := testing.AllocsPerRun(100, func() {
+		for range 8 {
+			r.ports[0].Inject(upAck)
+			r.ports[1].Inject(down)
+			r.w.Poll()
+			for r.ports[0].Take(drain) {
+			}
+			for r.ports[1].Take(drain) {
+			}
+		}
+	})
+	if n != 0 {
+		t.Errorf("gateway with accounting allocates %v per 8 rounds", n)
+	}
+	for log.Stats().Queued != 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if st := log.Stats(); st.Checkpoints+st.CheckpointsDeferred-before.Checkpoints-before.CheckpointsDeferred < 100 {
+		t.Errorf("%d checkpoints during the rounds: the sweep did not run", st.Checkpoints-before.Checkpoints)
+	}
+}

@@ -363,7 +363,11 @@ func ReadCheckpoints(name string) ([]Record, error) {
 		return nil, fmt.Errorf("acct: %w", err)
 	}
 	defer f.Close()
-	br := bufio.NewReaderSize(f, 64<<10)
+	return readCheckpoints(f, name)
+}
+
+func readCheckpoints(r io.Reader, name string) ([]Record, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
 	var hdr [ckptHeader]byte
 	if _, err := io.ReadFull(br, hdr[:]); err != nil || !bytes.HasPrefix(hdr[:], []byte(ckptMagic)) {
 		return nil, fmt.Errorf("acct: %s is not a checkpoint file (%q)", name, ckptMagic[:len(ckptMagic)-1])
