@@ -290,9 +290,12 @@ func (c *ckptFile) flushed(ok bool) {
 }
 
 // clearEnded zeroes the halves of flows whose final records are now
-// fsync'd in the log.
+// fsync'd in the log. A clear that fails to write stays in ends, to be
+// tried again at the next fsync.
 func (c *ckptFile) clearEnded(l *Log) {
+	kept := c.ends[:0]
 	for _, e := range c.ends {
+		failed := false
 		for _, h := range [2]uint32{2 * e.slot, 2*e.slot + 1} {
 			if c.seq[h] != e.seq || !bit(c.pending, h) {
 				continue
@@ -300,15 +303,19 @@ func (c *ckptFile) clearEnded(l *Log) {
 			if _, err := c.f.WriteAt(c.zero[:ckptHalf], ckptHeader+int64(h)*ckptHalf); err != nil {
 				l.ckptErrs.Add(1)
 				l.werrs.Add(1)
-				continue // kept: a restart dedups it against the log
+				failed = true
+				continue
 			}
 			c.seq[h] = 0
 			setBit(c.pending, h, false)
 			c.used--
 			c.dirty = true
 		}
+		if failed {
+			kept = append(kept, e)
+		}
 	}
-	c.ends, c.written = c.ends[:0], 0
+	c.ends, c.written = kept, len(kept)
 }
 
 func (c *ckptFile) sync(l *Log) {

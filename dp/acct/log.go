@@ -458,6 +458,9 @@ func (w *writer) syncCheckpoints(l *Log, logSynced bool) {
 		}
 		if logSynced {
 			p.ck.clearEnded(l)
+			if len(p.ck.ends) > 0 {
+				w.ckDirty = true // clears to try again
+			}
 		} else {
 			// The final records are not known durable: their flows'
 			// checkpoints stay, for a restart to dedup or write.
