@@ -335,3 +335,45 @@ func TestCheckpointAllocs(t *testing.T) {
 		t.Errorf("Checkpoint: %v allocs", n)
 	}
 }
+
+// TestCheckpointFinalWriteFails: a final record that fails to be
+// written leaves its flow's checkpoint in place (not waiting to be
+// cleared), so the next start writes the flow a gateway-restart record.
+func TestCheckpointFinalWriteFails(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full")
+	}
+	cfg := ckptConfig(t)
+	if err := os.Symlink("/dev/full", cfg.Path); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := l.Register()
+	r := ckptRecord(1, 1, 1)
+	p.Checkpoint(&r)
+	r = ckptRecord(1, 1, 2)
+	r.Kind, r.Cause = Final, CauseTCPClose
+	pushWait(p, &r)
+	if err := l.Close(); err == nil {
+		t.Fatal("close: no error from /dev/full")
+	}
+	if st := l.Stats(); st.Failed != 1 || st.Checkpoints != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	if got := checkpoints(t, cfg.Path+".ckpt.0"); len(got) != 1 || got[1].UpPackets != 1 {
+		t.Fatalf("checkpoints after the failed final record: %+v", got)
+	}
+	os.Remove(cfg.Path)
+	l2, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2.Close()
+	entries, _, _ := Query(cfg.Path, Filter{})
+	if len(entries) != 1 || entries[0].Cause != "gateway-restart" || entries[0].UpPackets != 1 {
+		t.Errorf("records after the restart: %+v, want flow 1's gateway-restart record", entries)
+	}
+}
