@@ -129,7 +129,7 @@ type NAT struct {
 type Accounting struct {
 	Log          string        `yaml:"log"`           // file (rotated as FILE.1 .. FILE.keep)
 	Interim      time.Duration `yaml:"interim"`       // interim records for long flows; 0: none
-	SyncInterval time.Duration `yaml:"sync_interval"` // fsync batches at least this often
+	SyncInterval time.Duration `yaml:"sync_interval"` // fsync batches (and live flows' checkpoints) at least this often
 	MaxSize      int64         `yaml:"max_size"`      // rotate before this many bytes
 	Keep         int           `yaml:"keep"`          // rotated files kept
 }
@@ -720,6 +720,8 @@ gw:
       service_type: web
       servers: [{addr: "10.20.0.11:80"}, {addr: "10.20.0.12:80", weight: 2}]
   probe: {interval: 1s, timeout: 500ms, fall: 3, rise: 2}
+  # accounting: T10 records, fsync'd every sync_interval; live flows are
+  # checkpointed as often (LOG.ckpt.N), so a crash loses at most ~one interval
   accounting: {log: /var/log/samepath/accounting.log, interim: 5m, sync_interval: 200ms}
   authz:                        # T9 service types, T8 service orders
     t9: [{rep: 10.30.0.1, service_type: web}]

@@ -214,6 +214,11 @@ func (d *Daemon) startGW(ctx context.Context) error {
 		if alog, err = acct.Open(lc); err != nil {
 			return fmt.Errorf("accounting log: %w", err)
 		}
+		if n := alog.Stats().Recovered; n > 0 {
+			// The last run crashed: Open wrote its open flows' final
+			// records from their last checkpoints (R-ACCT-2).
+			d.log.Warn("accounting: final records written for flows a crash ended", "flows", n, "cause", "gateway-restart", "log", alog.Path())
+		}
 		d.closers = append(d.closers, alog.Close) // runs last: after the worker stopped
 		if prod, err = alog.Register(); err != nil {
 			return err

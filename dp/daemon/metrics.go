@@ -103,7 +103,7 @@ func newGWCollector(s *gwState) *gwCollector {
 		refused:   d("replies_total", "Proxy replies sent (RST or ICMP) for refused flows."),
 		subBytes:  d("subscriber_bytes_total", "Accounted bytes (IP packets) per subscriber and direction.", "user", "device", "direction"),
 		svcBytes:  d("service_bytes_total", "Accounted bytes (IP packets) per service type and direction.", "service_type", "direction"),
-		acctRecs:  d("accounting_records_total", "Accounting records by outcome.", "outcome"),
+		acctRecs:  d("accounting_records_total", "Accounting records by outcome (pushed includes checkpoints; checkpointed: kept in the checkpoint files; gateway_restart: final records written at start for flows a crash ended).", "outcome"),
 		acctLost:  d("accounting_lost_total", "Accounting records lost (ring full, write failed): never silent."),
 		attrLost:  d("accounting_attributes_lost_total", "Flow attributes (URL, SNI) not kept for want of a slot."),
 	}
@@ -155,7 +155,8 @@ func (c *gwCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.svcBytes, prometheus.CounterValue, float64(u.DownBytes), k, "down")
 	}
 	st := s.acct.Stats()
-	for k, v := range map[string]uint64{"pushed": st.Pushed, "written": st.Written, "synced": st.Synced} {
+	for k, v := range map[string]uint64{"pushed": st.Pushed, "written": st.Written, "synced": st.Synced,
+		"checkpointed": st.Checkpoints, "gateway_restart": st.Recovered} {
 		ch <- prometheus.MustNewConstMetric(c.acctRecs, prometheus.CounterValue, float64(v), k)
 	}
 	ch <- prometheus.MustNewConstMetric(c.acctLost, prometheus.CounterValue, float64(st.Lost+st.Failed))
