@@ -12,14 +12,16 @@ import (
 	"syscall"
 
 	"samepath/ctl/control"
+	"samepath/internal/version"
 )
 
 func main() {
 	fs := flag.NewFlagSet("samepath-control", flag.ExitOnError)
 	cfgPath := fs.String("config", "", "YAML configuration file (required)")
 	check := fs.Bool("check", false, "validate the configuration and exit")
+	version.AddFlag(fs, "samepath-control", os.Stdout, os.Exit)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: samepath-control --config FILE [--check]\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: samepath-control --config FILE [--check] | --version\n\nflags:\n")
 		fs.PrintDefaults()
 		fmt.Fprintf(fs.Output(), "\nexample configuration:\n\n%s", control.ExampleConfig)
 	}

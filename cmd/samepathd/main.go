@@ -12,14 +12,16 @@ import (
 	"syscall"
 
 	"samepath/dp/daemon"
+	"samepath/internal/version"
 )
 
 func main() {
 	cfgPath := flag.String("config", "", "YAML config file (required)")
 	check := flag.Bool("check", false, "validate the config and exit")
 	verbose := flag.Bool("v", false, "debug logging")
+	version.AddFlag(flag.CommandLine, "samepathd", os.Stdout, os.Exit)
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: samepathd --config FILE [-check] [-v]\n\nRuns the samepath dataplane until SIGTERM or SIGINT; the XDP programs are detached on exit.\n\nflags:\n")
+		fmt.Fprintf(os.Stderr, "usage: samepathd --config FILE [-check] [-v] | --version\n\nRuns the samepath dataplane until SIGTERM or SIGINT; the XDP programs are detached on exit.\n\nflags:\n")
 		flag.PrintDefaults()
 		fmt.Fprintf(os.Stderr, "\nexample config, role lb:\n\n%s\nexample config, role gw:\n\n%s", daemon.Example, daemon.ExampleGW)
 	}
@@ -28,6 +30,7 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
+	daemon.Version = version.Get() // what the status endpoint reports
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug

@@ -5,6 +5,7 @@ import (
 
 	"samepath/ctl/api"
 	"samepath/dp/balance"
+	"samepath/internal/buildinfo"
 	"samepath/nat"
 )
 
@@ -51,11 +52,11 @@ func (c *counterCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// NewRegistry returns a registry with Go/process collectors and the queue
-// counters read by read.
+// NewRegistry returns a registry with Go/process collectors,
+// samepath_build_info and the queue counters read by read.
 func NewRegistry(read func() api.Counters) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}), newCounterCollector(read))
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}), newCounterCollector(read), buildinfo.Collector())
 	return reg
 }
 

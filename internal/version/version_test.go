@@ -3,6 +3,8 @@ package version
 import (
 	"bytes"
 	"flag"
+	"os/exec"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -43,5 +45,33 @@ func TestAddFlag(t *testing.T) {
 	}
 	if code != 0 || !strings.HasPrefix(out.String(), "samepathd ") || !strings.Contains(out.String(), GoVersion()) {
 		t.Fatalf("exit %d, printed %q", code, out.String())
+	}
+}
+
+// TestEveryBinary builds every command with the version set by -ldflags
+// (as make build does) and checks that each answers --version with it.
+func TestEveryBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds every binary")
+	}
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command")
+	}
+	dir := t.TempDir()
+	cmds := []string{"samepathd", "samepath-control", "samepathctl", "samepath-agent", "testbed", "pktgen", "perfrun", "samepath-demo"}
+	pkgs := []string{"samepath/perf/radload"}
+	for _, c := range cmds {
+		pkgs = append(pkgs, "samepath/cmd/"+c)
+	}
+	build := exec.Command(goCmd, append([]string{"build", "-ldflags", "-X samepath/internal/version.Version=v0.0.0-test", "-o", dir + "/"}, pkgs...)...)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	for _, c := range append(cmds, "radload") {
+		out, err := exec.Command(filepath.Join(dir, c), "--version").CombinedOutput()
+		if want := c + " v0.0.0-test (" + GoVersion() + ")\n"; err != nil || string(out) != want {
+			t.Errorf("%s --version: %v: %q, want %q", c, err, out, want)
+		}
 	}
 }
