@@ -54,8 +54,9 @@ const rootLong = `samepathctl shows and changes samepath's tables, states and co
 (R-CTL-1) through samepath-control's API and each samepathd's control API.
 
 Flags go anywhere on the line, in either form: -lb URL and --lb URL are the
-same flag. -h or --help anywhere shows a command's help and runs nothing.
-Exit status: 0 done, 1 failed, 2 usage error.`
+same flag. -h or --help anywhere shows a command's help and runs nothing
+(a value that is -h goes as -password=-h). Exit status: 0 done, 1 failed,
+2 usage error.`
 
 const rootExample = `  samepathctl gateways set -name gw1 -range 10.100.0.0/24 -api http://10.0.0.11:9180 -mac 02:00:00:00:01:01
   samepathctl gateways state gw1 drain
