@@ -165,20 +165,23 @@ func normalizeFlags(root *cobra.Command, args []string) []string {
 		}
 	}
 	walk(root)
-	// lookup prefers the flag as the command reached so far defines it.
+	// lookup prefers the flag as the command reached so far defines it
+	// (its own, then its ancestors' persistent ones); a flag of a later
+	// subcommand given before it (gw -limit 5 flows) is found in all.
+	// Shorthands are one letter (ShorthandLookup panics on more).
 	lookup := func(cur *cobra.Command, name string, short bool) *pflag.Flag {
+		get := func(fs *pflag.FlagSet) *pflag.Flag {
+			if short {
+				return fs.ShorthandLookup(name)
+			}
+			return fs.Lookup(name)
+		}
+		if f := get(cur.LocalNonPersistentFlags()); f != nil {
+			return f
+		}
 		for p := cur; p != nil; p = p.Parent() {
-			for _, fs := range []*pflag.FlagSet{p.LocalNonPersistentFlags(), p.PersistentFlags()} {
-				if p != cur && fs != p.PersistentFlags() {
-					continue
-				}
-				if short {
-					if f := fs.ShorthandLookup(name); f != nil {
-						return f
-					}
-				} else if f := fs.Lookup(name); f != nil {
-					return f
-				}
+			if f := get(p.PersistentFlags()); f != nil {
+				return f
 			}
 		}
 		if short {

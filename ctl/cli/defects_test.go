@@ -328,6 +328,7 @@ func TestNormalizeFlags(t *testing.T) {
 		{"status -x", "status -x"},
 		{"status -bogus", "status --bogus"},
 		{"status -ojson", "status -ojson"},
+		{"status -é -\xff", "status --é -\xff"},
 	} {
 		if got := strings.Join(normalizeFlags(root, strings.Fields(c.in)), " "); got != c.want {
 			t.Errorf("%q: got %q, want %q", c.in, got, c.want)
