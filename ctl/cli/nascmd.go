@@ -39,7 +39,7 @@ func (a *app) nasCmd() *cobra.Command {
 	fs.IntVar(&ec.Interims, "interims", 1, "Interim-Updates per mobile")
 	fs.BoolVar(&ec.Dormant, "dormant", false, "go dormant (Stop Idle-Timeout) and back (Start) once")
 	fs.BoolVar(&ec.Logout, "logout", false, "end with Stop User-Request")
-	fs.DurationVar(&cl.Timeout, "timeout", 2*time.Second, "per try")
+	fs.DurationVar(&cl.Timeout, "timeout", 2*time.Second, "per RADIUS try (for nas it replaces the global -timeout, which stays 15s)")
 	fs.IntVar(&cl.Retries, "retries", 2, "retries per request")
 	return c
 }
