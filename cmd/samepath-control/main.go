@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"samepath/ctl/control"
+	"samepath/internal/version"
 )
 
 func main() {
@@ -30,8 +31,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "YAML configuration file (required)")
 	check := fs.Bool("check", false, "validate the configuration (values, state directory, token and users files) and exit")
+	version.AddFlag(fs, "samepath-control", os.Stdout, os.Exit)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: samepath-control --config FILE [--check]\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: samepath-control --config FILE [--check] | --version\n\nflags:\n")
 		fs.PrintDefaults()
 		fmt.Fprintf(fs.Output(), "\nexample configuration:\n\n%s", control.ExampleConfig)
 	}

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"samepath/dp/daemon"
+	"samepath/internal/version"
 )
 
 func main() {
@@ -32,8 +33,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfgPath := fs.String("config", "", "YAML config file (required)")
 	check := fs.Bool("check", false, "validate the config (values, token file, accounting directory, interfaces) and exit")
 	verbose := fs.Bool("v", false, "debug logging")
+	version.AddFlag(fs, "samepathd", stdout, os.Exit)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: samepathd --config FILE [-check] [-v]\n\nRuns the samepath dataplane until SIGTERM or SIGINT; the XDP programs are detached on exit.\n\nflags:\n")
+		fmt.Fprintf(stderr, "usage: samepathd --config FILE [-check] [-v] | --version\n\nRuns the samepath dataplane until SIGTERM or SIGINT; the XDP programs are detached on exit.\n\nflags:\n")
 		fs.PrintDefaults()
 		fmt.Fprintf(stderr, "\nexample config, role lb:\n\n%s\nexample config, role gw:\n\n%s", daemon.Example, daemon.ExampleGW)
 	}
@@ -47,6 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
+	daemon.Version = version.Get() // what the status endpoint reports
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug

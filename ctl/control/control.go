@@ -278,30 +278,50 @@ func (c *Control) close() error {
 func (c *Control) StatePath() string { return filepath.Join(c.cfg.StateDir, "state.db") }
 
 // disconnect sends a Disconnect-Request (RFC 5176) for terminated session
-// s to the NAS it last started at, if that NAS's RADIUS client has a
-// disconnect_port, and logs the outcome (counted in the RADIUS counters).
-// The session is already closed here and at its gateway, so the NAS's
-// answer changes nothing but the NAS: it hangs up the subscriber.
-func (c *Control) disconnect(s session.Session) {
+// s to the NAS it last started at, logs the outcome (counted in the
+// RADIUS counters) and delivers it on the returned channel (buffered: no
+// one has to read it); nil when s has no NAS. The session is already
+// closed here and its gateway told, so the NAS's answer changes nothing
+// but the NAS: it hangs up the subscriber. The request runs in the
+// background, so it is sent even when the caller stops waiting.
+func (c *Control) disconnect(s session.Session) <-chan error {
 	if s.ID == "" || !s.NASAddr.IsValid() {
-		return
+		return nil
 	}
 	acctID := s.ID
 	if n := len(s.AcctIDs); n > 0 {
 		acctID = s.AcctIDs[n-1]
 	}
 	d := aaa.Disconnect{NAS: s.NASAddr, AcctSessionID: acctID, User: s.User, Device: s.Device, IP: s.IP}
+	done := make(chan error, 1)
 	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		switch err := c.Radius.Disconnect(ctx, d); {
+		err := c.Radius.Disconnect(ctx, d)
+		switch {
 		case err == nil:
 			c.log.Info("disconnect acknowledged", "session", s.ID, "nas", s.NASAddr, "acct_session_id", acctID)
 		case errors.Is(err, aaa.ErrNoDisconnect):
 		default:
 			c.log.Warn("disconnect", "session", s.ID, "nas", s.NASAddr, "acct_session_id", acctID, "err", err)
 		}
+		done <- err
 	}()
+	return done
+}
+
+// disconnectOutcome names a Disconnect's result for Terminated.
+func disconnectOutcome(err error) (outcome, detail string) {
+	var nak *aaa.DisconnectNAK
+	switch {
+	case err == nil:
+		return DisconnectACK, ""
+	case errors.Is(err, aaa.ErrNoDisconnect):
+		return DisconnectNotSent, err.Error()
+	case errors.As(err, &nak):
+		return DisconnectNAK, err.Error()
+	}
+	return DisconnectFailed, err.Error()
 }

@@ -22,6 +22,7 @@ import (
 	"samepath/ctl/api"
 	"samepath/ctl/control"
 	"samepath/ctl/session"
+	"samepath/internal/version"
 )
 
 func TestMain(m *testing.M) {
@@ -265,6 +266,9 @@ func TestEndToEndRadclient(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(body), `samepath_control_session_transitions_total{edge="Act->Dormant"} 1`) {
 		t.Fatalf("metrics lack the transition counter:\n%s", body)
+	}
+	if bi := fmt.Sprintf(`samepath_build_info{goversion=%q,version=%q} 1`, version.GoVersion(), version.Get()); !strings.Contains(string(body), bi) {
+		t.Fatalf("metrics lack %s:\n%s", bi, body)
 	}
 }
 

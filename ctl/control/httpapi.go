@@ -39,7 +39,7 @@ import (
 //	GET    /v1/assignments               []aaa.Assignment
 //	GET    /v1/sessions                  []session.Session      (T3)
 //	GET    /v1/sessions/{id}             session.Session
-//	DELETE /v1/sessions/{id}             terminate (Admin-Reset)
+//	DELETE /v1/sessions/{id}             terminate (Admin-Reset) -> Terminated (the NAS's answer)
 //	GET    /v1/authz                     api.Authz              (T9, T8)
 //	PUT    /v1/authz                     api.Authz -> api.Authz (replace both)
 //	PUT    /v1/authz/t9                  api.T9Row -> api.Authz (add or replace by rep)
@@ -166,12 +166,24 @@ func (c *Control) handler() http.Handler {
 		writeJSON(w, s)
 	})
 	v1.HandleFunc("DELETE /v1/sessions/{id}", func(w http.ResponseWriter, r *http.Request) {
-		s, _ := c.Mgr.Get(r.PathValue("id"))
-		seq, err := c.Mgr.Terminate(r.PathValue("id"), "Admin-Reset")
-		if c.done(w, r, seq, err) {
-			c.disconnect(s) // the NAS hangs up too (RFC 5176), in the background
-			writeJSON(w, api.Ack{OK: true})
+		id := r.PathValue("id")
+		s, _ := c.Mgr.Get(id)
+		seq, err := c.Mgr.Terminate(id, "Admin-Reset")
+		if !c.done(w, r, seq, err) {
+			return
 		}
+		// The NAS hangs up too (RFC 5176); the answer says whether it did.
+		res := Terminated{OK: true, Session: id, Disconnect: DisconnectNotSent}
+		if ch := c.disconnect(s); ch != nil {
+			res.NAS = s.NASAddr.String()
+			select {
+			case err := <-ch:
+				res.Disconnect, res.DisconnectError = disconnectOutcome(err)
+			case <-r.Context().Done():
+				return // the client left; the Disconnect-Request goes on
+			}
+		}
+		writeJSON(w, res)
 	})
 	c.authzHandlers(v1)
 	mux.Handle("/v1/", c.auth(v1))

@@ -6,6 +6,7 @@ import (
 	"samepath/ctl/api"
 	"samepath/dp"
 	"samepath/dp/balance"
+	"samepath/internal/buildinfo"
 	"samepath/nat"
 )
 
@@ -68,11 +69,11 @@ var knownReason = func() map[string]bool {
 	return m
 }()
 
-// NewRegistry returns a registry with Go/process collectors and the queue
-// counters read by read.
+// NewRegistry returns a registry with Go/process collectors,
+// samepath_build_info and the queue counters read by read.
 func NewRegistry(read func() api.Counters) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}), newCounterCollector(read))
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}), newCounterCollector(read), buildinfo.Collector())
 	return reg
 }
 

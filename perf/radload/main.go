@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"samepath/ctl/nas"
+	"samepath/internal/version"
 	"samepath/perf/radius"
 )
 
@@ -31,6 +32,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "usage: radload [flags]\n\nexamples:\n  radload -duration 3s\n  radload -addr 127.0.0.1:1812 -secret s -user u -password pw -users 100\n\nflags:\n")
 		flag.PrintDefaults()
 	}
+	version.AddFlag(flag.CommandLine, "radload", os.Stdout, os.Exit)
 	flag.Parse()
 	ctx := context.Background()
 	var r nas.LoadResult
