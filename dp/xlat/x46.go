@@ -98,7 +98,9 @@ func (t *Translator) xlat46(b []byte, d *header.Decoded, out []byte, r *Result, 
 		if size > t.cfg.IPv6MTU {
 			// RFC 7915 4.2 and 6: the MTU the IPv4 sender must use so
 			// that the translation fits.
-			mtu := t.cfg.IPv6MTU - header.IPv6Len + header.IPv4MinLen - fh
+			// (A fragment gains a fragment header too; Jool and Linux
+			// still announce the IPv6 MTU minus 20, and so do we.)
+			mtu := t.cfg.IPv6MTU - header.IPv6Len + header.IPv4MinLen
 			return t.answer4(b, d, out, r, AnswerFragNeeded, header.ICMPv4DstUnreachable, header.ICMPv4FragNeeded, uint32(mtu))
 		}
 	} else if m := min(t.cfg.LowestIPv6MTU, t.cfg.IPv6MTU); size > m {
@@ -263,18 +265,21 @@ func (t *Translator) err46(b []byte, d *header.Decoded, out []byte, r *Result, a
 	extLen := len(ext)
 	var origLen int // RFC 4884 length of the translated original datagram, bytes
 	if ext != nil {
-		// The original datagram part is padded to 8 bytes; 128 bytes at
-		// least (RFC 4884 section 4.1), then the extension.
-		origLen = max(pad8(qhdr+body), 128)
+		// The original datagram part is a multiple of 8 bytes, 128 at
+		// least (RFC 4884 sections 4.1, 4.5), then the extension, opaque
+		// and possibly unpadded. Like Jool, an odd tail of the datagram
+		// is cut rather than padded, and when the extension does not fit
+		// beside 128 bytes of datagram it is left out.
+		origLen = max((qhdr+body)&^7, 128)
 		if origLen+extLen > room+qhdr {
-			// Cut the original datagram, keep the extension whole when it fits.
-			keep := room + qhdr - extLen
-			if keep < 128 {
+			if keep := room + qhdr - extLen; keep < 128 {
 				ext, extLen = nil, 0
 			} else {
 				origLen = keep &^ 7
-				body = min(body, origLen-qhdr)
 			}
+		}
+		if ext != nil {
+			body = min(body, origLen-qhdr)
 		}
 	}
 	if ext == nil {
@@ -345,9 +350,6 @@ func (t *Translator) err46(b []byte, d *header.Decoded, out []byte, r *Result, a
 	r.N = 1
 	return Translated46
 }
-
-func pad8(n int) int { return (n + 7) &^ 7 }
-func pad4(n int) int { return (n + 3) &^ 3 }
 
 // quoteAddrs6 maps the quoted IPv4 packet's addresses (RFC 7915 4.3).
 // In a hairpin the quoted destination is the outer source's

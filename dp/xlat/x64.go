@@ -112,11 +112,11 @@ func (t *Translator) from6(b []byte, d *header.Decoded, out []byte, r *Result, a
 	if hl <= 1 {
 		return t.answer6(b, d, out, r, AnswerTimeExceeded, header.ICMPv6TimeExceeded, header.ICMPv6HopLimitExceeded, 0)
 	}
-	if w.segLeft != 0 {
-		return t.answer6(b, d, out, r, AnswerRoutingHeader, header.ICMPv6ParamProblem, 0, uint32(w.segLeft))
-	}
 	if w.afterFrag {
 		return t.answer6(b, d, out, r, AnswerExtAfterFrag, header.ICMPv6DstUnreachable, header.ICMPv6AdminProhibited, 0)
+	}
+	if w.segLeft != 0 {
+		return t.answer6(b, d, out, r, AnswerRoutingHeader, header.ICMPv6ParamProblem, 0, uint32(w.segLeft))
 	}
 	if a == nil && t.cfg.EAMHairpin && !t.inHairpin && t.m.inEAM4(dst4) {
 		return t.hairpin(b, d, out, r)
@@ -256,15 +256,21 @@ func (t *Translator) err64(b []byte, d *header.Decoded, out []byte, r *Result, a
 	extLen := len(ext)
 	origLen := 0
 	if ext != nil {
-		origLen = max(pad4(qhdr+body), 128)
+		// The original datagram part is a multiple of 4 bytes, 128 at
+		// least (RFC 4884 sections 4.1, 4.5), then the extension, opaque
+		// and possibly unpadded. Like Jool, an odd tail of the datagram
+		// is cut rather than padded, and when the extension does not fit
+		// beside 128 bytes of datagram it is left out.
+		origLen = max((qhdr+body)&^3, 128)
 		if origLen+extLen > room+qhdr {
-			keep := room + qhdr - extLen
-			if keep < 128 {
+			if keep := room + qhdr - extLen; keep < 128 {
 				ext, extLen = nil, 0
 			} else {
 				origLen = keep &^ 3
-				body = min(body, origLen-qhdr)
 			}
+		}
+		if ext != nil {
+			body = min(body, origLen-qhdr)
 		}
 	}
 	if ext == nil {
