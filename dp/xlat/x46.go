@@ -93,6 +93,7 @@ func (t *Translator) xlat46(b []byte, d *header.Decoded, out []byte, r *Result, 
 		fh = header.IPv6FragmentLen
 	}
 	size := header.IPv6Len + fh + len(payload)
+	split := false
 	limit := size
 	if df {
 		if size > t.cfg.IPv6MTU {
@@ -105,7 +106,7 @@ func (t *Translator) xlat46(b []byte, d *header.Decoded, out []byte, r *Result, 
 		}
 	} else if m := min(t.cfg.LowestIPv6MTU, t.cfg.IPv6MTU); size > m {
 		fh = header.IPv6FragmentLen
-		frag = true
+		split = true
 		limit = m
 	}
 
@@ -124,7 +125,7 @@ func (t *Translator) xlat46(b []byte, d *header.Decoded, out []byte, r *Result, 
 	}
 
 	chunk := len(payload)
-	if frag {
+	if split {
 		chunk = (limit - header.IPv6Len - header.IPv6FragmentLen) &^ 7
 	}
 	base := int(ff&header.IPv4FragOffsetMask) * 8

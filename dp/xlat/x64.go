@@ -140,6 +140,11 @@ func (t *Translator) from6(b []byte, d *header.Decoded, out []byte, r *Result, a
 	}
 	size := header.IPv4MinLen + len(payload)
 	if size > t.cfg.IPv4MTU {
+		if len(ipb) <= 1280 {
+			// IPv6 promises 1280 bytes: a Packet Too Big below that is
+			// useless, and the translator does not fragment IPv4.
+			return DropTooBig
+		}
 		mtu := max(t.cfg.IPv4MTU+header.IPv6Len-header.IPv4MinLen, 1280)
 		return t.answer6(b, d, out, r, AnswerPacketTooBig, header.ICMPv6PacketTooBig, 0, uint32(mtu))
 	}
