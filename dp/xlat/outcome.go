@@ -26,15 +26,18 @@ const (
 	AnswerExtAfterFrag    // IPv6 extension header after the fragment header: ICMPv6 1/1
 
 	// Dropped.
-	DropMalformed       // does not parse, or an ICMP error whose quote cannot be read
-	DropNotIP           // neither IPv4 nor IPv6
-	DropNoMapping       // an address with no EAM entry and outside Pool6
-	DropICMPType        // ICMP type or code RFC 7915 says to drop (redirect, ND, MLD, ...)
-	DropICMPOtherFamily // ICMPv6 over IPv4 or ICMPv4 over IPv6 (RFC 7915 4.1, 5.1)
-	DropTooBig          // cannot be sent: bigger than an MTU and no ICMP may be answered
-	DropNoRoom          // the output buffer is too small
-	DropFragmentedICMP  // a fragmented ICMP message: its checksum cannot be translated
-	DropErrorNoAnswer   // needs an ICMP error answer but is an ICMP error itself (RFC 1812 4.3.2.7)
+	DropMalformed        // does not parse, or an ICMP error whose quote cannot be read
+	DropNotIP            // neither IPv4 nor IPv6
+	DropNoMapping        // an address with no EAM entry and outside Pool6
+	DropICMPType         // ICMP type or code RFC 7915 says to drop (redirect, ND, MLD, ...)
+	DropICMPOtherFamily  // ICMPv6 over IPv4 or ICMPv4 over IPv6 (RFC 7915 4.1, 5.1)
+	DropProtocol         // IPv4 protocol number that IPv6 reads as an extension header (0, 43, 44, 51, 60, ...)
+	DropTooBig           // cannot be sent: bigger than an MTU and no ICMP may be answered
+	DropNoRoom           // the output buffer is too small
+	DropFragmentedICMP   // a fragmented ICMP message: its checksum cannot be translated
+	DropErrorNoAnswer    // needs an ICMP error answer but is an ICMP error itself (RFC 1812 4.3.2.7)
+	DropHairpin          // a hairpinned packet whose way back to IPv6 would need an ICMP error
+	DropUDPZeroChecksum6 // IPv6 UDP with checksum 0, which IPv6 forbids (RFC 8200 8.1)
 	NumOutcomes
 )
 
@@ -55,10 +58,13 @@ var outcomeNames = [NumOutcomes]string{
 	DropNoMapping:         "drop_no_mapping",
 	DropICMPType:          "drop_icmp_type",
 	DropICMPOtherFamily:   "drop_icmp_other_family",
+	DropProtocol:          "drop_protocol",
 	DropTooBig:            "drop_too_big",
 	DropNoRoom:            "drop_no_room",
 	DropFragmentedICMP:    "drop_fragmented_icmp",
 	DropErrorNoAnswer:     "drop_error_no_answer",
+	DropHairpin:           "drop_hairpin",
+	DropUDPZeroChecksum6:  "drop_udp_zero_checksum6",
 }
 
 // String is the outcome's metric label.

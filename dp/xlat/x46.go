@@ -18,8 +18,14 @@ func (t *Translator) xlat46(b []byte, d *header.Decoded, out []byte, r *Result, 
 	ip := d.IPv4(b)
 	hl := ip.HeaderLen()
 	payload := b[d.L3Off+hl : d.IPEnd]
-	if d.Proto == header.ProtoICMPv6 {
+	switch d.Proto {
+	case header.ProtoICMPv6:
 		return DropICMPOtherFamily // RFC 7915 4.1: protocol 58 over IPv4 is dropped
+	case header.ProtoHopByHop, header.ProtoRouting, header.ProtoFragment, header.ProtoDstOpts,
+		header.ProtoAH, header.ProtoMobility, header.ProtoHIP, header.ProtoShim6:
+		// Copied as a next header, IPv6 would parse the payload as an
+		// extension header.
+		return DropProtocol
 	}
 	isICMP := d.Proto == header.ProtoICMPv4
 	isErr := isICMP && d.L4Off != 0 && header.ICMPv4(payload).IsError()

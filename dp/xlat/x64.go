@@ -138,6 +138,14 @@ func (t *Translator) from6(b []byte, d *header.Decoded, out []byte, r *Result, a
 			return DropICMPType // RFC 7915 5.2: MLD, ND and other informational messages
 		}
 	}
+	if hasL4 && proto == header.ProtoUDP && header.UDP(payload).Checksum() == 0 {
+		return DropUDPZeroChecksum6
+	}
+	if !frag && hasL4 && proto == header.ProtoUDP && int(header.UDP(payload).Length()) > len(payload) {
+		// An atomic fragment is a whole datagram: the UDP length that
+		// Parse let pass for a first fragment must fit.
+		return DropMalformed
+	}
 	size := header.IPv4MinLen + len(payload)
 	if size > t.cfg.IPv4MTU {
 		if len(ipb) <= 1280 {
@@ -196,7 +204,11 @@ func (t *Translator) hairpin(b []byte, d *header.Decoded, out []byte, r *Result)
 	if header.Decode(f, &d2) != header.OK {
 		return DropMalformed
 	}
-	return t.xlat46(f, &d2, out, r, nil, true)
+	if o = t.xlat46(f, &d2, out, r, nil, true); o.Answered() {
+		r.N = 0
+		return DropHairpin
+	}
+	return o
 }
 
 // from6Hairpin is the first half of a hairpin: IPv6 to IPv4 into scratch
@@ -320,7 +332,7 @@ func (t *Translator) err64(b []byte, d *header.Decoded, out []byte, r *Result, a
 		qtos = t.cfg.NewTOS
 	}
 	qh.SetTOS(qtos)
-	qh.SetTotalLen(uint16(max(qtot, 0)))
+	qh.SetTotalLen(uint16(min(max(qtot, 0), 65535)))
 	firstQ := true
 	if w.fragOff != 0 {
 		fr := header.IPv6Fragment(in[w.fragOff:])
