@@ -78,15 +78,17 @@ func TestFragment46(t *testing.T) {
 	}{
 		{"3000 bytes at 1280", 1280, v4(s4, h4).ID(0x4242).UDP(53, 4000).Payload(big(3000)).Bytes(), 3},
 		{"1500 bytes at 1402: first fragment 1400", 1402, v4(s4, h4).ID(7).TCP(80, 1).Payload(big(1460)).Bytes(), 2},
+		{"UDP without checksum amended, then split: the checksum covers the whole datagram", 1280,
+			v4(s4, h4).ID(11).UDP(53, 4000).NoUDPChecksum().Payload(big(2000)).Bytes(), 2},
 		{"a fragment re-fragmented keeps its offset and MF", 1280, v4(s4, h4).ID(9).Frag(100, true).Proto(17).Payload(big(1472)).Bytes(), 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tr := newT(t, func(c *xlat.Config) { c.LowestIPv6MTU = tc.lowest })
+			tr := newT(t, func(c *xlat.Config) { c.LowestIPv6MTU, c.AmendUDPZeroChecksum = tc.lowest, true })
 			o, got := run(t, tr, tc.in)
 			if o != xlat.Fragmented46 || len(got) != tc.n {
 				t.Fatalf("outcome %v, %d packets; want %v, %d", o, len(got), xlat.Fragmented46, tc.n)
 			}
-			whole := newT(t, func(c *xlat.Config) { c.LowestIPv6MTU, c.IPv6MTU = 65535, 65535 })
+			whole := newT(t, func(c *xlat.Config) { c.LowestIPv6MTU, c.IPv6MTU, c.AmendUDPZeroChecksum = 65535, 65535, true })
 			_, one := run(t, whole, tc.in)
 			var p0 header.Parsed
 			header.Parse(one[0], &p0)
@@ -127,6 +129,9 @@ func TestFragment46(t *testing.T) {
 			}
 			if !bytes.Equal(re, ref) {
 				t.Errorf("fragments reassemble to %d bytes that differ from the whole translation (%d bytes)", len(re), len(ref))
+			}
+			if err := dptest.VerifyChecksums(one[0]); err != nil {
+				t.Errorf("the whole translation: %v", err)
 			}
 		})
 	}

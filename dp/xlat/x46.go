@@ -91,7 +91,7 @@ func (t *Translator) xlat46(b []byte, d *header.Decoded, out []byte, r *Result, 
 		if frag || !t.cfg.AmendUDPZeroChecksum {
 			return t.answer4(b, d, out, r, AnswerUDPZeroChecksum, header.ICMPv4DstUnreachable, header.ICMPv4AdminProhibited, 0)
 		}
-		amend = true
+		amend = true // computed below over the whole datagram, before any split
 	}
 
 	fh := 0
@@ -171,8 +171,9 @@ func (t *Translator) xlat46(b []byte, d *header.Decoded, out []byte, r *Result, 
 				patchL4(l4, proto, sub, add)
 			}
 			if amend {
-				u := header.UDP(l4)
-				u.SetChecksum(u.CalculateChecksum(header.PseudoHeaderChecksum(header.ProtoUDP, src[:], dst[:], uint16(len(l4)))))
+				u := header.UDP(payload[:max(min(int(header.UDP(payload).Length()), len(payload)), header.UDPLen)])
+				cs := u.CalculateChecksum(header.PseudoHeaderChecksum(header.ProtoUDP, src[:], dst[:], uint16(len(u))))
+				header.UDP(l4).SetChecksum(cs)
 			}
 		}
 		r.Pkts[n] = Packet{Off: pos, Len: need}
