@@ -189,6 +189,12 @@ func TestICMPError46(t *testing.T) {
 			mod: func(c *xlat.Config) { c.IPv4MTU, c.IPv6MTU = 9000, 9000 }, in: fn(0, quote1500), want: [][]byte{ptb(1512, want1500)}, o: xlat.Translated46},
 		{name: "error cut to 1280 bytes", in: v4(s4, h4).ICMPError(3, 3, 0, bigQuote).Bytes(),
 			want: [][]byte{v6(s6, h6).TTL(63).ICMPError(1, 4, 0, bigWant).Bytes()}, o: xlat.Translated46},
+		{name: "frag needed with an RFC 4884 extension: packet too big has no length field, the extension is left out",
+			in:   v4(r4, h4).ICMPError(3, 4, 32<<16|1400, append(pad(quoteUDP, 128), ext4884...)).Bytes(),
+			want: [][]byte{ptb(1420, pad(want6UDP, 148))}, o: xlat.Translated46},
+		{name: "time exceeded with an unpadded RFC 4884 extension: the 128-byte datagram part grows to 148, cut to 144 (8-byte words), then the extension",
+			in:   v4(r4, h4).ICMPError(11, 0, 32<<16, append(pad(quoteUDP, 128), ext4884...)).Bytes(),
+			want: [][]byte{v6(r6, h6).TTL(63).ICMPError(3, 0, 144/8<<24, append(pad(want6UDP, 144), ext4884...)).Bytes()}, o: xlat.Translated46},
 		{name: "redirect dropped", in: v4(r4, h4).ICMPError(5, 1, 0, quoteUDP).Bytes(), o: xlat.DropICMPType},
 		{name: "source quench dropped", in: v4(r4, h4).ICMPError(4, 0, 0, quoteUDP).Bytes(), o: xlat.DropICMPType},
 		{name: "error quoting garbage dropped", in: v4(r4, h4).ICMPError(3, 1, 0, []byte{0x45, 0, 0}).Bytes(), o: xlat.DropMalformed},
@@ -218,3 +224,15 @@ var _ = header.OK
 var netipPrefixZero netip.Prefix
 
 func netipPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+// ext4884 is an RFC 4884 extension structure (version 2, checksum 0, one
+// 8-byte object), opaque to the translator; it is left unpadded (odd
+// length) as senders may.
+var ext4884 = []byte{0x20, 0, 0, 0, 0, 8, 1, 1, 1, 2, 3, 4, 5}
+
+// pad cuts or zero-pads b to n bytes.
+func pad(b []byte, n int) []byte {
+	out := make([]byte, n)
+	copy(out, b)
+	return out
+}

@@ -236,6 +236,11 @@ func (t *Translator) err46(b []byte, d *header.Decoded, out []byte, r *Result, a
 		}
 		ext = in[l*4:]
 		in = in[:l*4]
+		if typ != header.ICMPv6DstUnreachable && typ != header.ICMPv6TimeExceeded {
+			// Packet Too Big and Parameter Problem have no length field
+			// (RFC 4884 section 4.3): the extension cannot follow.
+			ext = nil
+		}
 	}
 	if len(in) < header.IPv4MinLen || in[0]>>4 != 4 {
 		return DropMalformed
