@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"samepath/dp/dptest"
+	"samepath/dp/header"
 	"samepath/dp/xlat"
 )
 
@@ -57,8 +58,42 @@ func TestGolden64(t *testing.T) {
 		{name: "hairpin: an EAM IPv4 destination goes back to IPv6, its source through Pool6 (RFC 7757 B.1)",
 			in:   v6(h6, a("64:ff9b::c000:206")).TTL(30).UDP(1, 2).Payload(data).Bytes(),
 			want: [][]byte{v6(a("64:ff9b::c000:205"), a("2001:db8:1::6")).TTL(29).UDP(1, 2).Payload(data).Bytes()}, o: xlat.Hairpinned},
+		{name: "hairpin too big for the IPv6 side: packet too big to the sender", mod: func(c *xlat.Config) { c.IPv6MTU = 1280 }, in: hairpinBig,
+			want: [][]byte{answer6(h6).ICMPError(2, 0, 1280, dptest.IP(hairpinBig)[:1232]).Bytes()}, o: xlat.AnswerPacketTooBig},
+		{name: "UDP checksum 0 over IPv6 dropped (RFC 8200 8.1)", in: v6(h6, s6).UDP(1, 2).L4Checksum(0).Bytes(), o: xlat.DropUDPZeroChecksum6},
+		{name: "atomic fragment whose UDP length runs past it dropped", in: v6(h6, s6).Fragment(0, false, 1).UDP(1, 2).UDPLength(200).Payload(data).Bytes(), o: xlat.DropMalformed},
 	})
 }
+
+// TestGoldenDrops46 covers the IPv4 drops without an RFC 7915 rule of
+// their own.
+func TestGoldenDrops46(t *testing.T) {
+	checkGolden(t, []golden{
+		{name: "protocol 44 over IPv4 (an IPv6 extension header number) dropped", in: v4(s4, h4).Proto(44).Payload(make([]byte, 16)).Bytes(), o: xlat.DropProtocol},
+		{name: "protocol 0 over IPv4 dropped", in: v4(s4, h4).Proto(0).Payload(make([]byte, 16)).Bytes(), o: xlat.DropProtocol},
+		{name: "fragmented ICMP dropped", in: v4(s4, h4).Frag(0, true).ICMPEcho(1, 1).Payload(data[:16]).Bytes(), o: xlat.DropFragmentedICMP},
+	})
+}
+
+// TestNoRoom: an out buffer too small is a counted drop, never a panic.
+func TestNoRoom(t *testing.T) {
+	tr := newT(t, nil)
+	for name, f := range hotShapes() {
+		var d header.Decoded
+		header.Decode(f, &d)
+		var r xlat.Result
+		for _, n := range []int{0, 20, 60} {
+			if o := tr.Translate(f, &d, make([]byte, n), &r); o != xlat.DropNoRoom || r.N != 0 {
+				t.Errorf("%s into %d bytes: %v, %d packets", name, n, o, r.N)
+			}
+		}
+	}
+	if tr.Counters[xlat.DropNoRoom] == 0 {
+		t.Error("not counted")
+	}
+}
+
+var hairpinBig = v6(h6, a("64:ff9b::c000:206")).UDP(1, 2).Payload(big(1400)).Bytes()
 
 // TestICMPError64 covers RFC 7915 sections 5.2 and 5.3.
 func TestICMPError64(t *testing.T) {

@@ -204,7 +204,12 @@ func (t *Translator) hairpin(b []byte, d *header.Decoded, out []byte, r *Result)
 	if header.Decode(f, &d2) != header.OK {
 		return DropMalformed
 	}
-	if o = t.xlat46(f, &d2, out, r, nil, true); o.Answered() {
+	switch o = t.xlat46(f, &d2, out, r, nil, true); {
+	case o == AnswerFragNeeded:
+		// Too big for the IPv6 side on the way back: the IPv6 sender
+		// hears it as a Packet Too Big.
+		return t.answer6(b, d, out, r, AnswerPacketTooBig, header.ICMPv6PacketTooBig, 0, uint32(t.cfg.IPv6MTU))
+	case o.Answered():
 		r.N = 0
 		return DropHairpin
 	}
