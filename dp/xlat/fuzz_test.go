@@ -11,7 +11,7 @@ import (
 // FuzzXlat fuzzes Translate both ways: raw bytes taken as an IPv4 or
 // IPv6 packet (by their version nibble) in an Ethernet frame, under a
 // configuration picked by mode (UDP checksum amending, the lowest IPv6
-// MTU, small MTUs). Properties: no panic; every frame Translate emits
+// MTU, small MTUs), through Translate or TranslateWith. Properties: no panic; every frame Translate emits
 // parses, is of the family its outcome says, fits out; and when every
 // checksum of the input was right, every checksum of the output is.
 // Seeds: the golden tests' shapes.
@@ -39,6 +39,7 @@ func FuzzXlat(f *testing.F) {
 	} {
 		f.Add(uint8(0), dptest.IP(fr))
 		f.Add(uint8(7), dptest.IP(fr))
+		f.Add(uint8(8), dptest.IP(fr))
 	}
 	trs := make([]*xlat.Translator, 8)
 	for i := range trs {
@@ -64,8 +65,24 @@ func FuzzXlat(f *testing.F) {
 		// fragment becomes an unfragmented packet whose transport the
 		// output check does verify, so check it here.
 		good := d.IPVersion != 0 && dptest.VerifyChecksums(in) == nil && (!d.Fragment || l4Good(in, &d))
+		if d.Proto == header.ProtoUDP && d.L4Off != 0 && int(header.UDP(d.L4(in)).Length()) != d.L4Len {
+			// VerifyChecksums sums the whole IP payload; a checksum the
+			// translator computes covers the UDP length (RFC 768), as
+			// receivers do.
+			good = false
+		}
 		var r xlat.Result
-		o := trs[mode&7].Translate(in, &d, out, &r)
+		var o xlat.Outcome
+		if mode&8 != 0 {
+			// The NAT64's entry, with addresses of the right families.
+			a := xlat.Addrs{Src: header.Addr16From(s6), Dst: header.Addr16From(h6), QSrc: header.Addr16From(h6), QDst: header.Addr16From(s6)}
+			if d.IPVersion == 6 {
+				a = xlat.Addrs{Src: header.Addr16From(h4), Dst: header.Addr16From(s4), QSrc: header.Addr16From(s4), QDst: header.Addr16From(h4)}
+			}
+			o = trs[mode&7].TranslateWith(in, &d, &a, out, &r)
+		} else {
+			o = trs[mode&7].Translate(in, &d, out, &r)
+		}
 		if o.Dropped() {
 			if r.N != 0 {
 				t.Fatalf("%v with %d packets", o, r.N)

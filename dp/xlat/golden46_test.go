@@ -61,6 +61,9 @@ func TestGolden46(t *testing.T) {
 			want: [][]byte{answer4(s4).ICMPError(3, 13, 0, dptest.IP(zeroFrag)).Bytes()}, o: xlat.AnswerUDPZeroChecksum},
 		{name: "TTL 1: ICMPv4 time exceeded (4.1)", in: ttl1,
 			want: [][]byte{answer4(s4).ICMPError(11, 0, 0, dptest.IP(ttl1)).Bytes()}, o: xlat.AnswerTimeExceeded},
+		{name: "802.1Q tag kept, inner EtherType IPv6",
+			in:   dptest.Frame().Eth(macA, macB).VLAN(7).IPv4(s4, h4).UDP(53, 4000).Payload(data).Bytes(),
+			want: [][]byte{dptest.Frame().Eth(macA, macB).VLAN(7).IPv6(s6, h6).TTL(63).UDP(53, 4000).Payload(data).Bytes()}, o: xlat.Translated46},
 		{name: "destination without mapping dropped", mod: func(c *xlat.Config) { c.Pool6 = netipPrefixZero }, in: udpIn, o: xlat.DropNoMapping},
 	})
 }

@@ -4,9 +4,10 @@ package xlat
 // names come from outcomeNames, the one table of outcomes.
 //
 // Three kinds: translated (the Result's packets go out of the other
-// family's side, or the same side for a hairpin), answered (the Result
-// holds one ICMP error the RFC asks the translator to send back to the
-// packet's source, out of the side it came in by) and dropped.
+// family's side: IPv6 for Translated46, Fragmented46 and Hairpinned,
+// IPv4 for Translated64), answered (the Result holds one ICMP error the
+// RFC asks the translator to send back to the packet's source, out of
+// the side it came in by) and dropped (the Result is empty).
 type Outcome uint8
 
 const (

@@ -196,6 +196,16 @@ func (t *Translator) from6(b []byte, d *header.Decoded, out []byte, r *Result, a
 func (t *Translator) hairpin(b []byte, d *header.Decoded, out []byte, r *Result) Outcome {
 	var r1 Result
 	o := t.from6Hairpin(b, d, &r1)
+	if o.Answered() {
+		// The first half's answer (to the IPv6 sender) is in scratch.
+		p := r1.Pkts[0]
+		if p.Len > len(out) {
+			return DropNoRoom
+		}
+		copy(out, t.scratch[p.Off:p.Off+p.Len])
+		r.Pkts[0], r.N = Packet{Off: 0, Len: p.Len}, 1
+		return o
+	}
 	if o != Translated64 {
 		return o
 	}

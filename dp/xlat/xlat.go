@@ -57,8 +57,12 @@ func New(c Config) (*Translator, error) {
 	return &Translator{cfg: c, m: newMapper(&c), id: 1, scratch: make([]byte, 65536+header.EthernetLen+header.VLANLen)}, nil
 }
 
-// Config returns the translator's configuration.
-func (t *Translator) Config() Config { return t.cfg }
+// Config returns the translator's configuration (a copy).
+func (t *Translator) Config() Config {
+	c := t.cfg
+	c.EAM = append([]EAM(nil), c.EAM...)
+	return c
+}
 
 // Translate translates the frame b, which header.Decode read into d,
 // into out (which must not overlap b), with addresses mapped by the
