@@ -44,6 +44,7 @@ vet:
 # privileged namespace tests (under CI a missing privilege fails them).
 test: deps vet build
 	$(GO) test -count=1 -timeout 25m ./...
+	@$(GO) test -count=1 -run '^TestJool' -v ./dp/xlat | grep 'jool conformance'
 	$(MAKE) fuzz-pipelines FUZZTIME=20s
 
 # fuzz runs every fuzz target for FUZZTIME (default 30 s) each; crashers
