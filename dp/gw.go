@@ -12,6 +12,7 @@ import (
 	"samepath/dp/balance"
 	"samepath/dp/header"
 	"samepath/dp/neigh"
+	"samepath/dp/xlat"
 	"samepath/nat"
 )
 
@@ -23,6 +24,7 @@ import (
 //	gw_down.go     server -> mobile: lookup, source filtering, NAT back (R-GW-1)
 //	gw_icmperr.go  ICMP errors about a flow, both ways (R-GW-1)
 //	gw_refuse.go   proxy replies for refused packets (R-AUTH-1, R-GW-5)
+//	gw_xlat.go     flows to servers of the other IP family: NAT64/NAT46 (R-TCP-3)
 //	gw_acct.go     proxy accounting (R-ACCT-1, R-ACCT-2)
 //
 // Every packet is decoded once (header.Decode) into a header.Decoded,
@@ -60,6 +62,13 @@ type GWConfig struct {
 	Acct          *acct.Producer
 	AcctInterim   time.Duration
 	AcctAttrSlots int
+	// Xlat, if set, translates flows whose server is of the other IP
+	// family than the mobile (stateful NAT64 and NAT46 on the port-key
+	// NAT, RFC 6146, R-TCP-3; gw_xlat.go), and maps destinations inside
+	// its RFC 6052 prefix to the IPv4 address they embed. It is the
+	// worker's own (a Translator keeps per-worker state). Without it such
+	// flows are refused as unsupported.
+	Xlat *xlat.Translator
 }
 
 // Validate checks the config.
@@ -106,6 +115,11 @@ type GW struct {
 	flowSrv  []int32
 	flowAddr []nat.Addr16
 	flowPort []uint16
+	flowXlat []bool // the server is of the other family: translated
+	xl       *xlat.Translator
+	xout     []byte         // a translation's output
+	xres     xlat.Result    // what it wrote there
+	xd       header.Decoded // its translated frame, decoded
 
 	ticks   uint64
 	key     [16]byte // T12's key, in the GW so the cache's []byte does not escape a local
@@ -151,7 +165,12 @@ func NewGW(cfg GWConfig) (*GW, error) {
 		flowSrv:  make([]int32, n),
 		flowAddr: make([]nat.Addr16, n),
 		flowPort: make([]uint16, n),
+		flowXlat: make([]bool, n),
+		xl:       cfg.Xlat,
 		scratch:  make([]byte, 2048),
+	}
+	if g.xl != nil {
+		g.xout = make([]byte, xlat.OutLen(9216))
 	}
 	g.onEnd = g.flowEnded
 	g.onLB = g.setFlowLB

@@ -45,16 +45,23 @@ func (g *GW) down(pk *Packet, d *header.Decoded) {
 	if d.Proto == header.ProtoICMPv4 || d.Proto == header.ProtoICMPv6 {
 		to.SPort = 0 // an echo reply: the identifier is the destination "port"
 	}
-	// The flow's family is the packet's (it matched a key of it).
-	rewrite.Flow(b, d, &to)
+	if g.flowXlat[id] {
+		g.forwardXlat(pk, d, &to, lb, g.cfg.LanMAC, g.cfg.Lan)
+		if pk.Out < 0 {
+			return
+		}
+	} else {
+		// The flow's family is the packet's (it matched a key of it).
+		rewrite.Flow(b, d, &to)
+		e := header.Ethernet(b)
+		e.SetDst(lb)
+		e.SetSrc(g.cfg.LanMAC)
+		pk.Out = g.cfg.Lan
+	}
 	g.cfg.Flows.Touch(id, false, d.IPEnd-d.L3Off, d.TCPFlags, g.now)
 	if bd.Service != 0 && g.flowUnit[id] == balance.PacketUnit {
 		g.cfg.Dist.Down(bd.Session, bd.Service-1)
 	}
-	e := header.Ethernet(b)
-	e.SetDst(lb)
-	e.SetSrc(g.cfg.LanMAC)
-	pk.Out = g.cfg.Lan
 }
 
 // downFlow finds the flow of a down ICMP error's quote (gateway

@@ -36,6 +36,10 @@ func (g *GW) upICMPError(pk *Packet, d *header.Decoded) {
 		return
 	}
 	nq := header.Tuple{Src: server, Dst: bd.GwAddr, SPort: sport, DPort: bd.GwPort}
+	if g.flowXlat[id] {
+		g.errorXlat(pk, d, bd.GwAddr, server, &nq, mac, g.cfg.ServerMAC, g.cfg.Servers)
+		return
+	}
 	if !rewrite.ICMPError(b, d, bd.GwAddr, server, &nq) {
 		pk.Drop = ReasonUnsupported
 		return
@@ -67,6 +71,13 @@ func (g *GW) downICMPError(pk *Packet, d *header.Decoded) {
 		src = f.Dst // the server itself: speak as the representative
 	}
 	nq := header.Tuple{Src: f.Src, Dst: f.Dst, SPort: f.SPort, DPort: f.DPort}
+	if g.flowXlat[id] {
+		if src != f.Dst {
+			src = g.source6(src, f.Dst) // a router on the IPv4 side
+		}
+		g.errorXlat(pk, d, src, f.Src, &nq, lb, g.cfg.LanMAC, g.cfg.Lan)
+		return
+	}
 	if !rewrite.ICMPError(b, d, src, f.Src, &nq) {
 		pk.Drop = ReasonUnsupported
 		return

@@ -12,6 +12,7 @@ import (
 	"samepath/dp/dptest"
 	"samepath/dp/header"
 	"samepath/dp/neigh"
+	"samepath/dp/xlat"
 	"samepath/nat"
 	"samepath/ring/memport"
 )
@@ -20,7 +21,7 @@ import (
 // (LAN2).
 //
 //	mobile 10.101.0.5 / fd00:101::5 --- lb1, lb2 --- gw --- a1 10.20.0.11, a2 10.20.0.12
-//	representative 10.30.0.1 (web :80 tcp connection rr, dns :53 udp packet rr), fd00:30::1 (web6, dns6)
+//	representative 10.30.0.1 (web :80 tcp connection rr, dns :53 udp packet rr), fd00:30::1 (web6, dns6; dns64 :5353 to the v4 servers)
 //	key-port addresses 10.20.0.101, fd00:20::101
 var (
 	gwLanMAC = dptest.MAC("02:00:00:00:20:01")
@@ -61,6 +62,11 @@ func newGWAuthz(t *testing.T, portMax uint16, authz *dp.Authz) *gwRig {
 
 func newGWFull(t *testing.T, portMax uint16, authz *dp.Authz, prod *acct.Producer, interim time.Duration) *gwRig {
 	t.Helper()
+	return newGWWith(t, portMax, authz, prod, interim, nil)
+}
+
+func newGWWith(t *testing.T, portMax uint16, authz *dp.Authz, prod *acct.Producer, interim time.Duration, tr *xlat.Translator) *gwRig {
+	t.Helper()
 	pc := nat.DefaultPortTableConfig()
 	pc.GwAddrs = []netip.Addr{key4, key6}
 	pc.PortMin, pc.PortMax = 1024, portMax
@@ -80,6 +86,8 @@ func newGWFull(t *testing.T, portMax uint16, authz *dp.Authz, prod *acct.Produce
 			Servers: []balance.Server{{Addr: ap(a16, 80), Up: true}, {Addr: ap(a26, 80), Up: true}}},
 		{Name: "dns6", Rep: ap(rep6, 53), Proto: 17, Type: balance.PacketUnit, Policy: balance.RoundRobin,
 			Servers: []balance.Server{{Addr: ap(a16, 53), Up: true}, {Addr: ap(a26, 53), Up: true}}},
+		{Name: "dns64", Rep: ap(rep6, 5353), Proto: 17, Type: balance.ConnectionUnit, Policy: balance.RoundRobin,
+			Servers: []balance.Server{{Addr: ap(a1, 53), Up: true}, {Addr: ap(a2, 53), Up: true}}},
 		{Name: "dead", Rep: ap(rep, 99), Proto: 6, Policy: balance.RoundRobin,
 			Servers: []balance.Server{{Addr: ap(a1, 99), Up: false}}},
 	})
@@ -94,7 +102,7 @@ func newGWFull(t *testing.T, portMax uint16, authz *dp.Authz, prod *acct.Produce
 	nb.Set(map[[16]byte][6]byte{a1.As16(): a1MAC, a2.As16(): a2MAC, a16.As16(): a1MAC, a26.As16(): a2MAC, other.As16(): xMAC})
 	g, err := dp.NewGW(dp.GWConfig{Lan: 0, Servers: 1, LanMAC: gwLanMAC, ServerMAC: gwSrvMAC,
 		Flows: flows, Services: svcs, Dist: dist, Neighbors: nb, RequireSession: true, LBCacheSize: 1024, ExpireBudget: 64,
-		Authz: authz, Acct: prod, AcctInterim: interim})
+		Authz: authz, Acct: prod, AcctInterim: interim, Xlat: tr})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -123,6 +123,13 @@ func (g *GW) up(pk *Packet, pr *upPre) {
 	}
 	g.acctPacket(id, b, &d.Parsed, true)
 	to := header.Tuple{Src: bd.GwAddr, Dst: server, SPort: bd.GwPort, DPort: g.flowPort[id]}
+	if g.flowXlat[id] {
+		g.forwardXlat(pk, d, &to, mac, g.cfg.ServerMAC, g.cfg.Servers)
+		if pk.Out >= 0 {
+			g.cfg.Flows.Touch(id, true, d.IPEnd-d.L3Off, d.TCPFlags, g.now)
+		}
+		return
+	}
 	// The family was checked when the flow opened: Flow cannot refuse.
 	rewrite.Flow(b, d, &to)
 	g.cfg.Flows.Touch(id, true, d.IPEnd-d.L3Off, d.TCPFlags, g.now)
@@ -157,6 +164,18 @@ func (g *GW) create(pk *Packet, d *header.Decoded, sess *Session) (uint32, Reaso
 		// that service's are.
 		svc, ok = g.cfg.Services.LookupAddr(k.Dst)
 	}
+	if !ok && g.xl != nil {
+		// An IPv6 destination inside the RFC 6052 prefix names the IPv4
+		// address it embeds (NAT64, RFC 6146): a representative address
+		// there is balanced as its service, any other is the server.
+		if v4, in := g.embedded4(k.Dst); in {
+			server = v4
+			svc, ok = g.cfg.Services.Lookup(v4, k.DPort, k.Proto)
+			if !ok && echo {
+				svc, ok = g.cfg.Services.LookupAddr(v4)
+			}
+		}
+	}
 	if ok {
 		unit, _ = g.cfg.Services.Type(svc)
 		i, ok := g.cfg.Dist.Decide(sess.ID, svc, balance.FlowStart)
@@ -174,8 +193,9 @@ func (g *GW) create(pk *Packet, d *header.Decoded, sess *Session) (uint32, Reaso
 	// (services are validated single-family, but the table may change
 	// under a flow) and the next hop.
 	r := ReasonNone
-	if server.Is4() != (d.IPVersion == 4) {
-		r = ReasonUnsupported
+	translate := server.Is4() != (d.IPVersion == 4)
+	if translate && g.xl == nil {
+		r = ReasonUnsupported // no translator: the families cannot meet
 	} else if _, ok := g.nh.Lookup(server); !ok {
 		r = ReasonNoNextHop
 	}
@@ -200,6 +220,7 @@ func (g *GW) create(pk *Packet, d *header.Decoded, sess *Session) (uint32, Reaso
 		return 0, r
 	}
 	g.flowUnit[id] = unit
+	g.flowXlat[id] = translate
 	g.flowSrv[id] = int32(idx)
 	g.flowAddr[id], g.flowPort[id] = server, sport
 	g.acctStart(id)

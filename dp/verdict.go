@@ -25,6 +25,7 @@ const (
 	ReasonNoServer                    // gateway: every actual server of the service is down
 	ReasonFiltered                    // gateway: down packet not from its flow's server (RFC 4787 filtering)
 	ReasonPanic                       // the pipeline panicked on the packet's batch (a bug; logged with the frames)
+	ReasonXlat                        // gateway: IPv4/IPv6 translation refused the packet (its outcome is counted by dp/xlat)
 	NumReasons
 )
 
@@ -47,6 +48,7 @@ var reasonNames = [NumReasons]string{
 	ReasonNoServer:      "no_server",
 	ReasonFiltered:      "filtered",
 	ReasonPanic:         "panic",
+	ReasonXlat:          "xlat",
 }
 
 // String is the reason's metric label.

@@ -377,9 +377,12 @@ func (t *PortTable) Down(gwAddr Addr16, gwPort uint16, proto uint8) (id uint32, 
 		return 0, false
 	}
 	v := t.down[(gi*numClasses+class)*t.nPorts+p]
-	if v == 0 || t.slots[v-1].b.Flow.Proto != proto {
+	if v == 0 {
 		return 0, false
 	}
+	// The index is per class, so only ICMP and ICMPv6 (one class) can
+	// differ here, and they meet in a translated (NAT64) flow: a mobile's
+	// ICMPv6 echo answered by an IPv4 server's ICMP echo reply.
 	return v - 1, true
 }
 

@@ -225,11 +225,10 @@ func (m *refModel) down(gw Addr16, port uint16, proto uint8) (uint32, bool) {
 	if !ok {
 		return 0, false
 	}
+	// A key port belongs to its class: ICMP and ICMPv6 share one (a NAT64
+	// flow's ICMPv6 echo is answered by ICMP).
 	id, ok := m.owner[refPort{gw, class, port}]
-	if !ok || m.bindings[id].Flow.Proto != proto {
-		return 0, false
-	}
-	return id, true
+	return id, ok
 }
 
 func (m *refModel) stats() PortTableStats {

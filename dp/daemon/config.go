@@ -16,6 +16,7 @@ import (
 	"samepath/dp"
 	"samepath/dp/acct"
 	"samepath/dp/balance"
+	"samepath/dp/xlat"
 	"samepath/internal/cfgfile"
 	"samepath/nat"
 	"samepath/ring/xsk"
@@ -104,6 +105,100 @@ type GWConfig struct {
 	Accounting Accounting `yaml:"accounting"`
 	// Exclude: extra local addresses left to the kernel.
 	Exclude []string `yaml:"exclude"`
+	// Xlat configures IPv4/IPv6 translation of flows whose server is of
+	// the other family (NAT64/NAT46, R-TCP-3, dp/gw_xlat.go).
+	Xlat Xlat `yaml:"xlat"`
+}
+
+// Xlat is the translator's config (dp/xlat.Config).
+type Xlat struct {
+	// Disabled turns translation off: flows to servers of the other
+	// family are refused.
+	Disabled bool `yaml:"disabled"`
+	// Pool6 is the RFC 6052 prefix (default 64:ff9b::/96); "none" for
+	// EAM only.
+	Pool6 string `yaml:"pool6"`
+	// EAM is the explicit address mapping table (RFC 7757).
+	EAM []struct {
+		IPv4 string `yaml:"ipv4"`
+		IPv6 string `yaml:"ipv6"`
+	} `yaml:"eam"`
+	// IPv4Address and IPv6Address source the ICMP errors the translator
+	// answers with; default: the first gw.nat.addrs of each family.
+	IPv4Address string `yaml:"ipv4_address"`
+	IPv6Address string `yaml:"ipv6_address"`
+	// MTUs of each side and the lowest IPv6 MTU (RFC 7915 sections 4, 6).
+	IPv4MTU       int `yaml:"ipv4_mtu"`
+	IPv6MTU       int `yaml:"ipv6_mtu"`
+	LowestIPv6MTU int `yaml:"lowest_ipv6_mtu"`
+}
+
+// XlatConfig is the translator config of gw.xlat, with the gateway's NAT
+// addresses as the default own addresses. It returns ok false when
+// translation is off, or when a family has neither an own address nor a
+// NAT address (it could not answer for that side).
+func (g *GWConfig) XlatConfig() (c xlat.Config, ok bool, err error) {
+	x := g.Xlat
+	if x.Disabled {
+		return c, false, nil
+	}
+	c = xlat.DefaultConfig()
+	switch x.Pool6 {
+	case "":
+	case "none":
+		c.Pool6 = netip.Prefix{}
+	default:
+		if c.Pool6, err = netip.ParsePrefix(x.Pool6); err != nil {
+			return c, false, fmt.Errorf("config: gw.xlat.pool6: %w", err)
+		}
+	}
+	for i, e := range x.EAM {
+		var m xlat.EAM
+		if m.IPv4, err = netip.ParsePrefix(e.IPv4); err != nil {
+			return c, false, fmt.Errorf("config: gw.xlat.eam[%d].ipv4: %w", i, err)
+		}
+		if m.IPv6, err = netip.ParsePrefix(e.IPv6); err != nil {
+			return c, false, fmt.Errorf("config: gw.xlat.eam[%d].ipv6: %w", i, err)
+		}
+		c.EAM = append(c.EAM, m)
+	}
+	for _, a := range g.NAT.Addrs {
+		if p, err := netip.ParseAddr(a); err == nil {
+			if p.Is4() && !c.IPv4Address.IsValid() {
+				c.IPv4Address = p
+			} else if p.Is6() && !c.IPv6Address.IsValid() {
+				c.IPv6Address = p
+			}
+		}
+	}
+	for key, a := range map[string]*netip.Addr{"ipv4_address": &c.IPv4Address, "ipv6_address": &c.IPv6Address} {
+		v := x.IPv4Address
+		if key == "ipv6_address" {
+			v = x.IPv6Address
+		}
+		if v == "" {
+			continue
+		}
+		if *a, err = netip.ParseAddr(v); err != nil {
+			return c, false, fmt.Errorf("config: gw.xlat.%s: %w", key, err)
+		}
+	}
+	if x.IPv4MTU != 0 {
+		c.IPv4MTU = x.IPv4MTU
+	}
+	if x.IPv6MTU != 0 {
+		c.IPv6MTU = x.IPv6MTU
+	}
+	if x.LowestIPv6MTU != 0 {
+		c.LowestIPv6MTU = x.LowestIPv6MTU
+	}
+	if !c.IPv4Address.IsValid() || !c.IPv6Address.IsValid() {
+		return c, false, nil
+	}
+	if err := c.Validate(); err != nil {
+		return c, false, fmt.Errorf("config: gw.xlat: %w", err)
+	}
+	return c, true, nil
 }
 
 // NAT configures the port-key NAT (T5).
@@ -473,6 +568,9 @@ func (c Config) validateGW() error {
 		if _, err := a.LogConfig(); err != nil {
 			return fmt.Errorf("config: gw.accounting: %w", err)
 		}
+	}
+	if _, _, err := g.XlatConfig(); err != nil {
+		return err
 	}
 	for i, e := range g.Exclude {
 		if _, err := netip.ParseAddr(e); err != nil {

@@ -221,3 +221,39 @@ func write(name, body string) func(t *testing.T, dir string) {
 		}
 	}
 }
+
+// TestXlatConfig: gw.xlat defaults to 64:ff9b::/96 with the NAT addresses
+// as the translator's own; a bad prefix or EAM entry names its key; a
+// gateway without a NAT address of one family translates nothing.
+func TestXlatConfig(t *testing.T) {
+	g := DefaultGWConfig()
+	g.NAT.Addrs = []string{"10.20.0.101", "fd00:20::101"}
+	c, ok, err := g.XlatConfig()
+	if err != nil || !ok || c.Pool6.String() != "64:ff9b::/96" || c.IPv4Address.String() != "10.20.0.101" || c.IPv6Address.String() != "fd00:20::101" {
+		t.Fatalf("defaults: %+v %v %v", c, ok, err)
+	}
+	for _, tc := range []struct {
+		mut  func(*GWConfig)
+		want string
+	}{
+		{func(g *GWConfig) { g.Xlat.Pool6 = "64:ff9b::/95" }, "gw.xlat: invalid xlat config: pool6"},
+		{func(g *GWConfig) { g.Xlat.Pool6 = "nonsense" }, "gw.xlat.pool6"},
+		{func(g *GWConfig) {
+			g.Xlat.EAM = append(g.Xlat.EAM, struct {
+				IPv4 string `yaml:"ipv4"`
+				IPv6 string `yaml:"ipv6"`
+			}{IPv4: "192.0.2.0/24", IPv6: "bad"})
+		}, "gw.xlat.eam[0].ipv6"},
+	} {
+		g := DefaultGWConfig()
+		g.NAT.Addrs = []string{"10.20.0.101", "fd00:20::101"}
+		tc.mut(&g)
+		if _, _, err := g.XlatConfig(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("error %v, want one naming %q", err, tc.want)
+		}
+	}
+	g.NAT.Addrs = []string{"10.20.0.101"}
+	if _, ok, err := g.XlatConfig(); ok || err != nil {
+		t.Errorf("v4-only gateway: translation %v, %v; want off", ok, err)
+	}
+}

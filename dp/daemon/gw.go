@@ -19,6 +19,7 @@ import (
 	"samepath/dp/acct"
 	"samepath/dp/balance"
 	"samepath/dp/neigh"
+	"samepath/dp/xlat"
 	"samepath/nat"
 	"samepath/ring/xsk"
 	"samepath/ring/xsk/xdpfilter"
@@ -225,12 +226,23 @@ func (d *Daemon) startGW(ctx context.Context) error {
 		}
 	}
 	requireSession := g.RequireSession == nil || *g.RequireSession
+	var tr *xlat.Translator
+	if xc, ok, err := g.XlatConfig(); err != nil {
+		return err
+	} else if ok {
+		if tr, err = xlat.New(xc); err != nil {
+			return err
+		}
+		d.log.Info("ipv4/ipv6 translation on", "pool6", xc.Pool6, "eam", len(xc.EAM))
+	} else {
+		d.log.Info("ipv4/ipv6 translation off: flows to servers of the other family are refused")
+	}
 	pipe, err := dp.NewGW(dp.GWConfig{
 		Lan: 0, Servers: 1,
 		LanMAC: nat.MAC(lan.HardwareAddr), ServerMAC: nat.MAC(srv.HardwareAddr),
 		Flows: flows, Services: services, Dist: dist, Neighbors: nb,
 		RequireSession: requireSession, LBCacheSize: g.LBCache, ExpireBudget: 64, Authz: authz,
-		Acct: prod, AcctInterim: g.Accounting.Interim,
+		Acct: prod, AcctInterim: g.Accounting.Interim, Xlat: tr,
 	})
 	if err != nil {
 		return err

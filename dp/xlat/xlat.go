@@ -2,6 +2,7 @@ package xlat
 
 import (
 	"encoding/binary"
+	"net/netip"
 
 	"samepath/dp/header"
 )
@@ -56,6 +57,9 @@ func New(c Config) (*Translator, error) {
 	c.EAM = append([]EAM(nil), c.EAM...)
 	return &Translator{cfg: c, m: newMapper(&c), id: 1, scratch: make([]byte, 65536+header.EthernetLen+header.VLANLen)}, nil
 }
+
+// Pool6 is the RFC 6052 prefix (invalid: none).
+func (t *Translator) Pool6() netip.Prefix { return t.cfg.Pool6 }
 
 // Config returns the translator's configuration (a copy).
 func (t *Translator) Config() Config {

@@ -1,0 +1,120 @@
+package dp
+
+import (
+	"samepath/dp/header"
+	"samepath/dp/rewrite"
+	"samepath/dp/xlat"
+	"samepath/nat"
+)
+
+// Flows whose actual server is of the other IP family than the mobile
+// are translated (R-TCP-3): stateful NAT64 (RFC 6146) for an IPv6 mobile
+// and an IPv4 server, NAT46 the other way, on the same port-key NAT. The
+// flow's record is made as for any flow, its key port on a gateway
+// address of the server's family, so balancing, authorization, T7,
+// accounting and the down path's source filtering are the same; only the
+// rewrite differs. dp/xlat translates the headers (RFC 7915) with the
+// addresses the record names (TranslateWith), then dp/rewrite sets the
+// ports in the new family. The translated frame is built in the worker's
+// own buffer and copied into the packet's frame (Packet.Room): one copy
+// of the packet, measured in BENCHMARKS.md "xlat".
+//
+// A translation that would need more than one frame (an IPv4 packet with
+// DF clear bigger than the lowest IPv6 MTU, which RFC 7915 fragments) is
+// dropped as ReasonXlat: the dataplane forwards one frame per packet. So
+// is every packet dp/xlat refuses, its outcome counted by the translator.
+// The ICMP errors dp/xlat answers with itself (Packet Too Big, ...) are
+// sent back where the packet came from.
+
+// embedded4 returns the IPv4 address an IPv6 destination embeds under the
+// translator's RFC 6052 prefix.
+func (g *GW) embedded4(a nat.Addr16) (nat.Addr16, bool) {
+	if a.Is4() {
+		return a, false
+	}
+	p := g.xl.Pool6()
+	if !p.IsValid() {
+		return a, false
+	}
+	v4, ok := xlat.Extract(p, a)
+	return nat.Addr16V4(v4), ok
+}
+
+// forwardXlat translates packet d to the other family with the addresses
+// of to, sets its ports to to's, and sends it out of port out from MAC
+// src to MAC dst; an answer of the translator's goes back toward the
+// packet's sender. On a refusal the packet is dropped (pk.Out stays -1).
+func (g *GW) forwardXlat(pk *Packet, d *header.Decoded, to *header.Tuple, dst, src nat.MAC, out int) {
+	a := xlat.Addrs{Src: to.Src, Dst: to.Dst}
+	in := g.cfg.Lan
+	if out == g.cfg.Lan {
+		in = g.cfg.Servers
+	}
+	if !g.translate(pk, d, &a, in) {
+		return
+	}
+	b := pk.Room[:pk.Desc.Len]
+	if v := header.Decode(b, &g.xd); v != header.OK || !rewrite.Flow(b, &g.xd, to) {
+		pk.Drop = ReasonXlat
+		return
+	}
+	e := header.Ethernet(b)
+	e.SetDst(dst)
+	e.SetSrc(src)
+	pk.Out = out
+}
+
+// translate runs dp/xlat on the packet and copies its one output frame
+// into the packet's frame. It reports whether a translated frame is
+// there. A refusal sets the drop reason; an answer of the translator's
+// (RFC 7915 asks for some, e.g. Packet Too Big) also goes back out of
+// in, the port the packet came by: the translator swapped its MACs.
+func (g *GW) translate(pk *Packet, d *header.Decoded, a *xlat.Addrs, in int) bool {
+	r := &g.xres
+	o := g.xl.TranslateWith(pk.Data, d, a, g.xout, r)
+	if r.N != 1 || r.Pkts[0].Len > len(pk.Room) || !(o.Translated() || o.Answered()) {
+		pk.Drop = ReasonXlat // refused, or more frames than one packet
+		return false
+	}
+	f := g.xout[r.Pkts[0].Off : r.Pkts[0].Off+r.Pkts[0].Len]
+	copy(pk.Room, f)
+	pk.Desc.Len = uint32(len(f))
+	if o.Answered() {
+		pk.Drop, pk.Out = ReasonXlat, in
+		return false
+	}
+	return true
+}
+
+// errorXlat translates an ICMP error about a translated flow: outer
+// addresses src -> dst and the quoted packet's addresses and ports q, all
+// in the new family, then sends it out of port out from MAC smac to dmac.
+func (g *GW) errorXlat(pk *Packet, d *header.Decoded, src, dst nat.Addr16, q *header.Tuple, dmac, smac nat.MAC, out int) {
+	a := xlat.Addrs{Src: src, Dst: dst, QSrc: q.Src, QDst: q.Dst}
+	in := g.cfg.Lan
+	if out == g.cfg.Lan {
+		in = g.cfg.Servers
+	}
+	if !g.translate(pk, d, &a, in) {
+		return
+	}
+	b := pk.Room[:pk.Desc.Len]
+	if v := header.Decode(b, &g.xd); v != header.OK || !rewrite.ICMPError(b, &g.xd, src, dst, q) {
+		pk.Drop = ReasonXlat
+		return
+	}
+	e := header.Ethernet(b)
+	e.SetDst(dmac)
+	e.SetSrc(smac)
+	pk.Out = out
+}
+
+// source6 is the IPv6 source of an ICMP error that an IPv4 host (a
+// router on the path) sent about a translated flow: its address under
+// the RFC 6052 prefix, or the representative address without one.
+func (g *GW) source6(v4, rep nat.Addr16) nat.Addr16 {
+	if p := g.xl.Pool6(); p.IsValid() {
+		return xlat.Embed(p, [4]byte(v4[12:]))
+	}
+	return rep
+}
