@@ -10,6 +10,25 @@
 // backlog at once, and ResyncGateway leaves the sessions of that backlog
 // to it.
 //
+// Substitutes (R-GW-9, FIG. 14): every event of a session goes to the
+// gateway owning its address and to each substitute of the T4 row holding
+// that address (Config.Substitutes), each through its own outbox queue
+// (own order, own retries and back-off, own Wake), and ResyncGateway
+// reads back and repairs every one of them. So when the owner dies, the
+// substitute the LBs switch to already holds the T3 copies of its
+// subscribers and serves their new connections at once.
+//
+// The copies are pushed always, not at the moment the owner goes down.
+// Pushing at takeover would add to the takeover time the health
+// monitor's verdict (fall x interval) plus one POST per session of the
+// dead gateway, queued behind each other (thousands of sessions are
+// seconds), and it needs the control process alive at that moment: a
+// gateway that dies while samepath-control is down or restarting would
+// leave its subscribers without service until it came back. Pushed
+// always, the takeover time is the LBs' switch alone, and costs each
+// event once more per substitute and one T3 row per session per
+// substitute (a few hundred bytes) on the gateways.
+//
 // Durability: every transition is one ctl/store batch holding the session
 // record, its address binding (aaa.Pool ops), the outbox event and, for
 // Close, the log line; Account returns that batch's sequence and the RADIUS
