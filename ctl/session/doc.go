@@ -4,7 +4,7 @@
 // (Act -> Close) and the session timer (Dormant -> Close), the durable
 // session log written on Close (Close -> None once it is on disk), and the
 // Outbox that pushes every transition to the gateway owning the session's
-// address (api.SessionEvent, increasing Seq per session), retried with
+// address and to its substitutes (below) (api.SessionEvent, increasing Seq per session), retried with
 // back-off until acknowledged; Outbox.Wake (the health monitor saw the
 // gateway recover) ends the back-off, so a returning gateway gets its
 // backlog at once, and ResyncGateway leaves the sessions of that backlog
