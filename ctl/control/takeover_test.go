@@ -1,6 +1,7 @@
 package control_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"samepath/ctl/aaa"
 	"samepath/ctl/api"
 	"samepath/ctl/control"
+	"samepath/ctl/health"
 )
 
 // fig14 is the FIG. 14 T4 of the test config: each gateway's range goes
@@ -92,5 +94,51 @@ func TestSubstituteHoldsSessions(t *testing.T) {
 	getJSON(t, c, "/v1/counters", &cs)
 	if cs.T4.Reads == 0 || cs.T4.Changes != 1 || cs.Outbox.Pending == 0 {
 		t.Fatalf("counters: t4 view %+v (want reads, 1 change), outbox %+v (want gw1's events pending)", cs.T4, cs.Outbox)
+	}
+}
+
+// TestT4View: the view maps each LB's rows to T1 names in row order,
+// leaves out MACs T1 does not know, keeps an LB's last good rows when a
+// read fails or does not parse, and reports a change only when the rows
+// changed.
+func TestT4View(t *testing.T) {
+	lb := newFakeDaemon(t)
+	lb.t4 = fig14()
+	lb.t4.Rows[0].Gateways = append(lb.t4.Rows[0].Gateways, api.T4Gateway{MAC: "02:00:00:00:09:09", State: "up"})
+	t1 := func() []aaa.Gateway {
+		return []aaa.Gateway{{GatewayConfig: aaa.GatewayConfig{Name: "gw1", MAC: mac1}}, {GatewayConfig: aaa.GatewayConfig{Name: "gw2", MAC: mac2}}}
+	}
+	changes := 0
+	v := control.NewT4View([]health.LB{{Name: "lb1", URL: lb.srv.URL}}, time.Hour, t1, func() { changes++ })
+	subs := func(ip string) string { return strings.Join(v.Substitutes(mustAddr(ip)), ",") }
+	if got := subs("10.100.0.7"); got != "" || changes != 0 {
+		t.Fatalf("before a read: %q, %d changes", got, changes)
+	}
+	ctx := context.Background()
+	if !v.ReadAll(ctx) || changes != 1 {
+		t.Fatalf("first read: %d changes, counters %+v", changes, v.Counters())
+	}
+	for ip, want := range map[string]string{"10.100.0.7": "gw1,gw2", "10.100.1.7": "gw2,gw1", "10.200.0.1": ""} {
+		if got := subs(ip); got != want {
+			t.Errorf("Substitutes(%s) = %q, want %q", ip, got, want)
+		}
+	}
+	if !v.ReadAll(ctx) || changes != 1 {
+		t.Fatalf("same rows again: %d changes, want still 1", changes)
+	}
+	lb.mu.Lock()
+	lb.t4.Rows[1].Gateways[1].MAC = "zz"
+	lb.mu.Unlock()
+	if v.ReadAll(ctx) || changes != 1 || subs("10.100.1.7") != "gw2,gw1" {
+		t.Fatalf("bad mac: read ok or rows changed (%d changes, %q)", changes, subs("10.100.1.7"))
+	}
+	lb.mu.Lock()
+	lb.t4 = &api.T4{Rows: []api.T4Row{{Range: "10.100.1.0/24", Gateways: []api.T4Gateway{{MAC: mac2, State: "up"}}}}}
+	lb.mu.Unlock()
+	if !v.ReadAll(ctx) || changes != 2 || subs("10.100.0.7") != "" || subs("10.100.1.7") != "gw2" {
+		t.Fatalf("new rows: %d changes, %q %q", changes, subs("10.100.0.7"), subs("10.100.1.7"))
+	}
+	if c := v.Counters(); c.Reads != 4 || c.Failures != 1 || c.Changes != 2 {
+		t.Fatalf("counters %+v", c)
 	}
 }
