@@ -73,7 +73,9 @@ type Config struct {
 		Timeout  time.Duration `yaml:"timeout"`
 		Fall     int           `yaml:"fall"`
 		Rise     int           `yaml:"rise"`
-		Resync   time.Duration `yaml:"lb_resync"` // re-assert every state on every LB this often
+		// Resync: re-assert every state on every LB this often (0:
+		// never), and read every LB's T4 back (T4View; 0: every 30s).
+		Resync time.Duration `yaml:"lb_resync"`
 	} `yaml:"health"`
 
 	API struct {

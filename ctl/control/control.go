@@ -37,6 +37,9 @@ type Control struct {
 	AuthzSync *AuthzSync
 	// SessionSync repairs the gateways' T3 copies.
 	SessionSync *SessionSync
+	// T4 is the LBs' T4 as read back: which gateways substitute for
+	// which range (the session manager's Config.Substitutes).
+	T4 *T4View
 
 	apiToken string
 	gwToken  string
@@ -112,7 +115,20 @@ func New(cfg Config, log *slog.Logger) (*Control, error) {
 	if err := c.Out.Load(); err != nil {
 		return nil, err
 	}
-	if c.Mgr, err = session.New(cfg.sessionConfig(), c.St, c.Pool, c.Out); err != nil {
+	var lbs []health.LB
+	for _, l := range cfg.LBs {
+		tok, err := ReadToken(l.TokenFile)
+		if err != nil {
+			return nil, err
+		}
+		lbs = append(lbs, health.LB{Name: l.Name, URL: l.API, Token: tok})
+	}
+	// A change of the LBs' T4 reads every gateway's T3 copy back: a new
+	// substitute gets its rows' sessions, a former one loses them.
+	c.T4 = NewT4View(lbs, cfg.Health.Resync, c.Pool.Gateways, func() { c.SessionSync.Force("") })
+	mc := cfg.sessionConfig()
+	mc.Substitutes = c.T4.Substitutes
+	if c.Mgr, err = session.New(mc, c.St, c.Pool, c.Out); err != nil {
 		return nil, err
 	}
 	if err := c.Mgr.Load(); err != nil {
@@ -121,14 +137,6 @@ func New(cfg Config, log *slog.Logger) (*Control, error) {
 	c.SessionSync = NewSessionSync(cfg.Sessions.Resync, c.Mgr, c.gatewayTargets)
 	if c.Radius, err = aaa.NewServer(cfg.serverConfig(), c.Users, c.Pool, c.Mgr, c.St); err != nil {
 		return nil, err
-	}
-	var lbs []health.LB
-	for _, l := range cfg.LBs {
-		tok, err := ReadToken(l.TokenFile)
-		if err != nil {
-			return nil, err
-		}
-		lbs = append(lbs, health.LB{Name: l.Name, URL: l.API, Token: tok})
 	}
 	c.LBSync = health.NewLBSync(lbs, cfg.Health.Resync)
 	if c.Monitor, err = health.NewMonitor(cfg.healthConfig(), c.healthTargets, health.HTTPProber(&http.Client{}), c.healthChanged); err != nil {
@@ -226,6 +234,7 @@ func (c *Control) Run(ctx context.Context) error {
 	c.LBSync.Start(ctx)
 	c.AuthzSync.Start(ctx)
 	c.SessionSync.Start(ctx)
+	c.T4.Start(ctx)
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
 	wg.Add(4)
@@ -249,6 +258,7 @@ func (c *Control) Run(ctx context.Context) error {
 	c.LBSync.Wait()
 	c.AuthzSync.Wait()
 	c.SessionSync.Wait()
+	c.T4.Wait()
 	c.bg.Wait()
 	err := c.close()
 	select {

@@ -44,7 +44,9 @@ type fakeDaemon struct {
 	// ignored, start, active and dormant upsert, end deletes.
 	t3    map[string]api.GWSession
 	ended map[string]uint64
-	srv   *httptest.Server
+	// t4, when set, is the LB's T4 (GET /v1/t4); otherwise 404.
+	t4  *api.T4
+	srv *httptest.Server
 }
 
 func newFakeDaemon(t *testing.T) *fakeDaemon {
@@ -89,6 +91,15 @@ func newFakeDaemon(t *testing.T) *fakeDaemon {
 		}
 		d.mu.Unlock()
 		json.NewEncoder(w).Encode(out)
+	})
+	mux.HandleFunc("GET /v1/t4", func(w http.ResponseWriter, r *http.Request) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if d.t4 == nil {
+			http.Error(w, `{"error":"no t4"}`, 404)
+			return
+		}
+		json.NewEncoder(w).Encode(d.t4)
 	})
 	mux.HandleFunc("PUT /v1/gateways/state", func(w http.ResponseWriter, r *http.Request) {
 		var gs api.GatewayState

@@ -31,13 +31,24 @@
 // back-off grown while the gateway was down) and the read-back leaves the
 // sessions of that backlog to it.
 //
+// Substitutes (R-GW-9, FIG. 14): T4View reads every LB's T4 back (GET
+// /v1/t4) at the start and every health.lb_resync, and tells the session
+// manager which gateways each range's rows name (Config.Substitutes):
+// every session event goes to the gateway owning the address and to each
+// substitute of its row, so the gateway the LBs switch to when the owner
+// dies already holds its subscribers' sessions (the choice of pushing
+// always, not at takeover, is argued in ctl/session). A read that changes
+// the view reads every gateway's T3 copy back, so a new substitute gets
+// its rows' sessions and a former one loses them. GET /v1/health shows
+// the view (t4), /v1/counters its reads (t4_view).
+//
 // Restarts of samepath-control: the session manager does not count the
 // downtime against session timers and closes no restored session within
 // sessions.restart_grace (default: interim_timeout) of the start.
 //
 // Goroutines: Run starts the RADIUS readers, the manager's ticker, the
 // health monitor, the outbox pushers, the LB pushers, the authz pushers,
-// the session sync and the HTTP server; they all stop when Run's context ends, then the
+// the session sync, the T4 reader and the HTTP server; they all stop when Run's context ends, then the
 // store is closed.
 //
 // The radius benchmark's in-process setup lives in perf/radius

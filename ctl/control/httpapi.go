@@ -68,7 +68,7 @@ func (c *Control) handler() http.Handler {
 	})
 	v1.HandleFunc("GET /v1/counters", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, c.Counters()) })
 	v1.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, HealthReport{Targets: c.Monitor.Statuses(), LBs: c.LBSync.Statuses()})
+		writeJSON(w, HealthReport{Targets: c.Monitor.Statuses(), LBs: c.LBSync.Statuses(), T4: c.T4.Rows()})
 	})
 	v1.HandleFunc("GET /v1/lbs", func(w http.ResponseWriter, r *http.Request) {
 		out := []LBInfo{}
@@ -215,7 +215,7 @@ func (c *Control) usersView() []UserView {
 
 // Counters collects every counter of the process.
 func (c *Control) Counters() Counters {
-	return Counters{Radius: c.Radius.C.Snapshot(), Pool: c.Pool.Counters(), Sessions: c.Mgr.Counters(), Outbox: c.Out.Counters(), SessionSync: c.SessionSync.Counters(), Store: c.St.Stats()}
+	return Counters{Radius: c.Radius.C.Snapshot(), Pool: c.Pool.Counters(), Sessions: c.Mgr.Counters(), Outbox: c.Out.Counters(), SessionSync: c.SessionSync.Counters(), T4: c.T4.Counters(), Store: c.St.Stats()}
 }
 
 func (c *Control) auth(h http.Handler) http.Handler {

@@ -26,13 +26,18 @@ type Counters struct {
 	Outbox   session.OutboxCounters `json:"outbox"`
 	// SessionSync counts the read-backs of the gateways' T3 copies.
 	SessionSync SessionSyncCounters `json:"session_sync"`
-	Store       store.Stats         `json:"store"`
+	// T4 counts the read-backs of the LBs' T4 (T4View).
+	T4    T4ViewCounters `json:"t4_view"`
+	Store store.Stats    `json:"store"`
 }
 
 // HealthReport answers GET /v1/health.
 type HealthReport struct {
 	Targets []health.Status   `json:"targets"`
 	LBs     []health.LBStatus `json:"lbs"`
+	// T4 is the LBs' T4 as control last read it: the gateways whose T3
+	// copies hold each range's sessions (primary, then substitutes).
+	T4 []T4ViewRow `json:"t4"`
 }
 
 // AdminState is the body of PUT /v1/gateways/{name}/admin.

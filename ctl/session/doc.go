@@ -4,11 +4,32 @@
 // (Act -> Close) and the session timer (Dormant -> Close), the durable
 // session log written on Close (Close -> None once it is on disk), and the
 // Outbox that pushes every transition to the gateway owning the session's
-// address (api.SessionEvent, increasing Seq per session), retried with
-// back-off until acknowledged; Outbox.Wake (the health monitor saw the
-// gateway recover) ends the back-off, so a returning gateway gets its
-// backlog at once, and ResyncGateway leaves the sessions of that backlog
-// to it.
+// address and to its substitutes (below) (api.SessionEvent, increasing
+// Seq per session), retried with back-off until acknowledged; Outbox.Wake
+// (the health monitor saw the gateway recover) ends the back-off, so a
+// returning gateway gets its backlog at once, and ResyncGateway leaves
+// the sessions of that backlog to it.
+//
+// Substitutes (R-GW-9, FIG. 14): every event of a session goes to the
+// gateway owning its address and to each substitute of the T4 row holding
+// that address (Config.Substitutes), each through its own outbox queue
+// (own order, own retries and back-off, own Wake), and ResyncGateway
+// reads back and repairs every one of them. So when the owner dies, the
+// substitute the LBs switch to already holds the T3 copies of its
+// subscribers and serves their new connections at once.
+//
+// The copies are pushed always, not at the moment the owner goes down.
+// The LBs switch as soon as the health monitor's verdict (fall x
+// interval) reaches them; pushing at takeover would add to that one POST
+// per session of the dead gateway, one after another on the substitute's
+// queue (thousands of sessions are seconds), during which its
+// subscribers' packets are dropped as no_session. It would also need the
+// control process alive at that moment: a gateway that dies while
+// samepath-control is down or restarting would leave its subscribers
+// without service until one of them came back. Pushed always, the
+// takeover time is the LBs' switch alone; the cost is each event once
+// more per substitute and one T3 row per session per substitute (a few
+// hundred bytes) on the gateways.
 //
 // Durability: every transition is one ctl/store batch holding the session
 // record, its address binding (aaa.Pool ops), the outbox event and, for

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -76,6 +77,14 @@ type Config struct {
 	// manager is alive (the downtime Load re-bases by is measured from the
 	// last record, so it is overestimated by at most this much).
 	AliveInterval time.Duration
+	// Substitutes names the gateways that hold a T3 copy of the session
+	// on ip besides the gateway owning its range: the substitutes of the
+	// T4 row holding ip (FIG. 14), which the LBs steer its packets to
+	// when the owner is down (R-GW-9). Every event of the session goes
+	// to the owner and to each of them, each through its own outbox
+	// queue. nil, or no names: the owner only. It is called with the
+	// manager's lock held and must not call back into the manager.
+	Substitutes func(ip netip.Addr) []string
 }
 
 // DefaultConfig returns defaults.
@@ -309,13 +318,15 @@ func (m *Manager) transition(s *Session, ev Event, now time.Time, extra []store.
 		kind = api.EventEnd
 	}
 	ops := extra
-	var pending *queued
+	var pending []*queued
 	if kind != "" {
 		s.Seq++
-		var op store.Op
-		pending, op = m.out.prepare(s.Gateway, api.SessionEvent{Event: kind, SessionID: s.ID, UserID: s.User, DeviceID: s.Device, IP: s.IP.String(), Seq: s.Seq})
-		if pending != nil {
-			ops = append(ops, op)
+		ev := api.SessionEvent{Event: kind, SessionID: s.ID, UserID: s.User, DeviceID: s.Device, IP: s.IP.String(), Seq: s.Seq}
+		for _, gw := range m.targets(s) {
+			if q, op := m.out.prepare(gw, ev); q != nil {
+				pending = append(pending, q)
+				ops = append(ops, op)
+			}
 		}
 	}
 	ops = append(ops, store.Put(store.BucketSessions, []byte(s.ID), sessionJSON(s)))
@@ -327,14 +338,30 @@ func (m *Manager) transition(s *Session, ev Event, now time.Time, extra []store.
 	}
 	id := s.ID
 	seq := m.st.Enqueue(ops, log, func() {
-		if pending != nil {
-			m.out.ready(pending)
+		for _, q := range pending {
+			m.out.ready(q)
 		}
 		if next == Close {
 			m.finishClose(id)
 		}
 	})
 	return seq, true
+}
+
+// targets are the gateways that hold s's T3 copy: the gateway owning its
+// address, then the substitutes of its T4 row (Config.Substitutes), each
+// once. Called with m.mu held.
+func (m *Manager) targets(s *Session) []string {
+	gws := []string{s.Gateway}
+	if m.cfg.Substitutes == nil {
+		return gws
+	}
+	for _, g := range m.cfg.Substitutes(s.IP) {
+		if g != "" && !slices.Contains(gws, g) {
+			gws = append(gws, g)
+		}
+	}
+	return gws
 }
 
 // finishClose is FIG. 11 edge 4: the log record is durable, the record goes.

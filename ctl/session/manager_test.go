@@ -88,6 +88,8 @@ type env struct {
 	// backoff, when set, is the outbox's retry back-off (min and max);
 	// otherwise a millisecond or few.
 	backoff time.Duration
+	// subs, when set, is the manager's Config.Substitutes.
+	subs func(netip.Addr) []string
 }
 
 func newEnv(t *testing.T, dir string) *env {
@@ -128,6 +130,7 @@ func (e *env) open() {
 	}
 	cfg := DefaultConfig()
 	cfg.InterimTimeout, cfg.DormantTimeout, cfg.Now = 10*time.Minute, time.Hour, e.clk.Now
+	cfg.Substitutes = e.subs
 	e.m, err = New(cfg, e.st, e.pool, e.out)
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"slices"
 	"sort"
 
 	"samepath/ctl/api"
@@ -16,14 +17,17 @@ type ResyncResult struct {
 }
 
 // ResyncGateway compares held, the T3 copy that gateway gw reports
-// (GET /v1/sessions on its control API), with the sessions this manager has on gw, and
-// queues, through the outbox, what brings the copy back in line: an
-// "active" or "dormant" event (with every field, so a gateway that lost
-// its copy, e.g. by restarting, recreates the session) for each session in
-// Act or Dormant that the copy lacks or holds in another state, and an
-// "end" for each session the copy holds that is not one of gw's live
-// sessions. Without this, a restarted gateway drops every packet of its
-// subscribers (no session, R-GW-7) until each one's next transition.
+// (GET /v1/sessions on its control API), with the sessions this manager
+// has for gw (those in its range and those of the T4 rows it substitutes
+// in, Config.Substitutes), and queues, through the outbox, what brings
+// the copy back in line: an "active" or "dormant" event (with every
+// field, so a gateway that lost its copy, e.g. by restarting, recreates
+// the session) for each session in Act or Dormant that the copy lacks or
+// holds in another state, and an "end" for each session the copy holds
+// that is not one of gw's live sessions (also one of a row gw no longer
+// substitutes in). Without this, a restarted gateway drops every packet
+// of its subscribers (no session, R-GW-7) until each one's next
+// transition.
 //
 // A session with an event still waiting in the outbox for gw is left to
 // the outbox (counted in Pending): that event, and any after it, brings
@@ -49,7 +53,7 @@ func (m *Manager) ResyncGateway(gw string, held []api.GWSession) ResyncResult {
 	live := map[string]bool{}
 	for _, id := range ids {
 		s := m.sessions[id]
-		if s.Gateway != gw || (s.State != Act && s.State != Dormant) {
+		if (s.State != Act && s.State != Dormant) || !slices.Contains(m.targets(s), gw) {
 			continue
 		}
 		live[id] = true

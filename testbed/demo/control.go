@@ -505,14 +505,21 @@ func (s *System) octets(ms *mobileSession, n int) (in, out uint32) {
 	return uint32(c[0] - ms.base[0]), uint32(c[1] - ms.base[1])
 }
 
-// waitGW waits until the owning gateway's T3 copy shows the mobile's
-// AAA session on its address in state want, and returns the state seen.
+// waitGW waits until the gateway serving the mobile's address shows its
+// AAA session on that address in state want, and returns the state seen.
+// That is the owning gateway, or its substitute while the owner's API does
+// not answer (it is down: the LBs steer the range to the substitute,
+// which holds the range's sessions too).
 func (s *System) waitGW(ctx context.Context, ms *mobileSession, want string) (string, error) {
-	c := s.GWs[ms.gw-1]
 	deadline := time.Now().Add(5 * time.Second)
 	seen := "(none)"
 	for {
-		ss, err := c.GWSessions(ctx)
+		g := ms.gw
+		ss, err := s.GWs[g-1].GWSessions(ctx)
+		if err != nil {
+			g = s.Substitute(ms.gw)
+			ss, err = s.GWs[g-1].GWSessions(ctx)
+		}
 		if err == nil {
 			for _, r := range ss.Sessions {
 				if r.IP == ms.ip.String() {
@@ -524,7 +531,7 @@ func (s *System) waitGW(ctx context.Context, ms *mobileSession, want string) (st
 			}
 		}
 		if time.Now().After(deadline) {
-			return seen, fmt.Errorf("gw%d: session of %s (%s, %s) is %s, want %s (%v)", ms.gw, ms.name, ms.aaaID, ms.ip, seen, want, err)
+			return seen, fmt.Errorf("gw%d: session of %s (%s, %s) is %s, want %s (%v)", g, ms.name, ms.aaaID, ms.ip, seen, want, err)
 		}
 		select {
 		case <-ctx.Done():

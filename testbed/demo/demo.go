@@ -58,6 +58,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -485,6 +486,32 @@ func (s *System) StopGateway(g int) error {
 		return fmt.Errorf("demo: no gateway %d", g)
 	}
 	return s.gwd[g-1].Stop(5 * time.Second)
+}
+
+// KillGateway kills gateway g's samepathd (SIGKILL, its process group),
+// as a crash does: nothing is shut down in order, its API and probes stop
+// answering at once. StartGateway starts it again.
+func (s *System) KillGateway(g int) error {
+	if g < 1 || g > len(s.gwd) {
+		return fmt.Errorf("demo: no gateway %d", g)
+	}
+	d := s.gwd[g-1]
+	select {
+	case <-d.Done():
+		return fmt.Errorf("demo: gw%d is not running", g)
+	default:
+	}
+	if err := syscall.Kill(-d.Cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("demo: kill gw%d: %w", g, err)
+	}
+	<-d.Done()
+	return nil
+}
+
+// Substitute is the gateway the LBs' T4 names after gateway g for g's
+// ranges (FIG. 14): the other one.
+func (s *System) Substitute(g int) int {
+	return s.TB.Plan.Gateways[len(s.TB.Plan.Gateways)-g].Index
 }
 
 // StartGateway starts gateway g's samepathd, stopped by StopGateway, with
