@@ -99,8 +99,15 @@ func TestSubstituteGetsEvents(t *testing.T) {
 	if got := e.gw.all(); len(got) != 0 {
 		t.Fatalf("gw1 is down but acknowledged %+v", got)
 	}
-	if c := e.out.Counters(); c.Pending != 5 {
-		t.Fatalf("outbox %+v, want gw1's 5 events pending", c)
+	// gw2's fake answers before the outbox books the ack: wait for it.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+		c := e.out.Counters()
+		if c.Pending == 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("outbox %+v, want gw1's 5 events pending", c)
+		}
 	}
 	e.setDown(false)
 	e.out.Wake("gw1")
