@@ -1,0 +1,2 @@
+// Package tcpproxy terminates TCP on gVisor netstack.
+package tcpproxy
