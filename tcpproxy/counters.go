@@ -83,7 +83,8 @@ func (c Counter) String() string {
 type StackCounters struct {
 	IPMalformed          uint64 // IP packets netstack dropped as malformed
 	IPInvalidDst         uint64 // IP packets to an address the side does not take
-	TCPChecksumErrors    uint64 // TCP segments dropped for a bad checksum
+	L4Malformed          uint64 // segments for no connection dropped as malformed or for a bad checksum (a bad SYN lands here)
+	TCPChecksumErrors    uint64 // segments of a connection dropped for a bad checksum
 	TCPInvalidSegments   uint64 // TCP segments dropped as malformed
 	TCPForwardInFlight   uint64 // SYNs netstack's forwarder dropped at its max in flight (stays 0: the terminator stops them first, in CtrSYNInFlight)
 	TCPSegmentSendErrors uint64 // segments netstack failed to send (link refused them)

@@ -13,7 +13,6 @@ package tcpproxy
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -471,4 +470,3 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-var _ = context.Background

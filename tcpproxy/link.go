@@ -86,9 +86,9 @@ type Link struct {
 	inWake chan struct{}
 	notify atomic.Pointer[func()]
 
-	mu       sync.Mutex // guards stop and done
+	mu       sync.Mutex // guards stop
 	stop     chan struct{}
-	done     chan struct{}
+	routines sync.WaitGroup // inbound goroutines started and not yet returned
 	attached atomic.Bool
 
 	ctr struct {
@@ -193,12 +193,13 @@ func ipProto(b []byte) (tcpip.NetworkProtocolNumber, bool) {
 // Read copies up to len(bufs) outbound packets, each into bufs[i][offset:],
 // and sets sizes[i] to the packet's length (not counting offset). It returns
 // how many it copied and never blocks. A packet longer than
-// len(bufs[i])-offset is dropped and counted as OutTooBig; give buffers of
-// at least offset+MTU bytes. Read does not allocate.
+// len(bufs[i])-offset is dropped and counted as OutTooBig (it still counts
+// towards the len(bufs) packets one call takes); give buffers of at least
+// offset+MTU bytes. Read does not allocate.
 func (l *Link) Read(bufs [][]byte, sizes []int, offset int) int {
 	n := 0
 	var one [1]*stack.PacketBuffer
-	for n < len(bufs) && n < len(sizes) {
+	for taken := 0; taken < len(bufs) && n < len(sizes); taken++ {
 		if l.out.pop(one[:]) == 0 {
 			break
 		}
@@ -301,10 +302,15 @@ func (l *Link) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
 
 // routineInbound hands queued inbound packets to netstack in batches until
 // stop closes.
-func (l *Link) routineInbound(d stack.NetworkDispatcher, stop <-chan struct{}, done chan<- struct{}) {
-	defer close(done)
+func (l *Link) routineInbound(d stack.NetworkDispatcher, stop <-chan struct{}) {
+	defer l.routines.Done()
 	batch := make([]*stack.PacketBuffer, l.batch)
 	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
 		n := l.in.pop(batch)
 		if n == 0 {
 			select {
@@ -324,30 +330,34 @@ func (l *Link) routineInbound(d stack.NetworkDispatcher, stop <-chan struct{}, d
 }
 
 // Attach implements stack.NetworkLinkEndpoint. Attaching starts the
-// inbound goroutine; detaching (nil) stops it and waits for it.
+// inbound goroutine; detaching (nil) tells it to stop. Neither waits for it:
+// netstack calls Attach holding its stack lock, which the goroutine may need
+// to finish a packet. Close waits.
 func (l *Link) Attach(d stack.NetworkDispatcher) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.stop != nil {
 		close(l.stop)
-		<-l.done
-		l.stop, l.done = nil, nil
+		l.stop = nil
 	}
 	l.attached.Store(d != nil)
 	if d != nil {
-		l.stop, l.done = make(chan struct{}), make(chan struct{})
-		go l.routineInbound(d, l.stop, l.done)
+		l.stop = make(chan struct{})
+		l.routines.Add(1)
+		go l.routineInbound(d, l.stop)
 	}
 }
 
 // IsAttached implements stack.NetworkLinkEndpoint.
 func (l *Link) IsAttached() bool { return l.attached.Load() }
 
-// Close implements stack.LinkEndpoint: it stops the inbound goroutine and
-// drops (and counts) what is still queued either way. Later Injects drop
-// and count everything; later writes fail.
+// Close implements stack.LinkEndpoint (netstack calls it when it removes
+// the NIC, outside its locks): it stops the inbound goroutine, waits for it,
+// and drops (and counts) what is still queued either way. Later Injects
+// drop and count everything; later writes fail.
 func (l *Link) Close() {
 	l.Attach(nil)
+	l.routines.Wait()
 	if n := l.in.close(); n > 0 {
 		l.ctr.inClosed.Add(uint64(n))
 	}
@@ -356,8 +366,8 @@ func (l *Link) Close() {
 	}
 }
 
-// Wait implements stack.NetworkLinkEndpoint. Detaching already waits for
-// the inbound goroutine, so there is nothing left to wait for.
+// Wait implements stack.NetworkLinkEndpoint. Netstack calls it holding its
+// stack lock, so it must not wait for the inbound goroutine; Close does.
 func (*Link) Wait() {}
 
 // MTU implements stack.NetworkLinkEndpoint.

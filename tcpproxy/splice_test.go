@@ -2,7 +2,6 @@ package tcpproxy
 
 import (
 	"bytes"
-	"io"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -196,4 +195,3 @@ func TestReset(t *testing.T) {
 	})
 }
 
-var _ = io.EOF

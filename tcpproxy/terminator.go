@@ -515,6 +515,7 @@ func (t *Terminator) Counters() Counters {
 		c.Stack[s.which] = StackCounters{
 			IPMalformed:          st.IP.MalformedPacketsReceived.Value(),
 			IPInvalidDst:         st.IP.InvalidDestinationAddressesReceived.Value(),
+			L4Malformed:          st.NICs.MalformedL4RcvdPackets.Value(),
 			TCPChecksumErrors:    st.TCP.ChecksumErrors.Value(),
 			TCPInvalidSegments:   st.TCP.InvalidSegmentsReceived.Value(),
 			TCPForwardInFlight:   st.TCP.ForwardMaxInFlightDrop.Value(),
