@@ -141,4 +141,3 @@ func TestSetProfileRefused(t *testing.T) {
 	}
 	exchange(t, e)
 }
-
