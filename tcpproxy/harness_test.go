@@ -94,6 +94,10 @@ func (w *wire) close() {
 
 const ethLen = 14
 
+// maxSyns is how many SYNs a wire records per direction (the leak test
+// makes thousands).
+const maxSyns = 64
+
 func (w *wire) run(dir int, src, dst *Link, ready <-chan struct{}) {
 	defer w.wg.Done()
 	const batch = 32
@@ -170,7 +174,7 @@ func (w *wire) check(dir int, frame []byte) {
 	if h.Flags().Contains(gheader.TCPFlagRst) {
 		w.rsts[dir]++
 	}
-	if h.Flags().Contains(gheader.TCPFlagSyn) {
+	if h.Flags().Contains(gheader.TCPFlagSyn) && len(w.syns[dir]) < maxSyns {
 		ack := h.Flags().Contains(gheader.TCPFlagAck)
 		w.syns[dir] = append(w.syns[dir], syn{
 			src: netip.AddrPortFrom(src, h.SourcePort()), dst: netip.AddrPortFrom(dst, h.DestinationPort()),
@@ -220,14 +224,17 @@ type env struct {
 	server *side
 	mw, sw *wire
 
-	mu       sync.Mutex
-	closed   []*Conn
-	opened   []*Conn
-	sniffed  [][]byte
-	refuse   func(Request) bool
-	sessions map[netip.Addr]uint64
-	accepted chan *srvConn
-	closedCh chan *Conn
+	mu      sync.Mutex
+	nClosed int
+	nOpened int
+	sniffed [][]byte // the first 16
+	untrack bool     // do not keep Conns (the leak test)
+
+	closeOnce sync.Once
+	refuse    func(Request) bool
+	sessions  map[netip.Addr]uint64
+	accepted  chan *srvConn
+	closedCh  chan *Conn
 }
 
 // testConfig shortens TIME-WAIT on both sides and keeps the defaults
@@ -253,18 +260,23 @@ func newEnv(t testing.TB, cfg Config) *env {
 	cfg.Admit = e.admit
 	cfg.OnOpen = func(c *Conn) {
 		e.mu.Lock()
-		e.opened = append(e.opened, c)
+		e.nOpened++
 		e.mu.Unlock()
 	}
 	cfg.OnClose = func(c *Conn) {
 		e.mu.Lock()
-		e.closed = append(e.closed, c)
+		e.nClosed++
+		untrack := e.untrack
 		e.mu.Unlock()
-		e.closedCh <- c
+		if !untrack {
+			e.closedCh <- c
+		}
 	}
 	cfg.OnFirstBytes = func(c *Conn, b []byte) {
 		e.mu.Lock()
-		e.sniffed = append(e.sniffed, append([]byte(nil), b...))
+		if len(e.sniffed) < 16 {
+			e.sniffed = append(e.sniffed, append([]byte(nil), b...))
+		}
 		e.mu.Unlock()
 	}
 	term, err := New(cfg)
@@ -306,7 +318,9 @@ func (e *env) admit(r Request) Decision {
 	return Decision{Session: e.sessions[r.Mobile.Addr()], Server: srvAddr, Data: r.Rep}
 }
 
-func (e *env) close() {
+func (e *env) close() { e.closeOnce.Do(e.doClose) }
+
+func (e *env) doClose() {
 	if err := e.term.Close(); err != nil && !errors.Is(err, ErrClosed) {
 		e.t.Errorf("Close: %v", err)
 	}
@@ -442,12 +456,14 @@ func (e *env) nextClosed() *Conn {
 // readAll reads c until EOF or an error, within waitLimit.
 func readAll(c *gonet.TCPConn) ([]byte, error) {
 	c.SetReadDeadline(time.Now().Add(waitLimit))
+	defer c.SetReadDeadline(time.Time{}) // a pending timer would hold c
 	return io.ReadAll(c)
 }
 
 // readN reads exactly n bytes.
 func readN(c *gonet.TCPConn, n int) ([]byte, error) {
 	c.SetReadDeadline(time.Now().Add(waitLimit))
+	defer c.SetReadDeadline(time.Time{})
 	b := make([]byte, n)
 	_, err := io.ReadFull(c, b)
 	return b, err
@@ -469,4 +485,3 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
-

@@ -81,7 +81,7 @@ func TestRequestResponse(t *testing.T) {
 				t.Errorf("conn data %v, want %v", cn.Data(), tc.rep)
 			}
 			e.mu.Lock()
-			opened, sniffed := len(e.opened), e.sniffed
+			opened, sniffed := e.nOpened, e.sniffed
 			e.mu.Unlock()
 			if opened != 1 || len(sniffed) != 1 {
 				t.Fatalf("OnOpen %d times, OnFirstBytes %d times, want 1 each", opened, len(sniffed))
@@ -194,4 +194,3 @@ func TestReset(t *testing.T) {
 		}
 	})
 }
-

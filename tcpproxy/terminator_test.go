@@ -56,7 +56,7 @@ func TestAdmitRefuses(t *testing.T) {
 		t.Errorf("syn %d refused_admit %d active %d, want 1 1 0", ctr.Conn[CtrSYN], ctr.Conn[CtrRefusedAdmit], ctr.Active)
 	}
 	e.mu.Lock()
-	closed := len(e.closed)
+	closed := e.nClosed
 	e.mu.Unlock()
 	if closed != 0 {
 		t.Errorf("OnClose ran %d times for a refused SYN, want 0", closed)
