@@ -311,12 +311,27 @@ func (t *Terminator) onRequest(r *tcp.ForwarderRequest) {
 	}
 	sep, err := t.dial(c, d)
 	if err != nil {
-		t.ctr[CtrDialFailed].Add(1)
+		end := CtrDialFailed
+		if c.killed() {
+			end = Counter(c.killReason.Load())
+		}
+		t.ctr[end].Add(1)
 		complete(true)
-		t.finish(c, CtrDialFailed)
+		t.finish(c, end)
 		return
 	}
 	c.sep = sep
+	if c.killed() {
+		// Killed while connecting to the server: do not start the
+		// mobile's handshake, which only ends on its own.
+		complete(true)
+		sep.Abort()
+		sep.Close()
+		end := Counter(c.killReason.Load())
+		t.ctr[end].Add(1)
+		t.finish(c, end)
+		return
+	}
 	mep, terr := r.CreateEndpoint(&c.mq)
 	complete(false)
 	if terr == nil && c.killed() {

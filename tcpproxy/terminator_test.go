@@ -295,3 +295,39 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// A session that ends while its connection waits for a server that does
+// not answer resets the mobile at once; so does Close.
+func TestKillWhileDialing(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		kill func(*Terminator)
+		want Counter
+	}{
+		{"session", func(tm *Terminator) { tm.CloseSession(1) }, CtrEndSession},
+		{"close", func(tm *Terminator) { tm.Close() }, CtrEndClose},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, testConfig())
+			silent := netip.MustParseAddrPort("192.0.2.99:80") // nobody answers
+			e.term.cfg.Admit = func(Request) Decision { return Decision{Session: 1, Server: silent} }
+			errs := make(chan error, 1)
+			go func() { _, _, err := e.dial(client1, repAddr); errs <- err }()
+			waitFor(t, "the server SYN", func() bool { return len(e.sw.synsOf(0)) > 0 })
+			tc.kill(e.term)
+			if end := e.nextClosed().End(); end != tc.want {
+				t.Errorf("end %v, want %v", end, tc.want)
+			}
+			if tc.name == "session" {
+				if err := <-errs; !isRefused(err) {
+					t.Errorf("dial: %v, want refused", err)
+				}
+			} else {
+				<-errs // the RST may have been dropped with the stack
+			}
+			if got := e.term.Counters().Conn[CtrDialFailed]; got != 0 {
+				t.Errorf("dial_failed %d, want 0 (the kill is the reason)", got)
+			}
+		})
+	}
+}
