@@ -24,6 +24,8 @@
 //   - Inject into Link(Server) the servers' frames to a gateway address in
 //     cfg.ServerAddrs and a port in cfg.ServerPorts (or the Decision.Local
 //     the gateway chose): the replies to the terminator's own connections.
+//     On an address NAT mode also uses, keep ServerPorts out of T5's port
+//     range (or give the terminator an address of its own).
 //   - Read each Link with offset 14 (room for the Ethernet header, which
 //     the poller writes: towards the mobile as in NAT mode's down path,
 //     towards the server as in its up path) and send the frames. SetNotify

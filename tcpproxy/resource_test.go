@@ -289,3 +289,29 @@ func TestIdleConnMemory(t *testing.T) {
 		t.Errorf("through %.0f B <= direct %.0f B: the measurement saw nothing", through, direct)
 	}
 }
+
+// BenchmarkSpliceDownload moves 1 MiB per iteration from the server
+// netstack through the terminator to the client netstack, all in memory:
+// the figure includes the two test netstacks' own work, so it bounds the
+// terminator's throughput from below. BENCHMARKS.md.
+func BenchmarkSpliceDownload(b *testing.B) {
+	e := newEnv(b, testConfig())
+	c, _ := e.mustDial(client1, repAddr)
+	c.Write([]byte("x"))
+	sc := e.nextAccepted()
+	readN(sc.c, 1)
+	chunk := payload(1<<20, 7)
+	buf := make([]byte, 64<<10)
+	b.SetBytes(int64(len(chunk)))
+	b.ReportAllocs()
+	for b.Loop() {
+		go sc.c.Write(chunk)
+		for got := 0; got < len(chunk); {
+			n, err := c.Read(buf)
+			if err != nil {
+				b.Fatalf("read: %v", err)
+			}
+			got += n
+		}
+	}
+}

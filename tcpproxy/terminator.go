@@ -341,10 +341,14 @@ func (t *Terminator) onRequest(r *tcp.ForwarderRequest) {
 		terr = &tcpip.ErrAborted{}
 	}
 	if terr != nil {
-		t.ctr[CtrMobileHandshakeFailed].Add(1)
+		end := CtrMobileHandshakeFailed
+		if c.killed() {
+			end = Counter(c.killReason.Load())
+		}
+		t.ctr[end].Add(1)
 		sep.Abort()
 		sep.Close()
-		t.finish(c, CtrMobileHandshakeFailed)
+		t.finish(c, end)
 		return
 	}
 	c.mep = mep
