@@ -194,3 +194,26 @@ func TestReset(t *testing.T) {
 		}
 	})
 }
+
+// A live connection's counters are readable while it lasts (accounting
+// checkpoints), through Conns.
+func TestLiveStats(t *testing.T) {
+	e := newEnv(t, testConfig())
+	c, _ := e.mustDial(client1, repAddr)
+	c.Write(payload(5000, 8))
+	sc := e.nextAccepted()
+	readN(sc.c, 5000)
+	sc.c.Write(payload(7000, 9))
+	readN(c, 7000)
+	var got []ConnStats
+	e.term.Conns(func(cn *Conn) bool { got = append(got, cn.Stats()); return true })
+	want := []ConnStats{{MobileRx: 5000, ServerTx: 5000, ServerRx: 7000, MobileTx: 7000}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("live stats (-want +got):\n%s", diff)
+	}
+	var ends []Counter
+	e.term.Conns(func(cn *Conn) bool { ends = append(ends, cn.End()); return false })
+	if len(ends) != 1 || ends[0] != 0 {
+		t.Errorf("End of a live connection %v, want [0]", ends)
+	}
+}
