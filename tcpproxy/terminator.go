@@ -353,8 +353,14 @@ func (t *Terminator) onRequest(r *tcp.ForwarderRequest) {
 	}
 	c.mep = mep
 	if err := t.mob.profile.Load().applyEndpoint(mep); err != nil {
-		// Options of a profile that validated: a netstack defect.
-		panic(err)
+		// Options of a profile that validated: netstack refused them.
+		t.ctr[CtrMobileHandshakeFailed].Add(1)
+		mep.Abort()
+		mep.Close()
+		sep.Abort()
+		sep.Close()
+		t.finish(c, CtrMobileHandshakeFailed)
+		return
 	}
 	t.ctr[CtrSpliced].Add(1)
 	if t.cfg.OnOpen != nil {
