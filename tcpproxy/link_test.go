@@ -2,6 +2,8 @@ package tcpproxy
 
 import (
 	"bytes"
+	"net/netip"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -9,7 +11,6 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	gheader "gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 )
@@ -30,16 +31,43 @@ func synPacket(src, dst [4]byte, sport, dport uint16) []byte {
 	return b
 }
 
+// sink is a stack.NetworkDispatcher that keeps what the link delivers
+// (netstack itself would need addresses and routes before the link
+// attaches, which it does at NIC creation).
+type sink struct {
+	mu   sync.Mutex
+	pkts [][]byte
+}
+
+func (s *sink) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pkt *stack.PacketBuffer) {
+	b := make([]byte, pkt.Size())
+	copyPacket(b, pkt)
+	s.mu.Lock()
+	s.pkts = append(s.pkts, b)
+	s.mu.Unlock()
+}
+
+func (*sink) DeliverLinkPacket(tcpip.NetworkProtocolNumber, *stack.PacketBuffer) {}
+
+func (s *sink) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pkts)
+}
+
 // A full inbound queue makes Inject take fewer packets and count the rest;
-// nothing is dropped without a counter, and what was queued reaches
-// netstack once the link is attached.
+// nothing is dropped without a counter, and what was queued is delivered
+// once the link is attached.
 func TestLinkInjectBackpressure(t *testing.T) {
-	l, err := NewLink("test", 1500, LinkConfig{InQueue: 4, OutQueue: 4, Batch: 2})
+	l, err := NewLink("test", 1500, LinkConfig{InQueue: 4, OutQueue: 4, Batch: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pkt := synPacket([4]byte{10, 0, 0, 2}, [4]byte{10, 0, 0, 1}, 1234, 80)
-	batch := [][]byte{{0x45, 0}, pkt, pkt, pkt, pkt, pkt, pkt}
+	var pkts [][]byte
+	for i := range 6 {
+		pkts = append(pkts, synPacket([4]byte{10, 0, 0, 2}, [4]byte{10, 0, 0, 1}, 1234+uint16(i), 80))
+	}
+	batch := append([][]byte{{0x45, 0}}, pkts...)
 	// Not attached: nothing drains the queue.
 	if n := l.Inject(batch); n != 5 {
 		t.Fatalf("Inject took %d, want 5 (1 malformed + 4 queued)", n)
@@ -47,67 +75,81 @@ func TestLinkInjectBackpressure(t *testing.T) {
 	if n := l.Inject(batch[5:]); n != 0 {
 		t.Fatalf("Inject on a full queue took %d, want 0", n)
 	}
-	want := LinkCounters{InPackets: 4, InBytes: uint64(4 * len(pkt)), InFull: 2 + 2, InMalformed: 1}
+	want := LinkCounters{InPackets: 4, InBytes: uint64(4 * len(pkts[0])), InFull: 2 + 2, InMalformed: 1}
 	if diff := cmp.Diff(want, l.Counters()); diff != "" {
 		t.Errorf("counters (-want +got):\n%s", diff)
 	}
+	// The caller's buffers are free after Inject: scribbling on them
+	// changes nothing queued.
+	saved := append([]byte(nil), pkts[0]...)
+	pkts[0][0] = 0
 
-	// Attached: the queued packets reach netstack (which answers each
-	// SYN to a closed port with a RST), and the queue takes more.
-	s := stack.New(stack.Options{
-		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol},
-		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol},
-	})
-	defer s.Destroy()
-	if err := s.CreateNIC(1, l); err != nil {
+	var d sink
+	l.Attach(&d)
+	waitFor(t, "delivery", func() bool { return d.len() == 4 })
+	pkts[0] = saved
+	if n := l.Inject(batch[5:]); n != 2 {
+		t.Fatalf("Inject after the drain took %d, want 2", n)
+	}
+	waitFor(t, "delivery", func() bool { return d.len() == 6 })
+	d.mu.Lock()
+	if diff := cmp.Diff(pkts, d.pkts); diff != "" {
+		t.Errorf("delivered packets (-want +got):\n%s", diff)
+	}
+	d.mu.Unlock()
+	if c := l.Counters(); c.Delivered != 6 || c.InPackets != 6 {
+		t.Errorf("delivered %d of %d queued, want 6 of 6", c.Delivered, c.InPackets)
+	}
+
+	// Close: later input is taken and counted as dropped.
+	l.Close()
+	if n := l.Inject(pkts[:2]); n != 2 || l.Counters().InClosed != 2 {
+		t.Errorf("Inject after Close took %d (counted %d), want both taken and counted", n, l.Counters().InClosed)
+	}
+	if l.IsAttached() {
+		t.Errorf("attached after Close")
+	}
+}
+
+// Netstack's outbound packets beyond the queue are refused and counted
+// (OutFull), not lost silently; Read drops and counts a packet that does
+// not fit the caller's buffer.
+func TestLinkOutFull(t *testing.T) {
+	s, err := newSide(Server, Wired(), LinkConfig{InQueue: 16, OutQueue: 2, Batch: 4})
+	if err != nil {
 		t.Fatal(err)
 	}
-	s.AddProtocolAddress(1, tcpip.ProtocolAddress{Protocol: ipv4.ProtocolNumber, AddressWithPrefix: tcpip.AddrFrom4([4]byte{10, 0, 0, 1}).WithPrefix()}, stack.AddressProperties{})
-	s.SetRouteTable([]tcpip.Route{{Destination: gheader.IPv4EmptySubnet, NIC: 1}})
-	waitFor(t, "delivery", func() bool { return l.Counters().Delivered == 4 })
-	if got := s.Stats().TCP.ChecksumErrors.Value(); got != 0 {
-		t.Errorf("netstack checksum errors %d, want 0", got)
+	defer s.stack.Destroy()
+	if err := s.addAddress(netip.MustParseAddr("10.0.0.1")); err != nil {
+		t.Fatal(err)
 	}
-	waitFor(t, "RSTs", func() bool { return l.Pending() == 4 })
-	// The outbound queue (4) is now full: the next RSTs are refused and
-	// counted, not lost silently.
-	if n := l.Inject(batch[5:]); n != 2 {
-		t.Fatalf("Inject after drain took %d, want 2", n)
+	var in [][]byte
+	for i := range 5 {
+		in = append(in, synPacket([4]byte{10, 0, 0, 2}, [4]byte{10, 0, 0, 1}, 2000+uint16(i), 80))
 	}
-	waitFor(t, "delivery", func() bool { return l.Counters().Delivered == 6 })
-	waitFor(t, "OutFull", func() bool { return l.Counters().OutFull == 2 })
-
-	// Read: a buffer too small for a packet drops it, counted.
-	small := [][]byte{make([]byte, 10)}
-	sizes := make([]int, 4)
-	if n := l.Read(small, sizes, 0); n != 0 {
+	l := s.link
+	// Netstack answers each SYN to a closed port with a RST: 2 fit.
+	if n := l.Inject(in); n != 5 {
+		t.Fatalf("Inject = %d", n)
+	}
+	waitFor(t, "the RSTs", func() bool { c := l.Counters(); return c.OutPackets+c.OutFull == 5 })
+	if c := l.Counters(); c.OutPackets != 2 || c.OutFull != 3 {
+		t.Errorf("out %d full %d, want 2 and 3", c.OutPackets, c.OutFull)
+	}
+	sizes := make([]int, 2)
+	if n := l.Read([][]byte{make([]byte, 10)}, sizes, 0); n != 0 {
 		t.Errorf("Read into a 10-byte buffer = %d, want 0", n)
 	}
-	bufs := [][]byte{make([]byte, 1514), make([]byte, 1514), make([]byte, 1514), make([]byte, 1514)}
-	n := l.Read(bufs, sizes, 14)
-	if n != 3 {
-		t.Fatalf("Read = %d, want 3", n)
+	bufs := [][]byte{make([]byte, 1514), make([]byte, 1514)}
+	if n := l.Read(bufs, sizes, 14); n != 1 {
+		t.Fatalf("Read = %d, want 1", n)
 	}
-	for i := range n {
-		got := bufs[i][14 : 14+sizes[i]]
-		if sizes[i] != 40 || gheader.IPv4(got).Protocol() != uint8(tcp.ProtocolNumber) || !gheader.TCP(got[20:]).Flags().Contains(gheader.TCPFlagRst) {
-			t.Errorf("packet %d: %x, want a 40-byte RST", i, got)
-		}
+	got := bufs[0][14 : 14+sizes[0]]
+	if sizes[0] != 40 || !gheader.TCP(got[20:]).Flags().Contains(gheader.TCPFlagRst) {
+		t.Errorf("read %x, want a 40-byte RST", got)
 	}
-	c := l.Counters()
-	if c.OutPackets != 4 || c.OutFull != 2 || c.OutTooBig != 1 || c.ReadPackets != 3 || c.ReadBytes != 120 {
-		t.Errorf("out counters %+v", c)
-	}
-
-	// Close drops (and counts) what is still queued and all later input.
-	l.Inject(batch[5:6])
-	s.Destroy()
-	c = l.Counters()
-	if got := c.InClosed + c.Delivered; got != 7 {
-		t.Errorf("after Close: delivered %d + dropped at close %d, want 7", c.Delivered, c.InClosed)
-	}
-	if n := l.Inject(batch[1:3]); n != 2 || l.Counters().InClosed != c.InClosed+2 {
-		t.Errorf("Inject after Close took %d (counted %d), want both taken and counted", n, l.Counters().InClosed-c.InClosed)
+	if c := l.Counters(); c.OutTooBig != 1 || c.ReadPackets != 1 || c.ReadBytes != 40 {
+		t.Errorf("too big %d read %d (%d bytes), want 1, 1 (40)", c.OutTooBig, c.ReadPackets, c.ReadBytes)
 	}
 }
 
