@@ -63,6 +63,10 @@ type wire struct {
 	errs   []error
 	syns   [2][]syn
 	rsts   [2]int
+	// dropEvery, if set before traffic, drops every k-th frame of each
+	// direction (a lossy link, deterministic); dropped counts them.
+	dropEvery int
+	dropped   [2]int
 }
 
 func newWire(t testing.TB, a, b *Link) *wire {
@@ -120,8 +124,9 @@ func (w *wire) run(dir int, src, dst *Link, ready <-chan struct{}) {
 		pkts = pkts[:0]
 		for i := range n {
 			frame := bufs[i][:ethLen+sizes[i]]
-			w.check(dir, frame)
-			pkts = append(pkts, frame[ethLen:])
+			if w.check(dir, frame) {
+				pkts = append(pkts, frame[ethLen:])
+			}
 		}
 		for len(pkts) > 0 {
 			k := dst.Inject(pkts)
@@ -139,8 +144,9 @@ func (w *wire) run(dir int, src, dst *Link, ready <-chan struct{}) {
 }
 
 // check writes an Ethernet header in front of the packet, recomputes every
-// checksum and records SYNs and RSTs.
-func (w *wire) check(dir int, frame []byte) {
+// checksum and records SYNs and RSTs. It reports whether to pass the frame
+// on (false: the lossy link drops it).
+func (w *wire) check(dir int, frame []byte) (pass bool) {
 	et := uint16(0x0800)
 	if frame[ethLen]>>4 == 6 {
 		et = 0x86dd
@@ -151,14 +157,18 @@ func (w *wire) check(dir int, frame []byte) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.frames[dir]++
+	if w.dropEvery > 0 && w.frames[dir]%w.dropEvery == 0 {
+		w.dropped[dir]++
+		defer func() { pass = false }()
+	}
 	if err := dptest.VerifyChecksums(frame); err != nil {
 		w.errs = append(w.errs, fmt.Errorf("dir %d frame %d: %w", dir, w.frames[dir], err))
-		return
+		return true
 	}
 	var p header.Parsed
 	if v := header.Parse(frame, &p); v != header.OK || p.Proto != 6 || p.L4Off == 0 {
 		w.errs = append(w.errs, fmt.Errorf("dir %d frame %d: not TCP (verdict %v, proto %d)", dir, w.frames[dir], v, p.Proto))
-		return
+		return true
 	}
 	h := gheader.TCP(frame[p.L4Off:])
 	var src, dst netip.Addr
@@ -181,6 +191,7 @@ func (w *wire) check(dir int, frame []byte) {
 			ack: ack, opts: gheader.ParseSynOptions(h.Options(), ack), window: h.WindowSize(),
 		})
 	}
+	return true
 }
 
 func (w *wire) synsOf(dir int) []syn {
