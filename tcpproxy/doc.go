@@ -102,15 +102,19 @@
 // stack, explicitly and with the reason beside it (profile.go), none left
 // to a default: buffer ranges, auto-tuning, congestion control (reno or
 // cubic: netstack has no BBR), SACK, RACK, Nagle, SYN cookies, min and max
-// RTO, retries, TIME-WAIT, FIN-WAIT-2, TIME-WAIT reuse. Keepalive, Nagle
-// and TCP_QUICKACK are set per endpoint. Netstack has no switch for
+// RTO, retries, TIME-WAIT, FIN-WAIT-2, TIME-WAIT reuse. Keepalive and
+// Nagle are set per endpoint, and so are TCP_QUICKACK and
+// TCP_WINDOW_CLAMP, which this netstack stores but does not use. Netstack has no switch for
 // timestamps (always offered, echoed when offered) nor a delayed-ACK timer
 // (it acknowledges per batch of segments processed), so profiles have no
 // field for them. The forwarder's receive window is fixed when it is
 // created, so SetProfile on the mobile side replaces the forwarder.
 // Defaults: Wireless (MSS 1400, buffers of 2x the BDP of 50 Mbit/s at
-// 100 ms, window scale 5, cubic, SACK, RACK) to the mobile, Wired (MSS
-// 1460, buffers auto-tuned to 4 MiB, window scale 7) to the server.
+// 100 ms, so a window of about 625 000 bytes, one BDP, from the first RTT;
+// window scale 5, cubic, SACK, RACK) to the mobile, Wired (MSS 1460,
+// buffers from 128 KiB auto-tuned to 4 MiB, window scale 7) to the
+// server. TestProfileHandshake reads each side's SYN-ACK and SYN off the
+// wire, TestProfileWindow the windows.
 //
 // # Checksums and offloads
 //

@@ -67,6 +67,9 @@ type wire struct {
 	// direction (a lossy link, deterministic); dropped counts them.
 	dropEvery int
 	dropped   [2]int
+	// maxWindow is the largest window field (unscaled) of a segment
+	// without SYN, per direction.
+	maxWindow [2]uint16
 }
 
 func newWire(t testing.TB, a, b *Link) *wire {
@@ -183,6 +186,9 @@ func (w *wire) check(dir int, frame []byte) (pass bool) {
 	}
 	if h.Flags().Contains(gheader.TCPFlagRst) {
 		w.rsts[dir]++
+	}
+	if !h.Flags().Contains(gheader.TCPFlagSyn) && !h.Flags().Contains(gheader.TCPFlagRst) {
+		w.maxWindow[dir] = max(w.maxWindow[dir], h.WindowSize())
 	}
 	if h.Flags().Contains(gheader.TCPFlagSyn) && len(w.syns[dir]) < maxSyns {
 		ack := h.Flags().Contains(gheader.TCPFlagAck)

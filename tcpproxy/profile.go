@@ -292,6 +292,12 @@ func (p Profile) applyEndpoint(ep tcpip.Endpoint) error {
 	ops.SetDelayOption(p.Nagle)
 	// Inert in this netstack (no delayed ACK), set so it says what we mean.
 	ops.SetQuickAck(true)
+	// Inert too (netstack stores TCP_WINDOW_CLAMP but sizes the window
+	// from the buffer alone); its default, 1 MB, would read as a clamp
+	// below RecvBuf.Max.
+	if err := ep.SetSockOptInt(tcpip.TCPWindowClampOption, p.RecvBuf.Max); err != nil {
+		return fmt.Errorf("profile %q window clamp: %s", p.Name, err)
+	}
 	ops.SetKeepAlive(p.Keepalive.Enabled)
 	if p.Keepalive.Enabled {
 		idle := tcpip.KeepaliveIdleOption(p.Keepalive.Idle)

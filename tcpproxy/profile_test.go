@@ -141,3 +141,30 @@ func TestSetProfileRefused(t *testing.T) {
 	}
 	exchange(t, e)
 }
+
+// The window each side advertises follows its profile: about half the
+// free receive buffer, scaled by the profile's window scale.
+func TestProfileWindow(t *testing.T) {
+	e := newEnv(t, testConfig())
+	c, _ := e.mustDial(client1, repAddr)
+	go c.Write(payload(2_000_000, 12))
+	sc := e.nextAccepted()
+	go sc.c.Write(payload(2_000_000, 13))
+	readN(sc.c, 2_000_000)
+	readN(c, 2_000_000)
+	e.mw.mu.Lock()
+	mobWin := int(e.mw.maxWindow[1]) << 5 // wireless: scale 5
+	e.mw.mu.Unlock()
+	e.sw.mu.Lock()
+	srvWin := int(e.sw.maxWindow[0]) << 7 // wired: scale 7
+	e.sw.mu.Unlock()
+	t.Logf("largest window advertised: to the mobile %d, to the server %d", mobWin, srvWin)
+	// Wireless: a 1.25 MB buffer from the start -> about 625 000.
+	if mobWin < 600_000 || mobWin > 625_000 {
+		t.Errorf("window to the mobile %d, want about 625 000 (half of 1.25 MB)", mobWin)
+	}
+	// Wired: 128 KiB to start (-> 64 KiB), auto-tuned up to 4 MiB (-> 2 MiB).
+	if srvWin < 60_000 || srvWin > 2<<20 {
+		t.Errorf("window to the server %d, want between 64 KiB and 2 MiB", srvWin)
+	}
+}
