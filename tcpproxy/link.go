@@ -1,0 +1,460 @@
+package tcpproxy
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+)
+
+// LinkConfig sizes one side's link endpoint.
+type LinkConfig struct {
+	// InQueue is how many inbound packets may wait for netstack. Inject
+	// accepts no more than fit (backpressure): the caller keeps the rest.
+	InQueue int
+	// OutQueue is how many packets netstack may have waiting for Read.
+	// Netstack's writes beyond it are refused and counted as OutFull
+	// (TCP retransmits them, like a full NIC queue).
+	OutQueue int
+	// Batch is how many inbound packets the link's goroutine hands to
+	// netstack per pass.
+	Batch int
+}
+
+// DefaultLinkConfig holds 4096 packets each way (about 6 MB of 1500-byte
+// frames at most) and delivers 64 per pass.
+func DefaultLinkConfig() LinkConfig {
+	return LinkConfig{InQueue: 4096, OutQueue: 4096, Batch: 64}
+}
+
+// Validate reports the first unusable field by name.
+func (c LinkConfig) Validate() error {
+	switch {
+	case c.InQueue < 1:
+		return fmt.Errorf("link in_queue %d: %w", c.InQueue, ErrConfig)
+	case c.OutQueue < 1:
+		return fmt.Errorf("link out_queue %d: %w", c.OutQueue, ErrConfig)
+	case c.Batch < 1:
+		return fmt.Errorf("link batch %d: %w", c.Batch, ErrConfig)
+	}
+	return nil
+}
+
+// LinkCounters are one link's packet counts. Every packet that enters the
+// link and does not leave it is in exactly one drop counter.
+type LinkCounters struct {
+	InPackets   uint64 // accepted by Inject into the inbound queue
+	InBytes     uint64
+	InFull      uint64 // refused by Inject because the inbound queue was full (left with the caller, not dropped)
+	InMalformed uint64 // dropped by Inject: not an IPv4 or IPv6 packet
+	InClosed    uint64 // dropped by Inject after Close
+	Delivered   uint64 // handed from the inbound queue to netstack
+	OutPackets  uint64 // written by netstack into the outbound queue
+	OutFull     uint64 // dropped: netstack wrote while the outbound queue was full
+	OutClosed   uint64 // dropped: netstack wrote after Close, or left in the queue at Close
+	OutTooBig   uint64 // dropped by Read: the caller's buffer could not hold the packet
+	ReadPackets uint64 // copied out by Read
+	ReadBytes   uint64
+}
+
+// Link is the link endpoint between the dataplane and one side's netstack.
+// It carries bare IP packets (no link header): the dataplane strips the
+// Ethernet header before Inject and writes one in front of what Read
+// returns (Read's offset leaves room for it).
+//
+// Inject and Read may be called from any goroutine, concurrently. Inbound
+// packets are copied into the link's bounded queue and handed to netstack by
+// the link's own goroutine (routineInbound), started when netstack attaches
+// the link and stopped when it detaches it, so a poller never runs TCP code.
+// Outbound packets wait in a second bounded queue until Read copies them out.
+//
+// The link claims no offloads: netstack verifies every received checksum and
+// fills in every checksum it sends (AF_XDP frames carry real checksums and
+// AF_XDP fills in none). It claims no GSO, so no packet exceeds the MTU.
+type Link struct {
+	name  string
+	batch int
+	mtu   atomic.Uint32
+
+	in     pktQueue
+	out    pktQueue
+	inWake chan struct{}
+	notify atomic.Pointer[func()]
+
+	mu       sync.Mutex // guards stop
+	stop     chan struct{}
+	routines sync.WaitGroup // inbound goroutines started and not yet returned
+	attached atomic.Bool
+
+	ctr struct {
+		inPackets, inBytes, inFull, inMalformed, inClosed, delivered atomic.Uint64
+		outPackets, outFull, outClosed, outTooBig                    atomic.Uint64
+		readPackets, readBytes                                       atomic.Uint64
+	}
+}
+
+var _ stack.LinkEndpoint = (*Link)(nil)
+
+// NewLink returns a detached link with the given MTU (the largest IP packet
+// it carries).
+func NewLink(name string, mtu uint32, cfg LinkConfig) (*Link, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if mtu < header.IPv4MinimumSize+header.TCPMinimumSize+1 {
+		return nil, fmt.Errorf("link %s mtu %d: %w", name, mtu, ErrConfig)
+	}
+	l := &Link{
+		name:   name,
+		batch:  cfg.Batch,
+		inWake: make(chan struct{}, 1),
+	}
+	l.mtu.Store(mtu)
+	l.in.init(cfg.InQueue)
+	l.out.init(cfg.OutQueue)
+	return l, nil
+}
+
+// Name is the name given to NewLink.
+func (l *Link) Name() string { return l.name }
+
+// Inject copies IP packets (each starting at its IP header) into the
+// inbound queue. It returns how many packets from the front of pkts it
+// consumed: queued, or dropped and counted (not IP, or the link is closed).
+// It stops at the first packet that does not fit; the caller keeps pkts[n:]
+// and may retry later or drop them under its own counter. The caller's
+// buffers are free again when Inject returns.
+func (l *Link) Inject(pkts [][]byte) int {
+	q := &l.in
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		l.ctr.inClosed.Add(uint64(len(pkts)))
+		return len(pkts)
+	}
+	n, queued, bytes, bad := 0, 0, 0, 0
+	for ; n < len(pkts); n++ {
+		b := pkts[n]
+		proto, ok := ipProto(b)
+		if !ok {
+			bad++
+			continue
+		}
+		if q.n == len(q.ring) {
+			break
+		}
+		pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(b)})
+		pkt.NetworkProtocolNumber = proto
+		q.pushLocked(pkt)
+		queued++
+		bytes += len(b)
+	}
+	q.mu.Unlock()
+	if bad > 0 {
+		l.ctr.inMalformed.Add(uint64(bad))
+	}
+	if n < len(pkts) {
+		l.ctr.inFull.Add(uint64(len(pkts) - n))
+	}
+	if queued > 0 {
+		l.ctr.inPackets.Add(uint64(queued))
+		l.ctr.inBytes.Add(uint64(bytes))
+		select {
+		case l.inWake <- struct{}{}:
+		default:
+		}
+	}
+	return n
+}
+
+// ipProto tells an IPv4 or IPv6 packet by its version nibble. Netstack
+// checks everything else (lengths, header checksum) and counts what fails.
+func ipProto(b []byte) (tcpip.NetworkProtocolNumber, bool) {
+	if len(b) < header.IPv4MinimumSize {
+		return 0, false
+	}
+	switch b[0] >> 4 {
+	case 4:
+		return header.IPv4ProtocolNumber, true
+	case 6:
+		if len(b) < header.IPv6MinimumSize {
+			return 0, false
+		}
+		return header.IPv6ProtocolNumber, true
+	}
+	return 0, false
+}
+
+// Read copies up to len(bufs) outbound packets, each into bufs[i][offset:],
+// and sets sizes[i] to the packet's length (not counting offset). It returns
+// how many it copied and never blocks. A packet longer than
+// len(bufs[i])-offset is dropped and counted as OutTooBig (it still counts
+// towards the len(bufs) packets one call takes); give buffers of at least
+// offset+MTU bytes. Read does not allocate.
+func (l *Link) Read(bufs [][]byte, sizes []int, offset int) int {
+	n := 0
+	var one [1]*stack.PacketBuffer
+	for taken := 0; taken < len(bufs) && n < len(sizes); taken++ {
+		if l.out.pop(one[:]) == 0 {
+			break
+		}
+		pkt := one[0]
+		size := pkt.Size()
+		dst := bufs[n]
+		if offset < 0 || offset > len(dst) || size > len(dst)-offset {
+			pkt.DecRef()
+			l.ctr.outTooBig.Add(1)
+			continue
+		}
+		copyPacket(dst[offset:], pkt)
+		pkt.DecRef()
+		sizes[n] = size
+		l.ctr.readPackets.Add(1)
+		l.ctr.readBytes.Add(uint64(size))
+		n++
+	}
+	return n
+}
+
+// copyPacket copies pkt's bytes (headers and payload) to dst, which must
+// hold pkt.Size() bytes, without allocating.
+func copyPacket(dst []byte, pkt *stack.PacketBuffer) {
+	vl, skip := pkt.AsViewList()
+	for v := vl.Front(); v != nil; v = v.Next() {
+		s := v.AsSlice()
+		if skip >= len(s) {
+			skip -= len(s)
+			continue
+		}
+		s = s[skip:]
+		skip = 0
+		dst = dst[copy(dst, s):]
+	}
+}
+
+// Pending is how many outbound packets wait for Read.
+func (l *Link) Pending() int { return l.out.len() }
+
+// SetNotify sets a function called (on netstack's goroutine, so it must not
+// block or call back into netstack) whenever the outbound queue goes from
+// empty to not empty: the dataplane's poller uses it to wake up and Read.
+// nil removes it.
+func (l *Link) SetNotify(f func()) {
+	if f == nil {
+		l.notify.Store(nil)
+		return
+	}
+	l.notify.Store(&f)
+}
+
+// Counters returns a snapshot of the link's counters.
+func (l *Link) Counters() LinkCounters {
+	c := &l.ctr
+	return LinkCounters{
+		InPackets: c.inPackets.Load(), InBytes: c.inBytes.Load(), InFull: c.inFull.Load(),
+		InMalformed: c.inMalformed.Load(), InClosed: c.inClosed.Load(), Delivered: c.delivered.Load(),
+		OutPackets: c.outPackets.Load(), OutFull: c.outFull.Load(), OutClosed: c.outClosed.Load(),
+		OutTooBig: c.outTooBig.Load(), ReadPackets: c.readPackets.Load(), ReadBytes: c.readBytes.Load(),
+	}
+}
+
+// WritePackets implements stack.LinkWriter: netstack's outbound packets.
+// It queues as many as fit and counts the rest as OutFull, returning how
+// many it queued; TCP recovers the rest as losses.
+func (l *Link) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
+	q := &l.out
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		l.ctr.outClosed.Add(uint64(pkts.Len()))
+		return 0, &tcpip.ErrClosedForSend{}
+	}
+	wasEmpty := q.n == 0
+	n := 0
+	for _, pkt := range pkts.AsSlice() {
+		if q.n == len(q.ring) {
+			break
+		}
+		// Clone: netstack keeps (and releases) its own reference.
+		q.pushLocked(pkt.Clone())
+		n++
+	}
+	q.mu.Unlock()
+	l.ctr.outPackets.Add(uint64(n))
+	if rest := pkts.Len() - n; rest > 0 {
+		l.ctr.outFull.Add(uint64(rest))
+	}
+	if n > 0 && wasEmpty {
+		if f := l.notify.Load(); f != nil {
+			(*f)()
+		}
+	}
+	if n == 0 {
+		return 0, &tcpip.ErrNoBufferSpace{}
+	}
+	return n, nil
+}
+
+// routineInbound hands queued inbound packets to netstack in batches until
+// stop closes.
+func (l *Link) routineInbound(d stack.NetworkDispatcher, stop <-chan struct{}) {
+	defer l.routines.Done()
+	batch := make([]*stack.PacketBuffer, l.batch)
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		n := l.in.pop(batch)
+		if n == 0 {
+			select {
+			case <-l.inWake:
+				continue
+			case <-stop:
+				return
+			}
+		}
+		for i := range n {
+			d.DeliverNetworkPacket(batch[i].NetworkProtocolNumber, batch[i])
+			batch[i].DecRef()
+			batch[i] = nil
+		}
+		l.ctr.delivered.Add(uint64(n))
+	}
+}
+
+// Attach implements stack.NetworkLinkEndpoint. Attaching starts the
+// inbound goroutine; detaching (nil) tells it to stop. Neither waits for it:
+// netstack calls Attach holding its stack lock, which the goroutine may need
+// to finish a packet. Close waits.
+func (l *Link) Attach(d stack.NetworkDispatcher) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stop != nil {
+		close(l.stop)
+		l.stop = nil
+	}
+	l.attached.Store(d != nil)
+	if d != nil {
+		l.stop = make(chan struct{})
+		l.routines.Add(1)
+		go l.routineInbound(d, l.stop)
+	}
+}
+
+// IsAttached implements stack.NetworkLinkEndpoint.
+func (l *Link) IsAttached() bool { return l.attached.Load() }
+
+// Close implements stack.LinkEndpoint (netstack calls it when it removes
+// the NIC, outside its locks): it stops the inbound goroutine, waits for it,
+// and drops (and counts) what is still queued either way. Later Injects
+// drop and count everything; later writes fail.
+func (l *Link) Close() {
+	l.Attach(nil)
+	l.routines.Wait()
+	if n := l.in.close(); n > 0 {
+		l.ctr.inClosed.Add(uint64(n))
+	}
+	if n := l.out.close(); n > 0 {
+		l.ctr.outClosed.Add(uint64(n))
+	}
+}
+
+// Wait implements stack.NetworkLinkEndpoint. Netstack calls it holding its
+// stack lock, so it must not wait for the inbound goroutine; Close does.
+func (*Link) Wait() {}
+
+// MTU implements stack.NetworkLinkEndpoint.
+func (l *Link) MTU() uint32 { return l.mtu.Load() }
+
+// SetMTU implements stack.NetworkLinkEndpoint. It applies to connections
+// made afterwards (their MSS is the route MTU less the TCP header).
+func (l *Link) SetMTU(mtu uint32) { l.mtu.Store(mtu) }
+
+// MaxHeaderLength implements stack.NetworkLinkEndpoint: no link header.
+func (*Link) MaxHeaderLength() uint16 { return 0 }
+
+// LinkAddress implements stack.NetworkLinkEndpoint: none.
+func (*Link) LinkAddress() tcpip.LinkAddress { return "" }
+
+// SetLinkAddress implements stack.NetworkLinkEndpoint; a link without
+// link addresses ignores it.
+func (*Link) SetLinkAddress(tcpip.LinkAddress) {}
+
+// Capabilities implements stack.NetworkLinkEndpoint. None: no checksum
+// offload either way (netstack checks and fills every checksum), no link
+// address resolution (the dataplane owns Ethernet), no GSO.
+func (*Link) Capabilities() stack.LinkEndpointCapabilities { return 0 }
+
+// ARPHardwareType implements stack.NetworkLinkEndpoint.
+func (*Link) ARPHardwareType() header.ARPHardwareType { return header.ARPHardwareNone }
+
+// AddHeader implements stack.NetworkLinkEndpoint: no link header.
+func (*Link) AddHeader(*stack.PacketBuffer) {}
+
+// ParseHeader implements stack.NetworkLinkEndpoint: no link header.
+func (*Link) ParseHeader(*stack.PacketBuffer) bool { return true }
+
+// SetOnCloseAction implements stack.NetworkLinkEndpoint; the terminator
+// closes its stacks itself.
+func (*Link) SetOnCloseAction(func()) {}
+
+// pktQueue is a bounded FIFO of packet buffers under a mutex, locked once
+// per batch.
+type pktQueue struct {
+	mu     sync.Mutex
+	ring   []*stack.PacketBuffer
+	head   int
+	n      int
+	closed bool
+}
+
+func (q *pktQueue) init(size int) { q.ring = make([]*stack.PacketBuffer, size) }
+
+func (q *pktQueue) pushLocked(p *stack.PacketBuffer) {
+	q.ring[(q.head+q.n)%len(q.ring)] = p
+	q.n++
+}
+
+// pop moves up to len(dst) packets into dst and returns how many.
+func (q *pktQueue) pop(dst []*stack.PacketBuffer) int {
+	q.mu.Lock()
+	n := min(len(dst), q.n)
+	for i := range n {
+		dst[i] = q.ring[q.head]
+		q.ring[q.head] = nil
+		q.head = (q.head + 1) % len(q.ring)
+	}
+	q.n -= n
+	q.mu.Unlock()
+	return n
+}
+
+func (q *pktQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.n
+}
+
+// close marks q closed, releases what it holds and returns how many.
+func (q *pktQueue) close() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.closed = true
+	n := q.n
+	for ; q.n > 0; q.n-- {
+		q.ring[q.head].DecRef()
+		q.ring[q.head] = nil
+		q.head = (q.head + 1) % len(q.ring)
+	}
+	return n
+}
+
+// ErrConfig is wrapped by every configuration error.
+var ErrConfig = errors.New("invalid tcpproxy config")
