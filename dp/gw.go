@@ -52,6 +52,14 @@ type GWConfig struct {
 	RequireSession bool
 	// LBCacheSize bounds T12 (mobile -> LB MAC).
 	LBCacheSize int64
+	// ResumeHold: for this long after a session event moved a session to
+	// another LB, up packets still arriving through the LB it left are
+	// late ones (sent before the move) and do not move it back (R-GW-4);
+	// they are forwarded all the same. 0: no hold. A move back to that
+	// LB within the hold comes with its own event (the NAS's
+	// Accounting-Start), which is never held. DefaultResumeHold is
+	// samepathd's.
+	ResumeHold time.Duration
 	// ExpireBudget is how many flow records one poll round examines for
 	// idle expiry.
 	ExpireBudget int
@@ -71,6 +79,11 @@ type GWConfig struct {
 	Xlat *xlat.Translator
 }
 
+// DefaultResumeHold is GWConfig.ResumeHold in samepathd: well above the
+// time an up packet can sit in an LB's or NAS's queues, well below the
+// time a phone takes to move twice.
+const DefaultResumeHold = 2 * time.Second
+
 // Validate checks the config.
 func (c GWConfig) Validate() error {
 	switch {
@@ -84,6 +97,8 @@ func (c GWConfig) Validate() error {
 		return fmt.Errorf("gw: lb cache size %d", c.LBCacheSize)
 	case c.ExpireBudget <= 0:
 		return fmt.Errorf("gw: expire budget %d", c.ExpireBudget)
+	case c.ResumeHold < 0:
+		return fmt.Errorf("gw: resume hold %v", c.ResumeHold)
 	}
 	return nil
 }
@@ -138,8 +153,9 @@ type GW struct {
 type GWStats struct {
 	FlowsCreated, FlowsEnded, Exhausted, Denied, Replies atomic.Uint64
 	// LBMoves counts T12 moves: a session's mobile seen behind another
-	// LB than before, by an up packet or a session event.
-	LBMoves atomic.Uint64
+	// LB than before, by an up packet or a session event. LBStale counts
+	// up packets through an LB the session just left (ResumeHold).
+	LBMoves, LBStale atomic.Uint64
 }
 
 // NewGW makes the pipeline.

@@ -17,6 +17,10 @@ type Session struct {
 	LB nat.MAC
 
 	lbNow nat.MAC // the worker's: the LB the session's flows use now
+	// lbLeft and movedAt: the LB a session event moved the session away
+	// from, and when (worker clock), for GWConfig.ResumeHold.
+	lbLeft  nat.MAC
+	movedAt int64
 }
 
 // SessionEvent changes the worker's T3 copy.
@@ -47,7 +51,7 @@ func (g *GW) apply(ev SessionEvent) {
 		had = false
 	}
 	if had {
-		s.lbNow = old.lbNow
+		s.lbNow, s.lbLeft, s.movedAt = old.lbNow, old.lbLeft, old.movedAt
 	}
 	g.sessions[s.IP] = s
 	if s.LB != (nat.MAC{}) && (!had || old.LB != s.LB) {
@@ -55,7 +59,7 @@ func (g *GW) apply(ev SessionEvent) {
 		// leave through it from now on, whatever the mobile sends
 		// (R-GW-4). Repeats of the same LB change nothing, so a later
 		// up packet through yet another LB stays the newer word.
-		g.learnLB(s.IP, s.ID, s.LB)
+		g.learnLB(s.IP, s.ID, s.LB, true)
 	}
 }
 
@@ -89,22 +93,37 @@ func (g *GW) endSession(s *Session) {
 
 // learnLB records that mobile is now behind lb and, if it has a session
 // (session != 0), moves every flow of the session there. A caller with a
-// session-less flow sets that flow's flowLB itself.
-func (g *GW) learnLB(mobile nat.Addr16, session uint64, lb nat.MAC) {
+// session-less flow sets that flow's flowLB itself. byEvent says a
+// session event named lb; otherwise an up packet came through it. An up
+// packet through the very LB a session event just moved the session away
+// from, within GWConfig.ResumeHold of that event, is a late one sent
+// before the move (it sat in the old path's rings): it moves nothing, and
+// learnLB reports false.
+func (g *GW) learnLB(mobile nat.Addr16, session uint64, lb nat.MAC, byEvent bool) bool {
+	if session != 0 {
+		if s, ok := g.sessions[mobile]; ok && s.ID == session {
+			if !byEvent && lb == s.lbLeft && g.now-s.movedAt < int64(g.cfg.ResumeHold) {
+				g.stats.LBStale.Add(1)
+				return false
+			}
+			if s.lbNow != (nat.MAC{}) && s.lbNow != lb {
+				g.stats.LBMoves.Add(1)
+			}
+			if byEvent {
+				s.lbLeft, s.movedAt = s.lbNow, g.now
+			}
+			s.lbNow = lb
+			g.sessions[mobile] = s
+		}
+	}
 	g.key = mobile
 	g.lbs.Set(g.key[:], lb, 1)
 	if session == 0 {
-		return
-	}
-	if s, ok := g.sessions[mobile]; ok && s.ID == session {
-		if s.lbNow != (nat.MAC{}) && s.lbNow != lb {
-			g.stats.LBMoves.Add(1)
-		}
-		s.lbNow = lb
-		g.sessions[mobile] = s
+		return true
 	}
 	g.setLB = lb
 	g.cfg.Flows.EachOfSession(session, g.onLB)
+	return true
 }
 
 // setFlowLB is learnLB's per-flow step (a method value made once, so

@@ -67,6 +67,12 @@ func newGWFull(t *testing.T, portMax uint16, authz *dp.Authz, prod *acct.Produce
 
 func newGWWith(t *testing.T, portMax uint16, authz *dp.Authz, prod *acct.Producer, interim time.Duration, tr *xlat.Translator) *gwRig {
 	t.Helper()
+	return newGWConfig(t, portMax, func(c *dp.GWConfig) { c.Authz, c.Acct, c.AcctInterim, c.Xlat = authz, prod, interim, tr })
+}
+
+// newGWConfig is the golden rig with mut applied to the pipeline's config.
+func newGWConfig(t *testing.T, portMax uint16, mut func(*dp.GWConfig)) *gwRig {
+	t.Helper()
 	pc := nat.DefaultPortTableConfig()
 	pc.GwAddrs = []netip.Addr{key4, key6}
 	pc.PortMin, pc.PortMax = 1024, portMax
@@ -100,9 +106,10 @@ func newGWWith(t *testing.T, portMax uint16, authz *dp.Authz, prod *acct.Produce
 	}
 	nb := neigh.New()
 	nb.Set(map[[16]byte][6]byte{a1.As16(): a1MAC, a2.As16(): a2MAC, a16.As16(): a1MAC, a26.As16(): a2MAC, other.As16(): xMAC})
-	g, err := dp.NewGW(dp.GWConfig{Lan: 0, Servers: 1, LanMAC: gwLanMAC, ServerMAC: gwSrvMAC,
-		Flows: flows, Services: svcs, Dist: dist, Neighbors: nb, RequireSession: true, LBCacheSize: 1024, ExpireBudget: 64,
-		Authz: authz, Acct: prod, AcctInterim: interim, Xlat: tr})
+	gc := dp.GWConfig{Lan: 0, Servers: 1, LanMAC: gwLanMAC, ServerMAC: gwSrvMAC,
+		Flows: flows, Services: svcs, Dist: dist, Neighbors: nb, RequireSession: true, LBCacheSize: 1024, ExpireBudget: 64}
+	mut(&gc)
+	g, err := dp.NewGW(gc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -67,8 +67,10 @@ func (g *GW) up(pk *Packet, pr *upPre) {
 		if g.flowLB[id] != lb {
 			// The mobile moved to another LB (R-GW-4). Checked per
 			// flow, so T12 is written only on change, not per packet.
-			g.flowLB[id] = lb
-			g.learnLB(d.Tuple.Src, bd.Session, lb)
+			if bd.Session == 0 {
+				g.flowLB[id] = lb
+			}
+			g.learnLB(d.Tuple.Src, bd.Session, lb, false)
 		}
 	} else {
 		// A flow exists only while its session does (a session's end
@@ -99,8 +101,8 @@ func (g *GW) up(pk *Packet, pr *upPre) {
 		}
 		bd = g.cfg.Flows.Binding(id)
 		g.flowLB[id] = lb
-		if sess.lbNow != lb {
-			g.learnLB(d.Tuple.Src, sess.ID, lb)
+		if sess.lbNow != lb && !g.learnLB(d.Tuple.Src, sess.ID, lb, false) {
+			g.flowLB[id] = sess.lbNow // a late packet: the session is behind lbNow
 		}
 	}
 	if bd.Service != 0 && g.flowUnit[id] == balance.PacketUnit && found {

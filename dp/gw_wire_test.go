@@ -2,6 +2,7 @@ package dp_test
 
 import (
 	"testing"
+	"time"
 
 	"samepath/dp"
 	"samepath/dp/dptest"
@@ -181,5 +182,57 @@ func TestGWResumeMovesT12(t *testing.T) {
 	}
 	if n := r.gw.Stats().LBMoves.Load(); n != 2 {
 		t.Errorf("LBMoves %d, want 2 (to lb2 by the event, back to lb1 by the packet)", n)
+	}
+}
+
+// TestGWResumeHold: an up packet that arrives through the LB a session
+// event just moved the session away from was sent before the move (it
+// sat in the old path): within the hold it is forwarded but moves
+// nothing, for its own flow and the others. An up packet through a third
+// LB is news and moves the session at once.
+func TestGWResumeHold(t *testing.T) {
+	r := newGWConfig(t, 65535, func(c *dp.GWConfig) { c.ResumeHold = time.Hour })
+	syn := func(from [6]byte, sport uint16) []byte {
+		return dptest.Frame().Eth(from, gwLanMAC).IPv4(mob, rep).TCP(sport, 80).Flags(header.FlagSYN).Seq(100).Bytes()
+	}
+	for _, sp := range []uint16{40000, 40001} {
+		if _, p, drop := r.send(0, syn(lb1MAC, sp)); p != 1 {
+			t.Fatalf("SYN: drop %v", drop)
+		}
+	}
+	b := r.binding(6, mob, rep, 40001, 80)
+	lbOfB := func() [6]byte {
+		t.Helper()
+		srv, mac := a1, a1MAC
+		if b.Server == nat.Addr16From(a2) {
+			srv, mac = a2, a2MAC
+		}
+		out, p, drop := r.send(1, dptest.Frame().Eth(mac, gwSrvMAC).IPv4(srv, key4).TCP(b.SPort, b.GwPort).Flags(header.FlagACK).Bytes())
+		if p != 0 {
+			t.Fatalf("down: drop %v", drop)
+		}
+		return [6]byte(out[:6])
+	}
+	s := testSession
+	s.IP, s.Seq, s.LB = mob.As16(), 2, lb2MAC
+	r.gw.Apply(dp.SessionEvent{Session: s})
+	r.w.Poll()
+	late := dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, rep).TCP(40000, 80).Flags(header.FlagACK).Seq(101).Bytes()
+	if _, p, _ := r.send(0, late); p != 1 {
+		t.Fatal("a late packet through lb1 is not forwarded")
+	}
+	if _, p, _ := r.send(0, syn(lb1MAC, 40002)); p != 1 { // a late SYN opens its flow behind lb2
+		t.Fatal("a late SYN through lb1 is not forwarded")
+	}
+	if got := lbOfB(); got != lb2MAC {
+		t.Errorf("late packets through the LB the session left moved it back: down to %x", got)
+	}
+	if n := r.gw.Stats().LBStale.Load(); n != 2 {
+		t.Errorf("LBStale %d, want 2", n)
+	}
+	third := dptest.MAC("02:00:00:00:03:02")
+	r.send(0, dptest.Frame().Eth(third, gwLanMAC).IPv4(mob, rep).TCP(40000, 80).Flags(header.FlagACK).Seq(102).Bytes())
+	if got := lbOfB(); got != third {
+		t.Errorf("an up packet through a third LB did not move the session: down to %x", got)
 	}
 }

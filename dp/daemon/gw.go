@@ -242,7 +242,7 @@ func (d *Daemon) startGW(ctx context.Context) error {
 		LanMAC: nat.MAC(lan.HardwareAddr), ServerMAC: nat.MAC(srv.HardwareAddr),
 		Flows: flows, Services: services, Dist: dist, Neighbors: nb,
 		RequireSession: requireSession, LBCacheSize: g.LBCache, ExpireBudget: 64, Authz: authz,
-		Acct: prod, AcctInterim: g.Accounting.Interim, Xlat: tr,
+		Acct: prod, AcctInterim: g.Accounting.Interim, Xlat: tr, ResumeHold: dp.DefaultResumeHold,
 	})
 	if err != nil {
 		return err
