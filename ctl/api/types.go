@@ -78,6 +78,14 @@ type SessionEvent struct {
 	UserID    string `json:"user_id,omitempty"`
 	DeviceID  string `json:"device_id"`
 	IP        string `json:"ip"`
+	// LBMAC is the MAC, on the gateway-side LAN, of the LB serving the
+	// NAS where the session last started or resumed (FIG. 31): the
+	// lb_mac of the RADIUS client whose Accounting Start the session
+	// manager saw last. Every event of the session carries it, resync
+	// included. A gateway applying the event (newer Seq) points the
+	// mobile's down traffic there at once (T12, R-GW-4); an up packet
+	// through another LB after it wins in turn. Empty: unknown.
+	LBMAC string `json:"lb_mac,omitempty"`
 	// Seq orders events of one session; a gateway ignores an event older
 	// than the last it applied, so retries are idempotent.
 	Seq uint64 `json:"seq"`

@@ -41,12 +41,15 @@ type fakeDaemon struct {
 	// t3 is the gateway's session copy, kept by samepathd's rules: an
 	// event not newer (Seq) than the copy's is ignored, start, active and
 	// dormant upsert, end deletes.
-	t3  map[string]api.GWSession
-	srv *httptest.Server
+	t3 map[string]api.GWSession
+	// lbMAC is the lb_mac of the last event applied per session (T12's
+	// resume side, R-GW-4): stale events do not change it.
+	lbMAC map[string]string
+	srv   *httptest.Server
 }
 
 func newFakeDaemon(t *testing.T) *fakeDaemon {
-	d := &fakeDaemon{healthy: true, t3: map[string]api.GWSession{}}
+	d := &fakeDaemon{healthy: true, t3: map[string]api.GWSession{}, lbMAC: map[string]string{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		d.mu.Lock()
@@ -63,6 +66,7 @@ func newFakeDaemon(t *testing.T) *fakeDaemon {
 		d.mu.Lock()
 		d.events = append(d.events, ev)
 		if cur, ok := d.t3[ev.SessionID]; !ok || ev.Seq == 0 || ev.Seq > cur.Seq {
+			d.lbMAC[ev.SessionID] = ev.LBMAC
 			switch ev.Event {
 			case api.EventEnd:
 				delete(d.t3, ev.SessionID)
