@@ -11,7 +11,7 @@ APT_CMDS := ip ping pgrep taskset ethtool iperf3 radclient nft tcpdump curl
 
 CMDS := $(notdir $(wildcard cmd/*))
 
-.PHONY: all build deps test vet unit fuzz-seeds perf perf-quick demo clean generate
+.PHONY: all build deps test vet unit fuzz fuzz-pipelines perf perf-quick demo clean generate
 
 all: build
 
@@ -40,6 +40,24 @@ vet:
 # privileged namespace tests (under CI a missing privilege fails them).
 test: deps vet build
 	$(GO) test -count=1 -timeout 25m ./...
+	$(MAKE) fuzz-pipelines FUZZTIME=20s
+
+# fuzz runs every fuzz target for FUZZTIME (default 30 s) each; crashers
+# land in the package's testdata/fuzz and become seeds of `make test`.
+FUZZTIME ?= 30s
+FUZZ_TARGETS = $(shell grep -rl --include='*_test.go' '^func Fuzz' . | xargs grep -H '^func Fuzz' | sed -E 's|^\./(.*)/[^/]*:func (Fuzz[A-Za-z0-9_]*).*|\1:\2|' | sort -u)
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=./$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -parallel 2 $$pkg; \
+	done
+
+# fuzz-pipelines fuzzes the whole LB and gateway pipelines (CI runs it
+# briefly on every submission, after the seed corpora).
+fuzz-pipelines:
+	$(GO) test -run '^$$' -fuzz '^FuzzGW$$' -fuzztime $(FUZZTIME) -parallel 2 ./dp
+	$(GO) test -run '^$$' -fuzz '^FuzzLB$$' -fuzztime $(FUZZTIME) -parallel 2 ./dp
 
 perf: deps build
 	$(GO) build -o $(BIN)/radload ./perf/radload

@@ -15,7 +15,9 @@ type Counters struct {
 	// packet; their ratio is the idle ratio.
 	Polls     atomic.Uint64
 	IdlePolls atomic.Uint64
-	_         [64]byte
+	// Panics counts batches whose pipeline panicked (see Worker).
+	Panics atomic.Uint64
+	_      [64]byte
 }
 
 // Drop counts n packets dropped for reason r.
@@ -25,7 +27,7 @@ func (c *Counters) Drop(r Reason, n uint64) { c.Drops[r].Add(n) }
 type Snapshot struct {
 	RxPackets, RxBytes, TxPackets, TxBytes uint64
 	Drops                                  [NumReasons]uint64
-	Polls, IdlePolls                       uint64
+	Polls, IdlePolls, Panics               uint64
 }
 
 // Snapshot reads every counter.
@@ -33,7 +35,7 @@ func (c *Counters) Snapshot() Snapshot {
 	s := Snapshot{
 		RxPackets: c.RxPackets.Load(), RxBytes: c.RxBytes.Load(),
 		TxPackets: c.TxPackets.Load(), TxBytes: c.TxBytes.Load(),
-		Polls: c.Polls.Load(), IdlePolls: c.IdlePolls.Load(),
+		Polls: c.Polls.Load(), IdlePolls: c.IdlePolls.Load(), Panics: c.Panics.Load(),
 	}
 	for i := range c.Drops {
 		s.Drops[i] = c.Drops[i].Load()

@@ -15,11 +15,13 @@
 // worker through a queue it drains every round (GW.Apply, Ticker).
 //
 // Pipelines:
+//
 //   - LB (FIG. 12-15): steers up frames to the first gateway in state up
 //     of the T4 row holding the source address and down frames to the
 //     ingress next hop, rewriting only Ethernet addresses. The in-kernel
 //     offload in dp/steer does the same (a differential test holds them
 //     to identical output).
+//
 //   - GW (FIG. 16-24, 32-40): the packet gateway: session gating (T3),
 //     authorization (T8/T9), server balancing (dp/balance: T6, T7, T11),
 //     port-key NAT (nat.PortTable: T5) with ICMP errors translated, proxy
@@ -27,6 +29,20 @@
 //     An ICMP echo to a representative address names no port: it is
 //     balanced as the first service at that address with a server up
 //     (balance.Table.LookupAddr), its identifier being the key.
+//
+//     Every packet is decoded once (header.Decode) and that one decode
+//     is passed to every step; gw.go lists the files by responsibility.
+//
+// Panics: nothing from the wire may cause one (every reader after
+// header.Decode uses only lengths it checked; FuzzGW and FuzzLB run
+// fuzzed frames through the whole pipelines). Should a bug panic anyway,
+// the worker recovers at the batch level: the batch's frames are dropped
+// and counted as reason "panic", the event is counted (Counters.Panics)
+// and handed to WorkerConfig.OnPanic with the frames and the stack
+// (samepathd logs them in hex, one report a second at most), and the
+// worker goes on with the next batch, so one bad frame cannot end every
+// subscriber's traffic. State the panicking step had half-changed stays
+// so: the log is there to fix the bug.
 //
 // Allocation: Worker.Poll, LB.Process and GW.Process allocate nothing per
 // packet (tests hold them to zero); tables allocate on update only.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"time"
 
 	"samepath/dp/internal/osutil"
@@ -42,6 +43,10 @@ type WorkerConfig struct {
 	// while the worker stays idle. It bounds the extra latency of the first
 	// packet after an idle period on ports other than the one waited on.
 	MinWait, MaxWait time.Duration
+	// OnPanic, if set, is told of every batch whose pipeline panicked,
+	// on the worker's goroutine (see runPipeline); it should log and
+	// return quickly. The daemon logs the frames in hex, rate-limited.
+	OnPanic func(PanicReport)
 }
 
 // DefaultWorkerConfig returns batches of 64, no pinning, 2048 busy rounds,
@@ -234,7 +239,7 @@ func (w *Worker) process(in int, n int) {
 	c.RxPackets.Add(uint64(n))
 	c.RxBytes.Add(bytes)
 
-	w.pipe.Process(in, pkts)
+	w.runPipeline(in, pkts)
 
 	w.drop = w.drop[:0]
 	for i := range pkts {
@@ -271,6 +276,46 @@ func (w *Worker) process(in int, n int) {
 			w.send(o)
 		}
 	}
+}
+
+// runPipeline runs the pipeline over a batch. A panic in it is a bug
+// (nothing from the wire may cause one), but it must not end the worker
+// and every subscriber's traffic with it: the batch is recovered as a
+// whole, each of its frames is dropped and counted as ReasonPanic, the
+// event is counted (Counters.Panics) and reported to OnPanic with the
+// frames as they are (possibly half rewritten) and the stack, and the
+// worker goes on with the next batch. One deferred call per batch, none
+// per packet.
+func (w *Worker) runPipeline(in int, pkts []Packet) {
+	defer w.recoverBatch(in, pkts)
+	w.pipe.Process(in, pkts)
+}
+
+func (w *Worker) recoverBatch(in int, pkts []Packet) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	for i := range pkts {
+		pkts[i].Out, pkts[i].Drop = -1, ReasonPanic
+	}
+	w.counters[in].Panics.Add(1)
+	if w.cfg.OnPanic != nil {
+		frames := make([][]byte, len(pkts))
+		for i := range pkts {
+			frames[i] = pkts[i].Data
+		}
+		w.cfg.OnPanic(PanicReport{Port: w.ports[in].Name(), Value: v, Stack: debug.Stack(), Frames: frames})
+	}
+}
+
+// PanicReport describes a batch whose pipeline panicked. Frames alias
+// the batch's UMEM frames: valid only during the OnPanic call.
+type PanicReport struct {
+	Port   string
+	Value  any
+	Stack  []byte
+	Frames [][]byte
 }
 
 // copyTo copies pk from memory src into a new frame of dst's umem and

@@ -158,18 +158,18 @@ func payload(b []byte, p *header.Parsed) []byte {
 
 // acctPacket counts a forwarded packet's payload and, for the first up
 // segment with payload, sniffs the attribute. Call before rewriting.
-func (g *GW) acctPacket(id uint32, b []byte, up bool) {
+func (g *GW) acctPacket(id uint32, b []byte, p *header.Parsed, up bool) {
 	a := g.acct
 	if a == nil {
 		return
 	}
-	pl := payload(b, g.p)
+	pl := payload(b, p)
 	if !up {
 		a.downPay[id] += uint64(len(pl))
 		return
 	}
 	a.upPay[id] += uint64(len(pl))
-	if len(pl) == 0 || a.sniffed[id] || g.p.Proto != header.ProtoTCP {
+	if len(pl) == 0 || a.sniffed[id] || p.Proto != header.ProtoTCP {
 		return
 	}
 	a.sniffed[id] = true
@@ -202,7 +202,7 @@ func (g *GW) acctReport(id uint32, b *nat.Binding, final bool, cause nat.Cause) 
 	}
 	r.Proto, r.Session = b.Flow.Proto, b.Session
 	var user, device, stype string
-	if s, ok := g.sessions[[16]byte(b.Flow.Src)]; ok && s.ID == b.Session {
+	if s, ok := g.sessions[b.Flow.Src]; ok && s.ID == b.Session {
 		user, device = s.UserID, s.DeviceID
 	}
 	if b.Service != 0 {

@@ -20,7 +20,7 @@ import (
 // (LAN2).
 //
 //	mobile 10.101.0.5 / fd00:101::5 --- lb1, lb2 --- gw --- a1 10.20.0.11, a2 10.20.0.12
-//	representative 10.30.0.1 (web :80 tcp connection rr, dns :53 udp packet rr)
+//	representative 10.30.0.1 (web :80 tcp connection rr, dns :53 udp packet rr), fd00:30::1 (web6, dns6)
 //	key-port addresses 10.20.0.101, fd00:20::101
 var (
 	gwLanMAC = dptest.MAC("02:00:00:00:20:01")
@@ -78,6 +78,8 @@ func newGWFull(t *testing.T, portMax uint16, authz *dp.Authz, prod *acct.Produce
 			Servers: []balance.Server{{Addr: ap(a1, 53), Up: true}, {Addr: ap(a2, 53), Up: true}}},
 		{Name: "web6", Rep: ap(rep6, 80), Proto: 6, Type: balance.ConnectionUnit, Policy: balance.RoundRobin,
 			Servers: []balance.Server{{Addr: ap(a16, 80), Up: true}, {Addr: ap(a26, 80), Up: true}}},
+		{Name: "dns6", Rep: ap(rep6, 53), Proto: 17, Type: balance.PacketUnit, Policy: balance.RoundRobin,
+			Servers: []balance.Server{{Addr: ap(a16, 53), Up: true}, {Addr: ap(a26, 53), Up: true}}},
 		{Name: "dead", Rep: ap(rep, 99), Proto: 6, Policy: balance.RoundRobin,
 			Servers: []balance.Server{{Addr: ap(a1, 99), Up: false}}},
 	})

@@ -179,7 +179,7 @@ func TestLBDifferential(t *testing.T) {
 	}
 	var cases []tc
 	for _, g := range lbGoldens() {
-		cases = append(cases, tc{g.name, g.in, g.inPort})
+		cases = append(cases, tc{g.Name, g.In, g.InPort})
 	}
 	other := dptest.MAC("02:00:00:00:99:99")
 	cases = append(cases,

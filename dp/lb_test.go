@@ -43,17 +43,6 @@ func lbT4() []nat.T4Row {
 	}
 }
 
-// lbGolden is one golden packet: the frame, the port it arrives on, and
-// the frame and port expected out, or the drop reason.
-type lbGolden struct {
-	name     string
-	in       []byte
-	inPort   int
-	want     []byte
-	wantPort int
-	wantDrop dp.Reason
-}
-
 func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
 
 // upFrame is a frame from the NAS to the LB; down one from a gateway.
@@ -65,14 +54,16 @@ func upFrame(src, dst string) *dptest.Builder {
 	return b.IPv6(addr(src), addr(dst))
 }
 
-func lbGoldens() []lbGolden {
-	var g []lbGolden
+// lbGoldens are the LB's golden packets (dptest.Golden, the fixture
+// type of every pipeline's golden tests and benchmarks).
+func lbGoldens() []dptest.Golden {
+	var g []dptest.Golden
 	steered := func(name string, in func() *dptest.Builder, to [6]byte) {
-		g = append(g, lbGolden{name: name, in: in().Bytes(), inPort: 0,
-			want: in().Eth(lbGatewayMAC, to).Bytes(), wantPort: 1})
+		g = append(g, dptest.Golden{Name: name, In: in().Bytes(), InPort: 0,
+			Want: in().Eth(lbGatewayMAC, to).Bytes(), WantPort: 1})
 	}
 	dropped := func(name string, in []byte, port int, r dp.Reason) {
-		g = append(g, lbGolden{name: name, in: in, inPort: port, wantPort: -1, wantDrop: r})
+		g = append(g, dptest.Golden{Name: name, In: in, InPort: port, WantPort: -1, WantDrop: r})
 	}
 	steered("v4 udp to primary", func() *dptest.Builder { return upFrame("10.101.0.5", "10.200.0.1").UDP(4000, 53).Payload([]byte("q")) }, gw1)
 	steered("v4 tcp syn to primary", func() *dptest.Builder {
@@ -128,13 +119,13 @@ func lbGoldens() []lbGolden {
 	down := func() *dptest.Builder {
 		return dptest.Frame().Eth(gw1, lbGatewayMAC).IPv4(addr("10.200.0.1"), addr("10.101.0.5")).UDP(53, 4000).Payload([]byte("a"))
 	}
-	g = append(g, lbGolden{name: "v4 down to the next hop", in: down().Bytes(), inPort: 1,
-		want: down().Eth(lbIngressMAC, nasMAC).Bytes(), wantPort: 0})
+	g = append(g, dptest.Golden{Name: "v4 down to the next hop", In: down().Bytes(), InPort: 1,
+		Want: down().Eth(lbIngressMAC, nasMAC).Bytes(), WantPort: 0})
 	down6 := func() *dptest.Builder {
 		return dptest.Frame().Eth(gw2, lbGatewayMAC).IPv6(addr("fd00:200::1"), addr("fd00:999::5")).TCP(80, 1234).Flags(0x12)
 	}
-	g = append(g, lbGolden{name: "v6 down, any destination", in: down6().Bytes(), inPort: 1,
-		want: down6().Eth(lbIngressMAC, nasMAC).Bytes(), wantPort: 0})
+	g = append(g, dptest.Golden{Name: "v6 down, any destination", In: down6().Bytes(), InPort: 1,
+		Want: down6().Eth(lbIngressMAC, nasMAC).Bytes(), WantPort: 0})
 	dropped("down malformed", down().Bytes()[:20], 1, dp.ReasonMalformed)
 	return g
 }
@@ -174,40 +165,40 @@ func newWorkerFor(t testing.TB, lb *dp.LB, pipe dp.Pipeline) (*dp.Worker, *dp.LB
 
 func TestLBGolden(t *testing.T) {
 	for _, g := range lbGoldens() {
-		t.Run(g.name, func(t *testing.T) {
+		t.Run(g.Name, func(t *testing.T) {
 			w, _, ports := newLBWorker(t, nasMAC)
-			before := w.Counters(g.inPort).Snapshot()
-			if !ports[g.inPort].Inject(g.in) {
+			before := w.Counters(g.InPort).Snapshot()
+			if !ports[g.InPort].Inject(g.In) {
 				t.Fatal("inject failed")
 			}
 			if n, err := w.Poll(); n != 1 || err != nil {
 				t.Fatalf("Poll = %d, %v", n, err)
 			}
 			outs := [2][][]byte{ports[0].TakeAll(), ports[1].TakeAll()}
-			after := w.Counters(g.inPort).Snapshot()
-			if g.wantPort < 0 {
+			after := w.Counters(g.InPort).Snapshot()
+			if g.WantPort < 0 {
 				if len(outs[0])+len(outs[1]) != 0 {
 					t.Fatalf("dropped packet was sent: %x %x", outs[0], outs[1])
 				}
-				if d := after.Drops[g.wantDrop] - before.Drops[g.wantDrop]; d != 1 || after.Dropped()-before.Dropped() != 1 {
-					t.Errorf("drop counter %s +%d (all drops +%d), want +1", g.wantDrop, d, after.Dropped()-before.Dropped())
+				if d := after.Drops[g.WantDrop] - before.Drops[g.WantDrop]; d != 1 || after.Dropped()-before.Dropped() != 1 {
+					t.Errorf("drop counter %s +%d (all drops +%d), want +1", g.WantDrop, d, after.Dropped()-before.Dropped())
 				}
 				return
 			}
-			got := outs[g.wantPort]
-			if len(got) != 1 || len(outs[1-g.wantPort]) != 0 {
-				t.Fatalf("want one frame on port %d, got %d there and %d on the other", g.wantPort, len(got), len(outs[1-g.wantPort]))
+			got := outs[g.WantPort]
+			if len(got) != 1 || len(outs[1-g.WantPort]) != 0 {
+				t.Fatalf("want one frame on port %d, got %d there and %d on the other", g.WantPort, len(got), len(outs[1-g.WantPort]))
 			}
-			if !bytes.Equal(got[0], g.want) {
-				t.Errorf("output differs: %s", dptest.Diff(g.want, got[0]))
+			if !bytes.Equal(got[0], g.Want) {
+				t.Errorf("output differs: %s", dptest.Diff(g.Want, got[0]))
 			}
-			if err := dptest.VerifyChecksums(got[0]); err != nil && dptest.VerifyChecksums(g.in) == nil {
+			if err := dptest.VerifyChecksums(got[0]); err != nil && dptest.VerifyChecksums(g.In) == nil {
 				t.Errorf("checksums broken by the LB: %v", err)
 			}
 			if after.Dropped() != before.Dropped() {
 				t.Errorf("drops counted for a forwarded packet")
 			}
-			if tx := w.Counters(g.wantPort).Snapshot().TxPackets; tx != 1 {
+			if tx := w.Counters(g.WantPort).Snapshot().TxPackets; tx != 1 {
 				t.Errorf("tx counter %d, want 1", tx)
 			}
 		})
@@ -270,7 +261,7 @@ func TestLBProcessAllocs(t *testing.T) {
 	w, _, ports := newLBWorker(t, nasMAC)
 	var frames [][]byte
 	for _, g := range lbGoldens() {
-		frames = append(frames, g.in)
+		frames = append(frames, g.In)
 	}
 	drain := func([]byte) {}
 	n := testing.AllocsPerRun(100, func() {

@@ -22,8 +22,9 @@ const (
 	ReasonNoFlow                      // gateway: down packet matches no flow
 	ReasonDenied                      // gateway: service not authorized
 	ReasonUnsupported                 // protocol the pipeline does not handle
-	ReasonTTL                         // TTL or hop limit expired
 	ReasonNoServer                    // gateway: every actual server of the service is down
+	ReasonFiltered                    // gateway: down packet not from its flow's server (RFC 4787 filtering)
+	ReasonPanic                       // the pipeline panicked on the packet's batch (a bug; logged with the frames)
 	NumReasons
 )
 
@@ -43,8 +44,9 @@ var reasonNames = [NumReasons]string{
 	ReasonNoFlow:        "no_flow",
 	ReasonDenied:        "denied",
 	ReasonUnsupported:   "unsupported",
-	ReasonTTL:           "ttl_expired",
 	ReasonNoServer:      "no_server",
+	ReasonFiltered:      "filtered",
+	ReasonPanic:         "panic",
 }
 
 // String is the reason's metric label.

@@ -22,4 +22,22 @@
 // read the up index directly. With many flows each lookup misses the
 // cache; TouchUp loads a whole batch's cells in one tight loop so that the
 // misses overlap (BENCHMARKS.md, gw-nat).
+//
+// Behaviour in RFC 4787 terms (the gateway, dp/gw_down.go, applies it):
+//   - Mapping: a new key port (external port) per flow key, that is, per
+//     mobile address and port and destination address and port:
+//     address- and port-dependent mapping (RFC 4787 section 4.1, what
+//     RFC 6888 calls a symmetric NAT). Ports rest PortReuseDelay before
+//     reuse, and a flow's key is never shared.
+//   - Filtering: a down packet to a key port is accepted only from the
+//     flow's actual server address and port (for ICMP echo, whose
+//     identifier is the key: only from the server's address), and an ICMP
+//     error only when the packet it quotes went to that server:
+//     address- and port-dependent filtering (RFC 4787 section 5). A
+//     packet-unit flow, which sends each up datagram to a new choice,
+//     accepts an answer from any server of its service. Everything else
+//     is dropped and counted as "filtered", so a host that guesses a key
+//     port cannot inject into a subscriber's flow.
+//   - Hairpinning is not offered: mobiles reach each other through the
+//     operator's network, not through the gateway's key addresses.
 package nat

@@ -4,40 +4,24 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"net/netip"
+
+	"samepath/dp/header"
 )
 
-// Addr16 is an IP address as 16 bytes: IPv6 as is, IPv4 as the
-// IPv4-mapped address ::ffff:a.b.c.d. It is comparable and holds no
-// pointer, so it can sit in packed hash keys (unlike netip.Addr, whose
-// zone is a pointer).
-type Addr16 [16]byte
-
-// v4prefix is the first 12 bytes of an IPv4-mapped address.
-var v4prefix = [12]byte{10: 0xff, 11: 0xff}
+// Addr16 is an IP address as 16 bytes (IPv4 as ::ffff:a.b.c.d): the
+// packet layer's type, so a decoded packet's addresses key the tables as
+// they are.
+type Addr16 = header.Addr16
 
 // Addr16From returns a as 16 bytes, mapping IPv4 to ::ffff:a.b.c.d.
-// The zone of a scoped IPv6 address is dropped.
-func Addr16From(a netip.Addr) Addr16 { return Addr16(a.As16()) }
+func Addr16From(a netip.Addr) Addr16 { return header.Addr16From(a) }
 
 // Addr16V4 returns the IPv4-mapped form of the IPv4 address b.
-func Addr16V4(b [4]byte) Addr16 {
-	var a Addr16
-	copy(a[:12], v4prefix[:])
-	copy(a[12:], b[:])
-	return a
-}
-
-// Is4 reports whether a is an IPv4-mapped address.
-func (a Addr16) Is4() bool { return [12]byte(a[:12]) == v4prefix }
-
-// Addr returns a as a netip.Addr, IPv4-mapped addresses as IPv4.
-func (a Addr16) Addr() netip.Addr { return netip.AddrFrom16(a).Unmap() }
-
-func (a Addr16) String() string { return a.Addr().String() }
+func Addr16V4(b [4]byte) Addr16 { return header.Addr16V4(b) }
 
 // words returns a as two little-endian words (for hashing and compact
 // storage).
-func (a *Addr16) words() (uint64, uint64) {
+func words(a *Addr16) (uint64, uint64) {
 	return binary.LittleEndian.Uint64(a[:8]), binary.LittleEndian.Uint64(a[8:])
 }
 
@@ -64,12 +48,7 @@ const (
 // Tailscale's net/flowtrack: hashing reads five words, and comparing is
 // a memory compare. The padding is a blank field so that == ignores it;
 // the hash never reads it either.
-type FlowKey struct {
-	Src, Dst     Addr16
-	SPort, DPort uint16
-	Proto        uint8
-	_            [3]byte
-}
+type FlowKey = header.Tuple
 
 // MakeFlowKey builds a key from netip values (control paths and tests;
 // the hot path fills a FlowKey in place from the parsed header).
@@ -98,9 +77,9 @@ const (
 
 // hash returns a seeded 64-bit hash of k. The seed is random per table,
 // so a mobile choosing its ports cannot aim collisions at one chain.
-func (k *FlowKey) hash(seed uint64) uint64 {
-	s0, s1 := k.Src.words()
-	d0, d1 := k.Dst.words()
+func hashKey(k *FlowKey, seed uint64) uint64 {
+	s0, s1 := words(&k.Src)
+	d0, d1 := words(&k.Dst)
 	w := uint64(k.SPort) | uint64(k.DPort)<<16 | uint64(k.Proto)<<32
 	h := mum(s0^seed^k0, s1^k1) ^ mum(d0^seed^k2, d1^k3)
 	return mum(h^k4, w^seed^k0)

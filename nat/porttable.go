@@ -323,7 +323,7 @@ func (t *PortTable) Up(k *FlowKey) (id uint32, ok bool) {
 }
 
 // UpHash is k's hash in the up index, for UpHashed and TouchUp.
-func (t *PortTable) UpHash(k *FlowKey) uint32 { return uint32(k.hash(t.seed)) }
+func (t *PortTable) UpHash(k *FlowKey) uint32 { return uint32(hashKey(k, t.seed)) }
 
 // UpHashed is Up for a key whose hash the caller already has from UpHash.
 func (t *PortTable) UpHashed(k *FlowKey, h uint32) (id uint32, ok bool) {
@@ -430,7 +430,7 @@ func (t *PortTable) Create(k *FlowKey, server Addr16, sport uint16, session uint
 		return 0, ErrFamily
 	}
 	// Find k's cell (or report it bound).
-	h := uint32(k.hash(t.seed))
+	h := uint32(hashKey(k, t.seed))
 	cell := h & t.upMask
 	for ; t.up[cell].id != 0; cell = (cell + 1) & t.upMask {
 		if e := t.up[cell]; e.h == h && t.slots[e.id-1].b.Flow == *k {
@@ -442,7 +442,7 @@ func (t *PortTable) Create(k *FlowKey, server Addr16, sport uint16, session uint
 		return 0, ErrFull
 	}
 	// The mobile's preferred address first, then the rest of the family.
-	s0, s1 := k.Src.words()
+	s0, s1 := words(&k.Src)
 	start := int(uint32(mix64(s0^s1, t.seed)) % uint32(len(fam)))
 	gi, ri := -1, 0
 	for j := range fam {
@@ -551,6 +551,21 @@ func (t *PortTable) DeleteSession(session uint64, now int64, onEnd func(b *Bindi
 	return n
 }
 
+// EachOfSession calls f with the id of every binding of session (none
+// for session 0). Owner only; f must not modify the table.
+func (t *PortTable) EachOfSession(session uint64, f func(id uint32)) {
+	if session == 0 {
+		return
+	}
+	cell, ok := t.sessFind(session)
+	if !ok {
+		return
+	}
+	for v := t.sess[cell].head; v != 0; v = t.slots[v-1].snext {
+		f(v - 1)
+	}
+}
+
 // DeleteAll removes every binding with cause, calling onEnd (if not nil)
 // with each before it goes, and returns how many it removed: what a
 // gateway does when it stops, so that accounting closes every open flow.
@@ -576,7 +591,7 @@ func (t *PortTable) DeleteAll(now int64, cause Cause, onEnd func(b *Binding, cau
 func (t *PortTable) remove(id uint32, cause Cause) {
 	s := &t.slots[id]
 	b := &s.b
-	t.upDelete(uint32(b.Flow.hash(t.seed)), id)
+	t.upDelete(uint32(hashKey(&b.Flow, t.seed)), id)
 	class, _ := protoClass(b.Flow.Proto)
 	ri := int(s.gi-1)*numClasses + class
 	t.down[ri*t.nPorts+int(b.GwPort-t.portMin)] = 0
@@ -688,15 +703,15 @@ func (t *PortTable) publishAll(id uint32) {
 	p := &t.pub[id]
 	q := p.seq.Load()
 	p.seq.Store(q + 1)
-	w0, w1 := b.Flow.Src.words()
+	w0, w1 := words(&b.Flow.Src)
 	p.w[0].Store(w0)
 	p.w[1].Store(w1)
-	w0, w1 = b.Flow.Dst.words()
+	w0, w1 = words(&b.Flow.Dst)
 	p.w[2].Store(w0)
 	p.w[3].Store(w1)
 	p.w[4].Store(word4(b, s.gi))
 	p.w[5].Store(uint64(b.GwPort) | uint64(b.SPort)<<16 | uint64(b.Service)<<32)
-	w0, w1 = b.Server.words()
+	w0, w1 = words(&b.Server)
 	p.w[6].Store(w0)
 	p.w[7].Store(w1)
 	p.w[8].Store(b.Session)

@@ -51,11 +51,11 @@ func TestAddr16(t *testing.T) {
 	}
 	k := udpKey("10.0.0.1", 1, "192.0.2.9", 53)
 	k2 := k
-	if k.hash(1) != k2.hash(1) || k.hash(1) == k.hash(2) {
+	if hashKey(&k, 1) != hashKey(&k2, 1) || hashKey(&k, 1) == hashKey(&k, 2) {
 		t.Error("hash not deterministic per seed, or ignores the seed")
 	}
 	k2.SPort = 2
-	if k.hash(1) == k2.hash(1) {
+	if hashKey(&k, 1) == hashKey(&k2, 1) {
 		t.Error("hash ignores the source port")
 	}
 }

@@ -28,6 +28,9 @@ type QueueCounters struct {
 	// (XDP_STATISTICS: frames it dropped before the dataplane saw them,
 	// e.g. rx_ring_full, fill_ring_empty); absent for other ports.
 	Socket map[string]uint64 `json:"socket,omitempty"`
+	// Panics counts batches whose pipeline panicked: each was dropped
+	// whole (drop reason "panic") and logged with its frames.
+	Panics uint64 `json:"panics,omitempty"`
 }
 
 // SocketDrops are the QueueCounters.Socket keys that count frames the
@@ -78,17 +81,16 @@ type SessionEvent struct {
 	UserID    string `json:"user_id,omitempty"`
 	DeviceID  string `json:"device_id"`
 	IP        string `json:"ip"`
-	// LBMAC is the MAC, on the gateway-side LAN, of the LB serving the
-	// NAS where the session last started or resumed (FIG. 31): the
-	// lb_mac of the RADIUS client whose Accounting Start the session
-	// manager saw last. Every event of the session carries it, resync
-	// included. A gateway applying the event (newer Seq) points the
-	// mobile's down traffic there at once (T12, R-GW-4); an up packet
-	// through another LB after it wins in turn. Empty: unknown.
-	LBMAC string `json:"lb_mac,omitempty"`
 	// Seq orders events of one session; a gateway ignores an event older
 	// than the last it applied, so retries are idempotent.
 	Seq uint64 `json:"seq"`
+	// LBMAC is the MAC, on the gateways' LAN, of the LB that serves the
+	// NAS where the session last started or resumed (FIG. 31), when the
+	// control process knows it (the RADIUS client's lb_mac). A gateway
+	// whose copy names another LB moves the mobile's T12 entry there at
+	// once (R-GW-4), so its down packets follow a move that the mobile
+	// sends nothing after.
+	LBMAC string `json:"lb_mac,omitempty"`
 }
 
 // Ack answers a change.

@@ -40,6 +40,18 @@ type Config struct {
 		// repaired (a gateway that restarted lost it); also when a
 		// gateway's health recovers. 0: only on recovery.
 		Resync time.Duration `yaml:"resync"`
+		// PushMinBackoff and PushMaxBackoff bound the outbox's retry
+		// back-off for a gateway that does not acknowledge a session
+		// event; the back-off doubles per failure and starts again from
+		// the minimum when the gateway's health recovers.
+		PushMinBackoff time.Duration `yaml:"push_min_backoff"`
+		PushMaxBackoff time.Duration `yaml:"push_max_backoff"`
+		// RestartGrace: after samepath-control starts, no timer closes a
+		// restored session within this long (0, the default:
+		// interim_timeout), so a NAS whose next Interim-Update is still
+		// due keeps its sessions. The time samepath-control was down
+		// never counts against a session's timers (session.Manager.Load).
+		RestartGrace time.Duration `yaml:"restart_grace"`
 	} `yaml:"sessions"`
 
 	// Gateways seed T1 at every start (rows named here are replaced;
@@ -101,6 +113,9 @@ sessions:
   dormant_timeout: 2h      # Dormant -> Close (session timer)
   pending_timeout: 2m      # Access-Accept without Accounting Start
   resync: 10s              # read each gateway's T3 copy back, repair it (a restarted gateway lost it)
+  push_min_backoff: 100ms  # session event retries to an unreachable gateway: back-off from ...
+  push_max_backoff: 30s    # ... up to this; a gateway whose health recovers gets its backlog at once
+  restart_grace: 15m       # after a restart no timer closes a session sooner (default: interim_timeout)
 gateways:
   - {name: gw1, range: 10.100.0.0/24, api: "http://192.0.2.11:9180", mac: "02:00:00:00:01:01"}
   - {name: gw2, range: 10.100.1.0/24, api: "http://192.0.2.12:9180", mac: "02:00:00:00:01:02"}
@@ -132,6 +147,7 @@ func DefaultConfig() Config {
 	c.Radius.SessionTimeout, c.Radius.AcctInterimInterval = 24*time.Hour, 5*time.Minute
 	c.Sessions.InterimTimeout, c.Sessions.DormantTimeout, c.Sessions.PendingTimeout = 15*time.Minute, 2*time.Hour, 2*time.Minute
 	c.Sessions.Resync = 10 * time.Second
+	c.Sessions.PushMinBackoff, c.Sessions.PushMaxBackoff = 100*time.Millisecond, 30*time.Second
 	c.Health.Interval, c.Health.Timeout, c.Health.Fall, c.Health.Rise, c.Health.Resync = 2*time.Second, time.Second, 3, 2, 30*time.Second
 	c.API.Listen = "127.0.0.1:9190"
 	c.Authz.Resync = 30 * time.Second
@@ -183,6 +199,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Sessions.Resync < 0 {
 		return errors.New("config: sessions.resync must not be negative")
+	}
+	if c.Sessions.PushMinBackoff <= 0 || c.Sessions.PushMaxBackoff < c.Sessions.PushMinBackoff {
+		return fmt.Errorf("config: sessions.push_min_backoff (%v) must be positive and push_max_backoff (%v) at least as long", c.Sessions.PushMinBackoff, c.Sessions.PushMaxBackoff)
+	}
+	if c.Sessions.RestartGrace < 0 {
+		return errors.New("config: sessions.restart_grace must not be negative")
 	}
 	if !isLoopback(c.API.Listen) && c.API.TokenFile == "" {
 		return fmt.Errorf("config: api.listen %s is not loopback: api.token_file is required", c.API.Listen)

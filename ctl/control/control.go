@@ -104,7 +104,7 @@ func New(cfg Config, log *slog.Logger) (*Control, error) {
 			}
 		}
 	}
-	c.Out = session.NewOutbox(session.OutboxConfig{}, c.St, func(gw string) (string, string, bool) {
+	c.Out = session.NewOutbox(session.OutboxConfig{MinBackoff: cfg.Sessions.PushMinBackoff, MaxBackoff: cfg.Sessions.PushMaxBackoff}, c.St, func(gw string) (string, string, bool) {
 		g, ok := c.Pool.Gateway(gw)
 		return g.API, c.gwToken, ok && g.API != ""
 	})
@@ -113,6 +113,7 @@ func New(cfg Config, log *slog.Logger) (*Control, error) {
 	}
 	scfg := session.DefaultConfig()
 	scfg.InterimTimeout, scfg.DormantTimeout = cfg.Sessions.InterimTimeout, cfg.Sessions.DormantTimeout
+	scfg.RestartGrace = cfg.Sessions.RestartGrace // 0: interim_timeout
 	if c.Mgr, err = session.New(scfg, c.St, c.Pool, c.Out); err != nil {
 		return nil, err
 	}
@@ -203,8 +204,9 @@ func (c *Control) healthChanged(t health.Target, up bool) {
 	c.log.Info("gateway health", "gateway", t.Name, "health", h)
 	c.LBSync.Set(g.MAC, aaa.LBState(g))
 	if up {
+		c.Out.Wake(t.Name)          // its pending session events go now, not after the back-off
 		c.AuthzSync.Force(t.Name)   // it may have restarted with its own tables
-		c.SessionSync.Force(t.Name) // and without its T3 copy
+		c.SessionSync.Force(t.Name) // and without its T3 copy (leaving what the outbox still holds to it)
 	}
 }
 

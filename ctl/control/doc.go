@@ -21,6 +21,14 @@
 // sessions.resync and when the gateway's health recovers, and queues what
 // repairs it (session.Manager.ResyncGateway): a gateway that restarted
 // gets its live sessions back without waiting for their next transition.
+// When a gateway's health recovers, the outbox is woken first
+// (session.Outbox.Wake: its backlog goes at once, not at the end of a
+// back-off grown while the gateway was down) and the read-back leaves the
+// sessions of that backlog to it.
+//
+// Restarts of samepath-control: the session manager does not count the
+// downtime against session timers and closes no restored session within
+// sessions.restart_grace (default: interim_timeout) of the start.
 //
 // Goroutines: Run starts the RADIUS readers, the manager's ticker, the
 // health monitor, the outbox pushers, the LB pushers, the authz pushers,

@@ -26,6 +26,7 @@ import (
 //	GET    /v1/counters                  Counters
 //	GET    /v1/health                    HealthReport
 //	GET    /v1/lbs                       []LBInfo
+//	GET    /v1/lbs/gateway-states        []api.GatewayState (what every LB's T4 is to say; a starting LB reads it)
 //	GET    /v1/gateways                  []aaa.Gateway          (T1)
 //	PUT    /v1/gateways                  aaa.GatewayConfig -> aaa.Gateway
 //	GET    /v1/gateways/{name}           aaa.Gateway
@@ -72,6 +73,7 @@ func (c *Control) handler() http.Handler {
 		}
 		writeJSON(w, out)
 	})
+	v1.HandleFunc("GET /v1/lbs/gateway-states", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, c.LBSync.Desired()) })
 	v1.HandleFunc("GET /v1/gateways", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, c.Pool.Gateways()) })
 	v1.HandleFunc("GET /v1/gateways/{name}", func(w http.ResponseWriter, r *http.Request) {
 		g, ok := c.Pool.Gateway(r.PathValue("name"))

@@ -75,9 +75,9 @@ func (m *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.gwUp, prometheus.GaugeValue, up, g.Name)
 	}
 	oc := m.c.Out.Counters()
-	ctr(m.outbox, map[string]uint64{"queued": oc.Queued, "acked": oc.Acked, "failed": oc.Failures, "no_api": oc.NoAPI})
+	ctr(m.outbox, map[string]uint64{"queued": oc.Queued, "acked": oc.Acked, "failed": oc.Failures, "no_api": oc.NoAPI, "wakeups": oc.Wakeups})
 	ss := m.c.SessionSync.Counters()
-	ctr(m.sessionSync, map[string]uint64{"rounds": ss.Rounds, "failures": ss.Failures, "reasserted": ss.Reasserted, "ended": ss.Ended})
+	ctr(m.sessionSync, map[string]uint64{"rounds": ss.Rounds, "failures": ss.Failures, "reasserted": ss.Reasserted, "ended": ss.Ended, "pending": ss.Pending})
 	pc := m.c.Pool.Counters()
 	ctr(m.pool, map[string]uint64{"assigned": pc.Assigned, "reused": pc.Reused, "reject_no_gateway": pc.RejectNoGW, "reject_full": pc.RejectFull,
 		"released": pc.Released, "expired": pc.Expired, "bind_claimed": pc.BindClaimed, "bind_conflict": pc.BindConflict, "bind_not_in_range": pc.BindNotInPool})

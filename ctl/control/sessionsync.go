@@ -15,6 +15,7 @@ type SessionSyncCounters struct {
 	Failures   uint64 `json:"failures"`   // read-backs that failed (gateway unreachable)
 	Reasserted uint64 `json:"reasserted"` // sessions pushed again
 	Ended      uint64 `json:"ended"`      // stale sessions ended on a gateway
+	Pending    uint64 `json:"pending"`    // sessions left to the outbox, which still holds an event for them
 }
 
 // SessionSync keeps every gateway's T3 copy in line with the session
@@ -108,4 +109,5 @@ func (s *SessionSync) syncOne(ctx context.Context, g AuthzTarget) {
 	}
 	s.c.Reasserted += uint64(res.Reasserted)
 	s.c.Ended += uint64(res.Ended)
+	s.c.Pending += uint64(res.Pending)
 }

@@ -5,7 +5,9 @@
 // (flap damping); OnChange then runs. LBSync carries the resulting gateway
 // states to every load balancer's T4 (api.Client.SetGatewayState), retrying
 // with back-off and re-asserting everything periodically so a restarted LB
-// converges.
+// converges. LBSync.Desired lists the same states; the control API serves
+// them (GET /v1/lbs/gateway-states), and a starting LB with lb.control
+// reads them before it steers, so it need not wait for a resync.
 //
 // Extension point: Target.Kind tells gateways from actual servers. The
 // control process feeds gateway targets from T1; the gateways' T6 servers

@@ -140,3 +140,19 @@ func TestHTTPProbeAndLBSync(t *testing.T) {
 	}
 	t.Fatalf("LBs did not converge: %v / %v", r1.got, r2.got)
 }
+
+// Desired is what Set recorded, latest state per MAC, sorted.
+func TestLBSyncDesired(t *testing.T) {
+	s := NewLBSync(nil, 0)
+	if got := s.Desired(); len(got) != 0 {
+		t.Fatalf("fresh syncer: %v, want none", got)
+	}
+	s.Set("02:00:00:00:00:02", api.StateUp)
+	s.Set("02:00:00:00:00:01", api.StateUp)
+	s.Set("02:00:00:00:00:01", api.StateDown)
+	s.Set("", api.StateDown) // a gateway without a MAC is not an LB's business
+	want := []api.GatewayState{{MAC: "02:00:00:00:00:01", State: api.StateDown}, {MAC: "02:00:00:00:00:02", State: api.StateUp}}
+	if diff := cmp.Diff(want, s.Desired()); diff != "" {
+		t.Errorf("desired (-want +got):\n%s", diff)
+	}
+}

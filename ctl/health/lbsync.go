@@ -74,6 +74,22 @@ func (s *LBSync) Set(mac, state string) {
 	}
 }
 
+// Desired returns the gateway states every LB is to hold, sorted by MAC:
+// what a starting LB fetches (the control API's GET
+// /v1/lbs/gateway-states) before it steers, so it never steers by its
+// config's states while control knows better. A gateway control has not
+// decided yet (never probed, no admin change) is absent.
+func (s *LBSync) Desired() []api.GatewayState {
+	s.mu.Lock()
+	out := make([]api.GatewayState, 0, len(s.desired))
+	for mac, st := range s.desired {
+		out = append(out, api.GatewayState{MAC: mac, State: st})
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].MAC < out[j].MAC })
+	return out
+}
+
 // Start runs one pusher per LB until ctx ends; Wait waits for them.
 func (s *LBSync) Start(ctx context.Context) {
 	for _, w := range s.workers {

@@ -69,11 +69,22 @@ type Config struct {
 	Now func() time.Time
 	// TickInterval is how often Run fires expired timers.
 	TickInterval time.Duration
+	// RestartGrace: Load re-bases every restored session's timer by the
+	// time the manager was down (measured from its last alive stamp), and
+	// then no timer closes a restored session before Load's time plus
+	// RestartGrace, so a NAS whose next Interim-Update is still due after
+	// the outage keeps its sessions. 0: InterimTimeout (a restored session
+	// gets at least what an Interim-Update gives it).
+	RestartGrace time.Duration
+	// AliveInterval is how often Tick records in the store that the
+	// manager is alive (the downtime Load re-bases by is measured from the
+	// last record, so it is overestimated by at most this much).
+	AliveInterval time.Duration
 }
 
 // DefaultConfig returns defaults.
 func DefaultConfig() Config {
-	return Config{InterimTimeout: 15 * time.Minute, DormantTimeout: 2 * time.Hour, TickInterval: time.Second}
+	return Config{InterimTimeout: 15 * time.Minute, DormantTimeout: 2 * time.Hour, TickInterval: time.Second, AliveInterval: 10 * time.Second}
 }
 
 // Validate checks c.
@@ -81,8 +92,17 @@ func (c *Config) Validate() error {
 	if c.InterimTimeout < 0 || c.DormantTimeout <= 0 {
 		return errors.New("session: interim timeout must be >= 0 and dormant timeout > 0")
 	}
+	if c.RestartGrace < 0 {
+		return errors.New("session: restart grace must not be negative")
+	}
+	if c.RestartGrace == 0 {
+		c.RestartGrace = c.InterimTimeout
+	}
 	if c.TickInterval <= 0 {
 		c.TickInterval = time.Second
+	}
+	if c.AliveInterval <= 0 {
+		c.AliveInterval = 10 * time.Second
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -128,8 +148,13 @@ type Manager struct {
 	byAcct   map[string]string // Acct-Session-Id -> session id
 	byDev    map[string]string // device -> session id
 	timers   timerHeap
+	alive    time.Time // last alive stamp enqueued (Tick, Load)
 	c        Counters
 }
+
+// aliveKey is the store.BucketMeta key of the manager's alive stamp: the
+// last time it is known to have run, from which Load measures downtime.
+const aliveKey = "session_manager_alive"
 
 // New returns a manager; call Load before serving.
 func New(cfg Config, st *store.Store, pool *aaa.Pool, out *Outbox) (*Manager, error) {
@@ -144,11 +169,32 @@ func New(cfg Config, st *store.Store, pool *aaa.Pool, out *Outbox) (*Manager, er
 // Load restores T3 from the store. Sessions found in Close already have
 // their log record on disk (it is written before the state), so they go to
 // None at once.
+//
+// The time the manager was down does not count against a session: each
+// restored timer moves later by the time since the last alive stamp, and
+// none is left due before now + RestartGrace (the NAS may send its next
+// Interim-Update only an interim interval after the restart). The moved
+// timers are written back, with a fresh alive stamp, in one batch.
 func (m *Manager) Load() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	now := m.cfg.Now()
+	var down time.Duration
+	b, err := m.st.Get(store.BucketMeta, []byte(aliveKey))
+	if err != nil {
+		return fmt.Errorf("load sessions: %w", err)
+	}
+	if b != nil {
+		var alive time.Time
+		if err := alive.UnmarshalText(b); err != nil {
+			return fmt.Errorf("load sessions: %s %q: %w", aliveKey, b, err)
+		}
+		down = max(now.Sub(alive), 0)
+	}
+	graceEnd := now.Add(m.cfg.RestartGrace)
+	var ops []store.Op
 	var closing []*Session
-	err := m.st.ForEach(store.BucketSessions, func(k, v []byte) error {
+	err = m.st.ForEach(store.BucketSessions, func(k, v []byte) error {
 		s := new(Session)
 		if err := json.Unmarshal(v, s); err != nil {
 			return fmt.Errorf("session %s: %w", k, err)
@@ -157,17 +203,42 @@ func (m *Manager) Load() error {
 			closing = append(closing, s)
 			return nil
 		}
+		if d := rebase(s.Deadline, down, graceEnd); !d.Equal(s.Deadline) {
+			s.Deadline = d
+			m.c.Other["restart_rebased"]++
+			ops = append(ops, store.Put(store.BucketSessions, []byte(s.ID), sessionJSON(s)))
+		}
 		m.index(s)
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("load sessions: %w", err)
 	}
+	m.alive = now
+	m.st.Enqueue(append(ops, aliveOp(now)), nil, nil)
 	for _, s := range closing {
 		m.sessions[s.ID] = s
 		m.noneLocked(s)
 	}
 	return nil
+}
+
+// rebase is a restored timer: deadline moved later by the downtime, and
+// not before graceEnd. No timer stays none.
+func rebase(deadline time.Time, down time.Duration, graceEnd time.Time) time.Time {
+	if deadline.IsZero() {
+		return deadline
+	}
+	d := deadline.Add(down)
+	if d.Before(graceEnd) {
+		d = graceEnd
+	}
+	return d
+}
+
+func aliveOp(now time.Time) store.Op {
+	b, _ := now.MarshalText() // a time from a clock: always in range
+	return store.Put(store.BucketMeta, []byte(aliveKey), b)
 }
 
 func (m *Manager) index(s *Session) {
@@ -465,6 +536,10 @@ func (m *Manager) Tick() uint64 {
 	now := m.cfg.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if now.Sub(m.alive) >= m.cfg.AliveInterval {
+		m.alive = now
+		m.st.Enqueue([]store.Op{aliveOp(now)}, nil, nil)
+	}
 	for len(m.timers) > 0 && !m.timers[0].at.After(now) {
 		te := heap.Pop(&m.timers).(timerEntry)
 		s := m.sessions[te.id]
@@ -573,13 +648,18 @@ func (m *Manager) Counters() Counters {
 }
 
 // Run fires timers and reclaims pending address assignments every
-// TickInterval until ctx ends.
+// TickInterval until ctx ends; it records a last alive stamp as it stops.
 func (m *Manager) Run(ctx context.Context) {
 	t := time.NewTicker(m.cfg.TickInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			now := m.cfg.Now()
+			m.mu.Lock()
+			m.alive = now
+			m.st.Enqueue([]store.Op{aliveOp(now)}, nil, nil)
+			m.mu.Unlock()
 			return
 		case <-t.C:
 			m.Tick()

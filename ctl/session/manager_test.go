@@ -28,7 +28,8 @@ type clock struct {
 	t  time.Time
 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 func (c *clock) Add(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
@@ -84,6 +85,9 @@ type env struct {
 	gw   *fakeGW
 	srv  *httptest.Server
 	stop context.CancelFunc
+	// backoff, when set, is the outbox's retry back-off (min and max);
+	// otherwise a millisecond or few.
+	backoff time.Duration
 }
 
 func newEnv(t *testing.T, dir string) *env {
@@ -111,7 +115,11 @@ func (e *env) open() {
 			t.Fatal(err)
 		}
 	}
-	e.out = NewOutbox(OutboxConfig{MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}, e.st, func(gw string) (string, string, bool) {
+	oc := OutboxConfig{MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}
+	if e.backoff > 0 {
+		oc.MinBackoff, oc.MaxBackoff = e.backoff, e.backoff
+	}
+	e.out = NewOutbox(oc, e.st, func(gw string) (string, string, bool) {
 		g, ok := e.pool.Gateway(gw)
 		return g.API, "", ok && g.API != ""
 	})

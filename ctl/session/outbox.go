@@ -36,14 +36,19 @@ type OutboxCounters struct {
 	Acked    uint64 `json:"acked"`
 	Failures uint64 `json:"failures"`
 	NoAPI    uint64 `json:"no_api"`
-	Pending  int    `json:"pending"`
+	// Wakeups: Wake calls that found events pending for their gateway
+	// (its health recovered: its back-off was cut short).
+	Wakeups uint64 `json:"wakeups"`
+	Pending int    `json:"pending"`
 }
 
 // Outbox delivers session events to gateways, in order per gateway,
 // retrying with exponential back-off until each is acknowledged (R-SM-2).
 // Events are stored in the same commit as the state change they announce
 // and deleted once acknowledged, so they survive restarts (at-least-once;
-// the gateway discards stale Seq).
+// the gateway discards stale Seq). Wake cuts a gateway's back-off short
+// when its health recovers, so a returning gateway gets its pending events
+// at once instead of at the end of a back-off grown while it was down.
 type Outbox struct {
 	cfg    OutboxConfig
 	st     *store.Store
@@ -58,9 +63,11 @@ type Outbox struct {
 }
 
 type gwQueue struct {
-	name    string
-	items   []*queued
-	kick    chan struct{}
+	name  string
+	items []*queued
+	// wake (capacity 1) ends the pusher's back-off sleep (Wake). A new
+	// event does not: it waits its turn behind the one being retried.
+	wake    chan struct{}
 	running bool
 }
 
@@ -112,7 +119,7 @@ func (o *Outbox) Load() error {
 func (o *Outbox) queue(gw string) *gwQueue {
 	q := o.queues[gw]
 	if q == nil {
-		q = &gwQueue{name: gw, kick: make(chan struct{}, 1)}
+		q = &gwQueue{name: gw, wake: make(chan struct{}, 1)}
 		o.queues[gw] = q
 	}
 	return q
@@ -143,10 +150,41 @@ func (o *Outbox) ready(q *queued) {
 	g.items = append(g.items, q)
 	o.startLocked(g)
 	o.mu.Unlock()
-	select {
-	case g.kick <- struct{}{}:
-	default:
+}
+
+// Wake tells the outbox that gateway gw is reachable again (the health
+// monitor saw it recover): its pusher stops waiting out its back-off,
+// which starts again from MinBackoff, and retries the oldest pending event
+// now. It never blocks and does nothing for a gateway with nothing pending.
+func (o *Outbox) Wake(gw string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	g := o.queues[gw]
+	if g == nil || len(g.items) == 0 {
+		return
 	}
+	o.c.Wakeups++
+	o.startLocked(g)
+	select {
+	case g.wake <- struct{}{}:
+	default: // a wakeup is already waiting for the pusher
+	}
+}
+
+// pending reports the sessions with an event queued for gateway gw and
+// not yet acknowledged: the outbox itself brings gw's copy of them in line.
+func (o *Outbox) pending(gw string) map[string]bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	g := o.queues[gw]
+	if g == nil || len(g.items) == 0 {
+		return nil
+	}
+	ids := make(map[string]bool, len(g.items))
+	for _, q := range g.items {
+		ids[q.Event.SessionID] = true
+	}
+	return ids
 }
 
 // Start begins delivering until ctx ends; Wait waits for the pushers.
@@ -199,12 +237,20 @@ func (o *Outbox) routinePush(ctx context.Context, g *gwQueue) {
 			select {
 			case <-ctx.Done():
 				t.Stop()
+			case <-g.wake: // the gateway is back: retry now, back-off from the start
+				t.Stop()
+				backoff = o.cfg.MinBackoff
+				continue
 			case <-t.C:
 			}
 			backoff = min(2*backoff, o.cfg.MaxBackoff)
 			continue
 		}
 		backoff = o.cfg.MinBackoff
+		select {
+		case <-g.wake: // delivered anyway: a wakeup that came during the send is spent
+		default:
+		}
 		o.mu.Lock()
 		g.items = g.items[1:]
 		o.c.Acked++

@@ -11,6 +11,7 @@ import (
 type ResyncResult struct {
 	Reasserted int    `json:"reasserted"` // sessions the gateway lacked or held in another state
 	Ended      int    `json:"ended"`      // sessions the gateway held that are not its (any more)
+	Pending    int    `json:"pending"`    // sessions left to the outbox: an event for them still waits for the gateway
 	Seq        uint64 `json:"-"`          // store sequence of the last event queued (store.Wait)
 }
 
@@ -24,9 +25,13 @@ type ResyncResult struct {
 // sessions. Without this, a restarted gateway drops every packet of its
 // subscribers (no session, R-GW-7) until each one's next transition.
 //
-// Events already queued for gw are delivered first (the outbox keeps
-// order per gateway), and each resync event carries a higher Seq than any
-// before it, so a resync racing with a transition never undoes it.
+// A session with an event still waiting in the outbox for gw is left to
+// the outbox (counted in Pending): that event, and any after it, brings
+// the copy in line, so a read-back taken while a recovered gateway is
+// still receiving its backlog queues no second copy of it. Other events
+// already queued for gw are delivered first (the outbox keeps order per
+// gateway), and each resync event carries a higher Seq than any before
+// it, so a resync racing with a transition never undoes it.
 func (m *Manager) ResyncGateway(gw string, held []api.GWSession) ResyncResult {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -35,6 +40,7 @@ func (m *Manager) ResyncGateway(gw string, held []api.GWSession) ResyncResult {
 		have[h.SessionID] = h
 	}
 	var res ResyncResult
+	pending := m.out.pending(gw) // lock order: Manager, then Outbox
 	ids := make([]string, 0, len(m.sessions))
 	for id := range m.sessions {
 		ids = append(ids, id)
@@ -47,6 +53,10 @@ func (m *Manager) ResyncGateway(gw string, held []api.GWSession) ResyncResult {
 			continue
 		}
 		live[id] = true
+		if pending[id] {
+			res.Pending++
+			continue
+		}
 		want := "active"
 		if s.State == Dormant {
 			want = "dormant"
@@ -62,6 +72,10 @@ func (m *Manager) ResyncGateway(gw string, held []api.GWSession) ResyncResult {
 	}
 	for _, h := range held {
 		if live[h.SessionID] {
+			continue
+		}
+		if pending[h.SessionID] {
+			res.Pending++
 			continue
 		}
 		ev := api.SessionEvent{Event: api.EventEnd, SessionID: h.SessionID, UserID: h.UserID, DeviceID: h.DeviceID, IP: h.IP, Seq: h.Seq + 1}

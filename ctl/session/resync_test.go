@@ -24,6 +24,9 @@ func TestResyncGateway(t *testing.T) {
 	e.acct(stop, "b", "dev-b", "", idle) // Act -> Dormant
 	e.acct(start, "c", "dev-c", "10.50.0.3", 0)
 	e.waitEvents(4)
+	// Acknowledged too: a session with an event still in the outbox is
+	// left to it.
+	e.waitOutbox("the events acknowledged", func(c OutboxCounters) bool { return c.Pending == 0 })
 	a, _ := e.m.Get("a")
 	b, _ := e.m.Get("b")
 	held := []api.GWSession{

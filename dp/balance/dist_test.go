@@ -174,7 +174,7 @@ func TestFig33(t *testing.T) {
 func TestFig41(t *testing.T) {
 	tb := newTable(t,
 		svcCfg("A", "192.0.2.10:8080", RoundRobin, LoginUnit, group(3)),
-		svcCfg("B", "[2001:db8::b]:443", LeastConn, LoginUnit, group(4)))
+		svcCfg("B", "[2001:db8::b]:443", LeastConn, LoginUnit, group6(4)))
 	d, err := NewDist(tb, 64)
 	if err != nil {
 		t.Fatal(err)

@@ -292,6 +292,22 @@ func (t *Table) Server16(svcID uint32, serverIdx int) (addr [16]byte, port uint1
 	return s.servers[serverIdx].a16, s.servers[serverIdx].addr.Port(), true
 }
 
+// HasServer reports whether addr:port is one of the service's actual
+// servers (the down filter of packet-unit flows, which send each up
+// packet to a new choice and accept the answer of any).
+func (t *Table) HasServer(svcID uint32, addr [16]byte, port uint16) bool {
+	s := t.load(svcID)
+	if s == nil {
+		return false
+	}
+	for i := range s.servers {
+		if s.servers[i].a16 == addr && s.servers[i].addr.Port() == port {
+			return true
+		}
+	}
+	return false
+}
+
 func (t *Table) state(svcID uint32, serverIdx int) *srvState {
 	s := t.load(svcID)
 	if s == nil || serverIdx < 0 || serverIdx >= len(s.servers) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +24,30 @@ func group(n int, weights ...int) []Server {
 		}
 	}
 	return out
+}
+
+// group6 is group with IPv6 servers (2001:db8:1::1 and on).
+func group6(n int) []Server {
+	out := make([]Server, n)
+	for i := range out {
+		out[i] = Server{Addr: netip.AddrPortFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, 15: byte(i + 1)}), 80), Up: true}
+	}
+	return out
+}
+
+// TestMixedFamilyRejected: a v6 representative address with v4 servers
+// (or the reverse) needs IPv4/IPv6 translation, which the gateway does not
+// do: the first packet would bind a key port and then fail to rewrite.
+func TestMixedFamilyRejected(t *testing.T) {
+	for _, c := range []ServiceConfig{
+		svcCfg("v6rep", "[2001:db8::1]:80", RoundRobin, LoginUnit, group(2)),
+		svcCfg("v4rep", "10.30.0.1:80", RoundRobin, LoginUnit, group6(1)),
+		svcCfg("mixed", "10.30.0.1:80", RoundRobin, LoginUnit, append(group(1), group6(1)...)),
+	} {
+		if _, err := NewTable([]ServiceConfig{c}); err == nil || !strings.Contains(err.Error(), "different IP families") {
+			t.Errorf("%s: NewTable = %v, want a family error", c.Name, err)
+		}
+	}
 }
 
 func svcCfg(name string, rep string, p Policy, typ UnitType, servers []Server) ServiceConfig {
@@ -119,7 +144,7 @@ func TestLookup(t *testing.T) {
 	tb := newTable(t,
 		svcCfg("web", "192.0.2.1:80", RoundRobin, ConnectionUnit, group(2)),
 		ServiceConfig{Name: "dns", Rep: ap("192.0.2.1:53"), Proto: ProtoUDP, Type: PacketUnit, Servers: group(2)},
-		svcCfg("web6", "[2001:db8::1]:80", RoundRobin, LoginUnit, group(1)),
+		svcCfg("web6", "[2001:db8::1]:80", RoundRobin, LoginUnit, group6(1)),
 	)
 	tests := []struct {
 		rep    string
@@ -518,7 +543,7 @@ func TestZeroAllocs(t *testing.T) {
 		svcCfg("wrr", "192.0.2.2:80", WeightedRoundRobin, ServiceUnit, group(4, 1, 2, 3, 4)),
 		svcCfg("lc", "192.0.2.3:80", LeastConn, ConnectionUnit, group(4)),
 		svcCfg("fast", "192.0.2.4:80", FastestResponse, PacketUnit, group(4)),
-		svcCfg("cpu", "[2001:db8::4]:80", CPULoad, ServiceUnit, group(4)))
+		svcCfg("cpu", "[2001:db8::4]:80", CPULoad, ServiceUnit, group6(4)))
 	d, err := NewDist(tb, 1024)
 	if err != nil {
 		t.Fatal(err)

@@ -218,6 +218,11 @@ func (c *ServiceConfig) Validate() error {
 		if seen[s.Addr] {
 			return bad("server %v listed twice", s.Addr)
 		}
+		if s.Addr.Addr().Unmap().Is4() != c.Rep.Addr().Unmap().Is4() {
+			// The gateway rewrites within one family; IPv4/IPv6
+			// translation (dp/xlat, to come) would make this valid.
+			return bad("server %v and representative address %v are of different IP families: mixed-family services need IPv4/IPv6 translation, which this gateway does not do", s.Addr, c.Rep)
+		}
 		seen[s.Addr] = true
 		if s.Weight < 0 || s.Weight > MaxWeight {
 			return bad("server %v weight %d: want 0..%d", s.Addr, s.Weight, MaxWeight)

@@ -51,6 +51,7 @@ func (d *Daemon) startAFXDP(_ context.Context, ingress, gwside *net.Interface, e
 		}
 		wc := dp.DefaultWorkerConfig()
 		wc.Batch, wc.CPU = xc.Batch, cpu
+		wc.OnPanic = d.panics.report
 		w, err := dp.NewWorker(wc, ports, d.lb)
 		if err != nil {
 			return nil, fmt.Errorf("worker %d: %w", q, err)

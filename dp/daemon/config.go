@@ -65,6 +65,9 @@ type LBConfig struct {
 	GatewaySide Side        `yaml:"gateway_side"`
 	Exclude     []string    `yaml:"exclude"`
 	T4          []api.T4Row `yaml:"t4"`
+	// Control, when set, is asked for the current gateway states at
+	// start, before the LB steers (lbcontrol.go).
+	Control *LBControl `yaml:"control"`
 }
 
 // Side is one interface of the LB.
@@ -256,6 +259,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := T4Rows(lb.T4); err != nil {
 		return fmt.Errorf("config: lb t4: %w", err)
+	}
+	if err := lb.Control.validate(); err != nil {
+		return fmt.Errorf("config: lb control: %w", err)
 	}
 	return nil
 }
@@ -545,4 +551,8 @@ lb:
       gateways: [{mac: "02:00:00:00:10:01", state: up}, {mac: "02:00:00:00:10:02", state: up}]
     - range: fd00:101::/64
       gateways: [{mac: "02:00:00:00:10:01", state: up}, {mac: "02:00:00:00:10:02", state: up}]
+  control:                   # optional: take control's current gateway states before steering
+    url: http://10.99.0.1:9190
+    token_file: /etc/samepath/control.token
+    wait: 3s                 # then start with the states above (logged), or fail with required: true
 `

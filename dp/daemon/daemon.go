@@ -33,6 +33,7 @@ type Daemon struct {
 
 	workers []*dp.Worker
 	cpus    []int
+	panics  *panicLog
 	// offload, when steering is xdp, reads the in-kernel counters.
 	offloadCounters func() (api.Counters, error)
 	closers         []func() error
@@ -44,7 +45,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	d := &Daemon{cfg: cfg, log: log, start: time.Now()}
+	d := &Daemon{cfg: cfg, log: log, start: time.Now(), panics: &panicLog{log: log}}
 	defer func() {
 		if cerr := d.close(); cerr != nil && err == nil {
 			err = cerr
@@ -124,6 +125,12 @@ func (d *Daemon) startLB(ctx context.Context) error {
 	cfg := d.cfg
 	rows, err := T4Rows(cfg.LB.T4)
 	if err != nil {
+		return err
+	}
+	// Before anything steers (the XDP program, the workers) and before
+	// the API answers: the gateway states control holds now, not the
+	// config's, which may be stale (issue 11, defect 6).
+	if rows, err = controlStates(ctx, d.log, cfg.LB.Control, rows); err != nil {
 		return err
 	}
 	if d.t4, err = nat.NewT4(rows); err != nil {
@@ -241,7 +248,7 @@ func (d *Daemon) Counters() api.Counters {
 			q := api.QueueCounters{
 				Port: p.Name(), CPU: d.cpus[wi],
 				RxPackets: s.RxPackets, RxBytes: s.RxBytes, TxPackets: s.TxPackets, TxBytes: s.TxBytes,
-				Drops: map[string]uint64{},
+				Drops: map[string]uint64{}, Panics: s.Panics,
 			}
 			for r, n := range s.Drops {
 				if n > 0 {

@@ -6,6 +6,19 @@
 // (SIGTERM/SIGINT in cmd/samepathd), then stops the workers, detaches
 // the XDP programs, closes the sockets and removes the addresses it added.
 //
+// Start-up of role lb: the T4 rows come from the config, then, with
+// lb.control set, their gateway states are replaced by those
+// samepath-control holds now (GET /v1/lbs/gateway-states, retried up to
+// lb.control.wait; lbcontrol.go). Only then is T4 built, the XDP program
+// attached, the workers made and the API served, so the first answer of
+// GET /v1/t4 and the first steered frame follow control's states. If
+// control gives no usable answer, the LB starts with the config's states
+// and logs a warning, or fails with lb.control.required. Without
+// lb.control it steers by the config's states until control's next push.
+// The AF_XDP binds retry a queue still busy with a killed predecessor's
+// socket (xsk.Config.BindBusyWait, 3 s, each retry logged), in both
+// roles.
+//
 // Goroutines: the workers; the HTTP server; for lb with next_hop_ip the
 // neighbor follower; for gw the neighbor resolver and the server prober.
 // Control API handlers change shared tables that workers read lock-free.

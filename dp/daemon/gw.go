@@ -42,6 +42,7 @@ type gwState struct {
 type gwSession struct {
 	api.GWSession
 	id uint64
+	lb nat.MAC // the LB of the latest event that named one (R-GW-4)
 }
 
 // startGW opens the gateway role: AF_XDP sockets on queue 0 of both sides
@@ -205,6 +206,7 @@ func (d *Daemon) startGW(ctx context.Context) error {
 	}
 	wc := dp.DefaultWorkerConfig()
 	wc.Batch, wc.CPU = xc.Batch, cpu
+	wc.OnPanic = d.panics.report
 	w, err := dp.NewWorker(wc, ports, pipe)
 	if err != nil {
 		return err
@@ -269,6 +271,12 @@ func (s *gwState) sessionEvent(ev api.SessionEvent) error {
 	if ev.SessionID == "" {
 		return errors.New("session_id is required")
 	}
+	var lb nat.MAC
+	if ev.LBMAC != "" {
+		if lb, err = nat.ParseMAC(ev.LBMAC); err != nil {
+			return fmt.Errorf("lb_mac: %w", err)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur := s.sessions[ev.SessionID]
@@ -290,6 +298,9 @@ func (s *gwState) sessionEvent(ev api.SessionEvent) error {
 			state = "dormant"
 		}
 		cur.GWSession = api.GWSession{SessionID: ev.SessionID, UserID: ev.UserID, DeviceID: ev.DeviceID, IP: ip.String(), State: state, Seq: ev.Seq}
+		if lb != (nat.MAC{}) {
+			cur.lb = lb // an event without one keeps what the last said
+		}
 		s.byIP[ip] = ev.SessionID
 		s.gw.Apply(dp.SessionEvent{Session: s.dpSession(cur, ip)})
 	case api.EventEnd:
@@ -309,7 +320,7 @@ func (s *gwState) sessionEvent(ev api.SessionEvent) error {
 
 func (s *gwState) dpSession(c *gwSession, ip netip.Addr) dp.Session {
 	return dp.Session{ID: c.id, Name: c.SessionID, UserID: c.UserID, DeviceID: c.DeviceID,
-		IP: ip.As16(), Dormant: c.State == "dormant", Seq: c.Seq}
+		IP: ip.As16(), Dormant: c.State == "dormant", Seq: c.Seq, LB: c.lb}
 }
 
 func (s *gwState) sessionList() api.GWSessions {

@@ -338,6 +338,16 @@ func (p *Parsed) ICMPv4(b []byte) ICMPv4 { return ICMPv4(p.L4(b)) }
 // ICMPv6 returns the ICMPv6 view; only when Proto is 58 over IPv6.
 func (p *Parsed) ICMPv6(b []byte) ICMPv6 { return ICMPv6(p.L4(b)) }
 
+// IsICMPError reports whether the packet is an ICMP error message
+// (destination unreachable, time exceeded, packet too big, parameter
+// problem) of its own IP family, whether or not its quote can be read.
+func (p *Parsed) IsICMPError(b []byte) bool {
+	if p.L4Off == 0 || !ICMPOfFamily(p.Proto, p.IPVersion) {
+		return false // the other family's ICMP: Parse checked no length
+	}
+	return icmpIsError(p.Proto, b[p.L4Off])
+}
+
 // PseudoHeaderChecksum is the transport pseudo-header sum of the parsed IP
 // packet for its Proto and L4Len (see the package function).
 func (p *Parsed) PseudoHeaderChecksum(b []byte) uint32 {

@@ -103,16 +103,25 @@ type Config struct {
 	// (XDP_MAX_TX_SKB_BUDGET, kernel >= 6.17; ignored where unsupported).
 	// 0 means TxSize.
 	TxBudget int
+	// BindBusyWait bounds how long New retries a bind the kernel refuses
+	// with EBUSY because the queue still belongs to a socket it is
+	// releasing (a process killed just before: the kernel frees the old
+	// socket's pool from a work queue). The retries back off from 10 ms,
+	// doubling up to 500 ms, until their sleeps add up to BindBusyWait;
+	// each is logged. 0: no retry. Other errors are never retried.
+	BindBusyWait time.Duration
 }
 
 // DefaultConfig returns 2048-slot rings, zero-copy with copy fallback, and
-// need_wakeup, for queue queue of ifname.
+// need_wakeup, for queue queue of ifname, retrying a busy queue's bind for
+// up to 3 s.
 func DefaultConfig(ifname string, queue int) Config {
 	return Config{
 		Ifname: ifname, Queue: queue,
 		RxSize: 2048, TxSize: 2048, FillSize: 2048, CompSize: 2048,
 		Mode: ModeAuto, NeedWakeup: true,
 		BusyPollTime: 20 * time.Microsecond, BusyPollBudget: 64,
+		BindBusyWait: 3 * time.Second,
 	}
 }
 
@@ -142,6 +151,9 @@ func (c Config) Validate() error {
 	}
 	if c.TxBudget < 0 {
 		return fmt.Errorf("xsk %s/q%d: tx budget %d < 0", c.Ifname, c.Queue, c.TxBudget)
+	}
+	if c.BindBusyWait < 0 || c.BindBusyWait > time.Minute {
+		return fmt.Errorf("xsk %s/q%d: bind busy wait %v: want 0..1m", c.Ifname, c.Queue, c.BindBusyWait)
 	}
 	return nil
 }

@@ -37,6 +37,17 @@
 // EOPNOTSUPP or EINVAL, binds in copy mode (XDP_COPY) on a fresh socket,
 // logging that once per Umem through log/slog.
 //
+// # A busy queue
+//
+// A queue still bound to another socket answers bind with EBUSY before any
+// mode check. That is also what a restart right after SIGKILL meets: the
+// kernel releases the killed process's socket pool from a work queue, a
+// little after the process is gone. New retries such a bind (only EBUSY),
+// backing off from 10 ms, doubling up to 500 ms, until the sleeps add up
+// to Config.BindBusyWait (DefaultConfig: 3 s; NewShared uses it, so
+// samepathd's lb and gw roles do), logging each retry with its attempt
+// number and error (TestBindRetriesBusyQueue, TestRetryBusy).
+//
 // Measured on kernel 6.18 (2026-11-25), by the tests in veth_test.go:
 //   - veth: zero-copy bind fails with EOPNOTSUPP ("operation not
 //     supported"); copy mode works. The loopback device behaves the same.

@@ -107,7 +107,7 @@ func New(u *Umem, cfg Config) (*Socket, error) {
 	}
 	s := &Socket{name: name, cfg: cfg, fd: -1, ifindex: ifi.Index, umem: u, frames: u.ring}
 	if len(u.socks) > 0 {
-		if err := s.setup(unix.XDP_SHARED_UMEM, u.socks[0].fd); err != nil {
+		if err := s.setupRetry(unix.XDP_SHARED_UMEM, u.socks[0].fd); err != nil {
 			return nil, fmt.Errorf("bind xsk %s (shared umem): %w", name, err)
 		}
 	} else {
@@ -123,7 +123,8 @@ func New(u *Umem, cfg Config) (*Socket, error) {
 }
 
 // bindFirst binds the UMEM's first socket, trying zero-copy first in
-// ModeAuto.
+// ModeAuto. A busy queue (EBUSY) is retried in the mode tried, not taken
+// for a refusal of zero-copy.
 func (s *Socket) bindFirst() error {
 	u := s.umem
 	var wake uint16
@@ -132,7 +133,7 @@ func (s *Socket) bindFirst() error {
 	}
 	mode := s.cfg.Mode
 	if mode != ModeCopy {
-		err := s.setup(unix.XDP_ZEROCOPY|wake, -1)
+		err := s.setupRetry(unix.XDP_ZEROCOPY|wake, -1)
 		if err == nil {
 			u.mode, u.needWakeup = ModeZeroCopy, s.cfg.NeedWakeup
 			return nil
@@ -145,7 +146,7 @@ func (s *Socket) bindFirst() error {
 			u.log.Info("xsk: zero-copy bind refused, using copy mode", "port", s.name, "err", err)
 		}
 	}
-	if err := s.setup(unix.XDP_COPY|wake, -1); err != nil {
+	if err := s.setupRetry(unix.XDP_COPY|wake, -1); err != nil {
 		return fmt.Errorf("bind xsk %s copy mode: %w", s.name, err)
 	}
 	u.mode, u.needWakeup = ModeCopy, s.cfg.NeedWakeup

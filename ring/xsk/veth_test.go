@@ -18,12 +18,16 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"samepath/dp"
 	"samepath/ring"
@@ -501,4 +505,83 @@ func TestSendInvalid(t *testing.T) {
 	if st, _ := e.sb.Stats(); st.TxInvalid != 0 {
 		t.Errorf("kernel saw %d invalid TX descriptors", st.TxInvalid)
 	}
+}
+
+// A queue another socket still holds answers bind with EBUSY (what a
+// socket of a process killed just before looks like while the kernel
+// releases it). Without retries New fails with EBUSY; with the default
+// BindBusyWait it retries, logs each retry, and binds once the holder is
+// gone.
+func TestBindRetriesBusyQueue(t *testing.T) {
+	privtest.Require(t)
+	dut, peer := nettest.NewNS(t, privtest.Name("xd", "d")), nettest.NewNS(t, privtest.Name("xd", "p"))
+	c0, c1 := privtest.Name("xc", "0"), privtest.Name("xc", "1")
+	nettest.Veth(t, dut, c0, peer, c1, 1)
+	var logs syncBuffer
+	umem := func() *xsk.Umem {
+		ucfg := xsk.DefaultUmemConfig()
+		ucfg.Frames = 2048
+		ucfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		u, err := xsk.NewUmem(ucfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { u.Close() })
+		return u
+	}
+	holderUmem, u := umem(), umem()
+	var retried string
+	err := dut.Do(func() error {
+		holder, err := xsk.New(holderUmem, small(c0, 0))
+		if err != nil {
+			return err
+		}
+		noRetry := small(c0, 0)
+		noRetry.BindBusyWait = 0
+		if s, err := xsk.New(u, noRetry); !errors.Is(err, unix.EBUSY) {
+			if s != nil {
+				s.Close()
+			}
+			holder.Close()
+			return fmt.Errorf("bind on a held queue without retries: err %v, want EBUSY", err)
+		}
+		released := make(chan struct{})
+		go func() {
+			time.Sleep(200 * time.Millisecond) // New is retrying by now
+			holder.Close()
+			close(released)
+		}()
+		s, err := xsk.New(u, small(c0, 0))
+		<-released
+		if err != nil {
+			return fmt.Errorf("bind while the holder goes away: %w", err)
+		}
+		retried = logs.String()
+		return s.Close()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("log:\n%s", retried)
+	if !strings.Contains(retried, "retrying bind") || !strings.Contains(retried, "attempt=1 ") {
+		t.Errorf("no retry logged:\n%s", retried)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

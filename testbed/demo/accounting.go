@@ -51,6 +51,7 @@ func (s *System) Logout(ctx context.Context, mobile string) error {
 	if err := s.sendStop(ctx, ms, n, rfc2866.AcctTerminateCause_Value_UserRequest); err != nil {
 		return err
 	}
+	ms.aaaID = "" // the session is closed: the next Login starts another, named after its Start
 	st, err := s.waitGWGone(ctx, ms)
 	s.step(Step{Mobile: mobile, NAS: n, Request: "Stop User-Request", Result: ms.acctID, GW: ms.gw, GWState: st})
 	return err

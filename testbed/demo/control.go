@@ -27,10 +27,13 @@ import (
 
 // The control process's settings in the demo: interims every second (the
 // Access-Accept's Acct-Interim-Interval, which the NAS emulators follow),
-// health probes twice a second.
+// health probes twice a second (HealthInterval, one success brings a
+// gateway up), each gateway's T3 copy read back every SessionResync.
 const (
 	demoInterim        = time.Second
 	demoInterimTimeout = 30 * time.Second
+	HealthInterval     = 500 * time.Millisecond
+	SessionResync      = time.Second
 )
 
 // controlConfig is samepath-control's YAML for the plan: T1 from the
@@ -48,7 +51,7 @@ func controlConfig(p *fig2.Plan, stateDir, tokFile, usersFile, secret string, de
 		fmt.Fprintf(&b, "    - {prefix: %s, secret: %q, name: nas%d, disconnect_port: %d, lb_mac: %q}\n", in.NAS.Mgmt.IPv4.Addr(), secret, in.Index, daePort, in.LB.LAN.MAC)
 	}
 	fmt.Fprintf(&b, "  session_timeout: 1h\n  acct_interim_interval: %v\n", demoInterim)
-	fmt.Fprintf(&b, "sessions: {interim_timeout: %v, dormant_timeout: 10m, pending_timeout: 1m, resync: 1s}\n", demoInterimTimeout)
+	fmt.Fprintf(&b, "sessions: {interim_timeout: %v, dormant_timeout: 10m, pending_timeout: 1m, resync: %v}\n", demoInterimTimeout, SessionResync)
 	b.WriteString("gateways:\n")
 	for _, g := range p.Gateways {
 		var v4 netip.Prefix
@@ -66,7 +69,7 @@ func controlConfig(p *fig2.Plan, stateDir, tokFile, usersFile, secret string, de
 	for _, in := range p.Ingress {
 		fmt.Fprintf(&b, "  - {name: lb%d, api: \"http://%s\", token_file: %s}\n", in.Index, in.LB.ControlAPI, tokFile)
 	}
-	b.WriteString("health: {interval: 500ms, timeout: 400ms, fall: 2, rise: 1, lb_resync: 10s}\n")
+	fmt.Fprintf(&b, "health: {interval: %v, timeout: 400ms, fall: 2, rise: 1, lb_resync: 10s}\n", HealthInterval)
 	fmt.Fprintf(&b, "api: {listen: %q, token_file: %s}\nusers_file: %s\n", p.Ctl.API.String(), tokFile, usersFile)
 	b.WriteString(authzYAML(p, devices))
 	return b.String(), nil
@@ -180,7 +183,7 @@ func (s *System) disconnected(n int, d nas.DisconnectRequest) bool {
 		held := ms.nas == n && ms.acctID == d.AcctSessionID
 		if held {
 			s.stopInterims(ms)
-			ms.nas = 0
+			ms.nas, ms.aaaID = 0, "" // the session is closed: a new login starts another
 		}
 		gw := ms.gw
 		ms.mu.Unlock()
@@ -293,6 +296,12 @@ func (s *System) Login(ctx context.Context, mobile string) (netip.Addr, error) {
 	}
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
+	if ms.nas != 0 {
+		// Still logged in: the new Start supersedes that session at the
+		// control process (its interims stop here).
+		s.stopInterims(ms)
+		ms.nas, ms.aaaID = 0, ""
+	}
 	n := m.Ingress
 	g, err := s.nas[n-1].Login(ctx, ms.user, ms.password, ms.device)
 	if err != nil {
@@ -372,7 +381,9 @@ func (s *System) startAcct(ctx context.Context, ms *mobileSession, n int) error 
 		return fmt.Errorf("%s start at nas%d: %w", ms.name, n, err)
 	}
 	if ms.aaaID == "" {
-		ms.aaaID = ms.acctID // the control process names the session after its first Start
+		// The control process names a session after its first Start; a
+		// Start resuming a Dormant session (Move) keeps that name.
+		ms.aaaID = ms.acctID
 	}
 	st, err := s.waitGW(ctx, ms, "active")
 	s.step(Step{Mobile: ms.name, NAS: n, Request: "Accounting Start", Result: ms.acctID, GW: ms.gw, GWState: st})

@@ -478,13 +478,29 @@ func (s *System) StartSession(ctx context.Context, mobile string) error {
 // back with an empty T3 copy and NAT table, and its API answers when
 // RestartGateway returns.
 func (s *System) RestartGateway(ctx context.Context, g int) error {
+	if err := s.StopGateway(g); err != nil {
+		return err
+	}
+	return s.StartGateway(ctx, g)
+}
+
+// StopGateway stops gateway g's samepathd (SIGTERM); StartGateway starts
+// it again. Between the two the gateway is down: its probes fail and the
+// session events for it wait in samepath-control's outbox.
+func (s *System) StopGateway(g int) error {
+	if g < 1 || g > len(s.gwd) {
+		return fmt.Errorf("demo: no gateway %d", g)
+	}
+	return s.gwd[g-1].Stop(5 * time.Second)
+}
+
+// StartGateway starts gateway g's samepathd, stopped by StopGateway, with
+// the same config; its API answers when StartGateway returns.
+func (s *System) StartGateway(ctx context.Context, g int) error {
 	if g < 1 || g > len(s.gwd) {
 		return fmt.Errorf("demo: no gateway %d", g)
 	}
 	d := s.gwd[g-1]
-	if err := d.Stop(5 * time.Second); err != nil {
-		return err
-	}
 	pg := s.TB.Plan.Gateways[g-1]
 	path := filepath.Join(s.TB.LogDir(), fmt.Sprintf("gw%d.yaml", g))
 	nd, err := s.TB.StartDaemon(pg.NS, d.Name, s.samepathd, "--config", path)

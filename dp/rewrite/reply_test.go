@@ -1,4 +1,4 @@
-package xlat_test
+package rewrite_test
 
 import (
 	"bytes"
@@ -6,7 +6,7 @@ import (
 
 	"samepath/dp/dptest"
 	"samepath/dp/header"
-	"samepath/dp/xlat"
+	"samepath/dp/rewrite"
 )
 
 func TestTCPReset(t *testing.T) {
@@ -26,21 +26,21 @@ func TestTCPReset(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := make([]byte, 2048)
-			n := xlat.TCPReset(tc.in, parse(t, tc.in), out)
+			n := rewrite.TCPReset(tc.in, &decode(t, tc.in).Parsed, out)
 			if !bytes.Equal(out[:n], tc.want) {
 				t.Errorf("reset differs: %s", dptest.Diff(tc.want, out[:n]))
 			}
 		})
 	}
 	rst := dptest.Frame().Eth(macA, macB).IPv4(mob, rep).TCP(1, 2).Flags(header.FlagRST).Bytes()
-	if n := xlat.TCPReset(rst, parse(t, rst), make([]byte, 2048)); n != 0 {
+	if n := rewrite.TCPReset(rst, &decode(t, rst).Parsed, make([]byte, 2048)); n != 0 {
 		t.Errorf("answered a RST with a RST")
 	}
 	udp := dptest.Frame().Eth(macA, macB).IPv4(mob, rep).UDP(1, 2).Bytes()
-	if n := xlat.TCPReset(udp, parse(t, udp), make([]byte, 2048)); n != 0 {
+	if n := rewrite.TCPReset(udp, &decode(t, udp).Parsed, make([]byte, 2048)); n != 0 {
 		t.Errorf("RST for UDP")
 	}
-	if n := xlat.TCPReset(tcSyn(), parse(t, tcSyn()), make([]byte, 10)); n != 0 {
+	if n := rewrite.TCPReset(tcSyn(), &decode(t, tcSyn()).Parsed, make([]byte, 10)); n != 0 {
 		t.Errorf("wrote past a short buffer")
 	}
 }
@@ -74,7 +74,7 @@ func TestUnreachable(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := make([]byte, 2048)
-			n := xlat.Unreachable(tc.in, parse(t, tc.in), out, tc.code)
+			n := rewrite.Unreachable(tc.in, &decode(t, tc.in).Parsed, out, tc.code)
 			want := tc.want(tc.in)
 			if !bytes.Equal(out[:n], want) {
 				t.Errorf("unreachable differs: %s", dptest.Diff(want, out[:n]))
@@ -85,7 +85,7 @@ func TestUnreachable(t *testing.T) {
 		})
 	}
 	errPkt := dptest.Frame().Eth(macA, macB).IPv4(mob, rep).ICMPError(3, 3, 0, dptest.IP(tcSyn())).Bytes()
-	if n := xlat.Unreachable(errPkt, parse(t, errPkt), make([]byte, 2048), 13); n != 0 {
+	if n := rewrite.Unreachable(errPkt, &decode(t, errPkt).Parsed, make([]byte, 2048), 13); n != 0 {
 		t.Errorf("answered an ICMP error with an error")
 	}
 }

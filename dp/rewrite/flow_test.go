@@ -1,4 +1,4 @@
-package xlat_test
+package rewrite_test
 
 import (
 	"bytes"
@@ -7,7 +7,7 @@ import (
 
 	"samepath/dp/dptest"
 	"samepath/dp/header"
-	"samepath/dp/xlat"
+	"samepath/dp/rewrite"
 )
 
 var (
@@ -15,16 +15,16 @@ var (
 	macB = dptest.MAC("02:00:00:00:00:02")
 )
 
-func a(s string) netip.Addr { return netip.MustParseAddr(s) }
-func m(s string) [16]byte   { return a(s).As16() }
+func a(s string) netip.Addr    { return netip.MustParseAddr(s) }
+func m(s string) header.Addr16 { return header.Addr16From(a(s)) }
 
-func parse(t *testing.T, f []byte) *header.Parsed {
+func decode(t *testing.T, f []byte) *header.Decoded {
 	t.Helper()
-	var p header.Parsed
-	if v := header.Parse(f, &p); v != header.OK {
-		t.Fatalf("parse: %v", v)
+	var d header.Decoded
+	if v := header.Decode(f, &d); v != header.OK {
+		t.Fatalf("decode: %v", v)
 	}
-	return &p
+	return &d
 }
 
 // TestRewrite translates packets of every kind and compares each with the
@@ -64,25 +64,21 @@ func TestRewrite(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			in := tc.b(a(tc.from[0]), a(tc.from[1]), tc.ports[0], tc.ports[1])
 			want := tc.b(a(tc.from[2]), a(tc.from[3]), tc.ports[2], tc.ports[3])
-			p := parse(t, in)
-			var got xlat.Tuple
-			if !xlat.Read(in, p, &got) || got.SPort != tc.ports[0] || got.DPort != tc.ports[1] || got.Src != m(tc.from[0]) {
-				t.Fatalf("Read = %+v", got)
+			d := decode(t, in)
+			if got := d.Tuple; d.Kind != header.KindFlow || got.SPort != tc.ports[0] || got.DPort != tc.ports[1] || got.Src != m(tc.from[0]) {
+				t.Fatalf("Decode = %v %+v", d.Kind, got)
 			}
-			nt := xlat.Tuple{Src: m(tc.from[2]), Dst: m(tc.from[3]), SPort: tc.ports[2], DPort: tc.ports[3]}
-			if !xlat.Rewrite(in, p, &nt) {
-				t.Fatal("Rewrite refused")
+			nt := header.Tuple{Src: m(tc.from[2]), Dst: m(tc.from[3]), SPort: tc.ports[2], DPort: tc.ports[3]}
+			if !rewrite.Flow(in, d, &nt) {
+				t.Fatal("Flow refused")
 			}
 			if !bytes.Equal(in, want) {
 				t.Errorf("rewritten packet differs from a fresh build: %s", dptest.Diff(want, in))
 			}
-			// RewriteFrom, given the tuple Read returned, writes the same.
-			again := tc.b(a(tc.from[0]), a(tc.from[1]), tc.ports[0], tc.ports[1])
-			if !xlat.RewriteFrom(again, parse(t, again), &got, &nt) {
-				t.Fatal("RewriteFrom refused")
-			}
-			if !bytes.Equal(again, want) {
-				t.Errorf("RewriteFrom's packet differs from a fresh build: %s", dptest.Diff(want, again))
+			// The decoded tuple follows the rewrite: it is what a second
+			// Decode reads.
+			if again := decode(t, in); again.Tuple != d.Tuple {
+				t.Errorf("tuple after Flow %+v, decoded again %+v", d.Tuple, again.Tuple)
 			}
 		})
 	}
@@ -93,10 +89,12 @@ func TestRewriteUDPZeroChecksum(t *testing.T) {
 		return dptest.Frame().Eth(macA, macB).IPv4(s, d).UDP(1, 2).NoUDPChecksum().Payload([]byte("z")).Bytes()
 	}
 	in := b(a("10.0.0.1"), a("10.0.0.2"))
-	p := parse(t, in)
-	nt := xlat.Tuple{Src: m("10.0.0.3"), Dst: m("10.0.0.4"), SPort: 5, DPort: 6}
-	xlat.Rewrite(in, p, &nt)
-	u := p.UDP(in)
+	d := decode(t, in)
+	nt := header.Tuple{Src: m("10.0.0.3"), Dst: m("10.0.0.4"), SPort: 5, DPort: 6}
+	if !rewrite.Flow(in, d, &nt) {
+		t.Fatal("Flow refused")
+	}
+	u := d.UDP(in)
 	if u.Checksum() != 0 || u.SrcPort() != 5 || u.DstPort() != 6 {
 		t.Errorf("udp without checksum: csum %#x ports %d %d", u.Checksum(), u.SrcPort(), u.DstPort())
 	}
@@ -109,21 +107,23 @@ func TestRewriteRefuses(t *testing.T) {
 	frag := dptest.Frame().Eth(macA, macB).IPv4(a("10.0.0.1"), a("10.0.0.2")).Frag(10, false).Proto(17).Payload(make([]byte, 16)).Bytes()
 	gre := dptest.Frame().Eth(macA, macB).IPv4(a("10.0.0.1"), a("10.0.0.2")).Proto(47).Payload(make([]byte, 16)).Bytes()
 	udp := dptest.Frame().Eth(macA, macB).IPv4(a("10.0.0.1"), a("10.0.0.2")).UDP(1, 2).Bytes()
+	// ICMP of the other family: protocol 58 over IPv4 with an echo
+	// request's bytes, and protocol 1 over IPv6.
+	icmp6in4 := dptest.Frame().Eth(macA, macB).IPv4(a("10.0.0.1"), a("10.0.0.2")).Proto(58).Payload([]byte{128, 0, 0, 0, 0, 7, 0, 1}).Bytes()
+	icmp4in6 := dptest.Frame().Eth(macA, macB).IPv6(a("fd00::1"), a("fd00::2")).Proto(1).Payload([]byte{8, 0, 0, 0, 0, 7, 0, 1}).Bytes()
 	for name, tc := range map[string]struct {
 		f []byte
-		t xlat.Tuple
+		t header.Tuple
 	}{
-		"non-first fragment": {frag, xlat.Tuple{Src: m("10.0.0.3"), Dst: m("10.0.0.4")}},
-		"gre":                {gre, xlat.Tuple{Src: m("10.0.0.3"), Dst: m("10.0.0.4")}},
-		"family change":      {udp, xlat.Tuple{Src: m("fd00::3"), Dst: m("10.0.0.4")}},
+		"non-first fragment": {frag, header.Tuple{Src: m("10.0.0.3"), Dst: m("10.0.0.4")}},
+		"gre":                {gre, header.Tuple{Src: m("10.0.0.3"), Dst: m("10.0.0.4")}},
+		"family change":      {udp, header.Tuple{Src: m("fd00::3"), Dst: m("10.0.0.4")}},
+		"icmpv6 over ipv4":   {icmp6in4, header.Tuple{Src: m("10.0.0.3"), Dst: m("10.0.0.4"), SPort: 9}},
+		"icmpv4 over ipv6":   {icmp4in6, header.Tuple{Src: m("fd00::3"), Dst: m("fd00::4"), SPort: 9}},
 	} {
 		before := append([]byte(nil), tc.f...)
-		if xlat.Rewrite(tc.f, parse(t, tc.f), &tc.t) {
-			t.Errorf("%s: Rewrite accepted", name)
-		}
-		var old xlat.Tuple
-		if p := parse(t, tc.f); xlat.Read(tc.f, p, &old) && xlat.RewriteFrom(tc.f, p, &old, &tc.t) {
-			t.Errorf("%s: RewriteFrom accepted", name)
+		if rewrite.Flow(tc.f, decode(t, tc.f), &tc.t) {
+			t.Errorf("%s: Flow accepted", name)
 		}
 		if !bytes.Equal(before, tc.f) {
 			t.Errorf("%s: refused rewrite changed the frame", name)
@@ -195,17 +195,16 @@ func TestRewriteError(t *testing.T) {
 			}
 			in := build(tc.outer[0], tc.outer[1], quote(tc.qFrom[0], tc.qFrom[1], tc.qPorts[0], tc.qPorts[1]))
 			want := build(tc.outer[2], tc.outer[3], quote(tc.qFrom[2], tc.qFrom[3], tc.qPorts[2], tc.qPorts[3]))
-			p := parse(t, in)
-			if !xlat.IsICMPError(in, p) {
-				t.Fatal("not seen as an ICMP error")
+			d := decode(t, in)
+			if d.Kind != header.KindICMPError || !d.IsICMPError(in) {
+				t.Fatalf("not seen as an ICMP error: kind %v", d.Kind)
 			}
-			var q xlat.Tuple
-			if _, ok := xlat.ReadError(in, p, &q); !ok || q.Src != m(tc.qFrom[0]) || q.SPort != tc.qPorts[0] || q.DPort != tc.qPorts[1] {
-				t.Fatalf("ReadError = %+v", q)
+			if q := d.Quote.Tuple; q.Src != m(tc.qFrom[0]) || q.SPort != tc.qPorts[0] || q.DPort != tc.qPorts[1] {
+				t.Fatalf("quote = %+v", q)
 			}
-			nq := xlat.Tuple{Src: m(tc.qFrom[2]), Dst: m(tc.qFrom[3]), SPort: tc.qPorts[2], DPort: tc.qPorts[3]}
-			if !xlat.RewriteError(in, p, m(tc.outer[2]), m(tc.outer[3]), &nq) {
-				t.Fatal("RewriteError refused")
+			nq := header.Tuple{Src: m(tc.qFrom[2]), Dst: m(tc.qFrom[3]), SPort: tc.qPorts[2], DPort: tc.qPorts[3]}
+			if !rewrite.ICMPError(in, d, m(tc.outer[2]), m(tc.outer[3]), &nq) {
+				t.Fatal("ICMPError refused")
 			}
 			if !bytes.Equal(in, want) {
 				t.Errorf("translated error differs from a fresh build: %s", dptest.Diff(want, in))
@@ -216,22 +215,25 @@ func TestRewriteError(t *testing.T) {
 
 func TestRewriteAllocs(t *testing.T) {
 	f := dptest.Frame().Eth(macA, macB).IPv4(a("10.0.0.1"), a("10.0.0.2")).TCP(1, 2).Bytes()
-	var p header.Parsed
-	header.Parse(f, &p)
-	t1 := xlat.Tuple{Src: m("10.0.0.3"), Dst: m("10.0.0.4"), SPort: 5, DPort: 6}
-	t2 := xlat.Tuple{Src: m("10.0.0.1"), Dst: m("10.0.0.2"), SPort: 1, DPort: 2}
-	if n := testing.AllocsPerRun(1000, func() { xlat.Rewrite(f, &p, &t1); xlat.Rewrite(f, &p, &t2) }); n != 0 {
-		t.Errorf("Rewrite allocates %v", n)
+	var d header.Decoded
+	t1 := header.Tuple{Src: m("10.0.0.3"), Dst: m("10.0.0.4"), SPort: 5, DPort: 6}
+	t2 := header.Tuple{Src: m("10.0.0.1"), Dst: m("10.0.0.2"), SPort: 1, DPort: 2}
+	if n := testing.AllocsPerRun(1000, func() {
+		header.Decode(f, &d)
+		rewrite.Flow(f, &d, &t1)
+		rewrite.Flow(f, &d, &t2)
+	}); n != 0 {
+		t.Errorf("Decode and Flow allocate %v", n)
 	}
 }
 
 func BenchmarkRewriteV4TCP(b *testing.B) {
 	f := dptest.Frame().Eth(macA, macB).IPv4(a("10.0.0.1"), a("10.0.0.2")).TCP(1, 2).Bytes()
-	var p header.Parsed
-	header.Parse(f, &p)
-	ts := [2]xlat.Tuple{{Src: m("10.0.0.3"), Dst: m("10.0.0.4"), SPort: 5, DPort: 6}, {Src: m("10.0.0.1"), Dst: m("10.0.0.2"), SPort: 1, DPort: 2}}
+	var d header.Decoded
+	header.Decode(f, &d)
+	ts := [2]header.Tuple{{Src: m("10.0.0.3"), Dst: m("10.0.0.4"), SPort: 5, DPort: 6}, {Src: m("10.0.0.1"), Dst: m("10.0.0.2"), SPort: 1, DPort: 2}}
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
-		xlat.Rewrite(f, &p, &ts[i&1])
+		rewrite.Flow(f, &d, &ts[i&1])
 	}
 }

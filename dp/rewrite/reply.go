@@ -1,4 +1,4 @@
-package xlat
+package rewrite
 
 import (
 	"encoding/binary"
@@ -119,7 +119,7 @@ func TCPReset(b []byte, p *header.Parsed, out []byte) int {
 // and returns its length, or 0 if out is too small or b is an ICMP error
 // itself (never answer an error with an error).
 func Unreachable(b []byte, p *header.Parsed, out []byte, code uint8) int {
-	if IsICMPError(b, p) {
+	if p.IsICMPError(b) {
 		return 0
 	}
 	quote := p.IP(b)

@@ -1,0 +1,124 @@
+package dp
+
+import "samepath/nat"
+
+// Session is the gateway's copy of a T3 row.
+type Session struct {
+	ID       uint64
+	Name     string // the control process's session id
+	UserID   string
+	DeviceID string
+	IP       nat.Addr16
+	Dormant  bool
+	Seq      uint64
+	// LB is the LB serving the NAS where the session last started or
+	// resumed (FIG. 31), as the control process names it; zero when it
+	// does not know. A change moves the mobile's T12 entry at once.
+	LB nat.MAC
+
+	lbNow nat.MAC // the worker's: the LB the session's flows use now
+}
+
+// SessionEvent changes the worker's T3 copy.
+type SessionEvent struct {
+	End     bool // remove the session and every record of it
+	Session Session
+}
+
+// Apply queues a session change for the worker. It blocks while the queue
+// is full, so no notification is lost.
+func (g *GW) Apply(ev SessionEvent) { g.events <- ev }
+
+// apply runs on the worker (Tick). The caller (the daemon) orders a
+// session's events by their sequence number; apply takes them as they
+// come.
+func (g *GW) apply(ev SessionEvent) {
+	s := ev.Session
+	old, had := g.sessions[s.IP]
+	if ev.End {
+		if had {
+			g.endSession(&old)
+		}
+		return
+	}
+	if had && old.ID != s.ID {
+		// The address went to a new session: the old one's records go.
+		g.endSession(&old)
+		had = false
+	}
+	if had {
+		s.lbNow = old.lbNow
+	}
+	g.sessions[s.IP] = s
+	if s.LB != (nat.MAC{}) && (!had || old.LB != s.LB) {
+		// The session (re)started behind another LB: its down packets
+		// leave through it from now on, whatever the mobile sends
+		// (R-GW-4). Repeats of the same LB change nothing, so a later
+		// up packet through yet another LB stays the newer word.
+		g.learnLB(s.IP, s.ID, s.LB)
+	}
+}
+
+// endSession removes a session's flow records (their accounting still
+// names the session, so they go first), its T7 choices, its T12 entry
+// and the session itself.
+func (g *GW) endSession(s *Session) {
+	g.cfg.Flows.DeleteSession(s.ID, g.now, g.onEnd)
+	g.cfg.Dist.EndSession(s.ID)
+	g.key = s.IP
+	g.lbs.Del(g.key[:])
+	delete(g.sessions, s.IP)
+}
+
+// T12, the LB MAC cache (R-GW-4): the LB of each mobile's latest up
+// packet, or of the NAS where its session last resumed, whichever is
+// newer; down packets leave toward it. It is kept at two depths:
+//
+//   - per flow (flowLB), which is what the down path reads: one load,
+//     no lookup. When a mobile shows up behind another LB, by an up
+//     packet on any of its flows or by a session event, every flow of
+//     its session switches at once (PortTable.EachOfSession), so a flow
+//     that only receives follows the move without sending anything.
+//   - per mobile, in a bounded ristretto cache (lbs): the table the
+//     operator sees, and the down path's answer for flows without a
+//     session (RequireSession off), which cannot be found by session.
+//
+// The worker never waits on the cache: a new key goes through its
+// buffers and may be refused by its admission policy, which costs a
+// session-less flow at most its own latest up packet's LB (flowLB).
+
+// learnLB records that mobile is now behind lb and, if it has a session
+// (session != 0), moves every flow of the session there. A caller with a
+// session-less flow sets that flow's flowLB itself.
+func (g *GW) learnLB(mobile nat.Addr16, session uint64, lb nat.MAC) {
+	g.key = mobile
+	g.lbs.Set(g.key[:], lb, 1)
+	if session == 0 {
+		return
+	}
+	if s, ok := g.sessions[mobile]; ok && s.ID == session {
+		if s.lbNow != (nat.MAC{}) && s.lbNow != lb {
+			g.stats.LBMoves.Add(1)
+		}
+		s.lbNow = lb
+		g.sessions[mobile] = s
+	}
+	g.setLB = lb
+	g.cfg.Flows.EachOfSession(session, g.onLB)
+}
+
+// setFlowLB is learnLB's per-flow step (a method value made once, so
+// the walk allocates nothing).
+func (g *GW) setFlowLB(id uint32) { g.flowLB[id] = g.setLB }
+
+// lbOf is the LB a flow's down packets leave through.
+func (g *GW) lbOf(id uint32, bd *nat.Binding) (nat.MAC, bool) {
+	if bd.Session == 0 {
+		g.key = bd.Flow.Src
+		if m, ok := g.lbs.Get(g.key[:]); ok {
+			return m, true
+		}
+	}
+	m := g.flowLB[id]
+	return m, m != (nat.MAC{})
+}
