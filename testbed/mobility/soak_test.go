@@ -19,12 +19,14 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"samepath/ctl/api"
 	"samepath/testbed/demo"
 	"samepath/testbed/fig2"
 	"samepath/testbed/mobility"
@@ -120,6 +122,7 @@ func TestMobilitySoak(t *testing.T) {
 					worst := time.Duration(0)
 					for run := 1; run <= f.runs; run++ {
 						rs := make([]result, len(v.mobiles))
+						before := s.drops(ctx)
 						var wg sync.WaitGroup
 						for i, name := range v.mobiles {
 							rng := rand.New(rand.NewPCG(seed, uint64(si<<16|vi<<8|run<<4|i)))
@@ -135,13 +138,18 @@ func TestMobilitySoak(t *testing.T) {
 							}()
 						}
 						wg.Wait()
+						failed := false
 						for _, r := range rs {
 							t.Logf("run %d/%d %s", run, f.runs, r)
 							if msg := r.check(f); msg != "" {
 								t.Errorf("run %d %s: %s", run, r.mobile, msg)
+								failed = true
 							}
 							longest = append(longest, r.longest().Round(time.Millisecond).String())
 							worst = max(worst, r.longest())
+						}
+						if failed {
+							t.Logf("run %d: drops during it: %s", run, dropDelta(before, s.drops(ctx)))
 						}
 						if s.fatal != nil {
 							t.Fatalf("the system is broken: %v", s.fatal)
@@ -211,7 +219,11 @@ type result struct {
 	rstIn, rstOut uint64
 	killed        int   // the LB killed under the mobile (0: none)
 	killedBytes   int64 // bytes that arrived while it was dead
-	err           error
+	// anyGap is the longest gap between received bytes over the whole
+	// download, moves or not (not checked: it tells a move's stall from
+	// a machine too busy to forward).
+	anyGap time.Duration
+	err    error
 }
 
 func (r result) longest() time.Duration {
@@ -224,8 +236,8 @@ func (r result) longest() time.Duration {
 
 func (r result) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %d bytes in %v, sha256 ok %v, RST in/out %d/%d, longest gap %v; moves:",
-		r.mobile, r.bytes, r.dur.Round(time.Millisecond), r.sumOK, r.rstIn, r.rstOut, r.longest().Round(time.Millisecond))
+	fmt.Fprintf(&b, "%s: %d bytes in %v, sha256 ok %v, RST in/out %d/%d, longest gap %v around a move, %v anywhere; moves:",
+		r.mobile, r.bytes, r.dur.Round(time.Millisecond), r.sumOK, r.rstIn, r.rstOut, r.longest().Round(time.Millisecond), r.anyGap.Round(time.Millisecond))
 	for _, m := range r.moves {
 		fmt.Fprintf(&b, " %d->%d@%.1fMiB(%v, gap %v)", m.from, m.to, float64(m.offset)/(1<<20), m.end.Sub(m.start).Round(time.Millisecond), m.gap.Round(time.Millisecond))
 	}
@@ -396,6 +408,7 @@ func (s *soak) download(ctx context.Context, mobile string, at int, f form, kill
 	for k := range r.moves {
 		r.moves[k].gap = tr.Gap(r.moves[k].start, r.moves[k].end.Add(settle), end)
 	}
+	r.anyGap = tr.Gap(start, end, end)
 	r.bytes = tr.Bytes()
 	r.sumOK = rerr == nil && r.bytes == f.size && sum == want
 	if rerr != nil && r.err == nil {
@@ -416,6 +429,51 @@ func (s *soak) download(ctx context.Context, mobile string, at int, f form, kill
 		}
 	}
 	return r
+}
+
+// drops sums every LB's and gateway's drop counters by daemon and reason
+// ("lb2 no_route"); unreachable daemons are left out.
+func (s *soak) drops(ctx context.Context) map[string]uint64 {
+	out := map[string]uint64{}
+	add := func(name string, c *api.Client) {
+		cs, err := c.Counters(ctx)
+		if err != nil {
+			return
+		}
+		for _, q := range cs.Queues {
+			for reason, n := range q.Drops {
+				out[name+" "+reason] += n
+			}
+			for _, k := range api.SocketDrops {
+				out[name+" xsk_"+k] += q.Socket[k]
+			}
+		}
+	}
+	for i, c := range s.sys.LBs {
+		add(fmt.Sprintf("lb%d", i+1), c)
+	}
+	for i, c := range s.sys.GWs {
+		add(fmt.Sprintf("gw%d", i+1), c)
+	}
+	return out
+}
+
+// dropDelta lists the counters that grew from a to b (a restarted
+// daemon's count from zero).
+func dropDelta(a, b map[string]uint64) string {
+	var out []string
+	for k, n := range b {
+		if d := n - a[k]; n > a[k] {
+			out = append(out, fmt.Sprintf("%s +%d", k, d))
+		} else if n < a[k] && n > 0 {
+			out = append(out, fmt.Sprintf("%s %d (restarted)", k, n))
+		}
+	}
+	sort.Strings(out)
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ", ")
 }
 
 // waitBytes waits until tr has off bytes; false when the download ended
