@@ -72,6 +72,9 @@ const (
 	// stallLimit: a download that receives nothing for this long is given
 	// up (and fails).
 	stallLimit = 20 * time.Second
+	// probeAfter: a download that received nothing for this long has its
+	// drop counters sampled (result.stallProbe).
+	probeAfter = 3 * time.Second
 	// killHold is how long the mobile's LB is dead before the move away;
 	// killGrace what may still arrive after the kill (already past it).
 	// While it is dead the server's retransmission timer backs off, and
@@ -223,7 +226,10 @@ type result struct {
 	// download, moves or not (not checked: it tells a move's stall from
 	// a machine too busy to forward).
 	anyGap time.Duration
-	err    error
+	// stallProbe says, for a download that received nothing for
+	// probeAfter, which drop counters grew over the next second.
+	stallProbe string
+	err        error
 }
 
 func (r result) longest() time.Duration {
@@ -240,6 +246,9 @@ func (r result) String() string {
 		r.mobile, r.bytes, r.dur.Round(time.Millisecond), r.sumOK, r.rstIn, r.rstOut, r.longest().Round(time.Millisecond), r.anyGap.Round(time.Millisecond))
 	for _, m := range r.moves {
 		fmt.Fprintf(&b, " %d->%d@%.1fMiB(%v, gap %v)", m.from, m.to, float64(m.offset)/(1<<20), m.end.Sub(m.start).Round(time.Millisecond), m.gap.Round(time.Millisecond))
+	}
+	if r.stallProbe != "" {
+		fmt.Fprintf(&b, "; stalled: %s", r.stallProbe)
 	}
 	if r.killed != 0 {
 		fmt.Fprintf(&b, "; lb%d killed before a move, %d bytes arrived while it was dead", r.killed, r.killedBytes)
@@ -340,9 +349,12 @@ func (s *soak) download(ctx context.Context, mobile string, at int, f form, kill
 		}
 		h.Sum(sum[:0])
 	}()
+	var probeMu sync.Mutex
+	var probe string
 	go func() { // the stall watchdog
 		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
+		probed := false
 		for {
 			select {
 			case <-done:
@@ -352,6 +364,18 @@ func (s *soak) download(ctx context.Context, mobile string, at int, f form, kill
 			last := tr.Last()
 			if last.IsZero() {
 				last = start
+			}
+			if !probed && time.Since(last) > probeAfter {
+				// Where do the mobile's down packets go now? The LB
+				// whose no_route count grows is where the gateway
+				// sends them (T12).
+				probed = true
+				a := s.drops(ctx)
+				time.Sleep(time.Second)
+				d := dropDelta(a, s.drops(ctx))
+				probeMu.Lock()
+				probe = fmt.Sprintf("%v after the last byte, drops over 1 s: %s", time.Since(last).Round(time.Millisecond), d)
+				probeMu.Unlock()
 			}
 			if time.Since(last) > stallLimit {
 				stalled.Store(true)
@@ -404,6 +428,9 @@ func (s *soak) download(ctx context.Context, mobile string, at int, f form, kill
 	}
 	<-done
 	end := time.Now()
+	probeMu.Lock()
+	r.stallProbe = probe
+	probeMu.Unlock()
 	r.dur = end.Sub(start)
 	for k := range r.moves {
 		r.moves[k].gap = tr.Gap(r.moves[k].start, r.moves[k].end.Add(settle), end)
