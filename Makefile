@@ -11,13 +11,17 @@ APT_CMDS := ip ping pgrep taskset ethtool iperf3 radclient nft tcpdump curl
 
 CMDS := $(notdir $(wildcard cmd/*))
 
+# VERSION is what every binary's --version and samepath_build_info say.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS := -X samepath/internal/version.Version=$(VERSION)
+
 .PHONY: all build deps test vet unit fuzz fuzz-pipelines perf perf-quick demo clean generate
 
 all: build
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 # deps installs what is missing: apt packages (only when a command is
 # absent, so a warm box does not touch the network) and Go modules.
@@ -60,13 +64,13 @@ fuzz-pipelines:
 	$(GO) test -run '^$$' -fuzz '^FuzzLB$$' -fuzztime $(FUZZTIME) -parallel 2 ./dp
 
 perf: deps build
-	$(GO) build -o $(BIN)/radload ./perf/radload
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/radload ./perf/radload
 	$(BIN)/perfrun -scenario all -samepathd $(BIN)/samepathd -radload $(BIN)/radload -go $(GO) -md BENCHMARKS.md
 
 # perf-quick: every perf scenario once with short windows (development;
 # still rewrites BENCHMARKS.md).
 perf-quick: deps build
-	$(GO) build -o $(BIN)/radload ./perf/radload
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/radload ./perf/radload
 	$(BIN)/perfrun -scenario all -quick -samepathd $(BIN)/samepathd -radload $(BIN)/radload -go $(GO) -md BENCHMARKS.md
 
 # demo: the FIG. 2 system in namespaces with samepathd LBs, a download to a

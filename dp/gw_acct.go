@@ -1,6 +1,8 @@
 package dp
 
 import (
+	"crypto/rand"
+	"encoding/binary"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +22,16 @@ import (
 // producer's lock-free ring (a full ring loses the record and counts it).
 // When the gateway stops, EndAll closes every open flow with a final
 // record (cause "shutdown"), so a restart loses no usage.
+//
+// A crash (R-ACCT-2): every CheckpointInterval (the log's fsync batch)
+// acctTick sweeps the flow table, a bounded number of slots per round,
+// and pushes a Checkpoint record for each live flow whose packet count
+// changed since its last checkpoint or interim record (idle flows cost
+// nothing). The log keeps each flow's latest one; after a crash the
+// restarted gateway's acct.Open writes a final record (cause
+// "gateway-restart") from it for each flow the crash ended. Every record
+// names its flow (Boot, Seq), so a checkpoint is superseded by the
+// flow's later records, never counted with them.
 
 // acctState is the per-flow accounting state, indexed by binding id.
 type acctState struct {
@@ -37,6 +49,19 @@ type acctState struct {
 	attrKind []uint8
 	free     []int32
 	noSlot   atomic.Uint64 // attributes lost for want of a slot
+
+	// Flow names (acct.Record Boot, Seq): boot is drawn at start, seq[id]
+	// is the flow's number, from nextSeq.
+	boot    uint64
+	nextSeq uint64
+	seq     []uint64
+	// Checkpoints: ckptPkts[id] is the flow's packet count (both ways)
+	// at its last checkpoint or interim record; a sweep examines
+	// ckptLeft more slots from ckptCursor; the next starts at ckptNext.
+	ckptPkts   []uint64
+	ckptCursor uint32
+	ckptLeft   uint32
+	ckptNext   int64
 
 	wall0 int64 // unix ns at worker clock 0
 	// waitUntil, set by EndAll, lets final records wait for room in the
@@ -117,6 +142,12 @@ func newAcctState(flows, slots int) *acctState {
 		attr:      make([]byte, slots*acct.AttrSize), attrLen: make([]uint8, slots), attrKind: make([]uint8, slots),
 		free:  make([]int32, 0, slots),
 		repUp: make([]uint64, flows), repDown: make([]uint64, flows),
+		seq: make([]uint64, flows), ckptPkts: make([]uint64, flows),
+	}
+	var b [8]byte
+	for a.boot == 0 {
+		rand.Read(b[:]) // never fails (crypto/rand)
+		a.boot = binary.LittleEndian.Uint64(b[:])
 	}
 	for i := slots - 1; i >= 0; i-- {
 		a.free = append(a.free, int32(i))
@@ -137,6 +168,8 @@ func (g *GW) acctStart(id uint32) {
 	a.startWall[id] = a.wall0 + g.now
 	a.repUp[id], a.repDown[id] = 0, 0
 	a.attrOf[id] = -1
+	a.nextSeq++
+	a.seq[id], a.ckptPkts[id] = a.nextSeq, 0
 }
 
 // payload returns the TCP or UDP payload of the parsed packet.
@@ -194,14 +227,38 @@ func (g *GW) acctPacket(id uint32, b []byte, p *header.Parsed, up bool) {
 func (g *GW) acctReport(id uint32, b *nat.Binding, final bool, cause nat.Cause) {
 	a := g.acct
 	r := &a.rec
-	*r = acct.Record{}
-	if final {
-		r.Kind, r.Cause = acct.Final, acct.Cause(cause)
-	} else {
-		r.Kind, r.Cause = acct.Interim, acct.CauseInterim
-	}
-	r.Proto, r.Session = b.Flow.Proto, b.Session
 	var user, device, stype string
+	if final {
+		user, device, stype = g.acctRecord(id, b, acct.Final, acct.Cause(cause))
+	} else {
+		user, device, stype = g.acctRecord(id, b, acct.Interim, acct.CauseInterim)
+	}
+	var ok bool
+	if a.waitUntil.IsZero() {
+		ok = g.cfg.Acct.Push(r)
+	} else {
+		ok = g.cfg.Acct.PushWait(r, a.waitUntil) // EndAll: the poll loop has stopped
+	}
+	if ok && !final {
+		a.ckptPkts[id] = b.UpPackets + b.DownPackets // the interim record is a checkpoint too
+	}
+	a.usage.add(user, device, stype, b.UpBytes-a.repUp[id], b.DownBytes-a.repDown[id])
+	a.repUp[id], a.repDown[id] = b.UpBytes, b.DownBytes
+	if final {
+		if slot := a.attrOf[id]; slot >= 0 {
+			a.free = append(a.free, slot)
+			a.attrOf[id] = -1
+		}
+	}
+}
+
+// acctRecord fills the worker's record for flow id and returns the
+// subscriber and service type it names.
+func (g *GW) acctRecord(id uint32, b *nat.Binding, kind acct.Kind, cause acct.Cause) (user, device, stype string) {
+	a := g.acct
+	r := &a.rec
+	*r = acct.Record{}
+	r.Kind, r.Cause = kind, cause
 	if s, ok := g.sessions[b.Flow.Src]; ok && s.ID == b.Session {
 		user, device = s.UserID, s.DeviceID
 	}
@@ -219,36 +276,30 @@ func (g *GW) acctReport(id uint32, b *nat.Binding, final bool, cause nat.Cause) 
 	r.SetUser(user)
 	r.SetDevice(device)
 	r.SetServiceType(stype)
-	r.Rep, r.RepPort = [16]byte(b.Flow.Dst), b.Flow.DPort
+	r.SetFlow(b, a.wall0)
+	// The server of the latest up packet (packet-unit flows change it),
+	// the start fixed when the flow started, the time of the report.
 	r.Server, r.ServerPort = [16]byte(g.flowAddr[id]), g.flowPort[id]
+	r.Start, r.End = a.startWall[id], a.wall0+g.now
 	if slot := a.attrOf[id]; slot >= 0 {
 		r.AttrLen, r.AttrKind = a.attrLen[slot], a.attrKind[slot]
 		copy(r.Attr[:], a.attr[int(slot)*acct.AttrSize:int(slot)*acct.AttrSize+int(r.AttrLen)])
 	}
-	r.Start, r.End = a.startWall[id], a.wall0+g.now
-	r.UpPackets, r.UpBytes, r.DownPackets, r.DownBytes = b.UpPackets, b.UpBytes, b.DownPackets, b.DownBytes
 	r.HasPayload, r.UpPayload, r.DownPayload = true, a.upPay[id], a.downPay[id]
-	if a.waitUntil.IsZero() {
-		g.cfg.Acct.Push(r)
-	} else {
-		g.cfg.Acct.PushWait(r, a.waitUntil) // EndAll: the poll loop has stopped
-	}
-	a.usage.add(user, device, stype, b.UpBytes-a.repUp[id], b.DownBytes-a.repDown[id])
-	a.repUp[id], a.repDown[id] = b.UpBytes, b.DownBytes
-	if final {
-		if slot := a.attrOf[id]; slot >= 0 {
-			a.free = append(a.free, slot)
-			a.attrOf[id] = -1
-		}
-	}
+	r.Boot, r.Seq, r.Slot = a.boot, a.seq[id], id
+	return user, device, stype
 }
 
-// acctTick writes interim records for flows that have run AcctInterim
-// since their start or last report, examining a bounded number of slots
-// per round.
+// acctTick runs the checkpoint sweep (acctCheckpoint) and writes interim
+// records for flows that have run AcctInterim since their start or last
+// report, examining a bounded number of slots per round.
 func (g *GW) acctTick() {
 	a := g.acct
-	if a == nil || g.cfg.AcctInterim <= 0 {
+	if a == nil {
+		return
+	}
+	g.acctCheckpoint()
+	if g.cfg.AcctInterim <= 0 {
 		return
 	}
 	every := int64(g.cfg.AcctInterim)
@@ -264,6 +315,55 @@ func (g *GW) acctTick() {
 		}
 		a.lastReport[id] = g.now
 		g.acctReport(id, b, false, 0)
+	}
+}
+
+// Checkpoint sweep bounds per poll round: slots examined, records pushed.
+const (
+	ckptScan = 256
+	ckptPush = 32
+)
+
+// acctCheckpoint runs the checkpoint sweep: every CheckpointInterval it
+// passes once over the table's slots, ckptScan a round, and pushes a
+// Checkpoint record (at most ckptPush a round) for each live flow whose
+// packet count changed since its last checkpoint or interim record.
+// When the log's ring is half full it stops and resumes at the same slot
+// next round. A flow's usage since its last checkpoint reaches the
+// checkpoint file within one interval plus one sweep.
+func (g *GW) acctCheckpoint() {
+	a := g.acct
+	every := int64(g.cfg.Acct.CheckpointInterval())
+	if every <= 0 {
+		return
+	}
+	n := uint32(len(a.seq))
+	if a.ckptLeft == 0 {
+		if g.now < a.ckptNext {
+			return
+		}
+		a.ckptNext, a.ckptLeft = g.now+every, n
+	}
+	pushed := 0
+	for i := 0; i < ckptScan && a.ckptLeft > 0; i++ {
+		id := a.ckptCursor
+		if b := g.cfg.Flows.Binding(id); b != nil {
+			if pk := b.UpPackets + b.DownPackets; pk != a.ckptPkts[id] {
+				if pushed == ckptPush {
+					return
+				}
+				g.acctRecord(id, b, acct.Checkpoint, acct.CauseInterim)
+				if !g.cfg.Acct.Checkpoint(&a.rec) {
+					return // the ring is half full: this slot again next round
+				}
+				a.ckptPkts[id] = pk
+				pushed++
+			}
+		}
+		a.ckptLeft--
+		if a.ckptCursor++; a.ckptCursor >= n {
+			a.ckptCursor = 0
+		}
 	}
 }
 

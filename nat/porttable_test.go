@@ -3,6 +3,7 @@ package nat
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -804,4 +805,48 @@ func TestSplitPorts(t *testing.T) {
 			t.Errorf("SplitPorts%v: no error", bad)
 		}
 	}
+}
+
+// TestEachOfSession: the walk visits exactly the bindings of one session,
+// before and after some of them end, and none for session 0 or an
+// unknown session.
+func TestEachOfSession(t *testing.T) {
+	tab := testTable(t, nil)
+	want := map[uint64]map[uint32]bool{1: {}, 2: {}, 0: {}}
+	for i := range 30 {
+		s := uint64(i % 3)
+		k := udpKey("10.0.0.1", uint16(1000+i), "198.51.100.1", 53)
+		id, err := tab.Create(&k, k.Dst, k.DPort, s, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[s][id] = true
+	}
+	check := func(when string) {
+		t.Helper()
+		for s, ids := range want {
+			got := map[uint32]bool{}
+			tab.EachOfSession(s, func(id uint32) { got[id] = true })
+			if s == 0 {
+				if len(got) != 0 {
+					t.Errorf("%s: session 0 walked %d bindings", when, len(got))
+				}
+				continue
+			}
+			if !maps.Equal(got, ids) {
+				t.Errorf("%s: session %d walked %v, want %v", when, s, got, ids)
+			}
+		}
+		tab.EachOfSession(99, func(id uint32) { t.Errorf("%s: unknown session walked %d", when, id) })
+	}
+	check("after creation")
+	n := 0
+	for id := range want[1] {
+		if n++; n > 4 {
+			break
+		}
+		tab.Delete(id, Admin)
+		delete(want[1], id)
+	}
+	check("after some ended")
 }

@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"samepath/internal/version"
 	"samepath/perf/bench"
 	"samepath/perf/flowmem"
 	"samepath/perf/gwnat"
@@ -89,6 +90,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "usage: perfrun [flags]\n\nexamples:\n  perfrun -scenario all\n  perfrun -scenario gw-nat -quick\n  perfrun -scenario lb-steer -render perf/results/lb-steer.json\n\n")
 		flag.PrintDefaults()
 	}
+	version.AddFlag(flag.CommandLine, "perfrun", os.Stdout, os.Exit)
 	flag.Parse()
 	f.command = strings.Join(os.Args, " ")
 	var want []string

@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"samepath/internal/version"
 	"samepath/perf/l2fwd"
 	"samepath/perf/pktgen"
 )
@@ -44,6 +45,9 @@ func main() {
 		err = fwd(ctx, os.Args[2:])
 	case "-h", "-help", "--help", "help":
 		usage()
+		return
+	case "-version", "--version":
+		fmt.Println(version.String("pktgen"))
 		return
 	default:
 		usage()

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"samepath/dp/balance"
+	"samepath/internal/version"
 )
 
 type config struct {
@@ -48,6 +49,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.DurationVar(&c.interval, "interval", time.Second, "CPU sampling interval")
 	fs.Float64Var(&c.fixed, "fixed", -1, "report this load (0..100) instead of measuring (tests, demos)")
 	fs.StringVar(&c.procStat, "proc-stat", "/proc/stat", "CPU counters file")
+	version.AddFlag(fs, "samepath-agent", os.Stdout, os.Exit)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: samepath-agent [flags]\n\nflags:\n")
 		fs.PrintDefaults()

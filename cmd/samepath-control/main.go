@@ -4,49 +4,72 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"samepath/ctl/control"
+	"samepath/internal/version"
 )
 
 func main() {
-	fs := flag.NewFlagSet("samepath-control", flag.ExitOnError)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is samepath-control with its arguments; it returns the exit status.
+// -check and the start run the same validation: control.Config.Check.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("samepath-control", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "YAML configuration file (required)")
-	check := fs.Bool("check", false, "validate the configuration and exit")
+	check := fs.Bool("check", false, "validate the configuration (values, state directory, token and users files) and exit")
+	version.AddFlag(fs, "samepath-control", os.Stdout, os.Exit)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: samepath-control --config FILE [--check]\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: samepath-control --config FILE [--check] | --version\n\nflags:\n")
 		fs.PrintDefaults()
 		fmt.Fprintf(fs.Output(), "\nexample configuration:\n\n%s", control.ExampleConfig)
 	}
-	fs.Parse(os.Args[1:])
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
 	if *cfgPath == "" {
 		fs.Usage()
-		os.Exit(2)
+		return 2
 	}
+	// -check and the start run the same checks, here; control.New runs
+	// them again (it is also started by tests and benchmarks).
 	cfg, err := control.LoadConfig(*cfgPath)
+	if err == nil {
+		err = cfg.Check()
+	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "samepath-control:", err)
-		os.Exit(1)
+		fmt.Fprintln(stderr, "samepath-control:", err)
+		return 1
 	}
 	if *check {
-		fmt.Println("configuration ok")
-		return
+		fmt.Fprintln(stdout, "configuration ok")
+		return 0
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	log := slog.New(slog.NewTextHandler(stderr, nil))
 	c, err := control.New(cfg, log)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "samepath-control:", err)
-		os.Exit(1)
+		fmt.Fprintln(stderr, "samepath-control:", err)
+		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	if err := c.Run(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "samepath-control:", err)
-		os.Exit(1)
+		fmt.Fprintln(stderr, "samepath-control:", err)
+		return 1
 	}
+	return 0
 }

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"samepath/internal/version"
 	"samepath/testbed/demo"
 	"samepath/testbed/linkem"
 	"samepath/testbed/servers"
@@ -42,6 +43,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "usage: samepath-demo [flags]   (as root)\n\nBuilds the FIG. 2 network in namespaces, starts samepathd LBs and gateways and\nsamepath-control, logs the mobiles in over RADIUS through NAS emulators (addresses from\nthe AAA), downloads from a server to a mobile that moves nas1 -> nas2 -> nas3 (the old\nNAS suspends the session, the new one resumes it), prints which LB and gateway carried\neach phase and the session tables, logs the mobiles out and shows the gateways' proxy\naccounting per subscriber, service and URL, and tears everything down (also on Ctrl-C).\n\nexample: samepath-demo -steering xdp -size 50000000\n\nflags:\n")
 		flag.PrintDefaults()
 	}
+	version.AddFlag(flag.CommandLine, "samepath-demo", os.Stdout, os.Exit)
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "samepath-demo: run as root (network namespaces, XDP)")

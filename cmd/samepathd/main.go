@@ -4,48 +4,74 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"samepath/dp/daemon"
+	"samepath/internal/version"
 )
 
 func main() {
-	cfgPath := flag.String("config", "", "YAML config file (required)")
-	check := flag.Bool("check", false, "validate the config and exit")
-	verbose := flag.Bool("v", false, "debug logging")
-	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: samepathd --config FILE [-check] [-v]\n\nRuns the samepath dataplane until SIGTERM or SIGINT; the XDP programs are detached on exit.\n\nflags:\n")
-		flag.PrintDefaults()
-		fmt.Fprintf(os.Stderr, "\nexample config, role lb:\n\n%s\nexample config, role gw:\n\n%s", daemon.Example, daemon.ExampleGW)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is samepathd with its arguments; it returns the exit status: 2 for
+// a configuration -check refuses (with or without -check: both run
+// daemon.Config.Check), 1 when the start fails past it.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("samepathd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "YAML config file (required)")
+	check := fs.Bool("check", false, "validate the config (values, token file, accounting directory, interfaces) and exit")
+	verbose := fs.Bool("v", false, "debug logging")
+	version.AddFlag(fs, "samepathd", stdout, os.Exit)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: samepathd --config FILE [-check] [-v] | --version\n\nRuns the samepath dataplane until SIGTERM or SIGINT; the XDP programs are detached on exit.\n\nflags:\n")
+		fs.PrintDefaults()
+		fmt.Fprintf(stderr, "\nexample config, role lb:\n\n%s\nexample config, role gw:\n\n%s", daemon.Example, daemon.ExampleGW)
 	}
-	flag.Parse()
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
 	if *cfgPath == "" {
-		flag.Usage()
-		os.Exit(2)
+		fs.Usage()
+		return 2
 	}
+	daemon.Version = version.Get() // what the status endpoint reports
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// -check and the start run the same checks, here; daemon.Run runs
+	// them again (tests start it without this command).
 	cfg, err := daemon.Load(*cfgPath)
+	if err == nil {
+		err = cfg.Check()
+	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "samepathd:", err)
-		os.Exit(2)
+		fmt.Fprintln(stderr, "samepathd:", err)
+		return 2
 	}
 	if *check {
-		fmt.Println("config ok")
-		return
+		fmt.Fprintln(stdout, "config ok")
+		return 0
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	if err := daemon.Run(ctx, cfg, log); err != nil {
-		fmt.Fprintln(os.Stderr, "samepathd:", err)
-		os.Exit(1)
+		fmt.Fprintln(stderr, "samepathd:", err)
+		return 1
 	}
+	return 0
 }

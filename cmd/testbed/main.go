@@ -22,6 +22,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"samepath/internal/version"
 	"samepath/testbed"
 	"samepath/testbed/fig2"
 	"samepath/testbed/linkem"
@@ -29,7 +30,7 @@ import (
 	"samepath/testbed/topo"
 )
 
-const usage = `usage: testbed COMMAND [flags] [args]
+const usage = `usage: testbed COMMAND [flags] [args] | testbed --version
 
 commands:
   up fig2 [--id ID] [--mobiles N] [--json] [--delay D --jitter D --loss P --rate R]
@@ -69,6 +70,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if len(args) == 0 {
 			return 2
 		}
+		return 0
+	}
+	if args[0] == "-version" || args[0] == "--version" {
+		fmt.Fprintln(stdout, version.String("testbed"))
 		return 0
 	}
 	stateDir := fig2.DefaultStateDir

@@ -2,7 +2,12 @@
 // a client for it. samepathd serves it (loopback by default); the control
 // process (samepath-control) and samepathctl call it.
 //
-// Endpoints (all JSON; errors are {"error": "..."} with a 4xx/5xx status):
+// Endpoints (all JSON; errors are {"error": "..."} with a 4xx/5xx status).
+// A request body is exactly one JSON object of the endpoint's type, with
+// no unknown field and nothing after it, and a PUT that replaces a whole
+// table names it (rows, services, t9 and t8; [] empties it, {} is
+// refused) (DecodeObject); anything else is answered 400 and changes
+// nothing:
 //
 //	GET    /healthz                    "ok"
 //	GET    /v1/status                  Status

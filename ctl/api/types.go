@@ -81,8 +81,10 @@ type SessionEvent struct {
 	UserID    string `json:"user_id,omitempty"`
 	DeviceID  string `json:"device_id"`
 	IP        string `json:"ip"`
-	// Seq orders events of one session; a gateway ignores an event older
-	// than the last it applied, so retries are idempotent.
+	// Seq orders events of one session and must be 1 or more; a gateway
+	// acknowledges and ignores an event not newer than the last it
+	// applied, or than the tombstone an end leaves (kept an hour, and at
+	// most 65536 of them), so retries are idempotent.
 	Seq uint64 `json:"seq"`
 	// LBMAC is the MAC, on the gateways' LAN, of the LB that serves the
 	// NAS where the session last started or resumed (FIG. 31), when the

@@ -2,55 +2,46 @@ package cli
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
-	"os"
 	"strconv"
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"samepath/dp/acct"
 )
 
-const accountingHelp = "accounting -log PATH [-user U] [-device D] [-service S] [-service-type T] [-kind final|interim] [-from RFC3339] [-to RFC3339] [-o table|json]"
-
-// cmdAccounting reads a gateway's accounting log (dp/acct: PATH, its
+// accountingCmd reads a gateway's accounting log (dp/acct: PATH, its
 // rotated files PATH.N, or a directory holding accounting.log) and shows
 // the records that match, oldest first. -from/-to select records whose
 // [start, end] overlaps [from, to). It reads files only: run it where
-// the log is.
-func cmdAccounting(cx *ctx, args []string) error {
+// the log is. With -o json it prints one object per line.
+func (a *app) accountingCmd() *cobra.Command {
 	var f acct.Filter
-	var path, from, to, format string
-	fs, err := sub("accounting", accountingHelp, args, func(fs *flag.FlagSet) {
-		fs.StringVar(&path, "log", "", "accounting log: a file (its rotated FILE.N are read too) or a directory holding accounting.log")
-		fs.StringVar(&f.User, "user", "", "subscriber (user id)")
-		fs.StringVar(&f.Device, "device", "", "mobile device id")
-		fs.StringVar(&f.Service, "service", "", "service name (T6)")
-		fs.StringVar(&f.ServiceType, "service-type", "", "service type (T9)")
-		fs.StringVar(&f.Kind, "kind", "", "final or interim")
-		fs.StringVar(&from, "from", "", "records ending at or after this time (RFC 3339)")
-		fs.StringVar(&to, "to", "", "records starting before this time (RFC 3339)")
-		fs.StringVar(&format, "o", "", "output: table or json (one object per line); default: samepathctl's -o")
-	})
-	if err != nil {
-		return err
-	}
-	if fs.NArg() != 0 || path == "" {
-		return usagef("usage: samepathctl %s", accountingHelp)
+	var path, from, to string
+	c := &cobra.Command{Use: "accounting -log PATH [-user U] [-device D] [-service S] [-service-type T] [-kind final|interim] [-from RFC3339] [-to RFC3339] [-o table|json]",
+		Short: "query a gateway's accounting log (T10)", Args: nargs(0),
+		RunE: a.run(func(cx *ctx, _ []string) error { return cx.accounting(f, path, from, to) })}
+	fs := c.Flags()
+	fs.StringVar(&path, "log", "", "accounting log: a file (its rotated FILE.N are read too) or a directory holding accounting.log")
+	fs.StringVar(&f.User, "user", "", "subscriber (user id)")
+	fs.StringVar(&f.Device, "device", "", "mobile device id")
+	fs.StringVar(&f.Service, "service", "", "service name (T6)")
+	fs.StringVar(&f.ServiceType, "service-type", "", "service type (T9)")
+	fs.StringVar(&f.Kind, "kind", "", "final or interim")
+	fs.StringVar(&from, "from", "", "records ending at or after this time (RFC 3339)")
+	fs.StringVar(&to, "to", "", "records starting before this time (RFC 3339)")
+	c.RegisterFlagCompletionFunc("kind", fixed("final", "interim"))
+	return c
+}
+
+func (cx *ctx) accounting(f acct.Filter, path, from, to string) error {
+	if path == "" {
+		return usagef("accounting needs -log")
 	}
 	if f.Kind != "" && f.Kind != "final" && f.Kind != "interim" {
 		return usagef("accounting: -kind must be final or interim")
-	}
-	asJSON := cx.json
-	switch format {
-	case "":
-	case "json":
-		asJSON = true
-	case "table":
-		asJSON = false
-	default:
-		return usagef("accounting: -o must be table or json")
 	}
 	for _, t := range []struct {
 		s   string
@@ -67,7 +58,8 @@ func cmdAccounting(cx *ctx, args []string) error {
 	}
 
 	var st acct.ScanStats
-	if asJSON {
+	var err error
+	if cx.json {
 		enc := json.NewEncoder(cx.out)
 		st, err = acct.Scan(path, f, func(e *acct.Entry) error { return enc.Encode(e) })
 	} else {
@@ -88,7 +80,7 @@ func cmdAccounting(cx *ctx, args []string) error {
 		return fmt.Errorf("accounting: %w", err)
 	}
 	if st.Torn > 0 || st.Bad > 0 {
-		fmt.Fprintf(os.Stderr, "samepathctl accounting: %s skipped (%d torn, %d not records) in %d files\n",
+		fmt.Fprintf(cx.errw, "samepathctl accounting: %s skipped (%d torn, %d not records) in %d files\n",
 			acctPlural(st.Torn+st.Bad, "line"), st.Torn, st.Bad, len(st.Files))
 	}
 	return nil

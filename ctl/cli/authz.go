@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,15 +12,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
 	"samepath/ctl/api"
 	"samepath/ctl/control"
 )
 
-const authzUsage = `usage: samepathctl authz SUBCOMMAND ...   (each answers -h)
-
-Service authorization (R-AUTH-1, FIG. 25-27) held by the control process and
+const authzLong = `Service authorization (R-AUTH-1, FIG. 25-27) held by the control process and
 pushed to every gateway of T1: T9 maps a representative IP to a service type,
 T8 says whether a mobile device may use a service type (no row: it may not).
   authz [show]                          T9 and T8
@@ -33,92 +31,78 @@ T8 says whether a mobile device may use a service type (no row: it may not).
   authz forget DEVICE SERVICE_TYPE      remove the T8 row
   authz t9 REP SERVICE_TYPE             T9 row: REP's service type
   authz t9 -delete REP                  remove the T9 row
-A gateway's own copy and its refusals per service type: samepathctl gw authz.
+A gateway's own copy and its refusals per service type: samepathctl gw authz.`
 
-Examples:
-  samepathctl authz t9 10.30.0.2 video
+const authzExample = `  samepathctl authz t9 10.30.0.2 video
   samepathctl authz allow IMEI-490154203237518 video
-  samepathctl -o json authz > authz.json; samepathctl authz set -file authz.json
-`
+  samepathctl -o json authz > authz.json; samepathctl authz set -file authz.json`
 
-// cmdAuthz shows and edits the control process's T8/T9.
-func cmdAuthz(cx *ctx, args []string) error {
-	if len(args) == 0 {
-		args = []string{"show"}
+// authzCmd shows and edits the control process's T8/T9.
+func (a *app) authzCmd() *cobra.Command {
+	// change runs an edit and shows both tables as the control process
+	// holds them after it.
+	change := func(f func(cx *ctx, args []string, out *api.Authz) error) func(*cobra.Command, []string) error {
+		return a.run(func(cx *ctx, args []string) error {
+			var out api.Authz
+			if err := f(cx, args, &out); err != nil {
+				return err
+			}
+			return cx.emit(out, authzTable(out, false))
+		})
 	}
-	name, rest := args[0], args[1:]
-	var help, file string
-	var del bool
-	nargs := 0
-	switch name {
-	case "show":
-		help = "authz show"
-	case "status":
-		help = "authz status"
-	case "set":
-		help = "authz set -file F"
-	case "allow", "deny", "forget":
-		help, nargs = "authz "+name+" DEVICE SERVICE_TYPE", 2
-	case "t9":
-		help, nargs = "authz t9 REP SERVICE_TYPE | authz t9 -delete REP", 2
-	case "-h", "--help", "help":
-		fmt.Fprint(os.Stderr, authzUsage)
-		return flag.ErrHelp
-	default:
-		fmt.Fprint(os.Stderr, authzUsage)
-		return usagef("authz: unknown subcommand %q", name)
-	}
-	pos, err := subInterleaved("authz "+name, help, rest, func(fs *flag.FlagSet) {
-		switch name {
-		case "set":
-			fs.StringVar(&file, "file", "", "YAML or JSON file with both tables")
-		case "t9":
-			fs.BoolVar(&del, "delete", false, "remove REP's row")
-		}
-	})
-	if err != nil {
-		return err
-	}
-	if del {
-		nargs = 1
-	}
-	if len(pos) != nargs {
-		return usagef("usage: samepathctl %s", help)
-	}
-	var out api.Authz
-	switch name {
-	case "show":
-		err = cx.get("/v1/authz", &out)
-	case "status":
+	show := &cobra.Command{Use: "show", Short: "T9 and T8", Args: nargs(0), RunE: change(func(cx *ctx, _ []string, out *api.Authz) error {
+		return cx.get("/v1/authz", out)
+	})}
+	status := &cobra.Command{Use: "status", Short: "push state per gateway", Args: nargs(0), RunE: a.run(func(cx *ctx, _ []string) error {
 		var s control.AuthzStatus
 		if err := cx.get("/v1/authz/status", &s); err != nil {
 			return err
 		}
 		return cx.emit(s, authzStatusTable(s))
-	case "set":
-		if file == "" {
-			return usagef("authz set needs -file")
-		}
-		var a api.Authz
-		if a, err = readAuthzFile(file); err == nil {
-			err = cx.ctl.Do(cx.c, http.MethodPut, "/v1/authz", a, &out)
-		}
-	case "allow", "deny":
-		err = cx.ctl.Do(cx.c, http.MethodPut, "/v1/authz/t8", api.T8Row{Device: pos[0], ServiceType: pos[1], Allowed: name == "allow"}, &out)
-	case "forget":
-		q := url.Values{"device": {pos[0]}, "service_type": {pos[1]}}
-		err = cx.ctl.Do(cx.c, http.MethodDelete, "/v1/authz/t8?"+q.Encode(), nil, &out)
-	case "t9":
-		if del {
-			err = cx.ctl.Do(cx.c, http.MethodDelete, "/v1/authz/t9?"+url.Values{"rep": {pos[0]}}.Encode(), nil, &out)
-		} else {
-			err = cx.ctl.Do(cx.c, http.MethodPut, "/v1/authz/t9", api.T9Row{Rep: pos[0], ServiceType: pos[1]}, &out)
-		}
+	})}
+	var file string
+	set := &cobra.Command{Use: "set -file F", Short: "replace both tables from YAML or JSON", Args: nargs(0),
+		RunE: change(func(cx *ctx, _ []string, out *api.Authz) error {
+			if file == "" {
+				return usagef("authz set needs -file")
+			}
+			in, err := readAuthzFile(file)
+			if err != nil {
+				return err
+			}
+			return cx.ctl.Do(cx.c, http.MethodPut, "/v1/authz", in, out)
+		})}
+	set.Flags().StringVar(&file, "file", "", "YAML or JSON file with both tables")
+	t8 := func(name, short string, f func(cx *ctx, args []string, out *api.Authz) error) *cobra.Command {
+		return &cobra.Command{Use: name + " DEVICE SERVICE_TYPE", Short: short, Args: nargs(2), RunE: change(f)}
 	}
-	if err != nil {
-		return err
-	}
-	return cx.emit(out, authzTable(out, false))
+	allow := t8("allow", "T8 row: allowed", func(cx *ctx, args []string, out *api.Authz) error {
+		return cx.ctl.Do(cx.c, http.MethodPut, "/v1/authz/t8", api.T8Row{Device: args[0], ServiceType: args[1], Allowed: true}, out)
+	})
+	deny := t8("deny", "T8 row: not allowed", func(cx *ctx, args []string, out *api.Authz) error {
+		return cx.ctl.Do(cx.c, http.MethodPut, "/v1/authz/t8", api.T8Row{Device: args[0], ServiceType: args[1]}, out)
+	})
+	forget := t8("forget", "remove the T8 row", func(cx *ctx, args []string, out *api.Authz) error {
+		q := url.Values{"device": {args[0]}, "service_type": {args[1]}}
+		return cx.ctl.Do(cx.c, http.MethodDelete, "/v1/authz/t8?"+q.Encode(), nil, out)
+	})
+	var del bool
+	t9 := &cobra.Command{Use: "t9 REP SERVICE_TYPE | t9 -delete REP", Short: "set or remove a T9 row",
+		Args: func(c *cobra.Command, args []string) error {
+			if n := map[bool]int{false: 2, true: 1}[del]; len(args) != n {
+				return usagef("usage: samepathctl authz t9 REP SERVICE_TYPE | authz t9 -delete REP")
+			}
+			return nil
+		},
+		RunE: change(func(cx *ctx, args []string, out *api.Authz) error {
+			if del {
+				return cx.ctl.Do(cx.c, http.MethodDelete, "/v1/authz/t9?"+url.Values{"rep": {args[0]}}.Encode(), nil, out)
+			}
+			return cx.ctl.Do(cx.c, http.MethodPut, "/v1/authz/t9", api.T9Row{Rep: args[0], ServiceType: args[1]}, out)
+		})}
+	t9.Flags().BoolVar(&del, "delete", false, "remove REP's row")
+	return a.group(&cobra.Command{Use: "authz", Short: "service authorization (T9/T8), pushed to the gateways (default: show)", Long: authzLong, Example: authzExample},
+		show, show, status, set, allow, deny, forget, t9)
 }
 
 // readAuthzFile reads both tables from YAML or JSON. A gateway's answer
@@ -203,50 +187,4 @@ func authzStatusTable(s control.AuthzStatus) func(w *tabwriter.Writer) {
 			fmt.Fprintf(w, "%s\t%s\t%d\t%v\t%d\t%d\t%s\t%s\n", g.Name, g.URL, g.Acked, g.InSync, g.Pushes, g.Failures, last, dash(g.LastError))
 		}
 	}
-}
-
-// cmdGWAuthz shows a gateway's T9/T8 and refusal counters (samepathctl gw
-// authz).
-func cmdGWAuthz(cx *ctx, args []string) error {
-	var gw string
-	help := "gw authz [-gw URL|all]"
-	pos, err := subInterleaved("gw authz", help, args, func(fs *flag.FlagSet) {
-		fs.StringVar(&gw, "gw", "all", "gateway control API URL, or all for every gateway of the control process")
-	})
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		return usagef("usage: samepathctl %s", help)
-	}
-	targets, err := cx.gateways(gw)
-	if err != nil {
-		return err
-	}
-	vals := make([]api.Authz, len(targets))
-	for i, t := range targets {
-		if vals[i], err = t.C.Authz(cx.c); err != nil {
-			return fmt.Errorf("%s: %w", t.Name, err)
-		}
-	}
-	if len(targets) == 1 {
-		return cx.emit(vals[0], authzTable(vals[0], true))
-	}
-	if cx.json {
-		out := make([]gwResult, len(targets))
-		for i, t := range targets {
-			out[i] = gwResult{Gateway: t.Name, URL: t.C.Base, Value: vals[i]}
-		}
-		return cx.emit(out, nil)
-	}
-	for i, t := range targets {
-		if i > 0 {
-			fmt.Fprintln(cx.out)
-		}
-		fmt.Fprintf(cx.out, "# %s %s\n", t.Name, t.C.Base)
-		if err := cx.emit(vals[i], authzTable(vals[i], true)); err != nil {
-			return err
-		}
-	}
-	return nil
 }

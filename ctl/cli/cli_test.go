@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -25,7 +26,14 @@ import (
 	"samepath/ctl/session"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain runs samepathctl itself when SAMEPATHCTL_TEST_MAIN is set:
+// the completion test has bash call this binary as samepathctl.
+func TestMain(m *testing.M) {
+	if os.Getenv("SAMEPATHCTL_TEST_MAIN") == "1" {
+		os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr, Defaults{Control: os.Getenv("SAMEPATH_CONTROL")}))
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // fakeLB keeps a T4 like samepathd in role lb (contract of ctl/api).
 type fakeLB struct {
@@ -97,7 +105,10 @@ type harness struct {
 	url string
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T) *harness { return newHarnessWith(t, nil) }
+
+// newHarnessWith lets edit change the control process's configuration.
+func newHarnessWith(t *testing.T, edit func(*control.Config)) *harness {
 	lb := httptest.NewServer((&fakeLB{}).handler())
 	t.Cleanup(lb.Close)
 	cfg := control.DefaultConfig()
@@ -112,6 +123,9 @@ func newHarness(t *testing.T) *harness {
 		API       string `yaml:"api"`
 		TokenFile string `yaml:"token_file"`
 	}{Name: "lb1", API: lb.URL})
+	if edit != nil {
+		edit(&cfg)
+	}
 	c, err := control.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

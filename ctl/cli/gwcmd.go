@@ -3,19 +3,18 @@ package cli
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/spf13/cobra"
+
 	"samepath/ctl/aaa"
 	"samepath/ctl/api"
 )
 
-const gwUsage = `usage: samepathctl gw SUBCOMMAND [-gw URL|all] ...   (each answers -h)
-
-Tables on the packet gateways (samepathd role gw), through their control API:
+const gwLong = `Tables on the packet gateways (samepathd role gw), through their control API:
   gw services                       T6 balancing policy with T11 session type and T9 service type,
                                     per server: state, health, RTT, CPU load, active flows
   gw set-services -file F           replace the service table with a JSON file ({"services":[...]},
@@ -27,14 +26,12 @@ Tables on the packet gateways (samepathd role gw), through their control API:
   gw authz                          T9 and T8 as the gateway holds them, refusals per service type
 
 -gw is a gateway's control API URL, or all (the default): every gateway of the
-control process's T1 that has an API. Changes with all go to every gateway.
+control process's T1 that has an API. Changes with all go to every gateway.`
 
-Examples:
-  samepathctl gw services -gw http://10.99.0.31:7700
+const gwExample = `  samepathctl gw services -gw http://10.99.0.31:7700
   samepathctl gw policy -gw all web-a lc
   samepathctl gw server web-a 10.20.0.11:80 down
-  samepathctl -o json gw flows -limit 10
-`
+  samepathctl -o json gw flows -limit 10`
 
 // gwTarget is one gateway a gw subcommand talks to.
 type gwTarget struct {
@@ -49,114 +46,125 @@ type gwResult struct {
 	Value   any    `json:"value"`
 }
 
-// cmdGW runs the gateway table commands (R-CTL-1 for T3 copies, T5, T6,
+// policies are the balancing policies a service takes.
+var policies = []string{"rr", "wrr", "lc", "fastest", "cpu"}
+
+// gwCmd is the gateway table commands (R-CTL-1 for T3 copies, T5, T6,
 // T9, T11 and server states).
-func cmdGW(cx *ctx, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(os.Stderr, gwUsage)
-		if len(args) == 0 {
-			return usagef("gw: want a subcommand")
-		}
-		return flag.ErrHelp
-	}
-	if args[0] == "authz" {
-		return cmdGWAuthz(cx, args[1:])
-	}
-	name, rest := args[0], args[1:]
+func (a *app) gwCmd() *cobra.Command {
 	var gw, file string
 	limit := 100
-	var help string
-	var nargs int
-	switch name {
-	case "services":
-		help = "gw services [-gw URL|all]"
-	case "set-services":
-		help = "gw set-services [-gw URL|all] -file F"
-	case "policy":
-		help, nargs = "gw policy [-gw URL|all] SERVICE rr|wrr|lc|fastest|cpu", 2
-	case "server":
-		help, nargs = "gw server [-gw URL|all] SERVICE IP:PORT up|down", 3
-	case "sessions":
-		help = "gw sessions [-gw URL|all]"
-	case "flows":
-		help = "gw flows [-gw URL|all] [-limit N]"
-	default:
-		fmt.Fprint(os.Stderr, gwUsage)
-		return usagef("gw: unknown subcommand %q", name)
-	}
-	pos, err := subInterleaved("gw "+name, help, rest, func(fs *flag.FlagSet) {
-		fs.StringVar(&gw, "gw", "all", "gateway control API URL, or all for every gateway of the control process")
-		switch name {
-		case "set-services":
-			fs.StringVar(&file, "file", "", "JSON file with the whole service table")
-		case "flows":
-			fs.IntVar(&limit, "limit", limit, "show at most this many records per gateway")
-		}
-	})
-	if err != nil {
-		return err
-	}
-	if len(pos) != nargs {
-		return usagef("usage: samepathctl %s", help)
-	}
-	if name == "flows" && limit < 0 {
-		return usagef("gw flows: -limit must be >= 0")
-	}
-	var svcs api.Services
-	switch name {
-	case "set-services":
-		if file == "" {
-			return usagef("gw set-services needs -file")
-		}
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return err
-		}
-		dec := json.NewDecoder(strings.NewReader(string(b)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&svcs); err != nil {
-			return fmt.Errorf("parse %s: %w", file, err)
-		}
-	case "server":
-		if pos[2] != api.StateUp && pos[2] != api.StateDown {
-			return usagef("gw server: state %q: want up or down", pos[2])
-		}
-	}
+	gwc := &cobra.Command{Use: "gw", Short: "gateway tables (T6/T11/T9, T3 copy, T5) on samepathd role gw", Long: gwLong, Example: gwExample}
+	gwc.PersistentFlags().StringVar(&gw, "gw", "all", "gateway control API URL, or all for every gateway of the control process")
+	gwc.RegisterFlagCompletionFunc("gw", a.completeGWAPIs)
+	services := &cobra.Command{Use: "services [-gw URL|all]", Short: "T6 with T11 and T9, per server state, health, RTT, CPU, active flows", Args: nargs(0),
+		RunE: a.run(func(cx *ctx, _ []string) error {
+			return cx.gwShow(gw, func(t gwTarget) (any, func(*tabwriter.Writer), error) {
+				s, err := t.C.Services(cx.c)
+				return s, servicesTable(s), err
+			})
+		})}
+	setServices := &cobra.Command{Use: "set-services [-gw URL|all] -file F", Short: "replace the service table from a JSON file", Args: nargs(0),
+		RunE: a.run(func(cx *ctx, _ []string) error {
+			if file == "" {
+				return usagef("gw set-services needs -file")
+			}
+			b, err := os.ReadFile(file)
+			if err != nil {
+				return err
+			}
+			var svcs api.Services
+			dec := json.NewDecoder(strings.NewReader(string(b)))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&svcs); err != nil {
+				return fmt.Errorf("parse %s: %w", file, err)
+			}
+			targets, err := cx.gateways(gw)
+			if err != nil {
+				return err
+			}
+			return eachGW(targets, func(t gwTarget) error { return t.C.SetServices(cx.c, svcs) })
+		})}
+	setServices.Flags().StringVar(&file, "file", "", "JSON file with the whole service table")
+	policy := &cobra.Command{Use: "policy [-gw URL|all] SERVICE rr|wrr|lc|fastest|cpu", Short: "set a service's balancing policy", Args: nargs(2),
+		ValidArgsFunction: func(c *cobra.Command, args []string, tc string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			switch len(args) {
+			case 0:
+				return a.completeServices(gw, "")
+			case 1:
+				return policies, cobra.ShellCompDirectiveNoFileComp
+			}
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: a.run(func(cx *ctx, args []string) error {
+			targets, err := cx.gateways(gw)
+			if err != nil {
+				return err
+			}
+			return eachGW(targets, func(t gwTarget) error { return t.C.SetPolicy(cx.c, args[0], args[1]) })
+		})}
+	server := &cobra.Command{Use: "server [-gw URL|all] SERVICE IP:PORT up|down", Short: "set an actual server's administrative state", Args: nargs(3),
+		ValidArgsFunction: func(c *cobra.Command, args []string, tc string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			switch len(args) {
+			case 0:
+				return a.completeServices(gw, "")
+			case 1:
+				return a.completeServices(gw, args[0])
+			case 2:
+				return []cobra.Completion{api.StateUp, api.StateDown}, cobra.ShellCompDirectiveNoFileComp
+			}
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: a.run(func(cx *ctx, args []string) error {
+			if args[2] != api.StateUp && args[2] != api.StateDown {
+				return usagef("gw server: state %q: want up or down", args[2])
+			}
+			targets, err := cx.gateways(gw)
+			if err != nil {
+				return err
+			}
+			return eachGW(targets, func(t gwTarget) error { return t.C.SetServerState(cx.c, args[0], args[1], args[2]) })
+		})}
+	sessions := &cobra.Command{Use: "sessions [-gw URL|all]", Short: "the gateway's T3 copy", Args: nargs(0),
+		RunE: a.run(func(cx *ctx, _ []string) error {
+			return cx.gwShow(gw, func(t gwTarget) (any, func(*tabwriter.Writer), error) {
+				s, err := t.C.GWSessions(cx.c)
+				return s, gwSessionsTable(s), err
+			})
+		})}
+	flows := &cobra.Command{Use: "flows [-gw URL|all] [-limit N]", Short: "port-key NAT records (T5)", Args: nargs(0),
+		RunE: a.run(func(cx *ctx, _ []string) error {
+			if limit < 0 {
+				return usagef("gw flows: -limit must be >= 0")
+			}
+			return cx.gwShow(gw, func(t gwTarget) (any, func(*tabwriter.Writer), error) {
+				f, err := t.C.Flows(cx.c, limit)
+				return f, flowsTable(f), err
+			})
+		})}
+	flows.Flags().IntVar(&limit, "limit", limit, "show at most this many records per gateway")
+	authz := &cobra.Command{Use: "authz [-gw URL|all]", Short: "T9 and T8 as the gateway holds them, refusals per service type", Args: nargs(0),
+		RunE: a.run(func(cx *ctx, _ []string) error {
+			return cx.gwShow(gw, func(t gwTarget) (any, func(*tabwriter.Writer), error) {
+				v, err := t.C.Authz(cx.c)
+				return v, authzTable(v, true), err
+			})
+		})}
+	return a.group(gwc, nil, services, setServices, policy, server, sessions, flows, authz)
+}
+
+// gwShow prints one answer per gateway of -gw: alone as it is, several
+// as sections (table) or as a list of gwResult (JSON).
+func (cx *ctx) gwShow(gw string, get func(gwTarget) (any, func(*tabwriter.Writer), error)) error {
 	targets, err := cx.gateways(gw)
 	if err != nil {
 		return err
 	}
-	switch name {
-	case "set-services":
-		return eachGW(targets, func(t gwTarget) error { return t.C.SetServices(cx.c, svcs) })
-	case "policy":
-		return eachGW(targets, func(t gwTarget) error { return t.C.SetPolicy(cx.c, pos[0], pos[1]) })
-	case "server":
-		return eachGW(targets, func(t gwTarget) error { return t.C.SetServerState(cx.c, pos[0], pos[1], pos[2]) })
-	}
-	// The show commands: one answer per gateway.
-	var vals []any
-	var tables []func(w *tabwriter.Writer)
-	for _, t := range targets {
-		switch name {
-		case "services":
-			s, err := t.C.Services(cx.c)
-			if err != nil {
-				return fmt.Errorf("%s: %w", t.Name, err)
-			}
-			vals, tables = append(vals, s), append(tables, servicesTable(s))
-		case "sessions":
-			s, err := t.C.GWSessions(cx.c)
-			if err != nil {
-				return fmt.Errorf("%s: %w", t.Name, err)
-			}
-			vals, tables = append(vals, s), append(tables, gwSessionsTable(s))
-		case "flows":
-			f, err := t.C.Flows(cx.c, limit)
-			if err != nil {
-				return fmt.Errorf("%s: %w", t.Name, err)
-			}
-			vals, tables = append(vals, f), append(tables, flowsTable(f))
+	vals := make([]any, len(targets))
+	tables := make([]func(*tabwriter.Writer), len(targets))
+	for i, t := range targets {
+		if vals[i], tables[i], err = get(t); err != nil {
+			return fmt.Errorf("%s: %w", t.Name, err)
 		}
 	}
 	if len(targets) == 1 {
@@ -179,23 +187,6 @@ func cmdGW(cx *ctx, args []string) error {
 		}
 	}
 	return nil
-}
-
-// subInterleaved parses flags anywhere among the positional arguments
-// (samepathctl gw policy web-a lc -gw URL) and returns the positionals.
-func subInterleaved(name, help string, args []string, setup func(fs *flag.FlagSet)) ([]string, error) {
-	fs, err := sub(name, help, args, setup)
-	if err != nil {
-		return nil, err
-	}
-	var pos []string
-	for fs.NArg() > 0 {
-		pos = append(pos, fs.Arg(0))
-		if err := fs.Parse(fs.Args()[1:]); err != nil {
-			return nil, err
-		}
-	}
-	return pos, nil
 }
 
 // gateways resolves -gw: a URL, or all for every gateway of T1 with an API.

@@ -5,14 +5,16 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
-	"strings"
+	"path/filepath"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 
 	"samepath/ctl/aaa"
 	"samepath/ctl/api"
+	"samepath/ctl/health"
+	"samepath/ctl/session"
+	"samepath/internal/cfgfile"
 )
 
 // Config is samepath-control's YAML configuration.
@@ -139,12 +141,16 @@ users_file: /etc/samepath/users.yaml
 # - {id: bob, password: chap-pw, chap: true}    # CHAP needs the clear password stored
 `
 
-// DefaultConfig returns the defaults.
+// DefaultConfig returns the defaults: what a key absent from the file
+// gets. Every value is valid; a key given with an invalid value is an
+// error (Validate), never replaced by its default.
 func DefaultConfig() Config {
 	var c Config
+	rd := aaa.DefaultServerConfig()
 	c.StateDir = "/var/lib/samepath-control"
-	c.Radius.Auth, c.Radius.Acct = ":1812", ":1813"
+	c.Radius.Auth, c.Radius.Acct = rd.AuthAddr, rd.AcctAddr
 	c.Radius.SessionTimeout, c.Radius.AcctInterimInterval = 24*time.Hour, 5*time.Minute
+	c.Radius.DupTTL, c.Radius.MaxInFlight = rd.DupTTL, rd.MaxInFlight
 	c.Sessions.InterimTimeout, c.Sessions.DormantTimeout, c.Sessions.PendingTimeout = 15*time.Minute, 2*time.Hour, 2*time.Minute
 	c.Sessions.Resync = 10 * time.Second
 	c.Sessions.PushMinBackoff, c.Sessions.PushMaxBackoff = 100*time.Millisecond, 30*time.Second
@@ -155,50 +161,117 @@ func DefaultConfig() Config {
 	return c
 }
 
-// LoadConfig reads a YAML file over the defaults.
+// LoadConfig reads a YAML file over the defaults and validates its values
+// (Validate). It returns the decoded config even with an error.
+// samepath-control -check and New then run Check, which adds the files
+// and directories the start uses.
 func LoadConfig(path string) (Config, error) {
 	c := DefaultConfig()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return c, fmt.Errorf("read config: %w", err)
 	}
-	dec := yaml.NewDecoder(strings.NewReader(string(b)))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		return c, fmt.Errorf("parse config %s: %w", path, err)
+	if _, err := cfgfile.Decode(b, &c); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
 	}
-	return c, c.Validate()
+	err = c.Validate() // normalizes the gateway rows
+	return c, err
 }
 
-// Validate checks c.
+// maxPBKDF2Iter is the largest work factor a stored hash may carry (aaa
+// refuses to check hashes beyond it).
+const maxPBKDF2Iter = 10_000_000
+
+// Validate checks every value of c; errors name the YAML key. It reads no
+// file (Check does). Gateway rows are normalized in place.
 func (c *Config) Validate() error {
 	if c.StateDir == "" {
 		return errors.New("config: state_dir is empty")
 	}
-	if len(c.Radius.Clients) == 0 {
+	r := &c.Radius
+	if err := udpAddr("radius.auth", r.Auth); err != nil {
+		return err
+	}
+	if err := udpAddr("radius.acct", r.Acct); err != nil {
+		return err
+	}
+	if len(r.Clients) == 0 {
 		return errors.New("config: radius.clients is empty")
 	}
-	if c.Sessions.DormantTimeout <= 0 || c.Sessions.PendingTimeout <= 0 {
-		return errors.New("config: sessions.dormant_timeout and pending_timeout must be positive")
-	}
-	for i := range c.Gateways {
-		if err := aaa.ValidateGateway(&c.Gateways[i]); err != nil {
-			return fmt.Errorf("config: %w", err)
+	for i, cl := range r.Clients {
+		key := fmt.Sprintf("radius.clients[%d]", i)
+		if !validClientPrefix(cl.Prefix) {
+			return fmt.Errorf("config: %s.prefix %q: want an address or a prefix", key, cl.Prefix)
+		}
+		if cl.Secret == "" {
+			return fmt.Errorf("config: %s.secret is empty", key)
+		}
+		if cl.DisconnectPort < 0 || cl.DisconnectPort > 65535 {
+			return fmt.Errorf("config: %s.disconnect_port %d: want 0 (none) or 1..65535", key, cl.DisconnectPort)
 		}
 	}
-	for _, lb := range c.LBs {
+	if r.SessionTimeout < 0 {
+		return fmt.Errorf("config: radius.session_timeout %v: want >= 0 (0: not sent)", r.SessionTimeout)
+	}
+	if r.AcctInterimInterval < 0 {
+		return fmt.Errorf("config: radius.acct_interim_interval %v: want >= 0 (0: not sent)", r.AcctInterimInterval)
+	}
+	if r.DupTTL <= 0 {
+		return fmt.Errorf("config: radius.duplicate_cache %v: want > 0", r.DupTTL)
+	}
+	if r.MaxInFlight <= 0 {
+		return fmt.Errorf("config: radius.max_in_flight %d: want >= 1", r.MaxInFlight)
+	}
+	s := c.Sessions
+	if s.InterimTimeout < 0 {
+		return fmt.Errorf("config: sessions.interim_timeout %v: want >= 0", s.InterimTimeout)
+	}
+	if s.DormantTimeout <= 0 {
+		return fmt.Errorf("config: sessions.dormant_timeout %v: want > 0", s.DormantTimeout)
+	}
+	if s.PendingTimeout <= 0 {
+		return fmt.Errorf("config: sessions.pending_timeout %v: want > 0", s.PendingTimeout)
+	}
+	if s.Resync < 0 {
+		return fmt.Errorf("config: sessions.resync %v: want >= 0 (0: only on recovery)", s.Resync)
+	}
+	if err := c.validateGateways(); err != nil {
+		return err
+	}
+	for i, lb := range c.LBs {
 		if lb.API == "" {
-			return fmt.Errorf("config: lb %q has no api", lb.Name)
+			return fmt.Errorf("config: lbs[%d].api: lb %q has no api", i, lb.Name)
 		}
+		if u, err := url.Parse(lb.API); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("config: lbs[%d].api %q: want an http:// or https:// URL", i, lb.API)
+		}
+	}
+	h := c.Health
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"health.interval", h.Interval}, {"health.timeout", h.Timeout}} {
+		if d.v <= 0 {
+			return fmt.Errorf("config: %s %v: want > 0", d.key, d.v)
+		}
+	}
+	if h.Fall < 1 {
+		return fmt.Errorf("config: health.fall %d: want >= 1", h.Fall)
+	}
+	if h.Rise < 1 {
+		return fmt.Errorf("config: health.rise %d: want >= 1", h.Rise)
+	}
+	if h.Resync < 0 {
+		return fmt.Errorf("config: health.lb_resync %v: want >= 0 (0: never)", h.Resync)
 	}
 	if _, _, err := NormalizeAuthz(c.Authz.T9, c.Authz.T8); err != nil {
-		return fmt.Errorf("config: authz: %w", err)
+		return fmt.Errorf("config: authz.%w", err)
 	}
 	if c.Authz.Resync < 0 {
-		return errors.New("config: authz.resync must not be negative")
+		return fmt.Errorf("config: authz.resync %v: want >= 0", c.Authz.Resync)
 	}
-	if c.Sessions.Resync < 0 {
-		return errors.New("config: sessions.resync must not be negative")
+	if _, _, err := net.SplitHostPort(c.API.Listen); err != nil {
+		return fmt.Errorf("config: api.listen %q: want host:port: %w", c.API.Listen, err)
 	}
 	if c.Sessions.PushMinBackoff <= 0 || c.Sessions.PushMaxBackoff < c.Sessions.PushMinBackoff {
 		return fmt.Errorf("config: sessions.push_min_backoff (%v) must be positive and push_max_backoff (%v) at least as long", c.Sessions.PushMinBackoff, c.Sessions.PushMaxBackoff)
@@ -209,7 +282,156 @@ func (c *Config) Validate() error {
 	if !isLoopback(c.API.Listen) && c.API.TokenFile == "" {
 		return fmt.Errorf("config: api.listen %s is not loopback: api.token_file is required", c.API.Listen)
 	}
+	if c.PBKDF2Iter < 1 || c.PBKDF2Iter > maxPBKDF2Iter {
+		return fmt.Errorf("config: pbkdf2_iterations %d: want 1..%d", c.PBKDF2Iter, maxPBKDF2Iter)
+	}
+	// What the parts check themselves, so that nothing the start refuses
+	// passes here.
+	rc := c.serverConfig()
+	if err := rc.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	hc := c.healthConfig()
+	if err := hc.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	sc := c.sessionConfig()
+	if err := sc.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
 	return nil
+}
+
+// validateGateways checks the T1 seed rows: each valid, names unique,
+// ranges disjoint (what Pool.PutGateway refuses at the start).
+func (c *Config) validateGateways() error {
+	prefixes := make([]netip.Prefix, len(c.Gateways))
+	for i := range c.Gateways {
+		g := &c.Gateways[i]
+		if err := aaa.ValidateGateway(g); err != nil {
+			return fmt.Errorf("config: gateways[%d]: %w", i, err)
+		}
+		prefixes[i] = netip.MustParsePrefix(g.Range) // normalized by ValidateGateway
+		for j := range i {
+			o := c.Gateways[j]
+			if o.Name == g.Name {
+				return fmt.Errorf("config: gateways[%d].name %s: listed twice (gateways[%d])", i, g.Name, j)
+			}
+			if prefixes[j].Overlaps(prefixes[i]) {
+				return fmt.Errorf("config: gateways[%d].range %s of gateway %s overlaps gateways[%d].range %s of gateway %s", i, g.Range, g.Name, j, o.Range, o.Name)
+			}
+		}
+	}
+	return nil
+}
+
+// Check is the validation samepath-control -check and New both run:
+// Validate, then what the start reads and writes: the state directory and
+// session log must be writable, the token files readable and not empty,
+// the users file a valid list of users.
+func (c *Config) Check() error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if err := cfgfile.WritableDir(c.StateDir, true); err != nil {
+		return fmt.Errorf("config: state_dir: %w", err)
+	}
+	if db := filepath.Join(c.StateDir, "state.db"); exists(db) {
+		if err := cfgfile.Openable(db, os.O_RDWR); err != nil {
+			return fmt.Errorf("config: state_dir: %w", err)
+		}
+	}
+	if c.SessionLog != "" {
+		if err := cfgfile.WritableFile(c.SessionLog); err != nil {
+			return fmt.Errorf("config: session_log: %w", err)
+		}
+	} else if err := cfgfile.WritableFile(filepath.Join(c.StateDir, "sessions.log")); err != nil && exists(c.StateDir) {
+		return fmt.Errorf("config: state_dir: %w", err)
+	}
+	if _, err := ReadToken(c.API.TokenFile); err != nil {
+		return fmt.Errorf("config: api.token_file: %w", err)
+	}
+	if _, err := ReadToken(c.GatewayTokenFile); err != nil {
+		return fmt.Errorf("config: gateway_token_file: %w", err)
+	}
+	for i, lb := range c.LBs {
+		if _, err := ReadToken(lb.TokenFile); err != nil {
+			return fmt.Errorf("config: lbs[%d].token_file: %w", i, err)
+		}
+	}
+	if c.UsersFile != "" {
+		if _, err := checkUsers(c.UsersFile); err != nil {
+			return fmt.Errorf("config: users_file: %w", err)
+		}
+	}
+	return nil
+}
+
+// serverConfig is the RADIUS server's config.
+func (c *Config) serverConfig() aaa.ServerConfig {
+	rc := aaa.DefaultServerConfig()
+	rc.AuthAddr, rc.AcctAddr, rc.Clients = c.Radius.Auth, c.Radius.Acct, c.Radius.Clients
+	if c.Radius.RequireMessageAuthenticator != nil {
+		rc.RequireMessageAuthenticator = *c.Radius.RequireMessageAuthenticator
+	}
+	rc.SessionTimeout, rc.AcctInterimInterval = c.Radius.SessionTimeout, c.Radius.AcctInterimInterval
+	rc.DupTTL, rc.MaxInFlight = c.Radius.DupTTL, c.Radius.MaxInFlight
+	return rc
+}
+
+// healthConfig is the gateway health monitor's config.
+func (c *Config) healthConfig() health.Config {
+	return health.Config{Interval: c.Health.Interval, Timeout: c.Health.Timeout, Fall: c.Health.Fall, Rise: c.Health.Rise}
+}
+
+// sessionConfig is the session manager's config.
+func (c *Config) sessionConfig() session.Config {
+	sc := session.DefaultConfig()
+	sc.InterimTimeout, sc.DormantTimeout = c.Sessions.InterimTimeout, c.Sessions.DormantTimeout
+	sc.RestartGrace = c.Sessions.RestartGrace // 0: interim_timeout
+	return sc
+}
+
+// validClientPrefix is aaa's rule for a RADIUS client: an address or a prefix.
+func validClientPrefix(s string) bool {
+	if _, err := netip.ParsePrefix(s); err == nil {
+		return true
+	}
+	_, err := netip.ParseAddr(s)
+	return err == nil
+}
+
+func udpAddr(key, addr string) error {
+	if _, err := net.ResolveUDPAddr("udp", addr); err != nil {
+		return fmt.Errorf("config: %s %q: want host:port: %w", key, addr, err)
+	}
+	return nil
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
+// checkUsers reads a users file and checks each row as T2 will at the
+// start (with a throwaway work factor: the hash is not kept).
+func checkUsers(path string) ([]aaa.User, error) {
+	us, err := LoadUsers(path)
+	if err != nil {
+		return nil, err
+	}
+	t2 := aaa.NewUsers(nil, 1)
+	seen := make(map[string]int, len(us))
+	for i, u := range us {
+		if j, ok := seen[u.ID]; ok {
+			return nil, fmt.Errorf("user %s: listed twice ([%d] and [%d])", u.ID, j, i)
+		}
+		seen[u.ID] = i
+		if err := t2.ValidateUser(&u); err != nil {
+			return nil, fmt.Errorf("[%d]: %w", i, err)
+		}
+	}
+	return us, nil
 }
 
 func isLoopback(hostport string) bool {
@@ -225,32 +447,17 @@ func isLoopback(hostport string) bool {
 }
 
 // ReadToken reads a token file (trimmed); empty path gives "".
-func ReadToken(path string) (string, error) {
-	if path == "" {
-		return "", nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("read token: %w", err)
-	}
-	t := strings.TrimSpace(string(b))
-	if t == "" {
-		return "", fmt.Errorf("token file %s is empty", path)
-	}
-	return t, nil
-}
+func ReadToken(path string) (string, error) { return cfgfile.ReadToken(path) }
 
-// LoadUsers reads a users YAML file.
+// LoadUsers reads a users YAML file (a list of users).
 func LoadUsers(path string) ([]aaa.User, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read users: %w", err)
 	}
 	var us []aaa.User
-	dec := yaml.NewDecoder(strings.NewReader(string(b)))
-	dec.KnownFields(true)
-	if err := dec.Decode(&us); err != nil {
-		return nil, fmt.Errorf("parse users %s: %w", path, err)
+	if _, err := cfgfile.Decode(b, &us); err != nil {
+		return nil, fmt.Errorf("users %s: %w", path, err)
 	}
 	return us, nil
 }

@@ -45,9 +45,10 @@ type Control struct {
 	bg       sync.WaitGroup // Disconnect-Requests in flight
 }
 
-// New opens the state, applies the configured seeds and binds every socket.
+// New checks cfg (Check: what samepath-control -check runs), opens the
+// state, applies the configured seeds and binds every socket.
 func New(cfg Config, log *slog.Logger) (*Control, error) {
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
 	if log == nil {
@@ -111,29 +112,14 @@ func New(cfg Config, log *slog.Logger) (*Control, error) {
 	if err := c.Out.Load(); err != nil {
 		return nil, err
 	}
-	scfg := session.DefaultConfig()
-	scfg.InterimTimeout, scfg.DormantTimeout = cfg.Sessions.InterimTimeout, cfg.Sessions.DormantTimeout
-	scfg.RestartGrace = cfg.Sessions.RestartGrace // 0: interim_timeout
-	if c.Mgr, err = session.New(scfg, c.St, c.Pool, c.Out); err != nil {
+	if c.Mgr, err = session.New(cfg.sessionConfig(), c.St, c.Pool, c.Out); err != nil {
 		return nil, err
 	}
 	if err := c.Mgr.Load(); err != nil {
 		return nil, err
 	}
 	c.SessionSync = NewSessionSync(cfg.Sessions.Resync, c.Mgr, c.gatewayTargets)
-	rc := aaa.DefaultServerConfig()
-	rc.AuthAddr, rc.AcctAddr, rc.Clients = cfg.Radius.Auth, cfg.Radius.Acct, cfg.Radius.Clients
-	if cfg.Radius.RequireMessageAuthenticator != nil {
-		rc.RequireMessageAuthenticator = *cfg.Radius.RequireMessageAuthenticator
-	}
-	rc.SessionTimeout, rc.AcctInterimInterval = cfg.Radius.SessionTimeout, cfg.Radius.AcctInterimInterval
-	if cfg.Radius.DupTTL > 0 {
-		rc.DupTTL = cfg.Radius.DupTTL
-	}
-	if cfg.Radius.MaxInFlight > 0 {
-		rc.MaxInFlight = cfg.Radius.MaxInFlight
-	}
-	if c.Radius, err = aaa.NewServer(rc, c.Users, c.Pool, c.Mgr, c.St); err != nil {
+	if c.Radius, err = aaa.NewServer(cfg.serverConfig(), c.Users, c.Pool, c.Mgr, c.St); err != nil {
 		return nil, err
 	}
 	var lbs []health.LB
@@ -145,8 +131,7 @@ func New(cfg Config, log *slog.Logger) (*Control, error) {
 		lbs = append(lbs, health.LB{Name: l.Name, URL: l.API, Token: tok})
 	}
 	c.LBSync = health.NewLBSync(lbs, cfg.Health.Resync)
-	hc := health.Config{Interval: cfg.Health.Interval, Timeout: cfg.Health.Timeout, Fall: cfg.Health.Fall, Rise: cfg.Health.Rise}
-	if c.Monitor, err = health.NewMonitor(hc, c.healthTargets, health.HTTPProber(&http.Client{}), c.healthChanged); err != nil {
+	if c.Monitor, err = health.NewMonitor(cfg.healthConfig(), c.healthTargets, health.HTTPProber(&http.Client{}), c.healthChanged); err != nil {
 		return nil, err
 	}
 	if err := c.Radius.Listen(); err != nil {
@@ -293,30 +278,50 @@ func (c *Control) close() error {
 func (c *Control) StatePath() string { return filepath.Join(c.cfg.StateDir, "state.db") }
 
 // disconnect sends a Disconnect-Request (RFC 5176) for terminated session
-// s to the NAS it last started at, if that NAS's RADIUS client has a
-// disconnect_port, and logs the outcome (counted in the RADIUS counters).
-// The session is already closed here and at its gateway, so the NAS's
-// answer changes nothing but the NAS: it hangs up the subscriber.
-func (c *Control) disconnect(s session.Session) {
+// s to the NAS it last started at, logs the outcome (counted in the
+// RADIUS counters) and delivers it on the returned channel (buffered: no
+// one has to read it); nil when s has no NAS. The session is already
+// closed here and its gateway told, so the NAS's answer changes nothing
+// but the NAS: it hangs up the subscriber. The request runs in the
+// background, so it is sent even when the caller stops waiting.
+func (c *Control) disconnect(s session.Session) <-chan error {
 	if s.ID == "" || !s.NASAddr.IsValid() {
-		return
+		return nil
 	}
 	acctID := s.ID
 	if n := len(s.AcctIDs); n > 0 {
 		acctID = s.AcctIDs[n-1]
 	}
 	d := aaa.Disconnect{NAS: s.NASAddr, AcctSessionID: acctID, User: s.User, Device: s.Device, IP: s.IP}
+	done := make(chan error, 1)
 	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		switch err := c.Radius.Disconnect(ctx, d); {
+		err := c.Radius.Disconnect(ctx, d)
+		switch {
 		case err == nil:
 			c.log.Info("disconnect acknowledged", "session", s.ID, "nas", s.NASAddr, "acct_session_id", acctID)
 		case errors.Is(err, aaa.ErrNoDisconnect):
 		default:
 			c.log.Warn("disconnect", "session", s.ID, "nas", s.NASAddr, "acct_session_id", acctID, "err", err)
 		}
+		done <- err
 	}()
+	return done
+}
+
+// disconnectOutcome names a Disconnect's result for Terminated.
+func disconnectOutcome(err error) (outcome, detail string) {
+	var nak *aaa.DisconnectNAK
+	switch {
+	case err == nil:
+		return DisconnectACK, ""
+	case errors.Is(err, aaa.ErrNoDisconnect):
+		return DisconnectNotSent, err.Error()
+	case errors.As(err, &nak):
+		return DisconnectNAK, err.Error()
+	}
+	return DisconnectFailed, err.Error()
 }

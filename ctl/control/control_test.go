@@ -22,6 +22,7 @@ import (
 	"samepath/ctl/api"
 	"samepath/ctl/control"
 	"samepath/ctl/session"
+	"samepath/internal/version"
 )
 
 func TestMain(m *testing.M) {
@@ -39,9 +40,10 @@ type fakeDaemon struct {
 	events  []api.SessionEvent
 	states  []api.GatewayState
 	// t3 is the gateway's session copy, kept by samepathd's rules: an
-	// event not newer (Seq) than the copy's is ignored, start, active and
-	// dormant upsert, end deletes.
-	t3 map[string]api.GWSession
+	// event not newer (Seq) than the copy's, or than an end's (ended), is
+	// ignored, start, active and dormant upsert, end deletes.
+	t3    map[string]api.GWSession
+	ended map[string]uint64
 	// lbMAC is the lb_mac of the last event applied per session (T12's
 	// resume side, R-GW-4): stale events do not change it.
 	lbMAC map[string]string
@@ -49,7 +51,7 @@ type fakeDaemon struct {
 }
 
 func newFakeDaemon(t *testing.T) *fakeDaemon {
-	d := &fakeDaemon{healthy: true, t3: map[string]api.GWSession{}, lbMAC: map[string]string{}}
+	d := &fakeDaemon{healthy: true, t3: map[string]api.GWSession{}, ended: map[string]uint64{}, lbMAC: map[string]string{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		d.mu.Lock()
@@ -65,11 +67,13 @@ func newFakeDaemon(t *testing.T) *fakeDaemon {
 		json.NewDecoder(r.Body).Decode(&ev)
 		d.mu.Lock()
 		d.events = append(d.events, ev)
-		if cur, ok := d.t3[ev.SessionID]; !ok || ev.Seq == 0 || ev.Seq > cur.Seq {
+		cur, ok := d.t3[ev.SessionID]
+		if (!ok || ev.Seq > cur.Seq) && ev.Seq > d.ended[ev.SessionID] {
 			d.lbMAC[ev.SessionID] = ev.LBMAC
 			switch ev.Event {
 			case api.EventEnd:
 				delete(d.t3, ev.SessionID)
+				d.ended[ev.SessionID] = ev.Seq
 			default:
 				st := "active"
 				if ev.Event == api.EventDormant {
@@ -266,6 +270,9 @@ func TestEndToEndRadclient(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(body), `samepath_control_session_transitions_total{edge="Act->Dormant"} 1`) {
 		t.Fatalf("metrics lack the transition counter:\n%s", body)
+	}
+	if bi := fmt.Sprintf(`samepath_build_info{goversion=%q,version=%q} 1`, version.GoVersion(), version.Get()); !strings.Contains(string(body), bi) {
+		t.Fatalf("metrics lack %s:\n%s", bi, body)
 	}
 }
 

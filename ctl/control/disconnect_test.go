@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 
@@ -18,17 +19,20 @@ import (
 // (RFC 5176, with a Message-Authenticator) naming its Acct-Session-Id,
 // user, device and address, here to ctl/nas's Disconnect server, which
 // acknowledges the session it holds and NAKs one it does not; the answer
-// is counted. A client without disconnect_port is sent nothing.
+// is counted and the DELETE answer says it. A client without
+// disconnect_port is sent nothing.
 func TestTerminateDisconnects(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		held string // the session the NAS holds
 		port bool
 		want string
+		// answer is what DELETE /v1/sessions/ID says the NAS did.
+		answer string
 	}{
-		{"ack", "S1", true, "disconnect_ack"},
-		{"nak", "S9", true, "disconnect_nak"},
-		{"no port", "S1", false, ""},
+		{"ack", "S1", true, "disconnect_ack", control.DisconnectACK},
+		{"nak", "S9", true, "disconnect_nak", control.DisconnectNAK},
+		{"no port", "S1", false, "", control.DisconnectNotSent},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -63,8 +67,12 @@ func TestTerminateDisconnects(t *testing.T) {
 			}
 			radclient(t, c.AuthAddr().String(), "auth", "User-Name=alice,User-Password=pw,Calling-Station-Id=IMEI-1,Message-Authenticator=0x00")
 			radclient(t, c.AcctAddr().String(), "acct", "Acct-Session-Id=S1,Calling-Station-Id=IMEI-1,User-Name=alice,Framed-IP-Address=10.100.0.1,Acct-Status-Type=Start")
-			if err := api.NewClient(c.APIAddr().String()).Do(context.Background(), http.MethodDelete, "/v1/sessions/S1", nil, nil); err != nil {
+			var res control.Terminated
+			if err := api.NewClient(c.APIAddr().String()).Do(context.Background(), http.MethodDelete, "/v1/sessions/S1", nil, &res); err != nil {
 				t.Fatal(err)
+			}
+			if !res.OK || res.Session != "S1" || res.Disconnect != tc.answer || (tc.answer == control.DisconnectNAK) != strings.Contains(res.DisconnectError, "Disconnect-NAK") {
+				t.Fatalf("DELETE answered %+v, want disconnect %q", res, tc.answer)
 			}
 			if !tc.port {
 				var cs control.Counters

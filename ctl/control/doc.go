@@ -6,6 +6,11 @@
 // tables, sessions, counters, /metrics, /healthz; bearer token from a file,
 // required when the API is bound beyond loopback).
 //
+// Config: LoadConfig decodes the YAML over DefaultConfig (only absent keys
+// get a default) and checks the values (Validate); Check adds the state
+// directory, session log, token files and users file. samepath-control
+// -check and New both run Check. Every error names its YAML key.
+//
 // Service authorization (R-AUTH-1, FIG. 25-27): AuthzTables owns T9
 // (representative IP -> service type) and T8 (device x service type ->
 // allowed), seeded from the config's authz section, stored as one record
@@ -35,6 +40,6 @@
 // the session sync and the HTTP server; they all stop when Run's context ends, then the
 // store is closed.
 //
-// BenchAccess (bench.go) runs the radius benchmark in-process for
-// perf/radload and BenchmarkAccessRequest.
+// The radius benchmark's in-process setup lives in perf/radius
+// (BenchAccess), not here.
 package control

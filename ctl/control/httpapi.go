@@ -39,7 +39,7 @@ import (
 //	GET    /v1/assignments               []aaa.Assignment
 //	GET    /v1/sessions                  []session.Session      (T3)
 //	GET    /v1/sessions/{id}             session.Session
-//	DELETE /v1/sessions/{id}             terminate (Admin-Reset)
+//	DELETE /v1/sessions/{id}             terminate (Admin-Reset) -> Terminated (the NAS's answer)
 //	GET    /v1/authz                     api.Authz              (T9, T8)
 //	PUT    /v1/authz                     api.Authz -> api.Authz (replace both)
 //	PUT    /v1/authz/t9                  api.T9Row -> api.Authz (add or replace by rep)
@@ -48,8 +48,12 @@ import (
 //	DELETE /v1/authz/t8?device=D&service_type=S -> api.Authz
 //	GET    /v1/authz/status              AuthzStatus (push state per gateway)
 //
-// A change is answered once it is durable. With a token configured every
-// /v1 call needs "Authorization: Bearer TOKEN".
+// A request body is exactly one JSON object of the endpoint's type, with
+// no unknown field and nothing after it, and PUT /v1/authz names both
+// tables ([] empties one) (api.DecodeObject), or the answer is 400 and
+// nothing changes. A change is answered once it is durable.
+// With a token configured every /v1 call needs "Authorization: Bearer
+// TOKEN".
 func (c *Control) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
@@ -162,12 +166,24 @@ func (c *Control) handler() http.Handler {
 		writeJSON(w, s)
 	})
 	v1.HandleFunc("DELETE /v1/sessions/{id}", func(w http.ResponseWriter, r *http.Request) {
-		s, _ := c.Mgr.Get(r.PathValue("id"))
-		seq, err := c.Mgr.Terminate(r.PathValue("id"), "Admin-Reset")
-		if c.done(w, r, seq, err) {
-			c.disconnect(s) // the NAS hangs up too (RFC 5176), in the background
-			writeJSON(w, api.Ack{OK: true})
+		id := r.PathValue("id")
+		s, _ := c.Mgr.Get(id)
+		seq, err := c.Mgr.Terminate(id, "Admin-Reset")
+		if !c.done(w, r, seq, err) {
+			return
 		}
+		// The NAS hangs up too (RFC 5176); the answer says whether it did.
+		res := Terminated{OK: true, Session: id, Disconnect: DisconnectNotSent}
+		if ch := c.disconnect(s); ch != nil {
+			res.NAS = s.NASAddr.String()
+			select {
+			case err := <-ch:
+				res.Disconnect, res.DisconnectError = disconnectOutcome(err)
+			case <-r.Context().Done():
+				return // the client left; the Disconnect-Request goes on
+			}
+		}
+		writeJSON(w, res)
 	})
 	c.authzHandlers(v1)
 	mux.Handle("/v1/", c.auth(v1))
@@ -235,10 +251,11 @@ func (c *Control) done(w http.ResponseWriter, r *http.Request, seq uint64, err e
 	return true
 }
 
-func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+// readJSON reads a body that is exactly one JSON object of v's shape, with
+// the required fields present (api.DecodeObject); anything
+// else is answered 400 and false, before the handler changes any state.
+func readJSON(w http.ResponseWriter, r *http.Request, v any, required ...string) bool {
+	if err := api.DecodeObject(io.LimitReader(r.Body, 1<<20), v, required...); err != nil {
 		writeErr(w, http.StatusBadRequest, "bad JSON: "+err.Error())
 		return false
 	}
@@ -271,7 +288,7 @@ func (c *Control) authzHandlers(v1 *http.ServeMux) {
 	v1.HandleFunc("GET /v1/authz/status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, c.AuthzSync.Status()) })
 	v1.HandleFunc("PUT /v1/authz", func(w http.ResponseWriter, r *http.Request) {
 		var a api.Authz
-		if !readJSON(w, r, &a) {
+		if !readJSON(w, r, &a, "t9", "t8") {
 			return
 		}
 		seq, err := c.Authz.Replace(a.T9, a.T8) // a.Denied (a gateway's counters) is not a table

@@ -5,6 +5,7 @@ import (
 
 	"samepath/ctl/aaa"
 	"samepath/ctl/session"
+	"samepath/internal/buildinfo"
 )
 
 // collector reads the counters at scrape time (no per-request metric work).
@@ -14,7 +15,7 @@ type collector struct {
 	sessions, assigned, size, gwUp, outbox       *prometheus.Desc
 	pool, commits                                *prometheus.Desc
 	authzPush, authzSync, authzVersion           *prometheus.Desc
-	sessionSync                                  *prometheus.Desc
+	sessionSync, buildInfo                       *prometheus.Desc
 }
 
 func newCollector(c *Control) *collector {
@@ -37,11 +38,12 @@ func newCollector(c *Control) *collector {
 		authzPush:    d("authz_pushes_total", "T8/T9 pushes to gateways by outcome.", "outcome"),
 		authzSync:    d("authz_gateway_in_sync", "1 when the gateway acknowledged the current T8/T9.", "gateway"),
 		authzVersion: d("authz_version", "Version of the control process's T8/T9 (0: not managed)."),
-		sessionSync:  d("session_sync_total", "Read-backs of the gateways' T3 copies and the repairs queued.", "kind")}
+		sessionSync:  d("session_sync_total", "Read-backs of the gateways' T3 copies and the repairs queued.", "kind"),
+		buildInfo:    buildinfo.Desc()}
 }
 
 func (m *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.radius, m.transitions, m.invalid, m.unknown, m.other, m.sessions, m.assigned, m.size, m.gwUp, m.outbox, m.pool, m.commits, m.authzPush, m.authzSync, m.authzVersion, m.sessionSync} {
+	for _, d := range []*prometheus.Desc{m.radius, m.transitions, m.invalid, m.unknown, m.other, m.sessions, m.assigned, m.size, m.gwUp, m.outbox, m.pool, m.commits, m.authzPush, m.authzSync, m.authzVersion, m.sessionSync, m.buildInfo} {
 		ch <- d
 	}
 }
@@ -93,4 +95,5 @@ func (m *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.authzSync, prometheus.GaugeValue, v, g.Name)
 	}
 	ch <- prometheus.MustNewConstMetric(m.authzVersion, prometheus.GaugeValue, float64(as.Version))
+	ch <- buildinfo.Metric(m.buildInfo)
 }

@@ -48,3 +48,24 @@ type LBInfo struct {
 
 // Version of the control process.
 const Version = "0.1"
+
+// Terminated answers DELETE /v1/sessions/{id}: the session is closed
+// here, its gateway is told (through the outbox), and Disconnect says
+// what the NAS it started at answered to the Disconnect-Request (RFC
+// 5176). The answer waits for the NAS (three tries a second apart).
+type Terminated struct {
+	OK         bool   `json:"ok"`
+	Session    string `json:"session"`
+	NAS        string `json:"nas,omitempty"`
+	Disconnect string `json:"disconnect"` // one of the Disconnect* values
+	// DisconnectError is the NAK's Error-Cause or the transport error.
+	DisconnectError string `json:"disconnect_error,omitempty"`
+}
+
+// Terminated.Disconnect values.
+const (
+	DisconnectACK     = "ack"      // the NAS ended the session
+	DisconnectNAK     = "nak"      // the NAS refused (Disconnect-NAK)
+	DisconnectFailed  = "failed"   // no answer in time, or it could not be sent
+	DisconnectNotSent = "not_sent" // no NAS known, or its RADIUS client has no disconnect_port
+)

@@ -20,9 +20,9 @@ const (
 
 // Target is one thing to probe.
 type Target struct {
-	Kind string
-	Name string // unique per kind
-	URL  string // probed with GET; 2xx is healthy
+	Kind string `json:"kind"`
+	Name string `json:"name"` // unique per kind
+	URL  string `json:"url"`  // probed with GET; 2xx is healthy
 }
 
 // Config configures a Monitor.

@@ -23,6 +23,9 @@ type writer struct {
 	bufRecs  uint64
 	line     []byte
 	unsynced uint64 // records written since the last fsync
+	// ckDirty: checkpoint files were written, or clears wait, since the
+	// last fsync.
+	ckDirty  bool
 	lastSync time.Time
 	closeErr error
 }
@@ -110,6 +113,7 @@ func (w *writer) flush(l *Log) {
 	if len(w.buf) == 0 {
 		return
 	}
+	ok := false
 	if w.f == nil && !w.reopen(l) {
 		l.failed.Add(w.bufRecs)
 	} else if n, err := w.f.Write(w.buf); err != nil {
@@ -126,27 +130,37 @@ func (w *writer) flush(l *Log) {
 		w.unsynced += w.bufRecs
 		l.written.Add(w.bufRecs)
 		l.bytes.Add(uint64(n))
+		ok = true
 	}
 	w.buf, w.bufRecs = w.buf[:0], 0
+	for _, p := range *l.producers.Load() {
+		if p.ck != nil {
+			p.ck.flushed(ok)
+		}
+	}
 }
 
-// sync writes the buffer and fsyncs the file.
+// sync writes the buffer and fsyncs the file, then the checkpoint files
+// (after the log: a checkpoint is cleared only once its flow's final
+// record is durable).
 func (w *writer) sync(l *Log) {
 	w.flush(l)
 	w.lastSync = time.Now()
-	if w.unsynced == 0 || w.f == nil {
-		return
+	logSynced := true
+	if w.unsynced > 0 && w.f != nil {
+		if err := w.f.Sync(); err != nil {
+			// After a failed fsync Linux may have dropped the dirty pages:
+			// these records are written but not known durable.
+			l.werrs.Add(1)
+			w.noteErr(fmt.Errorf("acct: fsync: %w", err))
+			logSynced = false
+		} else {
+			l.synced.Add(w.unsynced)
+			l.syncs.Add(1)
+		}
+		w.unsynced = 0
 	}
-	if err := w.f.Sync(); err != nil {
-		// After a failed fsync Linux may have dropped the dirty pages:
-		// these records are written but not known durable.
-		l.werrs.Add(1)
-		w.noteErr(fmt.Errorf("acct: fsync: %w", err))
-	} else {
-		l.synced.Add(w.unsynced)
-		l.syncs.Add(1)
-	}
-	w.unsynced = 0
+	w.syncCheckpoints(l, logSynced)
 }
 
 // rotate renames path.N to path.N+1 (dropping those past Keep), path to
@@ -207,6 +221,11 @@ func (w *writer) reopen(l *Log) bool {
 
 func (w *writer) close(l *Log) {
 	w.sync(l)
+	for _, p := range *l.producers.Load() {
+		if p.ck != nil {
+			p.ck.close(l)
+		}
+	}
 	if w.f != nil {
 		if err := w.f.Close(); err != nil {
 			l.werrs.Add(1)

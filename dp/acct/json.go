@@ -11,19 +11,24 @@ import (
 // buffer). The line names the subscriber (user and device id) and the
 // service type, never the mobile's addresses (steps S79-S80):
 //
-//	{"kind":"final","session":7,"user":"alice","device":"IMEI-1",
+//	{"kind":"final","flow":"9f3c5e0a1b2d4c6e-42","session":7,"user":"alice","device":"IMEI-1",
 //	 "service":"web-a","service_type":"web","url":"host/path",
 //	 "rep":"10.30.0.1:80","server":"10.20.0.11:80","proto":"tcp",
 //	 "start":"2025-01-02T03:04:05.123456789Z","end":"...","cause":"tcp-close",
 //	 "up_packets":6,"up_bytes":450,"down_packets":9,"down_bytes":11000,
 //	 "up_payload":77,"down_payload":10432}
 //
+// "flow" (Record.FlowID) appears only for a named flow;
 // "url" (AttrHTTP) or "sni" (AttrSNI) appears only when an attribute was
 // seen; "rep" and "server" only when known; "up_payload"/"down_payload"
 // only when HasPayload. Times are RFC 3339 in UTC with nanoseconds.
 func AppendJSON(dst []byte, r *Record) []byte {
 	dst = append(dst, `{"kind":"`...)
 	dst = append(dst, r.Kind.String()...)
+	if r.Boot != 0 {
+		dst = append(dst, `","flow":"`...)
+		dst = appendFlowID(dst, r.Boot, r.Seq)
+	}
 	dst = append(dst, `","session":`...)
 	dst = strconv.AppendUint(dst, r.Session, 10)
 	dst = appendStr(dst, `,"user":`, r.User[:min(int(r.UserLen), UserSize)])
@@ -126,6 +131,7 @@ const MaxLine = 6*(UserSize+DeviceSize+ServiceSize+ServiceTypeSize+AttrSize) + 1
 // CLI). Its JSON form is the line format written by AppendJSON.
 type Entry struct {
 	Kind        string    `json:"kind"`
+	Flow        string    `json:"flow,omitempty"` // Record.FlowID
 	Session     uint64    `json:"session"`
 	User        string    `json:"user"`
 	Device      string    `json:"device"`

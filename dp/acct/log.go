@@ -44,6 +44,10 @@ type Config struct {
 	BufferSize int
 	// Mode is the permission of new log files.
 	Mode os.FileMode
+	// NoCheckpoints turns the checkpoint files off: Register makes none
+	// and Producer.CheckpointInterval is 0, so a crash loses all usage
+	// of the flows it ends since their last interim record.
+	NoCheckpoints bool
 }
 
 // DefaultConfig returns the defaults for the log at path.
@@ -95,7 +99,7 @@ var ErrClosed = errors.New("acct: log closed")
 // Stats are the log's counters as plain numbers (see Log.Stats).
 type Stats struct {
 	Producers int
-	Pushed    uint64 // records accepted by Push
+	Pushed    uint64 // records accepted by Push (checkpoints included)
 	Lost      uint64 // records refused by Push: ring full or log closed
 	Queued    uint64 // records in the rings now
 	Written   uint64 // records written to the file
@@ -108,6 +112,14 @@ type Stats struct {
 	// Repaired is the bytes of torn records cut off the file's end at Open.
 	Repaired uint64
 	Bytes    uint64 // bytes written since Open
+	// Checkpoints counts checkpoint records written to the checkpoint
+	// files; CheckpointsDeferred those refused by Producer.Checkpoint
+	// (the ring was half full); CheckpointErrors failed checkpoint
+	// writes and fsyncs (also in WriteErrors).
+	Checkpoints, CheckpointsDeferred, CheckpointErrors uint64
+	// Recovered is the final records (cause gateway-restart) Open wrote
+	// from the checkpoints of flows a crash ended.
+	Recovered uint64
 }
 
 // Log is the durable accounting log (R-ACCT-2): producers push records
@@ -128,6 +140,7 @@ type Log struct {
 
 	// written by the writer goroutine, read by Stats
 	written, synced, failed, syncs, rotations, werrs, repaired, bytes atomic.Uint64
+	checkpoints, ckptErrs, recovered                                  atomic.Uint64
 
 	w writer // writer-goroutine state
 }
@@ -145,6 +158,10 @@ func Open(cfg Config) (*Log, error) {
 	l := &Log{cfg: cfg, path: path, quit: make(chan struct{}), done: make(chan struct{})}
 	l.producers.Store(&[]*Producer{})
 	if err := l.w.open(l); err != nil {
+		return nil, err
+	}
+	if err := l.w.recover(l); err != nil {
+		l.w.f.Close()
 		return nil, err
 	}
 	go l.routineWriter()
@@ -184,6 +201,13 @@ func (l *Log) Register() (*Producer, error) {
 		size:  uint64(l.cfg.RingSize),
 		log:   l,
 	}
+	if !l.cfg.NoCheckpoints {
+		ck, err := createCkpt(l.path, len(old), l.cfg.Mode)
+		if err != nil {
+			return nil, err
+		}
+		p.ck = ck
+	}
 	ps := make([]*Producer, len(old), len(old)+1)
 	copy(ps, old)
 	ps = append(ps, p)
@@ -199,8 +223,10 @@ func (l *Log) Stats() Stats {
 		Written: l.written.Load(), Synced: l.synced.Load(), Failed: l.failed.Load(),
 		Syncs: l.syncs.Load(), Rotations: l.rotations.Load(), WriteErrors: l.werrs.Load(),
 		Repaired: l.repaired.Load(), Bytes: l.bytes.Load(),
+		Checkpoints: l.checkpoints.Load(), CheckpointErrors: l.ckptErrs.Load(), Recovered: l.recovered.Load(),
 	}
 	for _, p := range ps {
+		s.CheckpointsDeferred += p.deferred.Load()
 		t := p.tail.Load()
 		s.Pushed += t
 		s.Queued += t - p.head.Load()
@@ -250,7 +276,10 @@ type Producer struct {
 	// producer-local
 	cachedHead uint64
 	lost       atomic.Uint64
-	_          [48]byte
+	deferred   atomic.Uint64
+	_          [40]byte
+
+	ck *ckptFile // the writer's; nil when checkpoints are off
 }
 
 // Push copies r into the ring and returns true, or returns false and
@@ -286,6 +315,36 @@ func (p *Producer) PushWait(r *Record, deadline time.Time) bool {
 	return p.Push(r)
 }
 
+// Checkpoint pushes r, a live flow's Checkpoint record (r.Boot set), if
+// the ring is at most half full, keeping the other half for final and
+// interim records; otherwise, or when checkpoints are off, it returns
+// false and counts the record deferred, not lost: the caller tries
+// again later. Never blocks, never allocates.
+func (p *Producer) Checkpoint(r *Record) bool {
+	if p.ck == nil || r.Boot == 0 {
+		return false
+	}
+	t := p.tail.Load()
+	if t-p.cachedHead > p.size/2 {
+		p.cachedHead = p.head.Load()
+		if t-p.cachedHead > p.size/2 {
+			p.deferred.Add(1)
+			return false
+		}
+	}
+	return p.Push(r)
+}
+
+// CheckpointInterval is how often the producer should checkpoint each
+// live flow whose counters changed: the log's SyncInterval, one
+// checkpoint per fsync batch; 0 when checkpoints are off.
+func (p *Producer) CheckpointInterval() time.Duration {
+	if p.ck == nil {
+		return 0
+	}
+	return p.log.cfg.SyncInterval
+}
+
 func (p *Producer) lose() {
 	p.lost.Add(1)
 	p.log.lost.Add(1)
@@ -303,7 +362,7 @@ func (l *Log) routineWriter() {
 	defer timer.Stop()
 	for {
 		n := l.drain()
-		if w.unsynced > 0 {
+		if w.unsynced > 0 || w.ckDirty {
 			if l.cfg.SyncRecords > 0 && w.unsynced >= uint64(l.cfg.SyncRecords) ||
 				time.Since(w.lastSync) >= l.cfg.SyncInterval {
 				w.sync(l)
@@ -345,7 +404,7 @@ func (l *Log) drain() int {
 		}
 		total += int(t - h)
 		for ; h != t; h++ {
-			w.add(l, &p.slots[h&p.mask])
+			w.take(l, p, &p.slots[h&p.mask])
 		}
 		// The slots are copied out: give them back to the producer.
 		p.head.Store(h)
@@ -354,4 +413,60 @@ func (l *Log) drain() int {
 		w.flush(l)
 	}
 	return total
+}
+
+// take routes a record from p's ring: checkpoints to p's checkpoint
+// file, the rest to the log; an interim record of a named flow is its
+// checkpoint too, a final record's clears its checkpoint once fsync'd.
+func (w *writer) take(l *Log, p *Producer, r *Record) {
+	ck := p.ck
+	if r.Kind != Checkpoint {
+		w.add(l, r)
+	}
+	if ck == nil || r.Boot == 0 {
+		return
+	}
+	switch r.Kind {
+	case Checkpoint, Interim:
+		w.ckDirty = true
+		if !ck.checkpoint(l, r) {
+			// Both halves of the slot are still needed: an ended flow's
+			// final record is not fsync'd yet. Fsync, clear, retry.
+			w.sync(l)
+			w.ckDirty = true
+			if !ck.checkpoint(l, r) {
+				l.ckptErrs.Add(1)
+			}
+		}
+	case Final:
+		ck.end(r)
+		w.ckDirty = true
+	}
+}
+
+// syncCheckpoints runs after the log's fsync: it clears the checkpoints
+// of flows whose final records are now durable and fsyncs the
+// checkpoint files.
+func (w *writer) syncCheckpoints(l *Log, logSynced bool) {
+	if !w.ckDirty {
+		return
+	}
+	w.ckDirty = false
+	for _, p := range *l.producers.Load() {
+		if p.ck == nil {
+			continue
+		}
+		if logSynced {
+			p.ck.clearEnded(l)
+			if len(p.ck.ends) > 0 {
+				w.ckDirty = true // clears to try again
+			}
+		} else {
+			// The final records are not known durable: their flows'
+			// checkpoints stay, for a restart to dedup or write.
+			p.ck.written = 0
+			p.ck.flushed(false)
+		}
+		p.ck.sync(l)
+	}
 }

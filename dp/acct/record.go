@@ -17,10 +17,17 @@ const (
 	// Its counters are cumulative since Start (like RADIUS Interim-Update),
 	// End is the time of the report and Cause is CauseInterim.
 	Interim
+	// Checkpoint is a live flow's counters as the gateway saw them at
+	// the end of a checkpoint sweep (cumulative, like Interim). The
+	// writer keeps a flow's latest checkpoint in the producer's
+	// checkpoint file, never in the log: it is not a usage record. After
+	// a crash, Open turns the last checkpoint of each flow that has no
+	// final record into its final record (CauseGatewayRestart).
+	Checkpoint
 	numKinds
 )
 
-var kindNames = [numKinds]string{"final", "interim"}
+var kindNames = [numKinds]string{"final", "interim", "checkpoint"}
 
 func (k Kind) String() string {
 	if k < numKinds {
@@ -31,22 +38,24 @@ func (k Kind) String() string {
 
 // Cause is why a flow ended. The values 0..CauseShutdown are nat.Cause's
 // (the gateway passes them through unchanged); CauseInterim marks interim
-// records.
+// (and checkpoint) records; CauseGatewayRestart marks the final record
+// Open writes, from its last checkpoint, for a flow that a crash ended.
 type Cause uint8
 
 const (
-	CauseIdleTimeout Cause = iota // nat.IdleTimeout
-	CauseTCPClose                 // nat.TCPClose
-	CauseTCPReset                 // nat.TCPReset
-	CauseSessionEnd               // nat.SessionEnd
-	CauseReleased                 // nat.Released
-	CauseAdmin                    // nat.Admin
-	CauseShutdown                 // nat.Shutdown
-	CauseInterim                  // the flow is still open (Kind Interim)
+	CauseIdleTimeout    Cause = iota // nat.IdleTimeout
+	CauseTCPClose                    // nat.TCPClose
+	CauseTCPReset                    // nat.TCPReset
+	CauseSessionEnd                  // nat.SessionEnd
+	CauseReleased                    // nat.Released
+	CauseAdmin                       // nat.Admin
+	CauseShutdown                    // nat.Shutdown
+	CauseInterim                     // the flow is still open (Kind Interim)
+	CauseGatewayRestart              // the gateway crashed with the flow open; written at restart
 	NumCauses
 )
 
-var causeNames = [NumCauses]string{"idle-timeout", "tcp-close", "tcp-reset", "session-end", "released", "admin", "shutdown", "interim"}
+var causeNames = [NumCauses]string{"idle-timeout", "tcp-close", "tcp-reset", "session-end", "released", "admin", "shutdown", "interim", "gateway-restart"}
 
 func (c Cause) String() string {
 	if c < NumCauses {
@@ -113,6 +122,33 @@ type Record struct {
 
 	UpPackets, UpBytes, DownPackets, DownBytes uint64
 	UpPayload, DownPayload                     uint64
+
+	// Boot and Seq name the flow, unique across restarts: Boot is the
+	// producing gateway worker's random id, drawn when it starts, Seq
+	// counts its flows from 1. All of a flow's records (interim,
+	// checkpoint, final) carry the same pair; zero means unnamed (such a
+	// record is never checkpointed). Slot is the flow's slot in its
+	// producer's checkpoint file, the gateway's binding id: live at a
+	// time, one flow per slot.
+	Boot, Seq uint64
+	Slot      uint32
+}
+
+// FlowID is the flow's name as the log writes it ("flow"):
+// Boot in 16 hex digits, a dash, Seq in decimal; "" when unnamed.
+func (r *Record) FlowID() string {
+	if r.Boot == 0 {
+		return ""
+	}
+	return string(appendFlowID(nil, r.Boot, r.Seq))
+}
+
+func appendFlowID(dst []byte, boot, seq uint64) []byte {
+	for sh := 60; sh >= 0; sh -= 4 {
+		dst = append(dst, hexDigits[boot>>uint(sh)&0xf])
+	}
+	dst = append(dst, '-')
+	return strconv.AppendUint(dst, seq, 10)
 }
 
 // set copies s into dst, truncated at a UTF-8 boundary, and returns the

@@ -204,6 +204,7 @@ func TestMaxLineBounds(t *testing.T) {
 	r.Start, r.End = -1<<63, 1<<63-1
 	r.UpPackets, r.UpBytes, r.DownPackets, r.DownBytes = ^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0)
 	r.HasPayload, r.UpPayload, r.DownPayload = true, ^uint64(0), ^uint64(0)
+	r.Boot, r.Seq = ^uint64(0), ^uint64(0)
 	if n := len(AppendJSON(nil, &r)); n > MaxLine {
 		t.Errorf("worst line %d bytes > MaxLine %d", n, MaxLine)
 	}

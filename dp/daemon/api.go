@@ -64,7 +64,7 @@ func lbRoutes(v1 *http.ServeMux, b Backend) {
 	})
 	v1.HandleFunc("PUT /v1/t4", func(w http.ResponseWriter, r *http.Request) {
 		var t api.T4
-		if !decode(w, r, &t) {
+		if !decode(w, r, &t, "rows") {
 			return
 		}
 		rows, err := T4Rows(t.Rows)
@@ -125,10 +125,11 @@ func requireToken(token string, h http.Handler) http.Handler {
 	})
 }
 
-func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 16<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+// decode reads a body that is exactly one JSON object of v's shape, with
+// the required fields present (api.DecodeObject); anything
+// else is answered 400 and false, before the handler changes any state.
+func decode(w http.ResponseWriter, r *http.Request, v any, required ...string) bool {
+	if err := api.DecodeObject(io.LimitReader(r.Body, 16<<20), v, required...); err != nil {
 		fail(w, http.StatusBadRequest, fmt.Errorf("decode body: %w", err))
 		return false
 	}

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"samepath/ctl/api"
+	"samepath/internal/version"
 	"samepath/nat"
 )
 
@@ -111,7 +113,10 @@ func TestAPITokenAndMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := string(raw)
-	for _, want := range []string{`samepath_rx_packets_total{port="eth0/q0"} 7`, `samepath_drops_total{port="eth0/q0",reason="no_route"} 2`} {
+	buildInfo := fmt.Sprintf(`samepath_build_info{goversion=%q,version=%q} 1`, version.GoVersion(), version.Get())
+	// Reasons that never happened are there from the start, at 0.
+	for _, want := range []string{`samepath_rx_packets_total{port="eth0/q0"} 7`, `samepath_drops_total{port="eth0/q0",reason="no_route"} 2`,
+		`samepath_drops_total{port="eth0/q0",reason="all_gateways_down"} 0`, `samepath_drops_total{port="eth0/q0",reason="panic"} 0`, buildInfo} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q", want)
 		}

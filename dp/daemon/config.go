@@ -1,21 +1,24 @@
 package daemon
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"runtime"
+	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/vishvananda/netlink"
 
 	"samepath/ctl/api"
 	"samepath/dp"
 	"samepath/dp/acct"
 	"samepath/dp/balance"
+	"samepath/internal/cfgfile"
 	"samepath/nat"
+	"samepath/ring/xsk"
 )
 
 // Config is samepathd's YAML configuration.
@@ -89,7 +92,7 @@ type GWConfig struct {
 	// RequireSession drops packets from addresses without a session
 	// (R-GW-7, step S124). Default true; false only without an AAA.
 	RequireSession *bool `yaml:"require_session"`
-	// LBCache bounds T12 (mobile -> LB MAC).
+	// LBCache bounds T12 (mobile -> LB MAC); 1..maxLBCache.
 	LBCache int64 `yaml:"lb_cache"`
 	// Services are T6 + T11 + T9.
 	Services []api.Service `yaml:"services"`
@@ -112,7 +115,7 @@ type NAT struct {
 	PortMin  uint16   `yaml:"port_min"`
 	PortMax  uint16   `yaml:"port_max"`
 	Capacity int      `yaml:"capacity"`
-	// Idle timeouts; zero keeps the RFC default (see nat.DefaultTimeouts).
+	// Idle timeouts; absent keeps the RFC default (see nat.DefaultTimeouts).
 	UDPTimeout            time.Duration `yaml:"udp_timeout"`
 	ICMPTimeout           time.Duration `yaml:"icmp_timeout"`
 	TCPEstablishedTimeout time.Duration `yaml:"tcp_established_timeout"`
@@ -126,7 +129,7 @@ type NAT struct {
 type Accounting struct {
 	Log          string        `yaml:"log"`           // file (rotated as FILE.1 .. FILE.keep)
 	Interim      time.Duration `yaml:"interim"`       // interim records for long flows; 0: none
-	SyncInterval time.Duration `yaml:"sync_interval"` // fsync batches at least this often
+	SyncInterval time.Duration `yaml:"sync_interval"` // fsync batches (and live flows' checkpoints) at least this often
 	MaxSize      int64         `yaml:"max_size"`      // rotate before this many bytes
 	Keep         int           `yaml:"keep"`          // rotated files kept
 }
@@ -134,15 +137,7 @@ type Accounting struct {
 // LogConfig is the accounting log's config.
 func (a Accounting) LogConfig() (acct.Config, error) {
 	c := acct.DefaultConfig(a.Log)
-	if a.SyncInterval != 0 {
-		c.SyncInterval = a.SyncInterval
-	}
-	if a.MaxSize != 0 {
-		c.MaxSize = a.MaxSize
-	}
-	if a.Keep != 0 {
-		c.Keep = a.Keep
-	}
+	c.SyncInterval, c.MaxSize, c.Keep = a.SyncInterval, a.MaxSize, a.Keep
 	if a.Interim < 0 {
 		return c, fmt.Errorf("interim %v < 0", a.Interim)
 	}
@@ -167,30 +162,126 @@ func DefaultConfig() Config {
 	}
 }
 
-// Load reads and validates a config file.
+// DefaultGWConfig returns the gw section's defaults: what a key absent
+// from it gets. A key given with an invalid value is an error (Validate),
+// never replaced by its default.
+func DefaultGWConfig() GWConfig {
+	pc := nat.DefaultPortTableConfig()
+	pr := balance.DefaultProberConfig()
+	ac := acct.DefaultConfig("")
+	t := pc.Timeouts
+	return GWConfig{
+		LBCache: 1 << 16,
+		NAT: NAT{
+			PortMin: pc.PortMin, PortMax: pc.PortMax, Capacity: pc.Capacity,
+			UDPTimeout: t.UDP, ICMPTimeout: t.ICMP, TCPEstablishedTimeout: t.TCPEstablished,
+			TCPTransitoryTimeout: t.TCPTransitory, TCPTimeWaitTimeout: t.TCPTimeWait, TCPClosedTimeout: t.TCPClosed,
+			PortReuseDelay: pc.PortReuseDelay,
+		},
+		Probe:      Probe{Interval: pr.Interval, Timeout: pr.Timeout, Fall: pr.Fall, Rise: pr.Rise},
+		Accounting: Accounting{SyncInterval: ac.SyncInterval, MaxSize: ac.MaxSize, Keep: ac.Keep},
+	}
+}
+
+// maxLBCache bounds gw.lb_cache (T12 entries; a gateway's address range
+// is at most a /12, 1 Mi mobiles).
+const maxLBCache = 1 << 24
+
+// maxRing is the largest AF_XDP ring the sockets take (xsk.Config.Validate).
+const maxRing = 1 << 16
+
+// maxBatch is the largest batch a worker takes (dp.WorkerConfig.Validate).
+const maxBatch = 4096
+
+// ifNameMax is the longest interface name Linux takes (IFNAMSIZ-1).
+const ifNameMax = 15
+
+// Load reads a config file and checks its values (Parse). samepathd -check
+// and Run then run Check, which adds the files and interfaces it names.
 func Load(path string) (Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("read config: %w", err)
 	}
-	return Parse(data)
+	c, err := Parse(data)
+	if err != nil && c.Role == "" {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, err
 }
 
-// Parse decodes and validates YAML; unknown fields are errors.
+// Parse decodes YAML over the defaults (unknown keys are errors) and
+// checks the values (Validate). With a validation error it returns the
+// decoded config too; with a decoding error, a zero Config.
 func Parse(data []byte) (Config, error) {
 	c := DefaultConfig()
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		return Config{}, fmt.Errorf("parse config: %w", err)
-	}
-	if err := c.Validate(); err != nil {
+	gw := DefaultGWConfig()
+	c.GW = &gw
+	root, err := cfgfile.Decode(data, &c)
+	if err != nil {
 		return Config{}, err
 	}
-	return c, nil
+	if !cfgfile.Has(root, "gw") {
+		c.GW = nil
+	}
+	return c, c.Validate()
 }
 
-// Validate checks the config.
+// Check is the validation samepathd -check and Run both run: Validate,
+// then what the start opens: the API token file, the accounting log's
+// directory and the interfaces, which must exist and be Ethernet.
+func (c Config) Check() error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if _, err := cfgfile.ReadToken(c.APITokenFile); err != nil {
+		return fmt.Errorf("config: api_token_file: %w", err)
+	}
+	if c.Role == "gw" && c.GW.Accounting.Log != "" {
+		if err := logWritable(c.GW.Accounting.Log); err != nil {
+			return fmt.Errorf("config: gw.accounting.log: %w", err)
+		}
+	}
+	for _, s := range c.ifaces() {
+		ifi, err := net.InterfaceByName(s.name)
+		if err != nil {
+			return fmt.Errorf("config: %s %q: %w", s.key, s.name, err)
+		}
+		if len(ifi.HardwareAddr) != 6 {
+			return fmt.Errorf("config: %s %q: not an Ethernet interface", s.key, s.name)
+		}
+		// The queues the kernel allocated bound those a socket can bind
+		// (the channels in use, ethtool -l, may be fewer).
+		if l, err := netlink.LinkByIndex(ifi.Index); err == nil {
+			if n := l.Attrs().NumRxQueues; n > 0 && c.Workers.Queues > n {
+				return fmt.Errorf("config: workers.queues %d: %s %s has %d rx queues", c.Workers.Queues, s.key, s.name, n)
+			}
+		}
+	}
+	return nil
+}
+
+// logWritable checks that acct.Open can open path: a file in a writable
+// directory, or a writable directory (the log then lives inside it).
+func logWritable(path string) error {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return cfgfile.WritableDir(path, false)
+	}
+	return cfgfile.WritableFile(path)
+}
+
+type ifaceKey struct{ key, name string }
+
+// ifaces are the interfaces the role opens, by key.
+func (c Config) ifaces() []ifaceKey {
+	if c.Role == "gw" {
+		return []ifaceKey{{"gw.lan.iface", c.GW.Lan.Iface}, {"gw.servers.iface", c.GW.Servers.Iface}}
+	}
+	return []ifaceKey{{"lb.ingress.iface", c.LB.Ingress.Iface}, {"lb.gateway_side.iface", c.LB.GatewaySide.Iface}}
+}
+
+// Validate checks every value; errors name the YAML key. It opens
+// nothing (Check does).
 func (c Config) Validate() error {
 	if c.Role != "lb" && c.Role != "gw" {
 		return fmt.Errorf("config: role %q: want lb or gw", c.Role)
@@ -205,60 +296,111 @@ func (c Config) Validate() error {
 	if c.Steering != "afxdp" && c.Steering != "xdp" {
 		return fmt.Errorf("config: steering %q: want afxdp or xdp", c.Steering)
 	}
-	x := c.XSK
-	if x.FrameSize < 2048 || x.FrameSize&(x.FrameSize-1) != 0 {
-		return fmt.Errorf("config: xsk frame_size %d: want a power of two >= 2048", x.FrameSize)
-	}
-	if x.RingSize <= 0 || x.RingSize&(x.RingSize-1) != 0 {
-		return fmt.Errorf("config: xsk ring_size %d: want a power of two", x.RingSize)
-	}
-	if x.Frames < 4*x.RingSize {
-		return fmt.Errorf("config: xsk frames %d: want at least 4*ring_size (%d): two sockets' fill rings and TX rings share them", x.Frames, 4*x.RingSize)
-	}
-	if x.Batch <= 0 || x.Batch > x.RingSize {
-		return fmt.Errorf("config: xsk batch %d: want 1..ring_size", x.Batch)
+	if err := c.XSK.validate(); err != nil {
+		return err
 	}
 	if c.Workers.Queues <= 0 {
-		return fmt.Errorf("config: workers queues %d: want >= 1", c.Workers.Queues)
+		return fmt.Errorf("config: workers.queues %d: want >= 1", c.Workers.Queues)
 	}
-	for _, cpu := range c.Workers.CPUs {
+	for i, cpu := range c.Workers.CPUs {
 		if cpu < 0 || cpu >= runtime.NumCPU() {
-			return fmt.Errorf("config: workers cpu %d: this machine has cpus 0..%d", cpu, runtime.NumCPU()-1)
+			return fmt.Errorf("config: workers.cpus[%d] %d: this machine has cpus 0..%d", i, cpu, runtime.NumCPU()-1)
 		}
 	}
 	if c.Role == "gw" {
-		return c.validateGW()
+		if err := c.validateGW(); err != nil {
+			return err
+		}
+	} else if err := c.validateLB(); err != nil {
+		return err
 	}
-	if c.LB == nil {
+	// What the sockets check themselves, so that nothing the start
+	// refuses passes here.
+	for _, s := range c.ifaces() {
+		sc := xsk.DefaultConfig(s.name, c.Workers.Queues-1)
+		sc.RxSize, sc.TxSize, sc.FillSize, sc.CompSize = c.XSK.RingSize, c.XSK.RingSize, c.XSK.RingSize, c.XSK.RingSize
+		sc.BusyPoll = c.XSK.BusyPoll
+		if err := sc.Validate(); err != nil {
+			return fmt.Errorf("config: %s: %w", s.key, err)
+		}
+	}
+	return nil
+}
+
+func (x XSKConfig) validate() error {
+	if x.FrameSize != 2048 && x.FrameSize != 4096 {
+		return fmt.Errorf("config: xsk.frame_size %d: want 2048 or 4096 (what an AF_XDP UMEM takes)", x.FrameSize)
+	}
+	if x.RingSize <= 0 || x.RingSize > maxRing || x.RingSize&(x.RingSize-1) != 0 {
+		return fmt.Errorf("config: xsk.ring_size %d: want a power of two in 1..%d", x.RingSize, maxRing)
+	}
+	if x.Frames < 4*x.RingSize {
+		return fmt.Errorf("config: xsk.frames %d: want at least 4*ring_size (%d): two sockets' fill rings and TX rings share them", x.Frames, 4*x.RingSize)
+	}
+	if x.Batch <= 0 || x.Batch > x.RingSize || x.Batch > maxBatch {
+		return fmt.Errorf("config: xsk.batch %d: want 1..ring_size (%d), at most %d", x.Batch, x.RingSize, maxBatch)
+	}
+	wc := dp.DefaultWorkerConfig()
+	wc.Batch = x.Batch
+	if err := wc.Validate(); err != nil {
+		return fmt.Errorf("config: xsk.batch: %w", err)
+	}
+	if err := (xsk.UmemConfig{Frames: x.Frames, FrameSize: uint32(x.FrameSize)}).Validate(); err != nil {
+		return fmt.Errorf("config: xsk.frames: %w", err)
+	}
+	return nil
+}
+
+// validIface checks an interface name given under key.
+func validIface(key, name string) error {
+	if name == "" {
+		return fmt.Errorf("config: %s is required", key)
+	}
+	if len(name) > ifNameMax || strings.ContainsAny(name, "/ \t\n") {
+		return fmt.Errorf("config: %s %q: not an interface name (at most %d bytes, no '/' or blanks)", key, name, ifNameMax)
+	}
+	return nil
+}
+
+func (c Config) validateLB() error {
+	lb := c.LB
+	if lb == nil {
 		return errors.New("config: role lb needs an lb section")
 	}
-	lb := c.LB
-	if lb.Ingress.Iface == "" || lb.GatewaySide.Iface == "" {
-		return errors.New("config: lb ingress.iface and gateway_side.iface are required")
+	if err := validIface("lb.ingress.iface", lb.Ingress.Iface); err != nil {
+		return err
+	}
+	if err := validIface("lb.gateway_side.iface", lb.GatewaySide.Iface); err != nil {
+		return err
 	}
 	if lb.Ingress.Iface == lb.GatewaySide.Iface {
-		return errors.New("config: lb ingress and gateway_side must be different interfaces")
+		return fmt.Errorf("config: lb.gateway_side.iface %s: the same interface as lb.ingress.iface", lb.GatewaySide.Iface)
 	}
 	if lb.Ingress.NextHopMAC == "" && lb.Ingress.NextHopIP == "" {
-		return errors.New("config: lb ingress needs next_hop_mac or next_hop_ip")
+		return errors.New("config: lb.ingress.next_hop_mac or lb.ingress.next_hop_ip is required")
 	}
 	if lb.Ingress.NextHopMAC != "" {
 		if _, err := nat.ParseMAC(lb.Ingress.NextHopMAC); err != nil {
-			return fmt.Errorf("config: lb ingress next_hop_mac: %w", err)
+			return fmt.Errorf("config: lb.ingress.next_hop_mac: %w", err)
 		}
 	}
 	if lb.Ingress.NextHopIP != "" {
 		if _, err := netip.ParseAddr(lb.Ingress.NextHopIP); err != nil {
-			return fmt.Errorf("config: lb ingress next_hop_ip: %w", err)
+			return fmt.Errorf("config: lb.ingress.next_hop_ip: %w", err)
 		}
 	}
-	for _, e := range lb.Exclude {
+	for i, e := range lb.Exclude {
 		if _, err := netip.ParseAddr(e); err != nil {
-			return fmt.Errorf("config: lb exclude: %w", err)
+			return fmt.Errorf("config: lb.exclude[%d]: %w", i, err)
+		}
+	}
+	for i, r := range lb.T4 {
+		if _, err := T4Row(r); err != nil {
+			return fmt.Errorf("config: lb.t4[%d]: %w", i, err)
 		}
 	}
 	if _, err := T4Rows(lb.T4); err != nil {
-		return fmt.Errorf("config: lb t4: %w", err)
+		return fmt.Errorf("config: lb.t4: %w", err)
 	}
 	if err := lb.Control.validate(); err != nil {
 		return fmt.Errorf("config: lb control: %w", err)
@@ -272,35 +414,109 @@ func (c Config) validateGW() error {
 		return errors.New("config: role gw needs a gw section")
 	}
 	if c.Steering != "afxdp" {
-		return errors.New("config: role gw runs on afxdp steering only")
+		return fmt.Errorf("config: steering %s: role gw runs on afxdp steering only", c.Steering)
 	}
 	if c.Workers.Queues != 1 {
-		return errors.New("config: role gw: workers.queues must be 1 (one worker owns the NAT table)")
+		return fmt.Errorf("config: workers.queues %d: role gw wants 1 (one worker owns the NAT table)", c.Workers.Queues)
 	}
-	if g.Lan.Iface == "" || g.Servers.Iface == "" || g.Lan.Iface == g.Servers.Iface {
-		return errors.New("config: gw lan.iface and servers.iface are required and must differ")
+	if err := validIface("gw.lan.iface", g.Lan.Iface); err != nil {
+		return err
 	}
-	if _, err := g.PortTableConfig(); err != nil {
-		return fmt.Errorf("config: gw nat: %w", err)
+	if err := validIface("gw.servers.iface", g.Servers.Iface); err != nil {
+		return err
+	}
+	if g.Lan.Iface == g.Servers.Iface {
+		return fmt.Errorf("config: gw.servers.iface %s: the same interface as gw.lan.iface", g.Servers.Iface)
+	}
+	if err := g.NAT.validate(); err != nil {
+		return err
+	}
+	if g.LBCache < 1 || g.LBCache > maxLBCache {
+		return fmt.Errorf("config: gw.lb_cache %d: want 1..%d", g.LBCache, maxLBCache)
+	}
+	for i, s := range g.Services {
+		if _, err := ServiceConfig(s); err != nil {
+			return fmt.Errorf("config: gw.services[%d]: %w", i, err)
+		}
 	}
 	if _, err := ServiceConfigs(g.Services); err != nil {
-		return fmt.Errorf("config: gw services: %w", err)
+		return fmt.Errorf("config: gw.services: %w", err)
+	}
+	p := g.Probe
+	switch {
+	case p.Interval <= 0:
+		return fmt.Errorf("config: gw.probe.interval %v: want > 0", p.Interval)
+	case p.Timeout <= 0 || p.Timeout > p.Interval:
+		return fmt.Errorf("config: gw.probe.timeout %v: want 0 < timeout <= interval (%v)", p.Timeout, p.Interval)
+	case p.Fall < 1:
+		return fmt.Errorf("config: gw.probe.fall %d: want >= 1", p.Fall)
+	case p.Rise < 1:
+		return fmt.Errorf("config: gw.probe.rise %d: want >= 1", p.Rise)
 	}
 	if _, err := g.ProberConfig(); err != nil {
-		return fmt.Errorf("config: gw probe: %w", err)
+		return fmt.Errorf("config: gw.probe: %w", err)
 	}
 	if _, _, err := AuthzRows(g.Authz); err != nil {
-		return fmt.Errorf("config: gw authz: %w", err)
+		return fmt.Errorf("config: gw.authz: %w", err)
 	}
-	if g.Accounting.Log != "" {
-		if _, err := g.Accounting.LogConfig(); err != nil {
-			return fmt.Errorf("config: gw accounting: %w", err)
+	if a := g.Accounting; a.Log != "" {
+		switch {
+		case a.Interim < 0:
+			return fmt.Errorf("config: gw.accounting.interim %v: want >= 0 (0: none)", a.Interim)
+		case a.SyncInterval <= 0:
+			return fmt.Errorf("config: gw.accounting.sync_interval %v: want > 0", a.SyncInterval)
+		case a.MaxSize < acct.MaxLine:
+			return fmt.Errorf("config: gw.accounting.max_size %d: want at least one record (%d bytes)", a.MaxSize, acct.MaxLine)
+		case a.Keep < 1 || a.Keep > 100000:
+			return fmt.Errorf("config: gw.accounting.keep %d: want 1..100000", a.Keep)
+		}
+		if _, err := a.LogConfig(); err != nil {
+			return fmt.Errorf("config: gw.accounting: %w", err)
 		}
 	}
-	for _, e := range g.Exclude {
+	for i, e := range g.Exclude {
 		if _, err := netip.ParseAddr(e); err != nil {
-			return fmt.Errorf("config: gw exclude: %w", err)
+			return fmt.Errorf("config: gw.exclude[%d]: %w", i, err)
 		}
+	}
+	return nil
+}
+
+func (n NAT) validate() error {
+	if len(n.Addrs) == 0 {
+		return errors.New("config: gw.nat.addrs: at least one gateway address is required")
+	}
+	for i, s := range n.Addrs {
+		if _, err := netip.ParseAddr(s); err != nil {
+			return fmt.Errorf("config: gw.nat.addrs[%d]: %w", i, err)
+		}
+	}
+	if n.PortMin == 0 {
+		return errors.New("config: gw.nat.port_min 0: want 1..port_max")
+	}
+	if n.PortMin > n.PortMax {
+		return fmt.Errorf("config: gw.nat.port_min %d: beyond port_max %d", n.PortMin, n.PortMax)
+	}
+	if n.Capacity < 1 || n.Capacity > nat.MaxCapacity {
+		return fmt.Errorf("config: gw.nat.capacity %d: want 1..%d", n.Capacity, nat.MaxCapacity)
+	}
+	for _, t := range []struct {
+		key string
+		v   time.Duration
+	}{
+		{"udp_timeout", n.UDPTimeout}, {"icmp_timeout", n.ICMPTimeout}, {"tcp_established_timeout", n.TCPEstablishedTimeout},
+		{"tcp_transitory_timeout", n.TCPTransitoryTimeout}, {"tcp_time_wait_timeout", n.TCPTimeWaitTimeout}, {"tcp_closed_timeout", n.TCPClosedTimeout},
+	} {
+		if t.v <= 0 {
+			return fmt.Errorf("config: gw.nat.%s %v: want > 0", t.key, t.v)
+		}
+	}
+	if n.PortReuseDelay < 0 {
+		return fmt.Errorf("config: gw.nat.port_reuse_delay %v: want >= 0", n.PortReuseDelay)
+	}
+	g := GWConfig{NAT: n}
+	if _, err := g.PortTableConfig(); err != nil {
+		return fmt.Errorf("config: gw.nat: %w", err)
 	}
 	return nil
 }
@@ -318,45 +534,19 @@ func (g *GWConfig) PortTableConfig() (nat.PortTableConfig, error) {
 		}
 		pc.GwAddrs = append(pc.GwAddrs, a)
 	}
-	if g.NAT.PortMin != 0 {
-		pc.PortMin = g.NAT.PortMin
+	n := g.NAT
+	pc.PortMin, pc.PortMax, pc.Capacity, pc.PortReuseDelay = n.PortMin, n.PortMax, n.Capacity, n.PortReuseDelay
+	pc.Timeouts = nat.Timeouts{
+		UDP: n.UDPTimeout, ICMP: n.ICMPTimeout, TCPEstablished: n.TCPEstablishedTimeout,
+		TCPTransitory: n.TCPTransitoryTimeout, TCPTimeWait: n.TCPTimeWaitTimeout, TCPClosed: n.TCPClosedTimeout,
 	}
-	if g.NAT.PortMax != 0 {
-		pc.PortMax = g.NAT.PortMax
-	}
-	if g.NAT.Capacity != 0 {
-		pc.Capacity = g.NAT.Capacity
-	}
-	set := func(d *time.Duration, v time.Duration) {
-		if v != 0 {
-			*d = v
-		}
-	}
-	set(&pc.Timeouts.UDP, g.NAT.UDPTimeout)
-	set(&pc.Timeouts.ICMP, g.NAT.ICMPTimeout)
-	set(&pc.Timeouts.TCPEstablished, g.NAT.TCPEstablishedTimeout)
-	set(&pc.Timeouts.TCPTransitory, g.NAT.TCPTransitoryTimeout)
-	set(&pc.Timeouts.TCPTimeWait, g.NAT.TCPTimeWaitTimeout)
-	set(&pc.Timeouts.TCPClosed, g.NAT.TCPClosedTimeout)
-	set(&pc.PortReuseDelay, g.NAT.PortReuseDelay)
 	return pc, pc.Validate()
 }
 
 // ProberConfig is the server health checks' config.
 func (g *GWConfig) ProberConfig() (balance.ProberConfig, error) {
 	pc := balance.DefaultProberConfig()
-	if g.Probe.Interval != 0 {
-		pc.Interval = g.Probe.Interval
-	}
-	if g.Probe.Timeout != 0 {
-		pc.Timeout = g.Probe.Timeout
-	}
-	if g.Probe.Fall != 0 {
-		pc.Fall = g.Probe.Fall
-	}
-	if g.Probe.Rise != 0 {
-		pc.Rise = g.Probe.Rise
-	}
+	pc.Interval, pc.Timeout, pc.Fall, pc.Rise = g.Probe.Interval, g.Probe.Timeout, g.Probe.Fall, g.Probe.Rise
 	return pc, pc.Validate()
 }
 
@@ -530,6 +720,8 @@ gw:
       service_type: web
       servers: [{addr: "10.20.0.11:80"}, {addr: "10.20.0.12:80", weight: 2}]
   probe: {interval: 1s, timeout: 500ms, fall: 3, rise: 2}
+  # accounting: T10 records, fsync'd every sync_interval; live flows are
+  # checkpointed as often (LOG.ckpt.N), so a crash loses at most ~one interval
   accounting: {log: /var/log/samepath/accounting.log, interim: 5m, sync_interval: 200ms}
   authz:                        # T9 service types, T8 service orders
     t9: [{rep: 10.30.0.1, service_type: web}]

@@ -8,13 +8,12 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
-	"strings"
 	"sync"
 	"time"
 
 	"samepath/ctl/api"
 	"samepath/dp"
+	"samepath/internal/cfgfile"
 	"samepath/nat"
 	"samepath/ring/xsk"
 )
@@ -39,10 +38,11 @@ type Daemon struct {
 	closers         []func() error
 }
 
-// Run starts samepathd with cfg and serves until ctx is done, then tears
-// everything down (XDP programs detached, sockets closed).
+// Run checks cfg (Check: what samepathd -check runs), starts samepathd
+// with it and serves until ctx is done, then tears everything down (XDP
+// programs detached, sockets closed).
 func Run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Check(); err != nil {
 		return err
 	}
 	d := &Daemon{cfg: cfg, log: log, start: time.Now(), panics: &panicLog{log: log}}
@@ -51,16 +51,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 			err = cerr
 		}
 	}()
-	token := ""
-	if cfg.APITokenFile != "" {
-		b, err := os.ReadFile(cfg.APITokenFile)
-		if err != nil {
-			return fmt.Errorf("read api token: %w", err)
-		}
-		token = strings.TrimSpace(string(b))
-		if token == "" {
-			return fmt.Errorf("api token file %s is empty", cfg.APITokenFile)
-		}
+	token, err := cfgfile.ReadToken(cfg.APITokenFile)
+	if err != nil {
+		return fmt.Errorf("api_token_file: %w", err)
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -138,11 +131,11 @@ func (d *Daemon) startLB(ctx context.Context) error {
 	}
 	ingress, err := net.InterfaceByName(cfg.LB.Ingress.Iface)
 	if err != nil {
-		return fmt.Errorf("ingress interface: %w", err)
+		return fmt.Errorf("lb.ingress.iface %q: %w", cfg.LB.Ingress.Iface, err)
 	}
 	gwside, err := net.InterfaceByName(cfg.LB.GatewaySide.Iface)
 	if err != nil {
-		return fmt.Errorf("gateway-side interface: %w", err)
+		return fmt.Errorf("lb.gateway_side.iface %q: %w", cfg.LB.GatewaySide.Iface, err)
 	}
 	if len(ingress.HardwareAddr) != 6 || len(gwside.HardwareAddr) != 6 {
 		return errors.New("lb interfaces must be Ethernet")

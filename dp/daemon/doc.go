@@ -19,6 +19,13 @@
 // socket (xsk.Config.BindBusyWait, 3 s, each retry logged), in both
 // roles.
 //
+// Config: Load/Parse decode the YAML over the defaults (DefaultConfig,
+// DefaultGWConfig: only absent keys get them) and check the values
+// (Validate); Check adds the token file, the accounting directory and the
+// interfaces. samepathd -check and Run both run Check, so a config -check
+// accepts does not fail the start on anything it could have seen. Every
+// error names its YAML key.
+//
 // Goroutines: the workers; the HTTP server; for lb with next_hop_ip the
 // neighbor follower; for gw the neighbor resolver and the server prober.
 // Control API handlers change shared tables that workers read lock-free.

@@ -35,14 +35,94 @@ type gwState struct {
 
 	mu       sync.Mutex
 	sessions map[string]*gwSession // by control-process session id
-	byIP     map[netip.Addr]string
+	byIP     map[netip.Addr]string // every session's address; only theirs
 	nextID   uint64
+	tombs    tombstones
 }
 
 type gwSession struct {
 	api.GWSession
 	id uint64
+	ip netip.Addr
 	lb nat.MAC // the LB of the latest event that named one (R-GW-4)
+}
+
+// Tombstone bounds: an ended or displaced session's tombstone is kept
+// for tombstoneTTL, and at most tombstoneMax of them (the oldest go
+// first; about 100 bytes each). Past them a stale event of the session
+// counts as new again. The control process's outbox delivers a gateway's
+// events in order and repeats one only until it is acknowledged, so a
+// stale repeat follows its original by seconds, not an hour. Session ids
+// must not be reused within the bound: a new session under an ended one's
+// id, starting again at seq 1, would be ignored.
+const (
+	tombstoneTTL = time.Hour
+	tombstoneMax = 1 << 16
+)
+
+// tombstones remembers the last sequence number of sessions that are no
+// longer in T3, so that their late or repeated events are ignored.
+type tombstones struct {
+	ttl   time.Duration
+	max   int
+	now   func() time.Time
+	seq   map[string]tomb // by session id
+	order []tombEntry     // oldest first; may name tombs since renewed or lifted
+	gen   uint64
+}
+
+type tomb struct {
+	seq uint64
+	gen uint64 // which bury made it: its entry in order
+}
+
+type tombEntry struct {
+	id  string
+	gen uint64
+	at  time.Time
+}
+
+func newTombstones(ttl time.Duration, max int, now func() time.Time) tombstones {
+	return tombstones{ttl: ttl, max: max, now: now, seq: map[string]tomb{}}
+}
+
+// covers reports whether an event of session id with seq is not newer
+// than the session's tombstone.
+func (t *tombstones) covers(id string, seq uint64) bool {
+	tb, ok := t.seq[id]
+	return ok && seq <= tb.seq
+}
+
+// bury leaves (or raises) id's tombstone at seq, and drops what is past
+// the bounds.
+func (t *tombstones) bury(id string, seq uint64) {
+	now := t.now()
+	if tb, ok := t.seq[id]; ok && tb.seq > seq {
+		seq = tb.seq
+	}
+	t.gen++
+	t.seq[id] = tomb{seq: seq, gen: t.gen}
+	t.order = append(t.order, tombEntry{id: id, gen: t.gen, at: now})
+	t.expire(now)
+}
+
+// lift removes id's tombstone: a newer event brought the session back.
+func (t *tombstones) lift(id string) { delete(t.seq, id) }
+
+func (t *tombstones) expire(now time.Time) {
+	for len(t.order) > 0 && (len(t.order) > t.max || now.Sub(t.order[0].at) > t.ttl) {
+		e := t.order[0]
+		t.order = t.order[1:]
+		if tb, ok := t.seq[e.id]; ok && tb.gen == e.gen {
+			delete(t.seq, e.id) // not renewed since
+		}
+	}
+}
+
+func newGWState(pipe *dp.GW, flows *nat.PortTable, services *balance.Table, dist *balance.Dist, authz *dp.Authz, alog *acct.Log) *gwState {
+	return &gwState{gw: pipe, flows: flows, services: services, dist: dist, authz: authz, acct: alog,
+		sessions: map[string]*gwSession{}, byIP: map[netip.Addr]string{},
+		tombs: newTombstones(tombstoneTTL, tombstoneMax, time.Now)}
 }
 
 // startGW opens the gateway role: AF_XDP sockets on queue 0 of both sides
@@ -53,11 +133,11 @@ func (d *Daemon) startGW(ctx context.Context) error {
 	g := d.cfg.GW
 	lan, err := net.InterfaceByName(g.Lan.Iface)
 	if err != nil {
-		return fmt.Errorf("lan interface: %w", err)
+		return fmt.Errorf("gw.lan.iface %q: %w", g.Lan.Iface, err)
 	}
 	srv, err := net.InterfaceByName(g.Servers.Iface)
 	if err != nil {
-		return fmt.Errorf("servers interface: %w", err)
+		return fmt.Errorf("gw.servers.iface %q: %w", g.Servers.Iface, err)
 	}
 	if len(lan.HardwareAddr) != 6 || len(srv.HardwareAddr) != 6 {
 		return errors.New("gw interfaces must be Ethernet")
@@ -134,21 +214,22 @@ func (d *Daemon) startGW(ctx context.Context) error {
 		if alog, err = acct.Open(lc); err != nil {
 			return fmt.Errorf("accounting log: %w", err)
 		}
+		if n := alog.Stats().Recovered; n > 0 {
+			// The last run crashed: Open wrote its open flows' final
+			// records from their last checkpoints (R-ACCT-2).
+			d.log.Warn("accounting: final records written for flows a crash ended", "flows", n, "cause", "gateway-restart", "log", alog.Path())
+		}
 		d.closers = append(d.closers, alog.Close) // runs last: after the worker stopped
 		if prod, err = alog.Register(); err != nil {
 			return err
 		}
 	}
 	requireSession := g.RequireSession == nil || *g.RequireSession
-	lbCache := g.LBCache
-	if lbCache == 0 {
-		lbCache = 1 << 16
-	}
 	pipe, err := dp.NewGW(dp.GWConfig{
 		Lan: 0, Servers: 1,
 		LanMAC: nat.MAC(lan.HardwareAddr), ServerMAC: nat.MAC(srv.HardwareAddr),
 		Flows: flows, Services: services, Dist: dist, Neighbors: nb,
-		RequireSession: requireSession, LBCacheSize: lbCache, ExpireBudget: 64, Authz: authz,
+		RequireSession: requireSession, LBCacheSize: g.LBCache, ExpireBudget: 64, Authz: authz,
 		Acct: prod, AcctInterim: g.Accounting.Interim,
 	})
 	if err != nil {
@@ -221,8 +302,7 @@ func (d *Daemon) startGW(ctx context.Context) error {
 	}
 	// Closers run last-in first-out: detach before the sockets close.
 	d.closers = append(d.closers, fLan.Close, fSrv.Close)
-	d.gw = &gwState{gw: pipe, flows: flows, services: services, dist: dist, authz: authz, acct: alog,
-		sessions: map[string]*gwSession{}, byIP: map[netip.Addr]string{}}
+	d.gw = newGWState(pipe, flows, services, dist, authz, alog)
 	d.log.Info("gateway ready", "lan", lan.Name, "servers", srv.Name, "nat", pc.GwAddrs,
 		"ports", fmt.Sprintf("%d-%d", pc.PortMin, pc.PortMax), "services", len(svcs), "require_session", requireSession)
 	return nil
@@ -261,8 +341,15 @@ func (d *Daemon) addNATAddrs(ifi *net.Interface, addrs []netip.Addr) error {
 	return nil
 }
 
-// sessionEvent applies a T3 notification (R-GW-7): events older than the
-// last applied for the session are acknowledged and ignored.
+// sessionEvent applies a T3 notification (R-GW-7). Events are ordered
+// per session by Seq, which must be 1 or more: an event not newer than
+// the last applied for its session is acknowledged and ignored, and so
+// is one not newer than the tombstone an end leaves (see tombstoneTTL),
+// so retries and racing repeats are idempotent and an ended session does
+// not come back. A session whose event names another address moves
+// there: the worker closes the old address's gate and drops its flows.
+// A session given an address that another holds displaces that one (its
+// flows go, it is tombstoned at its last seq).
 func (s *gwState) sessionEvent(ev api.SessionEvent) error {
 	ip, err := netip.ParseAddr(ev.IP)
 	if err != nil {
@@ -270,6 +357,14 @@ func (s *gwState) sessionEvent(ev api.SessionEvent) error {
 	}
 	if ev.SessionID == "" {
 		return errors.New("session_id is required")
+	}
+	if ev.Seq == 0 {
+		return errors.New("seq: want 1 or more (it orders a session's events)")
+	}
+	switch ev.Event {
+	case api.EventStart, api.EventActive, api.EventDormant, api.EventEnd:
+	default:
+		return fmt.Errorf("event %q: want start, active, dormant or end", ev.Event)
 	}
 	var lb nat.MAC
 	if ev.LBMAC != "" {
@@ -279,48 +374,64 @@ func (s *gwState) sessionEvent(ev api.SessionEvent) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.tombs.expire(s.tombs.now())
+	if s.tombs.covers(ev.SessionID, ev.Seq) {
+		return nil // a late event of an ended session
+	}
 	cur := s.sessions[ev.SessionID]
-	if cur != nil && ev.Seq != 0 && ev.Seq <= cur.Seq {
+	if cur != nil && ev.Seq <= cur.Seq {
 		return nil // a retry or a late event
 	}
-	switch ev.Event {
-	case api.EventStart, api.EventActive, api.EventDormant:
-		if cur == nil {
-			if old, ok := s.byIP[ip]; ok {
-				delete(s.sessions, old) // the worker replaces it too
-			}
-			s.nextID++
-			cur = &gwSession{id: s.nextID}
-			s.sessions[ev.SessionID] = cur
+	if ev.Event == api.EventEnd {
+		if cur != nil {
+			s.remove(cur)
 		}
-		state := "active"
-		if ev.Event == api.EventDormant {
-			state = "dormant"
-		}
-		cur.GWSession = api.GWSession{SessionID: ev.SessionID, UserID: ev.UserID, DeviceID: ev.DeviceID, IP: ip.String(), State: state, Seq: ev.Seq}
-		if lb != (nat.MAC{}) {
-			cur.lb = lb // an event without one keeps what the last said
-		}
-		s.byIP[ip] = ev.SessionID
-		s.gw.Apply(dp.SessionEvent{Session: s.dpSession(cur, ip)})
-	case api.EventEnd:
-		if cur == nil {
-			return nil
-		}
-		delete(s.sessions, ev.SessionID)
-		if s.byIP[ip] == ev.SessionID {
-			delete(s.byIP, ip)
-		}
-		s.gw.Apply(dp.SessionEvent{End: true, Session: s.dpSession(cur, ip)})
-	default:
-		return fmt.Errorf("event %q: want start, active, dormant or end", ev.Event)
+		s.tombs.bury(ev.SessionID, ev.Seq) // also when the end overtook the start
+		return nil
 	}
+	s.tombs.lift(ev.SessionID)
+	if cur != nil && cur.ip != ip {
+		s.remove(cur) // the old address's gate closes (the worker keys T3 by address)
+		cur = nil
+	}
+	if old, ok := s.byIP[ip]; ok && old != ev.SessionID {
+		if o := s.sessions[old]; o != nil {
+			delete(s.sessions, old) // the worker replaces it, dropping its flows
+			s.tombs.bury(old, o.Seq)
+		}
+	}
+	if cur == nil {
+		s.nextID++
+		cur = &gwSession{id: s.nextID}
+	}
+	state := "active"
+	if ev.Event == api.EventDormant {
+		state = "dormant"
+	}
+	cur.ip = ip
+	cur.GWSession = api.GWSession{SessionID: ev.SessionID, UserID: ev.UserID, DeviceID: ev.DeviceID, IP: ip.String(), State: state, Seq: ev.Seq}
+	if lb != (nat.MAC{}) {
+		cur.lb = lb // an event without one keeps what the last said
+	}
+	s.sessions[ev.SessionID] = cur
+	s.byIP[ip] = ev.SessionID
+	s.gw.Apply(dp.SessionEvent{Session: s.dpSession(cur)})
 	return nil
 }
 
-func (s *gwState) dpSession(c *gwSession, ip netip.Addr) dp.Session {
+// remove takes c out of T3 and has the worker end it at its address,
+// with every flow record of it.
+func (s *gwState) remove(c *gwSession) {
+	delete(s.sessions, c.SessionID)
+	if s.byIP[c.ip] == c.SessionID {
+		delete(s.byIP, c.ip)
+		s.gw.Apply(dp.SessionEvent{End: true, Session: s.dpSession(c)})
+	}
+}
+
+func (s *gwState) dpSession(c *gwSession) dp.Session {
 	return dp.Session{ID: c.id, Name: c.SessionID, UserID: c.UserID, DeviceID: c.DeviceID,
-		IP: ip.As16(), Dormant: c.State == "dormant", Seq: c.Seq, LB: c.lb}
+		IP: c.ip.As16(), Dormant: c.State == "dormant", Seq: c.Seq, LB: c.lb}
 }
 
 func (s *gwState) sessionList() api.GWSessions {
@@ -448,7 +559,7 @@ func ServiceRoutes(v1 *http.ServeMux, t *balance.Table) {
 	v1.HandleFunc("GET /v1/services", func(w http.ResponseWriter, _ *http.Request) { reply(w, ServicesView(t)) })
 	v1.HandleFunc("PUT /v1/services", func(w http.ResponseWriter, r *http.Request) {
 		var in api.Services
-		if !decode(w, r, &in) {
+		if !decode(w, r, &in, "services") {
 			return
 		}
 		if err := ReplaceServices(t, in); err != nil {
@@ -525,7 +636,7 @@ func gwRoutes(v1 *http.ServeMux, s *gwState) {
 	})
 	v1.HandleFunc("PUT /v1/authz", func(w http.ResponseWriter, r *http.Request) {
 		var in api.Authz
-		if !decode(w, r, &in) {
+		if !decode(w, r, &in, "t9", "t8") {
 			return
 		}
 		t9, t8, err := AuthzRows(in)

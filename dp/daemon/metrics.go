@@ -4,7 +4,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"samepath/ctl/api"
+	"samepath/dp"
 	"samepath/dp/balance"
+	"samepath/internal/buildinfo"
 	"samepath/nat"
 )
 
@@ -41,8 +43,15 @@ func (c *counterCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.rxb, prometheus.CounterValue, float64(q.RxBytes), q.Port)
 		ch <- prometheus.MustNewConstMetric(c.txp, prometheus.CounterValue, float64(q.TxPackets), q.Port)
 		ch <- prometheus.MustNewConstMetric(c.txb, prometheus.CounterValue, float64(q.TxBytes), q.Port)
+		// Every reason from the start, at 0 until it happens, so that a
+		// rate() or an alert on a reason works before its first drop.
+		for _, r := range dp.Reasons() {
+			ch <- prometheus.MustNewConstMetric(c.drop, prometheus.CounterValue, float64(q.Drops[r.String()]), q.Port, r.String())
+		}
 		for r, n := range q.Drops {
-			ch <- prometheus.MustNewConstMetric(c.drop, prometheus.CounterValue, float64(n), q.Port, r)
+			if !knownReason[r] {
+				ch <- prometheus.MustNewConstMetric(c.drop, prometheus.CounterValue, float64(n), q.Port, r)
+			}
 		}
 		ch <- prometheus.MustNewConstMetric(c.idl, prometheus.GaugeValue, q.IdleRatio, q.Port)
 		for k, n := range q.Socket {
@@ -51,11 +60,20 @@ func (c *counterCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// NewRegistry returns a registry with Go/process collectors and the queue
-// counters read by read.
+// knownReason holds the names of dp's drop reasons.
+var knownReason = func() map[string]bool {
+	m := map[string]bool{}
+	for _, r := range dp.Reasons() {
+		m[r.String()] = true
+	}
+	return m
+}()
+
+// NewRegistry returns a registry with Go/process collectors,
+// samepath_build_info and the queue counters read by read.
 func NewRegistry(read func() api.Counters) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}), newCounterCollector(read))
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}), newCounterCollector(read), buildinfo.Collector())
 	return reg
 }
 
@@ -86,7 +104,7 @@ func newGWCollector(s *gwState) *gwCollector {
 		refused:   d("replies_total", "Proxy replies sent (RST or ICMP) for refused flows."),
 		subBytes:  d("subscriber_bytes_total", "Accounted bytes (IP packets) per subscriber and direction.", "user", "device", "direction"),
 		svcBytes:  d("service_bytes_total", "Accounted bytes (IP packets) per service type and direction.", "service_type", "direction"),
-		acctRecs:  d("accounting_records_total", "Accounting records by outcome.", "outcome"),
+		acctRecs:  d("accounting_records_total", "Accounting records by outcome (pushed includes checkpoints; checkpointed: kept in the checkpoint files; gateway_restart: final records written at start for flows a crash ended).", "outcome"),
 		acctLost:  d("accounting_lost_total", "Accounting records lost (ring full, write failed): never silent."),
 		attrLost:  d("accounting_attributes_lost_total", "Flow attributes (URL, SNI) not kept for want of a slot."),
 	}
@@ -138,7 +156,8 @@ func (c *gwCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.svcBytes, prometheus.CounterValue, float64(u.DownBytes), k, "down")
 	}
 	st := s.acct.Stats()
-	for k, v := range map[string]uint64{"pushed": st.Pushed, "written": st.Written, "synced": st.Synced} {
+	for k, v := range map[string]uint64{"pushed": st.Pushed, "written": st.Written, "synced": st.Synced,
+		"checkpointed": st.Checkpoints, "gateway_restart": st.Recovered} {
 		ch <- prometheus.MustNewConstMetric(c.acctRecs, prometheus.CounterValue, float64(v), k)
 	}
 	ch <- prometheus.MustNewConstMetric(c.acctLost, prometheus.CounterValue, float64(st.Lost+st.Failed))

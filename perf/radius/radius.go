@@ -3,8 +3,9 @@
 // measured by the Go load generator bin/radload (perf/radload) run Reps
 // times, as medians [min-max], against the target of 20 000 answers/s.
 //
-// It runs radload as a subprocess and parses its -json line; nothing here
-// is on a hot path.
+// It runs radload as a subprocess and parses its -json line; BenchAccess
+// (access.go) is the in-process samepath-control radload measures by
+// default. Nothing here is on a hot path.
 package radius
 
 import (

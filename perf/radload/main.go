@@ -11,8 +11,9 @@ import (
 	"os"
 	"time"
 
-	"samepath/ctl/control"
 	"samepath/ctl/nas"
+	"samepath/internal/version"
+	"samepath/perf/radius"
 )
 
 func main() {
@@ -31,12 +32,13 @@ func main() {
 		fmt.Fprintf(os.Stderr, "usage: radload [flags]\n\nexamples:\n  radload -duration 3s\n  radload -addr 127.0.0.1:1812 -secret s -user u -password pw -users 100\n\nflags:\n")
 		flag.PrintDefaults()
 	}
+	version.AddFlag(flag.CommandLine, "radload", os.Stdout, os.Exit)
 	flag.Parse()
 	ctx := context.Background()
 	var r nas.LoadResult
 	var err error
 	if *addr == "" {
-		r, err = control.BenchAccess(ctx, control.BenchConfig{Users: *users, Conns: *conns, Window: *window, Duration: *dur, Iter: *iter, NewDevices: *newDev})
+		r, err = radius.BenchAccess(ctx, radius.BenchConfig{Users: *users, Conns: *conns, Window: *window, Duration: *dur, Iter: *iter, NewDevices: *newDev})
 	} else {
 		ms := make([]nas.Mobile, *users)
 		for i := range ms {

@@ -146,11 +146,13 @@ func TestAuthzAccounting(t *testing.T) {
 			}
 		}
 		t.Logf("%d interim records, then the final one after %v", fin, recs[fin].End.Sub(recs[fin].Start).Round(time.Millisecond))
-		// Every record of one flow carries the flow's start: with no flow
-		// id in a record, (session, rep, server, start) is what ties
-		// interim records to their final one.
+		// Every record of one flow carries the flow's start and its flow
+		// id, which ties interim records to their final one.
 		t.Run("same_start", func(t *testing.T) {
 			for i := range recs {
+				if recs[i].Flow == "" || recs[i].Flow != recs[0].Flow {
+					t.Errorf("record %d (%s): flow %q, record 0: flow %q", i, recs[i].Kind, recs[i].Flow, recs[0].Flow)
+				}
 				if !recs[i].Start.Equal(recs[0].Start) {
 					t.Errorf("record %d (%s): start %s, record 0: start %s (%v apart)", i, recs[i].Kind,
 						recs[i].Start.Format(time.RFC3339Nano), recs[0].Start.Format(time.RFC3339Nano), recs[i].Start.Sub(recs[0].Start))
@@ -344,7 +346,7 @@ func download(ctx context.Context, t *testing.T, sys *demo.System, acc demo.GWAc
 	want := acct.Entry{Kind: "final", User: userOf(m), Device: deviceOf(m), Service: service, ServiceType: stype,
 		URL: attr, Rep: fmt.Sprintf("%s:%d", host, fig2.HTTPPort), Proto: "tcp", Cause: "tcp-close"}
 	got := e
-	got.Session, got.Server, got.Start, got.End = 0, "", time.Time{}, time.Time{}
+	got.Session, got.Server, got.Start, got.End, got.Flow = 0, "", time.Time{}, time.Time{}, ""
 	got.UpPackets, got.UpBytes, got.DownPackets, got.DownBytes, got.UpPayload, got.DownPayload = 0, 0, 0, 0, nil, nil
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("final record (-want +got):\n%s", d)

@@ -13,7 +13,9 @@ package accte2e
 // the log must be readable by acct.Scan with no bad line, at most one
 // torn last line (skipped and reported by ScanStats), at least that many
 // whole records, each one of mob1's connections; opening the log again
-// (what a restarted gateway does) cuts the torn tail off.
+// (what a restarted gateway does) cuts the torn tail off and writes a
+// final record (cause gateway-restart) for each connection the kill
+// ended that had been checkpointed.
 
 import (
 	"bytes"
@@ -153,6 +155,7 @@ func TestAccountingCrash(t *testing.T) {
 	if rep := l.Stats().Repaired; rep != uint64(tail) {
 		t.Errorf("reopening repaired %d bytes, the torn tail is %d", rep, tail)
 	}
+	recovered := int(l.Stats().Recovered)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -160,9 +163,23 @@ func TestAccountingCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st2.Torn != 0 || st2.Bad != 0 || len(entries2) != len(entries) {
-		t.Errorf("after reopening: scan %+v, %d records (before: %d)", st2, len(entries2), len(entries))
+	if st2.Torn != 0 || st2.Bad != 0 || len(entries2) != len(entries)+recovered {
+		t.Errorf("after reopening: scan %+v, %d records (before: %d, written from checkpoints: %d)", st2, len(entries2), len(entries), recovered)
 	}
+	// Reopening also wrote the final records (cause gateway-restart) of
+	// the connections the kill ended, from their checkpoints; none of
+	// them had one.
+	ended := map[string]bool{}
+	for _, e := range entries {
+		ended[e.Flow] = true
+	}
+	for _, e := range entries2[min(len(entries), len(entries2)):] {
+		if e.Kind != "final" || e.Cause != "gateway-restart" || e.Flow == "" || ended[e.Flow] || e.Device != deviceOf(m) {
+			t.Errorf("record written at reopening: %+v, want a gateway-restart record of a connection without a final record", e)
+		}
+		ended[e.Flow] = true
+	}
+	t.Logf("reopening wrote %d gateway-restart records", recovered)
 
 	// The gateway is gone: its API does not answer.
 	if _, err := gw.Status(ctx); err == nil {

@@ -398,8 +398,9 @@ type System struct {
 	samepathd string
 	nas       []*nas.Client // [n-1]: the NAS emulator of ingress n
 	mobiles   map[string]*mobileSession
-	mu        sync.Mutex // steps, interim counts
+	mu        sync.Mutex // steps, interim counts, starts
 	steps     []Step
+	starts    int // StartSession calls: each names a new session
 
 	daeStop context.CancelFunc // the NAS emulators' Disconnect-Request servers
 	daeWG   sync.WaitGroup
@@ -460,13 +461,19 @@ func Start(ctx context.Context, o Options) (sys *System, err error) {
 // StartSession tells the gateway owning the mobile's (plan) IPv4 address
 // that its session started, what the session manager does after RADIUS
 // Accounting Start. It is for tests that run without the control process;
-// with it, Login does this through RADIUS.
+// with it, Login does this through RADIUS. Each call starts a new
+// session (a new id), as each login does: a gateway ignores a start of a
+// session it saw end.
 func (s *System) StartSession(ctx context.Context, mobile string) error {
 	m, err := s.TB.Plan.Mobile(mobile)
 	if err != nil {
 		return err
 	}
-	ev := api.SessionEvent{Event: api.EventStart, SessionID: "demo-" + m.Name, DeviceID: "IMEI-" + m.Name, IP: m.IPv4.String(), Seq: 1}
+	s.mu.Lock()
+	s.starts++
+	id := fmt.Sprintf("demo-%s-%d", m.Name, s.starts)
+	s.mu.Unlock()
+	ev := api.SessionEvent{Event: api.EventStart, SessionID: id, DeviceID: "IMEI-" + m.Name, IP: m.IPv4.String(), Seq: 1}
 	if err := s.GWs[m.Gateway-1].SessionEvent(ctx, ev); err != nil {
 		return fmt.Errorf("session start for %s: %w", m.Name, err)
 	}

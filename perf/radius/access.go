@@ -1,4 +1,4 @@
-package control
+package radius
 
 import (
 	"context"
@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"samepath/ctl/aaa"
+	"samepath/ctl/control"
 	"samepath/ctl/nas"
 )
 
-// BenchConfig sets up an in-process control process for the radius benchmark.
+// BenchConfig sets up an in-process samepath-control for the radius
+// benchmark (radload without -addr, BenchmarkAccessRequest).
 type BenchConfig struct {
 	Users    int // distinct users/devices, logging in again and again
 	Conns    int
@@ -39,7 +41,7 @@ func BenchAccess(ctx context.Context, bc BenchConfig) (nas.LoadResult, error) {
 		return nas.LoadResult{}, err
 	}
 	defer os.RemoveAll(dir)
-	cfg := DefaultConfig()
+	cfg := control.DefaultConfig()
 	cfg.StateDir = dir
 	cfg.Radius.Auth, cfg.Radius.Acct = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Radius.Clients = []aaa.ClientConfig{{Prefix: "127.0.0.1", Secret: "bench-secret"}}
@@ -49,7 +51,7 @@ func BenchAccess(ctx context.Context, bc BenchConfig) (nas.LoadResult, error) {
 		cfg.PBKDF2Iter = bc.Iter
 	}
 	cfg.Gateways = []aaa.GatewayConfig{{Name: "gw1", Range: "10.64.0.0/16"}, {Name: "gw2", Range: "10.65.0.0/16"}}
-	c, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c, err := control.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		return nas.LoadResult{}, err
 	}

@@ -1,10 +1,10 @@
-package control_test
+package radius_test
 
 import (
 	"context"
 	"testing"
 
-	"samepath/ctl/control"
+	"samepath/perf/radius"
 )
 
 // BenchmarkAccessRequest: Access-Request -> durable Accept through the
@@ -16,7 +16,7 @@ func BenchmarkAccessRequest(b *testing.B) { bench(b, false) }
 func BenchmarkAccessRequestNewDevices(b *testing.B) { bench(b, true) }
 
 func bench(b *testing.B, newDevices bool) {
-	r, err := control.BenchAccess(context.Background(), control.BenchConfig{Users: 1000, Conns: 4, Window: 64, Count: b.N, Iter: 1000, NewDevices: newDevices})
+	r, err := radius.BenchAccess(context.Background(), radius.BenchConfig{Users: 1000, Conns: 4, Window: 64, Count: b.N, Iter: 1000, NewDevices: newDevices})
 	if err != nil {
 		b.Fatal(err)
 	}
