@@ -29,6 +29,13 @@ type ClientConfig struct {
 	// Disconnect-Request on (RFC 5176, usually 3799); 0: the client is
 	// not sent any (a terminated session then ends at the gateways only).
 	DisconnectPort int `yaml:"disconnect_port" json:"disconnect_port,omitempty"`
+	// LBMAC is the MAC, on the gateway-side LAN, of the LB that carries
+	// the traffic of this client's NASes. An Accounting Start from the
+	// client (a session's start or its resume, FIG. 31) tells the
+	// session's gateway to send the mobile's down traffic there at once
+	// (T12, R-GW-4), without waiting for an up packet. Empty: the
+	// gateway learns the LB from up packets only.
+	LBMAC string `yaml:"lb_mac" json:"lb_mac,omitempty"`
 }
 
 // ServerConfig configures the RADIUS server.
@@ -62,6 +69,7 @@ type client struct {
 	name      string
 	requireMA bool
 	daePort   int
+	lbMAC     string // normalised ClientConfig.LBMAC
 }
 
 // Validate checks c and fills defaults.
@@ -98,11 +106,27 @@ func (c *ServerConfig) Validate() error {
 		if cl.DisconnectPort < 0 || cl.DisconnectPort > 65535 {
 			return fmt.Errorf("radius client %s: disconnect_port %d", cl.Prefix, cl.DisconnectPort)
 		}
+		if _, err := normalMAC(cl.LBMAC); err != nil {
+			return fmt.Errorf("radius client %s: lb_mac: %w", cl.Prefix, err)
+		}
 	}
 	if c.SessionTimeout < 0 || c.AcctInterimInterval < 0 {
 		return errors.New("radius: negative session timeout or interim interval")
 	}
 	return nil
+}
+
+// normalMAC returns s, an Ethernet MAC, in the form net.HardwareAddr
+// prints ("" stays "").
+func normalMAC(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	hw, err := net.ParseMAC(s)
+	if err != nil || len(hw) != 6 {
+		return "", fmt.Errorf("%q is not an Ethernet MAC", s)
+	}
+	return hw.String(), nil
 }
 
 func parseClientPrefix(s string) (netip.Prefix, error) {
@@ -133,6 +157,9 @@ type AcctRequest struct {
 	// NASAddr is where the request came from: where the NAS listens for
 	// Disconnect-Request (RFC 5176) on its client's disconnect_port.
 	NASAddr netip.Addr
+	// LBMAC is the lb_mac of the RADIUS client the request came from
+	// (normalised; "" when it has none): the LB behind that NAS.
+	LBMAC string
 }
 
 // Accounter records accounting (the session manager). It returns the
@@ -212,11 +239,12 @@ func NewServer(cfg ServerConfig, users *Users, pool *Pool, acct Accounter, dur D
 	s := &Server{cfg: cfg, users: users, pool: pool, acct: acct, dur: dur, dup: newDupCache(cfg.DupTTL), sem: make(chan struct{}, cfg.MaxInFlight)}
 	for _, cl := range cfg.Clients {
 		p, _ := parseClientPrefix(cl.Prefix)
+		lbMAC, _ := normalMAC(cl.LBMAC) // checked by Validate
 		req := cfg.RequireMessageAuthenticator
 		if cl.RequireMessageAuthenticator != nil {
 			req = *cl.RequireMessageAuthenticator
 		}
-		s.clients = append(s.clients, client{prefix: p, secret: []byte(cl.Secret), name: cl.Name, requireMA: req, daePort: cl.DisconnectPort})
+		s.clients = append(s.clients, client{prefix: p, secret: []byte(cl.Secret), name: cl.Name, requireMA: req, daePort: cl.DisconnectPort, lbMAC: lbMAC})
 	}
 	sort.SliceStable(s.clients, func(i, j int) bool { return s.clients[i].prefix.Bits() > s.clients[j].prefix.Bits() })
 	s.bufs.New = func() any { b := make([]byte, radius.MaxPacketLength+1); return &b }
@@ -419,7 +447,7 @@ func (s *Server) process(ctx context.Context, cl *client, from netip.AddrPort, b
 	case code == codeAccessReq:
 		out = s.access(ctx, pkt)
 	default:
-		out = s.accounting(ctx, pkt, from)
+		out = s.accounting(ctx, pkt, from, cl)
 	}
 	if out == nil {
 		return nil
@@ -522,7 +550,7 @@ func (s *Server) durable(ctx context.Context, seq uint64) bool {
 	return true
 }
 
-func (s *Server) accounting(ctx context.Context, pkt *radius.Packet, from netip.AddrPort) *radius.Packet {
+func (s *Server) accounting(ctx context.Context, pkt *radius.Packet, from netip.AddrPort, cl *client) *radius.Packet {
 	r := AcctRequest{
 		Status:      rfc2866.AcctStatusType_Get(pkt),
 		SessionID:   rfc2866.AcctSessionID_GetString(pkt),
@@ -536,6 +564,7 @@ func (s *Server) accounting(ctx context.Context, pkt *radius.Packet, from netip.
 		SessionTime: uint32(rfc2866.AcctSessionTime_Get(pkt)),
 		NAS:         rfc2865.NASIdentifier_GetString(pkt),
 		NASAddr:     from.Addr().Unmap(),
+		LBMAC:       cl.lbMAC,
 	}
 	if ip, err := rfc2865.FramedIPAddress_Lookup(pkt); err == nil {
 		if a, ok := netip.AddrFromSlice(ip); ok {

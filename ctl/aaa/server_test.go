@@ -344,3 +344,45 @@ func TestDisconnectRequestEncoding(t *testing.T) {
 		t.Fatal("a forged ACK accepted")
 	}
 }
+
+// TestAccountingLBMAC: an Accounting-Request carries the lb_mac of the
+// RADIUS client it came from (normalised), none for a client without one;
+// a malformed lb_mac is refused naming the key.
+func TestAccountingLBMAC(t *testing.T) {
+	ts := startServer(t, func(c *ServerConfig) {
+		c.Clients = []ClientConfig{
+			{Prefix: "127.0.0.1", Secret: "testing123", LBMAC: "02:73:70:03:01:0A"},
+			{Prefix: "127.0.0.2", Secret: "testing123"},
+		}
+	})
+	for _, tc := range []struct{ from, want string }{{"127.0.0.1", "02:73:70:03:01:0a"}, {"127.0.0.2", ""}} {
+		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(tc.from)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := radius.New(radius.CodeAccountingRequest, []byte("testing123"))
+		rfc2866.AcctStatusType_Set(p, rfc2866.AcctStatusType_Value_Start)
+		rfc2866.AcctSessionID_SetString(p, "s-"+tc.from)
+		rfc2865.CallingStationID_SetString(p, "dev-a")
+		b, err := EncodeRequest(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp := exchange(t, conn, ts.srv.AcctAddr(), b)
+		conn.Close()
+		if len(resp) == 0 || resp[0] != byte(radius.CodeAccountingResponse) {
+			t.Fatalf("from %s: no Accounting-Response", tc.from)
+		}
+		reqs := ts.acct.list()
+		if r := reqs[len(reqs)-1]; r.SessionID != "s-"+tc.from || r.LBMAC != tc.want {
+			t.Fatalf("from %s: recorded session %q lb_mac %q, want %q", tc.from, r.SessionID, r.LBMAC, tc.want)
+		}
+	}
+	for _, bad := range []string{"02:73:70", "nonsense", "00:00:00:00:fe:80:00:00:00:00:00:00:02:00:5e:10:00:00:00:01"} {
+		cfg := DefaultServerConfig()
+		cfg.Clients = []ClientConfig{{Prefix: "127.0.0.1", Secret: "s", LBMAC: bad}}
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "lb_mac") {
+			t.Errorf("lb_mac %q: %v, want an error naming lb_mac", bad, err)
+		}
+	}
+}

@@ -107,7 +107,9 @@ radius:
   acct: ":1813"
   require_message_authenticator: true
   clients:
-    - {prefix: 10.0.0.0/24, secret: change-me, name: nas-pool, disconnect_port: 3799}   # RFC 5176: terminate hangs up at the NAS
+    # disconnect_port (RFC 5176): terminate hangs up at the NAS; lb_mac: the LB behind
+    # these NASes (its gateway-side MAC), so a resume here moves the down path at once
+    - {prefix: 10.0.0.0/24, secret: change-me, name: nas-pool, disconnect_port: 3799, lb_mac: "02:00:00:00:02:01"}
   session_timeout: 24h
   acct_interim_interval: 5m
 sessions:

@@ -45,12 +45,15 @@ type fakeDaemon struct {
 	t3    map[string]api.GWSession
 	ended map[string]uint64
 	// t4, when set, is the LB's T4 (GET /v1/t4); otherwise 404.
-	t4  *api.T4
-	srv *httptest.Server
+	t4 *api.T4
+	// lbMAC is the lb_mac of the last event applied per session (T12's
+	// resume side, R-GW-4): stale events do not change it.
+	lbMAC map[string]string
+	srv   *httptest.Server
 }
 
 func newFakeDaemon(t *testing.T) *fakeDaemon {
-	d := &fakeDaemon{healthy: true, t3: map[string]api.GWSession{}, ended: map[string]uint64{}}
+	d := &fakeDaemon{healthy: true, t3: map[string]api.GWSession{}, ended: map[string]uint64{}, lbMAC: map[string]string{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		d.mu.Lock()
@@ -68,6 +71,7 @@ func newFakeDaemon(t *testing.T) *fakeDaemon {
 		d.events = append(d.events, ev)
 		cur, ok := d.t3[ev.SessionID]
 		if (!ok || ev.Seq > cur.Seq) && ev.Seq > d.ended[ev.SessionID] {
+			d.lbMAC[ev.SessionID] = ev.LBMAC
 			switch ev.Event {
 			case api.EventEnd:
 				delete(d.t3, ev.SessionID)

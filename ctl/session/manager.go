@@ -32,11 +32,15 @@ type Session struct {
 	NAS     string     `json:"nas,omitempty"`
 	// NASAddr is where the NAS of the session's latest Start sent it
 	// from (Disconnect-Request goes there).
-	NASAddr    netip.Addr `json:"nas_addr,omitzero"`
-	State      State      `json:"state"`
-	Started    time.Time  `json:"started"`
-	Updated    time.Time  `json:"updated"`
-	StateSince time.Time  `json:"state_since"`
+	NASAddr netip.Addr `json:"nas_addr,omitzero"`
+	// LBMAC is the lb_mac of the RADIUS client of the session's latest
+	// Start: the LB serving the NAS it last (re)started at. Every event
+	// to the gateway carries it (R-GW-4: T12 follows a resume at once).
+	LBMAC      string    `json:"lb_mac,omitempty"`
+	State      State     `json:"state"`
+	Started    time.Time `json:"started"`
+	Updated    time.Time `json:"updated"`
+	StateSince time.Time `json:"state_since"`
 	// Deadline is the interim timer (Act) or the session timer (Dormant).
 	Deadline    time.Time `json:"deadline,omitzero"`
 	Gen         uint64    `json:"gen"` // address assignment generation (aaa.Pool.Release)
@@ -321,7 +325,7 @@ func (m *Manager) transition(s *Session, ev Event, now time.Time, extra []store.
 	var pending []*queued
 	if kind != "" {
 		s.Seq++
-		ev := api.SessionEvent{Event: kind, SessionID: s.ID, UserID: s.User, DeviceID: s.Device, IP: s.IP.String(), Seq: s.Seq}
+		ev := event(s, kind)
 		for _, gw := range m.targets(s) {
 			if q, op := m.out.prepare(gw, ev); q != nil {
 				pending = append(pending, q)
@@ -362,6 +366,11 @@ func (m *Manager) targets(s *Session) []string {
 		}
 	}
 	return gws
+}
+
+// event is the gateway event of kind for s at its current Seq.
+func event(s *Session, kind string) api.SessionEvent {
+	return api.SessionEvent{Event: kind, SessionID: s.ID, UserID: s.User, DeviceID: s.Device, IP: s.IP.String(), LBMAC: s.LBMAC, Seq: s.Seq}
 }
 
 // finishClose is FIG. 11 edge 4: the log record is durable, the record goes.
@@ -498,7 +507,7 @@ func (m *Manager) start(s *Session, r *aaa.AcctRequest, now time.Time) (uint64, 
 		m.c.Other["start_bind_"+bindReason(err)]++
 		return m.st.Last(), nil
 	}
-	s = &Session{ID: r.SessionID, Device: r.Device, User: r.User, IP: ip, Gateway: a.Gateway, NAS: r.NAS, NASAddr: r.NASAddr, State: None, Started: now, StateSince: now, Gen: a.Gen}
+	s = &Session{ID: r.SessionID, Device: r.Device, User: r.User, IP: ip, Gateway: a.Gateway, NAS: r.NAS, NASAddr: r.NASAddr, LBMAC: r.LBMAC, State: None, Started: now, StateSince: now, Gen: a.Gen}
 	if s.User == "" {
 		s.User = a.User
 	}
@@ -508,7 +517,9 @@ func (m *Manager) start(s *Session, r *aaa.AcctRequest, now time.Time) (uint64, 
 	return seq, nil
 }
 
-// atNAS records the NAS a session (re)started at.
+// atNAS records the NAS a session (re)started at and the LB serving it:
+// a NAS whose client has no lb_mac clears it, since the LB of the NAS
+// before is no longer the mobile's.
 func atNAS(s *Session, r *aaa.AcctRequest) {
 	if r.NAS != "" {
 		s.NAS = r.NAS
@@ -516,6 +527,7 @@ func atNAS(s *Session, r *aaa.AcctRequest) {
 	if r.NASAddr.IsValid() {
 		s.NASAddr = r.NASAddr
 	}
+	s.LBMAC = r.LBMAC
 }
 
 func bindReason(err error) string {

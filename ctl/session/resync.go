@@ -69,7 +69,7 @@ func (m *Manager) ResyncGateway(gw string, held []api.GWSession) ResyncResult {
 			continue
 		}
 		s.Seq++
-		ev := api.SessionEvent{Event: want, SessionID: s.ID, UserID: s.User, DeviceID: s.Device, IP: s.IP.String(), Seq: s.Seq}
+		ev := event(s, want)
 		if m.queueLocked(gw, ev, store.Put(store.BucketSessions, []byte(s.ID), sessionJSON(s)), &res) {
 			res.Reasserted++
 		}

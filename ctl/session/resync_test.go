@@ -103,3 +103,83 @@ func TestSessionFollowsNAS(t *testing.T) {
 		t.Fatalf("session after the resume at nas2: %+v", s)
 	}
 }
+
+// TestEventsCarryLBMAC: every event of a session carries the lb_mac of
+// the RADIUS client of its latest Start (R-GW-4): lb1's after the start
+// at NAS1 (and on its interims and suspension), lb2's after the resume at
+// NAS2 under a new Acct-Session-Id (FIG. 31), still lb2's after the
+// control process restarts (persisted with the session) and in the
+// resync that rebuilds a restarted gateway's copy; a resume at a NAS
+// whose client has no lb_mac clears it (the old LB is no longer the
+// mobile's).
+func TestEventsCarryLBMAC(t *testing.T) {
+	const lb1, lb2 = "02:73:70:03:01:02", "02:73:70:03:02:02"
+	dir := t.TempDir()
+	e := newEnv(t, dir)
+	send := func(status rfc2866.AcctStatusType, acctID, nas, lbMAC string, cause rfc2866.AcctTerminateCause) {
+		t.Helper()
+		r := &aaa.AcctRequest{Status: status, SessionID: acctID, Device: "dev1", IP: netip.MustParseAddr("10.50.0.7"), Cause: cause, NAS: nas, LBMAC: lbMAC}
+		seq, err := e.m.Account(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.st.Wait(context.Background(), seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type evLB struct{ Event, LBMAC string }
+	got := func(n int) []evLB {
+		t.Helper()
+		e.waitEvents(n)
+		e.gw.mu.Lock()
+		defer e.gw.mu.Unlock()
+		var out []evLB
+		for _, ev := range e.gw.events {
+			out = append(out, evLB{ev.Event, ev.LBMAC})
+		}
+		return out
+	}
+	send(start, "nas1-1", "nas1", lb1, 0)
+	send(interim, "nas1-1", "nas1", lb1, 0)
+	send(stop, "nas1-1", "nas1", lb1, idle)
+	send(start, "nas2-1", "nas2", lb2, 0) // FIG. 31: resumed at NAS2
+	want := []evLB{{"start", lb1}, {"active", lb1}, {"dormant", lb1}, {"active", lb2}}
+	if d := cmp.Diff(want, got(4)); d != "" {
+		t.Fatalf("events (-want +got):\n%s", d)
+	}
+	if s, _ := e.m.Get("nas1-1"); s.LBMAC != lb2 || s.NAS != "nas2" {
+		t.Fatalf("session after the resume: nas %q lb_mac %q", s.NAS, s.LBMAC)
+	}
+
+	// The control process restarts: the session keeps lb2, its next
+	// event and a resync to a gateway that lost its copy carry it.
+	e.stop()
+	e.open()
+	if s, _ := e.m.Get("nas2-1"); s.LBMAC != lb2 {
+		t.Fatalf("session after the restart: lb_mac %q, want %q", s.LBMAC, lb2)
+	}
+	res := e.m.ResyncGateway("gw1", nil)
+	if res.Reasserted != 1 {
+		t.Fatalf("resync %+v, want 1 reasserted", res)
+	}
+	if err := e.st.Wait(context.Background(), res.Seq); err != nil {
+		t.Fatal(err)
+	}
+	send(stop, "nas2-1", "nas2", lb2, idle)
+	send(start, "nas3-1", "nas3", "", 0) // a NAS without lb_mac
+	want = append(want, evLB{"active", lb2}, evLB{"dormant", lb2}, evLB{"active", ""})
+	if d := cmp.Diff(want, got(7)); d != "" {
+		t.Fatalf("events (-want +got):\n%s", d)
+	}
+	e.gw.mu.Lock()
+	seqs := []uint64{}
+	for _, ev := range e.gw.events {
+		seqs = append(seqs, ev.Seq)
+	}
+	e.gw.mu.Unlock()
+	for i := 1; i < len(seqs); i++ {
+		if seqs[i] <= seqs[i-1] {
+			t.Fatalf("event Seqs %v: not increasing, so a gateway could apply a stale lb_mac", seqs)
+		}
+	}
+}

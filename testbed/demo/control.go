@@ -38,14 +38,17 @@ const (
 
 // controlConfig is samepath-control's YAML for the plan: T1 from the
 // gateways' IPv4 ranges, control-API URLs and LAN1 MACs, the LBs' APIs for
-// T4 state pushes, the NASes' management addresses as RADIUS clients, T2
+// T4 state pushes, the NASes' management addresses as RADIUS clients (each
+// with the LAN1 MAC of its ingress point's LB as lb_mac), T2
 // from usersFile, T9/T8 for the mobiles' devices (authzYAML).
 func controlConfig(p *fig2.Plan, stateDir, tokFile, usersFile, secret string, devices []string) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "state_dir: %s\nradius:\n  auth: %q\n  acct: %q\n  require_message_authenticator: true\n  clients:\n",
 		stateDir, p.Ctl.RADIUS.String(), netip.AddrPortFrom(p.Ctl.RADIUS.Addr(), p.Ctl.RADIUS.Port()+1).String())
 	for _, in := range p.Ingress {
-		fmt.Fprintf(&b, "    - {prefix: %s, secret: %q, name: nas%d, disconnect_port: %d}\n", in.NAS.Mgmt.IPv4.Addr(), secret, in.Index, daePort)
+		// lb_mac: a resume at this NAS points the gateway's down path at
+		// this ingress point's LB at once (R-GW-4).
+		fmt.Fprintf(&b, "    - {prefix: %s, secret: %q, name: nas%d, disconnect_port: %d, lb_mac: %q}\n", in.NAS.Mgmt.IPv4.Addr(), secret, in.Index, daePort, in.LB.LAN.MAC)
 	}
 	fmt.Fprintf(&b, "  session_timeout: 1h\n  acct_interim_interval: %v\n", demoInterim)
 	fmt.Fprintf(&b, "sessions: {interim_timeout: %v, dormant_timeout: 10m, pending_timeout: 1m, resync: %v}\n", demoInterimTimeout, SessionResync)

@@ -54,6 +54,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -246,6 +247,18 @@ func (o *Options) defaults() {
 	}
 }
 
+// BuildBinaries builds samepathd, samepath-control and samepathctl (with
+// the go command on PATH) into dir and returns samepathd's path, for
+// Options.Samepathd: the others sit beside it, where Options looks for
+// them. The privileged tests on this system use it.
+func BuildBinaries(dir string) (string, error) {
+	cmd := exec.Command("go", "build", "-o", dir+"/", "samepath/cmd/samepathd", "samepath/cmd/samepath-control", "samepath/cmd/samepathctl")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build binaries: %w\n%s", err, out)
+	}
+	return filepath.Join(dir, "samepathd"), nil
+}
+
 // Run builds the network, runs the demo and tears everything down, also
 // when ctx is cancelled (Ctrl-C).
 func Run(ctx context.Context, o Options) (sum *Summary, err error) {
@@ -382,6 +395,7 @@ type System struct {
 	ctlBin       string // samepathctl
 
 	gwd       []*fig2.Daemon // [g-1]: gateway g's samepathd
+	lbd       []*fig2.Daemon // [n-1]: LB n's samepathd
 	samepathd string
 	nas       []*nas.Client // [n-1]: the NAS emulator of ingress n
 	mobiles   map[string]*mobileSession
@@ -425,7 +439,7 @@ func Start(ctx context.Context, o Options) (sys *System, err error) {
 	if sys.GWs, sys.gwd, err = startGWs(ctx, tb, o, sys.Token, sys.TokenFile); err != nil {
 		return nil, err
 	}
-	if sys.LBs, err = startLBs(ctx, tb, o, sys.Token, sys.TokenFile); err != nil {
+	if sys.LBs, sys.lbd, err = startLBs(ctx, tb, o, sys.Token, sys.TokenFile); err != nil {
 		return nil, err
 	}
 	for n := 1; n <= fig2.NumIngress; n++ {
@@ -529,6 +543,45 @@ func (s *System) StartGateway(ctx context.Context, g int) error {
 	}
 	s.gwd[g-1] = nd
 	return waitAPI(ctx, s.GWs[g-1], nd, s.TB, d.Name)
+}
+
+// KillLB SIGKILLs LB n's samepathd, as a crash does: its XDP programs go
+// with it (their links are not pinned) and kernel forwarding is off
+// there, so the ingress point carries nothing until RestartLB.
+func (s *System) KillLB(n int) error {
+	if n < 1 || n > len(s.lbd) {
+		return fmt.Errorf("demo: no LB %d", n)
+	}
+	d := s.lbd[n-1]
+	select {
+	case <-d.Done():
+		return fmt.Errorf("demo: samepathd-lb%d is not running", n)
+	default:
+	}
+	if err := d.Cmd.Process.Kill(); err != nil {
+		return fmt.Errorf("demo: kill samepathd-lb%d: %w", n, err)
+	}
+	<-d.Done()
+	return nil
+}
+
+// RestartLB starts LB n's samepathd again with its config (after KillLB
+// or a stop) and returns once its API answers.
+func (s *System) RestartLB(ctx context.Context, n int) error {
+	if n < 1 || n > len(s.lbd) {
+		return fmt.Errorf("demo: no LB %d", n)
+	}
+	d := s.lbd[n-1]
+	if err := d.Stop(5 * time.Second); err != nil {
+		return err
+	}
+	path := filepath.Join(s.TB.LogDir(), fmt.Sprintf("lb%d.yaml", n))
+	nd, err := s.TB.StartDaemon(s.TB.Plan.Ingress[n-1].LB.NS, d.Name, s.samepathd, "--config", path)
+	if err != nil {
+		return err
+	}
+	s.lbd[n-1] = nd
+	return waitAPI(ctx, s.LBs[n-1], nd, s.TB, d.Name)
 }
 
 // Close stops the NAS emulators' tickers and every daemon and removes the
@@ -640,8 +693,9 @@ gw:
 }
 
 // startLBs writes each LB's config, starts samepathd in its namespace and
-// returns API clients reaching them over the management network.
-func startLBs(ctx context.Context, tb *fig2.Testbed, o Options, token, tokFile string) ([]*api.Client, error) {
+// returns API clients reaching them over the management network, and the
+// daemons.
+func startLBs(ctx context.Context, tb *fig2.Testbed, o Options, token, tokFile string) ([]*api.Client, []*fig2.Daemon, error) {
 	p := tb.Plan
 	var t4 strings.Builder
 	for _, g := range p.Gateways {
@@ -651,6 +705,7 @@ func startLBs(ctx context.Context, tb *fig2.Testbed, o Options, token, tokFile s
 		}
 	}
 	var clients []*api.Client
+	var ds []*fig2.Daemon
 	for _, in := range p.Ingress {
 		lb := in.LB
 		conf := fmt.Sprintf(`role: lb
@@ -666,20 +721,21 @@ lb:
 %s`, lb.ControlAPI, tokFile, o.Steering, lb.Ingress.Name, lb.NASMAC, lb.LAN.Name, t4.String())
 		path := filepath.Join(tb.LogDir(), fmt.Sprintf("lb%d.yaml", in.Index))
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		name := fmt.Sprintf("samepathd-lb%d", in.Index)
 		d, err := tb.StartDaemon(lb.NS, name, o.Samepathd, "--config", path)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		c := client(p, lb.ControlAPI, token)
 		if err := waitAPI(ctx, c, d, tb, name); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		clients = append(clients, c)
+		ds = append(ds, d)
 	}
-	return clients, nil
+	return clients, ds, nil
 }
 
 func waitAPI(ctx context.Context, c *api.Client, d *fig2.Daemon, tb *fig2.Testbed, name string) error {

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -31,12 +29,11 @@ func TestMain(m *testing.M) {
 // buildBinaries builds samepathd, samepath-control and samepathctl into one
 // directory and returns samepathd's path (the others sit beside it).
 func buildBinaries(t *testing.T) string {
-	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", dir+"/", "samepath/cmd/samepathd", "samepath/cmd/samepath-control", "samepath/cmd/samepathctl")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build binaries: %v\n%s", err, out)
+	bin, err := demo.BuildBinaries(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
 	}
-	return filepath.Join(dir, "samepathd")
+	return bin
 }
 
 // TestDemo is issue 3's end-to-end check with the real dataplane and

@@ -76,11 +76,22 @@ func TestRunHTTPEchoDNS(t *testing.T) {
 	if resp.ContentLength != 1234567 || sha256.Sum256(body) != BytesSHA256(1234567) {
 		t.Errorf("/bytes: length %d, checksum mismatch", resp.ContentLength)
 	}
+	// Paced (?rate=): the same bytes, at the server's pace.
+	if resp, err = http.Get("http://" + httpAddr + "/bytes/300000?rate=4000000"); err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.ContentLength != 300000 || sha256.Sum256(body) != BytesSHA256(300000) {
+		t.Errorf("/bytes?rate: length %d, checksum mismatch", resp.ContentLength)
+	}
 	for _, c := range []struct {
 		path   string
 		status int
 		body   string
 	}{
+		{"/bytes/10?rate=0", 400, ""},
+		{"/bytes/10?rate=x", 400, ""},
 		{"/", 200, "a1\n"},
 		{"/healthz", 200, "ok\n"},
 		{"/file/hello.txt", 200, "hello\n"},
