@@ -40,7 +40,9 @@ func (m capMode) String() string { return [...]string{"off", "nomatch", "all"}[m
 // before and after the pipeline into the tap's ring, which the
 // session's goroutine drains every millisecond and writes as pcapng to
 // io.Discard; frames the ring has no room for while it waits are
-// counted lost (lost/pkt), which costs the worker the match only.
+// counted lost (lost/pkt), which costs the worker the match only. The
+// allocations all reports are the session goroutine's, writing pcapng;
+// the worker makes none (TestWorkerCaptureAllocs).
 //
 // paired runs the three in the same loop, alternating chunks of 16
 // rounds, and reports each one's ns/pkt and the ratios to off (this
