@@ -30,6 +30,12 @@ type captureTarget struct {
 
 func (d *Daemon) captureTarget() *captureTarget { return d.capture }
 
+// CaptureRoutes adds POST /v1/capture over workers (UMEM frames of
+// frameSize bytes) to mux, as samepathd serves it (for tests of clients).
+func CaptureRoutes(v1 *http.ServeMux, workers []*dp.Worker, frameSize int) {
+	captureRoutes(v1, &captureTarget{workers: workers, frameSize: frameSize})
+}
+
 // captureRoutes adds POST /v1/capture: the pcapng file streamed as the
 // capture runs, then the trailers api.Capture*Trailer.
 func captureRoutes(v1 *http.ServeMux, ct *captureTarget) {
