@@ -351,3 +351,19 @@ func TestTapAllocs(t *testing.T) {
 		t.Errorf("%v allocations per batch", n)
 	}
 }
+
+// TestSessionCountBudget: without Drops a tap takes no more frames than
+// the count has left, and the ones it leaves are not counted lost.
+func TestSessionCountBudget(t *testing.T) {
+	f := dptest.Frame().Eth(macA, macB).IPv4(mob, rep).TCP(1, 80).Bytes()
+	s := newSession(t, func(c *capture.Config) { c.Count = 3 })
+	frames := make([][]byte, 10)
+	vs := make([]verdict, 10)
+	for i := range frames {
+		frames[i], vs[i] = f, verdict{1, 0, f}
+	}
+	st, _ := run(t, s, func(tap *capture.Tap) { batch(tap, 0, frames, vs) })
+	if st.Frames != 3 || st.Lost != 0 || st.End != "count" {
+		t.Errorf("stats %+v, want 3 frames, none lost, ended by count", st)
+	}
+}
