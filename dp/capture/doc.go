@@ -25,7 +25,9 @@
 // Allocation: New preallocates every record's buffers (Ring records of
 // 2 x SnapLen bytes per worker); Begin, Before, After and Commit allocate
 // nothing. The session allocates while writing, on its own goroutine.
-// Cost: BenchmarkGWCapture in dp (BENCHMARKS.md "micro").
+// Cost: BenchmarkTap here (per frame, the tap alone) and
+// BenchmarkGWCapture in dp (per packet, through the gateway), both in
+// BENCHMARKS.md "micro".
 //
 // Libraries: pcapng is written by github.com/gopacket/gopacket/pcapgo
 // (NgWriter: interfaces, packet comments, flags, packet IDs), the
