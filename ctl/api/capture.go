@@ -39,7 +39,8 @@ type CaptureRequest struct {
 	Reason string `json:"reason,omitempty"`
 	// Count is the most frames taken (default 100), DurationMS the
 	// longest the capture runs in milliseconds (default 10 000), SnapLen
-	// the most bytes kept of each frame (default the UMEM frame size).
+	// the most bytes kept of each frame (default and at most the UMEM
+	// frame size).
 	Count      int   `json:"count,omitempty"`
 	DurationMS int64 `json:"duration_ms,omitempty"`
 	SnapLen    int   `json:"snaplen,omitempty"`

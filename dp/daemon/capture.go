@@ -184,7 +184,9 @@ func (ct *captureTarget) config(req api.CaptureRequest) (capture.Config, error) 
 	case req.SnapLen < 0:
 		return cfg, fmt.Errorf("snaplen %d: want 64..%d (0: the frame size)", req.SnapLen, capture.MaxSnapLen)
 	case req.SnapLen > 0:
-		cfg.SnapLen = req.SnapLen
+		// No frame is longer than a UMEM frame: more would only grow
+		// the buffers New preallocates.
+		cfg.SnapLen = min(req.SnapLen, ct.frameSize)
 	}
 	desc := []string{}
 	for _, kv := range [][2]string{{"direction", req.Direction}, {"iface", req.Iface}, {"expr", req.Expr}, {"tuple", req.Tuple}, {"reason", req.Reason}} {
