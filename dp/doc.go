@@ -44,6 +44,11 @@
 // subscriber's traffic. State the panicking step had half-changed stays
 // so: the log is there to fix the bug.
 //
+// Capture: Worker.SetTap arms a dp/capture tap (samepathctl capture):
+// the frames it takes are copied before the pipeline runs and again, with
+// their verdict, after it; unarmed, the worker pays one atomic load per
+// batch (BenchmarkGWCapture).
+//
 // Allocation: Worker.Poll, LB.Process and GW.Process allocate nothing per
 // packet (tests hold them to zero); tables allocate on update only.
 // Benchmarks: BenchmarkLB and the gateway benchmarks, BENCHMARKS.md

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
+	"samepath/dp/capture"
 	"samepath/dp/internal/osutil"
 	"samepath/ring"
 )
@@ -88,6 +90,8 @@ type Worker struct {
 	ticker Ticker // pipe, if it has periodic work
 	epoch  time.Time
 
+	tap atomic.Pointer[capture.Tap] // an armed capture, or nil (SetTap)
+
 	touched byte // keeps process's header pre-touch from being optimized away
 }
 
@@ -116,6 +120,11 @@ func NewWorker(cfg WorkerConfig, ports []Port, pipe Pipeline) (*Worker, error) {
 	w.epoch = time.Now()
 	return w, nil
 }
+
+// SetTap arms a capture on the worker (t from a capture.Session) or,
+// with nil, disarms it. Safe from any goroutine; the worker sees it from
+// its next batch. Unarmed, the worker pays one atomic load per batch.
+func (w *Worker) SetTap(t *capture.Tap) { w.tap.Store(t) }
 
 // Ports returns the worker's ports.
 func (w *Worker) Ports() []Port { return w.ports }
@@ -239,7 +248,14 @@ func (w *Worker) process(in int, n int) {
 	c.RxPackets.Add(uint64(n))
 	c.RxBytes.Add(bytes)
 
+	tap := w.tap.Load()
+	if tap != nil {
+		tapBefore(tap, in, pkts)
+	}
 	w.runPipeline(in, pkts)
+	if tap != nil {
+		tapAfter(tap, umem, pkts)
+	}
 
 	w.drop = w.drop[:0]
 	for i := range pkts {
@@ -276,6 +292,25 @@ func (w *Worker) process(in int, n int) {
 			w.send(o)
 		}
 	}
+}
+
+// tapBefore offers an armed capture the batch as received; tapAfter the
+// pipeline's verdicts and the frames as they leave it (dp/capture).
+func tapBefore(t *capture.Tap, in int, pkts []Packet) {
+	if !t.Begin(in) {
+		return
+	}
+	for i := range pkts {
+		t.Before(i, pkts[i].Data)
+	}
+}
+
+func tapAfter(t *capture.Tap, umem *ring.Umem, pkts []Packet) {
+	for k, n := 0, t.Pending(); k < n; k++ {
+		pk := &pkts[t.Index(k)]
+		t.After(k, pk.Out, uint8(pk.Drop), umem.Bytes(pk.Desc))
+	}
+	t.Commit()
 }
 
 // runPipeline runs the pipeline over a batch. A panic in it is a bug

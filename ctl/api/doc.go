@@ -26,6 +26,8 @@
 //	GET    /v1/flows?limit=N           Flows         (role gw) port-key NAT records (T5)
 //	GET    /v1/authz                   Authz         (role gw) T9 and T8, refusals per service type
 //	PUT    /v1/authz                   Authz         replace T9 and T8
+//	POST   /v1/capture                 CaptureRequest  a dataplane capture: the answer is
+//	                                                 pcapng (not JSON), streamed, with trailers
 //
 // Metrics are served separately in Prometheus format at /metrics.
 package api

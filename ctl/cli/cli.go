@@ -65,6 +65,7 @@ const rootExample = `  samepathctl gateways set -name gw1 -range 10.100.0.0/24 -
   samepathctl nas -auth 10.0.0.2:1812 -acct 10.0.0.2:1813 -secret s -user mobile -password pw -mobiles 4 -interims 1 -dormant
   samepathctl accounting -log /var/lib/samepath/gw1 -user alice -from 2026-11-26T00:00:00Z
   samepathctl t4 set-row -range 10.100.0.0/24 -gw 02:00:00:00:01:01,02:00:00:00:01:02
+  samepathctl capture -daemon http://10.0.0.11:9180 -w web.pcapng -count 50 tcp port 80
   source <(samepathctl completion bash)`
 
 // Main runs samepathctl with args (without the program name) and returns
@@ -120,7 +121,7 @@ func (a *app) rootCmd() *cobra.Command {
 	root.AddCommand(
 		a.statusCmd(), a.gatewaysCmd(), a.usersCmd(), a.sessionsCmd(), a.assignmentsCmd(),
 		a.healthCmd(), a.countersCmd(), a.t4Cmd(), a.daemonCmd(), a.gwCmd(), a.authzCmd(),
-		a.accountingCmd(), a.nasCmd())
+		a.accountingCmd(), a.nasCmd(), a.captureCmd())
 	// Before the completion command, which takes its writer when made.
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)

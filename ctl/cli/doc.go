@@ -11,6 +11,10 @@
 // every gateway in the control process's T1, as -lb all (the default)
 // reaches every LB for `t4`.
 //
+// `capture` (capture.go) asks one samepathd for frames from its
+// dataplane (POST /v1/capture) and writes the pcapng file it streams; a
+// tcpdump expression is compiled here with tcpdump -ddd.
+//
 // The command tree is github.com/spf13/cobra: flags go anywhere on the
 // line; -h/--help anywhere prints help (on standard error) and runs
 // nothing; usage errors exit 2 and failures 1; `samepathctl completion

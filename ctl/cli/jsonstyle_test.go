@@ -23,7 +23,7 @@ func TestJSONKeysLowercase(t *testing.T) {
 		control.Status{}, []aaa.Gateway{}, []control.UserView{}, []session.Session{}, []aaa.Assignment{},
 		control.Counters{}, api.Counters{}, control.HealthReport{}, api.T4{}, []api.T4{}, api.Status{},
 		api.Services{}, api.GWSessions{}, api.Flows{}, api.Authz{}, control.AuthzStatus{}, []nas.Step{},
-		acct.Entry{}, control.Terminated{}, []gwResult{},
+		acct.Entry{}, control.Terminated{}, []gwResult{}, captureSummary{}, api.CaptureResult{}, api.CaptureRequest{},
 	} {
 		for _, bad := range badKeys(reflect.TypeOf(v), reflect.TypeOf(v).String(), map[reflect.Type]bool{}) {
 			t.Errorf("%s", bad)

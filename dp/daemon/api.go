@@ -46,6 +46,9 @@ func NewHandler(b Backend, reg *prometheus.Registry, token string) http.Handler 
 	if gb, ok := b.(gwBackend); ok && gb.gwState() != nil {
 		gwRoutes(v1, gb.gwState())
 	}
+	if cb, ok := b.(captureBackend); ok && cb.captureTarget() != nil {
+		captureRoutes(v1, cb.captureTarget())
+	}
 	v1.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusNotFound, fmt.Errorf("%s %s: no such endpoint for role %s", r.Method, r.URL.Path, b.Status().Role))
 	})

@@ -33,6 +33,7 @@ type Daemon struct {
 	workers []*dp.Worker
 	cpus    []int
 	panics  *panicLog
+	capture *captureTarget // POST /v1/capture (capture.go)
 	// offload, when steering is xdp, reads the in-kernel counters.
 	offloadCounters func() (api.Counters, error)
 	closers         []func() error
@@ -69,11 +70,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		return err
 	}
 
+	d.capture = &captureTarget{workers: d.workers, frameSize: cfg.XSK.FrameSize}
 	reg := NewRegistry(d.Counters)
 	if d.gw != nil {
 		reg.MustRegister(newGWCollector(d.gw))
 	}
 	srv := NewServer(cfg.API, NewHandler(d, reg, token))
+	// Requests end with the daemon: a capture streaming for its duration
+	// stops when samepathd does.
+	srv.BaseContext = func(net.Listener) context.Context { return ctx }
 	ln, err := net.Listen("tcp", cfg.API)
 	if err != nil {
 		return fmt.Errorf("control api: %w", err)

@@ -26,6 +26,10 @@
 // accepts does not fail the start on anything it could have seen. Every
 // error names its YAML key.
 //
+// POST /v1/capture (capture.go) arms a dp/capture session on every
+// worker, one at a time, and streams its pcapng file as the answer; the
+// request's context ends it early (the client left, samepathd stops).
+//
 // Goroutines: the workers; the HTTP server; for lb with next_hop_ip the
 // neighbor follower; for gw the neighbor resolver and the server prober.
 // Control API handlers change shared tables that workers read lock-free.

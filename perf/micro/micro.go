@@ -61,7 +61,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{Go: "go", Count: 5, Benchtime: "100ms", Packages: []Package{
 		{Path: "./dp"}, {Path: "./nat", Exclude: []string{"Hold1M"}, Sub: "^flows=1$", SubOf: []string{"Up", "Down", "Touch", "CreateDelete", "Expire"}}, {Path: "./dp/header"},
-		{Path: "./dp/rewrite"}, {Path: "./dp/balance"}, {Path: "./dp/steer"},
+		{Path: "./dp/rewrite"}, {Path: "./dp/balance"}, {Path: "./dp/steer"}, {Path: "./dp/capture"},
 	}}
 }
 
