@@ -205,20 +205,21 @@ func startControlWith(t *testing.T, o demo.Options) (context.Context, *demo.Syst
 // timer was already past due: the first tick after the restart closed the
 // session and pushed its end to the gateway.
 //
-// Times from the answer to the interim seen last before the crash (tk):
+// Times from the login (tk: the Accounting Start answered, the session's
+// interim timer set, the NAS's interim ticker started):
 //
-//	tk       crash
-//	tk+8s    interim due: 3 tries of 1 s (nas.Client), unanswered
-//	tk+11.5s restart: down 11.5 s > interim_timeout 10 s; old timer tk+10s
-//	tk+12.7s checked: Act after the manager's first tick, NAS still quiet
-//	tk+16s   the NAS's next interim, answered
-//	tk+20s   the download (20 MiB at 1 MiB/s) ends
+//	tk       download started, crash
+//	tk+10s   interim due: at most 3 tries of 1 s (nas.Client), unanswered
+//	tk+13.5s restart: down 13.5 s > interim_timeout 12 s; old timer tk+12s
+//	         checked once the restarted manager has ticked (1 s), NAS quiet
+//	tk+20s   the NAS's next interim, answered; checked again
+//	tk+24s   the download (24 MiB at 1 MiB/s) ends
 func TestControlOutage(t *testing.T) {
 	const (
-		interim        = 8 * time.Second  // the NAS's (the Accept's Acct-Interim-Interval)
-		interimTimeout = 10 * time.Second // samepath-control's sessions.interim_timeout
+		interim        = 10 * time.Second // the NAS's (the Accept's Acct-Interim-Interval)
+		interimTimeout = 12 * time.Second // samepath-control's sessions.interim_timeout
 		nasTries       = 3 * time.Second  // one unanswered exchange of the demo's NAS emulators
-		rate, size     = 1 << 20, 20 << 20
+		rate, size     = 1 << 20, 24 << 20
 	)
 	ctx, sys := startControlWith(t, demo.Options{Interim: interim, InterimTimeout: interimTimeout})
 	p := sys.TB.Plan
@@ -230,9 +231,8 @@ func TestControlOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tk := time.Now()
 	id := controlSession(ctx, t, sys, ip).ID
-	n0, _ := sys.Interims(mob.Name)
-	tk := waitInterims(ctx, t, sys, mob.Name, n0, interim+nasTries)
 
 	var got atomic.Int64
 	done := make(chan error, 1)
@@ -250,8 +250,8 @@ func TestControlOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	killed := time.Now()
-	// Restart after the interim due during the outage has given up, and
-	// well before the next one.
+	// Restart after the interim due during the outage (tk+interim) has
+	// given up, and well before the next one.
 	restart := tk.Add(interim + nasTries + 500*time.Millisecond)
 	if down := restart.Sub(killed); down <= interimTimeout {
 		t.Fatalf("outage %v planned, want longer than the interim timeout %v", down, interimTimeout)
