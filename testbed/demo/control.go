@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"layeh.com/radius/rfc2866"
@@ -26,8 +27,9 @@ import (
 )
 
 // The control process's settings in the demo: interims every second (the
-// Access-Accept's Acct-Interim-Interval, which the NAS emulators follow),
-// health probes twice a second (HealthInterval, one success brings a
+// Access-Accept's Acct-Interim-Interval, which the NAS emulators follow)
+// and a session without one for 30 s closes (both: Options), health
+// probes twice a second (HealthInterval, one success brings a
 // gateway up), each gateway's T3 copy read back every SessionResync.
 const (
 	demoInterim        = time.Second
@@ -40,8 +42,9 @@ const (
 // gateways' IPv4 ranges, control-API URLs and LAN1 MACs, the LBs' APIs for
 // T4 state pushes, the NASes' management addresses as RADIUS clients (each
 // with the LAN1 MAC of its ingress point's LB as lb_mac), T2
-// from usersFile, T9/T8 for the mobiles' devices (authzYAML).
-func controlConfig(p *fig2.Plan, stateDir, tokFile, usersFile, secret string, devices []string) (string, error) {
+// from usersFile, T9/T8 for the mobiles' devices (authzYAML), interims
+// every interim and closed after interimTimeout without one.
+func controlConfig(p *fig2.Plan, stateDir, tokFile, usersFile, secret string, devices []string, interim, interimTimeout time.Duration) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "state_dir: %s\nradius:\n  auth: %q\n  acct: %q\n  require_message_authenticator: true\n  clients:\n",
 		stateDir, p.Ctl.RADIUS.String(), netip.AddrPortFrom(p.Ctl.RADIUS.Addr(), p.Ctl.RADIUS.Port()+1).String())
@@ -50,8 +53,8 @@ func controlConfig(p *fig2.Plan, stateDir, tokFile, usersFile, secret string, de
 		// this ingress point's LB at once (R-GW-4).
 		fmt.Fprintf(&b, "    - {prefix: %s, secret: %q, name: nas%d, disconnect_port: %d, lb_mac: %q}\n", in.NAS.Mgmt.IPv4.Addr(), secret, in.Index, daePort, in.LB.LAN.MAC)
 	}
-	fmt.Fprintf(&b, "  session_timeout: 1h\n  acct_interim_interval: %v\n", demoInterim)
-	fmt.Fprintf(&b, "sessions: {interim_timeout: %v, dormant_timeout: 10m, pending_timeout: 1m, resync: %v}\n", demoInterimTimeout, SessionResync)
+	fmt.Fprintf(&b, "  session_timeout: 1h\n  acct_interim_interval: %v\n", interim)
+	fmt.Fprintf(&b, "sessions: {interim_timeout: %v, dormant_timeout: 10m, pending_timeout: 1m, resync: %v}\n", interimTimeout, SessionResync)
 	b.WriteString("gateways:\n")
 	for _, g := range p.Gateways {
 		var v4 netip.Prefix
@@ -99,20 +102,17 @@ func (s *System) startControl(ctx context.Context, o Options) error {
 	if err := os.WriteFile(usersFile, []byte(users.String()), 0o600); err != nil {
 		return err
 	}
-	conf, err := controlConfig(p, filepath.Join(tb.LogDir(), "control"), s.TokenFile, usersFile, s.RADIUSSecret, devices)
+	conf, err := controlConfig(p, filepath.Join(tb.LogDir(), "control"), s.TokenFile, usersFile, s.RADIUSSecret, devices, o.Interim, o.InterimTimeout)
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(tb.LogDir(), "control.yaml")
-	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-		return err
-	}
-	d, err := tb.StartDaemon(p.Ctl.NS, "samepath-control", o.Control, "--config", path)
-	if err != nil {
+	s.ctlConf = filepath.Join(tb.LogDir(), "control.yaml")
+	if err := os.WriteFile(s.ctlConf, []byte(conf), 0o600); err != nil {
 		return err
 	}
 	s.Control = client(p, p.Ctl.API, s.Token)
-	if err := waitAPI(ctx, s.Control, d, tb, "samepath-control"); err != nil {
+	s.ctlExe = o.Control
+	if err := s.execControl(ctx); err != nil {
 		return err
 	}
 	for in := range p.Ingress {
@@ -147,6 +147,59 @@ func (s *System) startControl(ctx context.Context, o Options) error {
 	}
 	fmt.Fprintf(s.out, "== service authorization from samepath-control: %s\n", s.authzLine(ctx, st))
 	return nil
+}
+
+// execControl starts samepath-control in the ctl namespace with the
+// run's config and waits until its API answers.
+func (s *System) execControl(ctx context.Context) error {
+	d, err := s.TB.StartDaemon(s.TB.Plan.Ctl.NS, "samepath-control", s.ctlExe, "--config", s.ctlConf)
+	if err != nil {
+		return err
+	}
+	s.ctld = d
+	return waitAPI(ctx, s.Control, d, s.TB, "samepath-control")
+}
+
+// KillControl kills samepath-control (SIGKILL, its process group), as a
+// crash does: no orderly shutdown, its RADIUS ports and API stop
+// answering at once; the NAS emulators' requests go unanswered.
+// StartControl starts it again. Between the two, the gateways and LBs
+// keep the state they were given.
+func (s *System) KillControl() error {
+	d := s.ctld
+	if d == nil {
+		return errors.New("demo: no control process (Start without StartControl)")
+	}
+	select {
+	case <-d.Done():
+		return errors.New("demo: samepath-control is not running")
+	default:
+	}
+	if err := syscall.Kill(-d.Cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("demo: kill samepath-control: %w", err)
+	}
+	<-d.Done()
+	return nil
+}
+
+// StartControl starts samepath-control again, after KillControl, with the
+// same config and state directory (it restores T3 and the address
+// assignments from there); it returns once its API answers and its health
+// monitor has found every gateway up and told every LB.
+func (s *System) StartControl(ctx context.Context) error {
+	if s.ctld == nil {
+		return errors.New("demo: no control process (Start without StartControl)")
+	}
+	select {
+	case <-s.ctld.Done():
+	default:
+		return errors.New("demo: samepath-control is running")
+	}
+	if err := s.execControl(ctx); err != nil {
+		return err
+	}
+	_, err := s.waitHealth(ctx)
+	return err
 }
 
 // daePort is where the NAS emulators take Disconnect-Request (RFC 5176).

@@ -100,6 +100,12 @@ type Options struct {
 	// GWAccounting turns on the gateways' accounting logs (off when its
 	// Log is empty).
 	GWAccounting GWAccounting
+	// Interim is the Acct-Interim-Interval samepath-control grants
+	// (radius.acct_interim_interval), the interval the NAS emulators
+	// send Interim-Updates at; InterimTimeout is its
+	// sessions.interim_timeout. Zero keeps the demo's (1 s, 30 s); tests
+	// of a NAS with a long interval set both.
+	Interim, InterimTimeout time.Duration
 }
 
 // GWAccounting is the gateways' accounting log config (samepathd
@@ -244,6 +250,12 @@ func (o *Options) defaults() {
 	}
 	if o.Samepathctl == "" {
 		o.Samepathctl = filepath.Join(filepath.Dir(o.Samepathd), "samepathctl")
+	}
+	if o.Interim == 0 {
+		o.Interim = demoInterim
+	}
+	if o.InterimTimeout == 0 {
+		o.InterimTimeout = demoInterimTimeout
 	}
 }
 
@@ -392,7 +404,10 @@ type System struct {
 	Control      *api.Client
 	RADIUSSecret string
 	out          io.Writer
-	ctlBin       string // samepathctl
+	ctlBin       string       // samepathctl
+	ctld         *fig2.Daemon // samepath-control
+	ctlExe       string       // its binary
+	ctlConf      string       // its config file
 
 	gwd       []*fig2.Daemon // [g-1]: gateway g's samepathd
 	lbd       []*fig2.Daemon // [n-1]: LB n's samepathd
