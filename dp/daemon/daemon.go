@@ -73,7 +73,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	if d.gw != nil {
 		reg.MustRegister(newGWCollector(d.gw))
 	}
-	srv := NewServer(cfg.API, NewHandler(d, reg, token))
+	srv := NewServer(cfg.API, NewHandler(d, reg, token, d.log))
 	ln, err := net.Listen("tcp", cfg.API)
 	if err != nil {
 		return fmt.Errorf("control api: %w", err)

@@ -84,6 +84,7 @@ type gwCollector struct {
 	s                                                                                     *gwState
 	flows, created, exhausted, full, ended, choices, t7, t7ops, sessions, denied, refused *prometheus.Desc
 	subBytes, svcBytes, acctRecs, acctLost, attrLost                                      *prometheus.Desc
+	srvUp, srvHealthy, srvRTT, srvFlows, srvNew, srvFails                                 *prometheus.Desc
 }
 
 func newGWCollector(s *gwState) *gwCollector {
@@ -91,28 +92,34 @@ func newGWCollector(s *gwState) *gwCollector {
 		return prometheus.NewDesc("samepath_gw_"+name, help, labels, nil)
 	}
 	return &gwCollector{s: s,
-		flows:     d("flows", "Port-key NAT records (T5) now."),
-		created:   d("flows_created_total", "NAT records created (key ports allocated)."),
-		exhausted: d("port_exhausted_total", "New flows refused for lack of a free key port."),
-		full:      d("table_full_total", "New flows refused because the NAT table is full."),
-		ended:     d("flows_ended_total", "NAT records removed, by cause.", "cause"),
-		choices:   d("policy_choices_total", "Servers chosen, by balancing policy.", "policy"),
-		t7:        d("distribution_records", "Distribution records (T7) now."),
-		t7ops:     d("distribution_total", "Distribution record operations.", "op"),
-		sessions:  d("sessions", "Sessions in the gateway's T3 copy."),
-		denied:    d("denied_total", "New flows refused by service authorization, by service type.", "service_type"),
-		refused:   d("replies_total", "Proxy replies sent (RST or ICMP) for refused flows."),
-		subBytes:  d("subscriber_bytes_total", "Accounted bytes (IP packets) per subscriber and direction.", "user", "device", "direction"),
-		svcBytes:  d("service_bytes_total", "Accounted bytes (IP packets) per service type and direction.", "service_type", "direction"),
-		acctRecs:  d("accounting_records_total", "Accounting records by outcome (pushed includes checkpoints; checkpointed: kept in the checkpoint files; gateway_restart: final records written at start for flows a crash ended).", "outcome"),
-		acctLost:  d("accounting_lost_total", "Accounting records lost (ring full, write failed): never silent."),
-		attrLost:  d("accounting_attributes_lost_total", "Flow attributes (URL, SNI) not kept for want of a slot."),
+		flows:      d("flows", "Port-key NAT records (T5) now."),
+		created:    d("flows_created_total", "NAT records created (key ports allocated)."),
+		exhausted:  d("port_exhausted_total", "New flows refused for lack of a free key port."),
+		full:       d("table_full_total", "New flows refused because the NAT table is full."),
+		ended:      d("flows_ended_total", "NAT records removed, by cause.", "cause"),
+		choices:    d("policy_choices_total", "Servers chosen, by balancing policy.", "policy"),
+		t7:         d("distribution_records", "Distribution records (T7) now."),
+		t7ops:      d("distribution_total", "Distribution record operations.", "op"),
+		sessions:   d("sessions", "Sessions in the gateway's T3 copy."),
+		denied:     d("denied_total", "New flows refused by service authorization, by service type.", "service_type"),
+		refused:    d("replies_total", "Proxy replies sent (RST or ICMP) for refused flows."),
+		subBytes:   d("subscriber_bytes_total", "Accounted bytes (IP packets) per subscriber and direction.", "user", "device", "direction"),
+		svcBytes:   d("service_bytes_total", "Accounted bytes (IP packets) per service type and direction.", "service_type", "direction"),
+		acctRecs:   d("accounting_records_total", "Accounting records by outcome (pushed includes checkpoints; checkpointed: kept in the checkpoint files; gateway_restart: final records written at start for flows a crash ended).", "outcome"),
+		acctLost:   d("accounting_lost_total", "Accounting records lost (ring full, write failed): never silent."),
+		attrLost:   d("accounting_attributes_lost_total", "Flow attributes (URL, SNI) not kept for want of a slot."),
+		srvUp:      d("server_up", "1 when the actual server is administratively up (T6 state).", "service", "server"),
+		srvHealthy: d("server_healthy", "1 when the actual server passes its health checks.", "service", "server"),
+		srvRTT:     d("server_rtt_seconds", "Health-probe round-trip time of the actual server (EWMA; absent before the first sample).", "service", "server"),
+		srvFlows:   d("server_active_flows", "Flows now assigned to the actual server.", "service", "server"),
+		srvNew:     d("server_new_flows_total", "New flows the balancing policy gave the actual server.", "service", "server"),
+		srvFails:   d("server_check_failures_total", "Failed health checks of the actual server (each one, before Fall damps them).", "service", "server"),
 	}
 }
 
 func (c *gwCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.flows, c.created, c.exhausted, c.full, c.ended, c.choices, c.t7, c.t7ops, c.sessions, c.denied, c.refused,
-		c.subBytes, c.svcBytes, c.acctRecs, c.acctLost, c.attrLost} {
+		c.subBytes, c.svcBytes, c.acctRecs, c.acctLost, c.attrLost, c.srvUp, c.srvHealthy, c.srvRTT, c.srvFlows, c.srvNew, c.srvFails} {
 		ch <- d
 	}
 }
@@ -143,6 +150,19 @@ func (c *gwCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.denied, prometheus.CounterValue, float64(v), st)
 	}
 	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s.gw.Stats().Replies.Load()))
+	for _, svc := range s.services.Status() {
+		for _, v := range svc.Servers {
+			l := []string{svc.Name, v.Addr.String()}
+			ch <- prometheus.MustNewConstMetric(c.srvUp, prometheus.GaugeValue, b2f(v.Up), l...)
+			ch <- prometheus.MustNewConstMetric(c.srvHealthy, prometheus.GaugeValue, b2f(v.Healthy), l...)
+			if v.RTT > 0 {
+				ch <- prometheus.MustNewConstMetric(c.srvRTT, prometheus.GaugeValue, v.RTT.Seconds(), l...)
+			}
+			ch <- prometheus.MustNewConstMetric(c.srvFlows, prometheus.GaugeValue, float64(v.Conns), l...)
+			ch <- prometheus.MustNewConstMetric(c.srvNew, prometheus.CounterValue, float64(v.Picks), l...)
+			ch <- prometheus.MustNewConstMetric(c.srvFails, prometheus.CounterValue, float64(v.Failures), l...)
+		}
+	}
 	if s.acct == nil {
 		return
 	}
@@ -162,4 +182,11 @@ func (c *gwCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.acctLost, prometheus.CounterValue, float64(st.Lost+st.Failed))
 	ch <- prometheus.MustNewConstMetric(c.attrLost, prometheus.CounterValue, float64(s.gw.AttributesLost()))
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
