@@ -24,6 +24,10 @@ type QueueCounters struct {
 	TxBytes   uint64            `json:"tx_bytes"`
 	Drops     map[string]uint64 `json:"drops"`
 	IdleRatio float64           `json:"idle_ratio"`
+	// Polls counts the poller's rounds over the queue: at least one per
+	// idle wait (1 ms by default), so one that stops rising is a stalled
+	// poller (alert SamepathPollerStalled).
+	Polls uint64 `json:"polls"`
 	// Socket is the kernel's statistics of the queue's AF_XDP socket
 	// (XDP_STATISTICS: frames it dropped before the dataplane saw them,
 	// e.g. rx_ring_full, fill_ring_empty); absent for other ports.

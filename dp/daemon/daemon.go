@@ -241,7 +241,7 @@ func (d *Daemon) Counters() api.Counters {
 			q := api.QueueCounters{
 				Port: p.Name(), CPU: d.cpus[wi],
 				RxPackets: s.RxPackets, RxBytes: s.RxBytes, TxPackets: s.TxPackets, TxBytes: s.TxBytes,
-				Drops: map[string]uint64{}, Panics: s.Panics,
+				Drops: map[string]uint64{}, Panics: s.Panics, Polls: s.Polls,
 			}
 			for r, n := range s.Drops {
 				if n > 0 {

@@ -15,24 +15,26 @@ import (
 type counterCollector struct {
 	read                                func() api.Counters
 	rxp, rxb, txp, txb, drop, idl, sock *prometheus.Desc
+	polls                               *prometheus.Desc
 }
 
 func newCounterCollector(read func() api.Counters) *counterCollector {
 	l := []string{"port"}
 	return &counterCollector{
-		read: read,
-		rxp:  prometheus.NewDesc("samepath_rx_packets_total", "Packets received per queue.", l, nil),
-		rxb:  prometheus.NewDesc("samepath_rx_bytes_total", "Bytes received per queue.", l, nil),
-		txp:  prometheus.NewDesc("samepath_tx_packets_total", "Packets transmitted per queue.", l, nil),
-		txb:  prometheus.NewDesc("samepath_tx_bytes_total", "Bytes transmitted per queue.", l, nil),
-		drop: prometheus.NewDesc("samepath_drops_total", "Packets dropped per queue and reason.", []string{"port", "reason"}, nil),
-		idl:  prometheus.NewDesc("samepath_poll_idle_ratio", "Share of poll rounds that found no packet.", l, nil),
-		sock: prometheus.NewDesc("samepath_xsk_events_total", "The kernel's statistics of each queue's AF_XDP socket (XDP_STATISTICS): drops before the dataplane (rx_dropped, rx_ring_full, fill_ring_empty), invalid descriptors, empty TX ring.", []string{"port", "counter"}, nil),
+		read:  read,
+		rxp:   prometheus.NewDesc("samepath_rx_packets_total", "Packets received per queue.", l, nil),
+		rxb:   prometheus.NewDesc("samepath_rx_bytes_total", "Bytes received per queue.", l, nil),
+		txp:   prometheus.NewDesc("samepath_tx_packets_total", "Packets transmitted per queue.", l, nil),
+		txb:   prometheus.NewDesc("samepath_tx_bytes_total", "Bytes transmitted per queue.", l, nil),
+		drop:  prometheus.NewDesc("samepath_drops_total", "Packets dropped per queue and reason.", []string{"port", "reason"}, nil),
+		idl:   prometheus.NewDesc("samepath_poll_idle_ratio", "Share of poll rounds that found no packet.", l, nil),
+		polls: prometheus.NewDesc("samepath_poll_rounds_total", "Poll rounds over the queue (at least one per idle wait: a rate of 0 is a stalled poller).", l, nil),
+		sock:  prometheus.NewDesc("samepath_xsk_events_total", "The kernel's statistics of each queue's AF_XDP socket (XDP_STATISTICS): drops before the dataplane (rx_dropped, rx_ring_full, fill_ring_empty), invalid descriptors, empty TX ring.", []string{"port", "counter"}, nil),
 	}
 }
 
 func (c *counterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.rxp, c.rxb, c.txp, c.txb, c.drop, c.idl, c.sock} {
+	for _, d := range []*prometheus.Desc{c.rxp, c.rxb, c.txp, c.txb, c.drop, c.idl, c.sock, c.polls} {
 		ch <- d
 	}
 }
@@ -54,6 +56,7 @@ func (c *counterCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 		ch <- prometheus.MustNewConstMetric(c.idl, prometheus.GaugeValue, q.IdleRatio, q.Port)
+		ch <- prometheus.MustNewConstMetric(c.polls, prometheus.CounterValue, float64(q.Polls), q.Port)
 		for k, n := range q.Socket {
 			ch <- prometheus.MustNewConstMetric(c.sock, prometheus.CounterValue, float64(n), q.Port, k)
 		}
@@ -85,6 +88,7 @@ type gwCollector struct {
 	flows, created, exhausted, full, ended, choices, t7, t7ops, sessions, denied, refused *prometheus.Desc
 	subBytes, svcBytes, acctRecs, acctLost, attrLost                                      *prometheus.Desc
 	srvUp, srvHealthy, srvRTT, srvFlows, srvNew, srvFails                                 *prometheus.Desc
+	capacity, keyPorts                                                                    *prometheus.Desc
 }
 
 func newGWCollector(s *gwState) *gwCollector {
@@ -93,6 +97,8 @@ func newGWCollector(s *gwState) *gwCollector {
 	}
 	return &gwCollector{s: s,
 		flows:      d("flows", "Port-key NAT records (T5) now."),
+		capacity:   d("flow_capacity", "Most NAT records (T5) the table holds."),
+		keyPorts:   d("nat_ports", "Key ports per protocol class (NAT addresses times the port range); alert SamepathNATPortsNearExhaustion compares samepath_gw_flows with it."),
 		created:    d("flows_created_total", "NAT records created (key ports allocated)."),
 		exhausted:  d("port_exhausted_total", "New flows refused for lack of a free key port."),
 		full:       d("table_full_total", "New flows refused because the NAT table is full."),
@@ -119,7 +125,7 @@ func newGWCollector(s *gwState) *gwCollector {
 
 func (c *gwCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.flows, c.created, c.exhausted, c.full, c.ended, c.choices, c.t7, c.t7ops, c.sessions, c.denied, c.refused,
-		c.subBytes, c.svcBytes, c.acctRecs, c.acctLost, c.attrLost, c.srvUp, c.srvHealthy, c.srvRTT, c.srvFlows, c.srvNew, c.srvFails} {
+		c.subBytes, c.svcBytes, c.acctRecs, c.acctLost, c.attrLost, c.srvUp, c.srvHealthy, c.srvRTT, c.srvFlows, c.srvNew, c.srvFails, c.capacity, c.keyPorts} {
 		ch <- d
 	}
 }
@@ -128,6 +134,8 @@ func (c *gwCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.s
 	ps := s.flows.Stats()
 	ch <- prometheus.MustNewConstMetric(c.flows, prometheus.GaugeValue, float64(ps.Live))
+	ch <- prometheus.MustNewConstMetric(c.capacity, prometheus.GaugeValue, float64(s.flows.Capacity()))
+	ch <- prometheus.MustNewConstMetric(c.keyPorts, prometheus.GaugeValue, float64(s.flows.KeyPorts()))
 	ch <- prometheus.MustNewConstMetric(c.created, prometheus.CounterValue, float64(ps.Created))
 	ch <- prometheus.MustNewConstMetric(c.exhausted, prometheus.CounterValue, float64(ps.Exhausted))
 	ch <- prometheus.MustNewConstMetric(c.full, prometheus.CounterValue, float64(ps.Full))

@@ -75,6 +75,8 @@ func TestGWServerMetrics(t *testing.T) {
 		"samepath_gw_server_active_flows" + l:         1,
 		"samepath_gw_server_new_flows_total" + l:      1,
 		"samepath_gw_server_check_failures_total" + l: 0,
+		"samepath_gw_flow_capacity{}":                 1024,
+		"samepath_gw_nat_ports{}":                     64512, // 1 address, ports 1024..65535
 	}
 	sub := map[string]float64{}
 	for k := range want {
