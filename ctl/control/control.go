@@ -296,10 +296,7 @@ func (c *Control) disconnect(s session.Session) <-chan error {
 	if s.ID == "" || !s.NASAddr.IsValid() {
 		return nil
 	}
-	acctID := s.ID
-	if n := len(s.AcctIDs); n > 0 {
-		acctID = s.AcctIDs[n-1]
-	}
+	acctID := s.AcctSessionID()
 	d := aaa.Disconnect{NAS: s.NASAddr, AcctSessionID: acctID, User: s.User, Device: s.Device, IP: s.IP}
 	done := make(chan error, 1)
 	c.bg.Add(1)

@@ -48,6 +48,15 @@ type Session struct {
 	Cause       string    `json:"cause,omitempty"` // why it closed
 }
 
+// AcctSessionID is the Acct-Session-Id the session runs under now: the
+// latest of AcctIDs (a resume under a new id), else ID.
+func (s *Session) AcctSessionID() string {
+	if n := len(s.AcctIDs); n > 0 {
+		return s.AcctIDs[n-1]
+	}
+	return s.ID
+}
+
 // LogRecord is one line of the session log, written on Close (FIG. 11 edge 4).
 type LogRecord struct {
 	Session
@@ -313,7 +322,8 @@ func (m *Manager) transition(s *Session, ev Event, now time.Time, extra []store.
 	if kind != "" {
 		s.Seq++
 		var op store.Op
-		pending, op = m.out.prepare(s.Gateway, api.SessionEvent{Event: kind, SessionID: s.ID, UserID: s.User, DeviceID: s.Device, IP: s.IP.String(), Seq: s.Seq})
+		pending, op = m.out.prepare(s.Gateway, api.SessionEvent{Event: kind, SessionID: s.ID, UserID: s.User, DeviceID: s.Device, IP: s.IP.String(), Seq: s.Seq,
+			AcctSessionID: s.AcctSessionID()})
 		if pending != nil {
 			ops = append(ops, op)
 		}

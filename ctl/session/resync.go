@@ -61,11 +61,13 @@ func (m *Manager) ResyncGateway(gw string, held []api.GWSession) ResyncResult {
 		if s.State == Dormant {
 			want = "dormant"
 		}
-		if h, ok := have[id]; ok && h.State == want && h.IP == s.IP.String() && h.DeviceID == s.Device && h.UserID == s.User {
+		// A gateway that reports no Acct-Session-Id predates it: not a difference.
+		if h, ok := have[id]; ok && h.State == want && h.IP == s.IP.String() && h.DeviceID == s.Device && h.UserID == s.User &&
+			(h.AcctSessionID == "" || h.AcctSessionID == s.AcctSessionID()) {
 			continue
 		}
 		s.Seq++
-		ev := api.SessionEvent{Event: want, SessionID: s.ID, UserID: s.User, DeviceID: s.Device, IP: s.IP.String(), Seq: s.Seq}
+		ev := api.SessionEvent{Event: want, SessionID: s.ID, UserID: s.User, DeviceID: s.Device, IP: s.IP.String(), Seq: s.Seq, AcctSessionID: s.AcctSessionID()}
 		if m.queueLocked(gw, ev, store.Put(store.BucketSessions, []byte(s.ID), sessionJSON(s)), &res) {
 			res.Reasserted++
 		}

@@ -410,7 +410,15 @@ func (s *gwState) sessionEvent(ev api.SessionEvent) error {
 		state = "dormant"
 	}
 	cur.ip = ip
-	cur.GWSession = api.GWSession{SessionID: ev.SessionID, UserID: ev.UserID, DeviceID: ev.DeviceID, IP: ip.String(), State: state, Seq: ev.Seq}
+	acctID := ev.AcctSessionID
+	if acctID == "" { // a control process that does not send it: keep what an earlier event said
+		acctID = cur.AcctSessionID
+	}
+	if acctID == "" {
+		acctID = ev.SessionID // the Acct-Session-Id of the Start that created the session
+	}
+	cur.GWSession = api.GWSession{SessionID: ev.SessionID, UserID: ev.UserID, DeviceID: ev.DeviceID, IP: ip.String(), State: state, Seq: ev.Seq,
+		AcctSessionID: acctID}
 	if lb != (nat.MAC{}) {
 		cur.lb = lb // an event without one keeps what the last said
 	}
@@ -431,7 +439,7 @@ func (s *gwState) remove(c *gwSession) {
 }
 
 func (s *gwState) dpSession(c *gwSession) dp.Session {
-	return dp.Session{ID: c.id, Name: c.SessionID, UserID: c.UserID, DeviceID: c.DeviceID,
+	return dp.Session{ID: c.id, Name: c.SessionID, AcctSessionID: c.AcctSessionID, UserID: c.UserID, DeviceID: c.DeviceID,
 		IP: c.ip.As16(), Dormant: c.State == "dormant", Seq: c.Seq, LB: c.lb}
 }
 

@@ -78,3 +78,43 @@ func TestGatewayStateChangeLogged(t *testing.T) {
 		t.Fatalf("lines (-want +got):\n%s", d)
 	}
 }
+
+// TestGWSessionAcctSessionID (issue 18): the gateway's T3 copy keeps the
+// Acct-Session-Id an event names, keeps it over an event without one,
+// and falls back to the session id (the Acct-Session-Id of the Start
+// that created the session) when no event named one.
+func TestGWSessionAcctSessionID(t *testing.T) {
+	r := newGWRig(t)
+	ctx := context.Background()
+	send := func(ev api.SessionEvent) {
+		t.Helper()
+		ev.DeviceID, ev.IP = "IMEI-1", addrA.String()
+		if err := r.c.SessionEvent(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+		r.w.Poll()
+	}
+	acctID := func() string {
+		t.Helper()
+		var out api.GWSessions
+		if err := r.c.Do(ctx, "GET", "/v1/sessions", nil, &out); err != nil || len(out.Sessions) != 1 {
+			t.Fatalf("sessions %+v %v", out, err)
+		}
+		return out.Sessions[0].AcctSessionID
+	}
+	send(api.SessionEvent{Event: api.EventStart, SessionID: "s1", Seq: 1})
+	if got := acctID(); got != "s1" {
+		t.Errorf("without acct_session_id: %q, want the session id", got)
+	}
+	send(api.SessionEvent{Event: api.EventActive, SessionID: "s1", Seq: 2, AcctSessionID: "s1b"})
+	send(api.SessionEvent{Event: api.EventActive, SessionID: "s1", Seq: 3})
+	if got := acctID(); got != "s1b" {
+		t.Errorf("after a resume under s1b and an event without one: %q", got)
+	}
+	r.s.mu.Lock()
+	got := r.s.dpSession(r.s.sessions["s1"]).AcctSessionID
+	r.s.mu.Unlock()
+	if got != "s1b" {
+		t.Errorf("worker's copy: %q, want s1b", got)
+	}
+}
