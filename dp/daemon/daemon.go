@@ -73,6 +73,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	if d.gw != nil {
 		reg.MustRegister(newGWCollector(d.gw))
 	}
+	if d.t4 != nil {
+		reg.MustRegister(newLBCollector(d.t4))
+	}
 	srv := NewServer(cfg.API, NewHandler(d, reg, token, d.log))
 	ln, err := net.Listen("tcp", cfg.API)
 	if err != nil {

@@ -198,3 +198,32 @@ func b2f(b bool) float64 {
 	}
 	return 0
 }
+
+// lbCollector exports the LB's steering counters per T4 row and chosen
+// gateway (nat.T4.SteerCounts), read at scrape time.
+type lbCollector struct {
+	t4            *nat.T4
+	steered, down *prometheus.Desc
+}
+
+func newLBCollector(t4 *nat.T4) *lbCollector {
+	return &lbCollector{t4: t4,
+		steered: prometheus.NewDesc("samepath_lb_steered_packets_total",
+			"Up packets steered by the AF_XDP pipeline, per T4 row (range) and chosen gateway (MAC); sum by gateway for a gateway's share. The in-kernel steering (steering: xdp) counts in samepath_rx_packets_total only.",
+			[]string{"range", "gateway"}, nil),
+		down: prometheus.NewDesc("samepath_lb_all_gateways_down_packets_total",
+			"Up packets dropped because every gateway of their T4 row (range) was down.", []string{"range"}, nil),
+	}
+}
+
+func (c *lbCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.steered; ch <- c.down }
+
+func (c *lbCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.t4.SteerCounts() {
+		if s.Gateway == (nat.MAC{}) {
+			ch <- prometheus.MustNewConstMetric(c.down, prometheus.CounterValue, float64(s.Packets), s.Range.String())
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(c.steered, prometheus.CounterValue, float64(s.Packets), s.Range.String(), s.Gateway.String())
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"samepath/ctl/api"
 	"samepath/dp/dptest"
 	"samepath/internal/promcheck"
+	"samepath/nat"
 )
 
 // gather returns every sample of reg as "name{labels}" -> value.
@@ -93,10 +94,33 @@ func TestGWServerMetrics(t *testing.T) {
 }
 
 // TestMetricsLint: promtool check metrics accepts both roles' /metrics
-// (the LB's queue counters, the gateway's tables).
+// (the LB's queue and steering counters, the gateway's tables); the LB
+// exports its steering counters per T4 row and gateway (issue 18).
 func TestMetricsLint(t *testing.T) {
-	c, _ := newAPI(t, "")
-	promcheck.Metrics(t, "lb /metrics", getBody(t, c.Base+"/metrics"))
+	t4, err := nat.NewT4([]nat.T4Row{{Range: netip.MustParsePrefix("10.101.0.0/24"), Gateways: []nat.Gateway{{MAC: nat.MAC{2, 0, 0, 0, 0x10, 1}, Up: true}}},
+		{Range: netip.MustParsePrefix("10.102.0.0/24"), Gateways: []nat.Gateway{{MAC: nat.MAC{2, 0, 0, 0, 0x10, 2}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, c1 := t4.SteerV4([4]byte{10, 101, 0, 5})
+	_, _, c2 := t4.SteerV4([4]byte{10, 102, 0, 5})
+	c1.Add(3)
+	c2.Add(2)
+	lreg := NewRegistry(testBackend{}.Counters)
+	lreg.MustRegister(newLBCollector(t4))
+	got := gather(t, lreg)
+	for k, v := range map[string]float64{
+		"samepath_lb_steered_packets_total{gateway=02:00:00:00:10:01,range=10.101.0.0/24}": 3,
+		"samepath_lb_steered_packets_total{gateway=02:00:00:00:10:02,range=10.102.0.0/24}": 0,
+		"samepath_lb_all_gateways_down_packets_total{range=10.102.0.0/24}":                 2,
+	} {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+	ls := httptest.NewServer(NewHandler(testBackend{t4}, lreg, "", nil))
+	defer ls.Close()
+	promcheck.Metrics(t, "lb /metrics", getBody(t, ls.URL+"/metrics"))
 	r := newGWRig(t)
 	reg := NewRegistry(testBackend{}.Counters)
 	reg.MustRegister(newGWCollector(r.s))
