@@ -197,6 +197,21 @@ func down(args []string, stateDir string, stdout io.Writer) error {
 	if len(args) == 1 {
 		name = args[0]
 	}
+	if name == "" || name == "fig2" {
+		// What `list` shows counts: a crashed run's leftover namespaces
+		// are a run too, so "the only run" must be the only one listed.
+		runs, err := testbed.List(stateDir)
+		if err != nil {
+			return err
+		}
+		if len(runs) > 1 {
+			var ps []string
+			for _, r := range runs {
+				ps = append(ps, r.Prefix)
+			}
+			return fmt.Errorf("%d runs (%s): name one", len(runs), strings.Join(ps, ", "))
+		}
+	}
 	prefix, err := testbed.Resolve(stateDir, name)
 	if err != nil {
 		// A crashed run without a state file: remove by prefix anyway.

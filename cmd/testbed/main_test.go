@@ -99,3 +99,31 @@ func TestCLILifecycle(t *testing.T) {
 		t.Errorf("processes after down: %v", ps)
 	}
 }
+
+// TestDownRefusesTwoRuns (issue 18): `down` without a run name refuses
+// when two runs exist, also when one of them is only leftover
+// namespaces (a crashed run without a state file), and removes nothing.
+func TestDownRefusesTwoRuns(t *testing.T) {
+	privtest.Require(t)
+	dir := t.TempDir()
+	t.Setenv("SAMEPATH_TESTBED_STATE", dir)
+	kept := privtest.Name("sptb", "k")
+	if err := os.WriteFile(dir+"/"+kept+".json", []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	left := privtest.Name("sptb", "l") + "-mob1"
+	if err := topo.CreateNetns(left); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { topo.DeleteNetns(left) })
+	var out, errb bytes.Buffer
+	if code := run([]string{"down"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "name one") {
+		t.Fatalf("down: exit %d, %q %q; want a refusal naming the runs", code, out.String(), errb.String())
+	}
+	if _, err := os.Stat(dir + "/" + kept + ".json"); err != nil {
+		t.Errorf("the state file went: %v", err)
+	}
+	if ns, _ := topo.ListNetns(left); len(ns) != 1 {
+		t.Errorf("the leftover namespace went: %v", ns)
+	}
+}
