@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -34,6 +35,8 @@ func TestUsageAndBadArgs(t *testing.T) {
 		{[]string{"up", "fig3"}, 1, "known: fig2"},
 		{[]string{"move", "mob1"}, 1, "want MOBILE INGRESS"},
 		{[]string{"move", "mob1", "x"}, 1, "ingress"},
+		{[]string{"addr", "mob1"}, 1, "want MOBILE ADDR"},
+		{[]string{"addr", "mob1", "fd00::1"}, 1, "want an IPv4 address"},
 		{[]string{"serve", "-h"}, 0, "testbed serve"},
 		{[]string{"serve"}, 1, "no service"},
 		{[]string{"linkem", "-h"}, 0, "testbed linkem"},
@@ -72,13 +75,29 @@ func TestCLILifecycle(t *testing.T) {
 	if plan.Prefix != prefix || len(plan.Mobiles) != 1 || plan.Mobiles[0].Ingress != 1 {
 		t.Fatalf("plan: prefix %q mobiles %+v", plan.Prefix, plan.Mobiles)
 	}
+	// Issue 18: addr sets the mobile's address; a move keeps it (not
+	// the plan's built-in one) on the new link and in the routes.
+	const assigned = "10.101.0.77"
+	if !strings.Contains(sh("addr", "mob1", assigned), assigned) {
+		t.Error("addr output")
+	}
 	if !strings.Contains(sh("move", "1", "lb3"), "ingress 3") {
 		t.Error("move output")
 	}
 	var again fig2.Plan
 	json.Unmarshal([]byte(sh("plan")), &again)
-	if again.Mobiles[0].Ingress != 3 {
-		t.Errorf("after move, state says ingress %d", again.Mobiles[0].Ingress)
+	if again.Mobiles[0].Ingress != 3 || again.Mobiles[0].IPv4.String() != assigned {
+		t.Errorf("after move, state says ingress %d, address %s", again.Mobiles[0].Ingress, again.Mobiles[0].IPv4)
+	}
+	m := plan.Mobiles[0]
+	if got := ipOut(t, "-n", m.NS, "-4", "-o", "addr", "show", "dev", "w3"); !strings.Contains(got, assigned+"/32") || strings.Contains(got, m.IPv4.String()+"/32") {
+		t.Errorf("w3 after the move: %q, want %s only", got, assigned)
+	}
+	if got := ipOut(t, "-n", m.NASSide[2].NS, "-4", "route", "show", assigned); !strings.Contains(got, "dev "+m.NASSide[2].Name) {
+		t.Errorf("nas3's route to %s: %q", assigned, got)
+	}
+	if got := ipOut(t, "-n", m.NASSide[2].NS, "-4", "route", "show", m.IPv4.String()); got != "" {
+		t.Errorf("nas3 routes the built-in %s: %q", m.IPv4, got)
 	}
 	r, err := topo.Ping(plan.Mobiles[0].NS, plan.Servers[0].LAN.IPv4.Addr(), 2, 0, 2e9)
 	if err != nil || r.Received == 0 {
@@ -126,4 +145,14 @@ func TestDownRefusesTwoRuns(t *testing.T) {
 	if ns, _ := topo.ListNetns(left); len(ns) != 1 {
 		t.Errorf("the leftover namespace went: %v", ns)
 	}
+}
+
+// ipOut runs ip(8) with args and returns its trimmed output.
+func ipOut(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("ip", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
 }
