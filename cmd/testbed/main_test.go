@@ -99,6 +99,30 @@ func TestCLILifecycle(t *testing.T) {
 	if got := ipOut(t, "-n", m.NASSide[2].NS, "-4", "route", "show", m.IPv4.String()); got != "" {
 		t.Errorf("nas3 routes the built-in %s: %q", m.IPv4, got)
 	}
+	// An address and a route set by hand on the current link move too.
+	const byHand = "10.101.0.78"
+	peer := plan.Ingress[2].NAS.PeerV4.String()
+	ipOut(t, "-n", m.NS, "addr", "add", byHand+"/32", "dev", "w3")
+	ipOut(t, "-n", m.NS, "addr", "del", assigned+"/32", "dev", "w3")
+	ipOut(t, "-n", m.NS, "route", "add", "10.20.5.0/24", "via", peer, "dev", "w3", "onlink")
+	sh("move", "1", "2")
+	if got := ipOut(t, "-n", m.NS, "-4", "-o", "addr", "show", "dev", "w2"); !strings.Contains(got, byHand+"/32") || strings.Contains(got, assigned+"/32") {
+		t.Errorf("w2 after the move: %q, want %s only", got, byHand)
+	}
+	if got := ipOut(t, "-n", m.NS, "-4", "route", "show", "10.20.5.0/24"); !strings.Contains(got, "dev w2") {
+		t.Errorf("the mobile's own route after the move: %q, want it on w2", got)
+	}
+	if got := ipOut(t, "-n", m.NASSide[1].NS, "-4", "route", "show", byHand); !strings.Contains(got, "dev "+m.NASSide[1].Name) {
+		t.Errorf("nas2's route to %s: %q", byHand, got)
+	}
+	json.Unmarshal([]byte(sh("plan")), &again)
+	if again.Mobiles[0].IPv4.String() != byHand {
+		t.Errorf("state after the move: address %s, want %s", again.Mobiles[0].IPv4, byHand)
+	}
+	if r, err := topo.Ping(m.NS, plan.Servers[0].LAN.IPv4.Addr(), 2, 0, 2e9); err != nil || r.Received == 0 {
+		t.Fatalf("ping from %s after the move: %+v %v", byHand, r, err)
+	}
+	sh("move", "1", "3") // back where the counters below look
 	r, err := topo.Ping(plan.Mobiles[0].NS, plan.Servers[0].LAN.IPv4.Addr(), 2, 0, 2e9)
 	if err != nil || r.Received == 0 {
 		t.Fatalf("ping after move: %+v %v", r, err)
