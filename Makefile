@@ -4,10 +4,12 @@ BIN     := bin
 GOFLAGS ?=
 export GOFLAGS
 
-# Debian packages the tests, the demo and the benchmarks use.
-APT_PKGS := iproute2 iputils-ping procps util-linux ethtool iperf3 freeradius-utils nftables tcpdump curl
+# Debian packages the tests, the demo and the benchmarks use (prometheus:
+# promtool checks the metrics and alert rules; the server scrapes the
+# testbed in an e2e test).
+APT_PKGS := iproute2 iputils-ping procps util-linux ethtool iperf3 freeradius-utils nftables tcpdump curl prometheus
 # Commands that prove those packages are present.
-APT_CMDS := ip ping pgrep taskset ethtool iperf3 radclient nft tcpdump curl
+APT_CMDS := ip ping pgrep taskset ethtool iperf3 radclient nft tcpdump curl promtool prometheus
 
 CMDS := $(notdir $(wildcard cmd/*))
 

@@ -261,6 +261,7 @@ func (g *GW) acctRecord(id uint32, b *nat.Binding, kind acct.Kind, cause acct.Ca
 	r.Kind, r.Cause = kind, cause
 	if s, ok := g.sessions[b.Flow.Src]; ok && s.ID == b.Session {
 		user, device = s.UserID, s.DeviceID
+		r.SetAcctSession(s.AcctSessionID)
 	}
 	if b.Service != 0 {
 		if name, st, ok := g.cfg.Services.Labels(b.Service - 1); ok {

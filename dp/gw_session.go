@@ -4,13 +4,16 @@ import "samepath/nat"
 
 // Session is the gateway's copy of a T3 row.
 type Session struct {
-	ID       uint64
-	Name     string // the control process's session id
-	UserID   string
-	DeviceID string
-	IP       nat.Addr16
-	Dormant  bool
-	Seq      uint64
+	ID   uint64
+	Name string // the control process's session id
+	// AcctSessionID is the RADIUS Acct-Session-Id the session runs under
+	// (api.SessionEvent.AcctSessionID); accounting records carry it.
+	AcctSessionID string
+	UserID        string
+	DeviceID      string
+	IP            nat.Addr16
+	Dormant       bool
+	Seq           uint64
 	// LB is the LB serving the NAS where the session last started or
 	// resumed (FIG. 31), as the control process names it; zero when it
 	// does not know. A change moves the mobile's T12 entry at once.

@@ -39,7 +39,7 @@ var (
 	other       = addr("10.20.0.50")
 	key4, key6  = addr("10.20.0.101"), addr("fd00:20::101")
 	stranger    = addr("10.101.0.99")
-	testSession = dp.Session{ID: 7, Name: "s7", UserID: "alice", DeviceID: "IMEI-1"}
+	testSession = dp.Session{ID: 7, Name: "s7", AcctSessionID: "5f3a0001", UserID: "alice", DeviceID: "IMEI-1"}
 )
 
 type gwRig struct {
@@ -590,6 +590,12 @@ func TestGWAccounting(t *testing.T) {
 	e := final
 	if e.User != "alice" || e.Device != "IMEI-1" || e.Service != "web" || e.ServiceType != "web" || e.Cause != "session-end" {
 		t.Errorf("record names %+v", e)
+	}
+	// Issue 18: every record carries the session's RADIUS Acct-Session-Id.
+	for i := range entries {
+		if entries[i].AcctSessionID != "5f3a0001" {
+			t.Errorf("%s record: acct_session_id %q, want 5f3a0001", entries[i].Kind, entries[i].AcctSessionID)
+		}
 	}
 	if e.URL != "shop.example/videos/42?q=1" {
 		t.Errorf("url %q", e.URL)

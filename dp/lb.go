@@ -126,9 +126,43 @@ func l3(b []byte) (off int, version uint8, r Reason) {
 	return 0, 0, ReasonNotIP
 }
 
-// Process implements Pipeline.
+// steerAcc sums a batch's up packets per steering counter (T4 row and
+// chosen gateway), so that the shared counters get one atomic add per
+// row and batch, not one per packet. A batch steered by more rows than
+// it has slots adds the rest directly.
+type steerAcc struct {
+	c [4]*nat.SteerCounter
+	n [4]uint64
+	k int
+}
+
+func (a *steerAcc) add(c *nat.SteerCounter) {
+	for i := 0; i < a.k; i++ {
+		if a.c[i] == c {
+			a.n[i]++
+			return
+		}
+	}
+	if a.k < len(a.c) {
+		a.c[a.k], a.n[a.k] = c, 1
+		a.k++
+		return
+	}
+	c.Add(1)
+}
+
+func (a *steerAcc) flush() {
+	for i := 0; i < a.k; i++ {
+		a.c[i].Add(a.n[i])
+	}
+}
+
+// Process implements Pipeline. Up packets are counted per T4 row and
+// chosen gateway (nat.T4.SteerCounts), summed per batch (BENCHMARKS.md
+// "lb pipeline, memory ports").
 func (lb *LB) Process(in int, pkts []Packet) {
 	up := in == lb.cfg.Ingress
+	var acc steerAcc
 	for i := range pkts {
 		p := &pkts[i]
 		b := p.Data
@@ -152,21 +186,25 @@ func (lb *LB) Process(in int, pkts []Packet) {
 		}
 		var gw nat.MAC
 		var res nat.Result
+		var ctr *nat.SteerCounter
 		if ver == 4 {
-			gw, res = lb.cfg.T4.LookupV4([4]byte(b[off+12 : off+16]))
+			gw, res, ctr = lb.cfg.T4.SteerV4([4]byte(b[off+12 : off+16]))
 		} else {
-			gw, res = lb.cfg.T4.LookupV6([16]byte(b[off+8 : off+24]))
+			gw, res, ctr = lb.cfg.T4.SteerV6([16]byte(b[off+8 : off+24]))
 		}
 		switch res {
 		case nat.NoRow:
 			p.Drop = ReasonNoRoute
 			continue
 		case nat.AllDown:
+			acc.add(ctr)
 			p.Drop = ReasonAllDown
 			continue
 		}
+		acc.add(ctr)
 		copy(b[0:6], gw[:])
 		copy(b[6:12], lb.cfg.GatewayMAC[:])
 		p.Out = lb.cfg.Gateway
 	}
+	acc.flush() // not deferred: a batch that panics is dropped whole, and not counted here
 }

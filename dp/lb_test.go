@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"samepath/dp"
 	"samepath/dp/dptest"
 	"samepath/nat"
@@ -310,5 +312,58 @@ func BenchmarkLB(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// TestLBSteerCounters (issue 18): up packets are counted per T4 row and
+// chosen gateway, all-down drops per row, in one batch steered by more
+// rows than the pipeline sums in place; down packets and unrouted ones
+// are not.
+func TestLBSteerCounters(t *testing.T) {
+	var rows []nat.T4Row
+	for i := range 6 {
+		rows = append(rows, nat.T4Row{Range: netip.MustParsePrefix(fmt.Sprintf("10.10%d.0.0/24", i)),
+			Gateways: []nat.Gateway{{MAC: nat.MAC{2, 0, 0, 0, 0x10, byte(i + 1)}, Up: i != 5}}})
+	}
+	tab, err := nat.NewT4(rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb, err := dp.NewLB(dp.LBConfig{Ingress: 0, Gateway: 1, IngressMAC: lbIngressMAC, GatewayMAC: lbGatewayMAC, NextHop: nasMAC, T4: tab})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _, ports := newWorkerFor(t, lb, lb)
+	want := map[string]uint64{rows[5].Range.String() + " " + rows[5].Gateways[0].MAC.String(): 0} // down: chosen never
+	for round := range 2 {
+		for i := range 6 {
+			for range i + 1 { // row i gets i+1 packets per round
+				src := fmt.Sprintf("10.10%d.0.%d", i, round+1)
+				ports[0].Inject(upFrame(src, "10.200.0.1").UDP(1024, 53).Bytes())
+				k := rows[i].Range.String() + " " + rows[i].Gateways[0].MAC.String()
+				if i == 5 {
+					k = rows[i].Range.String() + " all-down"
+				}
+				want[k]++
+			}
+		}
+		ports[0].Inject(upFrame("10.99.0.1", "10.200.0.1").UDP(1024, 53).Bytes()) // no row
+		ports[1].Inject(dptest.Frame().Eth(rows[0].Gateways[0].MAC, lbGatewayMAC).IPv4(addr("10.200.0.1"), addr("10.100.0.1")).UDP(53, 1024).Bytes())
+		w.Poll()
+		for ports[0].Take(func([]byte) {}) {
+		}
+		for ports[1].Take(func([]byte) {}) {
+		}
+	}
+	got := map[string]uint64{}
+	for _, c := range tab.SteerCounts() {
+		gw := "all-down"
+		if c.Gateway != (nat.MAC{}) {
+			gw = c.Gateway.String()
+		}
+		got[c.Range.String()+" "+gw] = c.Packets
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Fatalf("steer counts (-want +got):\n%s", d)
 	}
 }

@@ -69,6 +69,37 @@ type interval struct {
 	hiHi, hiLo uint64
 	gw         MAC  // first gateway in state up
 	ok         bool // false: all down
+	// ctr counts the packets steered by this row to gw (ok) or dropped
+	// with all its gateways down.
+	ctr *SteerCounter
+}
+
+// SteerCounter counts the up packets the LB steered by one T4 row to one
+// gateway, or dropped because all the row's gateways were down. One lives
+// as long as its row names the gateway, across table updates, so a state
+// change does not reset it. Adds are atomic: the LB adds once per batch
+// (dp.LB), readers use T4.SteerCounts. Padded to a cache line, so two
+// rows' counters never share one.
+type SteerCounter struct {
+	n atomic.Uint64
+	_ [56]byte
+}
+
+// Add counts n packets.
+func (c *SteerCounter) Add(n uint64) { c.n.Add(n) }
+
+// steerKey names a SteerCounter: a row's range and the gateway (zero MAC:
+// the row's all-down counter; T4 MACs are never zero).
+type steerKey struct {
+	r  netip.Prefix
+	gw MAC
+}
+
+// SteerCount is one counter's value (T4.SteerCounts).
+type SteerCount struct {
+	Range   netip.Prefix
+	Gateway MAC // zero: packets dropped with all the row's gateways down
+	Packets uint64
 }
 
 type t4snap struct {
@@ -83,6 +114,8 @@ type t4snap struct {
 type T4 struct {
 	cur atomic.Pointer[t4snap]
 	mu  sync.Mutex // serializes writers
+	// ctrs holds the steering counters of the current rows (under mu).
+	ctrs map[steerKey]*SteerCounter
 	// onChange, if set, is called with the new rows after each update,
 	// under the writer lock (used to mirror T4 into the XDP offload).
 	onChange func([]T4Row) error
@@ -95,6 +128,7 @@ func NewT4(rows []T4Row) (*T4, error) {
 	if err != nil {
 		return nil, err
 	}
+	t.ctrs = t.attachCounters(s)
 	t.cur.Store(s)
 	return t, nil
 }
@@ -204,6 +238,15 @@ func compile(rows []T4Row) (*t4snap, error) {
 }
 
 func search(list []interval, hi, lo uint64) (MAC, Result) {
+	iv, r := searchIv(list, hi, lo)
+	if r != Found {
+		return MAC{}, r
+	}
+	return iv.gw, Found
+}
+
+// searchIv is search returning the interval (nil with NoRow).
+func searchIv(list []interval, hi, lo uint64) (*interval, Result) {
 	// Last interval whose lo <= addr.
 	i, j := 0, len(list)
 	for i < j {
@@ -215,16 +258,16 @@ func search(list []interval, hi, lo uint64) (MAC, Result) {
 		}
 	}
 	if i == 0 {
-		return MAC{}, NoRow
+		return nil, NoRow
 	}
 	iv := &list[i-1]
 	if less(iv.hiHi, iv.hiLo, hi, lo) {
-		return MAC{}, NoRow
+		return nil, NoRow
 	}
 	if !iv.ok {
-		return MAC{}, AllDown
+		return iv, AllDown
 	}
-	return iv.gw, Found
+	return iv, Found
 }
 
 // LookupV4 finds the gateway for IPv4 source address src.
@@ -242,6 +285,33 @@ func (t *T4) LookupV6(src [16]byte) (MAC, Result) {
 		list = t.cur.Load().v4
 	}
 	return search(list, hi, lo)
+}
+
+// SteerV4 is LookupV4 that also returns the row's steering counter for
+// the outcome: the chosen gateway's (Found), the row's all-down one
+// (AllDown); nil with NoRow. The LB adds to it once per batch.
+func (t *T4) SteerV4(src [4]byte) (MAC, Result, *SteerCounter) {
+	iv, r := searchIv(t.cur.Load().v4, 0, 0xffff<<32|uint64(binary.BigEndian.Uint32(src[:])))
+	if iv == nil {
+		return MAC{}, r, nil
+	}
+	return iv.gw, r, iv.ctr
+}
+
+// SteerV6 is SteerV4 for IPv6 (IPv4-mapped addresses match IPv4 rows).
+func (t *T4) SteerV6(src [16]byte) (MAC, Result, *SteerCounter) {
+	hi := binary.BigEndian.Uint64(src[:8])
+	lo := binary.BigEndian.Uint64(src[8:])
+	s := t.cur.Load()
+	list := s.v6
+	if hi == 0 && lo>>32 == 0xffff {
+		list = s.v4
+	}
+	iv, r := searchIv(list, hi, lo)
+	if iv == nil {
+		return MAC{}, r, nil
+	}
+	return iv.gw, r, iv.ctr
 }
 
 // Lookup finds the gateway for addr.
@@ -267,13 +337,78 @@ func (t *T4) apply(rows []T4Row) error {
 	if err != nil {
 		return err
 	}
+	ctrs := t.attachCounters(s)
 	if t.onChange != nil {
 		if err := t.onChange(s.rows); err != nil {
 			return fmt.Errorf("t4 mirror: %w", err)
 		}
 	}
+	t.ctrs = ctrs
 	t.cur.Store(s)
 	return nil
+}
+
+// attachCounters gives each interval of s its steering counter and
+// returns the counters of s's rows: those of t's that s still names
+// (same range and gateway) carry over, the others start at 0. Under mu.
+func (t *T4) attachCounters(s *t4snap) map[steerKey]*SteerCounter {
+	ctrs := make(map[steerKey]*SteerCounter, 2*len(s.rows))
+	get := func(k steerKey) *SteerCounter {
+		c := ctrs[k]
+		if c == nil {
+			if c = t.ctrs[k]; c == nil {
+				c = &SteerCounter{}
+			}
+			ctrs[k] = c
+		}
+		return c
+	}
+	i4, i6 := 0, 0
+	for _, r := range s.rows {
+		for _, g := range r.Gateways {
+			get(steerKey{r.Range, g.MAC})
+		}
+		var iv *interval
+		if r.Range.Addr().Is4() {
+			iv = &s.v4[i4]
+			i4++
+		} else {
+			iv = &s.v6[i6]
+			i6++
+		}
+		down := get(steerKey{r.Range, MAC{}}) // kept while the row is: a recovery does not reset it
+		if iv.ok {
+			iv.ctr = get(steerKey{r.Range, iv.gw})
+		} else {
+			iv.ctr = down
+		}
+	}
+	return ctrs
+}
+
+// SteerCounts returns every row's steering counters, by range and
+// gateway; a row's all-down counter appears once it counted a packet.
+func (t *T4) SteerCounts() []SteerCount {
+	t.mu.Lock()
+	out := make([]SteerCount, 0, len(t.ctrs))
+	for k, c := range t.ctrs {
+		n := c.n.Load()
+		if k.gw == (MAC{}) && n == 0 {
+			continue
+		}
+		out = append(out, SteerCount{Range: k.r, Gateway: k.gw, Packets: n})
+	}
+	t.mu.Unlock()
+	slices.SortFunc(out, func(a, b SteerCount) int {
+		if c := a.Range.Addr().Compare(b.Range.Addr()); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Range.Bits(), b.Range.Bits()); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.Gateway[:], b.Gateway[:])
+	})
+	return out
 }
 
 // Replace swaps in a whole new table atomically.

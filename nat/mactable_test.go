@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func mac(b byte) MAC { return MAC{0x02, 0, 0, 0, 0, b} }
@@ -219,5 +221,79 @@ func BenchmarkT4LookupV4(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		tab.LookupV4([4]byte{10, byte(i >> 8 & 3), byte(i), 1})
+	}
+}
+
+// TestT4SteerCounters (issue 18): SteerV4/SteerV6 hand out the counter of
+// the row and the gateway chosen (or the row's all-down one), which
+// outlives a state change and the update of other rows, and goes with
+// its row.
+func TestT4SteerCounters(t *testing.T) {
+	p1, p2, p6 := netip.MustParsePrefix("10.1.0.0/16"), netip.MustParsePrefix("10.2.0.0/24"), netip.MustParsePrefix("fd00:101::/64")
+	tab, err := NewT4([]T4Row{
+		{Range: p1, Gateways: []Gateway{{mac(1), true}, {mac(2), true}}},
+		{Range: p2, Gateways: []Gateway{{mac(2), true}}},
+		{Range: p6, Gateways: []Gateway{{mac(1), true}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steer := func(a string, n uint64) Result {
+		t.Helper()
+		ip := netip.MustParseAddr(a)
+		var r Result
+		var c *SteerCounter
+		if ip.Is4() {
+			_, r, c = tab.SteerV4(ip.As4())
+		} else {
+			_, r, c = tab.SteerV6(ip.As16())
+		}
+		if (c == nil) != (r == NoRow) {
+			t.Fatalf("%s: result %d with counter %v", a, r, c)
+		}
+		if c != nil {
+			c.Add(n)
+		}
+		return r
+	}
+	steer("10.1.2.3", 5)
+	steer("::ffff:10.1.9.9", 1) // IPv4-mapped: the IPv4 row
+	steer("10.2.0.1", 2)
+	steer("fd00:101::5", 3)
+	steer("10.9.0.1", 100) // no row: no counter
+	if _, err := tab.SetGatewayState(mac(1), false); err != nil {
+		t.Fatal(err)
+	}
+	steer("10.1.2.3", 7)    // to the substitute
+	steer("fd00:101::5", 4) // all down
+	if err := tab.Put(T4Row{Range: p2, Gateways: []Gateway{{mac(3), true}}}); err != nil {
+		t.Fatal(err) // p2 now names another gateway: its old counter goes
+	}
+	if _, err := tab.SetGatewayState(mac(1), true); err != nil {
+		t.Fatal(err)
+	}
+	steer("10.1.2.3", 1) // back to the primary: its count carried over
+	type row struct {
+		r  string
+		gw string
+		n  uint64
+	}
+	var got []row
+	for _, c := range tab.SteerCounts() {
+		gw := "all-down"
+		if c.Gateway != (MAC{}) {
+			gw = c.Gateway.String()
+		}
+		got = append(got, row{c.Range.String(), gw, c.Packets})
+	}
+	want := []row{
+		{"10.1.0.0/16", mac(1).String(), 7},
+		{"10.1.0.0/16", mac(2).String(), 7},
+		{"10.2.0.0/24", mac(3).String(), 0},
+		{"fd00:101::/64", "all-down", 4},
+		{"fd00:101::/64", mac(1).String(), 3},
+	}
+	if d := cmp.Diff(want, got, cmp.AllowUnexported(row{})); d != "" {
+		t.Fatalf("steer counts (-want +got):\n%s", d)
 	}
 }

@@ -827,3 +827,8 @@ func (t *PortTable) Len() int { return t.Stats().Live }
 
 // Capacity returns the most bindings the table holds.
 func (t *PortTable) Capacity() int { return len(t.slots) }
+
+// KeyPorts returns the key ports of one protocol class: gateway
+// addresses times the port range. Flows of one class beyond it fail
+// with ErrExhausted.
+func (t *PortTable) KeyPorts() int { return len(t.gw) * t.nPorts }

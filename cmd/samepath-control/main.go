@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"samepath/ctl/control"
+	"samepath/internal/logfmt"
 	"samepath/internal/version"
 )
 
@@ -31,9 +32,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "YAML configuration file (required)")
 	check := fs.Bool("check", false, "validate the configuration (values, state directory, token and users files) and exit")
+	logFormat := logfmt.AddFlag(fs)
 	version.AddFlag(fs, "samepath-control", os.Stdout, os.Exit)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: samepath-control --config FILE [--check] | --version\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: samepath-control --config FILE [--check] [-log-format text|json] | --version\n\nflags:\n")
 		fs.PrintDefaults()
 		fmt.Fprintf(fs.Output(), "\nexample configuration:\n\n%s", control.ExampleConfig)
 	}
@@ -45,6 +47,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if *cfgPath == "" {
 		fs.Usage()
+		return 2
+	}
+	log, err := logfmt.New(stderr, *logFormat, slog.LevelInfo)
+	if err != nil {
+		fmt.Fprintln(stderr, "samepath-control:", err)
 		return 2
 	}
 	// -check and the start run the same checks, here; control.New runs
@@ -61,7 +68,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "configuration ok")
 		return 0
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
 	c, err := control.New(cfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "samepath-control:", err)

@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -93,5 +95,33 @@ func TestHelpExample(t *testing.T) {
 	path := writeConfig(t, control.ExampleConfig)
 	if _, err := control.LoadConfig(path); err != nil {
 		t.Fatalf("the example: %v", err)
+	}
+}
+
+// TestLogFormat (issue 18): -log-format json writes one JSON object per
+// line, including the line at shutdown; an unknown format is a usage
+// error naming the flag.
+func TestLogFormat(t *testing.T) {
+	path := writeConfig(t, config)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	code, _, errs := runCmd(ctx, "-config", path, "-log-format", "json")
+	if code != 0 {
+		t.Fatalf("status %d: %s", code, errs)
+	}
+	var msgs []string
+	for _, l := range strings.Split(strings.TrimSpace(errs), "\n") {
+		m := map[string]any{}
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("line %q is not JSON: %v", l, err)
+		}
+		msgs = append(msgs, m["msg"].(string))
+	}
+	if !slices.Contains(msgs, "samepath-control running") || !slices.Contains(msgs, "samepath-control stopped") {
+		t.Fatalf("messages %q: want the start and the stop", msgs)
+	}
+	code, _, errs = runCmd(context.Background(), "-config", path, "-log-format", "xml")
+	if code != 2 || !strings.Contains(errs, "-log-format") {
+		t.Fatalf("-log-format xml: status %d, %q", code, errs)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"samepath/dp/daemon"
+	"samepath/internal/logfmt"
 	"samepath/internal/version"
 )
 
@@ -33,9 +34,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfgPath := fs.String("config", "", "YAML config file (required)")
 	check := fs.Bool("check", false, "validate the config (values, token file, accounting directory, interfaces) and exit")
 	verbose := fs.Bool("v", false, "debug logging")
+	logFormat := logfmt.AddFlag(fs)
 	version.AddFlag(fs, "samepathd", stdout, os.Exit)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: samepathd --config FILE [-check] [-v] | --version\n\nRuns the samepath dataplane until SIGTERM or SIGINT; the XDP programs are detached on exit.\n\nflags:\n")
+		fmt.Fprintf(stderr, "usage: samepathd --config FILE [-check] [-v] [-log-format text|json] | --version\n\nRuns the samepath dataplane until SIGTERM or SIGINT; the XDP programs are detached on exit.\n\nflags:\n")
 		fs.PrintDefaults()
 		fmt.Fprintf(stderr, "\nexample config, role lb:\n\n%s\nexample config, role gw:\n\n%s", daemon.Example, daemon.ExampleGW)
 	}
@@ -54,7 +56,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *verbose {
 		level = slog.LevelDebug
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log, err := logfmt.New(stderr, *logFormat, level)
+	if err != nil {
+		fmt.Fprintln(stderr, "samepathd:", err)
+		return 2
+	}
 	// -check and the start run the same checks, here; daemon.Run runs
 	// them again (tests start it without this command).
 	cfg, err := daemon.Load(*cfgPath)

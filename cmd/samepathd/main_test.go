@@ -142,3 +142,15 @@ func TestCheckInNamespace(t *testing.T) {
 		t.Errorf("-check with more queues than the veth has: %v: %s", err, out)
 	}
 }
+
+// TestLogFormatFlag: an unknown -log-format is a usage error (status 2)
+// naming the flag, before the config is read.
+func TestLogFormatFlag(t *testing.T) {
+	code, _, errs := runCmd("-config", "/nonexistent.yaml", "-log-format", "xml")
+	if code != 2 || !strings.Contains(errs, "-log-format") {
+		t.Fatalf("status %d, %q", code, errs)
+	}
+	if code, _, errs := runCmd("-h"); code != 0 || !strings.Contains(errs, "-log-format") {
+		t.Fatalf("-h does not list -log-format: %d %q", code, errs)
+	}
+}

@@ -3,6 +3,7 @@
 //	testbed up fig2 [--json]     build FIG. 2, start its servers
 //	testbed down [RUN]           remove a run completely
 //	testbed move [--run RUN] MOBILE INGRESS
+//	testbed addr [--run RUN] MOBILE ADDR
 //	testbed list | clean | plan | counters | exec
 //	testbed serve ... | linkem ...   (run inside namespaces by `up`)
 package main
@@ -14,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strconv"
@@ -39,7 +41,11 @@ commands:
         radio link (both directions) between each mobile and each NAS
   down [RUN]           stop every process of the run, remove its namespaces and state
   move [--run RUN] MOBILE INGRESS
-        move a mobile (mob1 or 1) to ingress point INGRESS (1..3, or nas2/lb2)
+        move a mobile (mob1 or 1) to ingress point INGRESS (1..3, or nas2/lb2); it keeps
+        its current address and routes (the one addr set)
+  addr [--run RUN] MOBILE ADDR
+        give a mobile the IPv4 address ADDR (e.g. the one the AAA assigned), as a
+        Framed-IP-Address does: on its wireless links, its NAS's and the gateways' routes
   list                 runs and leftovers (namespaces, processes)
   clean                remove every run and leftover of the family "sptb"
   plan [RUN]           print a running run's address plan as JSON
@@ -55,6 +61,7 @@ examples:
   testbed up fig2 --json > plan.json
   testbed exec mob1 curl -s http://10.20.0.11/bytes/1000000 | sha256sum
   testbed move mob1 2
+  testbed addr mob1 10.101.0.77
   testbed up fig2 --id radio --delay 20ms --loss 0.01 --rate 20mbit
   testbed down
   testbed clean
@@ -93,6 +100,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = down(rest, stateDir, stdout)
 	case "move":
 		err = move(rest, stateDir, stdout)
+	case "addr":
+		err = setAddr(rest, stateDir, stdout)
 	case "list":
 		err = list(stateDir, stdout)
 	case "clean":
@@ -197,6 +206,21 @@ func down(args []string, stateDir string, stdout io.Writer) error {
 	if len(args) == 1 {
 		name = args[0]
 	}
+	if name == "" || name == "fig2" {
+		// What `list` shows counts: a crashed run's leftover namespaces
+		// are a run too, so "the only run" must be the only one listed.
+		runs, err := testbed.List(stateDir)
+		if err != nil {
+			return err
+		}
+		if len(runs) > 1 {
+			var ps []string
+			for _, r := range runs {
+				ps = append(ps, r.Prefix)
+			}
+			return fmt.Errorf("%d runs (%s): name one", len(runs), strings.Join(ps, ", "))
+		}
+	}
 	prefix, err := testbed.Resolve(stateDir, name)
 	if err != nil {
 		// A crashed run without a state file: remove by prefix anyway.
@@ -222,10 +246,7 @@ func move(args []string, stateDir string, stdout io.Writer) error {
 	if len(pos) != 2 {
 		return errors.New("want MOBILE INGRESS")
 	}
-	mobile := pos[0]
-	if _, err := strconv.Atoi(mobile); err == nil {
-		mobile = "mob" + mobile
-	}
+	mobile := mobileName(pos[0])
 	in, err := strconv.Atoi(strings.TrimPrefix(strings.TrimPrefix(pos[1], "nas"), "lb"))
 	if err != nil {
 		return fmt.Errorf("ingress %q: want 1..%d, nasN or lbN", pos[1], fig2.NumIngress)
@@ -235,6 +256,38 @@ func move(args []string, stateDir string, stdout io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(stdout, "%s now on ingress %d (nas%d, lb%d)\n", mobile, in, in, in)
+		return nil
+	})
+}
+
+// mobileName accepts "mob1" or "1".
+func mobileName(s string) string {
+	if _, err := strconv.Atoi(s); err == nil {
+		return "mob" + s
+	}
+	return s
+}
+
+func setAddr(args []string, stateDir string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("addr", flag.ContinueOnError)
+	runName := fs.String("run", "", "run prefix")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return errors.New("want MOBILE ADDR")
+	}
+	a, err := netip.ParseAddr(pos[1])
+	if err != nil || !a.Is4() {
+		return fmt.Errorf("address %q: want an IPv4 address", pos[1])
+	}
+	mobile := mobileName(pos[0])
+	return withRun([]string{*runName}, stateDir, func(tb *fig2.Testbed) error {
+		if err := tb.SetMobileAddr(mobile, a); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s now has %s\n", mobile, a)
 		return nil
 	})
 }

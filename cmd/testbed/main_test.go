@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -34,6 +35,8 @@ func TestUsageAndBadArgs(t *testing.T) {
 		{[]string{"up", "fig3"}, 1, "known: fig2"},
 		{[]string{"move", "mob1"}, 1, "want MOBILE INGRESS"},
 		{[]string{"move", "mob1", "x"}, 1, "ingress"},
+		{[]string{"addr", "mob1"}, 1, "want MOBILE ADDR"},
+		{[]string{"addr", "mob1", "fd00::1"}, 1, "want an IPv4 address"},
 		{[]string{"serve", "-h"}, 0, "testbed serve"},
 		{[]string{"serve"}, 1, "no service"},
 		{[]string{"linkem", "-h"}, 0, "testbed linkem"},
@@ -72,14 +75,54 @@ func TestCLILifecycle(t *testing.T) {
 	if plan.Prefix != prefix || len(plan.Mobiles) != 1 || plan.Mobiles[0].Ingress != 1 {
 		t.Fatalf("plan: prefix %q mobiles %+v", plan.Prefix, plan.Mobiles)
 	}
+	// Issue 18: addr sets the mobile's address; a move keeps it (not
+	// the plan's built-in one) on the new link and in the routes.
+	const assigned = "10.101.0.77"
+	if !strings.Contains(sh("addr", "mob1", assigned), assigned) {
+		t.Error("addr output")
+	}
 	if !strings.Contains(sh("move", "1", "lb3"), "ingress 3") {
 		t.Error("move output")
 	}
 	var again fig2.Plan
 	json.Unmarshal([]byte(sh("plan")), &again)
-	if again.Mobiles[0].Ingress != 3 {
-		t.Errorf("after move, state says ingress %d", again.Mobiles[0].Ingress)
+	if again.Mobiles[0].Ingress != 3 || again.Mobiles[0].IPv4.String() != assigned {
+		t.Errorf("after move, state says ingress %d, address %s", again.Mobiles[0].Ingress, again.Mobiles[0].IPv4)
 	}
+	m := plan.Mobiles[0]
+	if got := ipOut(t, "-n", m.NS, "-4", "-o", "addr", "show", "dev", "w3"); !strings.Contains(got, assigned+"/32") || strings.Contains(got, m.IPv4.String()+"/32") {
+		t.Errorf("w3 after the move: %q, want %s only", got, assigned)
+	}
+	if got := ipOut(t, "-n", m.NASSide[2].NS, "-4", "route", "show", assigned); !strings.Contains(got, "dev "+m.NASSide[2].Name) {
+		t.Errorf("nas3's route to %s: %q", assigned, got)
+	}
+	if got := ipOut(t, "-n", m.NASSide[2].NS, "-4", "route", "show", m.IPv4.String()); got != "" {
+		t.Errorf("nas3 routes the built-in %s: %q", m.IPv4, got)
+	}
+	// An address and a route set by hand on the current link move too.
+	const byHand = "10.101.0.78"
+	peer := plan.Ingress[2].NAS.PeerV4.String()
+	ipOut(t, "-n", m.NS, "addr", "add", byHand+"/32", "dev", "w3")
+	ipOut(t, "-n", m.NS, "addr", "del", assigned+"/32", "dev", "w3")
+	ipOut(t, "-n", m.NS, "route", "add", "10.20.5.0/24", "via", peer, "dev", "w3", "onlink")
+	sh("move", "1", "2")
+	if got := ipOut(t, "-n", m.NS, "-4", "-o", "addr", "show", "dev", "w2"); !strings.Contains(got, byHand+"/32") || strings.Contains(got, assigned+"/32") {
+		t.Errorf("w2 after the move: %q, want %s only", got, byHand)
+	}
+	if got := ipOut(t, "-n", m.NS, "-4", "route", "show", "10.20.5.0/24"); !strings.Contains(got, "dev w2") {
+		t.Errorf("the mobile's own route after the move: %q, want it on w2", got)
+	}
+	if got := ipOut(t, "-n", m.NASSide[1].NS, "-4", "route", "show", byHand); !strings.Contains(got, "dev "+m.NASSide[1].Name) {
+		t.Errorf("nas2's route to %s: %q", byHand, got)
+	}
+	json.Unmarshal([]byte(sh("plan")), &again)
+	if again.Mobiles[0].IPv4.String() != byHand {
+		t.Errorf("state after the move: address %s, want %s", again.Mobiles[0].IPv4, byHand)
+	}
+	if r, err := topo.Ping(m.NS, plan.Servers[0].LAN.IPv4.Addr(), 2, 0, 2e9); err != nil || r.Received == 0 {
+		t.Fatalf("ping from %s after the move: %+v %v", byHand, r, err)
+	}
+	sh("move", "1", "3") // back where the counters below look
 	r, err := topo.Ping(plan.Mobiles[0].NS, plan.Servers[0].LAN.IPv4.Addr(), 2, 0, 2e9)
 	if err != nil || r.Received == 0 {
 		t.Fatalf("ping after move: %+v %v", r, err)
@@ -98,4 +141,42 @@ func TestCLILifecycle(t *testing.T) {
 	if ps, _ := topo.Procs(prefix); len(ps) != 0 {
 		t.Errorf("processes after down: %v", ps)
 	}
+}
+
+// TestDownRefusesTwoRuns (issue 18): `down` without a run name refuses
+// when two runs exist, also when one of them is only leftover
+// namespaces (a crashed run without a state file), and removes nothing.
+func TestDownRefusesTwoRuns(t *testing.T) {
+	privtest.Require(t)
+	dir := t.TempDir()
+	t.Setenv("SAMEPATH_TESTBED_STATE", dir)
+	kept := privtest.Name("sptb", "k")
+	if err := os.WriteFile(dir+"/"+kept+".json", []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	left := privtest.Name("sptb", "l") + "-mob1"
+	if err := topo.CreateNetns(left); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { topo.DeleteNetns(left) })
+	var out, errb bytes.Buffer
+	if code := run([]string{"down"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "name one") {
+		t.Fatalf("down: exit %d, %q %q; want a refusal naming the runs", code, out.String(), errb.String())
+	}
+	if _, err := os.Stat(dir + "/" + kept + ".json"); err != nil {
+		t.Errorf("the state file went: %v", err)
+	}
+	if ns, _ := topo.ListNetns(left); len(ns) != 1 {
+		t.Errorf("the leftover namespace went: %v", ns)
+	}
+}
+
+// ipOut runs ip(8) with args and returns its trimmed output.
+func ipOut(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("ip", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
 }

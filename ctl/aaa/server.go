@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sort"
@@ -15,6 +16,8 @@ import (
 	"layeh.com/radius/rfc2865"
 	"layeh.com/radius/rfc2866"
 	"layeh.com/radius/rfc2869"
+
+	"samepath/internal/lograte"
 )
 
 // ClientConfig is one RADIUS client (NAS) allowed to talk to the server.
@@ -56,6 +59,10 @@ type ServerConfig struct {
 	Readers int
 	// DurableTimeout bounds the wait for the state to reach disk before answering.
 	DurableTimeout time.Duration
+	// Log receives the rejects and the refused requests (unknown client,
+	// wrong secret), at most one line per reason and client per
+	// RejectLogEvery, with the count held back; nil: slog.Default.
+	Log *slog.Logger
 }
 
 // DefaultServerConfig returns the defaults.
@@ -224,6 +231,8 @@ type Server struct {
 	dup     *dupCache
 	sem     chan struct{}
 	C       ServerCounters
+	log     *slog.Logger
+	limit   *lograte.Limiter
 
 	authConn *net.UDPConn
 	acctConn *net.UDPConn
@@ -236,7 +245,11 @@ func NewServer(cfg ServerConfig, users *Users, pool *Pool, acct Accounter, dur D
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, users: users, pool: pool, acct: acct, dur: dur, dup: newDupCache(cfg.DupTTL), sem: make(chan struct{}, cfg.MaxInFlight)}
+	s := &Server{cfg: cfg, users: users, pool: pool, acct: acct, dur: dur, dup: newDupCache(cfg.DupTTL), sem: make(chan struct{}, cfg.MaxInFlight),
+		log: cfg.Log, limit: lograte.New(RejectLogEvery, nil)}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
 	for _, cl := range cfg.Clients {
 		p, _ := parseClientPrefix(cl.Prefix)
 		lbMAC, _ := normalMAC(cl.LBMAC) // checked by Validate
@@ -338,6 +351,7 @@ func (s *Server) routineRead(ctx context.Context, conn *net.UDPConn, want byte) 
 		cl := s.lookupClient(from.Addr())
 		if cl == nil {
 			s.C.UnknownClient.Add(1)
+			s.logRefused(from.Addr().Unmap().String(), "unknown client", "from", from.String())
 			s.bufs.Put(bp)
 			continue
 		}
@@ -410,6 +424,7 @@ func (s *Server) process(ctx context.Context, cl *client, from netip.AddrPort, b
 		s.C.AcctRequests.Add(1)
 		if !isAuthenticAcct(b, cl.secret) {
 			s.C.BadAuthenticator.Add(1)
+			s.logRefused(cl.name, "bad accounting authenticator (wrong secret?)", "client", cl.name, "from", from.String())
 			return nil
 		}
 	case codeStatusServer:
@@ -420,12 +435,14 @@ func (s *Server) process(ctx context.Context, cl *client, from netip.AddrPort, b
 	if maOff != 0 {
 		if !verifyMessageAuthenticator(b, maOff, cl.secret) {
 			s.C.BadMA.Add(1)
+			s.logRefused(cl.name, "bad Message-Authenticator (wrong secret?)", "client", cl.name, "from", from.String())
 			return nil
 		}
 	} else if code == codeStatusServer || (code == codeAccessReq && cl.requireMA) {
 		// RFC 5997 3: a Status-Server without Message-Authenticator is
 		// silently discarded, whatever the client's configuration.
 		s.C.MissingMA.Add(1)
+		s.logRefused(cl.name, "missing Message-Authenticator", "client", cl.name, "from", from.String())
 		return nil
 	}
 	pkt, err := radius.Parse(b, cl.secret)
@@ -446,6 +463,11 @@ func (s *Server) process(ctx context.Context, cl *client, from netip.AddrPort, b
 		out = pkt.Response(rc)
 	case code == codeAccessReq:
 		out = s.access(ctx, pkt)
+		if out != nil && out.Code == radius.CodeAccessReject {
+			why := rfc2865.ReplyMessage_GetString(out)
+			s.logRefused(cl.name+"\x00"+why, "radius reject", "reason", why, "user", rfc2865.UserName_GetString(pkt),
+				"device", rfc2865.CallingStationID_GetString(pkt), "client", cl.name, "from", from.String())
+		}
 	default:
 		out = s.accounting(ctx, pkt, from, cl)
 	}
@@ -463,6 +485,22 @@ func (s *Server) process(ctx context.Context, cl *client, from netip.AddrPort, b
 		return nil
 	}
 	return enc
+}
+
+// RejectLogEvery is how often one kind of refusal is logged per client.
+const RejectLogEvery = 10 * time.Second
+
+// logRefused writes a warning for a refused request, rate-limited per key
+// (a client and a reason); attrs are slog key-value pairs.
+func (s *Server) logRefused(key, msg string, attrs ...any) {
+	ok, held := s.limit.Allow(msg + "\x00" + key)
+	if !ok {
+		return
+	}
+	if held > 0 {
+		attrs = append(attrs, "suppressed", held)
+	}
+	s.log.Warn(msg, attrs...)
 }
 
 func (s *Server) reject(pkt *radius.Packet, why string) *radius.Packet {

@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/md5"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os/exec"
@@ -14,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"layeh.com/radius"
 	"layeh.com/radius/rfc2865"
 	"layeh.com/radius/rfc2866"
@@ -384,5 +387,86 @@ func TestAccountingLBMAC(t *testing.T) {
 		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "lb_mac") {
 			t.Errorf("lb_mac %q: %v, want an error naming lb_mac", bad, err)
 		}
+	}
+}
+
+// syncBuf is a bytes.Buffer safe for the server's goroutines.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *syncBuf) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncBuf) lines() []map[string]any {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(w.b.String()), "\n") {
+		m := map[string]any{}
+		if json.Unmarshal([]byte(l), &m) == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// TestRefusalsLogged (issue 18): a reject, a wrong secret and an unknown
+// client each give one warning with the reason; repeats within
+// RejectLogEvery are held back, not logged per request.
+func TestRefusalsLogged(t *testing.T) {
+	var buf syncBuf
+	ts := startServer(t, func(c *ServerConfig) {
+		c.Clients = []ClientConfig{{Prefix: "127.0.0.1/32", Secret: "testing123", Name: "nas1"}}
+		c.Log = slog.New(slog.NewJSONHandler(&buf, nil))
+	})
+	ts.pool.PutGateway(GatewayConfig{Name: "gw1", Range: "10.30.0.0/24"})
+	ts.users.Put(User{ID: "u", Password: "pw"})
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for i := 0; i < 3; i++ {
+		if exchange(t, conn, ts.srv.AuthAddr(), accessRequest(t, "testing123", "u", "wrong", "d1")) == nil {
+			t.Fatal("no Access-Reject")
+		}
+	}
+	exchange(t, conn, ts.srv.AuthAddr(), accessRequest(t, "other", "u", "pw", "d1"))
+	other, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	exchange(t, other, ts.srv.AuthAddr(), accessRequest(t, "testing123", "u", "pw", "d1"))
+	deadline := time.Now().Add(2 * time.Second)
+	for ts.srv.C.UnknownClient.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	got := map[string]int{}
+	for _, l := range buf.lines() {
+		if l["level"] != "WARN" {
+			continue
+		}
+		key := l["msg"].(string)
+		if r, ok := l["reason"].(string); ok {
+			key += ": " + r
+		}
+		got[key]++
+		if l["msg"] == "radius reject" && (l["user"] != "u" || l["client"] != "nas1") {
+			t.Errorf("reject line without user or client: %v", l)
+		}
+	}
+	want := map[string]int{
+		"radius reject: authentication failed: unknown user or wrong password": 1, // 3 rejects, 1 line
+		"bad Message-Authenticator (wrong secret?)":                            1,
+		"unknown client": 1,
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Fatalf("warnings (-want +got):\n%s\nlog:\n%s", d, buf.b.String())
 	}
 }

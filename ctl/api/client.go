@@ -59,11 +59,12 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
 	}
 	if resp.StatusCode/100 != 2 {
+		he := &HTTPError{Method: method, Path: path, Code: resp.StatusCode, Status: resp.Status}
 		var e Error
 		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, e.Error)
+			he.Msg = e.Error
 		}
-		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+		return he
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
@@ -72,6 +73,25 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 	}
 	return nil
 }
+
+// HTTPError is an answer outside 2xx: Do returns it (errors.As finds it
+// through wrapping), so that callers can log and count the status.
+type HTTPError struct {
+	Method, Path string
+	Code         int    // 401, 503, ...
+	Status       string // "401 Unauthorized"
+	Msg          string // the answer's api.Error text, if any
+}
+
+func (e *HTTPError) Error() string {
+	if e.Msg != "" {
+		return fmt.Sprintf("%s %s: %s: %s", e.Method, e.Path, e.Status, e.Msg)
+	}
+	return fmt.Sprintf("%s %s: %s", e.Method, e.Path, e.Status)
+}
+
+// HTTPStatus is the status code (lograte.Pushes logs it).
+func (e *HTTPError) HTTPStatus() int { return e.Code }
 
 func (c *Client) Status(ctx context.Context) (Status, error) {
 	var s Status

@@ -24,6 +24,10 @@ type QueueCounters struct {
 	TxBytes   uint64            `json:"tx_bytes"`
 	Drops     map[string]uint64 `json:"drops"`
 	IdleRatio float64           `json:"idle_ratio"`
+	// Polls counts the poller's rounds over the queue: at least one per
+	// idle wait (1 ms by default), so one that stops rising is a stalled
+	// poller (alert SamepathPollerStalled).
+	Polls uint64 `json:"polls"`
 	// Socket is the kernel's statistics of the queue's AF_XDP socket
 	// (XDP_STATISTICS: frames it dropped before the dataplane saw them,
 	// e.g. rx_ring_full, fill_ring_empty); absent for other ports.
@@ -93,6 +97,11 @@ type SessionEvent struct {
 	// once (R-GW-4), so its down packets follow a move that the mobile
 	// sends nothing after.
 	LBMAC string `json:"lb_mac,omitempty"`
+	// AcctSessionID is the RADIUS Acct-Session-Id the session runs under
+	// now: SessionID's (the Start that created it) or, after a resume
+	// under a new one (FIG. 31), the latest. The gateway writes it in
+	// its accounting records (T10), for joins with RADIUS accounting.
+	AcctSessionID string `json:"acct_session_id,omitempty"`
 }
 
 // Ack answers a change.
@@ -157,6 +166,8 @@ type GWSession struct {
 	IP        string `json:"ip"`
 	State     string `json:"state"` // "active" or "dormant"
 	Seq       uint64 `json:"seq"`
+	// AcctSessionID is SessionEvent.AcctSessionID of the latest event.
+	AcctSessionID string `json:"acct_session_id,omitempty"`
 }
 
 // GWSessions lists the gateway's sessions.

@@ -20,7 +20,7 @@ import (
 func (a *app) accountingCmd() *cobra.Command {
 	var f acct.Filter
 	var path, from, to string
-	c := &cobra.Command{Use: "accounting -log PATH [-user U] [-device D] [-service S] [-service-type T] [-kind final|interim] [-from RFC3339] [-to RFC3339] [-o table|json]",
+	c := &cobra.Command{Use: "accounting -log PATH [-user U] [-device D] [-service S] [-service-type T] [-acct-session-id ID] [-kind final|interim] [-from RFC3339] [-to RFC3339] [-o table|json]",
 		Short: "query a gateway's accounting log (T10)", Args: nargs(0),
 		RunE: a.run(func(cx *ctx, _ []string) error { return cx.accounting(f, path, from, to) })}
 	fs := c.Flags()
@@ -30,6 +30,7 @@ func (a *app) accountingCmd() *cobra.Command {
 	fs.StringVar(&f.Service, "service", "", "service name (T6)")
 	fs.StringVar(&f.ServiceType, "service-type", "", "service type (T9)")
 	fs.StringVar(&f.Kind, "kind", "", "final or interim")
+	fs.StringVar(&f.AcctSessionID, "acct-session-id", "", "RADIUS Acct-Session-Id of the user session (joins RADIUS accounting)")
 	fs.StringVar(&from, "from", "", "records ending at or after this time (RFC 3339)")
 	fs.StringVar(&to, "to", "", "records starting before this time (RFC 3339)")
 	c.RegisterFlagCompletionFunc("kind", fixed("final", "interim"))

@@ -42,6 +42,7 @@ func writeAcctLog(t *testing.T) string {
 	} {
 		var r acct.Record
 		r.Session = uint64(i + 1)
+		r.SetAcctSession("acct-" + string(rune('1'+i)))
 		r.SetUser(x.user)
 		r.SetDevice(x.dev)
 		r.SetService(x.svc)
@@ -134,6 +135,8 @@ func TestAccountingFilters(t *testing.T) {
 		{[]string{"-from", "2025-06-01T12:05:01Z", "-to", "2025-06-01T12:10:00Z"}, []string{"bob"}},
 		{[]string{"-user", "carol"}, nil},
 		{[]string{"-kind", "interim"}, nil},
+		{[]string{"-acct-session-id", "acct-2"}, []string{"bob"}},
+		{[]string{"-acct-session-id", "acct-9"}, nil},
 	}
 	for _, tc := range tests {
 		args := append([]string{"accounting", "-log", path, "-o", "json"}, tc.args...)

@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"slices"
 	"sort"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"samepath/ctl/api"
+	"samepath/internal/lograte"
 )
 
 // AuthzTarget is a gateway that receives T8/T9: its T1 name, control API
@@ -25,6 +27,9 @@ type AuthzSyncConfig struct {
 	Resync                 time.Duration
 	MinBackoff, MaxBackoff time.Duration
 	Timeout                time.Duration // per request
+	// Log receives failed pushes with their HTTP status, rate-limited
+	// (lograte.Pushes); nil: slog.Default.
+	Log *slog.Logger
 }
 
 // AuthzSync keeps every gateway's T8/T9 equal to the control process's
@@ -45,6 +50,7 @@ type AuthzSync struct {
 	wg      sync.WaitGroup
 	pushes  uint64
 	fails   uint64
+	log     *lograte.Pushes
 }
 
 type authzWorker struct {
@@ -92,7 +98,8 @@ func NewAuthzSync(cfg AuthzSyncConfig, tables *AuthzTables, targets func() []Aut
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
 	}
-	s := &AuthzSync{cfg: cfg, tables: tables, targets: targets, workers: map[string]*authzWorker{}}
+	s := &AuthzSync{cfg: cfg, tables: tables, targets: targets, workers: map[string]*authzWorker{},
+		log: lograte.NewPushes(cfg.Log, "T8/T9")}
 	tables.OnChange(s.KickAll)
 	return s
 }
@@ -209,6 +216,7 @@ func (s *AuthzSync) routinePush(ctx context.Context, w *authzWorker) {
 			if ctx.Err() != nil {
 				return
 			}
+			s.log.Record(t.Name, err, "url", t.URL, "version", version)
 			s.mu.Lock()
 			if err != nil {
 				w.fail++

@@ -88,7 +88,7 @@ func New(cfg Config, log *slog.Logger) (*Control, error) {
 	if c.Authz, err = NewAuthzTables(c.St, cfg.Authz.T9, cfg.Authz.T8); err != nil {
 		return nil, err
 	}
-	c.AuthzSync = NewAuthzSync(AuthzSyncConfig{Resync: cfg.Authz.Resync}, c.Authz, c.gatewayTargets)
+	c.AuthzSync = NewAuthzSync(AuthzSyncConfig{Resync: cfg.Authz.Resync, Log: log}, c.Authz, c.gatewayTargets)
 	c.Users = aaa.NewUsers(c.St, cfg.PBKDF2Iter)
 	if err := c.Users.Load(c.St); err != nil {
 		return nil, err
@@ -108,7 +108,7 @@ func New(cfg Config, log *slog.Logger) (*Control, error) {
 			}
 		}
 	}
-	c.Out = session.NewOutbox(session.OutboxConfig{MinBackoff: cfg.Sessions.PushMinBackoff, MaxBackoff: cfg.Sessions.PushMaxBackoff}, c.St, func(gw string) (string, string, bool) {
+	c.Out = session.NewOutbox(session.OutboxConfig{MinBackoff: cfg.Sessions.PushMinBackoff, MaxBackoff: cfg.Sessions.PushMaxBackoff, Log: log}, c.St, func(gw string) (string, string, bool) {
 		g, ok := c.Pool.Gateway(gw)
 		return g.API, c.gwToken, ok && g.API != ""
 	})
@@ -134,11 +134,11 @@ func New(cfg Config, log *slog.Logger) (*Control, error) {
 	if err := c.Mgr.Load(); err != nil {
 		return nil, err
 	}
-	c.SessionSync = NewSessionSync(cfg.Sessions.Resync, c.Mgr, c.gatewayTargets)
-	if c.Radius, err = aaa.NewServer(cfg.serverConfig(), c.Users, c.Pool, c.Mgr, c.St); err != nil {
+	c.SessionSync = NewSessionSync(cfg.Sessions.Resync, c.Mgr, c.gatewayTargets, log)
+	if c.Radius, err = aaa.NewServer(c.serverConfig(), c.Users, c.Pool, c.Mgr, c.St); err != nil {
 		return nil, err
 	}
-	c.LBSync = health.NewLBSync(lbs, cfg.Health.Resync)
+	c.LBSync = health.NewLBSync(lbs, cfg.Health.Resync, log)
 	if c.Monitor, err = health.NewMonitor(cfg.healthConfig(), c.healthTargets, health.HTTPProber(&http.Client{}), c.healthChanged); err != nil {
 		return nil, err
 	}
@@ -154,6 +154,13 @@ func New(cfg Config, log *slog.Logger) (*Control, error) {
 	}
 	ok = true
 	return c, nil
+}
+
+// serverConfig is the RADIUS server's config with the process's logger.
+func (c *Control) serverConfig() aaa.ServerConfig {
+	rc := c.cfg.serverConfig()
+	rc.Log = c.log
+	return rc
 }
 
 func samePassword(us *aaa.Users, old, u aaa.User) bool {
@@ -194,7 +201,7 @@ func (c *Control) healthChanged(t health.Target, up bool) {
 	if !changed {
 		return
 	}
-	c.log.Info("gateway health", "gateway", t.Name, "health", h)
+	c.log.Info("gateway health changed", "gateway", t.Name, "health", h, "lb_state", aaa.LBState(g))
 	c.LBSync.Set(g.MAC, aaa.LBState(g))
 	if up {
 		c.Out.Wake(t.Name)          // its pending session events go now, not after the back-off
@@ -261,6 +268,7 @@ func (c *Control) Run(ctx context.Context) error {
 	c.T4.Wait()
 	c.bg.Wait()
 	err := c.close()
+	c.log.Info("samepath-control stopped", "uptime", time.Since(c.started).Round(time.Second).String(), "err", err)
 	select {
 	case e := <-errc:
 		if e != nil {
@@ -298,10 +306,7 @@ func (c *Control) disconnect(s session.Session) <-chan error {
 	if s.ID == "" || !s.NASAddr.IsValid() {
 		return nil
 	}
-	acctID := s.ID
-	if n := len(s.AcctIDs); n > 0 {
-		acctID = s.AcctIDs[n-1]
-	}
+	acctID := s.AcctSessionID()
 	d := aaa.Disconnect{NAS: s.NASAddr, AcctSessionID: acctID, User: s.User, Device: s.Device, IP: s.IP}
 	done := make(chan error, 1)
 	c.bg.Add(1)

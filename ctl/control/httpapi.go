@@ -98,6 +98,9 @@ func (c *Control) handler() http.Handler {
 			return
 		}
 		ng, _ := c.Pool.Gateway(g.Name)
+		if !existed || old.GatewayConfig != ng.GatewayConfig {
+			c.log.Info("gateway configured", "gateway", ng.Name, "new", !existed, "range", ng.Range, "mac", ng.MAC, "admin", ng.Admin, "lb_state", aaa.LBState(ng))
+		}
 		if existed && old.MAC != ng.MAC && old.MAC != "" {
 			c.LBSync.Set(old.MAC, api.StateDown)
 		}
@@ -111,6 +114,7 @@ func (c *Control) handler() http.Handler {
 		if !c.done(w, r, seq, err) {
 			return
 		}
+		c.log.Info("gateway deleted", "gateway", g.Name, "mac", g.MAC)
 		c.LBSync.Set(g.MAC, api.StateDown)
 		c.AuthzSync.Reconcile()
 		writeJSON(w, api.Ack{OK: true})
@@ -120,9 +124,13 @@ func (c *Control) handler() http.Handler {
 		if !readJSON(w, r, &a) {
 			return
 		}
+		old, _ := c.Pool.Gateway(r.PathValue("name"))
 		g, seq, err := c.Pool.SetAdmin(r.PathValue("name"), a.Admin)
 		if !c.done(w, r, seq, err) {
 			return
+		}
+		if old.Admin != g.Admin {
+			c.log.Info("gateway admin state changed", "gateway", g.Name, "from", old.Admin, "admin", g.Admin, "lb_state", aaa.LBState(g))
 		}
 		c.LBSync.Set(g.MAC, aaa.LBState(g))
 		writeJSON(w, g)

@@ -2,11 +2,13 @@ package control
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
 
 	"samepath/ctl/api"
 	"samepath/ctl/session"
+	"samepath/internal/lograte"
 )
 
 // SessionSyncCounters count the T3 read-backs.
@@ -30,15 +32,17 @@ type SessionSync struct {
 	mgr     *session.Manager
 	targets func() []AuthzTarget // gateways of T1 with a control API
 	force   chan string
+	log     *lograte.Pushes
 
 	mu sync.Mutex
 	c  SessionSyncCounters
 	wg sync.WaitGroup
 }
 
-// NewSessionSync returns a sync; Start runs it.
-func NewSessionSync(resync time.Duration, mgr *session.Manager, targets func() []AuthzTarget) *SessionSync {
-	return &SessionSync{resync: resync, mgr: mgr, targets: targets, force: make(chan string, 16)}
+// NewSessionSync returns a sync; Start runs it. Failed read-backs go to
+// log (nil: slog.Default) with their HTTP status, rate-limited.
+func NewSessionSync(resync time.Duration, mgr *session.Manager, targets func() []AuthzTarget, log *slog.Logger) *SessionSync {
+	return &SessionSync{resync: resync, mgr: mgr, targets: targets, force: make(chan string, 16), log: lograte.NewPushes(log, "T3 read-back")}
 }
 
 // Force asks for a read-back of gateway name soon. It never blocks.
@@ -97,6 +101,9 @@ func (s *SessionSync) syncOne(ctx context.Context, g AuthzTarget) {
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	held, err := c.GWSessions(rctx)
 	cancel()
+	if ctx.Err() == nil {
+		s.log.Record(g.Name, err, "url", g.URL)
+	}
 	var res session.ResyncResult
 	if err == nil {
 		res = s.mgr.ResyncGateway(g.Name, held.Sessions)

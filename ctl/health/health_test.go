@@ -1,11 +1,14 @@
 package health
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -92,7 +95,7 @@ func TestHTTPProbeAndLBSync(t *testing.T) {
 	lb1, lb2 := mk(r1), mk(r2)
 	defer lb1.Close()
 	defer lb2.Close()
-	sync := NewLBSync([]LB{{Name: "lb1", URL: lb1.URL}, {Name: "lb2", URL: lb2.URL}}, 0)
+	sync := NewLBSync([]LB{{Name: "lb1", URL: lb1.URL}, {Name: "lb2", URL: lb2.URL}}, 0, nil)
 	sync.minBackoff = time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	defer func() { cancel(); sync.Wait() }()
@@ -143,7 +146,7 @@ func TestHTTPProbeAndLBSync(t *testing.T) {
 
 // Desired is what Set recorded, latest state per MAC, sorted.
 func TestLBSyncDesired(t *testing.T) {
-	s := NewLBSync(nil, 0)
+	s := NewLBSync(nil, 0, nil)
 	if got := s.Desired(); len(got) != 0 {
 		t.Fatalf("fresh syncer: %v, want none", got)
 	}
@@ -154,5 +157,68 @@ func TestLBSyncDesired(t *testing.T) {
 	want := []api.GatewayState{{MAC: "02:00:00:00:00:01", State: api.StateDown}, {MAC: "02:00:00:00:00:02", State: api.StateUp}}
 	if diff := cmp.Diff(want, s.Desired()); diff != "" {
 		t.Errorf("desired (-want +got):\n%s", diff)
+	}
+}
+
+// lockedBuf is a log destination safe for the pushers.
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *lockedBuf) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *lockedBuf) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// TestLBSyncLogsFailedPush (issue 18): an LB answering 401 (a missing
+// token) is logged with the status, once per failing run, not only
+// counted for samepathctl health.
+func TestLBSyncLogsFailedPush(t *testing.T) {
+	var calls sync.WaitGroup
+	calls.Add(3)
+	var n int
+	var mu sync.Mutex
+	lb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		n++
+		if n <= 3 {
+			defer calls.Done()
+		}
+		mu.Unlock()
+		w.WriteHeader(http.StatusUnauthorized)
+		w.Write([]byte(`{"error":"missing bearer token"}`))
+	}))
+	defer lb.Close()
+	var buf lockedBuf
+	s := NewLBSync([]LB{{Name: "lb1", URL: lb.URL}}, 0, slog.New(slog.NewJSONHandler(&buf, nil)))
+	s.minBackoff = time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	s.Start(ctx)
+	s.Set("02:00:00:00:00:01", api.StateUp)
+	calls.Wait()
+	cancel()
+	s.Wait()
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		m := map[string]any{}
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		lines = append(lines, m)
+	}
+	if len(lines) != 1 {
+		t.Fatalf("%d lines for one failing run, want 1:\n%s", len(lines), buf.String())
+	}
+	l := lines[0]
+	if l["msg"] != "T4 gateway state push failed" || l["status"] != float64(401) || l["target"] != "lb1" || !strings.Contains(l["err"].(string), "missing bearer token") {
+		t.Fatalf("line %v", l)
 	}
 }

@@ -2,11 +2,13 @@ package health
 
 import (
 	"context"
+	"log/slog"
 	"sort"
 	"sync"
 	"time"
 
 	"samepath/ctl/api"
+	"samepath/internal/lograte"
 )
 
 // LB is one load balancer's control API.
@@ -27,6 +29,7 @@ type LBSync struct {
 	desired map[string]string // MAC -> up/down
 	workers []*lbWorker
 	wg      sync.WaitGroup
+	log     *lograte.Pushes
 }
 
 type lbWorker struct {
@@ -49,9 +52,11 @@ type LBStatus struct {
 }
 
 // NewLBSync returns a syncer; resync is how often every state is
-// re-asserted (0: never).
-func NewLBSync(lbs []LB, resync time.Duration) *LBSync {
-	s := &LBSync{lbs: lbs, resync: resync, minBackoff: 100 * time.Millisecond, maxBackoff: 10 * time.Second, desired: map[string]string{}}
+// re-asserted (0: never). Failed pushes go to log (nil: slog.Default)
+// with their HTTP status, rate-limited (lograte.Pushes).
+func NewLBSync(lbs []LB, resync time.Duration, log *slog.Logger) *LBSync {
+	s := &LBSync{lbs: lbs, resync: resync, minBackoff: 100 * time.Millisecond, maxBackoff: 10 * time.Second, desired: map[string]string{},
+		log: lograte.NewPushes(log, "T4 gateway state")}
 	for _, lb := range lbs {
 		s.workers = append(s.workers, &lbWorker{lb: lb, kick: make(chan struct{}, 1), pushed: map[string]string{}})
 	}
@@ -140,6 +145,10 @@ func (s *LBSync) routineLB(ctx context.Context, w *lbWorker) {
 			st := s.desired[mac]
 			s.mu.Unlock()
 			err := c.SetGatewayState(ctx, mac, st)
+			if ctx.Err() != nil {
+				return
+			}
+			s.log.Record(w.lb.Name, err, "url", w.lb.URL, "gateway_mac", mac, "state", st)
 			s.mu.Lock()
 			if err != nil {
 				w.fail++

@@ -53,6 +53,15 @@ type Session struct {
 	Cause       string    `json:"cause,omitempty"` // why it closed
 }
 
+// AcctSessionID is the Acct-Session-Id the session runs under now: the
+// latest of AcctIDs (a resume under a new id), else ID.
+func (s *Session) AcctSessionID() string {
+	if n := len(s.AcctIDs); n > 0 {
+		return s.AcctIDs[n-1]
+	}
+	return s.ID
+}
+
 // LogRecord is one line of the session log, written on Close (FIG. 11 edge 4).
 type LogRecord struct {
 	Session
@@ -370,7 +379,8 @@ func (m *Manager) targets(s *Session) []string {
 
 // event is the gateway event of kind for s at its current Seq.
 func event(s *Session, kind string) api.SessionEvent {
-	return api.SessionEvent{Event: kind, SessionID: s.ID, UserID: s.User, DeviceID: s.Device, IP: s.IP.String(), LBMAC: s.LBMAC, Seq: s.Seq}
+	return api.SessionEvent{Event: kind, SessionID: s.ID, UserID: s.User, DeviceID: s.Device, IP: s.IP.String(), LBMAC: s.LBMAC, Seq: s.Seq,
+		AcctSessionID: s.AcctSessionID()}
 }
 
 // finishClose is FIG. 11 edge 4: the log record is durable, the record goes.

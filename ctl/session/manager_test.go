@@ -448,3 +448,31 @@ func TestSupersededAndTerminate(t *testing.T) {
 		t.Fatal("terminated a missing session")
 	}
 }
+
+// TestEventsCarryAcctSessionID (issue 18): each gateway event names the
+// Acct-Session-Id the session runs under, the new one after a resume
+// under a new id (FIG. 31), so the gateway's T10 records join RADIUS
+// accounting.
+func TestEventsCarryAcctSessionID(t *testing.T) {
+	e := newEnv(t, t.TempDir())
+	ip := "10.50.0.7"
+	e.acct(start, "s1", "dev1", ip, 0)
+	e.acct(stop, "s1", "dev1", ip, idle)
+	e.acct(start, "s1b", "dev1", ip, 0)
+	e.acct(stop, "s1b", "dev1", ip, userReq)
+	e.waitUniqueEvents(4)
+	e.gw.mu.Lock()
+	defer e.gw.mu.Unlock()
+	var got []string
+	seen := map[api.SessionEvent]bool{}
+	for _, ev := range e.gw.events {
+		if !seen[ev] {
+			seen[ev] = true
+			got = append(got, ev.Event+" "+ev.SessionID+" "+ev.AcctSessionID)
+		}
+	}
+	want := []string{"start s1 s1", "dormant s1 s1", "active s1 s1b", "end s1 s1b"}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Fatalf("events (-want +got):\n%s", d)
+	}
+}

@@ -5,12 +5,14 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"sort"
 	"sync"
 	"time"
 
 	"samepath/ctl/api"
 	"samepath/ctl/store"
+	"samepath/internal/lograte"
 )
 
 // Target says where a gateway's control API is: base URL and bearer token.
@@ -21,6 +23,9 @@ type Target func(gateway string) (base, token string, ok bool)
 type OutboxConfig struct {
 	MinBackoff, MaxBackoff time.Duration
 	Timeout                time.Duration // per POST
+	// Log receives failed pushes with their HTTP status, rate-limited
+	// (lograte.Pushes); nil: slog.Default.
+	Log *slog.Logger
 }
 
 // queued is one event waiting for its gateway's acknowledgement.
@@ -60,6 +65,7 @@ type Outbox struct {
 	ctx    context.Context
 	wg     sync.WaitGroup
 	c      OutboxCounters
+	log    *lograte.Pushes
 }
 
 type gwQueue struct {
@@ -82,7 +88,8 @@ func NewOutbox(cfg OutboxConfig, st *store.Store, target Target) *Outbox {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
 	}
-	return &Outbox{cfg: cfg, st: st, target: target, queues: map[string]*gwQueue{}}
+	return &Outbox{cfg: cfg, st: st, target: target, queues: map[string]*gwQueue{},
+		log: lograte.NewPushes(cfg.Log, "session event")}
 }
 
 func outKey(id uint64) []byte {
@@ -229,6 +236,7 @@ func (o *Outbox) routinePush(ctx context.Context, g *gwQueue) {
 			o.mu.Unlock()
 			return
 		}
+		o.log.Record(q.Gateway, err, "session", q.Event.SessionID)
 		if err != nil {
 			o.mu.Lock()
 			o.c.Failures++

@@ -65,7 +65,9 @@ func (m *Manager) ResyncGateway(gw string, held []api.GWSession) ResyncResult {
 		if s.State == Dormant {
 			want = "dormant"
 		}
-		if h, ok := have[id]; ok && h.State == want && h.IP == s.IP.String() && h.DeviceID == s.Device && h.UserID == s.User {
+		// A gateway that reports no Acct-Session-Id predates it: not a difference.
+		if h, ok := have[id]; ok && h.State == want && h.IP == s.IP.String() && h.DeviceID == s.Device && h.UserID == s.User &&
+			(h.AcctSessionID == "" || h.AcctSessionID == s.AcctSessionID()) {
 			continue
 		}
 		s.Seq++

@@ -51,8 +51,8 @@ func TestResyncGateway(t *testing.T) {
 	e.gw.mu.Unlock()
 	c, _ := e.m.Get("c")
 	want := []api.SessionEvent{
-		{Event: "dormant", SessionID: "b", DeviceID: "dev-b", IP: "10.50.0.2", Seq: b.Seq + 1},
-		{Event: "active", SessionID: "c", DeviceID: "dev-c", IP: "10.50.0.3", Seq: c.Seq},
+		{Event: "dormant", SessionID: "b", DeviceID: "dev-b", IP: "10.50.0.2", Seq: b.Seq + 1, AcctSessionID: "b"},
+		{Event: "active", SessionID: "c", DeviceID: "dev-c", IP: "10.50.0.3", Seq: c.Seq, AcctSessionID: "c"},
 		{Event: "end", SessionID: "gone", DeviceID: "dev-x", IP: "10.50.0.9", Seq: 5},
 	}
 	if d := cmp.Diff(want, evs); d != "" {
@@ -181,5 +181,25 @@ func TestEventsCarryLBMAC(t *testing.T) {
 		if seqs[i] <= seqs[i-1] {
 			t.Fatalf("event Seqs %v: not increasing, so a gateway could apply a stale lb_mac", seqs)
 		}
+	}
+}
+
+// TestResyncAcctSessionID: a gateway copy naming another Acct-Session-Id
+// than the session runs under is repaired; one naming none (a gateway
+// that predates the field) is not a difference.
+func TestResyncAcctSessionID(t *testing.T) {
+	e := newEnv(t, t.TempDir())
+	e.acct(start, "a", "dev-a", "10.50.0.1", 0)
+	e.acct(start, "b", "dev-b", "10.50.0.2", 0)
+	e.waitEvents(2)
+	e.waitOutbox("the events acknowledged", func(c OutboxCounters) bool { return c.Pending == 0 })
+	a, _ := e.m.Get("a")
+	b, _ := e.m.Get("b")
+	res := e.m.ResyncGateway("gw1", []api.GWSession{
+		{SessionID: "a", DeviceID: "dev-a", IP: "10.50.0.1", State: "active", Seq: a.Seq},
+		{SessionID: "b", DeviceID: "dev-b", IP: "10.50.0.2", State: "active", Seq: b.Seq, AcctSessionID: "stale"},
+	})
+	if res.Reasserted != 1 {
+		t.Fatalf("resync %+v, want 1 reasserted (b)", res)
 	}
 }

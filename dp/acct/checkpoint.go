@@ -39,7 +39,9 @@ const (
 	ckptMagic  = "samepath acct checkpoints v1\n"
 	halfMagic  = 0x31435053 // "SPC1"
 	// recSize is Record's encoding (encodeRecord).
-	recSize = 10 + 8 + UserSize + DeviceSize + ServiceTypeSize + ServiceSize + 16 + 16 + 2 + 2 + AttrSize + 8 + 8 + 6*8 + 8 + 8 + 4
+	// AcctSession comes last, so a half written before it existed
+	// (zeroes there) decodes with none.
+	recSize = 10 + 8 + UserSize + DeviceSize + ServiceTypeSize + ServiceSize + 16 + 16 + 2 + 2 + AttrSize + 8 + 8 + 6*8 + 8 + 8 + 4 + 1 + AcctSessionSize
 	// MaxCheckpointSlots bounds the slots (binding ids) a checkpoint
 	// file holds: nat.MaxCapacity.
 	MaxCheckpointSlots = 1 << 24
@@ -81,6 +83,9 @@ func encodeRecord(b []byte, r *Record) {
 		put(v)
 	}
 	binary.LittleEndian.PutUint32(b[o:], r.Slot)
+	o += 4
+	b[o] = r.AcctSessionLen
+	copy(b[o+1:], r.AcctSession[:])
 }
 
 // decodeRecord is encodeRecord's inverse.
@@ -104,6 +109,9 @@ func decodeRecord(b []byte, r *Record) {
 	r.UpPackets, r.UpBytes, r.DownPackets, r.DownBytes = get(), get(), get(), get()
 	r.UpPayload, r.DownPayload, r.Boot, r.Seq = get(), get(), get(), get()
 	r.Slot = binary.LittleEndian.Uint32(b[o:])
+	o += 4
+	r.AcctSessionLen = b[o]
+	copy(r.AcctSession[:], b[o+1:])
 }
 
 // ckptFile is one producer's checkpoint file, owned by the writer

@@ -75,6 +75,7 @@ func crashImage(t *testing.T, log string) string {
 func TestCheckpointEncoding(t *testing.T) {
 	r := ckptRecord(77, 12345, 9)
 	r.SetAttr(AttrSNI, "sni.example")
+	r.SetAcctSession("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef") // AcctSessionSize bytes
 	r.Start, r.End = -5, 1<<62
 	var b [recSize]byte
 	encodeRecord(b[:], &r)

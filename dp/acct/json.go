@@ -11,14 +11,16 @@ import (
 // buffer). The line names the subscriber (user and device id) and the
 // service type, never the mobile's addresses (steps S79-S80):
 //
-//	{"kind":"final","flow":"9f3c5e0a1b2d4c6e-42","session":7,"user":"alice","device":"IMEI-1",
+//	{"kind":"final","flow":"9f3c5e0a1b2d4c6e-42","session":7,"acct_session_id":"5f3a-0001","user":"alice","device":"IMEI-1",
 //	 "service":"web-a","service_type":"web","url":"host/path",
 //	 "rep":"10.30.0.1:80","server":"10.20.0.11:80","proto":"tcp",
 //	 "start":"2025-01-02T03:04:05.123456789Z","end":"...","cause":"tcp-close",
 //	 "up_packets":6,"up_bytes":450,"down_packets":9,"down_bytes":11000,
 //	 "up_payload":77,"down_payload":10432}
 //
-// "flow" (Record.FlowID) appears only for a named flow;
+// "flow" (Record.FlowID) appears only for a named flow; "acct_session_id"
+// (the RADIUS Acct-Session-Id, for joins with RADIUS accounting) only
+// when the gateway's session copy has one;
 // "url" (AttrHTTP) or "sni" (AttrSNI) appears only when an attribute was
 // seen; "rep" and "server" only when known; "up_payload"/"down_payload"
 // only when HasPayload. Times are RFC 3339 in UTC with nanoseconds.
@@ -31,6 +33,9 @@ func AppendJSON(dst []byte, r *Record) []byte {
 	}
 	dst = append(dst, `","session":`...)
 	dst = strconv.AppendUint(dst, r.Session, 10)
+	if n := min(int(r.AcctSessionLen), AcctSessionSize); n > 0 {
+		dst = appendStr(dst, `,"acct_session_id":`, r.AcctSession[:n])
+	}
 	dst = appendStr(dst, `,"user":`, r.User[:min(int(r.UserLen), UserSize)])
 	dst = appendStr(dst, `,"device":`, r.Device[:min(int(r.DeviceLen), DeviceSize)])
 	dst = appendStr(dst, `,"service":`, r.Service[:min(int(r.ServiceLen), ServiceSize)])
@@ -125,30 +130,32 @@ func appendStr(dst []byte, key string, s []byte) []byte {
 
 // MaxLine bounds one encoded record: every string escaped at 6 bytes per
 // input byte plus the fixed fields.
-const MaxLine = 6*(UserSize+DeviceSize+ServiceSize+ServiceTypeSize+AttrSize) + 1024
+const MaxLine = 6*(UserSize+DeviceSize+ServiceSize+ServiceTypeSize+AttrSize+AcctSessionSize) + 1024
 
 // Entry is one decoded log line (the reader's view, for queries and the
 // CLI). Its JSON form is the line format written by AppendJSON.
 type Entry struct {
-	Kind        string    `json:"kind"`
-	Flow        string    `json:"flow,omitempty"` // Record.FlowID
-	Session     uint64    `json:"session"`
-	User        string    `json:"user"`
-	Device      string    `json:"device"`
-	Service     string    `json:"service"`
-	ServiceType string    `json:"service_type"`
-	URL         string    `json:"url,omitempty"`
-	SNI         string    `json:"sni,omitempty"`
-	Rep         string    `json:"rep,omitempty"`
-	Server      string    `json:"server,omitempty"`
-	Proto       string    `json:"proto"`
-	Start       time.Time `json:"start"`
-	End         time.Time `json:"end"`
-	Cause       string    `json:"cause"`
-	UpPackets   uint64    `json:"up_packets"`
-	UpBytes     uint64    `json:"up_bytes"`
-	DownPackets uint64    `json:"down_packets"`
-	DownBytes   uint64    `json:"down_bytes"`
+	Kind    string `json:"kind"`
+	Flow    string `json:"flow,omitempty"` // Record.FlowID
+	Session uint64 `json:"session"`
+	// AcctSessionID is the RADIUS Acct-Session-Id ("" when unknown).
+	AcctSessionID string    `json:"acct_session_id,omitempty"`
+	User          string    `json:"user"`
+	Device        string    `json:"device"`
+	Service       string    `json:"service"`
+	ServiceType   string    `json:"service_type"`
+	URL           string    `json:"url,omitempty"`
+	SNI           string    `json:"sni,omitempty"`
+	Rep           string    `json:"rep,omitempty"`
+	Server        string    `json:"server,omitempty"`
+	Proto         string    `json:"proto"`
+	Start         time.Time `json:"start"`
+	End           time.Time `json:"end"`
+	Cause         string    `json:"cause"`
+	UpPackets     uint64    `json:"up_packets"`
+	UpBytes       uint64    `json:"up_bytes"`
+	DownPackets   uint64    `json:"down_packets"`
+	DownBytes     uint64    `json:"down_bytes"`
 	// UpPayload and DownPayload are nil when the gateway did not count
 	// payload bytes.
 	UpPayload   *uint64 `json:"up_payload,omitempty"`

@@ -14,6 +14,8 @@ import (
 type Filter struct {
 	User, Device, Service, ServiceType string
 	Kind                               string // "final" or "interim"
+	// AcctSessionID selects one RADIUS accounting session's records.
+	AcctSessionID string
 	// From and To select records whose [Start, End] overlaps [From, To):
 	// End >= From and Start < To.
 	From, To time.Time
@@ -27,6 +29,7 @@ func (f *Filter) Match(e *Entry) bool {
 		f.Service != "" && e.Service != f.Service,
 		f.ServiceType != "" && e.ServiceType != f.ServiceType,
 		f.Kind != "" && e.Kind != f.Kind,
+		f.AcctSessionID != "" && e.AcctSessionID != f.AcctSessionID,
 		!f.From.IsZero() && e.End.Before(f.From),
 		!f.To.IsZero() && !e.Start.Before(f.To):
 		return false

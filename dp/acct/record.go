@@ -78,6 +78,9 @@ const (
 	ServiceTypeSize = 16
 	ServiceSize     = 32
 	AttrSize        = 160
+	// AcctSessionSize holds an Acct-Session-Id as NASes write them (RFC
+	// 2866 allows 253 bytes; common ones are 8 to 40).
+	AcctSessionSize = 64
 )
 
 // Record is one T10 accounting record: a user session's flow as the
@@ -132,6 +135,12 @@ type Record struct {
 	// time, one flow per slot.
 	Boot, Seq uint64
 	Slot      uint32
+
+	// AcctSession is the RADIUS Acct-Session-Id of the user session
+	// (its latest Start: after a resume under a new id, that one), so
+	// that billing joins the records to RADIUS accounting.
+	AcctSession    [AcctSessionSize]byte
+	AcctSessionLen uint8
 }
 
 // FlowID is the flow's name as the log writes it ("flow"):
@@ -181,6 +190,9 @@ func (r *Record) SetUser(s string) { r.UserLen = set(r.User[:], s) }
 // SetDevice sets the mobile device id (T3).
 func (r *Record) SetDevice(s string) { r.DeviceLen = set(r.Device[:], s) }
 
+// SetAcctSession sets the session's RADIUS Acct-Session-Id.
+func (r *Record) SetAcctSession(s string) { r.AcctSessionLen = set(r.AcctSession[:], s) }
+
 // SetService sets the service name (T6).
 func (r *Record) SetService(s string) { r.ServiceLen = set(r.Service[:], s) }
 
@@ -216,8 +228,11 @@ func (r *Record) SetServer(a netip.AddrPort) {
 
 // The getters below allocate (control path and tests).
 
-func (r *Record) UserID() string          { return string(r.User[:min(int(r.UserLen), UserSize)]) }
-func (r *Record) DeviceID() string        { return string(r.Device[:min(int(r.DeviceLen), DeviceSize)]) }
+func (r *Record) UserID() string   { return string(r.User[:min(int(r.UserLen), UserSize)]) }
+func (r *Record) DeviceID() string { return string(r.Device[:min(int(r.DeviceLen), DeviceSize)]) }
+func (r *Record) AcctSessionID() string {
+	return string(r.AcctSession[:min(int(r.AcctSessionLen), AcctSessionSize)])
+}
 func (r *Record) ServiceName() string     { return string(r.Service[:min(int(r.ServiceLen), ServiceSize)]) }
 func (r *Record) ServiceTypeName() string { return string(r.ServiceType[:r.stLen()]) }
 func (r *Record) Attribute() string       { return string(r.Attr[:r.attrLen()]) }

@@ -35,6 +35,7 @@ func testRecord(i uint64) Record {
 		r.Kind = Interim
 	}
 	r.Session = i
+	r.SetAcctSession("acct-" + itoa(i))
 	r.SetUser("user" + itoa(i%7))
 	r.SetDevice("IMEI-" + itoa(i%7))
 	r.SetService("svc" + itoa(i%3))
@@ -59,7 +60,7 @@ func itoa(i uint64) string { return strconv.FormatUint(i, 10) }
 func wantEntry(i uint64) Entry {
 	r := testRecord(i)
 	return Entry{
-		Kind: r.Kind.String(), Session: i, User: r.UserID(), Device: r.DeviceID(),
+		Kind: r.Kind.String(), Session: i, AcctSessionID: "acct-" + itoa(i), User: r.UserID(), Device: r.DeviceID(),
 		Service: r.ServiceName(), ServiceType: r.ServiceTypeName(), URL: r.Attribute(),
 		Rep: "10.30.0.1:80", Server: "10.20.0.11:8080", Proto: "tcp",
 		Start: time.Unix(0, r.Start).UTC(), End: time.Unix(0, r.End).UTC(), Cause: r.Cause.String(),
@@ -195,6 +196,7 @@ func TestMaxLineBounds(t *testing.T) {
 	r.Kind, r.Cause, r.Proto, r.Session = numKinds+9, NumCauses+9, 255, ^uint64(0)
 	worst := strings.Repeat("\x01", 300)
 	r.SetUser(worst)
+	r.SetAcctSession(worst)
 	r.SetDevice(worst)
 	r.SetService(worst)
 	r.SetServiceType(worst)
@@ -207,5 +209,48 @@ func TestMaxLineBounds(t *testing.T) {
 	r.Boot, r.Seq = ^uint64(0), ^uint64(0)
 	if n := len(AppendJSON(nil, &r)); n > MaxLine {
 		t.Errorf("worst line %d bytes > MaxLine %d", n, MaxLine)
+	}
+}
+
+// TestAcctSessionID (issue 18): the record carries the RADIUS
+// Acct-Session-Id to the line, the reader and the query filter.
+func TestAcctSessionID(t *testing.T) {
+	r := testRecord(3)
+	line := AppendJSON(nil, &r)
+	if !strings.Contains(string(line), `"session":3,"acct_session_id":"acct-3",`) {
+		t.Fatalf("line lacks acct_session_id: %s", line)
+	}
+	var e Entry
+	if err := json.Unmarshal(line, &e); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		id   string
+		want bool
+	}{{"", true}, {"acct-3", true}, {"acct-4", false}} {
+		f := Filter{AcctSessionID: tc.id}
+		if got := f.Match(&e); got != tc.want {
+			t.Errorf("filter %q: match %v, want %v", tc.id, got, tc.want)
+		}
+	}
+	var none Record
+	if l := AppendJSON(nil, &none); strings.Contains(string(l), "acct_session_id") {
+		t.Errorf("record without an id writes one: %s", l)
+	}
+}
+
+// TestCheckpointHalfWithoutAcctSession: a half written before the
+// Acct-Session-Id existed (zeroes past Slot) decodes with none.
+func TestCheckpointHalfWithoutAcctSession(t *testing.T) {
+	r := testRecord(5)
+	var b [recSize]byte
+	encodeRecord(b[:], &r)
+	clear(b[recSize-1-AcctSessionSize:])
+	var got Record
+	decodeRecord(b[:], &got)
+	want := r
+	want.AcctSession, want.AcctSessionLen = [AcctSessionSize]byte{}, 0
+	if got != want {
+		t.Errorf("decoded %+v, want %+v", got, want)
 	}
 }

@@ -188,6 +188,7 @@ func (p *Prober) apply(t *target, r *result, seen map[tkey]bool) {
 		}
 		return
 	}
+	t.st.fails.Add(1)
 	s.ok, s.fail = 0, s.fail+1
 	if t.healthy && s.fail >= p.cfg.Fall {
 		p.set(t, false, r.err)

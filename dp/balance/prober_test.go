@@ -117,6 +117,11 @@ func TestProberTCP(t *testing.T) {
 	if strings.Join(changes, ",") != strings.Join(want, ",") {
 		t.Errorf("changes %v, want %v", changes, want)
 	}
+	// Every failed check is counted (issue 18: per-server failures),
+	// including those Fall damped: 4 rounds without a listener.
+	if st := tb.Status()[0].Servers; st[0].Failures != 4 || st[1].Failures != 0 {
+		t.Errorf("check failures %d, %d; want 4, 0", st[0].Failures, st[1].Failures)
+	}
 }
 
 func TestProberHTTP(t *testing.T) {

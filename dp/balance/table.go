@@ -44,7 +44,8 @@ type srvState struct {
 	rtt   atomic.Int64  // EWMA of probe RTT in ns; 0 = no sample yet
 	load  atomic.Uint64 // float64 bits of CPU percent; unknownLoad = none
 	picks atomic.Uint64 // new choices of this server
-	_     [32]byte
+	fails atomic.Uint64 // failed health checks (Prober)
+	_     [24]byte
 }
 
 func newSrvState() *srvState {
@@ -597,6 +598,8 @@ type ServerStatus struct {
 	RTT     time.Duration  `json:"rtt_ns"`   // EWMA; 0 = no sample
 	Load    float64        `json:"cpu_load"` // percent; -1 = unknown
 	Picks   uint64         `json:"picks"`    // new choices of this server
+	// Failures counts failed health checks (each one, before Fall damps them).
+	Failures uint64 `json:"check_failures"`
 }
 
 // ServiceStatus is the run-time view of one service, for the control API
@@ -627,7 +630,7 @@ func (t *Table) Status() []ServiceStatus {
 			}
 			st.Servers = append(st.Servers, ServerStatus{
 				Addr: v.addr, Weight: v.weight, Up: v.admin, Healthy: v.healthy,
-				Conns: v.st.conns.Load(), RTT: time.Duration(v.st.rtt.Load()), Load: l, Picks: v.st.picks.Load(),
+				Conns: v.st.conns.Load(), RTT: time.Duration(v.st.rtt.Load()), Load: l, Picks: v.st.picks.Load(), Failures: v.st.fails.Load(),
 			})
 		}
 		out = append(out, st)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -33,7 +34,12 @@ type gwBackend interface {
 
 // NewHandler serves the control API (ctl/api), /metrics from reg and
 // /healthz. A non-empty token is required as a bearer token on /v1/.
-func NewHandler(b Backend, reg *prometheus.Registry, token string) http.Handler {
+// State changes made through it (a gateway's T4 state, a server's
+// administrative state) are logged to log (nil: slog.Default).
+func NewHandler(b Backend, reg *prometheus.Registry, token string, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.Default()
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -41,10 +47,10 @@ func NewHandler(b Backend, reg *prometheus.Registry, token string) http.Handler 
 	v1.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) { reply(w, b.Status()) })
 	v1.HandleFunc("GET /v1/counters", func(w http.ResponseWriter, _ *http.Request) { reply(w, b.Counters()) })
 	if b.T4() != nil {
-		lbRoutes(v1, b)
+		lbRoutes(v1, b, log)
 	}
 	if gb, ok := b.(gwBackend); ok && gb.gwState() != nil {
-		gwRoutes(v1, gb.gwState())
+		gwRoutes(v1, gb.gwState(), log)
 	}
 	if cb, ok := b.(captureBackend); ok && cb.captureTarget() != nil {
 		captureRoutes(v1, cb.captureTarget())
@@ -61,7 +67,7 @@ func NewHandler(b Backend, reg *prometheus.Registry, token string) http.Handler 
 }
 
 // lbRoutes adds the load balancer's T4 endpoints.
-func lbRoutes(v1 *http.ServeMux, b Backend) {
+func lbRoutes(v1 *http.ServeMux, b Backend, log *slog.Logger) {
 	v1.HandleFunc("GET /v1/t4", func(w http.ResponseWriter, _ *http.Request) {
 		reply(w, api.T4{Rows: APIRows(b.T4().Rows())})
 	})
@@ -112,9 +118,26 @@ func lbRoutes(v1 *http.ServeMux, b Backend) {
 			fail(w, http.StatusBadRequest, fmt.Errorf("state %q: want up or down", gs.State))
 			return
 		}
-		_, err = b.T4().SetGatewayState(m, up)
+		was, known := gatewayUp(b.T4().Rows(), m)
+		n, err := b.T4().SetGatewayState(m, up)
+		if err == nil && (!known || was != up) {
+			log.Info("gateway state changed", "mac", m.String(), "state", gs.State, "rows", n)
+		}
 		change(w, err)
 	})
+}
+
+// gatewayUp is the T4 state of gateway m (its first row's; known false
+// when no row names it).
+func gatewayUp(rows []nat.T4Row, m nat.MAC) (up, known bool) {
+	for _, r := range rows {
+		for _, g := range r.Gateways {
+			if g.MAC == m {
+				return g.Up, true
+			}
+		}
+	}
+	return false, false
 }
 
 func requireToken(token string, h http.Handler) http.Handler {

@@ -28,7 +28,7 @@ func newAPI(t *testing.T, token string) (*api.Client, *nat.T4) {
 	t.Helper()
 	t4, _ := nat.NewT4(nil)
 	b := testBackend{t4}
-	srv := httptest.NewServer(NewHandler(b, NewRegistry(b.Counters), token))
+	srv := httptest.NewServer(NewHandler(b, NewRegistry(b.Counters), token, nil))
 	t.Cleanup(srv.Close)
 	c := api.NewClient(srv.URL)
 	c.Token = token

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -35,7 +36,7 @@ func newCaptureAPI(t *testing.T, workers ...*dp.Worker) (*gwRig, *api.Client) {
 	if len(workers) == 1 && workers[0] == nil {
 		ct.workers = nil
 	}
-	hs := httptest.NewServer(NewHandler(capTestBackend{gwTestBackend{r.s}, ct}, NewRegistry(func() api.Counters { return api.Counters{} }), ""))
+	hs := httptest.NewServer(NewHandler(capTestBackend{gwTestBackend{r.s}, ct}, NewRegistry(func() api.Counters { return api.Counters{} }), "", slog.Default()))
 	t.Cleanup(hs.Close)
 	return r, api.NewClient(hs.URL)
 }

@@ -75,7 +75,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	if d.gw != nil {
 		reg.MustRegister(newGWCollector(d.gw))
 	}
-	srv := NewServer(cfg.API, NewHandler(d, reg, token))
+	if d.t4 != nil {
+		reg.MustRegister(newLBCollector(d.t4))
+	}
+	srv := NewServer(cfg.API, NewHandler(d, reg, token, d.log))
 	// Requests end with the daemon: a capture streaming for its duration
 	// stops when samepathd does.
 	srv.BaseContext = func(net.Listener) context.Context { return ctx }
@@ -246,7 +249,7 @@ func (d *Daemon) Counters() api.Counters {
 			q := api.QueueCounters{
 				Port: p.Name(), CPU: d.cpus[wi],
 				RxPackets: s.RxPackets, RxBytes: s.RxBytes, TxPackets: s.TxPackets, TxBytes: s.TxBytes,
-				Drops: map[string]uint64{}, Panics: s.Panics,
+				Drops: map[string]uint64{}, Panics: s.Panics, Polls: s.Polls,
 			}
 			for r, n := range s.Drops {
 				if n > 0 {

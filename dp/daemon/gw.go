@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -421,7 +422,15 @@ func (s *gwState) sessionEvent(ev api.SessionEvent) error {
 		state = "dormant"
 	}
 	cur.ip = ip
-	cur.GWSession = api.GWSession{SessionID: ev.SessionID, UserID: ev.UserID, DeviceID: ev.DeviceID, IP: ip.String(), State: state, Seq: ev.Seq}
+	acctID := ev.AcctSessionID
+	if acctID == "" { // a control process that does not send it: keep what an earlier event said
+		acctID = cur.AcctSessionID
+	}
+	if acctID == "" {
+		acctID = ev.SessionID // the Acct-Session-Id of the Start that created the session
+	}
+	cur.GWSession = api.GWSession{SessionID: ev.SessionID, UserID: ev.UserID, DeviceID: ev.DeviceID, IP: ip.String(), State: state, Seq: ev.Seq,
+		AcctSessionID: acctID}
 	if lb != (nat.MAC{}) {
 		cur.lb = lb // an event without one keeps what the last said
 	}
@@ -442,7 +451,7 @@ func (s *gwState) remove(c *gwSession) {
 }
 
 func (s *gwState) dpSession(c *gwSession) dp.Session {
-	return dp.Session{ID: c.id, Name: c.SessionID, UserID: c.UserID, DeviceID: c.DeviceID,
+	return dp.Session{ID: c.id, Name: c.SessionID, AcctSessionID: c.AcctSessionID, UserID: c.UserID, DeviceID: c.DeviceID,
 		IP: c.ip.As16(), Dormant: c.State == "dormant", Seq: c.Seq, LB: c.lb}
 }
 
@@ -566,8 +575,11 @@ func (s *gwState) flowList(limit int) api.Flows {
 }
 
 // ServiceRoutes adds the service-table endpoints (T6/T11/T9: GET/PUT
-// /v1/services, PUT /v1/services/policy, PUT /v1/services/server) for t.
-func ServiceRoutes(v1 *http.ServeMux, t *balance.Table) {
+// /v1/services, PUT /v1/services/policy, PUT /v1/services/server) for t;
+// changes of a server's state are logged to slog.Default.
+func ServiceRoutes(v1 *http.ServeMux, t *balance.Table) { serviceRoutes(v1, t, slog.Default()) }
+
+func serviceRoutes(v1 *http.ServeMux, t *balance.Table, log *slog.Logger) {
 	v1.HandleFunc("GET /v1/services", func(w http.ResponseWriter, _ *http.Request) { reply(w, ServicesView(t)) })
 	v1.HandleFunc("PUT /v1/services", func(w http.ResponseWriter, r *http.Request) {
 		var in api.Services
@@ -609,8 +621,12 @@ func ServiceRoutes(v1 *http.ServeMux, t *balance.Table) {
 		if err == nil && ss.State == "" {
 			err = errors.New("state: want up or down")
 		}
+		was, known := serverUp(t, ss.Service, ap)
 		if err == nil {
 			err = t.SetServerState(ss.Service, ap, up)
+		}
+		if err == nil && (!known || was != up) {
+			log.Info("server state changed", "service", ss.Service, "server", ap.String(), "state", ss.State)
 		}
 		if err != nil {
 			fail(w, http.StatusBadRequest, err)
@@ -621,7 +637,7 @@ func ServiceRoutes(v1 *http.ServeMux, t *balance.Table) {
 }
 
 // gwRoutes adds the gateway endpoints to mux.
-func gwRoutes(v1 *http.ServeMux, s *gwState) {
+func gwRoutes(v1 *http.ServeMux, s *gwState, log *slog.Logger) {
 	v1.HandleFunc("POST /v1/sessions/events", func(w http.ResponseWriter, r *http.Request) {
 		var ev api.SessionEvent
 		if !decode(w, r, &ev) {
@@ -634,7 +650,7 @@ func gwRoutes(v1 *http.ServeMux, s *gwState) {
 		reply(w, api.Ack{OK: true})
 	})
 	v1.HandleFunc("GET /v1/sessions", func(w http.ResponseWriter, _ *http.Request) { reply(w, s.sessionList()) })
-	ServiceRoutes(v1, s.services)
+	serviceRoutes(v1, s.services, log)
 	v1.HandleFunc("GET /v1/authz", func(w http.ResponseWriter, _ *http.Request) {
 		t9, t8 := s.authz.Rows()
 		out := api.Authz{T9: []api.T9Row{}, T8: []api.T8Row{}, Denied: s.authz.Denied()}
@@ -673,4 +689,19 @@ func gwRoutes(v1 *http.ServeMux, s *gwState) {
 		}
 		reply(w, s.flowList(limit))
 	})
+}
+
+// serverUp is the administrative state of server addr of service name.
+func serverUp(t *balance.Table, name string, addr netip.AddrPort) (up, known bool) {
+	for _, s := range t.Status() {
+		if s.Name != name {
+			continue
+		}
+		for _, v := range s.Servers {
+			if v.Addr == addr {
+				return v.Up, true
+			}
+		}
+	}
+	return false, false
 }

@@ -1,12 +1,16 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +38,39 @@ type gwRig struct {
 	c     *api.Client
 	base  string
 	clock time.Time // the tombstones' clock
+	logs  *syncBuf  // the API's log lines (JSON)
+	log   *slog.Logger
+}
+
+// syncBuf is a log destination safe for the API's goroutines.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *syncBuf) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+// messages are the msg fields of the lines logged so far.
+func (w *syncBuf) messages(t *testing.T) []map[string]any {
+	t.Helper()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(w.b.String()), "\n") {
+		if l == "" {
+			continue
+		}
+		m := map[string]any{}
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 var (
@@ -85,7 +122,7 @@ func newGWRig(t *testing.T) *gwRig {
 		t.Fatal(err)
 	}
 	nb := neigh.New()
-	nb.Set(map[[16]byte][6]byte{rigDst.As16(): rigDstMAC})
+	nb.Set(map[[16]byte][6]byte{rigDst.As16(): rigDstMAC, netip.MustParseAddr("10.20.0.11").As16(): rigDstMAC})
 	g, err := dp.NewGW(dp.GWConfig{Lan: 0, Servers: 1, LanMAC: rigLanMAC, ServerMAC: rigSrvMAC,
 		Flows: flows, Services: services, Dist: dist, Neighbors: nb, RequireSession: true,
 		LBCacheSize: 1024, ExpireBudget: 64, Authz: authz})
@@ -100,10 +137,11 @@ func newGWRig(t *testing.T) *gwRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &gwRig{t: t, w: w, ports: [2]*memport.Port{lan, srv}, clock: time.Unix(1e9, 0)}
+	r := &gwRig{t: t, w: w, ports: [2]*memport.Port{lan, srv}, clock: time.Unix(1e9, 0), logs: &syncBuf{}}
+	r.log = slog.New(slog.NewJSONHandler(r.logs, nil))
 	r.s = newGWState(g, flows, services, dist, authz, nil)
 	r.s.tombs.now = func() time.Time { return r.clock }
-	hs := httptest.NewServer(NewHandler(gwTestBackend{r.s}, NewRegistry(func() api.Counters { return api.Counters{} }), ""))
+	hs := httptest.NewServer(NewHandler(gwTestBackend{r.s}, NewRegistry(func() api.Counters { return api.Counters{} }), "", r.log))
 	t.Cleanup(hs.Close)
 	r.base, r.c = hs.URL, api.NewClient(hs.URL)
 	return r

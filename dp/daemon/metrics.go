@@ -15,24 +15,26 @@ import (
 type counterCollector struct {
 	read                                func() api.Counters
 	rxp, rxb, txp, txb, drop, idl, sock *prometheus.Desc
+	polls                               *prometheus.Desc
 }
 
 func newCounterCollector(read func() api.Counters) *counterCollector {
 	l := []string{"port"}
 	return &counterCollector{
-		read: read,
-		rxp:  prometheus.NewDesc("samepath_rx_packets_total", "Packets received per queue.", l, nil),
-		rxb:  prometheus.NewDesc("samepath_rx_bytes_total", "Bytes received per queue.", l, nil),
-		txp:  prometheus.NewDesc("samepath_tx_packets_total", "Packets transmitted per queue.", l, nil),
-		txb:  prometheus.NewDesc("samepath_tx_bytes_total", "Bytes transmitted per queue.", l, nil),
-		drop: prometheus.NewDesc("samepath_drops_total", "Packets dropped per queue and reason.", []string{"port", "reason"}, nil),
-		idl:  prometheus.NewDesc("samepath_poll_idle_ratio", "Share of poll rounds that found no packet.", l, nil),
-		sock: prometheus.NewDesc("samepath_xsk_events_total", "The kernel's statistics of each queue's AF_XDP socket (XDP_STATISTICS): drops before the dataplane (rx_dropped, rx_ring_full, fill_ring_empty), invalid descriptors, empty TX ring.", []string{"port", "counter"}, nil),
+		read:  read,
+		rxp:   prometheus.NewDesc("samepath_rx_packets_total", "Packets received per queue.", l, nil),
+		rxb:   prometheus.NewDesc("samepath_rx_bytes_total", "Bytes received per queue.", l, nil),
+		txp:   prometheus.NewDesc("samepath_tx_packets_total", "Packets transmitted per queue.", l, nil),
+		txb:   prometheus.NewDesc("samepath_tx_bytes_total", "Bytes transmitted per queue.", l, nil),
+		drop:  prometheus.NewDesc("samepath_drops_total", "Packets dropped per queue and reason.", []string{"port", "reason"}, nil),
+		idl:   prometheus.NewDesc("samepath_poll_idle_ratio", "Share of poll rounds that found no packet.", l, nil),
+		polls: prometheus.NewDesc("samepath_poll_rounds_total", "Poll rounds over the queue (at least one per idle wait: a rate of 0 is a stalled poller).", l, nil),
+		sock:  prometheus.NewDesc("samepath_xsk_events_total", "The kernel's statistics of each queue's AF_XDP socket (XDP_STATISTICS): drops before the dataplane (rx_dropped, rx_ring_full, fill_ring_empty), invalid descriptors, empty TX ring.", []string{"port", "counter"}, nil),
 	}
 }
 
 func (c *counterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.rxp, c.rxb, c.txp, c.txb, c.drop, c.idl, c.sock} {
+	for _, d := range []*prometheus.Desc{c.rxp, c.rxb, c.txp, c.txb, c.drop, c.idl, c.sock, c.polls} {
 		ch <- d
 	}
 }
@@ -54,6 +56,7 @@ func (c *counterCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 		ch <- prometheus.MustNewConstMetric(c.idl, prometheus.GaugeValue, q.IdleRatio, q.Port)
+		ch <- prometheus.MustNewConstMetric(c.polls, prometheus.CounterValue, float64(q.Polls), q.Port)
 		for k, n := range q.Socket {
 			ch <- prometheus.MustNewConstMetric(c.sock, prometheus.CounterValue, float64(n), q.Port, k)
 		}
@@ -84,6 +87,8 @@ type gwCollector struct {
 	s                                                                                     *gwState
 	flows, created, exhausted, full, ended, choices, t7, t7ops, sessions, denied, refused *prometheus.Desc
 	subBytes, svcBytes, acctRecs, acctLost, attrLost                                      *prometheus.Desc
+	srvUp, srvHealthy, srvRTT, srvFlows, srvNew, srvFails                                 *prometheus.Desc
+	capacity, keyPorts                                                                    *prometheus.Desc
 }
 
 func newGWCollector(s *gwState) *gwCollector {
@@ -91,28 +96,36 @@ func newGWCollector(s *gwState) *gwCollector {
 		return prometheus.NewDesc("samepath_gw_"+name, help, labels, nil)
 	}
 	return &gwCollector{s: s,
-		flows:     d("flows", "Port-key NAT records (T5) now."),
-		created:   d("flows_created_total", "NAT records created (key ports allocated)."),
-		exhausted: d("port_exhausted_total", "New flows refused for lack of a free key port."),
-		full:      d("table_full_total", "New flows refused because the NAT table is full."),
-		ended:     d("flows_ended_total", "NAT records removed, by cause.", "cause"),
-		choices:   d("policy_choices_total", "Servers chosen, by balancing policy.", "policy"),
-		t7:        d("distribution_records", "Distribution records (T7) now."),
-		t7ops:     d("distribution_total", "Distribution record operations.", "op"),
-		sessions:  d("sessions", "Sessions in the gateway's T3 copy."),
-		denied:    d("denied_total", "New flows refused by service authorization, by service type.", "service_type"),
-		refused:   d("replies_total", "Proxy replies sent (RST or ICMP) for refused flows."),
-		subBytes:  d("subscriber_bytes_total", "Accounted bytes (IP packets) per subscriber and direction.", "user", "device", "direction"),
-		svcBytes:  d("service_bytes_total", "Accounted bytes (IP packets) per service type and direction.", "service_type", "direction"),
-		acctRecs:  d("accounting_records_total", "Accounting records by outcome (pushed includes checkpoints; checkpointed: kept in the checkpoint files; gateway_restart: final records written at start for flows a crash ended).", "outcome"),
-		acctLost:  d("accounting_lost_total", "Accounting records lost (ring full, write failed): never silent."),
-		attrLost:  d("accounting_attributes_lost_total", "Flow attributes (URL, SNI) not kept for want of a slot."),
+		flows:      d("flows", "Port-key NAT records (T5) now."),
+		capacity:   d("flow_capacity", "Most NAT records (T5) the table holds."),
+		keyPorts:   d("nat_ports", "Key ports per protocol class (NAT addresses times the port range); alert SamepathNATPortsNearExhaustion compares samepath_gw_flows with it."),
+		created:    d("flows_created_total", "NAT records created (key ports allocated)."),
+		exhausted:  d("port_exhausted_total", "New flows refused for lack of a free key port."),
+		full:       d("table_full_total", "New flows refused because the NAT table is full."),
+		ended:      d("flows_ended_total", "NAT records removed, by cause.", "cause"),
+		choices:    d("policy_choices_total", "Servers chosen, by balancing policy.", "policy"),
+		t7:         d("distribution_records", "Distribution records (T7) now."),
+		t7ops:      d("distribution_total", "Distribution record operations.", "op"),
+		sessions:   d("sessions", "Sessions in the gateway's T3 copy."),
+		denied:     d("denied_total", "New flows refused by service authorization, by service type.", "service_type"),
+		refused:    d("replies_total", "Proxy replies sent (RST or ICMP) for refused flows."),
+		subBytes:   d("subscriber_bytes_total", "Accounted bytes (IP packets) per subscriber and direction.", "user", "device", "direction"),
+		svcBytes:   d("service_bytes_total", "Accounted bytes (IP packets) per service type and direction.", "service_type", "direction"),
+		acctRecs:   d("accounting_records_total", "Accounting records by outcome (pushed includes checkpoints; checkpointed: kept in the checkpoint files; gateway_restart: final records written at start for flows a crash ended).", "outcome"),
+		acctLost:   d("accounting_lost_total", "Accounting records lost (ring full, write failed): never silent."),
+		attrLost:   d("accounting_attributes_lost_total", "Flow attributes (URL, SNI) not kept for want of a slot."),
+		srvUp:      d("server_up", "1 when the actual server is administratively up (T6 state).", "service", "server"),
+		srvHealthy: d("server_healthy", "1 when the actual server passes its health checks.", "service", "server"),
+		srvRTT:     d("server_rtt_seconds", "Health-probe round-trip time of the actual server (EWMA; absent before the first sample).", "service", "server"),
+		srvFlows:   d("server_active_flows", "Flows now assigned to the actual server.", "service", "server"),
+		srvNew:     d("server_new_flows_total", "New flows the balancing policy gave the actual server.", "service", "server"),
+		srvFails:   d("server_check_failures_total", "Failed health checks of the actual server (each one, before Fall damps them).", "service", "server"),
 	}
 }
 
 func (c *gwCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.flows, c.created, c.exhausted, c.full, c.ended, c.choices, c.t7, c.t7ops, c.sessions, c.denied, c.refused,
-		c.subBytes, c.svcBytes, c.acctRecs, c.acctLost, c.attrLost} {
+		c.subBytes, c.svcBytes, c.acctRecs, c.acctLost, c.attrLost, c.srvUp, c.srvHealthy, c.srvRTT, c.srvFlows, c.srvNew, c.srvFails, c.capacity, c.keyPorts} {
 		ch <- d
 	}
 }
@@ -121,6 +134,8 @@ func (c *gwCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.s
 	ps := s.flows.Stats()
 	ch <- prometheus.MustNewConstMetric(c.flows, prometheus.GaugeValue, float64(ps.Live))
+	ch <- prometheus.MustNewConstMetric(c.capacity, prometheus.GaugeValue, float64(s.flows.Capacity()))
+	ch <- prometheus.MustNewConstMetric(c.keyPorts, prometheus.GaugeValue, float64(s.flows.KeyPorts()))
 	ch <- prometheus.MustNewConstMetric(c.created, prometheus.CounterValue, float64(ps.Created))
 	ch <- prometheus.MustNewConstMetric(c.exhausted, prometheus.CounterValue, float64(ps.Exhausted))
 	ch <- prometheus.MustNewConstMetric(c.full, prometheus.CounterValue, float64(ps.Full))
@@ -143,6 +158,19 @@ func (c *gwCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.denied, prometheus.CounterValue, float64(v), st)
 	}
 	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s.gw.Stats().Replies.Load()))
+	for _, svc := range s.services.Status() {
+		for _, v := range svc.Servers {
+			l := []string{svc.Name, v.Addr.String()}
+			ch <- prometheus.MustNewConstMetric(c.srvUp, prometheus.GaugeValue, b2f(v.Up), l...)
+			ch <- prometheus.MustNewConstMetric(c.srvHealthy, prometheus.GaugeValue, b2f(v.Healthy), l...)
+			if v.RTT > 0 {
+				ch <- prometheus.MustNewConstMetric(c.srvRTT, prometheus.GaugeValue, v.RTT.Seconds(), l...)
+			}
+			ch <- prometheus.MustNewConstMetric(c.srvFlows, prometheus.GaugeValue, float64(v.Conns), l...)
+			ch <- prometheus.MustNewConstMetric(c.srvNew, prometheus.CounterValue, float64(v.Picks), l...)
+			ch <- prometheus.MustNewConstMetric(c.srvFails, prometheus.CounterValue, float64(v.Failures), l...)
+		}
+	}
 	if s.acct == nil {
 		return
 	}
@@ -162,4 +190,40 @@ func (c *gwCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.acctLost, prometheus.CounterValue, float64(st.Lost+st.Failed))
 	ch <- prometheus.MustNewConstMetric(c.attrLost, prometheus.CounterValue, float64(s.gw.AttributesLost()))
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// lbCollector exports the LB's steering counters per T4 row and chosen
+// gateway (nat.T4.SteerCounts), read at scrape time.
+type lbCollector struct {
+	t4            *nat.T4
+	steered, down *prometheus.Desc
+}
+
+func newLBCollector(t4 *nat.T4) *lbCollector {
+	return &lbCollector{t4: t4,
+		steered: prometheus.NewDesc("samepath_lb_steered_packets_total",
+			"Up packets steered by the AF_XDP pipeline, per T4 row (range) and chosen gateway (MAC); sum by gateway for a gateway's share. The in-kernel steering (steering: xdp) counts in samepath_rx_packets_total only.",
+			[]string{"range", "gateway"}, nil),
+		down: prometheus.NewDesc("samepath_lb_all_gateways_down_packets_total",
+			"Up packets dropped because every gateway of their T4 row (range) was down.", []string{"range"}, nil),
+	}
+}
+
+func (c *lbCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.steered; ch <- c.down }
+
+func (c *lbCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.t4.SteerCounts() {
+		if s.Gateway == (nat.MAC{}) {
+			ch <- prometheus.MustNewConstMetric(c.down, prometheus.CounterValue, float64(s.Packets), s.Range.String())
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(c.steered, prometheus.CounterValue, float64(s.Packets), s.Range.String(), s.Gateway.String())
+	}
 }

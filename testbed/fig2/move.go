@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"samepath/testbed/topo"
@@ -19,6 +20,12 @@ import (
 // to it and every gateway routes them to the new ingress point's LB ("routes
 // follow"). Open connections survive; frames in flight on the old link are
 // lost, as on a real handover. The state file is updated.
+//
+// The mobile keeps what it holds now, not the plan's built-in address:
+// the address SetMobileAddr gave it (the state file), or one set by hand
+// on its current link in place of that (adopted, when in a gateway's
+// range), and the routes it has out of its current link besides the
+// default ones (moved to the new link).
 func (tb *Testbed) Move(mobile string, ingress int) error {
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
@@ -34,7 +41,28 @@ func (tb *Testbed) Move(mobile string, ingress int) error {
 	if err != nil {
 		return err
 	}
+	if ingress < 1 || ingress > len(tb.Plan.Ingress) {
+		return fmt.Errorf("fig2: ingress %d: want 1..%d", ingress, len(tb.Plan.Ingress))
+	}
+	held, routes, err := current(m)
+	if err != nil {
+		return err
+	}
+	if held.IsValid() && held != m.IPv4 {
+		if g, err := tb.Plan.checkMobileAddr(m.Name, held); err == nil {
+			if err := dropRoutes(tb.Plan, m, m.IPv4); err != nil {
+				return err
+			}
+			m.IPv4, m.Gateway = held, g
+			for i := range m.Wireless {
+				m.Wireless[i].IPv4 = netip.PrefixFrom(held, 32)
+			}
+		}
+	}
 	if err := attach(tb.Plan, m, ingress); err != nil {
+		return err
+	}
+	if err := carryRoutes(m, routes); err != nil {
 		return err
 	}
 	return tb.save()
@@ -176,6 +204,127 @@ func (tb *Testbed) SetLBForwarding(n int, on bool) error {
 	ns := tb.Plan.Ingress[n-1].LB.NS
 	for _, k := range []string{"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"} {
 		if err := topo.Sysctl(ns, k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// current reads the mobile's current link: the IPv4 /32 it holds (the
+// plan's when it is there, else the first other one; invalid when none)
+// and its routes out of the link other than the kernel's and the
+// default ones (attach sets those). Read before the link goes down: the
+// kernel drops a down link's routes.
+func current(m *Mobile) (netip.Addr, []netlink.Route, error) {
+	if m.Ingress < 1 || m.Ingress > len(m.Wireless) {
+		return netip.Addr{}, nil, nil
+	}
+	mob, err := topo.Open(m.NS)
+	if err != nil {
+		return netip.Addr{}, nil, err
+	}
+	defer mob.Close()
+	l, err := mob.Link(m.Wireless[m.Ingress-1].Name)
+	if err != nil {
+		return netip.Addr{}, nil, err
+	}
+	as, err := mob.H.AddrList(l, netlink.FAMILY_V4)
+	if err != nil {
+		return netip.Addr{}, nil, fmt.Errorf("fig2: addresses of %s/%s: %w", m.NS, l.Attrs().Name, err)
+	}
+	var held netip.Addr
+	for _, a := range as {
+		ip, ok := netip.AddrFromSlice(a.IP.To4())
+		if ones, _ := a.Mask.Size(); !ok || ones != 32 {
+			continue
+		}
+		if ip == m.IPv4 {
+			held = ip
+			break
+		}
+		if !held.IsValid() {
+			held = ip
+		}
+	}
+	rs, err := mob.H.RouteList(l, netlink.FAMILY_ALL)
+	if err != nil {
+		return netip.Addr{}, nil, fmt.Errorf("fig2: routes of %s/%s: %w", m.NS, l.Attrs().Name, err)
+	}
+	var keep []netlink.Route
+	for _, r := range rs {
+		if r.Protocol == unix.RTPROT_KERNEL || r.Dst == nil || r.Table != unix.RT_TABLE_MAIN {
+			continue
+		}
+		if ones, _ := r.Dst.Mask.Size(); ones == 0 {
+			continue // default routes: attach points them at the new NAS
+		}
+		keep = append(keep, r)
+	}
+	return held, keep, nil
+}
+
+// carryRoutes puts routes (read by current) on the mobile's new link.
+func carryRoutes(m *Mobile, routes []netlink.Route) error {
+	if len(routes) == 0 {
+		return nil
+	}
+	mob, err := topo.Open(m.NS)
+	if err != nil {
+		return err
+	}
+	defer mob.Close()
+	l, err := mob.Link(m.Wireless[m.Ingress-1].Name)
+	if err != nil {
+		return err
+	}
+	for _, r := range routes {
+		r.LinkIndex = l.Attrs().Index
+		if err := mob.H.RouteReplace(&r); err != nil {
+			return fmt.Errorf("fig2: carry route %s to %s/%s: %w", r.Dst, m.NS, l.Attrs().Name, err)
+		}
+	}
+	return nil
+}
+
+// dropRoutes removes m's former address a (one it no longer holds on
+// its current link) from its other wireless links, and every NAS's and
+// gateway's route to it.
+func dropRoutes(p *Plan, m *Mobile, a netip.Addr) error {
+	if !a.IsValid() {
+		return nil
+	}
+	mob, err := topo.Open(m.NS)
+	if err != nil {
+		return err
+	}
+	for _, w := range m.Wireless {
+		if err = addrDel(mob, w.Name, netip.PrefixFrom(a, 32)); err != nil {
+			break
+		}
+	}
+	mob.Close()
+	if err != nil {
+		return err
+	}
+	for _, s := range m.NASSide {
+		nas, err := topo.Open(s.NS)
+		if err != nil {
+			return err
+		}
+		err = nas.RouteDel(topo.Route{Dst: netip.PrefixFrom(a, 32), Dev: s.Name})
+		nas.Close()
+		if err != nil {
+			return err
+		}
+	}
+	for _, g := range p.Gateways {
+		gw, err := topo.Open(g.NS)
+		if err != nil {
+			return err
+		}
+		err = gw.RouteDel(topo.Route{Dst: netip.PrefixFrom(a, 32)})
+		gw.Close()
+		if err != nil {
 			return err
 		}
 	}
