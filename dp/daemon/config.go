@@ -712,6 +712,9 @@ func ServiceConfig(s api.Service) (balance.ServiceConfig, error) {
 	if c.Policy, err = balance.ParsePolicy(s.Policy); err != nil {
 		return c, fmt.Errorf("service %q: %w", s.Name, err)
 	}
+	if c.Mode, err = balance.ParseMode(s.Mode); err != nil {
+		return c, fmt.Errorf("service %q: mode: %w", s.Name, err)
+	}
 	for _, sv := range s.Servers {
 		ap, err := netip.ParseAddrPort(sv.Addr)
 		if err != nil {

@@ -148,6 +148,7 @@ func TestConfigRefused(t *testing.T) {
 		gw("nat no addrs", "addrs: [10.20.0.101]", "addrs: []", "gw.nat.addrs"),
 		gw("nat bad addr", "addrs: [10.20.0.101]", "addrs: [10.20.0.1011]", "gw.nat.addrs[0]"),
 		gw("service", `rep: "10.30.0.1:80"`, `rep: "10.30.0.1"`, "gw.services[0]"),
+		gw("service mode", `proto: tcp, servers`, `proto: tcp, mode: proxy, servers`, "gw.services[0]", "mode"),
 		gw("authz", "rep: 10.30.0.1, service_type", "rep: nowhere, service_type", "gw.authz"),
 		gw("two queues", "queues: 1", "queues: 2", "workers.queues"),
 		gw("same interfaces", "servers: {iface: IF1}", "servers: {iface: IF0}", "gw.servers.iface"),

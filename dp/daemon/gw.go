@@ -485,13 +485,14 @@ func ServicesView(t *balance.Table) api.Services {
 	out := api.Services{Services: []api.Service{}}
 	for _, st := range t.Status() {
 		var cfgType string
+		var mode balance.Mode
 		for _, c := range t.Services() {
 			if c.Name == st.Name {
-				cfgType = c.ServiceType
+				cfgType, mode = c.ServiceType, c.Mode
 			}
 		}
 		as := api.Service{Name: st.Name, Rep: st.Rep.String(), Proto: protoName(st.Proto), Type: st.Type.String(),
-			Policy: st.Policy.String(), ServiceType: cfgType, Servers: []api.Server{}}
+			Policy: st.Policy.String(), ServiceType: cfgType, Mode: mode.String(), Servers: []api.Server{}}
 		for _, sv := range st.Servers {
 			h := sv.Healthy
 			state := api.StateUp
