@@ -336,6 +336,11 @@ func (w *Worker) dispatch(src Port, umem *ring.Umem, c *Counters, pkts []Packet)
 			// pipeline's reply: count the refusal, send the reply.
 			c.Drops[pk.Drop].Add(1)
 		}
+		if pk.Out == Consumed && pk.Drop == ReasonNone {
+			c.Consumed.Add(1)
+			w.drop = append(w.drop, pk.Desc)
+			continue
+		}
 		if pk.Out < 0 || pk.Out >= len(w.ports) {
 			r := pk.Drop
 			if r == ReasonNone {

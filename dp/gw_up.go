@@ -47,13 +47,17 @@ func (g *GW) processUp(pkts []Packet) {
 		case pr.d.IPVersion == 0:
 			pk.Drop = ReasonNotIP
 		default:
-			g.up(pk, pr)
+			g.up(pk, pr, i)
 		}
+	}
+	if g.term != nil {
+		g.termFlush(pkts, g.term.mob)
 	}
 }
 
-// up handles a packet from a mobile (through an LB).
-func (g *GW) up(pk *Packet, pr *upPre) {
+// up handles a packet from a mobile (through an LB), packet i of the
+// batch.
+func (g *GW) up(pk *Packet, pr *upPre, i int) {
 	b, d := pk.Data, &pr.d
 	lb := nat.MAC(header.Ethernet(b).Src())
 	var id uint32
@@ -102,6 +106,10 @@ func (g *GW) up(pk *Packet, pr *upPre) {
 		if sess.lbNow != lb {
 			g.learnLB(d.Tuple.Src, sess.ID, lb)
 		}
+	}
+	if g.flowTerm != nil && g.flowTerm[id] {
+		g.termUp(pk, d, id, i)
+		return
 	}
 	if bd.Service != 0 && g.flowUnit[id] == balance.PacketUnit && found {
 		// Packet unit: a new choice for every up packet but the first
@@ -176,7 +184,16 @@ func (g *GW) create(pk *Packet, d *header.Decoded, sess *Session) (uint32, Reaso
 			}
 		}
 	}
+	term := false
 	if ok {
+		if m, _ := g.cfg.Services.Mode(svc); m == balance.TerminateMode {
+			// T11 terminate (gw_term.go): only with a terminator, only
+			// TCP (an echo to the address is the NAT's).
+			if g.term == nil || k.Proto != header.ProtoTCP {
+				return 0, ReasonUnsupported
+			}
+			term = true
+		}
 		unit, _ = g.cfg.Services.Type(svc)
 		i, ok := g.cfg.Dist.Decide(sess.ID, svc, balance.FlowStart)
 		if !ok {
@@ -193,7 +210,7 @@ func (g *GW) create(pk *Packet, d *header.Decoded, sess *Session) (uint32, Reaso
 	// (services are validated single-family, but the table may change
 	// under a flow) and the next hop.
 	r := ReasonNone
-	translate := server.Is4() != (d.IPVersion == 4)
+	translate := server.Is4() != (d.IPVersion == 4) && !term // the terminator connects in the server's family
 	if translate && g.xl == nil {
 		r = ReasonUnsupported // no translator: the families cannot meet
 	} else if _, ok := g.nh.Lookup(server); !ok {
@@ -223,6 +240,12 @@ func (g *GW) create(pk *Packet, d *header.Decoded, sess *Session) (uint32, Reaso
 	g.flowXlat[id] = translate
 	g.flowSrv[id] = int32(idx)
 	g.flowAddr[id], g.flowPort[id] = server, sport
+	if g.flowTerm != nil {
+		g.flowTerm[id] = false
+		if term {
+			g.termCreated(id, k, sess.ID)
+		}
+	}
 	g.acctStart(id)
 	g.stats.FlowsCreated.Add(1)
 	return id, ReasonNone

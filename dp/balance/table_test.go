@@ -131,6 +131,7 @@ func TestValidate(t *testing.T) {
 		{"udp check no send", func(c *ServiceConfig) { c.Check.Kind = "udp" }},
 		{"mode", func(c *ServiceConfig) { c.Mode = NumModes }},
 		{"terminate udp", func(c *ServiceConfig) { c.Mode, c.Proto = TerminateMode, ProtoUDP }},
+		{"terminate packet unit", func(c *ServiceConfig) { c.Mode, c.Type = TerminateMode, PacketUnit }},
 	}
 	if err := good.Validate(); err != nil {
 		t.Fatal(err)

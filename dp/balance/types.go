@@ -262,6 +262,9 @@ func (c *ServiceConfig) Validate() error {
 	if c.Mode == TerminateMode && c.Proto != ProtoTCP {
 		return bad("mode terminate: want proto tcp")
 	}
+	if c.Mode == TerminateMode && c.Type == PacketUnit {
+		return bad("mode terminate: type packet balances each packet anew, which a terminated connection cannot follow")
+	}
 	if len(c.Servers) == 0 || len(c.Servers) > MaxServers {
 		return bad("%d servers: want 1..%d", len(c.Servers), MaxServers)
 	}
