@@ -324,6 +324,9 @@ func (g *GW) Originate(out int, pkts []Packet) int {
 
 // termFrame writes frame b's EtherType from its IP version and decodes it.
 func (g *GW) termFrame(b []byte) (*header.Decoded, bool) {
+	if len(b) <= header.EthernetLen {
+		return nil, false
+	}
 	e := header.Ethernet(b)
 	switch b[header.EthernetLen] >> 4 {
 	case 4:

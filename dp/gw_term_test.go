@@ -59,6 +59,10 @@ type termRig struct {
 // newTermRig makes the gateway, with a terminator (its config changed by
 // mut) if withTerm.
 func newTermRig(t *testing.T, withTerm bool, prod *acct.Producer, mut func(*tcpproxy.Config)) *termRig {
+	return newTermRigInterim(t, withTerm, prod, 0, mut)
+}
+
+func newTermRigInterim(t *testing.T, withTerm bool, prod *acct.Producer, interim time.Duration, mut func(*tcpproxy.Config)) *termRig {
 	t.Helper()
 	pc := nat.DefaultPortTableConfig()
 	pc.GwAddrs = []netip.Addr{key4, key6}
@@ -109,7 +113,7 @@ func newTermRig(t *testing.T, withTerm bool, prod *acct.Producer, mut func(*tcpp
 	}
 	g, err := dp.NewGW(dp.GWConfig{Lan: 0, Servers: 1, LanMAC: gwLanMAC, ServerMAC: gwSrvMAC,
 		Flows: flows, Services: svcs, Dist: dist, Neighbors: nb, RequireSession: true, LBCacheSize: 1024, ExpireBudget: 64,
-		Authz: authz, Acct: prod, Terminator: r.term, TermHooks: r.hooks})
+		Authz: authz, Acct: prod, AcctInterim: interim, Terminator: r.term, TermHooks: r.hooks})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,10 +177,16 @@ type wired struct {
 	stop           func()
 	mu             sync.Mutex
 	bad            []string
+	// dropEvery, if set, loses every k-th frame toward the mobile.
+	dropEvery int
 }
 
 func newWired(t *testing.T, prod *acct.Producer) *wired {
-	r := &wired{termRig: newTermRig(t, true, prod, nil)}
+	return newWiredWith(t, prod, 0, 0)
+}
+
+func newWiredWith(t *testing.T, prod *acct.Producer, interim time.Duration, dropEvery int) *wired {
+	r := &wired{termRig: newTermRigInterim(t, true, prod, interim, nil), dropEvery: dropEvery}
 	var clink, slink *tcpproxy.Link
 	r.client, clink = newPeer(t, mob)
 	r.server, slink = newPeer(t, a1, a2)
@@ -246,10 +256,16 @@ func (r *wired) pump(ctx context.Context, clink, slink *tcpproxy.Link) {
 		}
 		return n > 0
 	}
+	toMobile := 0
 	fromGW := func(p *memport.Port, l *tcpproxy.Link, want func([]byte) nat.MAC, src nat.MAC, side string) bool {
 		moved := false
 		for p.Take(func(f []byte) {
 			moved = true
+			if side == "lan" && r.dropEvery > 0 {
+				if toMobile++; toMobile%r.dropEvery == 0 {
+					return
+				}
+			}
 			e := header.Ethernet(f)
 			if e.Dst() != want(f) || e.Src() != src {
 				r.fail(side + ": frame with MACs " + net.HardwareAddr(f[0:6]).String() + " <- " + net.HardwareAddr(f[6:12]).String())
@@ -589,5 +605,68 @@ func TestGWTermHooksRequired(t *testing.T) {
 	cfg.TermHooks = r.hooks
 	if _, err := dp.NewGW(cfg); err == nil {
 		t.Error("NewGW bound hooks a gateway already has")
+	}
+}
+
+// TestGWTerminateEcho: an echo to a terminate-mode service's address is
+// the NAT's, as for any service (only its TCP is terminated), with or
+// without a terminator.
+func TestGWTerminateEcho(t *testing.T) {
+	for _, withTerm := range []bool{false, true} {
+		r := newTermRig(t, withTerm, nil, nil)
+		r.ports[0].Inject(dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, rep).ICMPEcho(77, 1).Bytes())
+		r.w.Poll()
+		if out := r.ports[1].TakeAll(); len(out) != 1 || r.gw.Stats().Term.Flows.Load() != 0 {
+			t.Errorf("terminator %v: %d echoes toward the servers, drops %v", withTerm, len(out), r.w.Counters(0).Snapshot().Drops)
+		}
+	}
+}
+
+// TestGWTerminateInterimPayload: interim records of a terminated flow
+// carry the connection's payload counts too, never more than its final
+// record, even when segments toward the mobile are lost and resent (a
+// per-segment count would add the resent bytes).
+func TestGWTerminateInterimPayload(t *testing.T) {
+	log, prod, path := openAcct(t, func(c *acct.Config) { c.SyncInterval = 10 * time.Millisecond })
+	r := newWiredWith(t, prod, time.Millisecond, 15)
+	body := make([]byte, 400_000)
+	r.listen(func(c net.Conn) {
+		defer c.Close()
+		if _, err := readRequest(c); err == nil {
+			c.Write(body)
+		}
+	})
+	c, err := r.dial(rep, 81)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := []byte("GET / HTTP/1.1\r\n\r\n")
+	c.Write(req)
+	got, err := io.ReadAll(c)
+	c.Close()
+	if err != nil || len(got) != len(body) {
+		t.Fatalf("client read %d bytes, %v", len(got), err)
+	}
+	r.waitFor("the flow record ends", func() bool { return r.gw.Stats().FlowsEnded.Load() == 1 })
+	r.stop()
+	log.Close()
+	entries, _, err := acct.Query(path, acct.Filter{User: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	interims := 0
+	for _, e := range entries {
+		if e.UpPayload == nil {
+			t.Fatalf("%s record without payload counts", e.Kind)
+		}
+		if *e.UpPayload > uint64(len(req)) || *e.DownPayload > uint64(len(body)) {
+			t.Errorf("%s record: payload %d/%d, beyond the %d/%d moved", e.Kind, *e.UpPayload, *e.DownPayload, len(req), len(body))
+		}
+		if e.Kind == "interim" {
+			interims++
+		}
+	}
+	if interims == 0 || entries[len(entries)-1].Kind != "final" {
+		t.Errorf("records: %d interim, last %+v", interims, entries[len(entries)-1])
 	}
 }

@@ -186,10 +186,10 @@ func (g *GW) create(pk *Packet, d *header.Decoded, sess *Session) (uint32, Reaso
 	}
 	term := false
 	if ok {
-		if m, _ := g.cfg.Services.Mode(svc); m == balance.TerminateMode {
-			// T11 terminate (gw_term.go): only with a terminator, only
-			// TCP (an echo to the address is the NAT's).
-			if g.term == nil || k.Proto != header.ProtoTCP {
+		if m, _ := g.cfg.Services.Mode(svc); m == balance.TerminateMode && k.Proto == header.ProtoTCP {
+			// T11 terminate (gw_term.go), only with a terminator. An
+			// echo to the address is the NAT's, as for any service.
+			if g.term == nil {
 				return 0, ReasonUnsupported
 			}
 			term = true
