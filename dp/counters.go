@@ -17,7 +17,14 @@ type Counters struct {
 	IdlePolls atomic.Uint64
 	// Panics counts batches whose pipeline panicked (see Worker).
 	Panics atomic.Uint64
-	_      [64]byte
+	// Originated counts frames the pipeline made itself for this port
+	// (Originator), whatever became of them: sent ones are in TxPackets
+	// too, refused ones in Drops.
+	Originated atomic.Uint64
+	// Consumed counts received packets the pipeline took in (Out
+	// Consumed): delivered, not forwarded, not dropped.
+	Consumed atomic.Uint64
+	_        [64]byte
 }
 
 // Drop counts n packets dropped for reason r.
@@ -28,6 +35,7 @@ type Snapshot struct {
 	RxPackets, RxBytes, TxPackets, TxBytes uint64
 	Drops                                  [NumReasons]uint64
 	Polls, IdlePolls, Panics               uint64
+	Originated, Consumed                   uint64
 }
 
 // Snapshot reads every counter.
@@ -36,6 +44,7 @@ func (c *Counters) Snapshot() Snapshot {
 		RxPackets: c.RxPackets.Load(), RxBytes: c.RxBytes.Load(),
 		TxPackets: c.TxPackets.Load(), TxBytes: c.TxBytes.Load(),
 		Polls: c.Polls.Load(), IdlePolls: c.IdlePolls.Load(), Panics: c.Panics.Load(),
+		Originated: c.Originated.Load(), Consumed: c.Consumed.Load(),
 	}
 	for i := range c.Drops {
 		s.Drops[i] = c.Drops[i].Load()

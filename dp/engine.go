@@ -32,6 +32,30 @@ type Ticker interface {
 	Tick(now int64)
 }
 
+// Originator is implemented by pipelines that send frames of their own
+// besides the ones they receive (the gateway's TCP terminator, whose
+// netstacks write segments nobody received). The pipeline model stays
+// the same: the worker owns the frames. After each round's received
+// batches it asks, for every port out, Pending(out): how many frames the
+// pipeline has for out. If any, it takes up to that many (at most a
+// batch) free frames from the port's Umem and calls Originate(out, pkts)
+// with pkts[i].Room the whole free frame (Desc.Addr set, Desc.Len 0,
+// Data nil, Out -1). Originate writes frames into pkts[:n] (each into
+// Room, with Desc.Len, and Out or Drop set as Process would) and returns
+// n; the frames past n go back to the Umem. The n frames are then
+// handled exactly as processed packets are: sent on Out (copied if Out
+// has another Umem), or dropped and counted on port out's counters under
+// their Drop reason, and counted as Originated there. A shortage of
+// free frames takes fewer frames; the rest stay with the pipeline for
+// the next round, so nothing is lost uncounted. Originated frames count
+// as work for the poll loop (no back-off to blocking waits while there
+// are some); an idle worker blocked in Port.Wait sees new ones after at
+// most MaxWait.
+type Originator interface {
+	Pending(out int) int
+	Originate(out int, pkts []Packet) int
+}
+
 // WorkerConfig configures one poll-mode worker.
 type WorkerConfig struct {
 	// Batch is the most packets taken from one port per round.
@@ -87,7 +111,8 @@ type Worker struct {
 	drop  []ring.Desc   // frames to release, this round
 	sent  bool
 
-	ticker Ticker // pipe, if it has periodic work
+	ticker Ticker     // pipe, if it has periodic work
+	orig   Originator // pipe, if it makes frames of its own
 	epoch  time.Time
 
 	tap atomic.Pointer[capture.Tap] // an armed capture, or nil (SetTap)
@@ -117,6 +142,7 @@ func NewWorker(cfg WorkerConfig, ports []Port, pipe Pipeline) (*Worker, error) {
 		w.out[i] = make([]ring.Desc, 0, cfg.Batch)
 	}
 	w.ticker, _ = pipe.(Ticker)
+	w.orig, _ = pipe.(Originator)
 	w.epoch = time.Now()
 	return w, nil
 }
@@ -201,6 +227,11 @@ func (w *Worker) Poll() (int, error) {
 		total += n
 		w.process(in, n)
 	}
+	if w.orig != nil {
+		for o := range w.ports {
+			total += w.originate(o)
+		}
+	}
 	if w.sent {
 		w.flush()
 	}
@@ -256,7 +287,63 @@ func (w *Worker) process(in int, n int) {
 	if tap != nil {
 		tapAfter(tap, umem, pkts)
 	}
+	w.dispatch(src, umem, c, pkts)
+}
 
+// originate takes port o's frames from the Originator (see there) and
+// returns how many it took.
+func (w *Worker) originate(o int) int {
+	n := min(w.orig.Pending(o), len(w.pkts))
+	if n <= 0 {
+		return 0
+	}
+	p := w.ports[o]
+	umem := p.Umem()
+	pkts := w.pkts[:0]
+	for range n {
+		a, ok := umem.Alloc()
+		if !ok {
+			break // the rest waits with the pipeline for the next round
+		}
+		pkts = append(pkts, Packet{Desc: ring.Desc{Addr: a}, Room: umem.Frame(a), Out: -1})
+	}
+	if len(pkts) == 0 {
+		return 0
+	}
+	m := w.originateSafe(o, pkts)
+	for i := m; i < len(pkts); i++ {
+		umem.Free(pkts[i].Desc.Addr)
+	}
+	if m == 0 {
+		return 0
+	}
+	pkts = pkts[:m]
+	for i := range pkts {
+		pkts[i].Data = pkts[i].Room[:pkts[i].Desc.Len]
+	}
+	c := &w.counters[o]
+	c.Originated.Add(uint64(m))
+	w.dispatch(p, umem, c, pkts)
+	return m
+}
+
+// originateSafe runs Originate; a panic in it is recovered as in
+// runPipeline: every frame it was given is dropped as ReasonPanic.
+func (w *Worker) originateSafe(o int, pkts []Packet) (n int) {
+	defer w.recoverOrigin(o, pkts, &n)
+	return min(max(w.orig.Originate(o, pkts), 0), len(pkts))
+}
+
+func (w *Worker) recoverOrigin(o int, pkts []Packet, n *int) {
+	if v := recover(); v != nil {
+		w.panicked(o, pkts, v)
+		*n = len(pkts)
+	}
+}
+
+// dispatch sends or drops a processed batch whose frames are in umem,
+// the memory of port src, counting on c.
+func (w *Worker) dispatch(src Port, umem *ring.Umem, c *Counters, pkts []Packet) {
 	w.drop = w.drop[:0]
 	for i := range pkts {
 		pk := &pkts[i]
@@ -264,6 +351,11 @@ func (w *Worker) process(in int, n int) {
 			// The packet was refused and its frame now carries the
 			// pipeline's reply: count the refusal, send the reply.
 			c.Drops[pk.Drop].Add(1)
+		}
+		if pk.Out == Consumed && pk.Drop == ReasonNone {
+			c.Consumed.Add(1)
+			w.drop = append(w.drop, pk.Desc)
+			continue
 		}
 		if pk.Out < 0 || pk.Out >= len(w.ports) {
 			r := pk.Drop
@@ -327,10 +419,12 @@ func (w *Worker) runPipeline(in int, pkts []Packet) {
 }
 
 func (w *Worker) recoverBatch(in int, pkts []Packet) {
-	v := recover()
-	if v == nil {
-		return
+	if v := recover(); v != nil {
+		w.panicked(in, pkts, v)
 	}
+}
+
+func (w *Worker) panicked(in int, pkts []Packet, v any) {
 	for i := range pkts {
 		pkts[i].Out, pkts[i].Drop = -1, ReasonPanic
 	}

@@ -14,6 +14,7 @@ import (
 	"samepath/dp/neigh"
 	"samepath/dp/xlat"
 	"samepath/nat"
+	"samepath/tcpproxy"
 )
 
 // The gateway pipeline (FIG. 16-24, 32-40) is split by responsibility:
@@ -26,6 +27,7 @@ import (
 //	gw_refuse.go   proxy replies for refused packets (R-AUTH-1, R-GW-5)
 //	gw_xlat.go     flows to servers of the other IP family: NAT64/NAT46 (R-TCP-3)
 //	gw_acct.go     proxy accounting (R-ACCT-1, R-ACCT-2)
+//	gw_term.go     TCP termination for terminate-mode services (T11, R-TCP-1, tcpproxy)
 //
 // Every packet is decoded once (header.Decode) into a header.Decoded,
 // which is passed explicitly to every step; its tuple is the flow key.
@@ -77,6 +79,11 @@ type GWConfig struct {
 	// worker's own (a Translator keeps per-worker state). Without it such
 	// flows are refused as unsupported.
 	Xlat *xlat.Translator
+	// Terminator, if set, terminates the flows of terminate-mode
+	// services (gw_term.go); TermHooks must be the hooks installed in
+	// its Config. Without it such flows are refused as unsupported.
+	Terminator *tcpproxy.Terminator
+	TermHooks  *TermHooks
 }
 
 // DefaultResumeHold is GWConfig.ResumeHold in samepathd: well above the
@@ -130,7 +137,10 @@ type GW struct {
 	flowSrv  []int32
 	flowAddr []nat.Addr16
 	flowPort []uint16
-	flowXlat []bool // the server is of the other family: translated
+	flowXlat []bool           // the server is of the other family: translated
+	flowTerm []bool           // terminated (gw_term.go; nil without a terminator)
+	flowConn []*tcpproxy.Conn // its connection, once open
+	term     *termState       // nil without a terminator
 	xl       *xlat.Translator
 	xout     []byte         // a translation's output
 	xres     xlat.Result    // what it wrote there
@@ -156,6 +166,7 @@ type GWStats struct {
 	// LB than before, by an up packet or a session event. LBStale counts
 	// up packets through an LB the session just left (ResumeHold).
 	LBMoves, LBStale atomic.Uint64
+	Term             TermStats
 }
 
 // NewGW makes the pipeline.
@@ -187,6 +198,10 @@ func NewGW(cfg GWConfig) (*GW, error) {
 	}
 	if g.xl != nil {
 		g.xout = make([]byte, xlat.OutLen(9216))
+	}
+	if err := g.termInit(); err != nil {
+		lbs.Close()
+		return nil, err
 	}
 	g.onEnd = g.flowEnded
 	g.onLB = g.setFlowLB
@@ -236,6 +251,7 @@ func (g *GW) Tick(now int64) {
 		}
 	}
 	g.acctTick()
+	g.termTick()
 	for {
 		select {
 		case ev := <-g.events:
@@ -265,7 +281,16 @@ func (g *GW) Process(in int, pkts []Packet) {
 			pk.Drop = ReasonNotIP
 			continue
 		}
+		if g.term != nil && d.Kind == header.KindFlow && d.Proto == header.ProtoTCP &&
+			g.term.hooks.local(d.Tuple.Dst, d.Tuple.DPort) {
+			// A server's segment to the terminator's own connection.
+			g.termIn(pk.Data[d.L3Off:d.IPEnd], i)
+			continue
+		}
 		g.down(pk, d)
+	}
+	if g.term != nil {
+		g.termFlush(pkts, g.term.srv)
 	}
 }
 
@@ -280,6 +305,9 @@ func (g *GW) flowEnded(b *nat.Binding, cause nat.Cause) {
 		if idx := g.flowSrv[id]; idx >= 0 {
 			g.cfg.Dist.FlowEnd(b.Session, b.Service-1, int(idx))
 		}
+	}
+	if g.flowTerm != nil && g.flowTerm[id] {
+		g.termEnded(id, b, cause)
 	}
 	if g.acct != nil {
 		g.acctReport(id, b, true, cause)

@@ -287,6 +287,12 @@ func (g *GW) acctRecord(id uint32, b *nat.Binding, kind acct.Kind, cause acct.Ca
 		copy(r.Attr[:], a.attr[int(slot)*acct.AttrSize:int(slot)*acct.AttrSize+int(r.AttrLen)])
 	}
 	r.HasPayload, r.UpPayload, r.DownPayload = true, a.upPay[id], a.downPay[id]
+	if g.flowConn != nil && g.flowConn[id] != nil {
+		// A terminated flow (gw_term.go): the mobile connection's own
+		// payload counts, without retransmissions.
+		st := g.flowConn[id].Stats()
+		r.UpPayload, r.DownPayload = st.MobileRx, st.MobileTx
+	}
 	r.Boot, r.Seq, r.Slot = a.boot, a.seq[id], id
 	return user, device, stype
 }

@@ -30,7 +30,8 @@ func (g *GW) down(pk *Packet, d *header.Decoded) {
 		return
 	}
 	bd := g.cfg.Flows.Binding(id)
-	if !g.fromServer(id, bd, t.Src, t.SPort) {
+	if !g.fromServer(id, bd, t.Src, t.SPort) || (g.flowTerm != nil && g.flowTerm[id]) {
+		// A terminated flow's key port carries nothing (gw_term.go).
 		pk.Drop = ReasonFiltered
 		return
 	}

@@ -28,6 +28,10 @@ func (g *GW) upICMPError(pk *Packet, d *header.Decoded) {
 		pk.Drop = ReasonNoFlow
 		return
 	}
+	if g.flowTerm != nil && g.flowTerm[id] {
+		pk.Drop = ReasonUnsupported // about the terminator's connection, not the server's
+		return
+	}
 	bd := g.cfg.Flows.Binding(id)
 	server, sport := g.flowAddr[id], g.flowPort[id]
 	mac, ok := g.nh.Lookup(server)

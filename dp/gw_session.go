@@ -71,6 +71,11 @@ func (g *GW) apply(ev SessionEvent) {
 // and the session itself.
 func (g *GW) endSession(s *Session) {
 	g.cfg.Flows.DeleteSession(s.ID, g.now, g.onEnd)
+	if g.term != nil {
+		// Also the connections still being set up, which no record
+		// knows yet.
+		g.term.t.CloseSession(s.ID)
+	}
 	g.cfg.Dist.EndSession(s.ID)
 	g.key = s.IP
 	g.lbs.Del(g.key[:])

@@ -47,13 +47,17 @@ func (g *GW) processUp(pkts []Packet) {
 		case pr.d.IPVersion == 0:
 			pk.Drop = ReasonNotIP
 		default:
-			g.up(pk, pr)
+			g.up(pk, pr, i)
 		}
+	}
+	if g.term != nil {
+		g.termFlush(pkts, g.term.mob)
 	}
 }
 
-// up handles a packet from a mobile (through an LB).
-func (g *GW) up(pk *Packet, pr *upPre) {
+// up handles a packet from a mobile (through an LB), packet i of the
+// batch.
+func (g *GW) up(pk *Packet, pr *upPre, i int) {
 	b, d := pk.Data, &pr.d
 	lb := nat.MAC(header.Ethernet(b).Src())
 	var id uint32
@@ -104,6 +108,10 @@ func (g *GW) up(pk *Packet, pr *upPre) {
 		if sess.lbNow != lb && !g.learnLB(d.Tuple.Src, sess.ID, lb, false) {
 			g.flowLB[id] = sess.lbNow // a late packet: the session is behind lbNow
 		}
+	}
+	if g.flowTerm != nil && g.flowTerm[id] {
+		g.termUp(pk, d, id, i)
+		return
 	}
 	if bd.Service != 0 && g.flowUnit[id] == balance.PacketUnit && found {
 		// Packet unit: a new choice for every up packet but the first
@@ -178,7 +186,16 @@ func (g *GW) create(pk *Packet, d *header.Decoded, sess *Session) (uint32, Reaso
 			}
 		}
 	}
+	term := false
 	if ok {
+		if m, _ := g.cfg.Services.Mode(svc); m == balance.TerminateMode && k.Proto == header.ProtoTCP {
+			// T11 terminate (gw_term.go), only with a terminator. An
+			// echo to the address is the NAT's, as for any service.
+			if g.term == nil {
+				return 0, ReasonUnsupported
+			}
+			term = true
+		}
 		unit, _ = g.cfg.Services.Type(svc)
 		i, ok := g.cfg.Dist.Decide(sess.ID, svc, balance.FlowStart)
 		if !ok {
@@ -195,7 +212,7 @@ func (g *GW) create(pk *Packet, d *header.Decoded, sess *Session) (uint32, Reaso
 	// (services are validated single-family, but the table may change
 	// under a flow) and the next hop.
 	r := ReasonNone
-	translate := server.Is4() != (d.IPVersion == 4)
+	translate := server.Is4() != (d.IPVersion == 4) && !term // the terminator connects in the server's family
 	if translate && g.xl == nil {
 		r = ReasonUnsupported // no translator: the families cannot meet
 	} else if _, ok := g.nh.Lookup(server); !ok {
@@ -225,6 +242,12 @@ func (g *GW) create(pk *Packet, d *header.Decoded, sess *Session) (uint32, Reaso
 	g.flowXlat[id] = translate
 	g.flowSrv[id] = int32(idx)
 	g.flowAddr[id], g.flowPort[id] = server, sport
+	if g.flowTerm != nil {
+		g.flowTerm[id] = false
+		if term {
+			g.termCreated(id, k, sess.ID)
+		}
+	}
 	g.acctStart(id)
 	g.stats.FlowsCreated.Add(1)
 	return id, ReasonNone

@@ -26,6 +26,7 @@ const (
 	ReasonFiltered                    // gateway: down packet not from its flow's server (RFC 4787 filtering)
 	ReasonPanic                       // the pipeline panicked on the packet's batch (a bug; logged with the frames)
 	ReasonXlat                        // gateway: IPv4/IPv6 translation refused the packet (its outcome is counted by dp/xlat)
+	ReasonTermFull                    // gateway: the TCP terminator's link queue is full (backpressure; the sender retransmits)
 	NumReasons
 )
 
@@ -49,6 +50,7 @@ var reasonNames = [NumReasons]string{
 	ReasonFiltered:      "filtered",
 	ReasonPanic:         "panic",
 	ReasonXlat:          "xlat",
+	ReasonTermFull:      "term_full",
 }
 
 // String is the reason's metric label.
@@ -83,3 +85,8 @@ type Packet struct {
 	Out  int
 	Drop Reason
 }
+
+// Consumed is the Out of a packet the pipeline took in: it copied what it
+// needed (the gateway hands terminated TCP segments to its netstack), so
+// the frame is released and counted as Counters.Consumed, not as a drop.
+const Consumed = -2

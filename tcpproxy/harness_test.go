@@ -9,7 +9,7 @@ package tcpproxy
 // A wire moves packets between two Links the way the dataplane will: Read
 // with a 14-byte offset (room for an Ethernet header), then Inject, keeping
 // what Inject does not take. It holds every packet to a full checksum
-// recomputation (dptest.VerifyChecksums) and records every SYN.
+// recomputation (header.VerifyChecksums) and records every SYN.
 
 import (
 	"bytes"
@@ -28,7 +28,6 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/waiter"
 
-	"samepath/dp/dptest"
 	"samepath/dp/header"
 )
 
@@ -164,7 +163,7 @@ func (w *wire) check(dir int, frame []byte) (pass bool) {
 		w.dropped[dir]++
 		defer func() { pass = false }()
 	}
-	if err := dptest.VerifyChecksums(frame); err != nil {
+	if err := header.VerifyChecksums(frame); err != nil {
 		w.errs = append(w.errs, fmt.Errorf("dir %d frame %d: %w", dir, w.frames[dir], err))
 		return true
 	}

@@ -137,6 +137,7 @@ type Service struct {
 	Type        string   `json:"type" yaml:"type"`     // login, service, packet or connection
 	Policy      string   `json:"policy" yaml:"policy"` // rr, wrr, lc, fastest, cpu
 	ServiceType string   `json:"service_type,omitempty" yaml:"service_type,omitempty"`
+	Mode        string   `json:"mode,omitempty" yaml:"mode,omitempty"` // T11: nat (the default, also when empty) or terminate (TCP terminated at the gateway)
 	Servers     []Server `json:"servers" yaml:"servers"`
 }
 

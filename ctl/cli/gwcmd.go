@@ -227,10 +227,14 @@ func eachGW(ts []gwTarget, f func(gwTarget) error) error {
 // service's columns on its first server only.
 func servicesTable(s api.Services) func(w *tabwriter.Writer) {
 	return func(w *tabwriter.Writer) {
-		fmt.Fprintln(w, "SERVICE\tREP\tPROTO\tTYPE\tPOLICY\tSVC TYPE\tSERVER\tWEIGHT\tSTATE\tHEALTH\tRTT\tCPU\tACTIVE")
+		fmt.Fprintln(w, "SERVICE\tREP\tPROTO\tTYPE\tPOLICY\tMODE\tSVC TYPE\tSERVER\tWEIGHT\tSTATE\tHEALTH\tRTT\tCPU\tACTIVE")
 		for _, sv := range s.Services {
-			head := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", sv.Name, sv.Rep, sv.Proto, sv.Type, sv.Policy, dash(sv.ServiceType))
-			blank := "\t\t\t\t\t"
+			mode := sv.Mode
+			if mode == "" {
+				mode = "nat"
+			}
+			head := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s", sv.Name, sv.Rep, sv.Proto, sv.Type, sv.Policy, mode, dash(sv.ServiceType))
+			blank := "\t\t\t\t\t\t"
 			if len(sv.Servers) == 0 {
 				fmt.Fprintf(w, "%s\t-\t-\t-\t-\t-\t-\t-\n", head)
 			}

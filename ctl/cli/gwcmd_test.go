@@ -93,9 +93,9 @@ func (f *fakeGW) handler() http.Handler {
 }
 
 var demoServices = []api.Service{
-	{Name: "web-a", Rep: "10.30.0.1:80", Proto: "tcp", Type: "connection", Policy: "rr", ServiceType: "web",
+	{Name: "web-a", Rep: "10.30.0.1:80", Proto: "tcp", Type: "connection", Policy: "rr", ServiceType: "web", Mode: "nat",
 		Servers: []api.Server{{Addr: "10.20.0.11:80", Weight: 1, State: "up"}, {Addr: "10.20.0.12:80", Weight: 1, State: "up"}}},
-	{Name: "dns-a", Rep: "10.30.0.1:53", Proto: "udp", Type: "packet", Policy: "rr", ServiceType: "dns",
+	{Name: "dns-a", Rep: "10.30.0.1:53", Proto: "udp", Type: "packet", Policy: "rr", ServiceType: "dns", Mode: "nat",
 		Servers: []api.Server{{Addr: "10.20.0.11:53", Weight: 1, State: "up"}}},
 }
 
@@ -206,6 +206,7 @@ func TestGWServicesRoundTrip(t *testing.T) {
 	next.Services = next.Services[:1]
 	next.Services[0].Servers = append(next.Services[0].Servers, api.Server{Addr: "10.20.0.13:80", Weight: 3, State: "up"})
 	next.Services[0].Policy = "wrr"
+	next.Services[0].Mode = "terminate" // T11: TCP terminated at the gateway
 	b, _ := json.Marshal(next)
 	file := filepath.Join(t.TempDir(), "services.json")
 	os.WriteFile(file, b, 0o600)
@@ -219,7 +220,7 @@ func TestGWServicesRoundTrip(t *testing.T) {
 	h.gws[0].table.ObserveRTT(id, 0, 1500*time.Microsecond)
 	h.gws[0].table.Acquire(id, 0)
 	tab := h.ok("gw", "services", "-gw", gw1)
-	for _, s := range []string{"SERVICE", "web-a", "10.30.0.1:80", "connection", "wrr", "10.20.0.13:80", "1.50ms"} {
+	for _, s := range []string{"SERVICE", "MODE", "web-a", "10.30.0.1:80", "connection", "wrr", "terminate", "10.20.0.13:80", "1.50ms"} {
 		if !strings.Contains(tab, s) {
 			t.Errorf("table lacks %q:\n%s", s, tab)
 		}

@@ -181,6 +181,15 @@ func (t *Table) Type(svcID uint32) (UnitType, bool) {
 	return s.cfg.Type, true
 }
 
+// Mode returns a service's T11 mode.
+func (t *Table) Mode(svcID uint32) (Mode, bool) {
+	s := t.load(svcID)
+	if s == nil {
+		return 0, false
+	}
+	return s.cfg.Mode, true
+}
+
 // Labels returns a service's name and T9 service type (no allocation:
 // the strings are the table's own).
 func (t *Table) Labels(svcID uint32) (name, serviceType string, ok bool) {

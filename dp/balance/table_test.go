@@ -94,6 +94,18 @@ func TestParse(t *testing.T) {
 	if _, err := ParseUnitType("session"); !errors.Is(err, ErrBadUnitType) {
 		t.Errorf("ParseUnitType(session) err = %v", err)
 	}
+	for m := range NumModes {
+		got, err := ParseMode(m.String())
+		if err != nil || got != m {
+			t.Errorf("ParseMode(%q) = %v, %v", m.String(), got, err)
+		}
+	}
+	if m, err := ParseMode(""); err != nil || m != NATMode {
+		t.Errorf("ParseMode(\"\") = %v, %v; want nat", m, err)
+	}
+	if _, err := ParseMode("proxy"); !errors.Is(err, ErrBadMode) {
+		t.Errorf("ParseMode(proxy) err = %v", err)
+	}
 	if u, _ := ParseUnitType("Login-Unit"); u != LoginUnit {
 		t.Errorf("ParseUnitType(Login-Unit) = %v", u)
 	}
@@ -117,6 +129,9 @@ func TestValidate(t *testing.T) {
 		{"neg weight", func(c *ServiceConfig) { c.Servers[0].Weight = -1 }},
 		{"check kind", func(c *ServiceConfig) { c.Check.Kind = "icmp" }},
 		{"udp check no send", func(c *ServiceConfig) { c.Check.Kind = "udp" }},
+		{"mode", func(c *ServiceConfig) { c.Mode = NumModes }},
+		{"terminate udp", func(c *ServiceConfig) { c.Mode, c.Proto = TerminateMode, ProtoUDP }},
+		{"terminate packet unit", func(c *ServiceConfig) { c.Mode, c.Type = TerminateMode, PacketUnit }},
 	}
 	if err := good.Validate(); err != nil {
 		t.Fatal(err)
@@ -133,6 +148,18 @@ func TestValidate(t *testing.T) {
 				t.Error("NewTable accepted it")
 			}
 		})
+	}
+	term := good
+	term.Mode = TerminateMode
+	tab, err := NewTable([]ServiceConfig{term})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := tab.Mode(0); !ok || m != TerminateMode {
+		t.Errorf("Mode(0) = %v, %v; want terminate", m, ok)
+	}
+	if _, ok := tab.Mode(7); ok {
+		t.Error("Mode of an unknown service: ok")
 	}
 	if _, err := NewTable([]ServiceConfig{good, svcCfg("web2", "192.0.2.1:80", RoundRobin, 0, group(1))}); !errors.Is(err, ErrConflict) {
 		t.Errorf("same representative key: err = %v, want ErrConflict", err)

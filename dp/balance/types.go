@@ -166,6 +166,56 @@ type Check struct {
 	AgentPort uint16 `json:"agent_port,omitempty" yaml:"agent_port,omitempty"`
 }
 
+// Mode is how the gateway carries a TCP service's flows (T11).
+type Mode uint8
+
+// Modes. The zero value is NATMode, so services without a mode keep the
+// port-key NAT.
+const (
+	NATMode       Mode = iota // port-key NAT: packets rewritten and forwarded (R-GW-1)
+	TerminateMode             // TCP terminated at the gateway and spliced to the server (R-TCP-1, tcpproxy)
+	NumModes
+)
+
+var modeNames = [NumModes]string{"nat", "terminate"}
+
+// ErrBadMode is returned for an unknown mode.
+var ErrBadMode = errors.New("unknown service mode")
+
+func (m Mode) String() string {
+	if m < NumModes {
+		return modeNames[m]
+	}
+	return fmt.Sprintf("mode(%d)", uint8(m))
+}
+
+// ParseMode accepts "nat" and "terminate" (case-insensitive); "" is nat.
+func ParseMode(s string) (Mode, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "nat":
+		return NATMode, nil
+	case "terminate":
+		return TerminateMode, nil
+	}
+	return 0, fmt.Errorf("%w %q (want nat or terminate)", ErrBadMode, s)
+}
+
+func (m Mode) MarshalText() ([]byte, error) {
+	if m >= NumModes {
+		return nil, fmt.Errorf("%w: %d", ErrBadMode, uint8(m))
+	}
+	return []byte(m.String()), nil
+}
+
+func (m *Mode) UnmarshalText(b []byte) error {
+	v, err := ParseMode(string(b))
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
 // ServiceConfig is one row of T6 joined with T11: a representative
 // address (IP, port, protocol), its user session type and its server group.
 type ServiceConfig struct {
@@ -179,6 +229,8 @@ type ServiceConfig struct {
 	// ServiceType is the T9 label used later for authorization and accounting.
 	ServiceType string `json:"service_type,omitempty" yaml:"service_type,omitempty"`
 	Check       Check  `json:"check,omitzero" yaml:"check,omitempty"`
+	// Mode is T11's NAT or terminate (TCP services only).
+	Mode Mode `json:"mode,omitzero" yaml:"mode,omitempty"`
 }
 
 // ErrBadConfig wraps every validation error.
@@ -203,6 +255,15 @@ func (c *ServiceConfig) Validate() error {
 	}
 	if c.Policy >= NumPolicies {
 		return bad("%v", c.Policy)
+	}
+	if c.Mode >= NumModes {
+		return bad("%v", c.Mode)
+	}
+	if c.Mode == TerminateMode && c.Proto != ProtoTCP {
+		return bad("mode terminate: want proto tcp")
+	}
+	if c.Mode == TerminateMode && c.Type == PacketUnit {
+		return bad("mode terminate: type packet balances each packet anew, which a terminated connection cannot follow")
 	}
 	if len(c.Servers) == 0 || len(c.Servers) > MaxServers {
 		return bad("%d servers: want 1..%d", len(c.Servers), MaxServers)

@@ -129,7 +129,8 @@ func TestConfigParseGW(t *testing.T) {
 		t.Fatalf("example gw config: %v", err)
 	}
 	pc, _ := c.GW.PortTableConfig()
-	if len(c.GW.Services) != 1 || len(pc.GwAddrs) != 1 || len(c.GW.Authz.T9) != 1 || c.Workers.Queues != 1 {
+	if len(c.GW.Services) != 2 || c.GW.Services[1].Mode != "terminate" || c.GW.Terminate == nil ||
+		len(pc.GwAddrs) != 1 || len(c.GW.Authz.T9) != 1 || c.Workers.Queues != 1 {
 		t.Errorf("example gw parsed as %+v", c.GW)
 	}
 	for name, y := range map[string]string{
@@ -141,6 +142,9 @@ func TestConfigParseGW(t *testing.T) {
 		"bad t9":        strings.Replace(ExampleGW, "rep: 10.30.0.1, service_type", "rep: nowhere, service_type", 1),
 		"same iface":    strings.Replace(ExampleGW, "iface: lan2", "iface: lan1", 1),
 		"udp on tcp rp": strings.Replace(ExampleGW, "proto: tcp", "proto: sctp", 1),
+		"no terminator": strings.Replace(ExampleGW, "  terminate: {port_min: 60000, port_max: 65535}", "", 1),
+		"term overlap":  strings.Replace(ExampleGW, "port_max: 59999", "port_max: 60000", 1),
+		"terminate udp": strings.Replace(ExampleGW, "      proto: tcp\n      mode: terminate", "      proto: udp\n      mode: terminate", 1),
 	} {
 		if _, err := Parse([]byte(y)); err == nil {
 			t.Errorf("%s: accepted", name)

@@ -20,6 +20,7 @@ import (
 	"samepath/internal/cfgfile"
 	"samepath/nat"
 	"samepath/ring/xsk"
+	"samepath/tcpproxy"
 )
 
 // Config is samepathd's YAML configuration.
@@ -108,6 +109,86 @@ type GWConfig struct {
 	// Xlat configures IPv4/IPv6 translation of flows whose server is of
 	// the other family (NAT64/NAT46, R-TCP-3, dp/gw_xlat.go).
 	Xlat Xlat `yaml:"xlat"`
+	// Terminate configures the TCP terminator of terminate-mode
+	// services (T11, tcpproxy, dp/gw_term.go); without it their flows
+	// are refused (drop reason unsupported).
+	Terminate *Terminate `yaml:"terminate"`
+}
+
+// Terminate is the TCP terminator's config. Its connections to the
+// servers leave from the first gw.nat.addrs of each family (the XDP
+// filter and the kernel's ARP/ND already serve them) with local ports
+// port_min..port_max, which must lie outside gw.nat.port_min..port_max,
+// T5's key ports: the down path tells the terminator's segments from the
+// NAT's by port. Zero values keep tcpproxy.DefaultConfig's.
+type Terminate struct {
+	PortMin            uint16        `yaml:"port_min"`
+	PortMax            uint16        `yaml:"port_max"`
+	MaxConns           int           `yaml:"max_conns"`
+	MaxConnsPerSession int           `yaml:"max_conns_per_session"`
+	DialTimeout        time.Duration `yaml:"dial_timeout"`
+	IdleTimeout        time.Duration `yaml:"idle_timeout"`
+}
+
+// TermConfig is the terminator's config (without Admit and the other
+// hooks, which dp.TermHooks.Install sets); ok is false without a
+// gw.terminate section.
+func (g *GWConfig) TermConfig() (c tcpproxy.Config, ok bool, err error) {
+	t := g.Terminate
+	if t == nil {
+		return c, false, nil
+	}
+	c = tcpproxy.DefaultConfig()
+	if t.PortMin == 0 || t.PortMax < t.PortMin {
+		return c, false, fmt.Errorf("config: gw.terminate.port_min %d, port_max %d: want 1 <= port_min <= port_max", t.PortMin, t.PortMax)
+	}
+	if t.PortMin <= g.NAT.PortMax && g.NAT.PortMin <= t.PortMax {
+		return c, false, fmt.Errorf("config: gw.terminate.port_min..port_max %d-%d: overlaps gw.nat.port_min..port_max %d-%d (T5's key ports)",
+			t.PortMin, t.PortMax, g.NAT.PortMin, g.NAT.PortMax)
+	}
+	c.ServerPorts = [2]uint16{t.PortMin, t.PortMax}
+	var have4, have6 bool
+	for i, s := range g.NAT.Addrs {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return c, false, fmt.Errorf("config: gw.nat.addrs[%d]: %w", i, err)
+		}
+		if a.Is4() && !have4 || a.Is6() && !have6 {
+			c.ServerAddrs = append(c.ServerAddrs, a)
+			have4, have6 = have4 || a.Is4(), have6 || a.Is6()
+		}
+	}
+	for _, f := range []struct {
+		key string
+		v   int
+		dst *int
+	}{{"max_conns", t.MaxConns, &c.MaxConns}, {"max_conns_per_session", t.MaxConnsPerSession, &c.MaxConnsPerSession}} {
+		if f.v < 0 {
+			return c, false, fmt.Errorf("config: gw.terminate.%s %d: want > 0 (0: default %d)", f.key, f.v, *f.dst)
+		}
+		if f.v > 0 {
+			*f.dst = f.v
+		}
+	}
+	for _, f := range []struct {
+		key string
+		v   time.Duration
+		dst *time.Duration
+	}{{"dial_timeout", t.DialTimeout, &c.DialTimeout}, {"idle_timeout", t.IdleTimeout, &c.IdleTimeout}} {
+		if f.v < 0 {
+			return c, false, fmt.Errorf("config: gw.terminate.%s %v: want > 0 (0: default %v)", f.key, f.v, *f.dst)
+		}
+		if f.v > 0 {
+			*f.dst = f.v
+		}
+	}
+	// The hooks are the gateway's; check the rest with a stand-in.
+	v := c
+	v.Admit = func(tcpproxy.Request) tcpproxy.Decision { return tcpproxy.Decision{Refuse: true} }
+	if err := v.Validate(); err != nil {
+		return c, false, fmt.Errorf("config: gw.terminate: %w", err)
+	}
+	return c, true, nil
 }
 
 // Xlat is the translator's config (dp/xlat.Config).
@@ -530,9 +611,16 @@ func (c Config) validateGW() error {
 		return fmt.Errorf("config: gw.lb_cache %d: want 1..%d", g.LBCache, maxLBCache)
 	}
 	for i, s := range g.Services {
-		if _, err := ServiceConfig(s); err != nil {
+		c, err := ServiceConfig(s)
+		if err != nil {
 			return fmt.Errorf("config: gw.services[%d]: %w", i, err)
 		}
+		if c.Mode == balance.TerminateMode && g.Terminate == nil {
+			return fmt.Errorf("config: gw.services[%d]: service %q: mode terminate needs a gw.terminate section", i, c.Name)
+		}
+	}
+	if _, _, err := g.TermConfig(); err != nil {
+		return err
 	}
 	if _, err := ServiceConfigs(g.Services); err != nil {
 		return fmt.Errorf("config: gw.services: %w", err)
@@ -712,6 +800,9 @@ func ServiceConfig(s api.Service) (balance.ServiceConfig, error) {
 	if c.Policy, err = balance.ParsePolicy(s.Policy); err != nil {
 		return c, fmt.Errorf("service %q: %w", s.Name, err)
 	}
+	if c.Mode, err = balance.ParseMode(s.Mode); err != nil {
+		return c, fmt.Errorf("service %q: mode: %w", s.Name, err)
+	}
 	for _, sv := range s.Servers {
 		ap, err := netip.ParseAddrPort(sv.Addr)
 		if err != nil {
@@ -806,7 +897,7 @@ gw:
   nat:
     addrs: [10.20.0.101]        # key-port addresses, added to the servers side
     port_min: 1024
-    port_max: 65535
+    port_max: 59999             # key ports; 60000-65535 are the terminator's (gw.terminate)
     capacity: 262144
   require_session: true         # drop packets of addresses without a session (S124)
   services:                     # T6 + T11 (type) + T9 (service_type)
@@ -817,6 +908,12 @@ gw:
       policy: rr                # rr, wrr, lc, fastest, cpu
       service_type: web
       servers: [{addr: "10.20.0.11:80"}, {addr: "10.20.0.12:80", weight: 2}]
+    - name: web-t
+      rep: 10.30.0.1:8080
+      proto: tcp
+      mode: terminate           # nat (default) or terminate: TCP ends at the gateway (tcpproxy)
+      servers: [{addr: "10.20.0.11:8080"}]
+  terminate: {port_min: 60000, port_max: 65535}   # the terminator's local ports on nat.addrs, outside nat's
   probe: {interval: 1s, timeout: 500ms, fall: 3, rise: 2}
   # accounting: T10 records, fsync'd every sync_interval; live flows are
   # checkpointed as often (LOG.ckpt.N), so a crash loses at most ~one interval

@@ -4,10 +4,15 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"samepath/tcpproxy"
 )
 
 // Interfaces no test machine has (the bad-input cases never reach them
@@ -148,6 +153,12 @@ func TestConfigRefused(t *testing.T) {
 		gw("nat no addrs", "addrs: [10.20.0.101]", "addrs: []", "gw.nat.addrs"),
 		gw("nat bad addr", "addrs: [10.20.0.101]", "addrs: [10.20.0.1011]", "gw.nat.addrs[0]"),
 		gw("service", `rep: "10.30.0.1:80"`, `rep: "10.30.0.1"`, "gw.services[0]"),
+		gw("service mode", `proto: tcp, servers`, `proto: tcp, mode: proxy, servers`, "gw.services[0]", "mode"),
+		gw("terminate without terminator", `proto: tcp, servers`, `proto: tcp, mode: terminate, servers`, "gw.services[0]", "gw.terminate"),
+		gw("terminate ports overlap T5", "lb_cache: 1024", "lb_cache: 1024\n  terminate: {port_min: 60000, port_max: 61000}",
+			"gw.terminate.port_min..port_max", "gw.nat.port_min..port_max"),
+		gw("terminate ports reversed", "port_max: 65535, capacity: 65536, udp_timeout: 5m}", "port_max: 49999, capacity: 65536, udp_timeout: 5m}\n  terminate: {port_min: 60000, port_max: 50000}", "gw.terminate.port_min"),
+		gw("terminate max_conns", "port_max: 65535, capacity: 65536, udp_timeout: 5m}", "port_max: 49999, capacity: 65536, udp_timeout: 5m}\n  terminate: {port_min: 50000, port_max: 60000, max_conns: -1}", "gw.terminate.max_conns"),
 		gw("authz", "rep: 10.30.0.1, service_type", "rep: nowhere, service_type", "gw.authz"),
 		gw("two queues", "queues: 1", "queues: 2", "workers.queues"),
 		gw("same interfaces", "servers: {iface: IF1}", "servers: {iface: IF0}", "gw.servers.iface"),
@@ -225,6 +236,29 @@ func write(name, body string) func(t *testing.T, dir string) {
 // TestXlatConfig: gw.xlat defaults to 64:ff9b::/96 with the NAT addresses
 // as the translator's own; a bad prefix or EAM entry names its key; a
 // gateway without a NAT address of one family translates nothing.
+func TestTermConfig(t *testing.T) {
+	g := DefaultGWConfig()
+	g.NAT.Addrs = []string{"10.20.0.101", "10.20.0.102", "fd00:20::101"}
+	g.NAT.PortMin, g.NAT.PortMax = 1024, 49999
+	if _, ok, err := g.TermConfig(); ok || err != nil {
+		t.Fatalf("no section: %v, %v; want off", ok, err)
+	}
+	g.Terminate = &Terminate{PortMin: 50000, PortMax: 65535, MaxConns: 100, IdleTimeout: time.Minute}
+	c, ok, err := g.TermConfig()
+	if err != nil || !ok {
+		t.Fatalf("TermConfig: %v, %v", ok, err)
+	}
+	want := []netip.Addr{netip.MustParseAddr("10.20.0.101"), netip.MustParseAddr("fd00:20::101")}
+	if !slices.Equal(c.ServerAddrs, want) || c.ServerPorts != [2]uint16{50000, 65535} || c.MaxConns != 100 ||
+		c.IdleTimeout != time.Minute || c.MaxConnsPerSession != tcpproxy.DefaultConfig().MaxConnsPerSession || c.Admit != nil {
+		t.Errorf("config %+v", c)
+	}
+	g.NAT.PortMax = 50000 // one port shared with T5
+	if _, _, err := g.TermConfig(); err == nil || !strings.Contains(err.Error(), "overlaps") {
+		t.Errorf("overlap by one port: %v", err)
+	}
+}
+
 func TestXlatConfig(t *testing.T) {
 	g := DefaultGWConfig()
 	g.NAT.Addrs = []string{"10.20.0.101", "fd00:20::101"}

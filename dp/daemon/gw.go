@@ -24,6 +24,7 @@ import (
 	"samepath/nat"
 	"samepath/ring/xsk"
 	"samepath/ring/xsk/xdpfilter"
+	"samepath/tcpproxy"
 )
 
 // gwState is the gateway role's run-time state shared with the API.
@@ -238,12 +239,33 @@ func (d *Daemon) startGW(ctx context.Context) error {
 	} else {
 		d.log.Info("ipv4/ipv6 translation off: flows to servers of the other family are refused")
 	}
+	var term *tcpproxy.Terminator
+	var hooks *dp.TermHooks
+	if tc, ok, err := g.TermConfig(); err != nil {
+		return err
+	} else if ok {
+		hooks = &dp.TermHooks{}
+		hooks.Install(&tc)
+		if term, err = tcpproxy.New(tc); err != nil {
+			return fmt.Errorf("terminator: %w", err)
+		}
+		// Closers run last first: this one after the gateway's EndAll,
+		// which resets the live connections and writes their records.
+		d.closers = append(d.closers, func() error {
+			if err := term.Close(); err != nil && !errors.Is(err, tcpproxy.ErrClosed) {
+				return err
+			}
+			return nil
+		})
+		d.log.Info("tcp termination on", "server_addrs", tc.ServerAddrs, "server_ports", tc.ServerPorts)
+	}
 	pipe, err := dp.NewGW(dp.GWConfig{
 		Lan: 0, Servers: 1,
 		LanMAC: nat.MAC(lan.HardwareAddr), ServerMAC: nat.MAC(srv.HardwareAddr),
 		Flows: flows, Services: services, Dist: dist, Neighbors: nb,
 		RequireSession: requireSession, LBCacheSize: g.LBCache, ExpireBudget: 64, Authz: authz,
 		Acct: prod, AcctInterim: g.Accounting.Interim, Xlat: tr, ResumeHold: dp.DefaultResumeHold,
+		Terminator: term, TermHooks: hooks,
 	})
 	if err != nil {
 		return err
@@ -494,13 +516,14 @@ func ServicesView(t *balance.Table) api.Services {
 	out := api.Services{Services: []api.Service{}}
 	for _, st := range t.Status() {
 		var cfgType string
+		var mode balance.Mode
 		for _, c := range t.Services() {
 			if c.Name == st.Name {
-				cfgType = c.ServiceType
+				cfgType, mode = c.ServiceType, c.Mode
 			}
 		}
 		as := api.Service{Name: st.Name, Rep: st.Rep.String(), Proto: protoName(st.Proto), Type: st.Type.String(),
-			Policy: st.Policy.String(), ServiceType: cfgType, Servers: []api.Server{}}
+			Policy: st.Policy.String(), ServiceType: cfgType, Mode: mode.String(), Servers: []api.Server{}}
 		for _, sv := range st.Servers {
 			h := sv.Healthy
 			state := api.StateUp

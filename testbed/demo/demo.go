@@ -144,6 +144,18 @@ type GWNAT struct {
 	// TCPTimeWaitTimeout is how long a closed TCP flow's record lingers
 	// (its final accounting record is written after it).
 	TCPTimeWaitTimeout time.Duration
+	// TermPortMin..TermPortMax, if set, turn on the TCP terminator
+	// (samepathd gw.terminate) with these local ports, which must lie
+	// outside PortMin..PortMax.
+	TermPortMin, TermPortMax uint16
+}
+
+// termYAML renders the gw.terminate line ("" when off).
+func (n GWNAT) termYAML() string {
+	if n.TermPortMin == 0 {
+		return ""
+	}
+	return fmt.Sprintf("  terminate: {port_min: %d, port_max: %d}\n", n.TermPortMin, n.TermPortMax)
 }
 
 // yaml renders the port range and the overrides as flow-map entries of
@@ -686,7 +698,7 @@ gw:
   servers: {iface: %s}
   nat: {addrs: [%s], %s, capacity: 65536}
   probe: {interval: 500ms, timeout: 300ms, fall: 2, rise: 1}
-%s%s`, g.ControlAPI, tokFile, g.LAN1.Name, g.LAN2.Name, NATAddr(g.Index), o.GWNAT.yaml(), o.GWAccounting.yaml(g.Index), services)
+%s%s`, g.ControlAPI, tokFile, g.LAN1.Name, g.LAN2.Name, NATAddr(g.Index), o.GWNAT.yaml(), o.GWNAT.termYAML()+o.GWAccounting.yaml(g.Index), services)
 		path := filepath.Join(tb.LogDir(), fmt.Sprintf("gw%d.yaml", g.Index))
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 			return nil, nil, err
