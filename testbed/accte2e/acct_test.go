@@ -346,7 +346,10 @@ func download(ctx context.Context, t *testing.T, sys *demo.System, acc demo.GWAc
 	want := acct.Entry{Kind: "final", User: userOf(m), Device: deviceOf(m), Service: service, ServiceType: stype,
 		URL: attr, Rep: fmt.Sprintf("%s:%d", host, fig2.HTTPPort), Proto: "tcp", Cause: "tcp-close"}
 	got := e
-	got.Session, got.Server, got.Start, got.End, got.Flow = 0, "", time.Time{}, time.Time{}, ""
+	if got.AcctSessionID == "" {
+		t.Errorf("final record without the session's Acct-Session-Id: %+v", e)
+	}
+	got.Session, got.Server, got.Start, got.End, got.Flow, got.AcctSessionID = 0, "", time.Time{}, time.Time{}, "", ""
 	got.UpPackets, got.UpBytes, got.DownPackets, got.DownBytes, got.UpPayload, got.DownPayload = 0, 0, 0, 0, nil, nil
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("final record (-want +got):\n%s", d)

@@ -104,7 +104,10 @@ func TestAccountingCrashRestart(t *testing.T) {
 	lost := received - down
 	t.Logf("curl received %d bytes before the kill; the gateway-restart record counts %d payload bytes down: %d (%.2f%%) in no record",
 		received, down, lost, 100*float64(lost)/float64(received))
-	const window = 512 << 10 // the loss window at 1 MiB/s, with margin
+	// The loss window is one checkpoint interval (200 ms) plus a sweep;
+	// on a loaded box (CI runs packages side by side on two cores) the
+	// writer and the sweep lag, and 0.7 s was seen. At 1 MiB/s: a second.
+	const window = 1 << 20
 	switch {
 	case lost > window:
 		t.Errorf("%d bytes curl received are in no record: more than the loss window allows (%d)", lost, window)

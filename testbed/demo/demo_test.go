@@ -263,7 +263,7 @@ func checkSessions(t *testing.T, sum *demo.Summary) {
 		// Every gateway holds it: its owner, and the other, the
 		// substitute of its T4 row (R-GW-9). A read-back repair sent to
 		// one of them only may leave the other at an older Seq.
-		want := api.GWSession{SessionID: s.ID, UserID: m, DeviceID: "IMEI-" + m, IP: s.IP.String(), State: "active", Seq: s.Seq}
+		want := api.GWSession{SessionID: s.ID, UserID: m, DeviceID: "IMEI-" + m, IP: s.IP.String(), State: "active", Seq: s.Seq, AcctSessionID: s.AcctSessionID()}
 		for i, held := range sum.GWSessions {
 			var got []api.GWSession
 			for _, h := range held {
