@@ -151,8 +151,18 @@ func (c *Client) GWSessions(ctx context.Context) (GWSessions, error) {
 }
 
 func (c *Client) Flows(ctx context.Context, limit int) (Flows, error) {
+	return c.FlowsMatching(ctx, limit, FlowFilter{})
+}
+
+// FlowsMatching is Flows of the records that pass filter (Total then
+// counts those).
+func (c *Client) FlowsMatching(ctx context.Context, limit int, filter FlowFilter) (Flows, error) {
 	var f Flows
-	return f, c.Do(ctx, http.MethodGet, fmt.Sprintf("/v1/flows?limit=%d", limit), nil, &f)
+	path := fmt.Sprintf("/v1/flows?limit=%d", limit)
+	if q := filter.Query(); q != "" {
+		path += "&" + q
+	}
+	return f, c.Do(ctx, http.MethodGet, path, nil, &f)
 }
 
 func (c *Client) Authz(ctx context.Context) (Authz, error) {

@@ -1,5 +1,10 @@
 package api
 
+import (
+	"net/netip"
+	"net/url"
+)
+
 // State of a gateway or server.
 const (
 	StateUp   = "up"
@@ -219,4 +224,45 @@ type Authz struct {
 	T9     []T9Row           `json:"t9" yaml:"t9"`
 	T8     []T8Row           `json:"t8" yaml:"t8"`
 	Denied map[string]uint64 `json:"denied,omitempty" yaml:"-"`
+}
+
+// FlowFilter selects flow records (GET /v1/flows?mobile=&session=&
+// service=&server=); an empty field matches every record. Mobile and
+// Server are an address (any port) or an address:port.
+type FlowFilter struct {
+	Mobile, Session, Service, Server string
+}
+
+// Empty reports whether f matches every record.
+func (f FlowFilter) Empty() bool { return f == FlowFilter{} }
+
+// Match reports whether record r passes f.
+func (f FlowFilter) Match(r Flow) bool {
+	return endpointMatch(f.Mobile, r.Mobile) && endpointMatch(f.Server, r.Server) &&
+		(f.Session == "" || f.Session == r.Session) && (f.Service == "" || f.Service == r.Service)
+}
+
+// endpointMatch: want is "" (any), an address (any port) or address:port;
+// got is a record's address:port.
+func endpointMatch(want, got string) bool {
+	if want == "" || want == got {
+		return true
+	}
+	ap, err := netip.ParseAddrPort(got)
+	if err != nil {
+		return false
+	}
+	a, err := netip.ParseAddr(want)
+	return err == nil && a.Unmap() == ap.Addr().Unmap()
+}
+
+// Query is f as URL query parameters (without the leading '&').
+func (f FlowFilter) Query() string {
+	v := url.Values{}
+	for k, s := range map[string]string{"mobile": f.Mobile, "session": f.Session, "service": f.Service, "server": f.Server} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	return v.Encode()
 }

@@ -22,7 +22,8 @@ const gwLong = `Tables on the packet gateways (samepathd role gw), through their
   gw policy SERVICE POLICY          set a service's policy: rr, wrr, lc, fastest or cpu
   gw server SERVICE ADDR up|down    set an actual server's administrative state
   gw sessions                       the gateway's T3 copy
-  gw flows [-limit N]               port-key NAT records (T5), N at most (default 100)
+  gw flows [-limit N] [-mobile A] [-session ID] [-service S] [-server A]
+                                    port-key NAT records (T5), N at most (default 100)
   gw authz                          T9 and T8 as the gateway holds them, refusals per service type
 
 -gw is a gateway's control API URL, or all (the default): every gateway of the
@@ -132,17 +133,22 @@ func (a *app) gwCmd() *cobra.Command {
 				return s, gwSessionsTable(s), err
 			})
 		})}
-	flows := &cobra.Command{Use: "flows [-gw URL|all] [-limit N]", Short: "port-key NAT records (T5)", Args: nargs(0),
+	var ff api.FlowFilter
+	flows := &cobra.Command{Use: "flows [-gw URL|all] [-limit N] [-mobile A] [-session ID] [-service NAME] [-server A]", Short: "port-key NAT records (T5), filtered by mobile, session, service or server", Args: nargs(0),
 		RunE: a.run(func(cx *ctx, _ []string) error {
 			if limit < 0 {
 				return usagef("gw flows: -limit must be >= 0")
 			}
 			return cx.gwShow(gw, func(t gwTarget) (any, func(*tabwriter.Writer), error) {
-				f, err := t.C.Flows(cx.c, limit)
+				f, err := t.C.FlowsMatching(cx.c, limit, ff)
 				return f, flowsTable(f), err
 			})
 		})}
 	flows.Flags().IntVar(&limit, "limit", limit, "show at most this many records per gateway")
+	flows.Flags().StringVar(&ff.Mobile, "mobile", "", "only the mobile's records: an address, or address:port")
+	flows.Flags().StringVar(&ff.Session, "session", "", "only the session's records (the control process's session id)")
+	flows.Flags().StringVar(&ff.Service, "service", "", "only the service's records (T6 name)")
+	flows.Flags().StringVar(&ff.Server, "server", "", "only records toward this actual server: an address, or address:port")
 	authz := &cobra.Command{Use: "authz [-gw URL|all]", Short: "T9 and T8 as the gateway holds them, refusals per service type", Args: nargs(0),
 		RunE: a.run(func(cx *ctx, _ []string) error {
 			return cx.gwShow(gw, func(t gwTarget) (any, func(*tabwriter.Writer), error) {

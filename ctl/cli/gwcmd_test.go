@@ -74,10 +74,18 @@ func (f *fakeGW) handler() http.Handler {
 			}
 			limit = n
 		}
+		q := r.URL.Query()
+		filter := api.FlowFilter{Mobile: q.Get("mobile"), Session: q.Get("session"), Service: q.Get("service"), Server: q.Get("server")}
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		out := api.Flows{Total: len(f.flows), Flows: []api.Flow{}}
-		out.Flows = append(out.Flows, f.flows[:min(limit, len(f.flows))]...)
+		var match []api.Flow
+		for _, fl := range f.flows {
+			if filter.Match(fl) {
+				match = append(match, fl)
+			}
+		}
+		out := api.Flows{Total: len(match), Flows: []api.Flow{}}
+		out.Flows = append(out.Flows, match[:min(limit, len(match))]...)
 		reply(w, out)
 	})
 	mux := http.NewServeMux()
@@ -264,6 +272,19 @@ func TestGWSessionsAndFlows(t *testing.T) {
 	tab := h.ok("gw", "flows", "-gw", gw1)
 	if !strings.Contains(tab, "10.20.0.101:1028") || !strings.Contains(tab, "(5 of 5 records)") {
 		t.Errorf("flows table:\n%s", tab)
+	}
+	// Filters reach the gateway, in either flag style.
+	h.gwJSON(&fl, "gw", "flows", "-gw", gw1, "-mobile", "10.101.0.1:40003")
+	if d := cmp.Diff(api.Flows{Total: 1, Flows: h.gws[0].flows[3:4]}, fl); d != "" {
+		t.Errorf("flows -mobile (-want +got):\n%s", d)
+	}
+	h.gwJSON(&fl, "gw", "flows", "--session", "nas1-mob1-1", "--server", "10.20.0.11", "-gw", gw1, "-limit", "1")
+	if fl.Total != 5 || len(fl.Flows) != 1 {
+		t.Errorf("flows --session --server: %+v", fl)
+	}
+	h.gwJSON(&fl, "gw", "flows", "-gw", gw1, "-service", "web-b")
+	if fl.Total != 0 {
+		t.Errorf("flows -service web-b: %+v", fl)
 	}
 	// Several gateways: one section each.
 	tab = h.ok("gw", "flows", "-limit", "1")

@@ -562,7 +562,9 @@ func ReplaceServices(t *balance.Table, in api.Services) error {
 	return nil
 }
 
-func (s *gwState) flowList(limit int) api.Flows {
+// flowList lists up to limit flow records passing filter; Total counts
+// every record that passes it.
+func (s *gwState) flowList(limit int, filter api.FlowFilter) api.Flows {
 	out := api.Flows{Flows: []api.Flow{}}
 	now := s.gw.Clock()
 	svcNames := map[uint32]string{}
@@ -570,8 +572,8 @@ func (s *gwState) flowList(limit int) api.Flows {
 		svcNames[st.ID] = st.Name
 	}
 	s.flows.Snapshot(func(b nat.Binding) bool {
-		out.Total++
-		if len(out.Flows) >= limit {
+		if filter.Empty() && len(out.Flows) >= limit {
+			out.Total++
 			return true
 		}
 		f := api.Flow{
@@ -591,7 +593,13 @@ func (s *gwState) flowList(limit int) api.Flows {
 		}
 		f.AgeSec = (now - b.Created) / int64(time.Second)
 		f.IdleSec = (now - b.LastSeen) / int64(time.Second)
-		out.Flows = append(out.Flows, f)
+		if !filter.Match(f) {
+			return true
+		}
+		out.Total++
+		if len(out.Flows) < limit {
+			out.Flows = append(out.Flows, f)
+		}
 		return true
 	})
 	return out
@@ -710,7 +718,20 @@ func gwRoutes(v1 *http.ServeMux, s *gwState, log *slog.Logger) {
 			}
 			limit = n
 		}
-		reply(w, s.flowList(limit))
+		q := r.URL.Query()
+		filter := api.FlowFilter{Mobile: q.Get("mobile"), Session: q.Get("session"), Service: q.Get("service"), Server: q.Get("server")}
+		for key, v := range map[string]string{"mobile": filter.Mobile, "server": filter.Server} {
+			if v == "" {
+				continue
+			}
+			if _, err := netip.ParseAddr(v); err != nil {
+				if _, err := netip.ParseAddrPort(v); err != nil {
+					fail(w, http.StatusBadRequest, fmt.Errorf("%s %q: want an address or address:port", key, v))
+					return
+				}
+			}
+		}
+		reply(w, s.flowList(limit, filter))
 	})
 }
 

@@ -398,3 +398,50 @@ func TestGWSessionLBMAC(t *testing.T) {
 		t.Errorf("malformed lb_mac: %v, want an error naming lb_mac", err)
 	}
 }
+
+// TestGWFlowsFilter: GET /v1/flows lists only the records of the mobile,
+// session, service or server asked for (an address matches any port),
+// Total counting those; a malformed address is refused.
+func TestGWFlowsFilter(t *testing.T) {
+	r := newGWRig(t)
+	mob1, mob2 := netip.MustParseAddr("10.101.0.5"), netip.MustParseAddr("10.101.0.6")
+	r.event(api.EventStart, "s1", mob1, 1)
+	r.event(api.EventStart, "s2", mob2, 1)
+	for _, m := range []netip.Addr{mob1, mob1, mob2} {
+		if got := r.up(m); got != "forwarded" {
+			t.Fatalf("up from %v: %s", m, got)
+		}
+	}
+	// r.up sends the same datagram each time: mob1 has one flow.
+	ctx := context.Background()
+	for _, tc := range []struct {
+		f    api.FlowFilter
+		want int
+	}{
+		{api.FlowFilter{}, 2},
+		{api.FlowFilter{Mobile: "10.101.0.5"}, 1},
+		{api.FlowFilter{Mobile: "10.101.0.5:4000"}, 1},
+		{api.FlowFilter{Mobile: "10.101.0.5:4001"}, 0},
+		{api.FlowFilter{Session: "s2"}, 1},
+		{api.FlowFilter{Session: "s3"}, 0},
+		{api.FlowFilter{Server: rigDst.String()}, 2},
+		{api.FlowFilter{Server: rigDst.String(), Mobile: "10.101.0.6"}, 1},
+		{api.FlowFilter{Service: "web"}, 0}, // the datagrams are unbalanced
+	} {
+		f, err := r.c.FlowsMatching(ctx, 100, tc.f)
+		if err != nil {
+			t.Fatalf("%+v: %v", tc.f, err)
+		}
+		if len(f.Flows) != tc.want || f.Total != tc.want {
+			t.Errorf("filter %+v: %d records (total %d), want %d", tc.f, len(f.Flows), f.Total, tc.want)
+		}
+		for _, fl := range f.Flows {
+			if !tc.f.Match(fl) {
+				t.Errorf("filter %+v listed %+v", tc.f, fl)
+			}
+		}
+	}
+	if _, err := r.c.FlowsMatching(ctx, 100, api.FlowFilter{Mobile: "nonsense"}); err == nil || !strings.Contains(err.Error(), "mobile") {
+		t.Errorf("malformed mobile: %v, want an error naming it", err)
+	}
+}
