@@ -20,6 +20,8 @@ import (
 	"samepath/dp/daemon"
 	"samepath/dp/dptest"
 	"samepath/ring/memport"
+
+	"samepath/testbed/privtest"
 )
 
 // natPipe forwards up frames (port 0) to port 1 with their source
@@ -136,7 +138,7 @@ func TestCaptureTuple(t *testing.T) {
 // the drops it selects; tcpdump -r reads the file.
 func TestCaptureExpr(t *testing.T) {
 	if _, err := exec.LookPath("tcpdump"); err != nil {
-		t.Skip("no tcpdump to compile the expression with")
+		privtest.Missing(t, "tcpdump (to compile the expression)")
 	}
 	r := newCaptureRig(t)
 	file := filepath.Join(t.TempDir(), "c.pcapng")

@@ -16,6 +16,8 @@ import (
 	"samepath/ctl/aaa"
 	"samepath/ctl/control"
 	"samepath/ctl/session"
+
+	"samepath/testbed/privtest"
 )
 
 // fakeControl serves the part of the control API completion reads.
@@ -44,7 +46,7 @@ func fakeControl(t *testing.T, gwAPI string) *httptest.Server {
 func TestCompletionBash(t *testing.T) {
 	bash, err := exec.LookPath("bash")
 	if err != nil {
-		t.Skip("no bash")
+		privtest.Missing(t, "bash")
 	}
 	self, err := os.Executable()
 	if err != nil {

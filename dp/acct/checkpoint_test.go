@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"samepath/testbed/privtest"
 )
 
 // ckptRecord is a checkpoint of flow seq in slot, its counters from n.
@@ -342,7 +344,7 @@ func TestCheckpointAllocs(t *testing.T) {
 // cleared), so the next start writes the flow a gateway-restart record.
 func TestCheckpointFinalWriteFails(t *testing.T) {
 	if _, err := os.Stat("/dev/full"); err != nil {
-		t.Skip("no /dev/full")
+		privtest.Missing(t, "/dev/full")
 	}
 	cfg := ckptConfig(t)
 	if err := os.Symlink("/dev/full", cfg.Path); err != nil {

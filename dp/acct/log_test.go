@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"samepath/testbed/privtest"
 )
 
 func testConfig(t testing.TB) Config {
@@ -343,7 +345,7 @@ func TestRepairNoNewline(t *testing.T) {
 // records are counted as failed; Close reports the error.
 func TestWriteErrors(t *testing.T) {
 	if _, err := os.Stat("/dev/full"); err != nil {
-		t.Skip("no /dev/full")
+		privtest.Missing(t, "/dev/full")
 	}
 	cfg := DefaultConfig("/dev/full")
 	cfg.PollInterval = time.Millisecond

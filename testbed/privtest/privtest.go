@@ -23,6 +23,18 @@ func Require(t testing.TB) {
 	t.Skip(msg)
 }
 
+// Missing skips (or, under CI, fails) t for a tool or device the test
+// needs and this machine lacks: CI installs every tool `make deps` names,
+// so a skip there would hide a failure.
+func Missing(t testing.TB, what string) {
+	t.Helper()
+	msg := "needs " + what + ", which this machine lacks"
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s; CI is set, so this is a failure, not a skip", msg)
+	}
+	t.Skip(msg)
+}
+
 // Name returns a name unique to this process for namespaces and links:
 // prefix + "-" + pid in base 36 + "-" + suffix, cut to 15 bytes (IFNAMSIZ-1).
 func Name(prefix, suffix string) string {
