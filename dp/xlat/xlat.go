@@ -74,22 +74,7 @@ func (t *Translator) Config() Config {
 // It fills r and returns r.Outcome, already counted. b is not modified.
 // Translate does not allocate.
 func (t *Translator) Translate(b []byte, d *header.Decoded, out []byte, r *Result) Outcome {
-	var o Outcome
-	r.N = 0
-	switch d.IPVersion {
-	case 4:
-		o = t.from4(b, d, out, r, nil)
-	case 6:
-		o = t.from6(b, d, out, r, nil)
-	default:
-		o = DropNotIP
-	}
-	if !o.Translated() && !o.Answered() {
-		r.N = 0
-	}
-	r.Outcome = o
-	t.Counters[o]++
-	return o
+	return t.translate(b, d, nil, out, r)
 }
 
 // Addrs are the addresses of a translated packet, chosen by the caller
@@ -106,6 +91,11 @@ type Addrs struct {
 // IPv4-mapped Addr16 (header.Addr16V4) for 6->4, IPv6 for 4->6. It does
 // not hairpin.
 func (t *Translator) TranslateWith(b []byte, d *header.Decoded, a *Addrs, out []byte, r *Result) Outcome {
+	return t.translate(b, d, a, out, r)
+}
+
+// translate is Translate (a nil: mapped addresses) and TranslateWith.
+func (t *Translator) translate(b []byte, d *header.Decoded, a *Addrs, out []byte, r *Result) Outcome {
 	var o Outcome
 	r.N = 0
 	switch d.IPVersion {
