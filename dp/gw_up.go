@@ -123,6 +123,9 @@ func (g *GW) up(pk *Packet, pr *upPre, i int) {
 			return
 		}
 		a, p, _ := g.cfg.Services.Server16(svc, idx)
+		if d.Proto == header.ProtoICMPv4 || d.Proto == header.ProtoICMPv6 {
+			p = 0 // as in create: an echo's key names no server port
+		}
 		g.flowAddr[id], g.flowPort[id], g.flowSrv[id] = nat.Addr16(a), p, int32(idx)
 	}
 	server := g.flowAddr[id]
@@ -156,7 +159,15 @@ func (g *GW) up(pk *Packet, pr *upPre, i int) {
 func (g *GW) create(pk *Packet, d *header.Decoded, sess *Session) (uint32, Reason) {
 	k := &d.Tuple
 	if g.cfg.Authz != nil {
-		if _, ok := g.cfg.Authz.Check([16]byte(k.Dst), sess.DeviceID); !ok {
+		_, ok := g.cfg.Authz.Check([16]byte(k.Dst), sess.DeviceID)
+		if ok && g.xl != nil {
+			// NAT64: T9 names the IPv4 address an RFC 6052 destination
+			// embeds, as it does for an IPv4 mobile (R-AUTH-1, R-TCP-3).
+			if v4, in := g.embedded4(k.Dst); in {
+				_, ok = g.cfg.Authz.Check([16]byte(v4), sess.DeviceID)
+			}
+		}
+		if !ok {
 			g.stats.Denied.Add(1)
 			g.refuse(pk, d)
 			return 0, ReasonDenied
