@@ -6,8 +6,8 @@
 //	perfrun -scenario gw-nat,radius -quick     # 1 rep, short windows, for development
 //	perfrun -scenario lb-steer -variants xdp-redirect,kernel-fwd
 //
-// Scenarios: lb-steer and gw-nat (packets through a device under test,
-// perf/lbsteer and perf/gwnat on perf/bench), micro (go test -bench of the
+// Scenarios: lb-steer, gw-nat and xlat (packets through a device under
+// test, perf/lbsteer, perf/gwnat and perf/xlatgw on perf/bench), micro (go test -bench of the
 // hot paths, perf/micro), flows-1m (the NAT table holding 1 M flows,
 // perf/flowmem) and radius (bin/radload against samepath-control,
 // perf/radius).
@@ -31,6 +31,7 @@ import (
 	"samepath/perf/lbsteer"
 	"samepath/perf/micro"
 	"samepath/perf/radius"
+	"samepath/perf/xlatgw"
 )
 
 // packet is a packet scenario: its configs and how it renders.
@@ -47,9 +48,11 @@ var packets = []packet{
 		defaultChart: "perf/results/lb-steer.svg"},
 	{name: "gw-nat", def: gwnat.DefaultConfig, quick: gwnat.QuickConfig, write: gwnat.Write, load: gwnat.LoadResult,
 		defaultChart: "perf/results/gw-nat.svg"},
+	{name: "xlat", def: xlatgw.DefaultConfig, quick: xlatgw.QuickConfig, write: xlatgw.Write, load: xlatgw.LoadResult,
+		defaultChart: "perf/results/xlat.svg"},
 }
 
-var allScenarios = []string{"micro", "flows-1m", "radius", "lb-steer", "gw-nat"}
+var allScenarios = []string{"micro", "flows-1m", "radius", "lb-steer", "gw-nat", "xlat"}
 
 type flags struct {
 	quick                   bool
@@ -76,7 +79,7 @@ func main() {
 	flag.StringVar(&f.samepathd, "samepathd", "bin/samepathd", "samepathd binary for the samepathd variants")
 	flag.StringVar(&f.radload, "radload", "bin/radload", "radload binary (scenario radius)")
 	flag.StringVar(&f.goC, "go", "go", "go command (scenarios micro and flows-1m)")
-	variants := flag.String("variants", "", "comma-separated variant names of the packet scenarios (default all): lb-steer xdp-redirect,xdp-tx,kernel-fwd,samepathd-afxdp,samepathd-xdp,afxdp-l2fwd; gw-nat nft-nat,samepathd-gw,afxdp-l2fwd")
+	variants := flag.String("variants", "", "comma-separated variant names of the packet scenarios (default all): lb-steer xdp-redirect,xdp-tx,kernel-fwd,samepathd-afxdp,samepathd-xdp,afxdp-l2fwd; gw-nat nft-nat,samepathd-gw,afxdp-l2fwd; xlat gw-v4,gw-xlat")
 	flag.Float64Var(&f.genRate, "gen-rate", 0, "generator rate in pps (0 = full speed)")
 	flag.BoolVar(&f.sinkSoftirq, "sink-softirq", false, "leave the sink's NAPI unthreaded: softirq on the CPU that transmits into it (the default of lb-steer and gw-nat)")
 	flag.BoolVar(&f.sinkThreaded, "sink-threaded", false, "thread the sink's NAPI and pin it to CPU0, beside the generator, instead")

@@ -278,7 +278,7 @@ func runVariant(ctx context.Context, cfg *Config, t *Topology, v Variant, rep in
 	var out []Sample
 	for _, c := range cases {
 		*n++
-		s, err := measure(ctx, cfg, t, sink, c, *n)
+		s, err := measure(ctx, cfg, t, sink, v, c, *n)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", c, err)
 		}
@@ -297,7 +297,7 @@ func runVariant(ctx context.Context, cfg *Config, t *Topology, v Variant, rep in
 }
 
 // measure runs one case; n numbers the run's measurements (for stream ids).
-func measure(ctx context.Context, cfg *Config, t *Topology, sink *pktgen.Sink, c Case, n int) (Sample, error) {
+func measure(ctx context.Context, cfg *Config, t *Topology, sink *pktgen.Sink, v Variant, c Case, n int) (Sample, error) {
 	if err := sink.Reset(); err != nil {
 		return Sample{}, err
 	}
@@ -309,6 +309,9 @@ func measure(ctx context.Context, cfg *Config, t *Topology, sink *pktgen.Sink, c
 	tx.Frame.SrcPorts = (c.Flows + tx.Frame.SrcAddrs - 1) / tx.Frame.SrcAddrs
 	if cfg.Frame != nil {
 		cfg.Frame(t, c, &tx.Frame)
+	}
+	if v.Frame != nil {
+		v.Frame(t, c, &tx.Frame)
 	}
 	if cfg.Engine != "" {
 		tx.Engine = cfg.Engine

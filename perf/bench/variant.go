@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"samepath/perf/internal/nsthread"
+	"samepath/perf/pktgen"
 	"samepath/testbed/topo"
 )
 
@@ -51,6 +52,10 @@ type Variant struct {
 	// runs; what it returns is kept as the sample's Note (e.g. the DUT's
 	// own counters for that case).
 	Observe func(c Case) string
+	// Frame, when set, adjusts the generated frames of a case for this
+	// variant, after Config.Frame (e.g. IPv6 frames for a translating
+	// variant beside IPv4 ones of the same flows).
+	Frame func(t *Topology, c Case, f *pktgen.FrameSpec)
 }
 
 // Attach attaches prog to dev in ns in native mode.
