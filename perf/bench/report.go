@@ -341,13 +341,17 @@ type Row struct{ Name, Value string }
 // generator, sink, scheduling, load average, windows, rows, command).
 func (r *Result) WriteEnv(b *strings.Builder, rows ...Row) {
 	cfg, e := r.Config, r.Env
+	frames := cfg.GenFrames
+	if frames == "" {
+		frames = "IPv4 UDP"
+	}
 	fmt.Fprintf(b, "| | |\n|---|---|\n")
 	fmt.Fprintf(b, "| date | %s |\n| commit | %s |\n| kernel | %s |\n| CPU | %s (%d CPUs) |\n", e.Date, e.Commit, e.Kernel, e.CPU, e.NCPU)
 	fmt.Fprintf(b, "| NIC | veth; XDP native mode (checked on every attachment); AF_XDP copy mode |\n")
 	if cfg.Engine == pktgen.EngineAFXDP {
-		fmt.Fprintf(b, "| generator | pktgen AF_XDP TX (copy mode: the DUT gets a copy of each frame), batch %d, IPv4 UDP, CPU%d |\n", cfg.Batch, cfg.GenCPU)
+		fmt.Fprintf(b, "| generator | pktgen AF_XDP TX (copy mode: the DUT gets a copy of each frame), batch %d, %s, CPU%d |\n", cfg.Batch, frames, cfg.GenCPU)
 	} else {
-		fmt.Fprintf(b, "| generator | pktgen live frames (BPF_PROG_RUN, XDP_TX), kernel batch %d, IPv4 UDP, CPU%d |\n", cfg.Batch, cfg.GenCPU)
+		fmt.Fprintf(b, "| generator | pktgen live frames (BPF_PROG_RUN, XDP_TX), kernel batch %d, %s, CPU%d |\n", cfg.Batch, frames, cfg.GenCPU)
 	}
 	if cfg.SinkSoftirq {
 		fmt.Fprintf(b, "| sink | XDP counting program (native), NAPI not threaded: softirq on the CPU that transmits into it (the DUT's) |\n")

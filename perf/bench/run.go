@@ -63,6 +63,9 @@ type Config struct {
 	// rewrites headers in place (kernel forwarding, NAT) changes the frames
 	// the generator sends next; AF_XDP copy-mode TX hands the DUT a copy.
 	Engine string
+	// GenFrames describes the generated frames in the report (default
+	// "IPv4 UDP").
+	GenFrames string
 }
 
 // Validate checks the configuration.

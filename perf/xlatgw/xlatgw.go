@@ -71,6 +71,7 @@ func DefaultConfig(samepathd string) bench.Config {
 		SinkSoftirq: true,
 		DevDrops:    true,
 		Frame:       Frame,
+		GenFrames:   "IPv4 UDP (v4 -> v4) or IPv6 UDP (NAT64)",
 	}
 }
 
