@@ -268,8 +268,16 @@ func (g *GW) Tick(now int64) {
 func (g *GW) Process(in int, pkts []Packet) {
 	if in == g.cfg.Lan {
 		g.processUp(pkts)
-		return
+	} else {
+		g.processDown(pkts)
 	}
+	if g.xl != nil {
+		g.xl.Publish() // once per batch (XlatCounters)
+	}
+}
+
+// processDown handles a batch of packets from the servers' side.
+func (g *GW) processDown(pkts []Packet) {
 	d := &g.downD
 	for i := range pkts {
 		pk := &pkts[i]

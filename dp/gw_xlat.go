@@ -118,3 +118,22 @@ func (g *GW) source6(v4, rep nat.Addr16) nat.Addr16 {
 	}
 	return rep
 }
+
+// XlatCounters returns the translator's outcome counters as of the
+// worker's latest batch, and false without a translator. Any goroutine
+// may call it.
+func (g *GW) XlatCounters() (xlat.Counters, bool) {
+	if g.xl == nil {
+		return xlat.Counters{}, false
+	}
+	return g.xl.Published(), true
+}
+
+// XlatRuntime returns the translator's Runtime, through which its
+// configuration changes while the worker runs (nil without one).
+func (g *GW) XlatRuntime() *xlat.Runtime {
+	if g.xl == nil {
+		return nil
+	}
+	return g.xl.Runtime()
+}
