@@ -44,12 +44,15 @@ func (r *Runtime) Set(c Config) error {
 
 // Update applies f to a copy of the current configuration and Sets the
 // result, all under the Runtime's lock, so concurrent updates do not
-// lose each other's changes.
-func (r *Runtime) Update(f func(c *Config)) error {
+// lose each other's changes. If f returns an error, nothing changes and
+// Update returns it.
+func (r *Runtime) Update(f func(c *Config) error) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c := r.configLocked()
-	f(&c)
+	if err := f(&c); err != nil {
+		return err
+	}
 	return r.setLocked(c)
 }
 

@@ -40,7 +40,7 @@ func TestRuntimeSet(t *testing.T) {
 	if got, want := src(), netip.MustParseAddr("64:ff9b::198.51.100.7"); got != want {
 		t.Fatalf("source %v, want %v", got, want)
 	}
-	if err := rt.Update(func(c *xlat.Config) { c.Pool6 = netip.MustParsePrefix("2001:db8:64::/96") }); err != nil {
+	if err := rt.Update(func(c *xlat.Config) error { c.Pool6 = netip.MustParsePrefix("2001:db8:64::/96"); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := src(), netip.MustParseAddr("2001:db8:64::198.51.100.7"); got != want {
@@ -49,7 +49,7 @@ func TestRuntimeSet(t *testing.T) {
 	if tr.Pool6() != netip.MustParsePrefix("2001:db8:64::/96") || rt.Config().Pool6 != tr.Pool6() {
 		t.Errorf("Pool6 %v, Config %v", tr.Pool6(), rt.Config().Pool6)
 	}
-	err = rt.Update(func(c *xlat.Config) { c.LowestIPv6MTU = 1000 })
+	err = rt.Update(func(c *xlat.Config) error { c.LowestIPv6MTU = 1000; return nil })
 	if !errors.Is(err, xlat.ErrConfig) || !strings.Contains(err.Error(), "lowest_ipv6_mtu") {
 		t.Errorf("bad lowest MTU: %v, want an ErrConfig naming lowest_ipv6_mtu", err)
 	}
@@ -80,7 +80,7 @@ func TestRuntimeConcurrent(t *testing.T) {
 			if i%2 == 1 {
 				p = "2001:db8:64::/96"
 			}
-			if err := rt.Update(func(c *xlat.Config) { c.Pool6 = netip.MustParsePrefix(p) }); err != nil {
+			if err := rt.Update(func(c *xlat.Config) error { c.Pool6 = netip.MustParsePrefix(p); return nil }); err != nil {
 				t.Error(err)
 			}
 		}
