@@ -109,6 +109,12 @@ func XlatOutcomes(c xlat.Counters) map[string]uint64 {
 	return m
 }
 
+// XlatRoutes adds GET/PUT /v1/xlat for rt (nil: translation off) whose
+// counters read returns, as samepathd role gw serves them.
+func XlatRoutes(v1 *http.ServeMux, rt *xlat.Runtime, read func() xlat.Counters) {
+	xlatRoutes(v1, rt, read)
+}
+
 // xlatRoutes adds GET/PUT /v1/xlat for the runtime rt whose counters
 // read returns.
 func xlatRoutes(v1 *http.ServeMux, rt *xlat.Runtime, read func() xlat.Counters) {
