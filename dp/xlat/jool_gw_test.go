@@ -62,7 +62,8 @@ type joolGW struct {
 	key4   nat.Addr16
 	bib    []joolBIB
 	config string
-	mapped bool // the case in hand needed a key port mapping
+	mapped bool   // the case in hand needed a key port mapping
+	bad    string // what the mapping found wrong in the case in hand
 }
 
 func newJoolGW(t *testing.T, jc *joolConfig, name string) *joolGW {
@@ -233,6 +234,12 @@ func (j *joolGW) mapOut(f []byte) {
 			return
 		}
 		if p, ok := j.fromKey(q.Proto, q.DPort); ok {
+			// ICMPError recomputes the ICMP checksum: hold the
+			// gateway's to a full computation first, or the mapping
+			// would hide a wrong one.
+			if err := header.VerifyChecksums(f); err != nil {
+				j.bad = fmt.Sprintf("the gateway's ICMP error before the key port mapping: %v", err)
+			}
 			j.mapped = true
 			q.DPort = p
 			rewrite.ICMPError(f, &d, tu.Src, tu.Dst, &q)
@@ -288,7 +295,7 @@ func routerError(quoted []byte) []byte {
 // run replays case c and returns "" or what went wrong.
 func (j *joolGW) run(dir string, c *joolCase, jc *joolConfig) string {
 	j.use(c.Config, jc)
-	j.mapped = false
+	j.mapped, j.bad = false, ""
 	read := func(p string) []byte {
 		b, err := os.ReadFile(filepath.Join(dir, p))
 		if err != nil {
@@ -320,6 +327,9 @@ func (j *joolGW) run(dir string, c *joolCase, jc *joolConfig) string {
 		for _, f := range frames {
 			j.mapOut(f)
 		}
+	}
+	if j.bad != "" {
+		return j.bad
 	}
 	var got [][]byte
 	for _, f := range frames {
