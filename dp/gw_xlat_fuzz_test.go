@@ -122,3 +122,32 @@ func gwXlatSeeds() [][]byte {
 			dptest.IP(dptest.Frame().Eth(gwLanMAC, lb1MAC).IPv6(rep6, mob6).UDP(5353, 5000).Bytes())).Bytes())...),
 	}
 }
+
+// TestGWXlatSeedsReach keeps FuzzGWXlat's seeds meaningful: every seed's
+// first frame opens its translated flow (or is answered by the
+// translator), and every aimed frame after it leaves the gateway
+// (forwarded, fragmented or answered), so fuzzing starts past the flow
+// lookup.
+func TestGWXlatSeedsReach(t *testing.T) {
+	r := newGW64(t)
+	for i, s := range gwXlatSeeds() {
+		first := s[4 : 4+int(binary.BigEndian.Uint16(s[2:]))]
+		rest := s[4+len(first):]
+		r.ports[0].Inject(append([]byte(nil), first...))
+		r.w.Poll()
+		if n := len(r.ports[0].TakeAll()) + len(r.ports[1].TakeAll()); n == 0 {
+			t.Errorf("seed %d: first frame sent nothing", i)
+		}
+		if len(rest) > 0 {
+			f := append([]byte(nil), rest[4:]...)
+			port := int(rest[0] & 1)
+			aim(r, f, port, rest[1])
+			r.ports[port].Inject(f)
+			r.w.Poll()
+			if n := len(r.ports[0].TakeAll()) + len(r.ports[1].TakeAll()); n == 0 {
+				t.Errorf("seed %d: aimed frame on port %d sent nothing", i, port)
+			}
+		}
+		r.gw.EndAll(time.Second)
+	}
+}
