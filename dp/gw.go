@@ -145,6 +145,7 @@ type GW struct {
 	xout     []byte         // a translation's output
 	xres     xlat.Result    // what it wrote there
 	xd       header.Decoded // its translated frame, decoded
+	xq       [2]xlatQueue   // further fragments for Originate: toward the LBs, the servers
 
 	ticks   uint64
 	key     [16]byte // T12's key, in the GW so the cache's []byte does not escape a local
@@ -198,6 +199,7 @@ func NewGW(cfg GWConfig) (*GW, error) {
 	}
 	if g.xl != nil {
 		g.xout = make([]byte, xlat.OutLen(9216))
+		g.xq = [2]xlatQueue{newXlatQueue(), newXlatQueue()}
 	}
 	if err := g.termInit(); err != nil {
 		lbs.Close()
@@ -268,8 +270,16 @@ func (g *GW) Tick(now int64) {
 func (g *GW) Process(in int, pkts []Packet) {
 	if in == g.cfg.Lan {
 		g.processUp(pkts)
-		return
+	} else {
+		g.processDown(pkts)
 	}
+	if g.xl != nil {
+		g.xl.Publish() // once per batch (XlatCounters)
+	}
+}
+
+// processDown handles a batch of packets from the servers' side.
+func (g *GW) processDown(pkts []Packet) {
 	d := &g.downD
 	for i := range pkts {
 		pk := &pkts[i]

@@ -278,8 +278,9 @@ func (g *GW) termFlush(pkts []Packet, link *tcpproxy.Link) {
 	ts.in, ts.inIdx = ts.in[:0], ts.inIdx[:0]
 }
 
-// Pending implements Originator.
-func (g *GW) Pending(out int) int {
+// termPending is how many of the terminator's frames wait for port out
+// (Pending).
+func (g *GW) termPending(out int) int {
 	ts := g.term
 	switch {
 	case ts == nil:
@@ -292,8 +293,8 @@ func (g *GW) Pending(out int) int {
 	return 0
 }
 
-// Originate implements Originator: the terminator's frames for port out.
-func (g *GW) Originate(out int, pkts []Packet) int {
+// termOriginate writes the terminator's frames for port out (Originate).
+func (g *GW) termOriginate(out int, pkts []Packet) int {
 	ts := g.term
 	if ts == nil || (out != g.cfg.Lan && out != g.cfg.Servers) {
 		return 0

@@ -19,12 +19,16 @@ import (
 // own buffer and copied into the packet's frame (Packet.Room): one copy
 // of the packet, measured in BENCHMARKS.md "xlat".
 //
-// A translation that would need more than one frame (an IPv4 packet with
-// DF clear bigger than the lowest IPv6 MTU, which RFC 7915 fragments) is
-// dropped as ReasonXlat: the dataplane forwards one frame per packet. So
-// is every packet dp/xlat refuses, its outcome counted by the translator.
-// The ICMP errors dp/xlat answers with itself (Packet Too Big, ...) are
-// sent back where the packet came from.
+// A translation that needs more than one frame (an IPv4 packet with DF
+// clear bigger than the lowest IPv6 MTU, which RFC 7915 section 4
+// fragments: xlat.Fragmented46) leaves as its fragments: the first in
+// the packet's own frame, the others queued (xlatQueue, preallocated)
+// and sent by the worker as the pipeline's own frames (Originator) after
+// the round's batches, in order, out of the same port. Without room for
+// them all the packet is dropped whole as ReasonXlatFragFull. Every
+// packet dp/xlat refuses is dropped as ReasonXlat, its outcome counted
+// by the translator. The ICMP errors dp/xlat answers with itself (Packet
+// Too Big, ...) are sent back where the packet came from.
 
 // embedded4 returns the IPv4 address an IPv6 destination embeds under the
 // translator's RFC 6052 prefix.
@@ -62,6 +66,13 @@ func (g *GW) forwardXlat(pk *Packet, d *header.Decoded, to *header.Tuple, dst, s
 	e.SetDst(dst)
 	e.SetSrc(src)
 	pk.Out = out
+	// The further fragments: only the first holds the transport header
+	// (and the datagram's checksum, which Flow adjusted for the ports);
+	// the others take the addresses the translator wrote and the MACs.
+	r := &g.xres
+	for i := 1; i < r.N; i++ {
+		g.xq[g.xqIndex(out)].push(g.xout[r.Pkts[i].Off:r.Pkts[i].Off+r.Pkts[i].Len], dst, src)
+	}
 }
 
 // translate runs dp/xlat on the packet and copies its one output frame
@@ -72,9 +83,22 @@ func (g *GW) forwardXlat(pk *Packet, d *header.Decoded, to *header.Tuple, dst, s
 func (g *GW) translate(pk *Packet, d *header.Decoded, a *xlat.Addrs, in int) bool {
 	r := &g.xres
 	o := g.xl.TranslateWith(pk.Data, d, a, g.xout, r)
-	if r.N != 1 || r.Pkts[0].Len > len(pk.Room) || !(o.Translated() || o.Answered()) {
-		pk.Drop = ReasonXlat // refused, or more frames than one packet
+	if r.N < 1 || r.Pkts[0].Len > len(pk.Room) || !(o.Translated() || o.Answered()) {
+		pk.Drop = ReasonXlat // refused
 		return false
+	}
+	if r.N > 1 {
+		// Fragmented46: the fragments after the first wait in the
+		// queue of the side the packet leaves by, all or none.
+		q := &g.xq[g.xqIndex(g.otherSide(in))]
+		fit := q.free() >= r.N-1
+		for i := 1; i < r.N && fit; i++ {
+			fit = r.Pkts[i].Len <= xlatSlotLen
+		}
+		if !fit {
+			pk.Drop = ReasonXlatFragFull
+			return false
+		}
 	}
 	f := g.xout[r.Pkts[0].Off : r.Pkts[0].Off+r.Pkts[0].Len]
 	copy(pk.Room, f)
@@ -117,4 +141,122 @@ func (g *GW) source6(v4, rep nat.Addr16) nat.Addr16 {
 		return xlat.Embed(p, [4]byte(v4[12:]))
 	}
 	return rep
+}
+
+// XlatCounters returns the translator's outcome counters as of the
+// worker's latest batch, and false without a translator. Any goroutine
+// may call it.
+func (g *GW) XlatCounters() (xlat.Counters, bool) {
+	if g.xl == nil {
+		return xlat.Counters{}, false
+	}
+	return g.xl.Published(), true
+}
+
+// XlatRuntime returns the translator's Runtime, through which its
+// configuration changes while the worker runs (nil without one).
+func (g *GW) XlatRuntime() *xlat.Runtime {
+	if g.xl == nil {
+		return nil
+	}
+	return g.xl.Runtime()
+}
+
+// otherSide is the port a translated packet that came in by in leaves by.
+func (g *GW) otherSide(in int) int {
+	if in == g.cfg.Lan {
+		return g.cfg.Servers
+	}
+	return g.cfg.Lan
+}
+
+// xqIndex is the xlatQueue of port out: 0 toward the LBs, 1 toward the
+// servers.
+func (g *GW) xqIndex(out int) int {
+	if out == g.cfg.Lan {
+		return 0
+	}
+	return 1
+}
+
+// xlatSlots and xlatSlotLen size each side's fragment queue: a batch of
+// 64 packets split in up to 4 fragments each, of up to 2048 bytes (the
+// usual UMEM frame; a fragment is at most the lowest IPv6 MTU plus the
+// link header). 512 KiB a side, allocated with the translator.
+const (
+	xlatSlots   = 256
+	xlatSlotLen = 2048
+)
+
+// xlatQueue is a FIFO of translated frames waiting to be sent as the
+// pipeline's own (Originate): fixed slots, no allocation per packet.
+type xlatQueue struct {
+	buf     []byte // xlatSlots slots of xlatSlotLen
+	lens    []int
+	head, n int
+}
+
+func newXlatQueue() xlatQueue {
+	return xlatQueue{buf: make([]byte, xlatSlots*xlatSlotLen), lens: make([]int, xlatSlots)}
+}
+
+func (q *xlatQueue) free() int { return len(q.lens) - q.n }
+
+// push appends frame f (at most xlatSlotLen, with room: the caller
+// checked) with its MACs set.
+func (q *xlatQueue) push(f []byte, dst, src nat.MAC) {
+	i := (q.head + q.n) % len(q.lens)
+	slot := q.buf[i*xlatSlotLen : (i+1)*xlatSlotLen]
+	copy(slot, f)
+	e := header.Ethernet(slot)
+	e.SetDst(dst)
+	e.SetSrc(src)
+	q.lens[i] = len(f)
+	q.n++
+}
+
+// pop writes the oldest frame into pk (as Originate does) and reports
+// whether there was one.
+func (q *xlatQueue) pop(pk *Packet, out int) bool {
+	if q.n == 0 {
+		return false
+	}
+	i := q.head
+	q.head = (q.head + 1) % len(q.lens)
+	q.n--
+	f := q.buf[i*xlatSlotLen : i*xlatSlotLen+q.lens[i]]
+	if len(f) > len(pk.Room) {
+		pk.Drop = ReasonTooBig
+		return true
+	}
+	pk.Desc.Len = uint32(copy(pk.Room, f))
+	pk.Out = out
+	return true
+}
+
+// Pending implements Originator: the queued fragments of translated
+// packets and the terminator's frames for port out.
+func (g *GW) Pending(out int) int {
+	n := g.termPending(out)
+	if g.xl != nil && (out == g.cfg.Lan || out == g.cfg.Servers) {
+		n += g.xq[g.xqIndex(out)].n
+	}
+	return n
+}
+
+// Originate implements Originator: first the queued fragments (they
+// follow their first fragment, sent in the round's batch), then the
+// terminator's frames.
+func (g *GW) Originate(out int, pkts []Packet) int {
+	n := 0
+	if g.xl != nil && (out == g.cfg.Lan || out == g.cfg.Servers) {
+		q := &g.xq[g.xqIndex(out)]
+		for n < len(pkts) && q.pop(&pkts[n], out) {
+			n++
+		}
+	}
+	if n == len(pkts) {
+		return n
+	}
+	return n + g.termOriginate(out, pkts[n:])
 }

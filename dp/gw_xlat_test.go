@@ -139,3 +139,92 @@ func TestGWNoTranslator(t *testing.T) {
 		t.Errorf("the refused flow left a record")
 	}
 }
+
+// TestGWNAT46Fragments: a server's IPv4 datagram with DF clear that is
+// bigger than the lowest IPv6 MTU (1280) leaves toward the mobile as two
+// IPv6 fragments (RFC 7915 section 4): the first in the packet's frame,
+// the second as the gateway's own frame (Originator) in the same round.
+// Together they are the datagram the mobile would get unfragmented: the
+// representative's port, the mobile's, a checksum over the whole of it.
+// (The gateway used to drop such packets as xlat.)
+func TestGWNAT46Fragments(t *testing.T) {
+	r := newGW64(t)
+	if _, p, drop := r.send(0, dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv6(mob6, rep6).UDP(5000, 5353).Payload([]byte("query")).Bytes()); p != 1 {
+		t.Fatalf("up: drop %v", drop)
+	}
+	b := r.binding(17, mob6, rep6, 5000, 5353)
+	payload := make([]byte, 1400)
+	for i := range payload {
+		payload[i] = byte(i * 7)
+	}
+	big := dptest.Frame().Eth(a1MAC, gwSrvMAC).IPv4(a1, key4).TTL(60).ID(0x1234).UDP(53, b.GwPort).Payload(payload).Bytes()
+	if !r.ports[1].Inject(big) {
+		t.Fatal("inject")
+	}
+	before := r.w.Counters(0).Snapshot()
+	r.w.Poll()
+	out := r.ports[0].TakeAll()
+	if len(out) != 2 {
+		t.Fatalf("%d frames toward the mobile, want 2 fragments (drops %v)", len(out), r.w.Counters(1).Snapshot().Drops)
+	}
+	if n := r.w.Counters(0).Snapshot().Originated - before.Originated; n != 1 {
+		t.Errorf("originated %d frames on the LAN port, want 1", n)
+	}
+	want := dptest.Frame().Eth(gwLanMAC, lb1MAC).IPv6(rep6, mob6).TTL(59).UDP(5353, 5000).Payload(payload).Bytes()
+	var datagram []byte
+	for i, f := range out {
+		if !bytes.Equal(f[:14], want[:14]) {
+			t.Errorf("fragment %d: Ethernet header %x, want %x", i, f[:14], want[:14])
+		}
+		if len(f) > 14+1280 {
+			t.Errorf("fragment %d: %d bytes of IPv6, over the lowest IPv6 MTU", i, len(f)-14)
+		}
+		ip := f[14:]
+		if ip[6] != header.ProtoFragment || !bytes.Equal(ip[8:40], want[14+8:14+40]) || ip[7] != 59 {
+			t.Fatalf("fragment %d: next header %d, addresses or hop limit differ: %x", i, ip[6], ip[:48])
+		}
+		fh := ip[40:48]
+		off, more := int(fh[2])<<5|int(fh[3])>>3, fh[3]&1 == 1
+		if id := uint32(fh[4])<<24 | uint32(fh[5])<<16 | uint32(fh[6])<<8 | uint32(fh[7]); id != 0x1234 || fh[0] != header.ProtoUDP {
+			t.Errorf("fragment %d: id %#x next %d, want the IPv4 ID 0x1234 and UDP", i, id, fh[0])
+		}
+		if off*8 != len(datagram) || more != (i == 0) {
+			t.Errorf("fragment %d: offset %d more %v, want offset %d more %v", i, off*8, more, len(datagram), i == 0)
+		}
+		datagram = append(datagram, ip[48:]...)
+	}
+	if !bytes.Equal(datagram, want[14+40:]) {
+		t.Errorf("reassembled datagram differs from the unfragmented translation: %s", dptest.Diff(want, append(append([]byte{}, want[:14+40]...), datagram...)))
+	}
+}
+
+// TestGWXlatAllocs: translated packets both ways, a translated packet
+// split into fragments (queued and originated) and the counters' publish
+// allocate nothing.
+func TestGWXlatAllocs(t *testing.T) {
+	r := newGW64(t)
+	q := dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv6(mob6, rep6).UDP(5000, 5353).Payload([]byte("query")).Bytes()
+	r.send(0, q)
+	b := r.binding(17, mob6, rep6, 5000, 5353)
+	ans := dptest.Frame().Eth(a1MAC, gwSrvMAC).IPv4(a1, key4).UDP(53, b.GwPort).Payload([]byte("answer")).Bytes()
+	big := dptest.Frame().Eth(a1MAC, gwSrvMAC).IPv4(a1, key4).UDP(53, b.GwPort).Payload(make([]byte, 1400)).Bytes()
+	drain := func([]byte) {}
+	frames := 0
+	count := func([]byte) { frames++ }
+	n := testing.AllocsPerRun(200, func() {
+		r.ports[0].Inject(q)
+		r.ports[1].Inject(ans)
+		r.ports[1].Inject(big)
+		r.w.Poll()
+		for r.ports[0].Take(count) {
+		}
+		for r.ports[1].Take(drain) {
+		}
+	})
+	if n != 0 {
+		t.Errorf("translating gateway allocates %v per round", n)
+	}
+	if frames < 3*200 {
+		t.Errorf("%d frames toward the mobile in 200 rounds, want 3 a round (answer, two fragments)", frames)
+	}
+}

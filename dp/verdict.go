@@ -27,6 +27,7 @@ const (
 	ReasonPanic                       // the pipeline panicked on the packet's batch (a bug; logged with the frames)
 	ReasonXlat                        // gateway: IPv4/IPv6 translation refused the packet (its outcome is counted by dp/xlat)
 	ReasonTermFull                    // gateway: the TCP terminator's link queue is full (backpressure; the sender retransmits)
+	ReasonXlatFragFull                // gateway: no room to queue the further fragments of a packet translation split (dp/gw_xlat.go)
 	NumReasons
 )
 
@@ -51,6 +52,7 @@ var reasonNames = [NumReasons]string{
 	ReasonPanic:         "panic",
 	ReasonXlat:          "xlat",
 	ReasonTermFull:      "term_full",
+	ReasonXlatFragFull:  "xlat_frag_full",
 }
 
 // String is the reason's metric label.

@@ -26,6 +26,8 @@
 //	GET    /v1/flows?limit=N           Flows         (role gw) port-key NAT records (T5)
 //	GET    /v1/authz                   Authz         (role gw) T9 and T8, refusals per service type
 //	PUT    /v1/authz                   Authz         replace T9 and T8
+//	GET    /v1/xlat                    Xlat          (role gw) translation config, packets per outcome
+//	PUT    /v1/xlat                    XlatChange -> XlatConfig  change pool6, eam, rfc6791v4/v6, MTUs
 //	POST   /v1/capture                 CaptureRequest  a dataplane capture: the answer is
 //	                                                 pcapng (not JSON), streamed, with trailers
 //

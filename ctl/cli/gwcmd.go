@@ -25,6 +25,11 @@ const gwLong = `Tables on the packet gateways (samepathd role gw), through their
   gw flows [-limit N] [-mobile A] [-session ID] [-service S] [-server A]
                                     port-key NAT records (T5), N at most (default 100)
   gw authz                          T9 and T8 as the gateway holds them, refusals per service type
+  gw xlat                           IPv4/IPv6 translation config (pool6, EAM, RFC 6791 pools, MTUs)
+                                    and packets per translation outcome
+  gw set-xlat [-pool6 P] [-eam V4=V6]... [-no-eam] [-rfc6791v4 P] [-rfc6791v6 P] [-ipv4-mtu N]
+            [-ipv6-mtu N] [-lowest-ipv6-mtu N]
+                                    change the translation config at run time
 
 -gw is a gateway's control API URL, or all (the default): every gateway of the
 control process's T1 that has an API. Changes with all go to every gateway.`
@@ -156,7 +161,7 @@ func (a *app) gwCmd() *cobra.Command {
 				return v, authzTable(v, true), err
 			})
 		})}
-	return a.group(gwc, nil, services, setServices, policy, server, sessions, flows, authz)
+	return a.group(gwc, nil, append([]*cobra.Command{services, setServices, policy, server, sessions, flows, authz}, a.xlatCmds(&gw)...)...)
 }
 
 // gwShow prints one answer per gateway of -gw: alone as it is, several

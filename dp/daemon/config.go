@@ -208,6 +208,11 @@ type Xlat struct {
 	// answers with; default: the first gw.nat.addrs of each family.
 	IPv4Address string `yaml:"ipv4_address"`
 	IPv6Address string `yaml:"ipv6_address"`
+	// RFC6791v4 and RFC6791v6 are the RFC 6791 pools: sources of
+	// translated ICMP errors whose own source has no mapping (default:
+	// the own address of that family).
+	RFC6791v4 string `yaml:"rfc6791v4"`
+	RFC6791v6 string `yaml:"rfc6791v6"`
 	// MTUs of each side and the lowest IPv6 MTU (RFC 7915 sections 4, 6).
 	IPv4MTU       int `yaml:"ipv4_mtu"`
 	IPv6MTU       int `yaml:"ipv6_mtu"`
@@ -261,6 +266,18 @@ func (g *GWConfig) XlatConfig() (c xlat.Config, ok bool, err error) {
 			continue
 		}
 		if *a, err = netip.ParseAddr(v); err != nil {
+			return c, false, fmt.Errorf("config: gw.xlat.%s: %w", key, err)
+		}
+	}
+	for key, p := range map[string]*netip.Prefix{"rfc6791v4": &c.RFC6791v4, "rfc6791v6": &c.RFC6791v6} {
+		v := x.RFC6791v4
+		if key == "rfc6791v6" {
+			v = x.RFC6791v6
+		}
+		if v == "" {
+			continue
+		}
+		if *p, err = netip.ParsePrefix(v); err != nil {
 			return c, false, fmt.Errorf("config: gw.xlat.%s: %w", key, err)
 		}
 	}

@@ -278,6 +278,8 @@ func TestXlatConfig(t *testing.T) {
 				IPv6 string `yaml:"ipv6"`
 			}{IPv4: "192.0.2.0/24", IPv6: "bad"})
 		}, "gw.xlat.eam[0].ipv6"},
+		{func(g *GWConfig) { g.Xlat.RFC6791v4 = "nonsense" }, "gw.xlat.rfc6791v4"},
+		{func(g *GWConfig) { g.Xlat.RFC6791v6 = "192.0.2.0/24" }, "gw.xlat: invalid xlat config: rfc6791v6"},
 	} {
 		g := DefaultGWConfig()
 		g.NAT.Addrs = []string{"10.20.0.101", "fd00:20::101"}
@@ -285,6 +287,10 @@ func TestXlatConfig(t *testing.T) {
 		if _, _, err := g.XlatConfig(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("error %v, want one naming %q", err, tc.want)
 		}
+	}
+	g.Xlat.RFC6791v4, g.Xlat.RFC6791v6 = "192.0.2.250/32", "2001:db8:6791::/64"
+	if c, _, err := g.XlatConfig(); err != nil || c.RFC6791v4.String() != "192.0.2.250/32" || c.RFC6791v6.String() != "2001:db8:6791::/64" {
+		t.Errorf("rfc6791 pools: %v %v, %v", c.RFC6791v4, c.RFC6791v6, err)
 	}
 	g.NAT.Addrs = []string{"10.20.0.101"}
 	if _, ok, err := g.XlatConfig(); ok || err != nil {

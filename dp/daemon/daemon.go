@@ -74,6 +74,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	reg := NewRegistry(d.Counters)
 	if d.gw != nil {
 		reg.MustRegister(newGWCollector(d.gw))
+		registerXlat(reg, d.gw)
 	}
 	if d.t4 != nil {
 		reg.MustRegister(newLBCollector(d.t4))

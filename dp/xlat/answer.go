@@ -35,7 +35,7 @@ func (t *Translator) answer4(b []byte, d *header.Decoded, out []byte, r *Result,
 	h.SetFlagsFragOffset(0)
 	h.SetTTL(answerTTL)
 	h.SetProtocol(header.ProtoICMPv4)
-	h.SetSrc(t.m.own4)
+	h.SetSrc(t.st.m.own4)
 	h.SetDst(in.Src())
 	h.SetChecksum(0)
 	h.SetChecksum(h.CalculateChecksum())
@@ -71,14 +71,14 @@ func (t *Translator) answer6(b []byte, d *header.Decoded, out []byte, r *Result,
 	h.SetPayloadLen(uint16(mlen))
 	h.SetNextHeader(header.ProtoICMPv6)
 	h.SetHopLimit(answerTTL)
-	h.SetSrc(t.m.own6)
+	h.SetSrc(t.st.m.own6)
 	h.SetDst(in.Src())
 	m := f[l3+header.IPv6Len:]
 	m[0], m[1] = typ, code
 	binary.BigEndian.PutUint16(m[2:], 0)
 	binary.BigEndian.PutUint32(m[4:], rest)
 	copy(m[header.ICMPMinLen:], quote)
-	own, dst := t.m.own6, in.Src()
+	own, dst := t.st.m.own6, in.Src()
 	ph := header.PseudoHeaderChecksum(header.ProtoICMPv6, own[:], dst[:], uint16(mlen))
 	binary.BigEndian.PutUint16(m[2:], header.Fold(header.Checksum(m, ph)))
 	r.Pkts[0] = Packet{Off: 0, Len: need}

@@ -21,6 +21,14 @@
 //	default:             // dropped; tr.Counters[o] counted it
 //	}
 //
+// The configuration lives in a Runtime, which the control API may change
+// while workers translate (Runtime.Set, Update): each worker's
+// Translator (Runtime.NewTranslator) loads it with one atomic pointer
+// load per packet, no lock, and translates the whole packet with the
+// configuration it loaded. Counters are the worker's plain counts;
+// Publish (once per batch) copies the changed ones into atomics that
+// Published reads from any goroutine.
+//
 // A stateless translator (SIIT) maps addresses itself: EAM first, then
 // Pool6, and for the source of an ICMP error without a mapping, the RFC
 // 6791 pool or the translator's own address. A stateful NAT64 picks the
@@ -118,7 +126,8 @@
 // not fit a smaller IPv4 MTU is dropped, DropTooBig); fragmented ICMP
 // messages are dropped (their checksum covers bytes not present); no
 // reassembly. The conformance test replays Jool's graybox suite
-// (TestJool; testdata/deviations.txt lists where we differ and why).
+// (TestJool, its stateful NAT64 cases through dp.GW;
+// testdata/deviations.txt lists where we differ and why).
 //
 // # Allocation
 //

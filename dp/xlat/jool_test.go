@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
@@ -184,12 +183,15 @@ func compareJool(want, got []byte, ignore map[int]bool) string {
 	return ""
 }
 
-// TestJool replays every stateless (SIIT) case of Jool's graybox suite
-// through Translate with the configuration the case names and compares
-// each expected packet byte for byte outside its ignored offsets. A case
-// listed in testdata/deviations.txt must differ (its RFC section says
-// why); one that passes is a stale entry and fails the test. NAT64 cases
-// need the stateful gateway and are listed as skipped.
+// TestJool replays Jool's graybox suite with the configuration each
+// case names and compares each expected packet byte for byte outside its
+// ignored offsets: the SIIT cases and the NAT64 cases a static BIB entry
+// with equal ports makes stateless through Translate and TranslateWith,
+// every other NAT64 case through the gateway's stateful NAT64
+// (jool_gw_test.go). A case listed in testdata/deviations.txt must
+// differ (its RFC section says why; a "key-port:" entry must match once
+// the gateway's key port reads as Jool's); one that passes is a stale
+// entry and fails the test.
 func TestJool(t *testing.T) {
 	dir := joolDir(t)
 	raw, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
@@ -207,15 +209,67 @@ func TestJool(t *testing.T) {
 	seen := map[string]bool{}
 	trs := map[string]*xlat.Translator{}
 	var passed, failed, deviated int
-	var skipped []string
-	var nat64Replayed int
+	var nat64Replayed, gwReplayed int
+	// classify counts one case's result against deviations.txt. mapped:
+	// the comparison needed the gateway's key ports mapped to Jool's
+	// (jool_gw_test.go), which only a "key-port:" entry allows.
+	classify := func(c *joolCase, msg string, mapped bool) {
+		dev, isDev := devs[c.ID]
+		keyPort := isDev && strings.HasPrefix(dev.why, "key-port:")
+		switch {
+		case keyPort && !mapped:
+			failed++
+			t.Errorf("%s: listed as a key-port deviation (%s) but needs no key port mapped: %s", c.ID, dev.section, orPass(msg))
+		case keyPort && msg != "":
+			failed++
+			t.Errorf("%s (config %s): differs even with the key ports mapped: %s", c.ID, c.Config, msg)
+		case keyPort:
+			deviated++
+			t.Logf("%s: deviation (%s: %s): matches with the key ports mapped", c.ID, dev.section, dev.why)
+		case msg == "" && isDev:
+			failed++
+			t.Errorf("%s: passes but is listed in deviations.txt (%s): remove the entry", c.ID, dev.section)
+		case msg == "" && mapped:
+			failed++
+			t.Errorf("%s: matches only with the gateway's key ports mapped to Jool's: list it in deviations.txt as key-port", c.ID)
+		case msg == "":
+			passed++
+		case isDev:
+			deviated++
+			t.Logf("%s: deviation (%s: %s): %s", c.ID, dev.section, dev.why, msg)
+		default:
+			failed++
+			t.Errorf("%s (section %s, config %s): %s", c.ID, c.Section, c.Config, msg)
+		}
+	}
+	var jg *joolGW
+	var gwOnlyDiffer []string
 	for _, c := range man.Cases {
 		var addrs *xlat.Addrs
 		if c.Suite != "siit" {
-			jc := man.Configs[c.Config]
+			jc, ok := man.Configs[c.Config]
+			if !ok {
+				t.Fatalf("%s: no config %q", c.ID, c.Config)
+			}
+			if jg == nil {
+				base := man.Configs["nat64-base"]
+				jg = newJoolGW(t, &base, "nat64-base")
+			}
 			if addrs = nat64Stateless(t, dir, &jc, &c); addrs == nil {
-				skipped = append(skipped, c.ID)
+				// Stateful, or answered by the translator itself:
+				// through the gateway.
+				seen[c.ID] = true
+				gwReplayed++
+				msg := jg.run(dir, &c, &jc)
+				classify(&c, msg, jg.mapped)
 				continue
+			}
+			// Sent to the gateway too, for the state it leaves (as
+			// upstream's run); counted by the TranslateWith replay,
+			// the gateway's result only logged.
+			if msg := jg.run(dir, &c, &jc); msg != "" {
+				gwOnlyDiffer = append(gwOnlyDiffer, c.ID)
+				t.Logf("%s: through the gateway (not counted): %s", c.ID, msg)
 			}
 			nat64Replayed++
 		}
@@ -231,33 +285,26 @@ func TestJool(t *testing.T) {
 			}
 			trs[c.Config] = tr
 		}
-		msg := replayJool(t, dir, tr, &c, addrs)
-		dev, isDev := devs[c.ID]
-		switch {
-		case msg == "" && isDev:
-			failed++
-			t.Errorf("%s: passes but is listed in deviations.txt (%s): remove the entry", c.ID, dev.section)
-		case msg == "":
-			passed++
-		case isDev:
-			deviated++
-			t.Logf("%s: deviation (%s: %s): %s", c.ID, dev.section, dev.why, msg)
-		default:
-			failed++
-			t.Errorf("%s (section %s, config %s): %s", c.ID, c.Section, c.Config, msg)
-		}
+		classify(&c, replayJool(t, dir, tr, &c, addrs), false)
 	}
 	for id := range devs {
 		if !seen[id] {
 			t.Errorf("deviations.txt names %s, which is no replayed case", id)
 		}
 	}
-	sort.Strings(skipped)
-	t.Logf("nat64 cases skipped for now (they need the stateful gateway): %s", strings.Join(skipped, " "))
-	sum := fmt.Sprintf("jool conformance: %d passed, %d failed, %d deviations; replayed %d SIIT and %d NAT64 cases (those through a static BIB entry, via TranslateWith); %d NAT64 cases skipped for now (need the stateful gateway); %d cases in all",
-		passed, failed, deviated, passed+failed+deviated-nat64Replayed, nat64Replayed, len(skipped), len(man.Cases))
+	t.Logf("of the %d NAT64 cases replayed through TranslateWith, %d also match through the gateway (key ports mapped); differ there: %s",
+		nat64Replayed, nat64Replayed-len(gwOnlyDiffer), strings.Join(gwOnlyDiffer, " "))
+	sum := fmt.Sprintf("jool conformance: %d passed, %d failed, %d deviations; replayed %d SIIT cases and %d NAT64 cases through TranslateWith (a static BIB entry), %d NAT64 cases through the gateway's NAT64 (stateful); %d cases in all",
+		passed, failed, deviated, passed+failed+deviated-nat64Replayed-gwReplayed, nat64Replayed, gwReplayed, len(man.Cases))
 	t.Log(sum)
 	fmt.Println(sum)
+}
+
+func orPass(msg string) string {
+	if msg == "" {
+		return "it matches"
+	}
+	return msg
 }
 
 // replayJool runs one case and returns "" or what went wrong.
@@ -289,6 +336,13 @@ func replayJool(t *testing.T, dir string, tr *xlat.Translator, c *joolCase, addr
 		}
 		got = append(got, f[pd.L3Off:])
 	}
+	return matchJool(t, dir, c, got, fmt.Sprintf("outcome %v", o))
+}
+
+// matchJool holds the layer-3 packets got against the case's expected
+// packets as upstream does and returns "" or the first difference; what
+// prefixes the messages.
+func matchJool(t *testing.T, dir string, c *joolCase, got [][]byte, what string) string {
 	ignore := map[int]bool{}
 	for _, off := range c.IgnoreOffsets {
 		ignore[off] = true
@@ -310,10 +364,10 @@ func replayJool(t *testing.T, dir string, tr *xlat.Translator, c *joolCase, addr
 			next++
 		}
 		if next == len(got) {
-			return fmt.Sprintf("outcome %v, %d packets: expected packet %d (%s) never sent", o, r.N, i, e)
+			return fmt.Sprintf("%s, %d packets: expected packet %d (%s) never sent", what, len(got), i, e)
 		}
 		if msg := compareJool(want, got[next], ignore); msg != "" {
-			return fmt.Sprintf("outcome %v: packet %d (%s): %s", o, i, e, msg)
+			return fmt.Sprintf("%s: packet %d (%s): %s", what, i, e, msg)
 		}
 		next++
 	}

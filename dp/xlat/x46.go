@@ -40,17 +40,17 @@ func (t *Translator) xlat46(b []byte, d *header.Decoded, out []byte, r *Result, 
 	} else {
 		var ok bool
 		if hairpin {
-			src, ok = Embed(t.m.pool6, ip.Src()), t.m.hasPool6
+			src, ok = Embed(t.st.m.pool6, ip.Src()), t.st.m.hasPool6
 		} else {
-			src, ok = t.m.to6(ip.Src())
+			src, ok = t.st.m.to6(ip.Src())
 		}
 		if !ok {
 			if !isErr {
 				return DropNoMapping
 			}
-			src = t.m.pool6Src(ip.Src())
+			src = t.st.m.pool6Src(ip.Src())
 		}
-		if dst, ok = t.m.to6(ip.Dst()); !ok {
+		if dst, ok = t.st.m.to6(ip.Dst()); !ok {
 			return DropNoMapping
 		}
 	}
@@ -66,7 +66,7 @@ func (t *Translator) xlat46(b []byte, d *header.Decoded, out []byte, r *Result, 
 		return t.answer4(b, d, out, r, AnswerSourceRoute, header.ICMPv4DstUnreachable, 5, 0)
 	}
 	tc := ip.TOS()
-	if t.cfg.ResetTrafficClass {
+	if t.st.cfg.ResetTrafficClass {
 		tc = 0
 	}
 	if isErr {
@@ -88,7 +88,7 @@ func (t *Translator) xlat46(b []byte, d *header.Decoded, out []byte, r *Result, 
 	}
 	amend := false
 	if d.Proto == header.ProtoUDP && d.L4Off != 0 && header.UDP(payload).Checksum() == 0 {
-		if frag || !t.cfg.AmendUDPZeroChecksum {
+		if frag || !t.st.cfg.AmendUDPZeroChecksum {
 			return t.answer4(b, d, out, r, AnswerUDPZeroChecksum, header.ICMPv4DstUnreachable, header.ICMPv4AdminProhibited, 0)
 		}
 		amend = true // computed below over the whole datagram, before any split
@@ -102,15 +102,15 @@ func (t *Translator) xlat46(b []byte, d *header.Decoded, out []byte, r *Result, 
 	split := false
 	limit := size
 	if df {
-		if size > t.cfg.IPv6MTU {
+		if size > t.st.cfg.IPv6MTU {
 			// RFC 7915 4.2 and 6: the MTU the IPv4 sender must use so
 			// that the translation fits.
 			// (A fragment gains a fragment header too; Jool and Linux
 			// still announce the IPv6 MTU minus 20, and so do we.)
-			mtu := t.cfg.IPv6MTU - header.IPv6Len + header.IPv4MinLen
+			mtu := t.st.cfg.IPv6MTU - header.IPv6Len + header.IPv4MinLen
 			return t.answer4(b, d, out, r, AnswerFragNeeded, header.ICMPv4DstUnreachable, header.ICMPv4FragNeeded, uint32(mtu))
 		}
-	} else if m := min(t.cfg.LowestIPv6MTU, t.cfg.IPv6MTU); size > m {
+	} else if m := min(t.st.cfg.LowestIPv6MTU, t.st.cfg.IPv6MTU); size > m {
 		fh = header.IPv6FragmentLen
 		split = true
 		limit = m
@@ -325,7 +325,7 @@ func (t *Translator) err46(b []byte, d *header.Decoded, out []byte, r *Result, a
 	q := m[header.ICMPMinLen:]
 	qh := header.IPv6(q)
 	qtc := qip.TOS()
-	if t.cfg.ResetTrafficClass {
+	if t.st.cfg.ResetTrafficClass {
 		qtc = 0
 	}
 	qh.SetVersionClassFlow(qtc, 0)
@@ -371,13 +371,13 @@ func (t *Translator) quoteAddrs6(a *Addrs, q header.IPv4, hairpin bool) (src, ds
 	if a != nil {
 		return a.QSrc, a.QDst, !a.QSrc.Is4() && !a.QDst.Is4()
 	}
-	s, ok1 := t.m.to6(q.Src())
+	s, ok1 := t.st.m.to6(q.Src())
 	var dd [16]byte
-	ok2 := t.m.hasPool6
+	ok2 := t.st.m.hasPool6
 	if hairpin {
-		dd = Embed(t.m.pool6, q.Dst())
+		dd = Embed(t.st.m.pool6, q.Dst())
 	} else {
-		dd, ok2 = t.m.to6(q.Dst())
+		dd, ok2 = t.st.m.to6(q.Dst())
 	}
 	return s, dd, ok1 && ok2
 }
@@ -462,6 +462,6 @@ func (t *Translator) mtu46(msg []byte) uint32 {
 			}
 		}
 	}
-	mtu = min(mtu+20, t.cfg.IPv6MTU, t.cfg.IPv4MTU+20)
+	mtu = min(mtu+20, t.st.cfg.IPv6MTU, t.st.cfg.IPv4MTU+20)
 	return uint32(max(mtu, 1280))
 }

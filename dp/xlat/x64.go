@@ -97,13 +97,13 @@ func (t *Translator) from6(b []byte, d *header.Decoded, out []byte, r *Result, a
 	} else {
 		s, d6 := ip.Src(), ip.Dst()
 		var ok bool
-		if src4, ok = t.m.to4(&s); !ok {
+		if src4, ok = t.st.m.to4(&s); !ok {
 			if !isErr {
 				return DropNoMapping
 			}
-			src4 = t.m.pool4Src(&s)
+			src4 = t.st.m.pool4Src(&s)
 		}
-		if dst4, ok = t.m.to4(&d6); !ok {
+		if dst4, ok = t.st.m.to4(&d6); !ok {
 			return DropNoMapping
 		}
 	}
@@ -118,12 +118,12 @@ func (t *Translator) from6(b []byte, d *header.Decoded, out []byte, r *Result, a
 	if w.segLeft != 0 {
 		return t.answer6(b, d, out, r, AnswerRoutingHeader, header.ICMPv6ParamProblem, 0, uint32(w.segLeft))
 	}
-	if a == nil && t.cfg.EAMHairpin && !t.inHairpin && t.m.inEAM4(dst4) {
+	if a == nil && t.st.cfg.EAMHairpin && !t.inHairpin && t.st.m.inEAM4(dst4) {
 		return t.hairpin(b, d, out, r)
 	}
 	tos := ip.TrafficClass()
-	if t.cfg.ResetTOS {
-		tos = t.cfg.NewTOS
+	if t.st.cfg.ResetTOS {
+		tos = t.st.cfg.NewTOS
 	}
 	if isErr {
 		return t.err64(b, d, out, r, a, &w, src4, dst4, hl-1, tos)
@@ -147,13 +147,13 @@ func (t *Translator) from6(b []byte, d *header.Decoded, out []byte, r *Result, a
 		return DropMalformed
 	}
 	size := header.IPv4MinLen + len(payload)
-	if size > t.cfg.IPv4MTU {
+	if size > t.st.cfg.IPv4MTU {
 		if len(ipb) <= 1280 {
 			// IPv6 promises 1280 bytes: a Packet Too Big below that is
 			// useless, and the translator does not fragment IPv4.
 			return DropTooBig
 		}
-		mtu := max(t.cfg.IPv4MTU+header.IPv6Len-header.IPv4MinLen, 1280)
+		mtu := max(t.st.cfg.IPv4MTU+header.IPv6Len-header.IPv4MinLen, 1280)
 		return t.answer6(b, d, out, r, AnswerPacketTooBig, header.ICMPv6PacketTooBig, 0, uint32(mtu))
 	}
 	need := d.L3Off + size
@@ -218,7 +218,7 @@ func (t *Translator) hairpin(b []byte, d *header.Decoded, out []byte, r *Result)
 	case o == AnswerFragNeeded:
 		// Too big for the IPv6 side on the way back: the IPv6 sender
 		// hears it as a Packet Too Big.
-		return t.answer6(b, d, out, r, AnswerPacketTooBig, header.ICMPv6PacketTooBig, 0, uint32(t.cfg.IPv6MTU))
+		return t.answer6(b, d, out, r, AnswerPacketTooBig, header.ICMPv6PacketTooBig, 0, uint32(t.st.cfg.IPv6MTU))
 	case o.Answered():
 		r.N = 0
 		return DropHairpin
@@ -269,8 +269,8 @@ func (t *Translator) err64(b []byte, d *header.Decoded, out []byte, r *Result, a
 	} else {
 		s, dd := qip.Src(), qip.Dst()
 		var ok1, ok2 bool
-		qsrc, ok1 = t.m.to4(&s)
-		qdst, ok2 = t.m.to4(&dd)
+		qsrc, ok1 = t.st.m.to4(&s)
+		qdst, ok2 = t.st.m.to4(&dd)
 		if !ok1 || !ok2 {
 			return DropNoMapping
 		}
@@ -343,8 +343,8 @@ func (t *Translator) err64(b []byte, d *header.Decoded, out []byte, r *Result, a
 	qh := header.IPv4(q)
 	qh.SetVersionIHL(header.IPv4MinLen)
 	qtos := qip.TrafficClass()
-	if t.cfg.ResetTOS {
-		qtos = t.cfg.NewTOS
+	if t.st.cfg.ResetTOS {
+		qtos = t.st.cfg.NewTOS
 	}
 	qh.SetTOS(qtos)
 	qh.SetTotalLen(uint16(min(max(qtot, 0), 65535)))
@@ -441,7 +441,7 @@ func (t *Translator) map64(msg []byte) (typ, code uint8, rest uint32, ok bool) {
 		}
 	case header.ICMPv6PacketTooBig:
 		mtu := int(binary.BigEndian.Uint32(msg[4:]))
-		mtu = min(mtu-20, t.cfg.IPv4MTU, t.cfg.IPv6MTU-20)
+		mtu = min(mtu-20, t.st.cfg.IPv4MTU, t.st.cfg.IPv6MTU-20)
 		return header.ICMPv4DstUnreachable, header.ICMPv4FragNeeded, uint32(max(mtu, 68)), true
 	case header.ICMPv6TimeExceeded:
 		return header.ICMPv4TimeExceeded, c, 0, c <= 1

@@ -3,6 +3,7 @@ package xlat
 import (
 	"encoding/binary"
 	"net/netip"
+	"sync/atomic"
 
 	"samepath/dp/header"
 )
@@ -34,37 +35,65 @@ func OutLen(n int) int {
 	return max(n+28+MaxPackets*(l2+header.IPv6Len+header.IPv6FragmentLen), l2+1280)
 }
 
-// Translator translates packets with one Config. It keeps an IPv4
-// identification generator, a scratch buffer for hairpinning and its
-// Counters, so it belongs to one worker goroutine: make one per worker
-// (New is cheap next to a worker's lifetime). It allocates only in New.
+// Translator translates packets with the Config of its Runtime. It
+// keeps an IPv4 identification generator, a scratch buffer for
+// hairpinning and its Counters, so it belongs to one worker goroutine:
+// make one per worker (Runtime.NewTranslator, or New for a private
+// Runtime). It allocates only when made.
 type Translator struct {
-	cfg     Config
-	m       mapper
+	rt      *Runtime
+	st      *state // the Runtime's config, loaded once per packet
 	id      uint16
 	scratch []byte
 	// inHairpin is set while from6 runs the first half of a hairpin.
 	inHairpin bool
-	// Counters counts each outcome of Translate and TranslateWith.
+	// Counters counts each outcome of Translate and TranslateWith. Only
+	// the worker reads and writes it; Publish copies it for others.
 	Counters Counters
+	pub      [NumOutcomes]atomic.Uint64
+	last     Counters // what pub holds
 }
 
-// New validates c and returns a translator for it.
+// New validates c and returns a translator for it, with a Runtime of its
+// own (Runtime returns it).
 func New(c Config) (*Translator, error) {
-	if err := c.Validate(); err != nil {
+	rt, err := NewRuntime(c)
+	if err != nil {
 		return nil, err
 	}
-	c.EAM = append([]EAM(nil), c.EAM...)
-	return &Translator{cfg: c, m: newMapper(&c), id: 1, scratch: make([]byte, 65536+header.EthernetLen+header.VLANLen)}, nil
+	return rt.NewTranslator(), nil
 }
 
-// Pool6 is the RFC 6052 prefix (invalid: none).
-func (t *Translator) Pool6() netip.Prefix { return t.cfg.Pool6 }
+// Runtime returns the translator's Runtime, through which its
+// configuration changes.
+func (t *Translator) Runtime() *Runtime { return t.rt }
 
-// Config returns the translator's configuration (a copy).
-func (t *Translator) Config() Config {
-	c := t.cfg
-	c.EAM = append([]EAM(nil), c.EAM...)
+// Pool6 is the RFC 6052 prefix (invalid: none) of the current config.
+func (t *Translator) Pool6() netip.Prefix { return t.rt.cur.Load().cfg.Pool6 }
+
+// Config returns the translator's current configuration (a copy).
+func (t *Translator) Config() Config { return t.rt.Config() }
+
+// Publish makes Counters readable by other goroutines (Published): the
+// worker calls it once per batch. It stores only the outcomes that
+// changed since the last call, so a batch costs a comparison per outcome
+// and an atomic store per outcome that happened.
+func (t *Translator) Publish() {
+	for i := range t.Counters {
+		if t.Counters[i] != t.last[i] {
+			t.last[i] = t.Counters[i]
+			t.pub[i].Store(t.Counters[i])
+		}
+	}
+}
+
+// Published returns the counters as of the worker's latest Publish. Any
+// goroutine may call it.
+func (t *Translator) Published() Counters {
+	var c Counters
+	for i := range c {
+		c[i] = t.pub[i].Load()
+	}
 	return c
 }
 
@@ -98,6 +127,7 @@ func (t *Translator) TranslateWith(b []byte, d *header.Decoded, a *Addrs, out []
 func (t *Translator) translate(b []byte, d *header.Decoded, a *Addrs, out []byte, r *Result) Outcome {
 	var o Outcome
 	r.N = 0
+	t.st = t.rt.cur.Load()
 	switch d.IPVersion {
 	case 4:
 		o = t.from4(b, d, out, r, a)
