@@ -120,7 +120,7 @@ type GW struct {
 
 	sessions map[nat.Addr16]Session // T3 copy, worker-owned
 	events   chan SessionEvent      // control -> worker
-	lbs      *ristretto.Cache[[]byte, nat.MAC]
+	lbs      *ristretto.Cache[[]byte, lbEntry]
 	nh       *neigh.Cache // the worker's memo of its latest server MAC
 	pre      []upPre      // processUp's first pass, per packet of the batch
 	hs       []uint32     // the batch's T5 hashes, for TouchUp
@@ -174,7 +174,7 @@ func NewGW(cfg GWConfig) (*GW, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	lbs, err := ristretto.NewCache(&ristretto.Config[[]byte, nat.MAC]{
+	lbs, err := ristretto.NewCache(&ristretto.Config[[]byte, lbEntry]{
 		NumCounters: 10 * cfg.LBCacheSize, MaxCost: cfg.LBCacheSize, BufferItems: 64,
 	})
 	if err != nil {

@@ -25,6 +25,8 @@
 //	PUT    /v1/services/server         ServerState   set a server's administrative state
 //	GET    /v1/flows?limit=N           Flows         (role gw) port-key NAT records (T5)
 //	GET    /v1/authz                   Authz         (role gw) T9 and T8, refusals per service type
+//	GET    /v1/dist?limit=N&session=ID&service=S  Dist  (role gw) T7 distribution records and counters
+//	GET    /v1/lbcache?limit=N&mobile=A  LBCache     (role gw) T12 LB MAC cache per mobile
 //	PUT    /v1/authz                   Authz         replace T9 and T8
 //	POST   /v1/capture                 CaptureRequest  a dataplane capture: the answer is
 //	                                                 pcapng (not JSON), streamed, with trailers

@@ -25,6 +25,9 @@ const gwLong = `Tables on the packet gateways (samepathd role gw), through their
   gw flows [-limit N] [-mobile A] [-session ID] [-service S] [-server A]
                                     port-key NAT records (T5), N at most (default 100)
   gw authz                          T9 and T8 as the gateway holds them, refusals per service type
+  gw dist [-session ID] [-service S] [-limit N]
+                                    T7 distribution records: server chosen per session and service
+  gw lbcache [-mobile A] [-limit N] T12 LB MAC cache: per mobile its LB, learned by event or packet, age
 
 -gw is a gateway's control API URL, or all (the default): every gateway of the
 control process's T1 that has an API. Changes with all go to every gateway.`
@@ -156,7 +159,7 @@ func (a *app) gwCmd() *cobra.Command {
 				return v, authzTable(v, true), err
 			})
 		})}
-	return a.group(gwc, nil, services, setServices, policy, server, sessions, flows, authz)
+	return a.group(gwc, nil, append([]*cobra.Command{services, setServices, policy, server, sessions, flows, authz}, a.gwViewCmds(&gw)...)...)
 }
 
 // gwShow prints one answer per gateway of -gw: alone as it is, several

@@ -682,6 +682,7 @@ func gwRoutes(v1 *http.ServeMux, s *gwState, log *slog.Logger) {
 	})
 	v1.HandleFunc("GET /v1/sessions", func(w http.ResponseWriter, _ *http.Request) { reply(w, s.sessionList()) })
 	serviceRoutes(v1, s.services, log)
+	viewRoutes(v1, s)
 	v1.HandleFunc("GET /v1/authz", func(w http.ResponseWriter, _ *http.Request) {
 		t9, t8 := s.authz.Rows()
 		out := api.Authz{T9: []api.T9Row{}, T8: []api.T8Row{}, Denied: s.authz.Denied()}

@@ -1,0 +1,93 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+)
+
+// DistRecord is one T7 row (distribution information, R-GW-6): the
+// actual server recorded for a user session and service.
+type DistRecord struct {
+	Session   string `json:"session"` // the control process's session id ("" if it ended meanwhile)
+	Service   string `json:"service"` // "" if the service is gone
+	Type      string `json:"type"`    // the user session type the record was made under
+	Server    string `json:"server"`  // "" when the record's index is stale (service replaced)
+	ServerIdx int    `json:"server_idx"`
+	Flows     int    `json:"flows"` // its flows started and not ended
+	// AgeSec is the time since the server was recorded (-1: not known
+	// yet, the worker stamps records with a clock it updates now and then).
+	AgeSec int64 `json:"age_sec"`
+}
+
+// DistStats are T7's counters.
+type DistStats struct {
+	Records  int    `json:"records"`
+	Recorded uint64 `json:"recorded"`
+	Released uint64 `json:"released"`
+	Repicks  uint64 `json:"repicks"`
+	Full     uint64 `json:"full"`
+	NoServer uint64 `json:"no_server"`
+}
+
+// Dist is GET /v1/dist: T7's counters and its records (Total counts
+// every record passing the filter; Records holds at most limit).
+type Dist struct {
+	Stats   DistStats    `json:"stats"`
+	Total   int          `json:"total"`
+	Records []DistRecord `json:"records"`
+}
+
+// LBCacheEntry is one mobile's T12 entry (the LB MAC cache, R-GW-4): the
+// LB its down packets leave through.
+type LBCacheEntry struct {
+	Mobile  string `json:"mobile"`
+	LBMAC   string `json:"lb_mac"`
+	Learned string `json:"learned"` // "event" (a session event named it) or "packet" (an up packet came through it)
+	AgeMs   int64  `json:"age_ms"`  // since it was learned
+	Session string `json:"session,omitempty"`
+	Flows   int    `json:"flows"` // the mobile's flow records (T5)
+}
+
+// LBCache is GET /v1/lbcache: the entries of mobiles the gateway knows
+// (a session in its T3 copy, or a flow record), sorted by mobile. Total
+// counts the entries passing the filter; Uncached counts known mobiles
+// the cache holds no entry for (never seen, evicted or refused by its
+// admission policy: their flows still carry their own LB).
+type LBCache struct {
+	Total    int            `json:"total"`
+	Uncached int            `json:"uncached"`
+	Entries  []LBCacheEntry `json:"entries"`
+}
+
+// Learned values of LBCacheEntry.
+const (
+	LearnedEvent  = "event"
+	LearnedPacket = "packet"
+)
+
+// Dist reads T7: at most limit records, of session (its id) and service
+// when not empty.
+func (c *Client) Dist(ctx context.Context, limit int, session, service string) (Dist, error) {
+	v := url.Values{"limit": {strconv.Itoa(limit)}}
+	if session != "" {
+		v.Set("session", session)
+	}
+	if service != "" {
+		v.Set("service", service)
+	}
+	var d Dist
+	return d, c.Do(ctx, http.MethodGet, "/v1/dist?"+v.Encode(), nil, &d)
+}
+
+// LBCache reads T12: at most limit entries, of mobile (an address) when
+// not empty.
+func (c *Client) LBCache(ctx context.Context, limit int, mobile string) (LBCache, error) {
+	v := url.Values{"limit": {strconv.Itoa(limit)}}
+	if mobile != "" {
+		v.Set("mobile", mobile)
+	}
+	var l LBCache
+	return l, c.Do(ctx, http.MethodGet, "/v1/lbcache?"+v.Encode(), nil, &l)
+}
