@@ -156,6 +156,7 @@ type GW struct {
 	onLB    func(id uint32)
 
 	stats GWStats
+	admin gwAdmin // servers put into maint (gw_admin.go)
 }
 
 // GWStats are the gateway's own counters beyond the per-queue ones,
@@ -167,6 +168,9 @@ type GWStats struct {
 	// up packets through an LB the session just left (ResumeHold).
 	LBMoves, LBStale atomic.Uint64
 	Term             TermStats
+	// AdminEnded counts flows ended because their server was put into
+	// maint (EndServerFlows).
+	AdminEnded atomic.Uint64
 }
 
 // NewGW makes the pipeline.
@@ -204,6 +208,7 @@ func NewGW(cfg GWConfig) (*GW, error) {
 		return nil, err
 	}
 	g.onEnd = g.flowEnded
+	g.admin.cuts = make(chan serverCut, 64)
 	g.onLB = g.setFlowLB
 	if cfg.Acct != nil {
 		slots := cfg.AcctAttrSlots
@@ -262,6 +267,7 @@ func (g *GW) Tick(now int64) {
 		break
 	}
 	g.cfg.Flows.Expire(now, g.cfg.ExpireBudget, g.onEnd)
+	g.adminTick()
 }
 
 // Process implements Pipeline.

@@ -22,7 +22,9 @@
 //	GET    /v1/services                Services      (role gw) T6 + T11 + T9
 //	PUT    /v1/services                Services      replace the service table
 //	PUT    /v1/services/policy         PolicyChange  set a service's balancing policy
-//	PUT    /v1/services/server         ServerState   set a server's administrative state
+//	PUT    /v1/services/server         ServerState   set a server's administrative state: up, drain or maint
+//	                                                 (down: maint); run time only, see dp/daemon/admin.go
+//	PUT    /v1/services/weight         ServerWeight  set a server's weight (run time only)
 //	GET    /v1/flows?limit=N           Flows         (role gw) port-key NAT records (T5)
 //	GET    /v1/authz                   Authz         (role gw) T9 and T8, refusals per service type
 //	GET    /v1/dist?limit=N&session=ID&service=S  Dist  (role gw) T7 distribution records and counters

@@ -91,3 +91,17 @@ func (c *Client) LBCache(ctx context.Context, limit int, mobile string) (LBCache
 	var l LBCache
 	return l, c.Do(ctx, http.MethodGet, "/v1/lbcache?"+v.Encode(), nil, &l)
 }
+
+// ServerWeight sets a server's weight in a service (PUT
+// /v1/services/weight), 1..256; drain, not weight 0, takes a server out
+// of new choices.
+type ServerWeight struct {
+	Service string `json:"service"`
+	Addr    string `json:"addr"`
+	Weight  int    `json:"weight"`
+}
+
+// SetServerWeight sets a server's weight.
+func (c *Client) SetServerWeight(ctx context.Context, service, addr string, weight int) error {
+	return c.Do(ctx, http.MethodPut, "/v1/services/weight", ServerWeight{Service: service, Addr: addr, Weight: weight}, nil)
+}

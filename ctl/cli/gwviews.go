@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -77,4 +78,33 @@ func lbCacheTable(l api.LBCache) func(w *tabwriter.Writer) {
 		}
 		fmt.Fprintf(w, "(%d of %d entries; %d known mobiles not cached)\n", len(l.Entries), l.Total, l.Uncached)
 	}
+}
+
+// serverStates are the administrative states gw server sets ("down" is
+// taken too, as maint).
+var serverStates = []string{"up", "drain", "maint"}
+
+// gwWeightCmd is gw weight SERVICE ADDR N.
+func (a *app) gwWeightCmd(gw *string) *cobra.Command {
+	return &cobra.Command{Use: "weight [-gw URL|all] SERVICE IP:PORT N", Short: "set an actual server's weight (1..256)", Args: nargs(3),
+		ValidArgsFunction: func(c *cobra.Command, args []string, tc string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			switch len(args) {
+			case 0:
+				return a.completeServices(*gw, "")
+			case 1:
+				return a.completeServices(*gw, args[0])
+			}
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: a.run(func(cx *ctx, args []string) error {
+			n, err := strconv.Atoi(args[2])
+			if err != nil || n < 1 || n > 256 {
+				return usagef("gw weight: weight %q: want 1..256 (gw server ... drain takes a server out of new flows)", args[2])
+			}
+			targets, err := cx.gateways(*gw)
+			if err != nil {
+				return err
+			}
+			return eachGW(targets, func(t gwTarget) error { return t.C.SetServerWeight(cx.c, args[0], args[1], n) })
+		})}
 }

@@ -107,3 +107,42 @@ func TestGWDistAndLBCache(t *testing.T) {
 		}
 	}
 }
+
+// TestGWServerAdminAndWeight: gw server sets drain and maint (and down,
+// as maint), gw weight a weight; gw services shows them, on every
+// gateway with -gw all.
+func TestGWServerAdminAndWeight(t *testing.T) {
+	h := newGWHarness(t)
+	h.ok("gw", "server", "web-a", "10.20.0.11:80", "drain")
+	h.ok("gw", "server", "-gw", h.urls[0], "web-a", "10.20.0.12:80", "down")
+	h.ok("gw", "weight", "web-a", "10.20.0.11:80", "4", "-gw", h.urls[1])
+	want := [][]api.Server{
+		{{Addr: "10.20.0.11:80", Weight: 1, State: "drain"}, {Addr: "10.20.0.12:80", Weight: 1, State: "maint"}},
+		{{Addr: "10.20.0.11:80", Weight: 4, State: "drain"}, {Addr: "10.20.0.12:80", Weight: 1, State: "up"}},
+	}
+	for i, u := range h.urls {
+		var got api.Services
+		h.gwJSON(&got, "gw", "services", "-gw", u)
+		if d := cmp.Diff(want[i], config(got).Services[0].Servers); d != "" {
+			t.Errorf("gw%d servers (-want +got):\n%s", i+1, d)
+		}
+	}
+	if tab := h.ok("gw", "services", "-gw", h.urls[0]); !strings.Contains(lineWith(tab, "10.20.0.11:80"), "drain") ||
+		!strings.Contains(lineWith(tab, "10.20.0.12:80"), "maint") {
+		t.Errorf("services table:\n%s", tab)
+	}
+	for _, c := range []struct {
+		args []string
+		rc   int
+		err  string
+	}{
+		{[]string{"gw", "weight", "-gw", h.urls[0], "web-a", "10.20.0.11:80", "0"}, 2, "want 1..256"},
+		{[]string{"gw", "weight", "-gw", h.urls[0], "web-a", "10.20.0.11:80", "x"}, 2, "want 1..256"},
+		{[]string{"gw", "weight", "-gw", h.urls[0], "web-a", "10.20.0.99:80", "2"}, 1, "no such server"},
+		{[]string{"gw", "server", "-gw", h.urls[0], "web-a", "10.20.0.11:80", "ready"}, 2, "want up, drain or maint"},
+	} {
+		if _, errb, rc := h.gw(c.args...); rc != c.rc || !strings.Contains(errb, c.err) {
+			t.Errorf("%v: exit %d, stderr %q; want %d with %q", c.args, rc, errb, c.rc, c.err)
+		}
+	}
+}
