@@ -12,6 +12,8 @@
 //	GET    /healthz                    "ok"
 //	GET    /v1/status                  Status
 //	GET    /v1/counters                Counters
+//	GET    /v1/runtime                 Runtime       per worker: rounds, batches, vectors per batch,
+//	                                                 ns per packet, idle share (vppctl show runtime)
 //	GET    /v1/t4                      T4
 //	PUT    /v1/t4                      T4      replace the whole table atomically
 //	PUT    /v1/t4/row                  T4Row   insert or replace the row for its range

@@ -105,3 +105,75 @@ type ServerWeight struct {
 func (c *Client) SetServerWeight(ctx context.Context, service, addr string, weight int) error {
 	return c.Do(ctx, http.MethodPut, "/v1/services/weight", ServerWeight{Service: service, Addr: addr, Weight: weight}, nil)
 }
+
+// WorkerRuntime is one poll-mode worker's figures (GET /v1/runtime), as
+// vppctl's "show runtime" gives them per node: since the worker started,
+// or, from Delta, over an interval.
+type WorkerRuntime struct {
+	Worker int      `json:"worker"`
+	CPU    int      `json:"cpu"` // -1: not pinned
+	Ports  []string `json:"ports"`
+	// Rounds are poll rounds over every port; busy ones received or
+	// originated a frame, idle ones did not. Batches are non-empty
+	// receives (a port's frames of one round), Vectors the packets
+	// received, Originated the frames the pipeline made itself.
+	Rounds     uint64 `json:"rounds"`
+	BusyRounds uint64 `json:"busy_rounds"`
+	IdleRounds uint64 `json:"idle_rounds"`
+	Batches    uint64 `json:"batches"`
+	Vectors    uint64 `json:"vectors"`
+	Originated uint64 `json:"originated"`
+	// BusyNs is the time of the busy rounds, WaitNs the time blocked in
+	// Waits idle waits, UptimeNs the time covered.
+	BusyNs   int64  `json:"busy_ns"`
+	WaitNs   int64  `json:"wait_ns"`
+	Waits    uint64 `json:"waits"`
+	UptimeNs int64  `json:"uptime_ns"`
+	// Derived (Derive): vectors per batch, busy ns per packet, the share
+	// of rounds that found nothing and the share of time not busy.
+	VectorsPerBatch float64 `json:"vectors_per_batch"`
+	NsPerPacket     float64 `json:"ns_per_packet"`
+	IdleRoundShare  float64 `json:"idle_round_share"`
+	IdleTimeShare   float64 `json:"idle_time_share"`
+}
+
+// Runtime is GET /v1/runtime: every worker of a samepathd (none with
+// steering xdp, where the kernel forwards).
+type Runtime struct {
+	Workers []WorkerRuntime `json:"workers"`
+}
+
+// Derive computes r's derived figures from its counts.
+func (r *WorkerRuntime) Derive() {
+	r.VectorsPerBatch, r.NsPerPacket, r.IdleRoundShare, r.IdleTimeShare = 0, 0, 0, 0
+	if r.Batches > 0 {
+		r.VectorsPerBatch = float64(r.Vectors) / float64(r.Batches)
+	}
+	if n := r.Vectors + r.Originated; n > 0 {
+		r.NsPerPacket = float64(r.BusyNs) / float64(n)
+	}
+	if r.Rounds > 0 {
+		r.IdleRoundShare = float64(r.IdleRounds) / float64(r.Rounds)
+	}
+	if r.UptimeNs > 0 {
+		r.IdleTimeShare = max(0, min(1, 1-float64(r.BusyNs)/float64(r.UptimeNs)))
+	}
+}
+
+// Delta is r's figures over the interval since prev (the same worker,
+// read earlier), derived anew.
+func (r WorkerRuntime) Delta(prev WorkerRuntime) WorkerRuntime {
+	d := r
+	sub := func(a, b uint64) uint64 { return a - min(a, b) }
+	d.Rounds, d.BusyRounds, d.IdleRounds = sub(r.Rounds, prev.Rounds), sub(r.BusyRounds, prev.BusyRounds), sub(r.IdleRounds, prev.IdleRounds)
+	d.Batches, d.Vectors, d.Originated, d.Waits = sub(r.Batches, prev.Batches), sub(r.Vectors, prev.Vectors), sub(r.Originated, prev.Originated), sub(r.Waits, prev.Waits)
+	d.BusyNs, d.WaitNs, d.UptimeNs = max(r.BusyNs-prev.BusyNs, 0), max(r.WaitNs-prev.WaitNs, 0), max(r.UptimeNs-prev.UptimeNs, 0)
+	d.Derive()
+	return d
+}
+
+// Runtime reads every worker's figures.
+func (c *Client) Runtime(ctx context.Context) (Runtime, error) {
+	var r Runtime
+	return r, c.Do(ctx, http.MethodGet, "/v1/runtime", nil, &r)
+}

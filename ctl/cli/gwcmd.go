@@ -33,6 +33,7 @@ const gwLong = `Tables on the packet gateways (samepathd role gw), through their
   gw dist [-session ID] [-service S] [-limit N]
                                     T7 distribution records: server chosen per session and service
   gw lbcache [-mobile A] [-limit N] T12 LB MAC cache: per mobile its LB, learned by event or packet, age
+  gw runtime [-interval D]          per worker: rounds, vectors per batch, ns per packet, idle share
 
 -gw is a gateway's control API URL, or all (the default): every gateway of the
 control process's T1 that has an API. Changes with all go to every gateway.
@@ -167,7 +168,7 @@ func (a *app) gwCmd() *cobra.Command {
 				return v, authzTable(v, true), err
 			})
 		})}
-	return a.group(gwc, nil, append([]*cobra.Command{services, setServices, policy, server, a.gwWeightCmd(&gw), sessions, flows, authz}, a.gwViewCmds(&gw)...)...)
+	return a.group(gwc, nil, append([]*cobra.Command{services, setServices, policy, server, a.gwWeightCmd(&gw), sessions, flows, authz}, append(a.gwViewCmds(&gw), a.gwRuntimeCmd(&gw))...)...)
 }
 
 // gwShow prints one answer per gateway of -gw: alone as it is, several
