@@ -248,7 +248,7 @@ func (g *GW) Stats() *GWStats { return &g.stats }
 func (g *GW) Tick(now int64) {
 	g.now = now
 	g.clock.Store(now)
-	if g.ticks++; g.ticks&1023 == 0 {
+	if g.ticks++; g.ticks&1023 == 1 { // from the first round on: T7 records get a time at once
 		t := time.Now()
 		g.cfg.Dist.SetNow(t)
 		if g.acct != nil {

@@ -23,6 +23,9 @@ import (
 //     ends the flows still on it (dp.GW.EndServerFlows, HAProxy's maint
 //     followed by "shutdown sessions server").
 //
+// Packet-unit services choose a server for every up packet, so a drain
+// takes effect for them at the next packet, as maint does.
+//
 // The zero value is AdminUp.
 type AdminState uint8
 

@@ -85,6 +85,11 @@ func TestGWDistAndLBCacheViews(t *testing.T) {
 	if df := cmp.Diff(wantD, d, cmpopts.IgnoreFields(api.DistRecord{}, "AgeSec")); df != "" {
 		t.Errorf("dist (-want +got):\n%s", df)
 	}
+	for _, rec := range d.Records {
+		if rec.AgeSec < 0 {
+			t.Errorf("record %+v: age not known (the worker stamps records from its first round on)", rec)
+		}
+	}
 	if d, err = r.c.Dist(ctx, 1, "s2", ""); err != nil || d.Total != 1 || len(d.Records) != 1 || d.Records[0].Session != "s2" {
 		t.Errorf("dist -session s2 -limit 1: %+v, %v", d, err)
 	}
