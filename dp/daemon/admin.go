@@ -49,3 +49,48 @@ func (s *gwState) endServerFlows(service string, addr netip.AddrPort) {
 		s.gw.EndServerFlows(id, addr)
 	}
 }
+
+// serverKey names a server of a service.
+type serverKey struct {
+	service string
+	addr    netip.AddrPort
+}
+
+// serverAdmin is what adminStates keeps of a server.
+type serverAdmin struct {
+	state  balance.AdminState
+	weight int
+}
+
+// adminStates is every server's administrative state and weight.
+func adminStates(t *balance.Table) map[serverKey]serverAdmin {
+	m := map[serverKey]serverAdmin{}
+	for _, s := range t.Status() {
+		for _, v := range s.Servers {
+			m[serverKey{s.Name, v.Addr}] = serverAdmin{v.Admin, v.Weight}
+		}
+	}
+	return m
+}
+
+// logAdminChanges logs the state and weight changes a whole-table
+// replace (PUT /v1/services) made to servers it kept, as PUT
+// /v1/services/server and /weight log theirs, and tells maint of servers
+// it put into maint. Servers added or removed are not state changes.
+func logAdminChanges(log *slog.Logger, before, after map[serverKey]serverAdmin, maint func(string, netip.AddrPort)) {
+	for k, a := range after {
+		b, ok := before[k]
+		if !ok {
+			continue
+		}
+		if a.state != b.state {
+			log.Info("server state changed", "service", k.service, "server", k.addr.String(), "state", a.state.String(), "was", b.state.String())
+			if a.state == balance.AdminMaint && maint != nil {
+				maint(k.service, k.addr)
+			}
+		}
+		if a.weight != b.weight {
+			log.Info("server weight changed", "service", k.service, "server", k.addr.String(), "weight", a.weight, "was", b.weight)
+		}
+	}
+}

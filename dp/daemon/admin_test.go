@@ -3,11 +3,13 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"samepath/ctl/api"
@@ -182,5 +184,47 @@ func TestServerDrainAndMaint(t *testing.T) {
 		if err := r.c.Do(ctx, http.MethodPut, c.path, c.body, nil); !errors.As(err, &he) || he.Code != http.StatusBadRequest {
 			t.Errorf("PUT %s %+v: %v, want 400", c.path, c.body, err)
 		}
+	}
+}
+
+// TestSetServicesAdminChanges: a whole-table replace that changes a
+// kept server's state or weight logs it as the per-server endpoints do,
+// and one that puts a server into maint ends its flows.
+func TestSetServicesAdminChanges(t *testing.T) {
+	r := newGWRig(t)
+	ctx := context.Background()
+	set := func(state string, weight int) {
+		t.Helper()
+		if err := r.c.SetServices(ctx, api.Services{Services: []api.Service{{Name: "web", Rep: "10.30.0.1:80", Proto: "tcp", Type: "connection", Policy: "rr",
+			Servers: []api.Server{{Addr: "10.20.0.11:8080", State: state, Weight: weight}}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set("up", 1) // no change
+	r.event(api.EventStart, "s1", addrA, 1)
+	if !r.tcp(42000, header.FlagSYN) {
+		t.Fatal("SYN not forwarded")
+	}
+	set("drain", 2)
+	if !r.tcp(42000, header.FlagACK) {
+		t.Error("the draining server's flow stopped")
+	}
+	set("maint", 2)
+	r.w.Poll()
+	if on := r.serverOf(); len(on) != 0 {
+		t.Errorf("flows after maint by set-services: %v", on)
+	}
+	var got []string
+	for _, m := range r.logs.messages(t) {
+		switch m["msg"] {
+		case "server state changed":
+			got = append(got, fmt.Sprintf("state %v was %v", m["state"], m["was"]))
+		case "server weight changed":
+			got = append(got, fmt.Sprintf("weight %v was %v", m["weight"], m["was"]))
+		}
+	}
+	want := []string{"state drain was up", "weight 2 was 1", "state maint was drain"}
+	if d := cmp.Diff(want, got, cmpopts.SortSlices(func(a, b string) bool { return a < b })); d != "" {
+		t.Errorf("log (-want +got):\n%s", d)
 	}
 }

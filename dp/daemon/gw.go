@@ -615,10 +615,12 @@ func serviceRoutes(v1 *http.ServeMux, t *balance.Table, log *slog.Logger, maint 
 		if !decode(w, r, &in, "services") {
 			return
 		}
+		before := adminStates(t)
 		if err := ReplaceServices(t, in); err != nil {
 			fail(w, http.StatusBadRequest, err)
 			return
 		}
+		logAdminChanges(log, before, adminStates(t), maint)
 		reply(w, api.Ack{OK: true})
 	})
 	v1.HandleFunc("PUT /v1/services/policy", func(w http.ResponseWriter, r *http.Request) {
