@@ -49,6 +49,12 @@
 // their verdict, after it; unarmed, the worker pays one atomic load per
 // batch (BenchmarkGWCapture).
 //
+// Runtime: each worker counts its busy rounds, batches and busy time
+// once per busy round and its idle waits (RuntimeCounters, runtime.go),
+// for a view like vppctl's show runtime (Worker.Runtime; BenchmarkWorkerPoll,
+// BenchmarkRuntimeBusy). A server put into maint has its flows ended by
+// the gateway's worker in bounded steps (GW.EndServerFlows, gw_admin.go).
+//
 // Allocation: Worker.Poll, LB.Process and GW.Process allocate nothing per
 // packet (tests hold them to zero); tables allocate on update only.
 // Benchmarks: BenchmarkLB and the gateway benchmarks, BENCHMARKS.md

@@ -116,6 +116,7 @@ type Worker struct {
 	epoch  time.Time
 
 	tap atomic.Pointer[capture.Tap] // an armed capture, or nil (SetTap)
+	rt  RuntimeCounters             // show-runtime figures (runtime.go)
 
 	touched byte // keeps process's header pre-touch from being optimized away
 }
@@ -196,9 +197,12 @@ func (w *Worker) Run(ctx context.Context) error {
 		// Idle: reclaim completions, then block on one port at a time,
 		// rotating, with a growing timeout.
 		w.flush()
+		t0 := time.Since(w.epoch)
 		if _, err := w.ports[next].Wait(wait); err != nil {
 			return fmt.Errorf("wait on %s: %w", w.ports[next].Name(), err)
 		}
+		w.rt.Waits.Add(1)
+		w.rt.WaitNs.Add(uint64(max(time.Since(w.epoch)-t0, 0)))
 		next = (next + 1) % len(w.ports)
 		if wait < w.cfg.MaxWait {
 			wait = min(2*wait, w.cfg.MaxWait)
@@ -209,10 +213,15 @@ func (w *Worker) Run(ctx context.Context) error {
 // Poll runs one round over every port and returns how many packets it
 // received. Zero allocations.
 func (w *Worker) Poll() (int, error) {
+	// The round's start for RuntimeCounters.BusyNs: Tick's clock read
+	// when there is a Ticker, else read at the first batch, so that an
+	// empty round reads the clock no more than before.
+	start := int64(-1)
 	if w.ticker != nil {
-		w.ticker.Tick(int64(time.Since(w.epoch)))
+		start = int64(time.Since(w.epoch))
+		w.ticker.Tick(start)
 	}
-	total := 0
+	total, batches := 0, 0
 	for in, p := range w.ports {
 		n, err := p.Recv(w.descs)
 		if err != nil {
@@ -224,7 +233,11 @@ func (w *Worker) Poll() (int, error) {
 			c.IdlePolls.Add(1)
 			continue
 		}
+		if start < 0 {
+			start = int64(time.Since(w.epoch))
+		}
 		total += n
+		batches++
 		w.process(in, n)
 	}
 	if w.orig != nil {
@@ -234,6 +247,9 @@ func (w *Worker) Poll() (int, error) {
 	}
 	if w.sent {
 		w.flush()
+	}
+	if total > 0 {
+		w.rt.busy(batches, start, w.epoch)
 	}
 	return total, nil
 }

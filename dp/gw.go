@@ -120,7 +120,7 @@ type GW struct {
 
 	sessions map[nat.Addr16]Session // T3 copy, worker-owned
 	events   chan SessionEvent      // control -> worker
-	lbs      *ristretto.Cache[[]byte, nat.MAC]
+	lbs      *ristretto.Cache[[]byte, lbEntry]
 	nh       *neigh.Cache // the worker's memo of its latest server MAC
 	pre      []upPre      // processUp's first pass, per packet of the batch
 	hs       []uint32     // the batch's T5 hashes, for TouchUp
@@ -157,6 +157,7 @@ type GW struct {
 	onLB    func(id uint32)
 
 	stats GWStats
+	admin gwAdmin // servers put into maint (gw_admin.go)
 }
 
 // GWStats are the gateway's own counters beyond the per-queue ones,
@@ -168,6 +169,9 @@ type GWStats struct {
 	// up packets through an LB the session just left (ResumeHold).
 	LBMoves, LBStale atomic.Uint64
 	Term             TermStats
+	// AdminEnded counts flows ended because their server was put into
+	// maint (EndServerFlows).
+	AdminEnded atomic.Uint64
 }
 
 // NewGW makes the pipeline.
@@ -175,7 +179,7 @@ func NewGW(cfg GWConfig) (*GW, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	lbs, err := ristretto.NewCache(&ristretto.Config[[]byte, nat.MAC]{
+	lbs, err := ristretto.NewCache(&ristretto.Config[[]byte, lbEntry]{
 		NumCounters: 10 * cfg.LBCacheSize, MaxCost: cfg.LBCacheSize, BufferItems: 64,
 	})
 	if err != nil {
@@ -206,6 +210,7 @@ func NewGW(cfg GWConfig) (*GW, error) {
 		return nil, err
 	}
 	g.onEnd = g.flowEnded
+	g.admin.cuts = make(chan serverCut, 64)
 	g.onLB = g.setFlowLB
 	if cfg.Acct != nil {
 		slots := cfg.AcctAttrSlots
@@ -245,7 +250,7 @@ func (g *GW) Stats() *GWStats { return &g.stats }
 func (g *GW) Tick(now int64) {
 	g.now = now
 	g.clock.Store(now)
-	if g.ticks++; g.ticks&1023 == 0 {
+	if g.ticks++; g.ticks&1023 == 1 { // from the first round on: T7 records get a time at once
 		t := time.Now()
 		g.cfg.Dist.SetNow(t)
 		if g.acct != nil {
@@ -264,6 +269,7 @@ func (g *GW) Tick(now int64) {
 		break
 	}
 	g.cfg.Flows.Expire(now, g.cfg.ExpireBudget, g.onEnd)
+	g.adminTick()
 }
 
 // Process implements Pipeline.

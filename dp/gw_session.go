@@ -125,7 +125,7 @@ func (g *GW) learnLB(mobile nat.Addr16, session uint64, lb nat.MAC, byEvent bool
 		}
 	}
 	g.key = mobile
-	g.lbs.Set(g.key[:], lb, 1)
+	g.lbs.Set(g.key[:], lbEntry{lb: lb, at: g.now, byEvent: byEvent}, 1)
 	if session == 0 {
 		return true
 	}
@@ -142,8 +142,8 @@ func (g *GW) setFlowLB(id uint32) { g.flowLB[id] = g.setLB }
 func (g *GW) lbOf(id uint32, bd *nat.Binding) (nat.MAC, bool) {
 	if bd.Session == 0 {
 		g.key = bd.Flow.Src
-		if m, ok := g.lbs.Get(g.key[:]); ok {
-			return m, true
+		if e, ok := g.lbs.Get(g.key[:]); ok {
+			return e.lb, true
 		}
 	}
 	m := g.flowLB[id]

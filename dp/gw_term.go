@@ -366,7 +366,9 @@ func (g *GW) termToMobile(pk *Packet, b []byte) {
 		// No record (a RST to a SYN the terminator refused, a segment
 		// after the record ended): the mobile's latest LB.
 		g.key = t.Dst
-		lb, ok = g.lbs.Get(g.key[:])
+		var e lbEntry
+		e, ok = g.lbs.Get(g.key[:])
+		lb = e.lb
 	}
 	if !ok || lb == (nat.MAC{}) {
 		pk.Drop = ReasonNoNextHop

@@ -12,6 +12,8 @@
 //	GET    /healthz                    "ok"
 //	GET    /v1/status                  Status
 //	GET    /v1/counters                Counters
+//	GET    /v1/runtime                 Runtime       per worker: rounds, batches, vectors per batch,
+//	                                                 ns per packet, idle share (vppctl show runtime)
 //	GET    /v1/t4                      T4
 //	PUT    /v1/t4                      T4      replace the whole table atomically
 //	PUT    /v1/t4/row                  T4Row   insert or replace the row for its range
@@ -22,9 +24,13 @@
 //	GET    /v1/services                Services      (role gw) T6 + T11 + T9
 //	PUT    /v1/services                Services      replace the service table
 //	PUT    /v1/services/policy         PolicyChange  set a service's balancing policy
-//	PUT    /v1/services/server         ServerState   set a server's administrative state
+//	PUT    /v1/services/server         ServerState   set a server's administrative state: up, drain or maint
+//	                                                 (down: maint); run time only, see dp/daemon/admin.go
+//	PUT    /v1/services/weight         ServerWeight  set a server's weight (run time only)
 //	GET    /v1/flows?limit=N           Flows         (role gw) port-key NAT records (T5)
 //	GET    /v1/authz                   Authz         (role gw) T9 and T8, refusals per service type
+//	GET    /v1/dist?limit=N&session=ID&service=S  Dist  (role gw) T7 distribution records and counters
+//	GET    /v1/lbcache?limit=N&mobile=A  LBCache     (role gw) T12 LB MAC cache per mobile
 //	PUT    /v1/authz                   Authz         replace T9 and T8
 //	GET    /v1/xlat                    Xlat          (role gw) translation config, packets per outcome
 //	PUT    /v1/xlat                    XlatChange -> XlatConfig  change pool6, eam, rfc6791v4/v6, MTUs

@@ -125,7 +125,7 @@ type Error struct {
 type Server struct {
 	Addr   string `json:"addr" yaml:"addr"` // IP:port
 	Weight int    `json:"weight,omitempty" yaml:"weight,omitempty"`
-	State  string `json:"state" yaml:"state"` // administrative: "up" or "down"
+	State  string `json:"state" yaml:"state"` // administrative: "up", "drain" or "maint" ("down" is read as maint)
 	// Read-only, from the gateway's probes:
 	Healthy   *bool   `json:"healthy,omitempty" yaml:"healthy,omitempty"`
 	RTTMicros int64   `json:"rtt_us,omitempty" yaml:"rtt_us,omitempty"`

@@ -905,7 +905,10 @@ func (a *app) daemonCmd() *cobra.Command {
 	})}
 	status.Flags().StringVar(&u, "daemon", "", "samepathd control API URL")
 	status.RegisterFlagCompletionFunc("daemon", a.completeDaemons)
-	return a.group(&cobra.Command{Use: "daemon", Short: "a samepathd's status"}, nil, status)
+	rt := a.daemonRuntimeCmd(&u)
+	rt.Flags().StringVar(&u, "daemon", "", "samepathd control API URL")
+	rt.RegisterFlagCompletionFunc("daemon", a.completeDaemons)
+	return a.group(&cobra.Command{Use: "daemon", Short: "a samepathd's status and per-worker runtime"}, nil, status, rt)
 }
 
 // nonZero lists the non-zero counts of m as "k=v" sorted by key.

@@ -9,7 +9,11 @@
 // health, the T3 copy, T5 flows) are shown and changed by `gw` (gwcmd.go)
 // through each samepathd gw's control API; -gw all (the default) reaches
 // every gateway in the control process's T1, as -lb all (the default)
-// reaches every LB for `t4`.
+// reaches every LB for `t4`. `gw dist` and `gw lbcache` show T7 and T12
+// (gwviews.go); `gw server ... drain|maint` and `gw weight` change a
+// server's administrative state and weight at run time; `daemon runtime`
+// and `gw runtime` show the per-worker figures of vppctl's show runtime
+// (runtime.go).
 //
 // `capture` (capture.go) asks one samepathd for frames from its
 // dataplane (POST /v1/capture) and writes the pcapng file it streams; a

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -20,7 +21,11 @@ const gwLong = `Tables on the packet gateways (samepathd role gw), through their
   gw set-services -file F           replace the service table with a JSON file ({"services":[...]},
                                     the format of gw services -o json)
   gw policy SERVICE POLICY          set a service's policy: rr, wrr, lc, fastest or cpu
-  gw server SERVICE ADDR up|down    set an actual server's administrative state
+  gw server SERVICE ADDR up|drain|maint
+                                    set an actual server's administrative state, apart from its health:
+                                    drain takes no new flows and lets its flows finish, maint (or down)
+                                    takes none and ends its flows (HAProxy's ready, drain, maint)
+  gw weight SERVICE ADDR N          set an actual server's weight (1..256) for wrr and lc
   gw sessions                       the gateway's T3 copy
   gw flows [-limit N] [-mobile A] [-session ID] [-service S] [-server A]
                                     port-key NAT records (T5), N at most (default 100)
@@ -30,13 +35,20 @@ const gwLong = `Tables on the packet gateways (samepathd role gw), through their
   gw set-xlat [-pool6 P] [-eam V4=V6]... [-no-eam] [-rfc6791v4 P] [-rfc6791v6 P] [-ipv4-mtu N]
             [-ipv6-mtu N] [-lowest-ipv6-mtu N]
                                     change the translation config at run time
+  gw dist [-session ID] [-service S] [-limit N]
+                                    T7 distribution records: server chosen per session and service
+  gw lbcache [-mobile A] [-limit N] T12 LB MAC cache: per mobile its LB, learned by event or packet, age
+  gw runtime [-interval D]          per worker: rounds, vectors per batch, ns per packet, idle share
 
 -gw is a gateway's control API URL, or all (the default): every gateway of the
-control process's T1 that has an API. Changes with all go to every gateway.`
+control process's T1 that has an API. Changes with all go to every gateway.
+Server states and weights set here last until the gateway restarts: it starts
+from its configuration file's services, so write a lasting change there too.`
 
 const gwExample = `  samepathctl gw services -gw http://10.99.0.31:7700
   samepathctl gw policy -gw all web-a lc
-  samepathctl gw server web-a 10.20.0.11:80 down
+  samepathctl gw server web-a 10.20.0.11:80 drain
+  samepathctl gw weight web-a 10.20.0.12:80 3
   samepathctl -o json gw flows -limit 10`
 
 // gwTarget is one gateway a gw subcommand talks to.
@@ -109,7 +121,7 @@ func (a *app) gwCmd() *cobra.Command {
 			}
 			return eachGW(targets, func(t gwTarget) error { return t.C.SetPolicy(cx.c, args[0], args[1]) })
 		})}
-	server := &cobra.Command{Use: "server [-gw URL|all] SERVICE IP:PORT up|down", Short: "set an actual server's administrative state", Args: nargs(3),
+	server := &cobra.Command{Use: "server [-gw URL|all] SERVICE IP:PORT up|drain|maint", Short: "set an actual server's administrative state (drain: no new flows; maint: no traffic)", Args: nargs(3),
 		ValidArgsFunction: func(c *cobra.Command, args []string, tc string) ([]cobra.Completion, cobra.ShellCompDirective) {
 			switch len(args) {
 			case 0:
@@ -117,13 +129,13 @@ func (a *app) gwCmd() *cobra.Command {
 			case 1:
 				return a.completeServices(gw, args[0])
 			case 2:
-				return []cobra.Completion{api.StateUp, api.StateDown}, cobra.ShellCompDirectiveNoFileComp
+				return serverStates, cobra.ShellCompDirectiveNoFileComp
 			}
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		},
 		RunE: a.run(func(cx *ctx, args []string) error {
-			if args[2] != api.StateUp && args[2] != api.StateDown {
-				return usagef("gw server: state %q: want up or down", args[2])
+			if !slices.Contains(serverStates, args[2]) && args[2] != api.StateDown {
+				return usagef("gw server: state %q: want up, drain or maint", args[2])
 			}
 			targets, err := cx.gateways(gw)
 			if err != nil {
@@ -161,7 +173,7 @@ func (a *app) gwCmd() *cobra.Command {
 				return v, authzTable(v, true), err
 			})
 		})}
-	return a.group(gwc, nil, append([]*cobra.Command{services, setServices, policy, server, sessions, flows, authz}, a.xlatCmds(&gw)...)...)
+	return a.group(gwc, nil, append(append([]*cobra.Command{services, setServices, policy, server, a.gwWeightCmd(&gw), sessions, flows, authz}, a.xlatCmds(&gw)...), append(a.gwViewCmds(&gw), a.gwRuntimeCmd(&gw))...)...)
 }
 
 // gwShow prints one answer per gateway of -gw: alone as it is, several

@@ -181,7 +181,7 @@ func TestGWServicesRoundTrip(t *testing.T) {
 	h.ok("gw", "server", "web-a", "10.20.0.12:80", "down", "-gw", gw1)
 	want := api.Services{Services: append([]api.Service(nil), demoServices...)}
 	want.Services[0].Policy = "lc"
-	want.Services[0].Servers = []api.Server{{Addr: "10.20.0.11:80", Weight: 1, State: "up"}, {Addr: "10.20.0.12:80", Weight: 1, State: "down"}}
+	want.Services[0].Servers = []api.Server{{Addr: "10.20.0.11:80", Weight: 1, State: "up"}, {Addr: "10.20.0.12:80", Weight: 1, State: "maint"}} // down is read as maint
 	h.gwJSON(&got, "gw", "services", "-gw", gw1)
 	if d := cmp.Diff(want, config(got)); d != "" {
 		t.Fatalf("after policy and server (-want +got):\n%s", d)
@@ -307,7 +307,7 @@ func TestGWErrors(t *testing.T) {
 		{[]string{"gw", "policy", "-gw", gw1, "web-a", "fastest-ever"}, 1, "unknown balancing policy"},
 		{[]string{"gw", "policy", "-gw", gw1, "nope", "rr"}, 1, "no such service"},
 		{[]string{"gw", "server", "-gw", gw1, "web-a", "10.20.0.99:80", "down"}, 1, "no such server"},
-		{[]string{"gw", "server", "-gw", gw1, "web-a", "10.20.0.11:80", "sideways"}, 2, "want up or down"},
+		{[]string{"gw", "server", "-gw", gw1, "web-a", "10.20.0.11:80", "sideways"}, 2, "want up, drain or maint"},
 		{[]string{"gw", "flows", "-gw", gw1, "-limit", "-1"}, 2, "-limit"},
 		{[]string{"gw", "set-services", "-gw", gw1}, 2, "needs -file"},
 	} {

@@ -67,12 +67,12 @@ type server struct {
 	addr    netip.AddrPort
 	a16     [16]byte
 	weight  int
-	admin   bool // Server.Up: operator's state
-	healthy bool // Prober's state (true until a probe says otherwise)
+	admin   AdminState // operator's state (Server.Up, Server.Drain; SetAdmin)
+	healthy bool       // Prober's state (true until a probe says otherwise)
 	st      *srvState
 }
 
-func (s *server) up() bool { return s.admin && s.healthy }
+func (s *server) up() bool { return s.admin == AdminUp && s.healthy }
 
 // svc is one service in a snapshot; immutable once published.
 type svc struct {
@@ -440,7 +440,7 @@ func (t *Table) Put(c ServiceConfig) (uint32, error) {
 		if w == 0 {
 			w = 1
 		}
-		ns.servers[i] = server{addr: s.Addr, a16: s.Addr.Addr().As16(), weight: w, admin: s.Up, healthy: true}
+		ns.servers[i] = server{addr: s.Addr, a16: s.Addr.Addr().As16(), weight: w, admin: adminOf(s), healthy: true}
 		if p := prev[s.Addr]; p != nil {
 			ns.servers[i].st, ns.servers[i].healthy = p.st, p.healthy
 		} else {
@@ -540,12 +540,16 @@ func (t *Table) SetPolicy(name string, p Policy) error {
 	return t.modify(name, "set policy", func(s *svc) error { s.cfg.Policy = p; return nil })
 }
 
-// SetServerState sets a server's administrative state (Server.Up).
+// SetServerState sets a server's administrative state to up or, with
+// up false, maint (see SetAdmin).
 func (t *Table) SetServerState(name string, addr netip.AddrPort, up bool) error {
 	return t.modify(name, "set server state", func(s *svc) error {
 		v, err := s.find(addr)
 		if err == nil {
-			v.admin = up
+			v.admin = AdminMaint
+			if up {
+				v.admin = AdminUp
+			}
 		}
 		return err
 	})
@@ -590,7 +594,7 @@ func (t *Table) Services() []ServiceConfig {
 		c := s.cfg
 		c.Servers = make([]Server, len(s.servers))
 		for i, v := range s.servers {
-			c.Servers[i] = Server{Addr: v.addr, Weight: v.weight, Up: v.admin}
+			c.Servers[i] = Server{Addr: v.addr, Weight: v.weight, Up: v.admin != AdminMaint, Drain: v.admin == AdminDrain}
 		}
 		out = append(out, c)
 	}
@@ -601,7 +605,8 @@ func (t *Table) Services() []ServiceConfig {
 type ServerStatus struct {
 	Addr    netip.AddrPort `json:"addr"`
 	Weight  int            `json:"weight"`
-	Up      bool           `json:"up"`      // administrative state
+	Up      bool           `json:"up"`      // administrative state is not maint (up or draining)
+	Admin   AdminState     `json:"admin"`   // administrative state
 	Healthy bool           `json:"healthy"` // health checks
 	Conns   int64          `json:"conns"`
 	RTT     time.Duration  `json:"rtt_ns"`   // EWMA; 0 = no sample
@@ -638,7 +643,7 @@ func (t *Table) Status() []ServiceStatus {
 				l = -1
 			}
 			st.Servers = append(st.Servers, ServerStatus{
-				Addr: v.addr, Weight: v.weight, Up: v.admin, Healthy: v.healthy,
+				Addr: v.addr, Weight: v.weight, Up: v.admin != AdminMaint, Admin: v.admin, Healthy: v.healthy,
 				Conns: v.st.conns.Load(), RTT: time.Duration(v.st.rtt.Load()), Load: l, Picks: v.st.picks.Load(), Failures: v.st.fails.Load(),
 			})
 		}

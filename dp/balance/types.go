@@ -140,10 +140,13 @@ type Server struct {
 	Addr netip.AddrPort `json:"addr" yaml:"addr"`
 	// Weight for WRR and LC, 1..MaxWeight; 0 means 1.
 	Weight int `json:"weight" yaml:"weight"`
-	// Up is the administrative state: an operator's "down" keeps the
-	// server out of every choice whatever the health checks say. The
+	// Up is the administrative state: an operator's "down" (maint) keeps
+	// the server out of every choice whatever the health checks say. The
 	// effective state is Up && healthy (see Prober).
 	Up bool `json:"up" yaml:"up"`
+	// Drain, with Up, is the drain state (AdminState): no new flows,
+	// those on the server run until they end.
+	Drain bool `json:"drain,omitempty" yaml:"drain,omitempty"`
 }
 
 // Check configures the Prober's health check of a service's servers.

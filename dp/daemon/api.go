@@ -52,6 +52,9 @@ func NewHandler(b Backend, reg *prometheus.Registry, token string, log *slog.Log
 	if gb, ok := b.(gwBackend); ok && gb.gwState() != nil {
 		gwRoutes(v1, gb.gwState(), log)
 	}
+	if rb, ok := b.(RuntimeBackend); ok {
+		runtimeRoutes(v1, rb)
+	}
 	if cb, ok := b.(captureBackend); ok && cb.captureTarget() != nil {
 		captureRoutes(v1, cb.captureTarget())
 	}

@@ -825,11 +825,11 @@ func ServiceConfig(s api.Service) (balance.ServiceConfig, error) {
 		if err != nil {
 			return c, fmt.Errorf("service %q: server %q: want IP:port", s.Name, sv.Addr)
 		}
-		up, err := ParseState(sv.State)
+		st, err := balance.ParseAdminState(sv.State)
 		if err != nil {
 			return c, fmt.Errorf("service %q: server %s: %w", s.Name, sv.Addr, err)
 		}
-		c.Servers = append(c.Servers, balance.Server{Addr: ap, Weight: sv.Weight, Up: up})
+		c.Servers = append(c.Servers, balance.Server{Addr: ap, Weight: sv.Weight, Up: st != balance.AdminMaint, Drain: st == balance.AdminDrain})
 	}
 	return c, c.Validate()
 }

@@ -72,6 +72,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 
 	d.capture = &captureTarget{workers: d.workers, frameSize: cfg.XSK.FrameSize}
 	reg := NewRegistry(d.Counters)
+	reg.MustRegister(NewRuntimeCollector(d.Runtime))
 	if d.gw != nil {
 		reg.MustRegister(newGWCollector(d.gw))
 		registerXlat(reg, d.gw)

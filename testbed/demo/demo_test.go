@@ -341,7 +341,7 @@ func TestSamepathctlGateway(t *testing.T) {
 	want.Services = append([]api.Service(nil), before.Services...)
 	want.Services[0].Policy = "lc"
 	want.Services[0].Servers = append([]api.Server(nil), before.Services[0].Servers...)
-	want.Services[0].Servers[1].State = "down"
+	want.Services[0].Servers[1].State = "maint" // down is read as maint
 	if d := cmp.Diff(want, show(gw1)); d != "" {
 		t.Errorf("gw1 after policy and server (-want +got):\n%s", d)
 	}
