@@ -75,7 +75,7 @@ type Response struct {
 
 // ContentRange is "bytes First-Last/Complete".
 type ContentRange struct {
-	Has                  bool
+	Has                   bool
 	First, Last, Complete int64
 }
 
