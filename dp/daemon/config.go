@@ -814,6 +814,9 @@ func ServiceConfig(s api.Service) (balance.ServiceConfig, error) {
 		}
 		c.Servers = append(c.Servers, balance.Server{Addr: ap, Weight: sv.Weight, Up: up})
 	}
+	if c.Risk, err = riskConfig(s, c.Mode); err != nil {
+		return c, err
+	}
 	return c, c.Validate()
 }
 
