@@ -208,10 +208,23 @@ func (rs *riskState) abort(c *Conn, ev RiskCounter, why error) bool {
 	return false
 }
 
+// noServer ends a failed switch: counted unless a kill stopped it.
+func (rs *riskState) noServer(c *Conn) bool {
+	if c.killed() {
+		rs.aborted = true
+		return false
+	}
+	return rs.abort(c, RiskAbortNoServer, errNoServer)
+}
+
 // tickC is the health poll's channel while a request waits for its
-// answer, nil otherwise.
+// answer, nil otherwise (an idle connection, whose mobile sent nothing
+// yet, costs no timer).
 func (rs *riskState) tickC() <-chan time.Time {
-	if rs == nil || rs.cfg.Healthy == nil || rs.phase != riskRequest || rs.aborted {
+	if rs == nil || rs.cfg.Healthy == nil || rs.phase != riskRequest || rs.aborted || len(rs.replay) == 0 && !rs.overflow {
+		if rs != nil {
+			rs.stopTick()
+		}
 		return nil
 	}
 	if rs.tick == nil {
@@ -381,7 +394,7 @@ func (rs *riskState) holdFIN() bool {
 // ends with a RST to the mobile.
 func (c *Conn) recover(up, down *pump) bool {
 	rs := c.risk
-	if rs == nil || rs.aborted {
+	if rs == nil || rs.aborted || c.killed() {
 		return false
 	}
 	rs.unhealthy = false
@@ -392,7 +405,7 @@ func (c *Conn) recover(up, down *pump) bool {
 		}
 		from := c.Server()
 		if !c.switchServer(up, down) {
-			return rs.abort(c, RiskAbortNoServer, errNoServer)
+			return rs.noServer(c)
 		}
 		if up.buf != nil { // already in the replay
 			c.t.buf.Put(up.buf)
@@ -409,7 +422,7 @@ func (c *Conn) recover(up, down *pump) bool {
 			return rs.abort(c, RiskAbortMidResponse, errPipelined)
 		}
 		if !c.switchServer(up, down) {
-			return rs.abort(c, RiskAbortNoServer, errNoServer)
+			return rs.noServer(c)
 		}
 		up.pre = httpresume.RangeRequest(&rs.req, &rs.resp, rs.body)
 		rs.phase, rs.head = riskCont, rs.head[:0]
@@ -430,8 +443,12 @@ func (c *Conn) switchServer(up, down *pump) bool {
 	c.sep.Close()
 	for {
 		rs.tried = append(rs.tried, c.Server())
+		if c.killed() {
+			rs.aborted = true // the kill's reason ends the splice, uncounted here
+			return false
+		}
 		next, ok := rs.cfg.Next(rs.tried)
-		if !ok || c.killed() {
+		if !ok {
 			// The splice closes c.sep again: Close is idempotent.
 			return false
 		}

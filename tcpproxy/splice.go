@@ -293,6 +293,9 @@ loop:
 				continue
 			}
 			end, abortMobile = CtrEndServerReset, true
+			if c.killed() { // during a failover
+				end, abortServer = Counter(c.killReason.Load()), true
+			}
 			break loop
 		case up.done() && down.done():
 			end = CtrEndFIN

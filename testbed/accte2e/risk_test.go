@@ -105,7 +105,7 @@ func TestRiskBalancing(t *testing.T) {
 		ok := eventually(30*time.Second, func() bool {
 			for _, f := range flowsOf(ctx, t, gw, m.IPv4) {
 				ap, err := netip.ParseAddrPort(f.Server)
-				if err != nil {
+				if err != nil || f.State != "established" {
 					continue
 				}
 				for _, s := range p.Servers {
