@@ -452,3 +452,74 @@ func TestRiskValidate(t *testing.T) {
 		}
 	}
 }
+
+// Last-Modified as the validator (strong: Date a minute later): the
+// resume asks If-Range with the date and gets the rest.
+func TestResumeLastModified(t *testing.T) {
+	mod := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	hdr := "Last-Modified: " + mod.Format(http.TimeFormat) + "\r\nDate: " + mod.Add(time.Minute).Format(http.TimeFormat) + "\r\n"
+	re := newRiskEnv(t, srvA, []netip.AddrPort{srvA, srvB}, Risk{ReplayBuffer: 4096, HTTP: true, Resume: true})
+	re.rawServer(t, srvA, cutServer(777777, hdr, false))
+	var ifRange atomic.Value
+	re.httpServer(t, srvB, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ifRange.Store(r.Header.Get("If-Range"))
+		http.ServeContent(w, r, "", mod, bytes.NewReader(body))
+	}))
+	resp, got, err := re.get(t)
+	if err != nil || resp.StatusCode != 200 || !bytes.Equal(got, body) {
+		t.Fatalf("download: %v, %d of %d bytes", err, len(got), len(body))
+	}
+	if v, _ := ifRange.Load().(string); v != mod.Format(http.TimeFormat) {
+		t.Errorf("If-Range %q, want the Last-Modified date", v)
+	}
+	re.wantCounts(t, map[RiskCounter]uint64{RiskResume: 1})
+}
+
+// Pipelined requests, a response without a length, a body cut before its
+// head ended: no resume. The mobile gets a RST where the server died
+// mid-body; a response without a length ends with the server's FIN.
+func TestResumeDoubts(t *testing.T) {
+	etag := "ETag: \"v1\"\r\n"
+	t.Run("pipelined", func(t *testing.T) {
+		re := newRiskEnv(t, srvA, []netip.AddrPort{srvA, srvB}, Risk{ReplayBuffer: 4096, HTTP: true, Resume: true})
+		re.rawServer(t, srvA, cutServer(100000, etag, false))
+		var ranges atomic.Int32
+		re.httpServer(t, srvB, rangeHandler(`"v1"`, &ranges))
+		got, err := re.exchange(t, append(bytes.Clone(getReq), getReq...))
+		if !isReset(err) || len(got) >= len(body) {
+			t.Fatalf("got %d bytes, %v; want a reset", len(got), err)
+		}
+		if ranges.Load() != 0 {
+			t.Errorf("%d range requests for pipelined requests", ranges.Load())
+		}
+		re.wantCounts(t, map[RiskCounter]uint64{RiskAbortMidResponse: 1})
+	})
+	t.Run("head cut", func(t *testing.T) {
+		re := newRiskEnv(t, srvA, []netip.AddrPort{srvA, srvB}, Risk{ReplayBuffer: 4096, HTTP: true, Resume: true})
+		re.rawServer(t, srvA, func(c net.Conn, _ tcpip.Endpoint) { readHead(c); c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Le")) })
+		got, err := re.exchange(t, getReq)
+		if !isReset(err) {
+			t.Fatalf("got %q, %v; want a reset", got, err)
+		}
+		re.wantCounts(t, map[RiskCounter]uint64{RiskAbortMidResponse: 1})
+	})
+	t.Run("no length", func(t *testing.T) {
+		re := newRiskEnv(t, srvA, []netip.AddrPort{srvA, srvB}, Risk{ReplayBuffer: 4096, HTTP: true, Resume: true})
+		const resp = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nthe body ends with the connection"
+		re.rawServer(t, srvA, func(c net.Conn, _ tcpip.Endpoint) { readHead(c); c.Write([]byte(resp)) })
+		got, err := re.exchange(t, getReq)
+		if err != nil || string(got) != resp {
+			t.Fatalf("got %q, %v; want the response and EOF", got, err)
+		}
+		re.wantCounts(t, nil)
+	})
+	t.Run("tls", func(t *testing.T) {
+		re := newRiskEnv(t, srvA, []netip.AddrPort{srvA, srvB}, Risk{ReplayBuffer: 4096, HTTP: true, Resume: true})
+		hello := []byte("\x16\x03\x01\x00\x05hello\r\n\r\n")
+		re.rawServer(t, srvA, func(c net.Conn, ep tcpip.Endpoint) { readHead(c); c.Write([]byte("\x16\x03\x03 server data")); ep.Abort() })
+		if got, err := re.exchange(t, hello); !isReset(err) {
+			t.Fatalf("got %q, %v; want the server's reset passed on", got, err)
+		}
+		re.wantCounts(t, nil)
+	})
+}
