@@ -516,7 +516,11 @@ func TestResumeDoubts(t *testing.T) {
 	t.Run("tls", func(t *testing.T) {
 		re := newRiskEnv(t, srvA, []netip.AddrPort{srvA, srvB}, Risk{ReplayBuffer: 4096, HTTP: true, Resume: true})
 		hello := []byte("\x16\x03\x01\x00\x05hello\r\n\r\n")
-		re.rawServer(t, srvA, func(c net.Conn, ep tcpip.Endpoint) { readHead(c); c.Write([]byte("\x16\x03\x03 server data")); ep.Abort() })
+		re.rawServer(t, srvA, func(c net.Conn, ep tcpip.Endpoint) {
+			readHead(c)
+			c.Write([]byte("\x16\x03\x03 server data"))
+			ep.Abort()
+		})
 		if got, err := re.exchange(t, hello); !isReset(err) {
 			t.Fatalf("got %q, %v; want the server's reset passed on", got, err)
 		}
