@@ -238,7 +238,15 @@ func TestRiskBalancing(t *testing.T) {
 		t.Errorf("overflow: curl exit %d, HTTP %d, %q; want a reset", r.Exit, r.Code, lastLine(r.Stderr))
 	}
 
-	// 5. The counters: exactly these, in the API and in Prometheus.
+	// 5. The counters: exactly these, in the API and in Prometheus; and
+	// one log line per event.
+	log, err := os.ReadFile(filepath.Join(sys.TB.LogDir(), fmt.Sprintf("samepathd-gw%d.log", m.Gateway)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kept, reset := strings.Count(string(log), "terminated connection kept"), strings.Count(string(log), "terminated connection reset"); kept != 2 || reset != 2 {
+		t.Errorf("gateway log: %d lines of connections kept, %d reset; want 2 (failover, resume) and 2 (overflow, mid-response)", kept, reset)
+	}
 	want := map[string]uint64{"failover": 1, "resume": 1, "abort_replay_overflow": 1, "abort_no_server": 0, "abort_mid_response": 1, "abort_resume_mismatch": 0}
 	st := stats()
 	got := map[string]uint64{"failover": st.Failovers, "resume": st.Resumes}
