@@ -527,3 +527,16 @@ func TestResumeDoubts(t *testing.T) {
 		re.wantCounts(t, nil)
 	})
 }
+
+// A server that does not answer the SYN is replaced at the dial timeout.
+func TestFailoverConnectTimeout(t *testing.T) {
+	silent := netip.MustParseAddrPort("192.0.2.30:80") // no such address on the server netstack: SYNs vanish
+	re := newRiskEnv(t, silent, []netip.AddrPort{silent, srvB}, Risk{ReplayBuffer: 4096})
+	re.term.cfg.DialTimeout = 300 * time.Millisecond // before any traffic
+	re.rawServer(t, srvB, echoAnswer("b"))
+	got, err := re.exchange(t, getReq)
+	if want := append([]byte("from b: "), getReq...); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("got %q, %v; want %q", got, err, want)
+	}
+	re.wantCounts(t, map[RiskCounter]uint64{RiskFailover: 1})
+}
