@@ -168,6 +168,7 @@ type termState struct {
 	sizes []int
 
 	closing *tcpproxy.Conn // the Conn whose close ends a record now
+	risk    riskTable      // per service (gw_risk.go)
 
 	// gone keeps, for goneLinger, the LB of each mobile whose terminated
 	// flow's record ended while its Conn lived (a session's end, which
@@ -240,6 +241,7 @@ func (g *GW) termCreated(id uint32, k *header.Tuple, session uint64) {
 		Server:  netip.AddrPortFrom(g.flowAddr[id].Addr(), g.flowPort[id]),
 		Session: session,
 		Data:    g,
+		Risk:    g.termRisk(g.cfg.Flows.Binding(id).Service - 1),
 	})
 	g.stats.Term.Flows.Add(1)
 }

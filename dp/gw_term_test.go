@@ -54,6 +54,7 @@ type termRig struct {
 	term  *tcpproxy.Terminator
 	hooks *dp.TermHooks
 	authz *dp.Authz
+	svcs  *balance.Table
 }
 
 // newTermRig makes the gateway, with a terminator (its config changed by
@@ -94,7 +95,7 @@ func newTermRigInterim(t *testing.T, withTerm bool, prod *acct.Producer, interim
 	}
 	nb := neigh.New()
 	nb.Set(map[[16]byte][6]byte{a1.As16(): a1MAC, a2.As16(): a2MAC})
-	r := &termRig{t: t, flows: flows, authz: authz}
+	r := &termRig{t: t, flows: flows, authz: authz, svcs: svcs}
 	if withTerm {
 		cfg := tcpproxy.DefaultConfig()
 		cfg.MobileProfile.TimeWait = 100 * time.Millisecond

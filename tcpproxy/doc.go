@@ -116,6 +116,15 @@
 // server. TestProfileHandshake reads each side's SYN-ACK and SYN off the
 // wire, TestProfileWindow the windows.
 //
+// # Risk balancing (R-TCP-4, risk.go)
+//
+// A Decision with a Risk keeps the mobile's connection when its server
+// fails: before the first response byte the request (up to
+// Risk.ReplayBuffer bytes) is replayed to another server (Risk.Next);
+// for HTTP services a download cut mid-body is resumed by a conditional
+// Range request (httpresume); anything uncertain resets the mobile,
+// never a FIN after a short body. Counted per service (RiskCounters).
+//
 // # Checksums and offloads
 //
 // Frames from AF_XDP carry real checksums, and AF_XDP fills in none on

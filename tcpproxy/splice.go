@@ -34,6 +34,7 @@ type Conn struct {
 	mq, sq   waiter.Queue
 	mep, sep tcpip.Endpoint
 	sniffed  bool
+	risk     *riskState // nil: no failover (risk.go)
 }
 
 // ConnStats are a connection's payload byte counts. Rx is what the
@@ -44,7 +45,7 @@ type ConnStats struct {
 }
 
 func newConn(t *Terminator, req Request, d Decision) *Conn {
-	return &Conn{t: t, req: req, server: d.Server, session: d.Session, data: d.Data, killCh: make(chan struct{})}
+	return &Conn{t: t, req: req, server: d.Server, session: d.Session, data: d.Data, killCh: make(chan struct{}), risk: newRisk(d.Risk, d.Server)}
 }
 
 // Mobile is the mobile's address and port.
@@ -53,8 +54,14 @@ func (c *Conn) Mobile() netip.AddrPort { return c.req.Mobile }
 // Rep is the representative address and port the mobile connected to.
 func (c *Conn) Rep() netip.AddrPort { return c.req.Rep }
 
-// Server is the actual server's address and port.
-func (c *Conn) Server() netip.AddrPort { return c.server }
+// Server is the actual server's address and port (the latest, after a
+// failover).
+func (c *Conn) Server() netip.AddrPort {
+	if c.risk != nil {
+		return *c.risk.server.Load()
+	}
+	return c.server
+}
 
 // Local is the server-side connection's source (a gateway address and
 // port), known once the server connection is made; invalid before.
@@ -143,6 +150,8 @@ type pump struct {
 	shut     bool // FIN passed to dst
 	w        sliceWriter
 	r        bytes.Reader
+	pre      []byte // written to dst before anything else: a replay or a Range request (risk.go)
+	held     bool   // src's FIN kept from dst: the server may yet be replaced (risk.go)
 }
 
 func (p *pump) done() bool { return p.shut && p.buf == nil }
@@ -152,6 +161,23 @@ func (p *pump) done() bool { return p.shut && p.buf == nil }
 func (p *pump) step(c *Conn) (moved bool, srcErr, dstErr tcpip.Error) {
 	t := c.t
 	for {
+		if len(p.pre) > 0 {
+			p.r.Reset(p.pre)
+			n, err := p.dst.Write(&p.r, tcpip.WriteOptions{})
+			p.pre = p.pre[n:]
+			p.tx.Add(uint64(n))
+			moved = moved || n > 0
+			if err != nil {
+				if _, ok := err.(*tcpip.ErrWouldBlock); ok {
+					return moved, nil, nil
+				}
+				return moved, nil, err
+			}
+			if n == 0 {
+				return moved, nil, nil
+			}
+			continue
+		}
 		if p.buf != nil {
 			p.r.Reset((*p.buf)[p.off:p.end])
 			n, err := p.dst.Write(&p.r, tcpip.WriteOptions{})
@@ -176,6 +202,10 @@ func (p *pump) step(c *Conn) (moved bool, srcErr, dstErr tcpip.Error) {
 			continue
 		}
 		if p.eof {
+			if !p.up && !p.shut && c.risk.holdFIN() {
+				p.held = true
+				return moved, nil, nil
+			}
 			if !p.shut {
 				// Half-close: pass the FIN on. An error here means dst
 				// is already gone, which its own read reports.
@@ -208,6 +238,21 @@ func (p *pump) step(c *Conn) (moved bool, srcErr, dstErr tcpip.Error) {
 			}
 		}
 		p.buf, p.off, p.end = buf, 0, n
+		if c.risk != nil {
+			if p.up {
+				c.risk.fromMobile((*buf)[:n])
+			} else {
+				s, e, abort := c.risk.fromServer(c, (*buf)[:n])
+				if abort {
+					return moved, &tcpip.ErrConnectionAborted{}, nil
+				}
+				p.off, p.end = s, e
+				if s == e {
+					t.buf.Put(buf)
+					p.buf = nil
+				}
+			}
+		}
 	}
 }
 
@@ -242,8 +287,15 @@ loop:
 		case se1 != nil || de2 != nil:
 			end, abortServer = CtrEndMobileReset, true
 			break loop
-		case de1 != nil || se2 != nil:
+		case de1 != nil || se2 != nil || down.held || c.risk.due():
+			if c.recover(&up, &down) {
+				last = time.Now()
+				continue
+			}
 			end, abortMobile = CtrEndServerReset, true
+			if c.killed() { // during a failover
+				end, abortServer = Counter(c.killReason.Load()), true
+			}
 			break loop
 		case up.done() && down.done():
 			end = CtrEndFIN
@@ -254,6 +306,8 @@ loop:
 		}
 		select {
 		case <-wake:
+		case <-c.risk.tickC():
+			c.risk.pollHealth(c)
 		case <-c.killCh:
 			end, abortMobile, abortServer = Counter(c.killReason.Load()), true, true
 			break loop
@@ -267,6 +321,9 @@ loop:
 		}
 	}
 	idle.Stop()
+	if c.risk != nil {
+		c.risk.stopTick()
+	}
 	c.mq.EventUnregister(&me)
 	c.sq.EventUnregister(&se)
 	for _, p := range []*pump{&up, &down} {

@@ -40,6 +40,9 @@ type Decision struct {
 	Local netip.AddrPort
 	// Data is the caller's, kept with the Conn (service, subscriber...).
 	Data any
+	// Risk, if set, lets the connection move to another server when
+	// Server fails (risk.go, R-TCP-4).
+	Risk *Risk
 }
 
 // Config configures a Terminator.
@@ -309,7 +312,7 @@ func (t *Terminator) onRequest(r *tcp.ForwarderRequest) {
 		t.finish(c, end)
 		return
 	}
-	sep, err := t.dial(c, d)
+	sep, err := t.dialRisk(c, d)
 	if err != nil {
 		end := CtrDialFailed
 		if c.killed() {
@@ -444,8 +447,12 @@ func (t *Terminator) dial(c *Conn, d Decision) (tcpip.Endpoint, error) {
 	if _, ok := terr.(*tcpip.ErrConnectStarted); ok {
 		timer := time.NewTimer(t.cfg.DialTimeout)
 		defer timer.Stop()
+	wait:
 		select {
 		case <-ch:
+			if !c.killed() && connecting(ep) {
+				goto wait // another endpoint's event on c.sq (risk.go's switch)
+			}
 		case <-timer.C:
 			return fail(errDialTimeout)
 		case <-c.killCh:

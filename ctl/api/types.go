@@ -144,6 +144,35 @@ type Service struct {
 	ServiceType string   `json:"service_type,omitempty" yaml:"service_type,omitempty"`
 	Mode        string   `json:"mode,omitempty" yaml:"mode,omitempty"` // T11: nat (the default, also when empty) or terminate (TCP terminated at the gateway)
 	Servers     []Server `json:"servers" yaml:"servers"`
+	// Risk is a terminate-mode service's risk balancing (R-TCP-4).
+	Risk *Risk `json:"risk,omitempty" yaml:"risk,omitempty"`
+	// RiskStats are read-only counts of the gateway (GET only).
+	RiskStats *RiskStats `json:"risk_stats,omitempty" yaml:"risk_stats,omitempty"`
+}
+
+// Risk configures a terminate-mode service's risk balancing (R-TCP-4,
+// tcpproxy/risk.go): failover with a replay of the request before the
+// first response byte, and for HTTP services the resume of a download
+// whose server dies mid-body.
+type Risk struct {
+	// ReplayBuffer is how many request bytes each connection keeps for a
+	// replay (absent: 65536; 0: no failover, the mobile gets a RST).
+	ReplayBuffer *int `json:"replay_buffer,omitempty" yaml:"replay_buffer,omitempty"`
+	// HTTP declares the service HTTP/1.1: a body cut short ends in a RST,
+	// never a FIN.
+	HTTP bool `json:"http,omitempty" yaml:"http,omitempty"`
+	// Resume resumes downloads mid-body by a conditional Range request
+	// (absent: as HTTP; needs HTTP).
+	Resume *bool `json:"resume,omitempty" yaml:"resume,omitempty"`
+}
+
+// RiskStats count a service's risk balancing on one gateway.
+type RiskStats struct {
+	Failovers uint64 `json:"failovers"` // before the response
+	Resumes   uint64 `json:"resumes"`   // mid-response
+	// Aborts are the RSTs to the mobile by cause: replay_overflow,
+	// no_server, mid_response, resume_mismatch.
+	Aborts map[string]uint64 `json:"aborts"`
 }
 
 // Services is the gateway's service table.

@@ -284,6 +284,7 @@ func servicesTable(s api.Services) func(w *tabwriter.Writer) {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", lead, sr.Addr, weight, dash(sr.State), h, rtt, cpu, sr.Active)
 			}
 		}
+		riskTable(w, s)
 	}
 }
 

@@ -234,6 +234,8 @@ type ServiceConfig struct {
 	Check       Check  `json:"check,omitzero" yaml:"check,omitempty"`
 	// Mode is T11's NAT or terminate (TCP services only).
 	Mode Mode `json:"mode,omitzero" yaml:"mode,omitempty"`
+	// Risk is a terminate-mode service's risk balancing (risk.go).
+	Risk Risk `json:"risk,omitzero" yaml:"risk,omitempty"`
 }
 
 // ErrBadConfig wraps every validation error.
@@ -264,6 +266,9 @@ func (c *ServiceConfig) Validate() error {
 	}
 	if c.Mode == TerminateMode && c.Proto != ProtoTCP {
 		return bad("mode terminate: want proto tcp")
+	}
+	if err := c.Risk.validate(); err != nil {
+		return bad("%v", err)
 	}
 	if c.Mode == TerminateMode && c.Type == PacketUnit {
 		return bad("mode terminate: type packet balances each packet anew, which a terminated connection cannot follow")

@@ -831,6 +831,9 @@ func ServiceConfig(s api.Service) (balance.ServiceConfig, error) {
 		}
 		c.Servers = append(c.Servers, balance.Server{Addr: ap, Weight: sv.Weight, Up: st != balance.AdminMaint, Drain: st == balance.AdminDrain})
 	}
+	if c.Risk, err = riskConfig(s, c.Mode); err != nil {
+		return c, err
+	}
 	return c, c.Validate()
 }
 
@@ -929,7 +932,11 @@ gw:
       rep: 10.30.0.1:8080
       proto: tcp
       mode: terminate           # nat (default) or terminate: TCP ends at the gateway (tcpproxy)
-      servers: [{addr: "10.20.0.11:8080"}]
+      # risk balancing (R-TCP-4): a server failing before its answer is replaced and the
+      # request (up to replay_buffer bytes, default 65536, 0: off) replayed; http: true
+      # also resumes downloads mid-body by a conditional Range request (resume: false: RST)
+      risk: {replay_buffer: 65536, http: true}
+      servers: [{addr: "10.20.0.11:8080"}, {addr: "10.20.0.12:8080"}]
   terminate: {port_min: 60000, port_max: 65535}   # the terminator's local ports on nat.addrs, outside nat's
   probe: {interval: 1s, timeout: 500ms, fall: 3, rise: 2}
   # accounting: T10 records, fsync'd every sync_interval; live flows are

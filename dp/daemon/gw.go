@@ -270,6 +270,7 @@ func (d *Daemon) startGW(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	pipe.SetRiskLog(d.log)
 	d.closers = append(d.closers, func() error {
 		// The worker has returned (closers run after it): this goroutine
 		// owns the table now. Open flows end here, so the accounting log,
@@ -517,13 +518,17 @@ func ServicesView(t *balance.Table) api.Services {
 	for _, st := range t.Status() {
 		var cfgType string
 		var mode balance.Mode
+		var risk balance.Risk
 		for _, c := range t.Services() {
 			if c.Name == st.Name {
-				cfgType, mode = c.ServiceType, c.Mode
+				cfgType, mode, risk = c.ServiceType, c.Mode, c.Risk
 			}
 		}
 		as := api.Service{Name: st.Name, Rep: st.Rep.String(), Proto: protoName(st.Proto), Type: st.Type.String(),
 			Policy: st.Policy.String(), ServiceType: cfgType, Mode: mode.String(), Servers: []api.Server{}}
+		if mode == balance.TerminateMode {
+			as.Risk = riskView(risk)
+		}
 		for _, sv := range st.Servers {
 			h := sv.Healthy
 			as.Servers = append(as.Servers, api.Server{Addr: sv.Addr.String(), Weight: sv.Weight, State: sv.Admin.String(),
@@ -604,12 +609,15 @@ func (s *gwState) flowList(limit int, filter api.FlowFilter) api.Flows {
 // ServiceRoutes adds the service-table endpoints (T6/T11/T9: GET/PUT
 // /v1/services, PUT /v1/services/policy, PUT /v1/services/server) for t;
 // changes of a server's state are logged to slog.Default.
-func ServiceRoutes(v1 *http.ServeMux, t *balance.Table) { serviceRoutes(v1, t, slog.Default(), nil) }
+func ServiceRoutes(v1 *http.ServeMux, t *balance.Table) {
+	serviceRoutes(v1, t, slog.Default(), nil, nil)
+}
 
 // serviceRoutes: maint, if not nil, is told of every server put into
-// maint (the gateway ends the flows still on it).
-func serviceRoutes(v1 *http.ServeMux, t *balance.Table, log *slog.Logger, maint func(service string, addr netip.AddrPort)) {
-	v1.HandleFunc("GET /v1/services", func(w http.ResponseWriter, _ *http.Request) { reply(w, ServicesView(t)) })
+// maint (the gateway ends the flows still on it); risk, if set, gives a
+// service's risk counters (risk.go).
+func serviceRoutes(v1 *http.ServeMux, t *balance.Table, log *slog.Logger, maint func(service string, addr netip.AddrPort), risk func(string) [tcpproxy.NumRiskCounters]uint64) {
+	v1.HandleFunc("GET /v1/services", func(w http.ResponseWriter, _ *http.Request) { reply(w, withRiskStats(ServicesView(t), risk)) })
 	v1.HandleFunc("PUT /v1/services", func(w http.ResponseWriter, r *http.Request) {
 		var in api.Services
 		if !decode(w, r, &in, "services") {
@@ -685,7 +693,7 @@ func gwRoutes(v1 *http.ServeMux, s *gwState, log *slog.Logger) {
 		reply(w, api.Ack{OK: true})
 	})
 	v1.HandleFunc("GET /v1/sessions", func(w http.ResponseWriter, _ *http.Request) { reply(w, s.sessionList()) })
-	serviceRoutes(v1, s.services, log, s.endServerFlows)
+	serviceRoutes(v1, s.services, log, s.endServerFlows, s.gw.RiskCounts)
 	xlatRoutes(v1, s.gw.XlatRuntime(), s.xlatCounters)
 	viewRoutes(v1, s)
 	v1.HandleFunc("GET /v1/authz", func(w http.ResponseWriter, _ *http.Request) {

@@ -90,6 +90,7 @@ type gwCollector struct {
 	srvUp, srvHealthy, srvRTT, srvFlows, srvNew, srvFails                                 *prometheus.Desc
 	srvAdmin                                                                              *prometheus.Desc
 	capacity, keyPorts                                                                    *prometheus.Desc
+	risk                                                                                  *prometheus.Desc
 }
 
 func newGWCollector(s *gwState) *gwCollector {
@@ -122,12 +123,13 @@ func newGWCollector(s *gwState) *gwCollector {
 		srvFlows:   d("server_active_flows", "Flows now assigned to the actual server.", "service", "server"),
 		srvNew:     d("server_new_flows_total", "New flows the balancing policy gave the actual server.", "service", "server"),
 		srvFails:   d("server_check_failures_total", "Failed health checks of the actual server (each one, before Fall damps them).", "service", "server"),
+		risk:       d("term_risk_total", "Risk balancing of terminated connections (R-TCP-4) per terminate-mode service: failover (another server before the response), resume (mid-response), abort_* (RST to the mobile, by cause).", "service", "event"),
 	}
 }
 
 func (c *gwCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.flows, c.created, c.exhausted, c.full, c.ended, c.choices, c.t7, c.t7ops, c.sessions, c.denied, c.refused,
-		c.subBytes, c.svcBytes, c.acctRecs, c.acctLost, c.attrLost, c.srvUp, c.srvHealthy, c.srvRTT, c.srvFlows, c.srvNew, c.srvFails, c.capacity, c.keyPorts, c.srvAdmin} {
+		c.subBytes, c.svcBytes, c.acctRecs, c.acctLost, c.attrLost, c.srvUp, c.srvHealthy, c.srvRTT, c.srvFlows, c.srvNew, c.srvFails, c.capacity, c.keyPorts, c.srvAdmin, c.risk} {
 		ch <- d
 	}
 }
@@ -176,6 +178,7 @@ func (c *gwCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.srvFails, prometheus.CounterValue, float64(v.Failures), l...)
 		}
 	}
+	collectRisk(ch, c.risk, s.services, s.gw.RiskCounts)
 	if s.acct == nil {
 		return
 	}

@@ -242,6 +242,8 @@ type Summary struct {
 	// mobile logged out.
 	Accounting []AcctRow
 	AcctLogs   string
+	// Risk is the risk-balancing part (risk.go).
+	Risk *RiskDemo
 }
 
 func (o *Options) defaults() {
@@ -287,6 +289,7 @@ func BuildBinaries(dir string) (string, error) {
 // when ctx is cancelled (Ctrl-C).
 func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 	o.defaults()
+	o.riskDefaults()
 	o.StartControl = true
 	if _, err := os.Stat(o.Samepathctl); err != nil {
 		return nil, fmt.Errorf("samepathctl binary: %w", err)
@@ -325,6 +328,11 @@ func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 		return sum, err
 	}
 	if sum.Pings, err = sys.pings(ctx, ips); err != nil {
+		return sum, err
+	}
+	rd, closeIdle, err := sys.risk(ctx, o, ips[p.Mobiles[0].Name])
+	defer closeIdle() // after the logouts: the connection ends with its session
+	if sum.Risk = rd; err != nil {
 		return sum, err
 	}
 	sum.Drops = map[int]map[string]uint64{}

@@ -107,6 +107,7 @@ func TestDemo(t *testing.T) {
 			}
 			checkAuthz(t, sum, by["mob1 web-b"])
 			checkAccounting(t, sum)
+			checkRisk(t, sum)
 			if len(sum.Flows) != 2 || sum.Flows[0] == 0 || sum.Flows[1] == 0 {
 				t.Errorf("gateway NAT records %v", sum.Flows)
 			}

@@ -15,7 +15,9 @@ const MaxBytes = 1 << 40
 
 // HTTPHandler serves /, /healthz, /bytes/N and /file/NAME (from dir; "" turns
 // /file off). name is what GET / answers. /bytes/N?rate=R sends at R bytes
-// per second (a radio link's rate, the bottleneck a reader does not set).
+// per second (a radio link's rate, the bottleneck a reader does not set);
+// ?delay=D waits D before answering and ?validator=etag|lm serves it with
+// a strong validator and ranges (resume.go).
 func HTTPHandler(name, dir string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
@@ -36,6 +38,9 @@ func HTTPHandler(name, dir string) http.Handler {
 				http.Error(w, "bad rate: want bytes per second > 0", http.StatusBadRequest)
 				return
 			}
+		}
+		if !delayAndValidator(w, r, name, n, rate) {
+			return
 		}
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))

@@ -1,0 +1,81 @@
+package balance
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func riskTable(t *testing.T, p Policy) (*Table, uint32, []netip.AddrPort) {
+	t.Helper()
+	srv := []netip.AddrPort{
+		netip.MustParseAddrPort("10.0.0.1:80"), netip.MustParseAddrPort("10.0.0.2:80"), netip.MustParseAddrPort("10.0.0.3:80"),
+	}
+	c := ServiceConfig{Name: "web", Rep: netip.MustParseAddrPort("192.0.2.1:80"), Proto: ProtoTCP, Type: ConnectionUnit, Policy: p,
+		Mode: TerminateMode, Risk: Risk{ReplayBuffer: 4096, HTTP: true, Resume: true}}
+	for i, a := range srv {
+		c.Servers = append(c.Servers, Server{Addr: a, Weight: i + 1, Up: true})
+	}
+	tb, err := NewTable([]ServiceConfig{c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := tb.ID("web")
+	return tb, id, srv
+}
+
+// PickExcept never returns an excluded or down server, under every
+// policy, and says when none is left.
+func TestPickExcept(t *testing.T) {
+	for p := range NumPolicies {
+		t.Run(p.String(), func(t *testing.T) {
+			tb, id, srv := riskTable(t, p)
+			if r, ok := tb.Risk(id); !ok || r != (Risk{ReplayBuffer: 4096, HTTP: true, Resume: true}) {
+				t.Errorf("Risk: %+v %v", r, ok)
+			}
+			seen := map[netip.AddrPort]int{}
+			for range 30 {
+				a, i, ok := tb.PickExcept(id, srv[:1])
+				if !ok || a == srv[0] || srv[i] != a {
+					t.Fatalf("PickExcept(%v) = %v, %d, %v", srv[:1], a, i, ok)
+				}
+				seen[a]++
+			}
+			if p == RoundRobin && (seen[srv[1]] == 0 || seen[srv[2]] == 0) {
+				t.Errorf("round robin without server 0 chose %v", seen)
+			}
+			if err := tb.SetServerState("web", srv[1], false); err != nil {
+				t.Fatal(err)
+			}
+			if tb.ServerUp(id, srv[1]) || !tb.ServerUp(id, srv[2]) || tb.ServerUp(id, netip.MustParseAddrPort("10.9.9.9:80")) {
+				t.Error("ServerUp disagrees with the states")
+			}
+			if a, _, ok := tb.PickExcept(id, srv[:1]); !ok || a != srv[2] {
+				t.Errorf("with server 1 down: %v %v, want %v", a, ok, srv[2])
+			}
+			if a, _, ok := tb.PickExcept(id, []netip.AddrPort{srv[0], srv[2]}); ok {
+				t.Errorf("every up server excluded: got %v", a)
+			}
+			if n := testing.AllocsPerRun(100, func() { tb.PickExcept(id, srv[:1]) }); n != 0 {
+				t.Errorf("PickExcept allocates %v", n)
+			}
+		})
+	}
+}
+
+func TestRiskValidate(t *testing.T) {
+	for _, tc := range []struct {
+		r    Risk
+		want string
+	}{
+		{Risk{ReplayBuffer: -1}, "risk.replay_buffer"},
+		{Risk{ReplayBuffer: MaxReplayBuffer + 1}, "risk.replay_buffer"},
+		{Risk{Resume: true}, "risk.resume"},
+	} {
+		c := ServiceConfig{Name: "web", Rep: netip.MustParseAddrPort("192.0.2.1:80"), Proto: ProtoTCP, Mode: TerminateMode, Risk: tc.r,
+			Servers: []Server{{Addr: netip.MustParseAddrPort("10.0.0.1:80"), Up: true}}}
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %s", tc.r, err, tc.want)
+		}
+	}
+}
