@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"samepath/dp/acct"
 	"samepath/dp/header"
 	"samepath/nat"
 	"samepath/tcpproxy"
@@ -45,10 +46,16 @@ import (
 // written when the record ends, with the payload byte counts of the
 // mobile's connection (tcpproxy.ConnStats: MobileRx up, MobileTx down:
 // what the mobile sent and received, retransmissions not counted) in
-// place of the per-packet ones. OnOpen and OnClose run on connection
-// goroutines: they only queue the Conn (termEvents, under a mutex), and
-// Tick, on the worker, takes the queue: OnOpen ties the Conn to its flow
-// record, OnClose ends the record (cause from Conn.End). A record that
+// place of the per-packet ones. Its attribute (the HTTP Host and path,
+// the TLS SNI) is sniffed from the first bytes of the mobile's stream as
+// the terminator read them (OnFirstBytes: in order, without
+// retransmissions), not from the first up segment the gateway sees,
+// which may be a later one that overtook a lost first. OnOpen,
+// OnFirstBytes and OnClose run on connection goroutines: they only queue
+// the Conn (termEvents, under a mutex; OnFirstBytes with a copy of at
+// most acct.MaxScan bytes), and Tick, on the worker, takes the queue:
+// OnOpen ties the Conn to its flow record, OnFirstBytes sniffs the
+// record's attribute, OnClose ends the record (cause from Conn.End). A record that
 // ends first (idle expiry, an operator, shutdown) resets its Conn; a
 // session's end (R-GW-7) also calls CloseSession, which reaches the
 // connections still being set up.
@@ -73,7 +80,7 @@ type TermHooks struct {
 
 type termKey struct{ mobile, rep netip.AddrPort }
 
-// Install sets cfg's Admit, OnOpen and OnClose and takes its ServerAddrs
+// Install sets cfg's Admit, OnOpen, OnFirstBytes and OnClose and takes its ServerAddrs
 // and ServerPorts (the down path's test for the terminator's frames):
 // call it once cfg is otherwise final.
 func (h *TermHooks) Install(cfg *tcpproxy.Config) {
@@ -85,7 +92,7 @@ func (h *TermHooks) Install(cfg *tcpproxy.Config) {
 		h.addrs = append(h.addrs, nat.Addr16From(a))
 	}
 	h.ports = cfg.ServerPorts
-	cfg.Admit, cfg.OnOpen, cfg.OnClose = h.admit, h.open, h.close
+	cfg.Admit, cfg.OnOpen, cfg.OnFirstBytes, cfg.OnClose = h.admit, h.open, h.first, h.close
 }
 
 // admit takes the gateway's decision for the SYN; none: refuse.
@@ -122,13 +129,22 @@ func (h *TermHooks) Pending() int {
 
 func (h *TermHooks) open(c *tcpproxy.Conn) {
 	if g, ok := c.Data().(*GW); ok {
-		g.termQueue(c, true)
+		g.termQueue(termEvent{c: c, kind: termOpen})
 	}
 }
 
 func (h *TermHooks) close(c *tcpproxy.Conn) {
 	if g, ok := c.Data().(*GW); ok {
-		g.termQueue(c, false)
+		g.termQueue(termEvent{c: c, kind: termClose})
+	}
+}
+
+// first gets the first bytes of the mobile's stream, in order and
+// without retransmissions, for the accounting sniffer (the URL or SNI of
+// the T10 record): a copy goes to the worker, once per connection.
+func (h *TermHooks) first(c *tcpproxy.Conn, b []byte) {
+	if g, ok := c.Data().(*GW); ok && g.acct != nil {
+		g.termQueue(termEvent{c: c, kind: termSniff, b: append([]byte(nil), b[:min(len(b), acct.MaxScan)]...)})
 	}
 }
 
@@ -145,11 +161,21 @@ func (h *TermHooks) local(addr nat.Addr16, port uint16) bool {
 	return false
 }
 
-// termEvent is a connection's open or close, queued for the worker.
+// termEvent is a connection's open, first bytes or close, queued for
+// the worker.
 type termEvent struct {
 	c    *tcpproxy.Conn
-	open bool
+	kind termKind
+	b    []byte // termSniff: the first bytes of the mobile's stream
 }
+
+type termKind uint8
+
+const (
+	termOpen termKind = iota
+	termSniff
+	termClose
+)
 
 // termState is the GW's side of termination.
 type termState struct {
@@ -217,10 +243,10 @@ func (g *GW) termInit() error {
 }
 
 // termQueue runs on a connection's goroutine.
-func (g *GW) termQueue(c *tcpproxy.Conn, open bool) {
+func (g *GW) termQueue(ev termEvent) {
 	ts := g.term
 	ts.mu.Lock()
-	ts.events = append(ts.events, termEvent{c, open})
+	ts.events = append(ts.events, ev)
 	ts.mu.Unlock()
 }
 
@@ -248,7 +274,13 @@ func (g *GW) termCreated(id uint32, k *header.Tuple, session uint64) {
 // Inject (termFlush).
 func (g *GW) termUp(pk *Packet, d *header.Decoded, id uint32, i int) {
 	b := pk.Data
-	g.acctPacket(id, b, &d.Parsed, true) // the attribute; the payload counts are the Conn's
+	if g.acct != nil {
+		// The attribute comes from the stream (TermHooks.first), not
+		// from the first segment seen, which on a lossy or reordering
+		// radio link may not be the stream's first.
+		g.acct.sniffed[id] = true
+	}
+	g.acctPacket(id, b, &d.Parsed, true) // the payload counts are the Conn's
 	g.cfg.Flows.Touch(id, true, d.IPEnd-d.L3Off, d.TCPFlags, g.now)
 	g.termIn(b[d.L3Off:d.IPEnd], i)
 }
@@ -414,11 +446,12 @@ func (g *GW) termTick() {
 	for i := range ts.work {
 		ev := ts.work[i]
 		ts.work[i] = termEvent{}
-		g.termEvent(ev.c, ev.open)
+		g.termEvent(ev)
 	}
 }
 
-func (g *GW) termEvent(c *tcpproxy.Conn, open bool) {
+func (g *GW) termEvent(ev termEvent) {
+	c, open := ev.c, ev.kind == termOpen
 	m, r := c.Mobile(), c.Rep()
 	k := header.Tuple{
 		Src: nat.Addr16From(m.Addr()), Dst: nat.Addr16From(r.Addr()),
@@ -433,7 +466,13 @@ func (g *GW) termEvent(c *tcpproxy.Conn, open bool) {
 		return
 	}
 	g.flowConn[id] = c
-	if open {
+	switch ev.kind {
+	case termOpen:
+		return
+	case termSniff:
+		if g.acct != nil && g.acct.attrOf[id] < 0 {
+			g.acctAttr(id, ev.b)
+		}
 		return
 	}
 	b := g.cfg.Flows.Binding(id)

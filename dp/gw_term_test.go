@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -179,6 +180,11 @@ type wired struct {
 	bad            []string
 	// dropEvery, if set, loses every k-th frame toward the mobile.
 	dropEvery int
+	// swapFirst, while set, holds the mobile's first segment with
+	// payload and sends it after the next one (a radio link's
+	// reordering), then clears itself.
+	swapFirst atomic.Bool
+	held      atomic.Bool // the first segment is held
 }
 
 func newWired(t *testing.T, prod *acct.Producer) *wired {
@@ -239,6 +245,7 @@ func (r *wired) pump(ctx context.Context, clink, slink *tcpproxy.Link) {
 		}
 		return header.EtherTypeIPv4
 	}
+	var held []byte
 	toGW := func(l *tcpproxy.Link, p *memport.Port, src func([]byte) nat.MAC, dst nat.MAC) bool {
 		n := l.Read(bufs, sizes, 14)
 		for i := range n {
@@ -247,11 +254,24 @@ func (r *wired) pump(ctx context.Context, clink, slink *tcpproxy.Link) {
 			e.SetDst(dst)
 			e.SetSrc(src(f))
 			e.SetType(ethType(f))
-			for !p.Inject(f) {
-				if ctx.Err() != nil {
-					return false
+			send := [][]byte{f}
+			if l == clink && r.swapFirst.Load() && tcpPayload(f) > 0 {
+				if held == nil {
+					held = append([]byte(nil), f...)
+					r.held.Store(true)
+					continue
 				}
-				time.Sleep(50 * time.Microsecond)
+				send = append(send, held)
+				held = nil
+				r.swapFirst.Store(false)
+			}
+			for _, f := range send {
+				for !p.Inject(f) {
+					if ctx.Err() != nil {
+						return false
+					}
+					time.Sleep(50 * time.Microsecond)
+				}
 			}
 		}
 		return n > 0
@@ -301,6 +321,19 @@ func (r *wired) pump(ctx context.Context, clink, slink *tcpproxy.Link) {
 			time.Sleep(100 * time.Microsecond)
 		}
 	}
+}
+
+// tcpPayload is the TCP payload length of IPv4 frame f (0 for others).
+func tcpPayload(f []byte) int {
+	if len(f) < 14+20 || f[14]>>4 != 4 || f[14+9] != 6 {
+		return 0
+	}
+	ihl := int(f[14]&0xf) * 4
+	tot := int(f[16])<<8 | int(f[17])
+	if len(f) < 14+ihl+20 {
+		return 0
+	}
+	return tot - ihl - int(f[14+ihl+12]>>4)*4
 }
 
 func (r *wired) dial(to netip.Addr, port uint16) (*gonet.TCPConn, error) {
@@ -668,5 +701,69 @@ func TestGWTerminateInterimPayload(t *testing.T) {
 	}
 	if interims == 0 || entries[len(entries)-1].Kind != "final" {
 		t.Errorf("records: %d interim, last %+v", interims, entries[len(entries)-1])
+	}
+}
+
+// TestGWTerminateSniffStream: the T10 record's URL of a terminated flow
+// comes from the mobile's stream as the terminator reads it, so a first
+// segment overtaken by the second (reordering on the radio link) still
+// yields it. The first segment the gateway sees carries no request line:
+// a sniffer of packets finds nothing.
+func TestGWTerminateSniffStream(t *testing.T) {
+	log, prod, path := openAcct(t, func(c *acct.Config) { c.SyncInterval = 10 * time.Millisecond })
+	r := newWired(t, prod)
+	seg1 := []byte("GET /split HTTP/1.1\r\nHost: term.example\r\n")
+	seg2 := []byte("User-Agent: curl/8\r\n\r\n")
+	r.listen(func(c net.Conn) {
+		defer c.Close()
+		if _, err := readRequest(c); err != nil {
+			t.Errorf("server read: %v", err)
+			return
+		}
+		c.Write([]byte("ok"))
+	})
+	r.swapFirst.Store(true)
+	c, err := r.dial(rep, 81)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(seg1); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor("the first segment is held", r.held.Load)
+	if _, err := c.Write(seg2); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "ok" {
+		t.Fatalf("client read %q: %v", got, err)
+	}
+	c.Close()
+	if r.swapFirst.Load() {
+		t.Fatal("the segments were not swapped")
+	}
+	r.waitFor("the flow record ends", func() bool { return r.gw.Stats().FlowsEnded.Load() == 1 })
+	r.stop()
+	if err := log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	entries, _, err := acct.Query(path, acct.Filter{User: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var final *acct.Entry
+	for i := range entries {
+		if entries[i].Kind == "final" {
+			final = &entries[i]
+		}
+	}
+	if final == nil {
+		t.Fatalf("no final record in %+v", entries)
+	}
+	if final.URL != "term.example/split" {
+		t.Errorf("record URL %q, want term.example/split (%+v)", final.URL, final)
+	}
+	if final.UpPayload == nil || *final.UpPayload != uint64(len(seg1)+len(seg2)) {
+		t.Errorf("payload up %v, want %d", final.UpPayload, len(seg1)+len(seg2))
 	}
 }
