@@ -25,6 +25,12 @@ const gwLong = `Tables on the packet gateways (samepathd role gw), through their
   gw flows [-limit N] [-mobile A] [-session ID] [-service S] [-server A]
                                     port-key NAT records (T5), N at most (default 100)
   gw authz                          T9 and T8 as the gateway holds them, refusals per service type
+  gw tcp-profiles                   the TCP terminator's profiles (R-TCP-2) and each side's
+  gw tcp-profile [-from B] NAME K=V...
+                                    change a profile's keys (or make NAME from B); the sides using it
+                                    apply it to their new connections
+  gw tcp-side mobile|server NAME    make a terminator side use a profile for its new connections
+  gw tcp-counters                   the terminator's connections, refusals, drops and spliced bytes
 
 -gw is a gateway's control API URL, or all (the default): every gateway of the
 control process's T1 that has an API. Changes with all go to every gateway.`
@@ -156,7 +162,7 @@ func (a *app) gwCmd() *cobra.Command {
 				return v, authzTable(v, true), err
 			})
 		})}
-	return a.group(gwc, nil, services, setServices, policy, server, sessions, flows, authz)
+	return a.group(gwc, nil, append([]*cobra.Command{services, setServices, policy, server, sessions, flows, authz}, a.tcpCmds(&gw)...)...)
 }
 
 // gwShow prints one answer per gateway of -gw: alone as it is, several
