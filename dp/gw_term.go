@@ -60,9 +60,18 @@ import (
 // session's end (R-GW-7) also calls CloseSession, which reaches the
 // connections still being set up.
 //
-// Not covered: ICMP errors about terminated flows are dropped (up:
-// ReasonUnsupported; down ones about the terminator's connections find
-// no T5 flow, ReasonNoFlow), the per-packet unit type (refused by
+// ICMP errors about a terminated flow go to the netstack that sent the
+// quoted segment, as a host's kernel would take them: from the mobile
+// (quoting representative -> mobile) into the mobile Link, from a server
+// or a router (quoting a terminator address and port -> server) into the
+// server Link (termOwn). Netstack checks them (checksum, a quoted
+// connection it has) and drops and counts what it cannot use; an
+// unreachable fails a connect in progress at once (the mobile gets a
+// RST: CtrDialFailed), is a soft error on an established connection,
+// and packet too big lowers that connection's MSS. They are not
+// translated to the other side: each side's TCP is its own.
+//
+// Not covered: the per-packet unit type (refused by
 // balance.ServiceConfig.Validate), and more than one worker feeding one
 // Terminator (each GW reads every frame of the Links; the daemon runs
 // one gateway worker).
@@ -283,6 +292,24 @@ func (g *GW) termUp(pk *Packet, d *header.Decoded, id uint32, i int) {
 	g.acctPacket(id, b, &d.Parsed, true) // the payload counts are the Conn's
 	g.cfg.Flows.Touch(id, true, d.IPEnd-d.L3Off, d.TCPFlags, g.now)
 	g.termIn(b[d.L3Off:d.IPEnd], i)
+}
+
+// termOwn reports whether down packet d belongs to the terminator's
+// server side: a TCP segment to one of its own ports, or an ICMP error
+// (unreachable, packet too big, time exceeded) quoting a segment from
+// one. Netstack validates the error and acts on it as a host does: an
+// unreachable fails a connect in progress at once (the mobile gets a
+// RST, CtrDialFailed); packet too big lowers the connection's MSS.
+func (g *GW) termOwn(d *header.Decoded) bool {
+	h := g.term.hooks
+	switch d.Kind {
+	case header.KindFlow:
+		return d.Proto == header.ProtoTCP && h.local(d.Tuple.Dst, d.Tuple.DPort)
+	case header.KindICMPError:
+		q := &d.Quote.Tuple
+		return q.Proto == header.ProtoTCP && q.Src == d.Tuple.Dst && h.local(q.Src, q.SPort)
+	}
+	return false
 }
 
 func (g *GW) termIn(ip []byte, i int) {

@@ -185,6 +185,14 @@ type wired struct {
 	// reordering), then clears itself.
 	swapFirst atomic.Bool
 	held      atomic.Bool // the first segment is held
+	// unreachSYN, while set, answers the terminator's SYNs to a server
+	// with an ICMP port unreachable from that server instead of
+	// delivering them; unreachSent counts them.
+	unreachSYN  atomic.Bool
+	unreachSent atomic.Int32
+	// extraUp are frames (under mu) the pump sends to the gateway's LAN
+	// port as if from the mobile.
+	extraUp [][]byte
 }
 
 func newWired(t *testing.T, prod *acct.Producer) *wired {
@@ -247,6 +255,17 @@ func (r *wired) pump(ctx context.Context, clink, slink *tcpproxy.Link) {
 	}
 	var held []byte
 	toGW := func(l *tcpproxy.Link, p *memport.Port, src func([]byte) nat.MAC, dst nat.MAC) bool {
+		if l == clink {
+			r.mu.Lock()
+			extra := r.extraUp
+			r.extraUp = nil
+			r.mu.Unlock()
+			for _, f := range extra {
+				for !p.Inject(f) && ctx.Err() == nil {
+					time.Sleep(50 * time.Microsecond)
+				}
+			}
+		}
 		n := l.Read(bufs, sizes, 14)
 		for i := range n {
 			f := bufs[i][:14+sizes[i]]
@@ -277,8 +296,17 @@ func (r *wired) pump(ctx context.Context, clink, slink *tcpproxy.Link) {
 		return n > 0
 	}
 	toMobile := 0
+	var answers [][]byte
 	fromGW := func(p *memport.Port, l *tcpproxy.Link, want func([]byte) nat.MAC, src nat.MAC, side string) bool {
 		moved := false
+		defer func() {
+			for _, a := range answers {
+				for !p.Inject(a) && ctx.Err() == nil {
+					time.Sleep(50 * time.Microsecond)
+				}
+			}
+			answers = answers[:0]
+		}()
 		for p.Take(func(f []byte) {
 			moved = true
 			if side == "lan" && r.dropEvery > 0 {
@@ -293,6 +321,20 @@ func (r *wired) pump(ctx context.Context, clink, slink *tcpproxy.Link) {
 			}
 			if err := dptest.VerifyChecksums(f); err != nil {
 				r.fail(side + ": " + err.Error())
+			}
+			if side == "srv" && r.unreachSYN.Load() && f[14]>>4 == 4 && f[14+9] == 6 {
+				ihl := int(f[14]&0xf) * 4
+				if f[14+ihl+13]&(0x02|0x10) == 0x02 {
+					dst := netip.AddrFrom4([4]byte(f[14+16 : 14+20]))
+					mac := a1MAC
+					if dst == a2 {
+						mac = a2MAC
+					}
+					answers = append(answers, dptest.Frame().Eth(mac, gwSrvMAC).IPv4(dst, termAddr).
+						ICMPError(3, 3, 0, f[14:]).Bytes())
+					r.unreachSent.Add(1)
+					return
+				}
 			}
 			for l.Inject([][]byte{f[14:]}) == 0 {
 				time.Sleep(50 * time.Microsecond)
@@ -765,5 +807,74 @@ func TestGWTerminateSniffStream(t *testing.T) {
 	}
 	if final.UpPayload == nil || *final.UpPayload != uint64(len(seg1)+len(seg2)) {
 		t.Errorf("payload up %v, want %d", final.UpPayload, len(seg1)+len(seg2))
+	}
+}
+
+// TestGWTerminateServerUnreachable: an ICMP port unreachable from the
+// server about the terminator's SYN reaches the terminator's server-side
+// netstack (not dropped as no_flow), which fails the connect at once: the
+// mobile's connect is refused by the gateway's RST with no second SYN
+// to the server, and nothing is left behind.
+func TestGWTerminateServerUnreachable(t *testing.T) {
+	r := newWired(t, nil)
+	r.unreachSYN.Store(true)
+	_, err := r.dial(rep, 81)
+	if err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("dial: %v, want connection refused", err)
+	}
+	r.waitFor("the flow record ends", func() bool { return r.gw.Stats().FlowsEnded.Load() == 1 })
+	r.waitFor("the terminator's connection ends", func() bool { return r.term.Counters().Conn[tcpproxy.CtrDialFailed] == 1 })
+	r.stop()
+	if n := r.unreachSent.Load(); n != 1 {
+		t.Errorf("%d SYNs to the server, want 1 (the unreachable fails the connect)", n)
+	}
+	if c1 := r.w.Counters(1).Snapshot(); c1.Dropped() != 0 {
+		t.Errorf("server port drops %v, want none (the ICMP error is the terminator's)", c1.Drops)
+	}
+	tc := r.term.Counters()
+	if tc.Active != 0 || tc.Stack[tcpproxy.Server].TCPEndpoints != 0 {
+		t.Errorf("left: active %d, server endpoints %d", tc.Active, tc.Stack[tcpproxy.Server].TCPEndpoints)
+	}
+	if len(flowsTo(r.flows, 81)) != 0 || r.hooks.Pending() != 0 {
+		t.Errorf("records %d, pending decisions %d", len(flowsTo(r.flows, 81)), r.hooks.Pending())
+	}
+}
+
+// TestGWTerminateMobileICMPError: an ICMP error from the mobile about a
+// segment of the terminator's mobile side (here fragmentation needed,
+// MTU 1300) goes to that side's netstack, not dropped as unsupported;
+// the connection goes on.
+func TestGWTerminateMobileICMPError(t *testing.T) {
+	r := newWired(t, nil)
+	r.listen(func(c net.Conn) {
+		defer c.Close()
+		io.Copy(c, c)
+	})
+	c, err := r.dial(rep, 81)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	echo := func(n int) {
+		t.Helper()
+		msg := bytes.Repeat([]byte("x"), n)
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := readN(c, n); err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("echo of %d bytes: %d, %v", n, len(got), err)
+		}
+	}
+	echo(100)
+	in := r.term.Counters().Link[tcpproxy.Mobile].InPackets
+	port := netip.MustParseAddrPort(c.LocalAddr().String()).Port()
+	quoted := dptest.IP(dptest.Frame().IPv4(rep, mob).TCP(81, port).Flags(header.FlagACK).Seq(1).Payload(make([]byte, 1360)).Bytes())
+	r.mu.Lock()
+	r.extraUp = append(r.extraUp, dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, rep).ICMPError(3, 4, 1300, quoted[:28]).Bytes())
+	r.mu.Unlock()
+	r.waitFor("the error reaches the terminator", func() bool { return r.term.Counters().Link[tcpproxy.Mobile].InPackets > in })
+	echo(5000)
+	if c0 := r.w.Counters(0).Snapshot(); c0.Dropped() != 0 {
+		t.Errorf("lan port drops %v, want none", c0.Drops)
 	}
 }
