@@ -27,10 +27,12 @@ package accte2e
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -354,6 +356,51 @@ func TestTerminateConnections(t *testing.T) {
 	if v, err := metric(ctx, gw, `samepath_gw_denied_total{service_type="video"}`); err != nil || v < 1 {
 		t.Errorf("denied video: %v %v", v, err)
 	}
-	// And tcp-a still works for the new session.
+	// The terminator's counters on /metrics (series present from the start).
+	for sample, min := range map[string]float64{
+		`samepath_tcp_connections_total{event="end_session"}`:            1,
+		`samepath_tcp_connections_total{event="refused_session_limit"}`:  0,
+		`samepath_tcp_active_connections`:                                0,
+		`samepath_tcp_spliced_bytes_total{direction="rx",side="mobile"}`: 100000,
+	} {
+		if v, err := metric(ctx, gw, sample); err != nil || v < min {
+			t.Errorf("%s = %v (%v), want >= %v", sample, v, err, min)
+		}
+	}
+	body := getMetrics(ctx, t, gw)
+	for _, want := range []string{`samepath_tcp_connections_total{event="refused_session_limit"} 0`, "samepath_consumed_packets_total{", "samepath_originated_packets_total{"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics has no %s", want)
+		}
+	}
+
+	// A profile changed at run time (the mobile side's MSS, cubic to
+	// reno): tcp-a still works for the new session's connections.
+	ps, err := gw.TCPProfiles(ctx)
+	if err != nil || ps.Mobile != "wireless" {
+		t.Fatalf("tcp profiles: %+v %v", ps, err)
+	}
+	for _, pr := range ps.Profiles {
+		if pr.Name == "wireless" {
+			pr.Set("mss", "1300")
+			pr.Set("congestion", "reno")
+			if err := gw.PutTCPProfile(ctx, pr); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	run("halfclose", "ok", "")
+	run("rst", "reset", "")
+}
+
+func getMetrics(ctx context.Context, t *testing.T, c *api.Client) string {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.Base+"/metrics", nil)
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
