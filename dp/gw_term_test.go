@@ -193,6 +193,8 @@ type wired struct {
 	// extraUp are frames (under mu) the pump sends to the gateway's LAN
 	// port as if from the mobile.
 	extraUp [][]byte
+	// frags counts IPv4 fragments the gateway sent toward the mobile.
+	frags atomic.Int32
 }
 
 func newWired(t *testing.T, prod *acct.Producer) *wired {
@@ -321,6 +323,9 @@ func (r *wired) pump(ctx context.Context, clink, slink *tcpproxy.Link) {
 			}
 			if err := dptest.VerifyChecksums(f); err != nil {
 				r.fail(side + ": " + err.Error())
+			}
+			if side == "lan" && f[14]>>4 == 4 && (f[14+6]&0x20 != 0 || uint16(f[14+6]&0x1f)<<8|uint16(f[14+7]) != 0) {
+				r.frags.Add(1)
 			}
 			if side == "srv" && r.unreachSYN.Load() && f[14]>>4 == 4 && f[14+9] == 6 {
 				ihl := int(f[14]&0xf) * 4
@@ -876,5 +881,48 @@ func TestGWTerminateMobileICMPError(t *testing.T) {
 	echo(5000)
 	if c0 := r.w.Counters(0).Snapshot(); c0.Dropped() != 0 {
 		t.Errorf("lan port drops %v, want none", c0.Drops)
+	}
+}
+
+// TestGWTerminateMSSLowered: a mobile-side MSS lowered under a live
+// connection (samepathctl gw tcp-profile) makes netstack fragment that
+// connection's full-sized segments to the new MTU; the gateway carries
+// the fragments to the mobile, which reassembles them, and the
+// transfer completes.
+func TestGWTerminateMSSLowered(t *testing.T) {
+	r := newWired(t, nil)
+	body := bytes.Repeat([]byte("0123456789abcdef"), 20000)
+	r.listen(func(c net.Conn) {
+		defer c.Close()
+		if _, err := readN(c, 1); err != nil {
+			return
+		}
+		c.Write(body[:1000])
+		if _, err := readN(c, 1); err != nil {
+			return
+		}
+		c.Write(body)
+	})
+	c, err := r.dial(rep, 81)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("a"))
+	if _, err := readN(c, 1000); err != nil {
+		t.Fatal(err)
+	}
+	p := r.term.Profile(tcpproxy.Mobile)
+	p.MSS = 1240
+	if err := r.term.SetProfile(tcpproxy.Mobile, p); err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("b"))
+	got, err := readN(c, len(body))
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("after the MSS change: %d of %d bytes, %v (lan drops %v)", len(got), len(body), err, r.w.Counters(0).Snapshot().Drops)
+	}
+	if r.frags.Load() == 0 {
+		t.Error("no fragment toward the mobile: the live connection kept segments within the new MTU")
 	}
 }

@@ -50,9 +50,11 @@ type Keepalive struct {
 //   - MSS is the NIC's MTU, and netstack sizes packets by the route's
 //     current MTU: an established connection keeps its send MSS, so after
 //     a lower MSS its full-sized segments leave as IP fragments
-//     (netstack fragments to the new MTU). Lower a side's MSS when it is
-//     idle, or expect fragments until its connections end; a higher MSS
-//     only applies to new connections.
+//     (netstack fragments to the new MTU; the gateway carries them and
+//     the peer reassembles: dp's TestGWTerminateMSSLowered). Lower a
+//     side's MSS when it is idle, or expect fragments until its
+//     connections end (lost on a path that drops fragments); a higher
+//     MSS only applies to new connections.
 //
 // Not in a profile, because netstack has no switch for them:
 //   - timestamps: netstack offers them in every SYN it sends and echoes them
