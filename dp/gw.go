@@ -297,9 +297,9 @@ func (g *GW) processDown(pkts []Packet) {
 			pk.Drop = ReasonNotIP
 			continue
 		}
-		if g.term != nil && d.Kind == header.KindFlow && d.Proto == header.ProtoTCP &&
-			g.term.hooks.local(d.Tuple.Dst, d.Tuple.DPort) {
-			// A server's segment to the terminator's own connection.
+		if g.term != nil && g.termOwn(d) {
+			// A server's segment to the terminator's own connection, or
+			// an ICMP error about one: netstack's to handle.
 			g.termIn(pk.Data[d.L3Off:d.IPEnd], i)
 			continue
 		}

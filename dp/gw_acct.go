@@ -206,6 +206,13 @@ func (g *GW) acctPacket(id uint32, b []byte, p *header.Parsed, up bool) {
 		return
 	}
 	a.sniffed[id] = true
+	g.acctAttr(id, pl)
+}
+
+// acctAttr sniffs flow id's attribute (URL, SNI) from pl, the first bytes
+// of its up stream, and keeps it in a slot.
+func (g *GW) acctAttr(id uint32, pl []byte) {
+	a := g.acct
 	r := &a.rec
 	r.AttrLen, r.AttrKind = 0, acct.AttrNone
 	if kind := r.Sniff(pl); kind == acct.AttrNone {

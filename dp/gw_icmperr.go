@@ -10,8 +10,10 @@ import (
 // packet is rewritten back to what its sender had sent.
 
 // upICMPError translates an ICMP error a mobile sends about a down packet
-// (quoting representative -> mobile).
-func (g *GW) upICMPError(pk *Packet, d *header.Decoded) {
+// (quoting representative -> mobile); one about a terminated flow goes,
+// as the flow's packets, to the terminator's mobile side (its netstack
+// sent the quoted segment): packet i of this batch.
+func (g *GW) upICMPError(pk *Packet, d *header.Decoded, i int) {
 	b := pk.Data
 	q := &d.Quote.Tuple
 	// The quoted packet went representative -> mobile; its flow is the
@@ -29,7 +31,10 @@ func (g *GW) upICMPError(pk *Packet, d *header.Decoded) {
 		return
 	}
 	if g.flowTerm != nil && g.flowTerm[id] {
-		pk.Drop = ReasonUnsupported // about the terminator's connection, not the server's
+		// About the terminator's own segment: netstack validates it and
+		// acts as a host (packet too big lowers the MSS; an unreachable
+		// is a soft error on an established connection).
+		g.termIn(b[d.L3Off:d.IPEnd], i)
 		return
 	}
 	bd := g.cfg.Flows.Binding(id)

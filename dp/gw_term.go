@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"samepath/dp/acct"
 	"samepath/dp/header"
 	"samepath/nat"
 	"samepath/tcpproxy"
@@ -45,17 +46,32 @@ import (
 // written when the record ends, with the payload byte counts of the
 // mobile's connection (tcpproxy.ConnStats: MobileRx up, MobileTx down:
 // what the mobile sent and received, retransmissions not counted) in
-// place of the per-packet ones. OnOpen and OnClose run on connection
-// goroutines: they only queue the Conn (termEvents, under a mutex), and
-// Tick, on the worker, takes the queue: OnOpen ties the Conn to its flow
-// record, OnClose ends the record (cause from Conn.End). A record that
+// place of the per-packet ones. Its attribute (the HTTP Host and path,
+// the TLS SNI) is sniffed from the first bytes of the mobile's stream as
+// the terminator read them (OnFirstBytes: in order, without
+// retransmissions), not from the first up segment the gateway sees,
+// which may be a later one that overtook a lost first. OnOpen,
+// OnFirstBytes and OnClose run on connection goroutines: they only queue
+// the Conn (termEvents, under a mutex; OnFirstBytes with a copy of at
+// most acct.MaxScan bytes), and Tick, on the worker, takes the queue:
+// OnOpen ties the Conn to its flow record, OnFirstBytes sniffs the
+// record's attribute, OnClose ends the record (cause from Conn.End). A record that
 // ends first (idle expiry, an operator, shutdown) resets its Conn; a
 // session's end (R-GW-7) also calls CloseSession, which reaches the
 // connections still being set up.
 //
-// Not covered: ICMP errors about terminated flows are dropped (up:
-// ReasonUnsupported; down ones about the terminator's connections find
-// no T5 flow, ReasonNoFlow), the per-packet unit type (refused by
+// ICMP errors about a terminated flow go to the netstack that sent the
+// quoted segment, as a host's kernel would take them: from the mobile
+// (quoting representative -> mobile) into the mobile Link, from a server
+// or a router (quoting a terminator address and port -> server) into the
+// server Link (termOwn). Netstack checks them (checksum, a quoted
+// connection it has) and drops and counts what it cannot use; an
+// unreachable fails a connect in progress at once (the mobile gets a
+// RST: CtrDialFailed), is a soft error on an established connection,
+// and packet too big lowers that connection's MSS. They are not
+// translated to the other side: each side's TCP is its own.
+//
+// Not covered: the per-packet unit type (refused by
 // balance.ServiceConfig.Validate), and more than one worker feeding one
 // Terminator (each GW reads every frame of the Links; the daemon runs
 // one gateway worker).
@@ -73,7 +89,7 @@ type TermHooks struct {
 
 type termKey struct{ mobile, rep netip.AddrPort }
 
-// Install sets cfg's Admit, OnOpen and OnClose and takes its ServerAddrs
+// Install sets cfg's Admit, OnOpen, OnFirstBytes and OnClose and takes its ServerAddrs
 // and ServerPorts (the down path's test for the terminator's frames):
 // call it once cfg is otherwise final.
 func (h *TermHooks) Install(cfg *tcpproxy.Config) {
@@ -85,7 +101,7 @@ func (h *TermHooks) Install(cfg *tcpproxy.Config) {
 		h.addrs = append(h.addrs, nat.Addr16From(a))
 	}
 	h.ports = cfg.ServerPorts
-	cfg.Admit, cfg.OnOpen, cfg.OnClose = h.admit, h.open, h.close
+	cfg.Admit, cfg.OnOpen, cfg.OnFirstBytes, cfg.OnClose = h.admit, h.open, h.first, h.close
 }
 
 // admit takes the gateway's decision for the SYN; none: refuse.
@@ -122,13 +138,22 @@ func (h *TermHooks) Pending() int {
 
 func (h *TermHooks) open(c *tcpproxy.Conn) {
 	if g, ok := c.Data().(*GW); ok {
-		g.termQueue(c, true)
+		g.termQueue(termEvent{c: c, kind: termOpen})
 	}
 }
 
 func (h *TermHooks) close(c *tcpproxy.Conn) {
 	if g, ok := c.Data().(*GW); ok {
-		g.termQueue(c, false)
+		g.termQueue(termEvent{c: c, kind: termClose})
+	}
+}
+
+// first gets the first bytes of the mobile's stream, in order and
+// without retransmissions, for the accounting sniffer (the URL or SNI of
+// the T10 record): a copy goes to the worker, once per connection.
+func (h *TermHooks) first(c *tcpproxy.Conn, b []byte) {
+	if g, ok := c.Data().(*GW); ok && g.acct != nil {
+		g.termQueue(termEvent{c: c, kind: termSniff, b: append([]byte(nil), b[:min(len(b), acct.MaxScan)]...)})
 	}
 }
 
@@ -145,11 +170,21 @@ func (h *TermHooks) local(addr nat.Addr16, port uint16) bool {
 	return false
 }
 
-// termEvent is a connection's open or close, queued for the worker.
+// termEvent is a connection's open, first bytes or close, queued for
+// the worker.
 type termEvent struct {
 	c    *tcpproxy.Conn
-	open bool
+	kind termKind
+	b    []byte // termSniff: the first bytes of the mobile's stream
 }
+
+type termKind uint8
+
+const (
+	termOpen termKind = iota
+	termSniff
+	termClose
+)
 
 // termState is the GW's side of termination.
 type termState struct {
@@ -218,10 +253,10 @@ func (g *GW) termInit() error {
 }
 
 // termQueue runs on a connection's goroutine.
-func (g *GW) termQueue(c *tcpproxy.Conn, open bool) {
+func (g *GW) termQueue(ev termEvent) {
 	ts := g.term
 	ts.mu.Lock()
-	ts.events = append(ts.events, termEvent{c, open})
+	ts.events = append(ts.events, ev)
 	ts.mu.Unlock()
 }
 
@@ -250,9 +285,33 @@ func (g *GW) termCreated(id uint32, k *header.Tuple, session uint64) {
 // Inject (termFlush).
 func (g *GW) termUp(pk *Packet, d *header.Decoded, id uint32, i int) {
 	b := pk.Data
-	g.acctPacket(id, b, &d.Parsed, true) // the attribute; the payload counts are the Conn's
+	if g.acct != nil {
+		// The attribute comes from the stream (TermHooks.first), not
+		// from the first segment seen, which on a lossy or reordering
+		// radio link may not be the stream's first.
+		g.acct.sniffed[id] = true
+	}
+	g.acctPacket(id, b, &d.Parsed, true) // the payload counts are the Conn's
 	g.cfg.Flows.Touch(id, true, d.IPEnd-d.L3Off, d.TCPFlags, g.now)
 	g.termIn(b[d.L3Off:d.IPEnd], i)
+}
+
+// termOwn reports whether down packet d belongs to the terminator's
+// server side: a TCP segment to one of its own ports, or an ICMP error
+// (unreachable, packet too big, time exceeded) quoting a segment from
+// one. Netstack validates the error and acts on it as a host does: an
+// unreachable fails a connect in progress at once (the mobile gets a
+// RST, CtrDialFailed); packet too big lowers the connection's MSS.
+func (g *GW) termOwn(d *header.Decoded) bool {
+	h := g.term.hooks
+	switch d.Kind {
+	case header.KindFlow:
+		return d.Proto == header.ProtoTCP && h.local(d.Tuple.Dst, d.Tuple.DPort)
+	case header.KindICMPError:
+		q := &d.Quote.Tuple
+		return q.Proto == header.ProtoTCP && q.Src == d.Tuple.Dst && h.local(q.Src, q.SPort)
+	}
+	return false
 }
 
 func (g *GW) termIn(ip []byte, i int) {
@@ -419,11 +478,12 @@ func (g *GW) termTick() {
 	for i := range ts.work {
 		ev := ts.work[i]
 		ts.work[i] = termEvent{}
-		g.termEvent(ev.c, ev.open)
+		g.termEvent(ev)
 	}
 }
 
-func (g *GW) termEvent(c *tcpproxy.Conn, open bool) {
+func (g *GW) termEvent(ev termEvent) {
+	c, open := ev.c, ev.kind == termOpen
 	m, r := c.Mobile(), c.Rep()
 	k := header.Tuple{
 		Src: nat.Addr16From(m.Addr()), Dst: nat.Addr16From(r.Addr()),
@@ -438,7 +498,13 @@ func (g *GW) termEvent(c *tcpproxy.Conn, open bool) {
 		return
 	}
 	g.flowConn[id] = c
-	if open {
+	switch ev.kind {
+	case termOpen:
+		return
+	case termSniff:
+		if g.acct != nil && g.acct.attrOf[id] < 0 {
+			g.acctAttr(id, ev.b)
+		}
 		return
 	}
 	b := g.cfg.Flows.Binding(id)

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -180,6 +181,21 @@ type wired struct {
 	bad            []string
 	// dropEvery, if set, loses every k-th frame toward the mobile.
 	dropEvery int
+	// swapFirst, while set, holds the mobile's first segment with
+	// payload and sends it after the next one (a radio link's
+	// reordering), then clears itself.
+	swapFirst atomic.Bool
+	held      atomic.Bool // the first segment is held
+	// unreachSYN, while set, answers the terminator's SYNs to a server
+	// with an ICMP port unreachable from that server instead of
+	// delivering them; unreachSent counts them.
+	unreachSYN  atomic.Bool
+	unreachSent atomic.Int32
+	// extraUp are frames (under mu) the pump sends to the gateway's LAN
+	// port as if from the mobile.
+	extraUp [][]byte
+	// frags counts IPv4 fragments the gateway sent toward the mobile.
+	frags atomic.Int32
 }
 
 func newWired(t *testing.T, prod *acct.Producer) *wired {
@@ -240,7 +256,19 @@ func (r *wired) pump(ctx context.Context, clink, slink *tcpproxy.Link) {
 		}
 		return header.EtherTypeIPv4
 	}
+	var held []byte
 	toGW := func(l *tcpproxy.Link, p *memport.Port, src func([]byte) nat.MAC, dst nat.MAC) bool {
+		if l == clink {
+			r.mu.Lock()
+			extra := r.extraUp
+			r.extraUp = nil
+			r.mu.Unlock()
+			for _, f := range extra {
+				for !p.Inject(f) && ctx.Err() == nil {
+					time.Sleep(50 * time.Microsecond)
+				}
+			}
+		}
 		n := l.Read(bufs, sizes, 14)
 		for i := range n {
 			f := bufs[i][:14+sizes[i]]
@@ -248,18 +276,40 @@ func (r *wired) pump(ctx context.Context, clink, slink *tcpproxy.Link) {
 			e.SetDst(dst)
 			e.SetSrc(src(f))
 			e.SetType(ethType(f))
-			for !p.Inject(f) {
-				if ctx.Err() != nil {
-					return false
+			send := [][]byte{f}
+			if l == clink && r.swapFirst.Load() && tcpPayload(f) > 0 {
+				if held == nil {
+					held = append([]byte(nil), f...)
+					r.held.Store(true)
+					continue
 				}
-				time.Sleep(50 * time.Microsecond)
+				send = append(send, held)
+				held = nil
+				r.swapFirst.Store(false)
+			}
+			for _, f := range send {
+				for !p.Inject(f) {
+					if ctx.Err() != nil {
+						return false
+					}
+					time.Sleep(50 * time.Microsecond)
+				}
 			}
 		}
 		return n > 0
 	}
 	toMobile := 0
+	var answers [][]byte
 	fromGW := func(p *memport.Port, l *tcpproxy.Link, want func([]byte) nat.MAC, src nat.MAC, side string) bool {
 		moved := false
+		defer func() {
+			for _, a := range answers {
+				for !p.Inject(a) && ctx.Err() == nil {
+					time.Sleep(50 * time.Microsecond)
+				}
+			}
+			answers = answers[:0]
+		}()
 		for p.Take(func(f []byte) {
 			moved = true
 			if side == "lan" && r.dropEvery > 0 {
@@ -274,6 +324,23 @@ func (r *wired) pump(ctx context.Context, clink, slink *tcpproxy.Link) {
 			}
 			if err := dptest.VerifyChecksums(f); err != nil {
 				r.fail(side + ": " + err.Error())
+			}
+			if side == "lan" && f[14]>>4 == 4 && (f[14+6]&0x20 != 0 || uint16(f[14+6]&0x1f)<<8|uint16(f[14+7]) != 0) {
+				r.frags.Add(1)
+			}
+			if side == "srv" && r.unreachSYN.Load() && f[14]>>4 == 4 && f[14+9] == 6 {
+				ihl := int(f[14]&0xf) * 4
+				if f[14+ihl+13]&(0x02|0x10) == 0x02 {
+					dst := netip.AddrFrom4([4]byte(f[14+16 : 14+20]))
+					mac := a1MAC
+					if dst == a2 {
+						mac = a2MAC
+					}
+					answers = append(answers, dptest.Frame().Eth(mac, gwSrvMAC).IPv4(dst, termAddr).
+						ICMPError(3, 3, 0, f[14:]).Bytes())
+					r.unreachSent.Add(1)
+					return
+				}
 			}
 			for l.Inject([][]byte{f[14:]}) == 0 {
 				time.Sleep(50 * time.Microsecond)
@@ -302,6 +369,19 @@ func (r *wired) pump(ctx context.Context, clink, slink *tcpproxy.Link) {
 			time.Sleep(100 * time.Microsecond)
 		}
 	}
+}
+
+// tcpPayload is the TCP payload length of IPv4 frame f (0 for others).
+func tcpPayload(f []byte) int {
+	if len(f) < 14+20 || f[14]>>4 != 4 || f[14+9] != 6 {
+		return 0
+	}
+	ihl := int(f[14]&0xf) * 4
+	tot := int(f[16])<<8 | int(f[17])
+	if len(f) < 14+ihl+20 {
+		return 0
+	}
+	return tot - ihl - int(f[14+ihl+12]>>4)*4
 }
 
 func (r *wired) dial(to netip.Addr, port uint16) (*gonet.TCPConn, error) {
@@ -669,5 +749,181 @@ func TestGWTerminateInterimPayload(t *testing.T) {
 	}
 	if interims == 0 || entries[len(entries)-1].Kind != "final" {
 		t.Errorf("records: %d interim, last %+v", interims, entries[len(entries)-1])
+	}
+}
+
+// TestGWTerminateSniffStream: the T10 record's URL of a terminated flow
+// comes from the mobile's stream as the terminator reads it, so a first
+// segment overtaken by the second (reordering on the radio link) still
+// yields it. The first segment the gateway sees carries no request line:
+// a sniffer of packets finds nothing.
+func TestGWTerminateSniffStream(t *testing.T) {
+	log, prod, path := openAcct(t, func(c *acct.Config) { c.SyncInterval = 10 * time.Millisecond })
+	r := newWired(t, prod)
+	seg1 := []byte("GET /split HTTP/1.1\r\nHost: term.example\r\n")
+	seg2 := []byte("User-Agent: curl/8\r\n\r\n")
+	r.listen(func(c net.Conn) {
+		defer c.Close()
+		if _, err := readRequest(c); err != nil {
+			t.Errorf("server read: %v", err)
+			return
+		}
+		c.Write([]byte("ok"))
+	})
+	r.swapFirst.Store(true)
+	c, err := r.dial(rep, 81)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(seg1); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor("the first segment is held", r.held.Load)
+	if _, err := c.Write(seg2); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "ok" {
+		t.Fatalf("client read %q: %v", got, err)
+	}
+	c.Close()
+	if r.swapFirst.Load() {
+		t.Fatal("the segments were not swapped")
+	}
+	r.waitFor("the flow record ends", func() bool { return r.gw.Stats().FlowsEnded.Load() == 1 })
+	r.stop()
+	if err := log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	entries, _, err := acct.Query(path, acct.Filter{User: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var final *acct.Entry
+	for i := range entries {
+		if entries[i].Kind == "final" {
+			final = &entries[i]
+		}
+	}
+	if final == nil {
+		t.Fatalf("no final record in %+v", entries)
+	}
+	if final.URL != "term.example/split" {
+		t.Errorf("record URL %q, want term.example/split (%+v)", final.URL, final)
+	}
+	if final.UpPayload == nil || *final.UpPayload != uint64(len(seg1)+len(seg2)) {
+		t.Errorf("payload up %v, want %d", final.UpPayload, len(seg1)+len(seg2))
+	}
+}
+
+// TestGWTerminateServerUnreachable: an ICMP port unreachable from the
+// server about the terminator's SYN reaches the terminator's server-side
+// netstack (not dropped as no_flow), which fails the connect at once: the
+// mobile's connect is refused by the gateway's RST with no second SYN
+// to the server, and nothing is left behind.
+func TestGWTerminateServerUnreachable(t *testing.T) {
+	r := newWired(t, nil)
+	r.unreachSYN.Store(true)
+	_, err := r.dial(rep, 81)
+	if err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("dial: %v, want connection refused", err)
+	}
+	r.waitFor("the flow record ends", func() bool { return r.gw.Stats().FlowsEnded.Load() == 1 })
+	r.waitFor("the terminator's connection ends", func() bool { return r.term.Counters().Conn[tcpproxy.CtrDialFailed] == 1 })
+	r.stop()
+	if n := r.unreachSent.Load(); n != 1 {
+		t.Errorf("%d SYNs to the server, want 1 (the unreachable fails the connect)", n)
+	}
+	if c1 := r.w.Counters(1).Snapshot(); c1.Dropped() != 0 {
+		t.Errorf("server port drops %v, want none (the ICMP error is the terminator's)", c1.Drops)
+	}
+	tc := r.term.Counters()
+	if tc.Active != 0 || tc.Stack[tcpproxy.Server].TCPEndpoints != 0 {
+		t.Errorf("left: active %d, server endpoints %d", tc.Active, tc.Stack[tcpproxy.Server].TCPEndpoints)
+	}
+	if len(flowsTo(r.flows, 81)) != 0 || r.hooks.Pending() != 0 {
+		t.Errorf("records %d, pending decisions %d", len(flowsTo(r.flows, 81)), r.hooks.Pending())
+	}
+}
+
+// TestGWTerminateMobileICMPError: an ICMP error from the mobile about a
+// segment of the terminator's mobile side (here fragmentation needed,
+// MTU 1300) goes to that side's netstack, not dropped as unsupported;
+// the connection goes on.
+func TestGWTerminateMobileICMPError(t *testing.T) {
+	r := newWired(t, nil)
+	r.listen(func(c net.Conn) {
+		defer c.Close()
+		io.Copy(c, c)
+	})
+	c, err := r.dial(rep, 81)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	echo := func(n int) {
+		t.Helper()
+		msg := bytes.Repeat([]byte("x"), n)
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := readN(c, n); err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("echo of %d bytes: %d, %v", n, len(got), err)
+		}
+	}
+	echo(100)
+	in := r.term.Counters().Link[tcpproxy.Mobile].InPackets
+	port := netip.MustParseAddrPort(c.LocalAddr().String()).Port()
+	quoted := dptest.IP(dptest.Frame().IPv4(rep, mob).TCP(81, port).Flags(header.FlagACK).Seq(1).Payload(make([]byte, 1360)).Bytes())
+	r.mu.Lock()
+	r.extraUp = append(r.extraUp, dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, rep).ICMPError(3, 4, 1300, quoted[:28]).Bytes())
+	r.mu.Unlock()
+	r.waitFor("the error reaches the terminator", func() bool { return r.term.Counters().Link[tcpproxy.Mobile].InPackets > in })
+	echo(5000)
+	if c0 := r.w.Counters(0).Snapshot(); c0.Dropped() != 0 {
+		t.Errorf("lan port drops %v, want none", c0.Drops)
+	}
+}
+
+// TestGWTerminateMSSLowered: a mobile-side MSS lowered under a live
+// connection (samepathctl gw tcp-profile) makes netstack fragment that
+// connection's full-sized segments to the new MTU; the gateway carries
+// the fragments to the mobile, which reassembles them, and the
+// transfer completes.
+func TestGWTerminateMSSLowered(t *testing.T) {
+	r := newWired(t, nil)
+	body := bytes.Repeat([]byte("0123456789abcdef"), 20000)
+	r.listen(func(c net.Conn) {
+		defer c.Close()
+		if _, err := readN(c, 1); err != nil {
+			return
+		}
+		c.Write(body[:1000])
+		if _, err := readN(c, 1); err != nil {
+			return
+		}
+		c.Write(body)
+	})
+	c, err := r.dial(rep, 81)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("a"))
+	if _, err := readN(c, 1000); err != nil {
+		t.Fatal(err)
+	}
+	p := r.term.Profile(tcpproxy.Mobile)
+	p.MSS = 1240
+	if err := r.term.SetProfile(tcpproxy.Mobile, p); err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("b"))
+	got, err := readN(c, len(body))
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("after the MSS change: %d of %d bytes, %v (lan drops %v)", len(got), len(body), err, r.w.Counters(0).Snapshot().Drops)
+	}
+	if r.frags.Load() == 0 {
+		t.Error("no fragment toward the mobile: the live connection kept segments within the new MTU")
 	}
 }

@@ -88,7 +88,7 @@ func (g *GW) up(pk *Packet, pr *upPre, i int) {
 		}
 		switch d.Kind {
 		case header.KindICMPError:
-			g.upICMPError(pk, d)
+			g.upICMPError(pk, d, i)
 			return
 		case header.KindOpaque:
 			pk.Drop = ReasonUnsupported

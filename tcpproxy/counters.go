@@ -99,7 +99,17 @@ type Counters struct {
 	Conn [NumCounters]uint64
 	// Active is the number of connections admitted and not yet ended.
 	Active int
+	// Bytes are the payload bytes spliced by every connection, ended
+	// and live (the sum of their Conn.Stats).
+	Bytes ConnStats
 	// Link and Stack are indexed by Side.
 	Link  [2]LinkCounters
 	Stack [2]StackCounters
+}
+
+func (s *ConnStats) add(o ConnStats) {
+	s.MobileRx += o.MobileRx
+	s.MobileTx += o.MobileTx
+	s.ServerRx += o.ServerRx
+	s.ServerTx += o.ServerTx
 }

@@ -35,6 +35,27 @@ type Keepalive struct {
 // profile applies to the connections that side makes or accepts after it is
 // set.
 //
+// What a change (Terminator.SetProfile, samepathctl gw tcp-profile) does,
+// read from this netstack's tcp package:
+//   - New connections (those whose SYN arrives, or which the server side
+//     starts, afterwards) take every field. A mobile SYN already being
+//     admitted or dialled completes on the old forwarder: its receive
+//     window is the old RecvBuf.Default.
+//   - Established connections keep what their handshake fixed: MSS,
+//     window scale, SACK, RACK, congestion control, min and max RTO,
+//     retries, Nagle and keepalive (per endpoint, set at accept or dial).
+//   - They do see, at once, RecvBuf.Max and SendBuf.Max (the ceilings of
+//     buffer auto-tuning, read on each adjustment), TimeWait (read when a
+//     connection enters TIME-WAIT) and FinWait2 (read when it closes).
+//   - MSS is the NIC's MTU, and netstack sizes packets by the route's
+//     current MTU: an established connection keeps its send MSS, so after
+//     a lower MSS its full-sized segments leave as IP fragments
+//     (netstack fragments to the new MTU; the gateway carries them and
+//     the peer reassembles: dp's TestGWTerminateMSSLowered). Lower a
+//     side's MSS when it is idle, or expect fragments until its
+//     connections end (lost on a path that drops fragments); a higher
+//     MSS only applies to new connections.
+//
 // Not in a profile, because netstack has no switch for them:
 //   - timestamps: netstack offers them in every SYN it sends and echoes them
 //     whenever the peer's SYN offers them;

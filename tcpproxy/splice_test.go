@@ -98,6 +98,9 @@ func TestRequestResponse(t *testing.T) {
 			if ctr.Active != 0 {
 				t.Errorf("active %d, want 0", ctr.Active)
 			}
+			if diff := cmp.Diff(want, ctr.Bytes); diff != "" {
+				t.Errorf("terminator's bytes after the end (-want +got):\n%s", diff)
+			}
 		})
 	}
 }
@@ -210,6 +213,9 @@ func TestLiveStats(t *testing.T) {
 	want := []ConnStats{{MobileRx: 5000, ServerTx: 5000, ServerRx: 7000, MobileTx: 7000}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("live stats (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(want[0], e.term.Counters().Bytes); diff != "" {
+		t.Errorf("terminator's bytes of the live connection (-want +got):\n%s", diff)
 	}
 	var ends []Counter
 	e.term.Conns(func(cn *Conn) bool { ends = append(ends, cn.End()); return false })

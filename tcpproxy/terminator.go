@@ -178,6 +178,7 @@ type Terminator struct {
 	inFlight  map[stack.TransportEndpointID]struct{}
 	conns     map[*Conn]struct{}
 	bySession map[uint64]map[*Conn]struct{}
+	ended     ConnStats // byte counts of the ended connections
 
 	wg  sync.WaitGroup // one per goroutine of a SYN
 	ctr [NumCounters]atomic.Uint64
@@ -402,7 +403,9 @@ func (t *Terminator) register(c *Conn) Counter {
 // finish records c's end, drops it from the tables and runs OnClose.
 func (t *Terminator) finish(c *Conn, end Counter) {
 	c.end.Store(int32(end))
+	st := c.Stats()
 	t.mu.Lock()
+	t.ended.add(st)
 	delete(t.conns, c)
 	if m := t.bySession[c.session]; m != nil {
 		delete(m, c)
@@ -540,6 +543,12 @@ func (t *Terminator) Counters() Counters {
 	}
 	t.mu.Lock()
 	c.Active = len(t.conns)
+	// Under t.mu a connection is either live or ended, never both nor
+	// neither, so the totals only grow.
+	c.Bytes = t.ended
+	for cn := range t.conns {
+		c.Bytes.add(cn.Stats())
+	}
 	t.mu.Unlock()
 	for _, s := range []*side{t.mob, t.srv} {
 		c.Link[s.which] = s.link.Counters()

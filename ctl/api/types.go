@@ -33,6 +33,12 @@ type QueueCounters struct {
 	// idle wait (1 ms by default), so one that stops rising is a stalled
 	// poller (alert SamepathPollerStalled).
 	Polls uint64 `json:"polls"`
+	// Consumed counts received packets the pipeline took in instead of
+	// forwarding (a terminated flow's segments handed to the TCP
+	// terminator); Originated counts frames the pipeline made itself for
+	// this port (the terminator's segments).
+	Consumed   uint64 `json:"consumed"`
+	Originated uint64 `json:"originated"`
 	// Socket is the kernel's statistics of the queue's AF_XDP socket
 	// (XDP_STATISTICS: frames it dropped before the dataplane saw them,
 	// e.g. rx_ring_full, fill_ring_empty); absent for other ports.

@@ -39,6 +39,12 @@ const gwLong = `Tables on the packet gateways (samepathd role gw), through their
                                     T7 distribution records: server chosen per session and service
   gw lbcache [-mobile A] [-limit N] T12 LB MAC cache: per mobile its LB, learned by event or packet, age
   gw runtime [-interval D]          per worker: rounds, vectors per batch, ns per packet, idle share
+  gw tcp-profiles                   the TCP terminator's profiles (R-TCP-2) and each side's
+  gw tcp-profile [-from B] NAME K=V...
+                                    change a profile's keys (or make NAME from B); the sides using it
+                                    apply it to their new connections
+  gw tcp-side mobile|server NAME    make a terminator side use a profile for its new connections
+  gw tcp-counters                   the terminator's connections, refusals, drops and spliced bytes
 
 -gw is a gateway's control API URL, or all (the default): every gateway of the
 control process's T1 that has an API. Changes with all go to every gateway.
@@ -173,7 +179,7 @@ func (a *app) gwCmd() *cobra.Command {
 				return v, authzTable(v, true), err
 			})
 		})}
-	return a.group(gwc, nil, append(append([]*cobra.Command{services, setServices, policy, server, a.gwWeightCmd(&gw), sessions, flows, authz}, a.xlatCmds(&gw)...), append(a.gwViewCmds(&gw), a.gwRuntimeCmd(&gw))...)...)
+	return a.group(gwc, nil, append(append(append([]*cobra.Command{services, setServices, policy, server, a.gwWeightCmd(&gw), sessions, flows, authz}, a.xlatCmds(&gw)...), append(a.gwViewCmds(&gw), a.gwRuntimeCmd(&gw))...), a.tcpCmds(&gw)...)...)
 }
 
 // gwShow prints one answer per gateway of -gw: alone as it is, several

@@ -116,7 +116,8 @@ func TestAPITokenAndMetrics(t *testing.T) {
 	buildInfo := fmt.Sprintf(`samepath_build_info{goversion=%q,version=%q} 1`, version.GoVersion(), version.Get())
 	// Reasons that never happened are there from the start, at 0.
 	for _, want := range []string{`samepath_rx_packets_total{port="eth0/q0"} 7`, `samepath_drops_total{port="eth0/q0",reason="no_route"} 2`,
-		`samepath_drops_total{port="eth0/q0",reason="all_gateways_down"} 0`, `samepath_drops_total{port="eth0/q0",reason="panic"} 0`, buildInfo} {
+		`samepath_drops_total{port="eth0/q0",reason="all_gateways_down"} 0`, `samepath_drops_total{port="eth0/q0",reason="panic"} 0`, buildInfo,
+		`samepath_consumed_packets_total{port="eth0/q0"} 0`, `samepath_originated_packets_total{port="eth0/q0"} 0`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q", want)
 		}
@@ -142,7 +143,8 @@ func TestConfigParseGW(t *testing.T) {
 		"bad t9":        strings.Replace(ExampleGW, "rep: 10.30.0.1, service_type", "rep: nowhere, service_type", 1),
 		"same iface":    strings.Replace(ExampleGW, "iface: lan2", "iface: lan1", 1),
 		"udp on tcp rp": strings.Replace(ExampleGW, "proto: tcp", "proto: sctp", 1),
-		"no terminator": strings.Replace(ExampleGW, "  terminate: {port_min: 60000, port_max: 65535}", "", 1),
+		"no terminator": strings.Replace(ExampleGW, "  terminate: {port_min: 60000, port_max: 65535, mobile_profile: wireless, server_profile: wired}", "", 1),
+		"no profile":    strings.Replace(ExampleGW, "mobile_profile: wireless", "mobile_profile: radio", 1),
 		"term overlap":  strings.Replace(ExampleGW, "port_max: 59999", "port_max: 60000", 1),
 		"terminate udp": strings.Replace(ExampleGW, "      proto: tcp\n      mode: terminate", "      proto: udp\n      mode: terminate", 1),
 	} {

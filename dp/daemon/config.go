@@ -128,6 +128,14 @@ type Terminate struct {
 	MaxConnsPerSession int           `yaml:"max_conns_per_session"`
 	DialTimeout        time.Duration `yaml:"dial_timeout"`
 	IdleTimeout        time.Duration `yaml:"idle_timeout"`
+	// Profiles are named TCP profiles besides the built-in wireless and
+	// wired (one of those names replaces the built-in one); every key is
+	// required (api.TCPProfileKeys). MobileProfile and ServerProfile
+	// name each side's (default wireless and wired). samepathctl gw
+	// tcp-profile changes them at run time (dp/daemon/term.go).
+	Profiles      []api.TCPProfile `yaml:"profiles"`
+	MobileProfile string           `yaml:"mobile_profile"`
+	ServerProfile string           `yaml:"server_profile"`
 }
 
 // TermConfig is the terminator's config (without Admit and the other
@@ -147,6 +155,9 @@ func (g *GWConfig) TermConfig() (c tcpproxy.Config, ok bool, err error) {
 			t.PortMin, t.PortMax, g.NAT.PortMin, g.NAT.PortMax)
 	}
 	c.ServerPorts = [2]uint16{t.PortMin, t.PortMax}
+	if _, c.MobileProfile, c.ServerProfile, err = t.TermProfiles(); err != nil {
+		return c, false, err
+	}
 	var have4, have6 bool
 	for i, s := range g.NAT.Addrs {
 		a, err := netip.ParseAddr(s)
@@ -937,7 +948,10 @@ gw:
       # also resumes downloads mid-body by a conditional Range request (resume: false: RST)
       risk: {replay_buffer: 65536, http: true}
       servers: [{addr: "10.20.0.11:8080"}, {addr: "10.20.0.12:8080"}]
-  terminate: {port_min: 60000, port_max: 65535}   # the terminator's local ports on nat.addrs, outside nat's
+  # the terminator's local ports on nat.addrs, outside nat's; a TCP profile
+  # per side: the built-in wireless and wired, or one of gw.terminate.profiles
+  # ([{name: ..., mss: ..., every key of samepathctl gw tcp-profile set}])
+  terminate: {port_min: 60000, port_max: 65535, mobile_profile: wireless, server_profile: wired}
   probe: {interval: 1s, timeout: 500ms, fall: 3, rise: 2}
   # accounting: T10 records, fsync'd every sync_interval; live flows are
   # checkpointed as often (LOG.ckpt.N), so a crash loses at most ~one interval

@@ -76,6 +76,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	if d.gw != nil {
 		reg.MustRegister(newGWCollector(d.gw))
 		registerXlat(reg, d.gw)
+		if d.gw.term != nil {
+			reg.MustRegister(newTermCollector(d.gw.term))
+		}
 	}
 	if d.t4 != nil {
 		reg.MustRegister(newLBCollector(d.t4))
@@ -252,6 +255,7 @@ func (d *Daemon) Counters() api.Counters {
 				Port: p.Name(), CPU: d.cpus[wi],
 				RxPackets: s.RxPackets, RxBytes: s.RxBytes, TxPackets: s.TxPackets, TxBytes: s.TxBytes,
 				Drops: map[string]uint64{}, Panics: s.Panics, Polls: s.Polls,
+				Consumed: s.Consumed, Originated: s.Originated,
 			}
 			for r, n := range s.Drops {
 				if n > 0 {

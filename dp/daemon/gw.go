@@ -34,7 +34,8 @@ type gwState struct {
 	services *balance.Table
 	dist     *balance.Dist
 	authz    *dp.Authz
-	acct     *acct.Log // nil without accounting
+	acct     *acct.Log    // nil without accounting
+	term     *TermControl // nil without a terminator
 
 	mu       sync.Mutex
 	sessions map[string]*gwSession // by control-process session id
@@ -241,6 +242,7 @@ func (d *Daemon) startGW(ctx context.Context) error {
 	}
 	var term *tcpproxy.Terminator
 	var hooks *dp.TermHooks
+	var tctl *TermControl
 	if tc, ok, err := g.TermConfig(); err != nil {
 		return err
 	} else if ok {
@@ -257,7 +259,13 @@ func (d *Daemon) startGW(ctx context.Context) error {
 			}
 			return nil
 		})
-		d.log.Info("tcp termination on", "server_addrs", tc.ServerAddrs, "server_ports", tc.ServerPorts)
+		all, _, _, _ := g.Terminate.TermProfiles() // TermConfig checked them
+		if tctl, err = NewTermControl(term, all, d.cfg.XSK.FrameSize, d.log); err != nil {
+			term.Close()
+			return fmt.Errorf("config: gw.terminate: %w", err)
+		}
+		d.log.Info("tcp termination on", "server_addrs", tc.ServerAddrs, "server_ports", tc.ServerPorts,
+			"mobile_profile", tc.MobileProfile.Name, "server_profile", tc.ServerProfile.Name)
 	}
 	pipe, err := dp.NewGW(dp.GWConfig{
 		Lan: 0, Servers: 1,
@@ -339,6 +347,7 @@ func (d *Daemon) startGW(ctx context.Context) error {
 	// Closers run last-in first-out: detach before the sockets close.
 	d.closers = append(d.closers, fLan.Close, fSrv.Close)
 	d.gw = newGWState(pipe, flows, services, dist, authz, alog)
+	d.gw.term = tctl
 	d.log.Info("gateway ready", "lan", lan.Name, "servers", srv.Name, "nat", pc.GwAddrs,
 		"ports", fmt.Sprintf("%d-%d", pc.PortMin, pc.PortMax), "services", len(svcs), "require_session", requireSession)
 	return nil
@@ -696,6 +705,7 @@ func gwRoutes(v1 *http.ServeMux, s *gwState, log *slog.Logger) {
 	serviceRoutes(v1, s.services, log, s.endServerFlows, s.gw.RiskCounts)
 	xlatRoutes(v1, s.gw.XlatRuntime(), s.xlatCounters)
 	viewRoutes(v1, s)
+	TermRoutes(v1, s.term)
 	v1.HandleFunc("GET /v1/authz", func(w http.ResponseWriter, _ *http.Request) {
 		t9, t8 := s.authz.Rows()
 		out := api.Authz{T9: []api.T9Row{}, T8: []api.T8Row{}, Denied: s.authz.Denied()}

@@ -15,7 +15,7 @@ import (
 type counterCollector struct {
 	read                                func() api.Counters
 	rxp, rxb, txp, txb, drop, idl, sock *prometheus.Desc
-	polls                               *prometheus.Desc
+	polls, consumed, originated         *prometheus.Desc
 }
 
 func newCounterCollector(read func() api.Counters) *counterCollector {
@@ -29,12 +29,16 @@ func newCounterCollector(read func() api.Counters) *counterCollector {
 		drop:  prometheus.NewDesc("samepath_drops_total", "Packets dropped per queue and reason.", []string{"port", "reason"}, nil),
 		idl:   prometheus.NewDesc("samepath_poll_idle_ratio", "Share of poll rounds that found no packet.", l, nil),
 		polls: prometheus.NewDesc("samepath_poll_rounds_total", "Poll rounds over the queue (at least one per idle wait: a rate of 0 is a stalled poller).", l, nil),
-		sock:  prometheus.NewDesc("samepath_xsk_events_total", "The kernel's statistics of each queue's AF_XDP socket (XDP_STATISTICS): drops before the dataplane (rx_dropped, rx_ring_full, fill_ring_empty), invalid descriptors, empty TX ring.", []string{"port", "counter"}, nil),
+		consumed: prometheus.NewDesc("samepath_consumed_packets_total",
+			"Received packets the pipeline took in instead of forwarding, per queue (a terminated flow's segments handed to the TCP terminator).", l, nil),
+		originated: prometheus.NewDesc("samepath_originated_packets_total",
+			"Frames the pipeline made itself, per queue it sent them on (the TCP terminator's segments).", l, nil),
+		sock: prometheus.NewDesc("samepath_xsk_events_total", "The kernel's statistics of each queue's AF_XDP socket (XDP_STATISTICS): drops before the dataplane (rx_dropped, rx_ring_full, fill_ring_empty), invalid descriptors, empty TX ring.", []string{"port", "counter"}, nil),
 	}
 }
 
 func (c *counterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.rxp, c.rxb, c.txp, c.txb, c.drop, c.idl, c.sock, c.polls} {
+	for _, d := range []*prometheus.Desc{c.rxp, c.rxb, c.txp, c.txb, c.drop, c.idl, c.sock, c.polls, c.consumed, c.originated} {
 		ch <- d
 	}
 }
@@ -57,6 +61,8 @@ func (c *counterCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.idl, prometheus.GaugeValue, q.IdleRatio, q.Port)
 		ch <- prometheus.MustNewConstMetric(c.polls, prometheus.CounterValue, float64(q.Polls), q.Port)
+		ch <- prometheus.MustNewConstMetric(c.consumed, prometheus.CounterValue, float64(q.Consumed), q.Port)
+		ch <- prometheus.MustNewConstMetric(c.originated, prometheus.CounterValue, float64(q.Originated), q.Port)
 		for k, n := range q.Socket {
 			ch <- prometheus.MustNewConstMetric(c.sock, prometheus.CounterValue, float64(n), q.Port, k)
 		}

@@ -124,6 +124,8 @@ func TestMetricsLint(t *testing.T) {
 	r := newGWRig(t)
 	reg := NewRegistry(testBackend{}.Counters)
 	reg.MustRegister(newGWCollector(r.s))
+	_, tc, _ := newTermAPI(t)
+	reg.MustRegister(newTermCollector(tc))
 	hs := httptest.NewServer(NewHandler(gwTestBackend{r.s}, reg, "", r.log))
 	defer hs.Close()
 	promcheck.Metrics(t, "gw /metrics", getBody(t, hs.URL+"/metrics"))
