@@ -1,7 +1,8 @@
 // Command perfrun runs samepath's `make perf` scenarios and rewrites their
 // sections of BENCHMARKS.md.
 //
-//	perfrun -scenario all                      # everything `make perf` runs (< 10 min)
+//	perfrun -scenario all                      # everything `make perf` runs (< 10 min, plus ~10 min of tcp-split)
+//	perfrun -scenario tcp-split                # TCP termination against NAT and HAProxy (~8-12 min; -quick ~1 min)
 //	perfrun -scenario lb-steer                 # one scenario
 //	perfrun -scenario gw-nat,radius -quick     # 1 rep, short windows, for development
 //	perfrun -scenario lb-steer -variants xdp-redirect,kernel-fwd
@@ -10,10 +11,12 @@
 // perf/lbsteer and perf/gwnat on perf/bench), micro (go test -bench of the
 // hot paths, perf/micro), flows-1m (the NAT table holding 1 M flows,
 // perf/flowmem) and radius (bin/radload against samepath-control,
-// perf/radius).
+// perf/radius) and tcp-split (downloads through NAT, the TCP terminator and
+// HAProxy over emulated wireless links, perf/tcpsplit).
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -31,6 +34,7 @@ import (
 	"samepath/perf/lbsteer"
 	"samepath/perf/micro"
 	"samepath/perf/radius"
+	"samepath/perf/tcpsplit"
 )
 
 // packet is a packet scenario: its configs and how it renders.
@@ -49,7 +53,7 @@ var packets = []packet{
 		defaultChart: "perf/results/gw-nat.svg"},
 }
 
-var allScenarios = []string{"micro", "flows-1m", "radius", "lb-steer", "gw-nat"}
+var allScenarios = []string{"micro", "flows-1m", "radius", "lb-steer", "gw-nat", "tcp-split"}
 
 type flags struct {
 	quick                   bool
@@ -65,6 +69,8 @@ type flags struct {
 	md, chart, render       string
 	microRaw                string
 	command                 string
+	splitSize               int64
+	splitCases              string
 }
 
 func main() {
@@ -86,6 +92,8 @@ func main() {
 	flag.StringVar(&f.chart, "chart", "", "SVG chart path of a single packet scenario (default perf/results/SCENARIO.svg)")
 	flag.StringVar(&f.render, "render", "", "re-render -md and -chart of one packet scenario from its saved results JSON (written beside the chart) without measuring")
 	flag.StringVar(&f.microRaw, "micro-raw", "perf/results/micro.txt", "where scenario micro saves the raw go test output (benchstat input)")
+	flag.Int64Var(&f.splitSize, "split-size", 0, "bytes per download of tcp-split (default 20 MiB, quick 2 MiB)")
+	flag.StringVar(&f.splitCases, "split-cases", "", "comma-separated cases of tcp-split (default all): window, lossy, clean")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: perfrun [flags]\n\nexamples:\n  perfrun -scenario all\n  perfrun -scenario gw-nat -quick\n  perfrun -scenario lb-steer -render perf/results/lb-steer.json\n\n")
 		flag.PrintDefaults()
@@ -124,6 +132,19 @@ func main() {
 		if len(want) != 1 {
 			fmt.Fprintln(os.Stderr, "perfrun: -render needs exactly one packet scenario")
 			os.Exit(2)
+		}
+		if want[0] == "tcp-split" {
+			res, err := tcpsplit.LoadResult(f.render)
+			chart := cmp.Or(f.chart, tcpsplit.DefaultChart)
+			if err == nil {
+				err = tcpsplit.Write(res, f.md, chart)
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "perfrun:", err)
+				os.Exit(1)
+			}
+			fmt.Printf("rendered %s into %s and %s\n", f.render, f.md, chart)
+			return
 		}
 		p, ok := findPacket(want[0])
 		if !ok {
@@ -219,6 +240,39 @@ func runScenario(ctx context.Context, name string, f *flags) error {
 			fmt.Printf("wrote %s (section flows-1m)\n", f.md)
 		}
 		return nil
+	case "tcp-split":
+		cfg := tcpsplit.DefaultConfig(f.samepathd)
+		if f.quick {
+			cfg = tcpsplit.QuickConfig(f.samepathd)
+		}
+		if f.reps > 0 {
+			cfg.Reps = f.reps
+		}
+		if f.splitSize > 0 {
+			cfg.Size = f.splitSize
+		}
+		if f.splitCases != "" {
+			var keep []tcpsplit.Case
+			for _, c := range cfg.Cases {
+				if strings.Contains(","+f.splitCases+",", ","+c.Name+",") {
+					keep = append(keep, c)
+				}
+			}
+			if len(keep) == 0 {
+				return fmt.Errorf("-split-cases %q: none of window, lossy, clean", f.splitCases)
+			}
+			cfg.Cases = keep
+		}
+		cfg.Go, cfg.Out, cfg.Command = f.goC, os.Stdout, f.command
+		res, err := tcpsplit.Run(ctx, cfg)
+		if res != nil && len(res.Samples) > 0 && f.md != "" {
+			chart := cmp.Or(f.chart, tcpsplit.DefaultChart)
+			if werr := tcpsplit.Write(res, f.md, chart); werr != nil {
+				return errors.Join(err, werr)
+			}
+			fmt.Printf("wrote %s (section tcp-split) and %s\n", f.md, chart)
+		}
+		return err
 	case "radius":
 		cfg := radius.DefaultConfig(f.radload)
 		if f.quick {
