@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -82,7 +83,7 @@ func main() {
 	flag.StringVar(&f.samepathd, "samepathd", "bin/samepathd", "samepathd binary for the samepathd variants")
 	flag.StringVar(&f.radload, "radload", "bin/radload", "radload binary (scenario radius)")
 	flag.StringVar(&f.goC, "go", "go", "go command (scenarios micro and flows-1m)")
-	variants := flag.String("variants", "", "comma-separated variant names of the packet scenarios (default all): lb-steer xdp-redirect,xdp-tx,kernel-fwd,samepathd-afxdp,samepathd-xdp,afxdp-l2fwd; gw-nat nft-nat,samepathd-gw,afxdp-l2fwd")
+	variants := flag.String("variants", "", "comma-separated variant names of the packet scenarios (default all): lb-steer xdp-redirect,xdp-tx,kernel-fwd,samepathd-afxdp,samepathd-xdp,afxdp-l2fwd; gw-nat nft-nat,samepathd-gw,afxdp-l2fwd; tcp-split nat,terminate,haproxy")
 	flag.Float64Var(&f.genRate, "gen-rate", 0, "generator rate in pps (0 = full speed)")
 	flag.BoolVar(&f.sinkSoftirq, "sink-softirq", false, "leave the sink's NAPI unthreaded: softirq on the CPU that transmits into it (the default of lb-steer and gw-nat)")
 	flag.BoolVar(&f.sinkThreaded, "sink-threaded", false, "thread the sink's NAPI and pin it to CPU0, beside the generator, instead")
@@ -262,6 +263,11 @@ func runScenario(ctx context.Context, name string, f *flags) error {
 				return fmt.Errorf("-split-cases %q: none of window, lossy, clean", f.splitCases)
 			}
 			cfg.Cases = keep
+		}
+		if f.variants != nil {
+			for i := range cfg.Cases {
+				cfg.Cases[i].Variants = slices.DeleteFunc(cfg.Cases[i].Variants, func(v string) bool { return !f.variants[v] })
+			}
 		}
 		cfg.Go, cfg.Out, cfg.Command = f.goC, os.Stdout, f.command
 		res, err := tcpsplit.Run(ctx, cfg)

@@ -92,14 +92,23 @@ type Config struct {
 	// DUTCPU runs the device under test (samepathd, HAProxy: all
 	// threads); this process (client, server, linkem) runs on GenCPU.
 	DUTCPU, GenCPU int
-	Out            io.Writer
-	Command        string
+	// KernelCC is the congestion control of the kernel ends' sockets
+	// (client and server, TCP_CONGESTION; a namespace's default can only
+	// be one of the host's tcp_allowed_congestion_control). Default cubic,
+	// Linux's default and one netstack has; this host's default is bbr,
+	// which ignores random loss. "" leaves the namespace default.
+	KernelCC string
+	// NoPin leaves this process's threads where they are (the demo,
+	// which goes on after the run); the DUT still runs on DUTCPU.
+	NoPin   bool
+	Out     io.Writer
+	Command string
 }
 
 // DefaultConfig is the `make perf` run: 20 MiB, 3 reps.
 func DefaultConfig(samepathd string) Config {
 	return Config{Samepathd: samepathd, HAProxy: "haproxy", Go: "go", Size: 20 << 20, Reps: 3, Cases: Cases(),
-		Timeout: 5 * time.Minute, DUTCPU: 1, GenCPU: 0}
+		Timeout: 5 * time.Minute, DUTCPU: 1, GenCPU: 0, KernelCC: "cubic"}
 }
 
 // QuickConfig is a development run: 2 MiB, 1 rep.
@@ -162,10 +171,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	start := time.Now()
 	res := &Result{Config: cfg, Env: bench.Environment(cfg.Command),
 		Profiles: []tcpproxy.Profile{tcpproxy.Wireless(), tcpproxy.Wired()}}
-	if err := pinSelf(cfg.GenCPU); err != nil {
-		return nil, err
+	if !cfg.NoPin {
+		if err := pinSelf(cfg.GenCPU); err != nil {
+			return nil, err
+		}
+		res.Placement = append(res.Placement, fmt.Sprintf("perfrun (client in ns mob, server in ns srv, linkem in ns air and wan; goroutines of one process): all threads on CPU%d", cfg.GenCPU))
 	}
-	res.Placement = append(res.Placement, fmt.Sprintf("perfrun (client in ns mob, server in ns srv, linkem in ns air and wan; goroutines of one process): all threads on CPU%d", cfg.GenCPU))
 	if stale := cleanStale("sptcpsplit"); len(stale) > 0 {
 		cfg.logf("removed stale namespaces of runs no longer alive: %s", strings.Join(stale, " "))
 	}
@@ -174,7 +185,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	defer t.Down()
-	srv, err := startServer(t.Srv)
+	srv, err := startServer(t.Srv, cfg.KernelCC)
 	if err != nil {
 		return nil, err
 	}
@@ -307,7 +318,7 @@ func runOne(ctx context.Context, cfg *Config, t *Topo, c Case, v string, rep int
 	}
 	up0, down0 := t.RelayStats()
 	cpu0, _ := cpuTimes()
-	s.Bytes, s.Seconds, s.SSMobile, s.SSServer, err = download(ctx, t, port, cfg.Size, cfg.Timeout)
+	s.Bytes, s.Seconds, s.SSMobile, s.SSServer, err = download(ctx, t, port, cfg.Size, cfg.Timeout, cfg.KernelCC)
 	cpu1, _ := cpuTimes()
 	up1, down1 := t.RelayStats()
 	s.RelayUp, s.RelayDown = subStats(up1, up0), subStats(down1, down0)
@@ -435,14 +446,39 @@ func startHAProxy(t *Topo, bin string, cpu int) (func() error, int, error) {
 
 // server answers each connection's 8-byte big-endian length with that
 // many bytes, then closes.
-type server struct{ l net.Listener }
+type server struct {
+	l  net.Listener
+	cc string
+}
 
-func startServer(ns string) (*server, error) {
-	l, err := topo.Listen(ns, "tcp", fmt.Sprintf("%s:%d", ServerIP, ServerPort))
+// setCC sets the socket's congestion control (TCP_CONGESTION).
+func setCC(cc string) func(network, address string, c syscall.RawConn) error {
+	return func(_, _ string, c syscall.RawConn) error {
+		if cc == "" {
+			return nil
+		}
+		var serr error
+		if err := c.Control(func(fd uintptr) { serr = unix.SetsockoptString(int(fd), unix.IPPROTO_TCP, unix.TCP_CONGESTION, cc) }); err != nil {
+			return err
+		}
+		if serr != nil {
+			return fmt.Errorf("TCP_CONGESTION %s: %w", cc, serr)
+		}
+		return nil
+	}
+}
+
+func startServer(ns, cc string) (*server, error) {
+	var l net.Listener
+	err := topo.Do(ns, func() (err error) {
+		lc := net.ListenConfig{Control: setCC(cc)}
+		l, err = lc.Listen(context.Background(), "tcp", fmt.Sprintf("%s:%d", ServerIP, ServerPort))
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	s := &server{l: l}
+	s := &server{l: l, cc: cc}
 	go s.serve()
 	return s, nil
 }
@@ -459,6 +495,9 @@ func (s *server) serve() {
 		}
 		go func() {
 			defer c.Close()
+			if rc, err := c.(*net.TCPConn).SyscallConn(); err == nil {
+				setCC(s.cc)("", "", rc) // children inherit it from the listener; make sure
+			}
 			var h [8]byte
 			if _, err := io.ReadFull(c, h[:]); err != nil {
 				return
@@ -480,11 +519,16 @@ func (s *server) Close() error { return s.l.Close() }
 // download fetches size bytes from RepIP:port in the mobile's namespace
 // and returns the bytes read and the seconds from connect to EOF; at half
 // the bytes it records `ss -tin` at both kernel ends.
-func download(ctx context.Context, t *Topo, port int, size int64, timeout time.Duration) (got int64, secs float64, ssMob, ssSrv string, err error) {
+func download(ctx context.Context, t *Topo, port int, size int64, timeout time.Duration, cc string) (got int64, secs float64, ssMob, ssSrv string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
-	c, err := topo.Dial(ctx, t.Mob, "tcp", fmt.Sprintf("%s:%d", RepIP, port))
+	var c net.Conn
+	err = topo.Do(t.Mob, func() (err error) {
+		d := net.Dialer{Control: setCC(cc)}
+		c, err = d.DialContext(ctx, "tcp", fmt.Sprintf("%s:%d", RepIP, port))
+		return err
+	})
 	if err != nil {
 		return 0, 0, "", "", fmt.Errorf("connect %s:%d: %w", RepIP, port, err)
 	}
