@@ -161,7 +161,7 @@ func Markdown(r *Result, chart string) string {
 	for _, c := range cfg.Cases {
 		fmt.Fprintf(&b, "- **%s**: %s. Wireless: %s. Wired: %s.", c.Name, c.Title, fmtLinkCfg(c.Wireless), fmtLinkCfg(c.Wired))
 		if c.ServerWindow > 0 {
-			fmt.Fprintf(&b, " Server namespace: net.ipv4.tcp_wmem and tcp_rmem = `4096 %d %d` (its socket buffers, hence its window, capped at %d B).", c.ServerWindow, c.ServerWindow, c.ServerWindow)
+			fmt.Fprintf(&b, " Server: net.ipv4.tcp_wmem and tcp_rmem = `4096 %d %d` in its namespace, and it writes only while fewer than %d B are unacknowledged in its socket (SIOCOUTQ), since on this kernel the buffer cap alone let a bulk writer keep about 170 KB in flight.", c.ServerWindow, c.ServerWindow, c.ServerWindow)
 		}
 		b.WriteString("\n")
 	}
@@ -175,6 +175,9 @@ func Markdown(r *Result, chart string) string {
 	b.WriteString("\nCPU placement:\n\n")
 	for _, l := range r.Placement {
 		fmt.Fprintf(&b, "- %s\n", l)
+	}
+	if cfg.KernelCC != "" {
+		fmt.Fprintf(&b, "- Kernel ends' congestion control: %s on the client's and the server's sockets (TCP_CONGESTION; this host's default is bbr, which does not back off on random loss, and netstack has only reno and cubic). HAProxy's sockets keep the DUT namespace's default.\n", cfg.KernelCC)
 	}
 	b.WriteString("- The kernel ends' TCP (mobile, server) runs in softirq on the CPU that transmits into their veth: CPU0 where linkem or the bridge relays. The client and server applications are goroutines of perfrun on CPU0.\n")
 	b.WriteString("\n" + memoryMarkdown(r.Memory))

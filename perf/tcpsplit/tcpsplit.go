@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -41,7 +42,11 @@ type Case struct {
 	// directions); nil: a kernel bridge, no emulation.
 	Wireless, Wired *linkem.Config
 	// ServerWindow, if > 0, caps the server's TCP buffers (tcp_wmem and
-	// tcp_rmem maximum in its namespace) at this many bytes.
+	// tcp_rmem maximum in its namespace) at this many bytes, and the
+	// server writes only while fewer are unacknowledged in its socket
+	// (SIOCOUTQ): the buffer caps alone do not hold the window on this
+	// kernel (ss -m showed a bulk writer's queue at 278 KB against a
+	// 64 KiB sndbuf, and 170 KB in flight with cubic).
 	ServerWindow int
 	Variants     []string
 	// Base is the variant the target compares with, Min the target ratio.
@@ -209,6 +214,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if err := errors.Join(topo.Sysctl(t.Srv, "net/ipv4/tcp_wmem", wm), topo.Sysctl(t.Srv, "net/ipv4/tcp_rmem", rm)); err != nil {
 			return res, err
 		}
+		srv.window.Store(int64(c.ServerWindow))
 		for rep := 1; rep <= cfg.Reps && ctx.Err() == nil; rep++ {
 			for _, v := range c.Variants {
 				s, place := runOne(ctx, &cfg, t, c, v, rep)
@@ -449,6 +455,9 @@ func startHAProxy(t *Topo, bin string, cpu int) (func() error, int, error) {
 type server struct {
 	l  net.Listener
 	cc string
+	// window, if > 0, bounds the bytes each connection keeps in its
+	// socket unacknowledged (SIOCOUTQ): a send window of that size.
+	window atomic.Int64
 }
 
 // setCC sets the socket's congestion control (TCP_CONGESTION).
@@ -503,8 +512,16 @@ func (s *server) serve() {
 				return
 			}
 			n := int64(binary.BigEndian.Uint64(h[:]))
+			win := s.window.Load()
+			rc, _ := c.(*net.TCPConn).SyscallConn()
 			for n > 0 {
 				k := min(n, int64(len(buf)))
+				if win > 0 {
+					k = min(k, windowChunk)
+					for outq(rc)+k > win {
+						time.Sleep(100 * time.Microsecond)
+					}
+				}
 				if _, err := c.Write(buf[:k]); err != nil {
 					return
 				}
@@ -512,6 +529,17 @@ func (s *server) serve() {
 			}
 		}()
 	}
+}
+
+// windowChunk is what a window-limited server writes at a time.
+const windowChunk = 8 << 10
+
+// outq is the bytes in the socket's send queue not yet acknowledged
+// (sent or not): SIOCOUTQ.
+func outq(rc syscall.RawConn) int64 {
+	var q int
+	rc.Control(func(fd uintptr) { q, _ = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) })
+	return int64(q)
 }
 
 func (s *server) Close() error { return s.l.Close() }
@@ -551,7 +579,7 @@ func download(ctx context.Context, t *Topo, port int, size int64, timeout time.D
 			sampled = true
 			go func() {
 				m, _ := topo.Command(t.Mob, "ss", "-tinH", "state", "established").Output()
-				s, _ := topo.Command(t.Srv, "ss", "-tinH", "state", "established", fmt.Sprintf("sport = :%d", ServerPort)).Output()
+				s, _ := topo.Command(t.Srv, "ss", "-tinmH", "state", "established", fmt.Sprintf("sport = :%d", ServerPort)).Output()
 				ssc <- ss{strings.TrimSpace(string(m)), strings.TrimSpace(string(s))}
 			}()
 		}

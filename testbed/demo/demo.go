@@ -355,7 +355,7 @@ func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 		return sum, err
 	}
 	Print(o.Out, sum, p)
-	if err := splitDemo(ctx, o); err != nil { // split.go
+	if _, err := splitDemo(ctx, o); err != nil { // split.go
 		return sum, err
 	}
 	return sum, nil

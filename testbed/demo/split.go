@@ -21,7 +21,7 @@ const splitSize = 8 << 20
 // port-key NAT and through its TCP terminator, and prints both goodputs
 // side by side. It builds a small topology of its own (perf/tcpsplit),
 // beside the FIG. 2 one.
-func splitDemo(ctx context.Context, o Options) error {
+func splitDemo(ctx context.Context, o Options) (*tcpsplit.Result, error) {
 	c := tcpsplit.Cases()[0]
 	fmt.Fprintf(o.Out, "== TCP termination: %d bytes from a server over an emulated wireless link, through NAT and through the terminator\n   %s\n", splitSize, c.Title)
 	cfg := tcpsplit.DefaultConfig(o.Samepathd)
@@ -29,9 +29,9 @@ func splitDemo(ctx context.Context, o Options) error {
 	cfg.Out = io.Discard
 	res, err := tcpsplit.Run(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("tcp split demo: %w", err)
+		return res, fmt.Errorf("tcp split demo: %w", err)
 	}
-	return printSplit(o.Out, res)
+	return res, printSplit(o.Out, res)
 }
 
 func printSplit(w io.Writer, res *tcpsplit.Result) error {
