@@ -49,10 +49,16 @@ type Case struct {
 	// 64 KiB sndbuf, and 170 KB in flight with cubic).
 	ServerWindow int
 	Variants     []string
+	// Scale multiplies Config.Size for this case (0 = 1): the clean path
+	// moves 20 MiB in a fraction of a second, mostly ramp-up.
+	Scale int64
 	// Base is the variant the target compares with, Min the target ratio.
 	Base string
 	Min  float64
 }
+
+// Bytes is the case's download size.
+func (c Case) Bytes(size int64) int64 { return size * max(c.Scale, 1) }
 
 // WirelessBDP is the bandwidth-delay product of the emulated wireless
 // link at its longest (50 Mbit/s, 100 ms).
@@ -80,7 +86,7 @@ func Cases() []Case {
 			Wireless: link(40*time.Millisecond, 0.01, 50_000_000), Wired: link(60*time.Millisecond, 0, 0),
 			Variants: []string{NAT, Term}, Base: NAT, Min: 1.5},
 		{Name: "clean", Title: "(c) clean path, no emulation",
-			Variants: []string{NAT, Term, HAProxy}, Base: HAProxy, Min: 0.5},
+			Variants: []string{NAT, Term, HAProxy}, Base: HAProxy, Min: 0.5, Scale: 10},
 	}
 }
 
@@ -218,9 +224,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		for rep := 1; rep <= cfg.Reps && ctx.Err() == nil; rep++ {
 			for _, v := range c.Variants {
 				s, place := runOne(ctx, &cfg, t, c, v, rep)
-				if !placed[v] && len(place) > 0 {
-					res.Placement = append(res.Placement, place...)
-					placed[v] = true
+				if k := strings.Fields(place + " ")[0]; place != "" && !placed[k] {
+					res.Placement = append(res.Placement, place)
+					placed[k] = true
 				}
 				res.Samples = append(res.Samples, s)
 				if s.Err != "" {
@@ -289,12 +295,12 @@ func pinSelf(cpu int) error {
 }
 
 // runOne starts variant v, downloads once and stops it.
-func runOne(ctx context.Context, cfg *Config, t *Topo, c Case, v string, rep int) (Sample, []string) {
+func runOne(ctx context.Context, cfg *Config, t *Topo, c Case, v string, rep int) (Sample, string) {
 	s := Sample{Case: c.Name, Variant: v, Rep: rep}
 	var stop func() error
 	var err error
 	var port int
-	var place []string
+	var place string
 	var pid int
 	switch v {
 	case NAT, Term:
@@ -304,19 +310,19 @@ func runOne(ctx context.Context, cfg *Config, t *Topo, c Case, v string, rep int
 		}
 		stop, err = bench.StartDUT(t.Bench(), "samepathd", []string{"taskset", "-c", strconv.Itoa(cfg.DUTCPU), mustAbs(cfg.Samepathd), "--config", writeTemp(t, "samepathd.yaml", SamepathdConfig(t))}, &pid)
 		if err == nil {
-			place = bench.ThreadPlacement("samepathd", pid, 0)
-			place = append(place, fmt.Sprintf("samepathd (pid %d): started under taskset -c %d (every thread, the terminator's netstack goroutines too)", pid, cfg.DUTCPU))
+			place = fmt.Sprintf("samepathd: started under taskset -c %d, so every thread (the worker, the terminator's netstack and splice goroutines) runs on CPU%d and Go has one P; CPUs allowed per thread at start: %s",
+				cfg.DUTCPU, cfg.DUTCPU, allowedSummary(pid))
 		}
 	case HAProxy:
 		port = HAProxyPort
 		stop, pid, err = startHAProxy(t, cfg.HAProxy, cfg.DUTCPU)
 		if err == nil {
-			place = []string{fmt.Sprintf("haproxy (pid %d): nbthread 1, taskset -c %d; the DUT kernel's TCP receive runs in softirq where the relay transmits into In and Out (CPU%d)", pid, cfg.DUTCPU, cfg.GenCPU)}
+			place = fmt.Sprintf("haproxy: nbthread 1, taskset -c %d (CPUs allowed: %s); the DUT kernel's TCP receive for its sockets runs in softirq on the CPU that transmits into In or Out", cfg.DUTCPU, allowedSummary(pid))
 		}
 	}
 	if err != nil {
 		s.Err = err.Error()
-		return s, nil
+		return s, ""
 	}
 	var gw0 api.Counters
 	if v != HAProxy {
@@ -324,7 +330,7 @@ func runOne(ctx context.Context, cfg *Config, t *Topo, c Case, v string, rep int
 	}
 	up0, down0 := t.RelayStats()
 	cpu0, _ := cpuTimes()
-	s.Bytes, s.Seconds, s.SSMobile, s.SSServer, err = download(ctx, t, port, cfg.Size, cfg.Timeout, cfg.KernelCC)
+	s.Bytes, s.Seconds, s.SSMobile, s.SSServer, err = download(ctx, t, port, c.Bytes(cfg.Size), cfg.Timeout, cfg.KernelCC)
 	cpu1, _ := cpuTimes()
 	up1, down1 := t.RelayStats()
 	s.RelayUp, s.RelayDown = subStats(up1, up0), subStats(down1, down0)
@@ -343,6 +349,36 @@ func runOne(ctx context.Context, cfg *Config, t *Topo, c Case, v string, rep int
 		s.Err = serr.Error()
 	}
 	return s, place
+}
+
+// allowedSummary counts pid's threads per Cpus_allowed_list.
+func allowedSummary(pid int) string {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return "?"
+	}
+	n := map[string]int{}
+	var keys []string
+	for _, d := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, d.Name()))
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "Cpus_allowed_list:"); ok {
+				v = strings.TrimSpace(v)
+				if n[v] == 0 {
+					keys = append(keys, v)
+				}
+				n[v]++
+			}
+		}
+	}
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%d threads on %s", n[k], k))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func mustAbs(p string) string {
