@@ -6,10 +6,10 @@ export GOFLAGS
 
 # Debian packages the tests, the demo and the benchmarks use (prometheus:
 # promtool checks the metrics and alert rules; the server scrapes the
-# testbed in an e2e test).
-APT_PKGS := iproute2 iputils-ping procps util-linux ethtool iperf3 freeradius-utils nftables tcpdump curl prometheus
+# testbed in an e2e test; haproxy: the TCP proxy baseline of perf tcp-split).
+APT_PKGS := iproute2 iputils-ping procps util-linux ethtool iperf3 freeradius-utils nftables tcpdump curl prometheus haproxy
 # Commands that prove those packages are present.
-APT_CMDS := ip ping pgrep taskset ethtool iperf3 radclient nft tcpdump curl promtool prometheus
+APT_CMDS := ip ping pgrep taskset ethtool iperf3 radclient nft tcpdump curl promtool prometheus haproxy
 
 CMDS := $(notdir $(wildcard cmd/*))
 
@@ -66,6 +66,8 @@ fuzz-pipelines:
 	$(GO) test -run '^$$' -fuzz '^FuzzGW$$' -fuzztime $(FUZZTIME) -parallel 2 ./dp
 	$(GO) test -run '^$$' -fuzz '^FuzzLB$$' -fuzztime $(FUZZTIME) -parallel 2 ./dp
 
+# perf: every scenario; tcp-split (about 10 minutes of it, most in the lossy
+# NAT downloads) runs alone with `bin/perfrun -scenario tcp-split`.
 perf: deps build
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/radload ./perf/radload
 	$(BIN)/perfrun -scenario all -samepathd $(BIN)/samepathd -radload $(BIN)/radload -go $(GO) -md BENCHMARKS.md
@@ -77,7 +79,9 @@ perf-quick: deps build
 	$(BIN)/perfrun -scenario all -quick -samepathd $(BIN)/samepathd -radload $(BIN)/radload -go $(GO) -md BENCHMARKS.md
 
 # demo: the FIG. 2 system in namespaces with samepathd LBs, a download to a
-# mobile that moves across the three ingress points, and a summary.
+# mobile that moves across the three ingress points, and a summary; then the
+# same file over an emulated wireless link through NAT and through the TCP
+# terminator (about 20 s).
 demo: deps build
 	$(BIN)/samepath-demo -samepathd $(BIN)/samepathd
 

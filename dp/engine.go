@@ -189,6 +189,11 @@ func (w *Worker) Run(ctx context.Context) error {
 			if idle&63 == 0 && ctx.Err() != nil {
 				return nil
 			}
+			// Let the process's other goroutines (the TCP terminator's
+			// netstack and splices, which feed this worker) run: with
+			// one P (GOMAXPROCS=1) a spinning worker would hold it until
+			// preempted, 10 ms later.
+			runtime.Gosched()
 			continue
 		}
 		if ctx.Err() != nil {

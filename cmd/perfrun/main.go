@@ -1,7 +1,8 @@
 // Command perfrun runs samepath's `make perf` scenarios and rewrites their
 // sections of BENCHMARKS.md.
 //
-//	perfrun -scenario all                      # everything `make perf` runs (< 10 min)
+//	perfrun -scenario all                      # everything `make perf` runs (< 10 min, plus ~10 min of tcp-split)
+//	perfrun -scenario tcp-split                # TCP termination against NAT and HAProxy (~8-12 min; -quick ~1 min)
 //	perfrun -scenario lb-steer                 # one scenario
 //	perfrun -scenario gw-nat,radius -quick     # 1 rep, short windows, for development
 //	perfrun -scenario lb-steer -variants xdp-redirect,kernel-fwd
@@ -10,16 +11,19 @@
 // test, perf/lbsteer, perf/gwnat and perf/xlatgw on perf/bench), micro (go test -bench of the
 // hot paths, perf/micro), flows-1m (the NAT table holding 1 M flows,
 // perf/flowmem) and radius (bin/radload against samepath-control,
-// perf/radius).
+// perf/radius) and tcp-split (downloads through NAT, the TCP terminator and
+// HAProxy over emulated wireless links, perf/tcpsplit).
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -31,6 +35,7 @@ import (
 	"samepath/perf/lbsteer"
 	"samepath/perf/micro"
 	"samepath/perf/radius"
+	"samepath/perf/tcpsplit"
 	"samepath/perf/xlatgw"
 )
 
@@ -52,7 +57,7 @@ var packets = []packet{
 		defaultChart: "perf/results/xlat.svg"},
 }
 
-var allScenarios = []string{"micro", "flows-1m", "radius", "lb-steer", "gw-nat", "xlat"}
+var allScenarios = []string{"micro", "flows-1m", "radius", "lb-steer", "gw-nat", "xlat", "tcp-split"}
 
 type flags struct {
 	quick                   bool
@@ -68,6 +73,8 @@ type flags struct {
 	md, chart, render       string
 	microRaw                string
 	command                 string
+	splitSize               int64
+	splitCases              string
 }
 
 func main() {
@@ -79,7 +86,7 @@ func main() {
 	flag.StringVar(&f.samepathd, "samepathd", "bin/samepathd", "samepathd binary for the samepathd variants")
 	flag.StringVar(&f.radload, "radload", "bin/radload", "radload binary (scenario radius)")
 	flag.StringVar(&f.goC, "go", "go", "go command (scenarios micro and flows-1m)")
-	variants := flag.String("variants", "", "comma-separated variant names of the packet scenarios (default all): lb-steer xdp-redirect,xdp-tx,kernel-fwd,samepathd-afxdp,samepathd-xdp,afxdp-l2fwd; gw-nat nft-nat,samepathd-gw,afxdp-l2fwd; xlat gw-v4,gw-xlat")
+	variants := flag.String("variants", "", "comma-separated variant names of the packet scenarios (default all): lb-steer xdp-redirect,xdp-tx,kernel-fwd,samepathd-afxdp,samepathd-xdp,afxdp-l2fwd; gw-nat nft-nat,samepathd-gw,afxdp-l2fwd; xlat gw-v4,gw-xlat; tcp-split nat,terminate,haproxy")
 	flag.Float64Var(&f.genRate, "gen-rate", 0, "generator rate in pps (0 = full speed)")
 	flag.BoolVar(&f.sinkSoftirq, "sink-softirq", false, "leave the sink's NAPI unthreaded: softirq on the CPU that transmits into it (the default of lb-steer and gw-nat)")
 	flag.BoolVar(&f.sinkThreaded, "sink-threaded", false, "thread the sink's NAPI and pin it to CPU0, beside the generator, instead")
@@ -89,6 +96,8 @@ func main() {
 	flag.StringVar(&f.chart, "chart", "", "SVG chart path of a single packet scenario (default perf/results/SCENARIO.svg)")
 	flag.StringVar(&f.render, "render", "", "re-render -md and -chart of one packet scenario from its saved results JSON (written beside the chart) without measuring")
 	flag.StringVar(&f.microRaw, "micro-raw", "perf/results/micro.txt", "where scenario micro saves the raw go test output (benchstat input)")
+	flag.Int64Var(&f.splitSize, "split-size", 0, "bytes per download of tcp-split (default 20 MiB, quick 2 MiB)")
+	flag.StringVar(&f.splitCases, "split-cases", "", "comma-separated cases of tcp-split (default all): window, lossy, clean")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: perfrun [flags]\n\nexamples:\n  perfrun -scenario all\n  perfrun -scenario gw-nat -quick\n  perfrun -scenario lb-steer -render perf/results/lb-steer.json\n\n")
 		flag.PrintDefaults()
@@ -127,6 +136,19 @@ func main() {
 		if len(want) != 1 {
 			fmt.Fprintln(os.Stderr, "perfrun: -render needs exactly one packet scenario")
 			os.Exit(2)
+		}
+		if want[0] == "tcp-split" {
+			res, err := tcpsplit.LoadResult(f.render)
+			chart := cmp.Or(f.chart, tcpsplit.DefaultChart)
+			if err == nil {
+				err = tcpsplit.Write(res, f.md, chart)
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "perfrun:", err)
+				os.Exit(1)
+			}
+			fmt.Printf("rendered %s into %s and %s\n", f.render, f.md, chart)
+			return
 		}
 		p, ok := findPacket(want[0])
 		if !ok {
@@ -222,6 +244,44 @@ func runScenario(ctx context.Context, name string, f *flags) error {
 			fmt.Printf("wrote %s (section flows-1m)\n", f.md)
 		}
 		return nil
+	case "tcp-split":
+		cfg := tcpsplit.DefaultConfig(f.samepathd)
+		if f.quick {
+			cfg = tcpsplit.QuickConfig(f.samepathd)
+		}
+		if f.reps > 0 {
+			cfg.Reps = f.reps
+		}
+		if f.splitSize > 0 {
+			cfg.Size = f.splitSize
+		}
+		if f.splitCases != "" {
+			var keep []tcpsplit.Case
+			for _, c := range cfg.Cases {
+				if strings.Contains(","+f.splitCases+",", ","+c.Name+",") {
+					keep = append(keep, c)
+				}
+			}
+			if len(keep) == 0 {
+				return fmt.Errorf("-split-cases %q: none of window, lossy, clean", f.splitCases)
+			}
+			cfg.Cases = keep
+		}
+		if f.variants != nil {
+			for i := range cfg.Cases {
+				cfg.Cases[i].Variants = slices.DeleteFunc(cfg.Cases[i].Variants, func(v string) bool { return !f.variants[v] })
+			}
+		}
+		cfg.Go, cfg.Out, cfg.Command = f.goC, os.Stdout, f.command
+		res, err := tcpsplit.Run(ctx, cfg)
+		if res != nil && len(res.Samples) > 0 && f.md != "" {
+			chart := cmp.Or(f.chart, tcpsplit.DefaultChart)
+			if werr := tcpsplit.Write(res, f.md, chart); werr != nil {
+				return errors.Join(err, werr)
+			}
+			fmt.Printf("wrote %s (section tcp-split) and %s\n", f.md, chart)
+		}
+		return err
 	case "radius":
 		cfg := radius.DefaultConfig(f.radload)
 		if f.quick {

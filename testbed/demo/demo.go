@@ -363,6 +363,9 @@ func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 		return sum, err
 	}
 	Print(o.Out, sum, p)
+	if _, err := splitDemo(ctx, o); err != nil { // split.go
+		return sum, err
+	}
 	return sum, nil
 }
 
