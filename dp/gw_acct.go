@@ -321,6 +321,9 @@ func (g *GW) acctTick() {
 			continue
 		}
 		a.lastReport[id] = g.now
+		if !carried(b) && g.cfg.Flows.IsPeer(id) {
+			continue // held for a peer (gw_sync.go), carried nothing here
+		}
 		g.acctReport(id, b, false, 0)
 	}
 }
