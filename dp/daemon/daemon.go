@@ -74,6 +74,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	reg := NewRegistry(d.Counters)
 	if d.gw != nil {
 		reg.MustRegister(newGWCollector(d.gw))
+		if d.gw.sync != nil {
+			reg.MustRegister(newSyncCollector(d.gw.sync))
+		}
 	}
 	if d.t4 != nil {
 		reg.MustRegister(newLBCollector(d.t4))
