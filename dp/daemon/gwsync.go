@@ -166,7 +166,7 @@ func (d *Daemon) startSync(ctx context.Context, pipe *dp.GW, flows *nat.PortTabl
 	mac := [6]byte(srv.HardwareAddr)
 	a := &addrMover{log: d.log, link: link, ifindex: srv.Index, mac: mac, held: map[netip.Addr]*netlink.Addr{}}
 	c.Journal, c.Table, c.Log = jr, flows, d.log
-	c.Apply, c.PeerHit = pipe.InstallSync, pipe.PeerHit
+	c.Apply = pipe.InstallSync
 	c.Takeover, c.Giveback = a.take, a.give
 	c.Announce = func([]netip.Addr) error { a.announce(ctx, own); return nil }
 	s, err := gwsync.New(c)
@@ -288,12 +288,15 @@ type SyncStatus struct {
 	Held      int    `json:"held"`      // bindings held for peers (on their addresses)
 	Installed uint64 `json:"installed"` // bindings installed from peers
 	Conflicts uint64 `json:"conflicts"`
-	Journal   uint64 `json:"journal_dropped"`
+	// PeerFlowsSeen: a peer's flow arrived here (the LBs steer its
+	// range to this gateway) since the last look.
+	PeerFlowsSeen bool `json:"peer_flows_seen"`
 }
 
 func (s *gwSync) status() SyncStatus {
 	st := s.gw.SyncStats()
-	return SyncStatus{Stats: s.s.Stats(), Held: s.flows.PeerLen(), Installed: st.Installed.Load(), Conflicts: st.Conflicts.Load()}
+	return SyncStatus{Stats: s.s.Stats(), Held: s.flows.PeerLen(), Installed: st.Installed.Load(), Conflicts: st.Conflicts.Load(),
+		PeerFlowsSeen: s.gw.PeerHit(false)}
 }
 
 // syncCollector exports the sync's state.

@@ -17,13 +17,19 @@
 // The receiver hands each frame's changes to the worker (dp.GW
 // InstallSync), which installs them on its table's peer addresses.
 //
-// Takeover: when a peer's stream is dead (closed, or silent for
-// PeerTimeout) and an up packet of one of its bindings arrives (the LBs
-// steer its range here, so the control process has declared it down),
-// the manager takes over its key addresses (Takeover: the address on
+// Takeover: when the stream of a peer seen alive since the start is
+// dead (closed, which a killed process's kernel does at once, or silent
+// for PeerTimeout), the manager takes over its key addresses, as VRRP
+// does when the master's advertisements stop (Takeover: the address on
 // the server-side interface, so the kernel answers ARP/ND, and
 // gratuitous ARP / unsolicited NA, as keepalived moves a VIP), so the
-// servers' replies come here. Failback: once the peer's stream is back
+// servers' replies come here. Not waiting for the LBs' switch matters:
+// a downloading mobile sends nothing up while the server's segments go
+// to the dead gateway, so nothing from it would ever show the takeover
+// is needed. If only the link between the gateways fails, both keep
+// working: the servers answer the substitute, which holds the bindings
+// and sends down, while the LBs still steer up to the primary; the
+// addresses go back when the stream returns. Failback: once the peer's stream is back
 // and says it is ready (it holds its peers' dumps), the addresses go
 // back (Giveback) and the peer announces them itself (Announce).
 // Readiness: a starting gateway is ready when every peer's dump arrived

@@ -50,10 +50,6 @@ type Config struct {
 	Table   *nat.PortTable // the own table, for dumps and refreshes
 	// Apply hands received changes to the worker (dp.GW.InstallSync).
 	Apply func([]nat.Change)
-	// PeerHit reports (and clears) whether a peer's flow arrived here
-	// (dp.GW.PeerHit): with the peer's stream dead, its addresses are
-	// taken over.
-	PeerHit func(clear bool) bool
 	// Takeover and Giveback move a peer's key addresses to this gateway
 	// and back (Addrs does both); Announce announces this gateway's own
 	// addresses (gratuitous ARP / unsolicited NA) when it becomes ready.
@@ -94,10 +90,13 @@ func (c Config) Validate() error {
 
 // Stats are the syncer's counters (visibility, R-GW-9).
 type Stats struct {
-	Sent, Received, Dropped uint64 // changes sent to all peers, received, lost (journal full, a peer's queue full)
-	Takeovers, Failbacks    uint64
-	Ready                   bool
-	Peers                   []PeerStats
+	Sent      uint64      `json:"sent"`     // changes sent to all peers
+	Received  uint64      `json:"received"` // changes received
+	Dropped   uint64      `json:"dropped"`  // lost: journal full, a peer's queue full
+	Takeovers uint64      `json:"takeovers"`
+	Failbacks uint64      `json:"failbacks"`
+	Ready     bool        `json:"ready"`
+	Peers     []PeerStats `json:"peers"`
 }
 
 // PeerStats is one peer's state.
@@ -118,6 +117,7 @@ type peer struct {
 	sent atomic.Uint64
 	// Receiver side, under Syncer.mu.
 	conns     int
+	seen      bool // its stream was up once since we started
 	last      time.Time
 	ready     bool
 	dumped    bool
@@ -396,6 +396,7 @@ func (s *Syncer) serve(ctx context.Context, c net.Conn) {
 	}
 	s.mu.Lock()
 	p.conns++
+	p.seen = true
 	p.last = time.Now()
 	s.mu.Unlock()
 	defer func() {
@@ -447,7 +448,6 @@ func (s *Syncer) routineManage(ctx context.Context) {
 
 func (s *Syncer) manage(announced *bool) {
 	now := time.Now()
-	hit := s.cfg.PeerHit != nil && s.cfg.PeerHit(false)
 	type move struct {
 		p    *peer
 		take bool
@@ -468,7 +468,7 @@ func (s *Syncer) manage(announced *bool) {
 	for _, p := range s.peers {
 		alive := p.conns > 0 && now.Sub(p.last) < s.cfg.PeerTimeout
 		switch {
-		case !p.takenOver && !alive && hit && len(p.cfg.NAT) > 0:
+		case !p.takenOver && p.seen && !alive && len(p.cfg.NAT) > 0:
 			p.takenOver = true
 			moves = append(moves, move{p, true})
 		case p.takenOver && alive && p.ready:
@@ -477,9 +477,6 @@ func (s *Syncer) manage(announced *bool) {
 		}
 	}
 	s.mu.Unlock()
-	if hit {
-		s.cfg.PeerHit(true)
-	}
 	if ready && !*announced {
 		*announced = true
 		if s.cfg.Announce != nil {
@@ -491,7 +488,7 @@ func (s *Syncer) manage(announced *bool) {
 	for _, m := range moves {
 		if m.take {
 			s.takeover.Add(1)
-			s.log.Warn("takeover: peer is down and its flows arrive here; taking its key addresses", "peer", m.p.cfg.Name, "addrs", m.p.cfg.NAT)
+			s.log.Warn("takeover: peer's sync stream is down; taking its key addresses", "peer", m.p.cfg.Name, "addrs", m.p.cfg.NAT)
 			if s.cfg.Takeover != nil {
 				if err := s.cfg.Takeover(m.p.cfg.NAT); err != nil {
 					s.log.Error("takeover", "peer", m.p.cfg.Name, "err", err)

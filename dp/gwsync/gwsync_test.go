@@ -26,7 +26,6 @@ type gw struct {
 	s       *Syncer
 	cancel  context.CancelFunc
 	done    chan struct{}
-	hit     bool
 	mu      sync.Mutex
 	took    []netip.Addr
 	gave    []netip.Addr
@@ -93,15 +92,6 @@ func startGW(t *testing.T, name string, own, peerAddr netip.Addr, listen, peerNa
 				}
 			}
 		}
-	}
-	cfg.PeerHit = func(clear bool) bool {
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		h := g.hit
-		if clear {
-			g.hit = false
-		}
-		return h
 	}
 	cfg.Takeover = func(a []netip.Addr) error { g.mu.Lock(); g.took = append(g.took, a...); g.mu.Unlock(); return nil }
 	cfg.Giveback = func(a []netip.Addr) error { g.mu.Lock(); g.gave = append(g.gave, a...); g.mu.Unlock(); return nil }
@@ -189,15 +179,8 @@ func TestSyncTakeoverFailback(t *testing.T) {
 	want := g1.bindings()
 	waitFor(t, "gw1's flows at gw2", func() bool { return len(g2.bindings()) == 2 && same(want, g2.bindings()) })
 
-	// gw1 dies; gw2 sees its stream end, then gw1's flows arrive.
+	// gw1 dies; gw2 sees its stream end and takes its address.
 	g1.stop()
-	time.Sleep(100 * time.Millisecond)
-	if g2.s.Stats().Takeovers != 0 {
-		t.Fatal("takeover before any of gw1's flows arrived")
-	}
-	g2.mu.Lock()
-	g2.hit = true
-	g2.mu.Unlock()
 	waitFor(t, "takeover", func() bool { return g2.s.Stats().Takeovers == 1 })
 	g2.mu.Lock()
 	took := g2.took
@@ -246,6 +229,18 @@ func TestSyncTakeoverFailback(t *testing.T) {
 	st := g2.s.Stats()
 	if len(st.Peers) != 1 || !st.Peers[0].Connected || st.Peers[0].TakenOver || st.Dropped != 0 {
 		t.Fatalf("gw2 stats %+v", st)
+	}
+}
+
+// TestNoTakeoverOfAPeerNeverSeen: a gateway that starts while its peer
+// is down takes nothing over (the peer may be starting too) and is ready
+// after Wait.
+func TestNoTakeoverOfAPeerNeverSeen(t *testing.T) {
+	l1, l2 := freePort(t), freePort(t)
+	g2 := startGW(t, "gw2", addr2, addr1, l2, "gw1", l1)
+	time.Sleep(500 * time.Millisecond) // > PeerTimeout
+	if st := g2.s.Stats(); st.Takeovers != 0 || st.Ready {
+		t.Fatalf("alone: %+v, want no takeover and not ready before Wait", st)
 	}
 }
 

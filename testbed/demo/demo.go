@@ -106,6 +106,10 @@ type Options struct {
 	// sessions.interim_timeout. Zero keeps the demo's (1 s, 30 s); tests
 	// of a NAS with a long interval set both.
 	Interim, InterimTimeout time.Duration
+	// GWSync turns on the gateways' T5 state sync with each other
+	// (samepathd gw.sync, issue 17): a live download survives its
+	// gateway's crash (hakill.go).
+	GWSync bool
 }
 
 // GWAccounting is the gateways' accounting log config (samepathd
@@ -698,7 +702,7 @@ gw:
   servers: {iface: %s}
   nat: {addrs: [%s], %s, capacity: 65536}
   probe: {interval: 500ms, timeout: 300ms, fall: 2, rise: 1}
-%s%s`, g.ControlAPI, tokFile, g.LAN1.Name, g.LAN2.Name, NATAddr(g.Index), o.GWNAT.yaml(), o.GWNAT.termYAML()+o.GWAccounting.yaml(g.Index), services)
+%s%s%s`, g.ControlAPI, tokFile, g.LAN1.Name, g.LAN2.Name, NATAddr(g.Index), o.GWNAT.yaml(), o.GWNAT.termYAML()+o.GWAccounting.yaml(g.Index), services, syncYAML(p, g.Index, o.GWSync))
 		path := filepath.Join(tb.LogDir(), fmt.Sprintf("gw%d.yaml", g.Index))
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 			return nil, nil, err
