@@ -156,7 +156,7 @@ func (a *app) gwCmd() *cobra.Command {
 				return v, authzTable(v, true), err
 			})
 		})}
-	return a.group(gwc, nil, services, setServices, policy, server, sessions, flows, authz)
+	return a.group(gwc, nil, services, setServices, policy, server, sessions, flows, authz, a.gwSyncCmd(&gw))
 }
 
 // gwShow prints one answer per gateway of -gw: alone as it is, several

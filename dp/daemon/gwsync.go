@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vishvananda/netlink"
 
+	"samepath/ctl/api"
 	"samepath/dp"
 	"samepath/dp/gwsync"
 	"samepath/dp/internal/osutil"
@@ -282,21 +283,16 @@ func syncRoutes(v1 *http.ServeMux, s *gwSync) {
 	v1.HandleFunc("GET /v1/sync", func(w http.ResponseWriter, _ *http.Request) { reply(w, s.status()) })
 }
 
-// SyncStatus is GET /v1/sync.
-type SyncStatus struct {
-	gwsync.Stats
-	Held      int    `json:"held"`      // bindings held for peers (on their addresses)
-	Installed uint64 `json:"installed"` // bindings installed from peers
-	Conflicts uint64 `json:"conflicts"`
-	// PeerFlowsSeen: a peer's flow arrived here (the LBs steer its
-	// range to this gateway) since the last look.
-	PeerFlowsSeen bool `json:"peer_flows_seen"`
-}
-
-func (s *gwSync) status() SyncStatus {
-	st := s.gw.SyncStats()
-	return SyncStatus{Stats: s.s.Stats(), Held: s.flows.PeerLen(), Installed: st.Installed.Load(), Conflicts: st.Conflicts.Load(),
-		PeerFlowsSeen: s.gw.PeerHit(false)}
+func (s *gwSync) status() api.GWSync {
+	st, gs := s.s.Stats(), s.gw.SyncStats()
+	out := api.GWSync{Sent: st.Sent, Received: st.Received, Dropped: st.Dropped,
+		Takeovers: st.Takeovers, Failbacks: st.Failbacks, Ready: st.Ready,
+		Held: s.flows.PeerLen(), Installed: gs.Installed.Load(), Conflicts: gs.Conflicts.Load(), PeerFlowsSeen: s.gw.PeerHit(false)}
+	for _, p := range st.Peers {
+		out.Peers = append(out.Peers, api.GWSyncPeer{Name: p.Name, Connected: p.Connected, Ready: p.Ready, Dumped: p.Dumped,
+			TakenOver: p.TakenOver, LagNS: p.LagNS, Sent: p.Sent, Received: p.Received})
+	}
+	return out
 }
 
 // syncCollector exports the sync's state.
