@@ -80,6 +80,9 @@ func (g *GW) syncApply(c *nat.Change) {
 	}
 	if id, ok := t.Up(&b.Flow); ok {
 		t.Refresh(id, b.State, g.now)
+		if t.IsPeer(id) && !carried(t.Binding(id)) {
+			g.acctName(id, c.Tag) // the origin names its flows after creating them
+		}
 		g.syncStats.Refreshed.Add(1)
 		return
 	}
@@ -125,6 +128,10 @@ func (g *GW) syncApply(c *nat.Change) {
 		g.flowTerm[id] = false
 	}
 	g.acctStart(id)
+	if c.Tag != ([2]uint64{}) {
+		g.acctName(id, c.Tag)
+		t.SetTag(id, c.Tag)
+	}
 	g.syncStats.Installed.Add(1)
 }
 

@@ -3,6 +3,9 @@ package dp_test
 import (
 	"net/netip"
 	"testing"
+	"time"
+
+	"samepath/dp/acct"
 
 	"samepath/dp"
 	"samepath/dp/dptest"
@@ -13,6 +16,10 @@ import (
 // syncRig is a gateway rig whose table owns own and holds peer as a
 // peer's address, journaled.
 func syncRig(t *testing.T, own, peer netip.Addr) (*gwRig, *nat.Journal) {
+	return syncRigWith(t, own, peer, nil)
+}
+
+func syncRigWith(t *testing.T, own, peer netip.Addr, prod *acct.Producer) (*gwRig, *nat.Journal) {
 	t.Helper()
 	pc := nat.DefaultPortTableConfig()
 	pc.GwAddrs, pc.PeerAddrs = []netip.Addr{own}, []netip.Addr{peer}
@@ -24,7 +31,7 @@ func syncRig(t *testing.T, own, peer netip.Addr) (*gwRig, *nat.Journal) {
 	}
 	j, _ := nat.NewJournal(64)
 	flows.SetJournal(j)
-	r := newGWConfig(t, 65535, func(c *dp.GWConfig) { c.Flows = flows })
+	r := newGWConfig(t, 65535, func(c *dp.GWConfig) { c.Flows, c.Acct = flows, prod })
 	r.flows = flows
 	return r, j
 }
@@ -118,5 +125,66 @@ func TestGWSyncTakeover(t *testing.T) {
 	sub.w.Poll()
 	if st := sub.gw.SyncStats(); st.Skipped.Load() != 1 || st.Conflicts.Load() != 1 {
 		t.Fatalf("skipped %d conflicts %d, want 1 and 1", st.Skipped.Load(), st.Conflicts.Load())
+	}
+}
+
+// TestGWSyncAccounting (issue 17, part 4): each gateway writes records
+// for what it carried of a flow that moved between them, under the
+// primary's flow name and the same session, so the bytes add up and
+// none count twice; a copy that carried nothing writes no record.
+func TestGWSyncAccounting(t *testing.T) {
+	key2 := addr("10.20.0.102")
+	log1, prod1, path1 := openAcct(t, func(c *acct.Config) { c.SyncInterval = 10 * time.Millisecond })
+	log2, prod2, path2 := openAcct(t, func(c *acct.Config) { c.SyncInterval = 10 * time.Millisecond })
+	prim, pj := syncRigWith(t, key4, key2, prod1)
+	sub, _ := syncRigWith(t, key2, key4, prod2)
+
+	up := func(sport uint16, flags uint8, n int) []byte {
+		return dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, rep).TCP(sport, 80).Flags(flags).Payload(make([]byte, n)).Bytes()
+	}
+	prim.send(0, up(40000, header.FlagSYN, 0))
+	prim.send(0, up(40001, header.FlagSYN, 0))
+	b := prim.binding(6, mob, rep, 40000, 80)
+	down := func(n int) []byte {
+		return dptest.Frame().Eth(a1MAC, gwSrvMAC).IPv4(a1, key4).TCP(8080, b.GwPort).Flags(header.FlagACK).Payload(make([]byte, n)).Bytes()
+	}
+	prim.send(1, down(1000))
+	sub.gw.InstallSync(drainJournal(pj))
+	sub.w.Poll()
+	// The takeover: gw2 carries two up and one down packet.
+	sub.send(0, up(40000, header.FlagACK, 10))
+	sub.send(0, up(40000, header.FlagACK, 20))
+	sub.send(1, down(500))
+	primB, subB := prim.binding(6, mob, rep, 40000, 80), sub.binding(6, mob, rep, 40000, 80)
+	if subB.UpPackets != 2 || subB.DownPackets != 1 {
+		t.Fatalf("substitute counted %+v", subB)
+	}
+	prim.gw.EndAll(time.Second)
+	sub.gw.EndAll(time.Second)
+	log1.Close()
+	log2.Close()
+	read := func(path string) []acct.Entry {
+		var out []acct.Entry
+		if _, err := acct.Scan(path, acct.Filter{}, func(e *acct.Entry) error { out = append(out, *e); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	r1, r2 := read(path1), read(path2)
+	if len(r1) != 2 || len(r2) != 1 {
+		t.Fatalf("records: gw1 %+v, gw2 %+v; want gw1's two flows, gw2's one carried flow", r1, r2)
+	}
+	var mine acct.Entry
+	for _, e := range r1 {
+		if e.UpPackets == primB.UpPackets && e.DownPackets == primB.DownPackets {
+			mine = e
+		}
+	}
+	got := r2[0]
+	if mine.Flow == "" || got.Flow != mine.Flow || got.Session != mine.Session || got.AcctSessionID != mine.AcctSessionID {
+		t.Fatalf("flow names: gw1 %q session %d %q, gw2 %q session %d %q; want one flow, one session", mine.Flow, mine.Session, mine.AcctSessionID, got.Flow, got.Session, got.AcctSessionID)
+	}
+	if got.UpBytes != subB.UpBytes || got.DownBytes != subB.DownBytes || mine.DownBytes != primB.DownBytes {
+		t.Fatalf("bytes: gw1 record %d/%d of %d/%d, gw2 record %d/%d of %d/%d", mine.UpBytes, mine.DownBytes, primB.UpBytes, primB.DownBytes, got.UpBytes, got.DownBytes, subB.UpBytes, subB.DownBytes)
 	}
 }

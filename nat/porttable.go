@@ -147,12 +147,13 @@ type sessEnt struct {
 // that only the owner uses.
 type slot struct {
 	b            Binding
-	gi           uint16   // gateway address index + 1; 0: slot free
-	pubState     TCPState // State last published
-	snext, sprev uint32   // session list, id + 1
-	livePos      uint32   // index in PortTable.live
-	pubMark      uint32   // low bits of the packet count last published
-	pubTick      uint32   // pubTickOf(clock) when last published
+	gi           uint16    // gateway address index + 1; 0: slot free
+	pubState     TCPState  // State last published
+	snext, sprev uint32    // session list, id + 1
+	livePos      uint32    // index in PortTable.live
+	pubMark      uint32    // low bits of the packet count last published
+	pubTick      uint32    // pubTickOf(clock) when last published
+	tag          [2]uint64 // the owner's name for the flow, journaled with it (sync.go)
 }
 
 // pubTickOf is the republish period's number at now: about a second
@@ -489,6 +490,7 @@ func (t *PortTable) Create(k *FlowKey, server Addr16, sport uint16, session uint
 		Created: now, LastSeen: now,
 	}
 	s.gi = uint16(gi + 1)
+	s.tag = [2]uint64{}
 	t.up[cell] = upEnt{h: h, id: id + 1}
 	t.down[ri*t.nPorts+int(port-t.portMin)] = id + 1
 	s.snext, s.sprev = 0, 0

@@ -25,10 +25,13 @@ const (
 	OpEnd                  // removed
 )
 
-// Change is one journal entry: a copy of the binding as it was.
+// Change is one journal entry: a copy of the binding as it was, and
+// the tag its owner gave it (SetTag; the gateway's accounting flow
+// name, so that a peer's records of the flow carry the same).
 type Change struct {
-	Op Op
-	B  Binding
+	Op  Op
+	B   Binding
+	Tag [2]uint64
 }
 
 // Journal is the ring of a table's changes: the table's owner produces,
@@ -69,7 +72,7 @@ func (t *PortTable) journalOp(id uint32, op Op) {
 	if j == nil || int(t.slots[id].gi) > t.nOwn {
 		return
 	}
-	t.jbuf[0] = Change{Op: op, B: t.slots[id].b}
+	t.jbuf[0] = Change{Op: op, B: t.slots[id].b, Tag: t.slots[id].tag}
 	if j.r.Push(t.jbuf[:]) == 0 {
 		j.dropped.Add(1)
 	}
@@ -145,6 +148,7 @@ func (t *PortTable) Install(b *Binding, now int64) (uint32, error) {
 		State: b.State, Created: now, LastSeen: now,
 	}
 	s.gi = uint16(gi + 1)
+	s.tag = [2]uint64{}
 	t.up[cell] = upEnt{h: h, id: id + 1}
 	t.down[ri*t.nPorts+p] = id + 1
 	s.snext, s.sprev = 0, 0
@@ -177,6 +181,25 @@ func (t *PortTable) Refresh(id uint32, st TCPState, now int64) {
 		t.journalOp(id, OpChange)
 	}
 	t.publishMutable(id)
+}
+
+// SetTag names binding id with tag (the gateway's accounting flow id)
+// and, on an own address, journals it as a change, so that peers learn
+// the name. Owner only.
+func (t *PortTable) SetTag(id uint32, tag [2]uint64) {
+	if int(id) >= len(t.slots) || t.slots[id].gi == 0 || t.slots[id].tag == tag {
+		return
+	}
+	t.slots[id].tag = tag
+	t.journalOp(id, OpChange)
+}
+
+// Tag returns binding id's tag. Owner only.
+func (t *PortTable) Tag(id uint32) [2]uint64 {
+	if int(id) >= len(t.slots) {
+		return [2]uint64{}
+	}
+	return t.slots[id].tag
 }
 
 // Installed counts the bindings Install made. Any goroutine.

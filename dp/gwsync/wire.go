@@ -27,10 +27,10 @@ import (
 // A record:
 //
 //	op, proto, state, 0 | sport | dport | gwport | server port
-//	src (16) | dst (16) | gw addr (16) | server (16)
+//	src (16) | dst (16) | gw addr (16) | server (16) | tag (2 x 8)
 const (
 	hdrSize = 16
-	recSize = 12 + 4*16
+	recSize = 12 + 4*16 + 16
 	// maxCount bounds a frame's records (a frame is at most 6.3 MB).
 	maxCount = 1<<16 - 1
 
@@ -67,6 +67,8 @@ func putRecord(b []byte, c *nat.Change) {
 	copy(b[28:], bd.Flow.Dst[:])
 	copy(b[44:], bd.GwAddr[:])
 	copy(b[60:], bd.Server[:])
+	binary.BigEndian.PutUint64(b[76:], c.Tag[0])
+	binary.BigEndian.PutUint64(b[84:], c.Tag[1])
 }
 
 // errFrame says a frame is malformed.
@@ -88,6 +90,7 @@ func getRecord(b []byte, c *nat.Change) error {
 	copy(bd.Flow.Dst[:], b[28:44])
 	copy(bd.GwAddr[:], b[44:60])
 	copy(bd.Server[:], b[60:76])
+	c.Tag = [2]uint64{binary.BigEndian.Uint64(b[76:]), binary.BigEndian.Uint64(b[84:])}
 	return nil
 }
 
