@@ -152,6 +152,11 @@ func (d *Daemon) startGW(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The guard first, so that it goes last at a stop (closers run last
+	// first), after the addresses.
+	if err := d.guardNATAddrs(slices.Concat(pc.GwAddrs, pc.PeerAddrs)); err != nil {
+		return err
+	}
 	if err := d.addNATAddrs(srv, pc.GwAddrs); err != nil {
 		return err
 	}

@@ -177,6 +177,7 @@ func (d *Daemon) startSync(ctx context.Context, pipe *dp.GW, flows *nat.PortTabl
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { s.Run(sctx); close(done) }()
+	go a.routineRefresh(sctx, 2*time.Second)
 	d.closers = append(d.closers, func() error {
 		cancel()
 		<-done
@@ -246,6 +247,32 @@ func (a *addrMover) giveAll() error {
 	}
 	a.mu.Unlock()
 	return a.give(all)
+}
+
+// routineRefresh announces the addresses held for peers again every
+// period (keepalived's garp_master_refresh): the dead peer's kernel may
+// still answer a neighbor's ARP request for them.
+func (a *addrMover) routineRefresh(ctx context.Context, period time.Duration) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		a.mu.Lock()
+		var held []netip.Addr
+		for ip := range a.held {
+			held = append(held, ip)
+		}
+		a.mu.Unlock()
+		for _, ip := range held {
+			if ip.Is4() {
+				osutil.SendGARP(a.ifindex, a.mac, ip)
+			}
+		}
+	}
 }
 
 // announce sends gratuitous ARP for the IPv4 addresses now and twice

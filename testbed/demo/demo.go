@@ -110,6 +110,10 @@ type Options struct {
 	// (samepathd gw.sync, issue 17): a live download survives its
 	// gateway's crash (hakill.go).
 	GWSync bool
+	// HAKill (make demo) turns GWSync on and, after the pings, kills gw1
+	// under a download that completes through gw2, then restarts gw1
+	// (hakill.go); Summary.HAKill says how it went.
+	HAKill bool
 }
 
 // GWAccounting is the gateways' accounting log config (samepathd
@@ -246,6 +250,8 @@ type Summary struct {
 	// mobile logged out.
 	Accounting []AcctRow
 	AcctLogs   string
+	// HAKill is the gateway crash (Options.HAKill), nil without it.
+	HAKill *HAKillResult
 }
 
 func (o *Options) defaults() {
@@ -292,6 +298,7 @@ func BuildBinaries(dir string) (string, error) {
 func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 	o.defaults()
 	o.StartControl = true
+	o.GWSync = o.GWSync || o.HAKill
 	if _, err := os.Stat(o.Samepathctl); err != nil {
 		return nil, fmt.Errorf("samepathctl binary: %w", err)
 	}
@@ -330,6 +337,11 @@ func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 	}
 	if sum.Pings, err = sys.pings(ctx, ips); err != nil {
 		return sum, err
+	}
+	if o.HAKill {
+		if sum.HAKill, err = sys.haKill(ctx, o, 24<<20, 4<<20); err != nil {
+			return sum, err
+		}
 	}
 	sum.Drops = map[int]map[string]uint64{}
 	for i, c := range sys.LBs {
@@ -458,9 +470,10 @@ func Start(ctx context.Context, o Options) (sys *System, err error) {
 		return nil, err
 	}
 	sys = &System{TB: tb, out: o.Out, ctlBin: o.Samepathctl, samepathd: o.Samepathd}
+	s := sys // a failed Start returns nil: close what it built
 	defer func() {
 		if err != nil {
-			sys.Close()
+			s.Close()
 		}
 	}()
 	p := tb.Plan
