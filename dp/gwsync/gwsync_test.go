@@ -38,7 +38,10 @@ var (
 	srv   = nat.Addr16From(netip.MustParseAddr("198.51.100.7"))
 )
 
-func freePort(t *testing.T) string {
+func freePort(t *testing.T) string { return freePortTB(t) }
+
+func freePortTB(t testing.TB) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
