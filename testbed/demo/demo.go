@@ -339,7 +339,7 @@ func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 		return sum, err
 	}
 	if o.HAKill {
-		if sum.HAKill, err = sys.haKill(ctx, o, 24<<20, 4<<20); err != nil {
+		if sum.HAKill, err = sys.HAKill(ctx, o, 24<<20, 4<<20); err != nil {
 			return sum, err
 		}
 	}

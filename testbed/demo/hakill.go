@@ -39,7 +39,7 @@ func syncYAML(p *fig2.Plan, g int, on bool) string {
 		netip.AddrPortFrom(other.ControlAPI.Addr(), SyncPort), NATAddr(other.Index))
 }
 
-// HAKillResult is what haKill saw.
+// HAKillResult is what HAKill saw.
 type HAKillResult struct {
 	Mobile     string
 	Bytes      int64
@@ -52,12 +52,12 @@ type HAKillResult struct {
 	BackIn     time.Duration // from gw1's restart until it was ready (synced)
 }
 
-// haKill (issue 17): a subscriber of gw1 downloads size bytes at rate;
+// HAKill (issue 17): a subscriber of gw1 downloads size bytes at rate;
 // gw1 is SIGKILLed (by PID) mid-way; gw2, which holds the flow's synced
 // T5 binding, takes gw1's key address over and the download completes
 // through it, with the right SHA-256 and no reset; then gw1 returns,
 // gets its range's state back and is up again.
-func (s *System) haKill(ctx context.Context, o Options, size, rate int64) (*HAKillResult, error) {
+func (s *System) HAKill(ctx context.Context, o Options, size, rate int64) (*HAKillResult, error) {
 	p := s.TB.Plan
 	var mob *fig2.Mobile
 	for i := range p.Mobiles {

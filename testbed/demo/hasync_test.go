@@ -255,3 +255,24 @@ func waitLBsUp(ctx context.Context, t *testing.T, sys *demo.System, mac string) 
 		return true
 	})
 }
+
+// TestHAKill runs make demo's gateway crash (System.HAKill): gw1 killed
+// under a download that completes through gw2 with the right SHA-256
+// and no reset, then gw1 returns synced and gw2 gives its address back.
+func TestHAKill(t *testing.T) {
+	ctx, sys := startControlWith(t, demo.Options{GWSync: true})
+	for _, m := range sys.TB.Plan.Mobiles {
+		if _, err := sys.Login(ctx, m.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out strings.Builder
+	res, err := sys.HAKill(ctx, demo.Options{Out: &out}, 8<<20, 4<<20)
+	t.Log("\n" + out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.ChecksumOK || res.RSTs != 0 || res.Takeovers != 1 || res.Failbacks != 1 || res.KilledAt == 0 {
+		t.Fatalf("hakill: %+v", res)
+	}
+}
