@@ -158,6 +158,11 @@ type GW struct {
 
 	stats GWStats
 	admin gwAdmin // servers put into maint (gw_admin.go)
+
+	// State sync (gw_sync.go).
+	syncIn    chan []nat.Change
+	syncStats SyncStats
+	peerHit   atomic.Bool
 }
 
 // GWStats are the gateway's own counters beyond the per-queue ones,
@@ -190,6 +195,7 @@ func NewGW(cfg GWConfig) (*GW, error) {
 		cfg:      cfg,
 		sessions: map[nat.Addr16]Session{},
 		events:   make(chan SessionEvent, 4096),
+		syncIn:   make(chan []nat.Change, 64),
 		lbs:      lbs,
 		nh:       cfg.Neighbors.NewCache(),
 		flowLB:   make([]nat.MAC, n),
@@ -268,6 +274,7 @@ func (g *GW) Tick(now int64) {
 		}
 		break
 	}
+	g.syncTick()
 	g.cfg.Flows.Expire(now, g.cfg.ExpireBudget, g.onEnd)
 	g.adminTick()
 }
@@ -325,7 +332,7 @@ func (g *GW) flowEnded(b *nat.Binding, cause nat.Cause) {
 	if g.flowTerm != nil && g.flowTerm[id] {
 		g.termEnded(id, b, cause)
 	}
-	if g.acct != nil {
+	if g.acct != nil && (carried(b) || !g.cfg.Flows.IsPeer(id)) {
 		g.acctReport(id, b, true, cause)
 	}
 	g.flowLB[id] = nat.MAC{}

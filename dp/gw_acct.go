@@ -55,6 +55,10 @@ type acctState struct {
 	boot    uint64
 	nextSeq uint64
 	seq     []uint64
+	// bootOf[id] is the boot of a flow another gateway named (state
+	// sync, gw_sync.go), 0 for this worker's own: a flow carried across
+	// a takeover keeps one name in every gateway's records.
+	bootOf []uint64
 	// Checkpoints: ckptPkts[id] is the flow's packet count (both ways)
 	// at its last checkpoint or interim record; a sweep examines
 	// ckptLeft more slots from ckptCursor; the next starts at ckptNext.
@@ -142,7 +146,7 @@ func newAcctState(flows, slots int) *acctState {
 		attr:      make([]byte, slots*acct.AttrSize), attrLen: make([]uint8, slots), attrKind: make([]uint8, slots),
 		free:  make([]int32, 0, slots),
 		repUp: make([]uint64, flows), repDown: make([]uint64, flows),
-		seq: make([]uint64, flows), ckptPkts: make([]uint64, flows),
+		seq: make([]uint64, flows), ckptPkts: make([]uint64, flows), bootOf: make([]uint64, flows),
 	}
 	var b [8]byte
 	for a.boot == 0 {
@@ -170,6 +174,15 @@ func (g *GW) acctStart(id uint32) {
 	a.attrOf[id] = -1
 	a.nextSeq++
 	a.seq[id], a.ckptPkts[id] = a.nextSeq, 0
+	a.bootOf[id] = 0
+	g.cfg.Flows.SetTag(id, [2]uint64{a.boot, a.nextSeq})
+}
+
+// acctName gives flow id the name another gateway gave it (state sync).
+func (g *GW) acctName(id uint32, tag [2]uint64) {
+	if a := g.acct; a != nil && tag[0] != 0 {
+		a.bootOf[id], a.seq[id] = tag[0], tag[1]
+	}
 }
 
 // payload returns the TCP or UDP payload of the parsed packet.
@@ -301,6 +314,9 @@ func (g *GW) acctRecord(id uint32, b *nat.Binding, kind acct.Kind, cause acct.Ca
 		r.UpPayload, r.DownPayload = st.MobileRx, st.MobileTx
 	}
 	r.Boot, r.Seq, r.Slot = a.boot, a.seq[id], id
+	if b := a.bootOf[id]; b != 0 {
+		r.Boot = b
+	}
 	return user, device, stype
 }
 
@@ -328,6 +344,9 @@ func (g *GW) acctTick() {
 			continue
 		}
 		a.lastReport[id] = g.now
+		if !carried(b) && g.cfg.Flows.IsPeer(id) {
+			continue // held for a peer (gw_sync.go), carried nothing here
+		}
 		g.acctReport(id, b, false, 0)
 	}
 }

@@ -68,6 +68,9 @@ func (g *GW) up(pk *Packet, pr *upPre, i int) {
 	var bd *nat.Binding
 	if found {
 		bd = g.cfg.Flows.Binding(id)
+		if !g.peerHit.Load() && g.cfg.Flows.IsPeer(id) {
+			g.peerHit.Store(true) // a peer's flow steered here: gw_sync.go
+		}
 		if g.flowLB[id] != lb {
 			// The mobile moved to another LB (R-GW-4). Checked per
 			// flow, so T12 is written only on change, not per packet.

@@ -25,6 +25,11 @@ type portRing struct {
 	freed []int64 // ns on the table's clock; neverUsed for ports not yet handed out
 	head  int     // index of the oldest free port
 	n     int     // free ports in the ring
+	lo    uint16
+	// held marks ports that are still in the ring but bound by Install
+	// (state sync); they are skipped when they reach the head. Indexed
+	// by port-lo; nil until the first take.
+	held []bool
 }
 
 const neverUsed = -1 << 62
@@ -33,7 +38,7 @@ const neverUsed = -1 << 62
 // shuffled by rng (RFC 6056: external ports should not be guessable).
 func newPortRing(lo, hi uint16, rng *rand.Rand) portRing {
 	size := int(hi) - int(lo) + 1
-	r := portRing{ports: make([]uint16, size), freed: make([]int64, size), n: size}
+	r := portRing{ports: make([]uint16, size), freed: make([]int64, size), n: size, lo: lo}
 	for i := range r.ports {
 		r.ports[i] = lo + uint16(i)
 		r.freed[i] = neverUsed
@@ -42,9 +47,24 @@ func newPortRing(lo, hi uint16, rng *rand.Rand) portRing {
 	return r
 }
 
-// ready reports whether a port can be handed out at now.
+// ready reports whether a port can be handed out at now. Held ports
+// at the head leave the ring here: their binding has them.
 func (r *portRing) ready(now, delay int64) bool {
+	for r.held != nil && r.n > 0 && r.held[r.ports[r.head]-r.lo] {
+		r.held[r.ports[r.head]-r.lo] = false
+		r.alloc()
+	}
 	return r.n > 0 && r.freed[r.head] <= now-delay
+}
+
+// take marks free port p as bound by an installed binding (state sync):
+// it stays in the ring until it reaches the head (ready drops it there),
+// so taking is O(1). The caller knows p is free (its down cell is empty).
+func (r *portRing) take(p uint16) {
+	if r.held == nil {
+		r.held = make([]bool, len(r.ports))
+	}
+	r.held[p-r.lo] = true
 }
 
 // alloc takes the head; call only after ready returned true.
@@ -58,8 +78,13 @@ func (r *portRing) alloc() uint16 {
 	return p
 }
 
-// free appends p, freed at now.
+// free appends p, freed at now. A held port never left the ring: it
+// is only unmarked (so it may be handed out again without resting).
 func (r *portRing) free(p uint16, now int64) {
+	if r.held != nil && r.held[p-r.lo] {
+		r.held[p-r.lo] = false
+		return
+	}
 	i := r.head + r.n
 	if i >= len(r.ports) {
 		i -= len(r.ports)

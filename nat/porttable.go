@@ -53,6 +53,11 @@ type PortTableConfig struct {
 	// new one. 2 minutes: one MSL (RFC 9293); after a TCP close the port
 	// is idle for TCPTimeWait + PortReuseDelay.
 	PortReuseDelay time.Duration
+	// PeerAddrs are other gateways' key-port addresses (state sync,
+	// R-GW-9): bindings on them are only installed (Install), never
+	// allocated, so that this table can carry a peer's flows when it
+	// takes over the peer's addresses. Same port range as GwAddrs.
+	PeerAddrs []netip.Addr
 }
 
 // MaxCapacity bounds PortTableConfig.Capacity (16 M flows, several GB).
@@ -78,8 +83,11 @@ func (c PortTableConfig) Validate() error {
 	if len(c.GwAddrs) > 1<<16-2 {
 		return fmt.Errorf("port table: %d gateway addresses, at most %d", len(c.GwAddrs), 1<<16-2)
 	}
+	if len(c.GwAddrs)+len(c.PeerAddrs) > 1<<16-2 {
+		return fmt.Errorf("port table: %d gateway and peer addresses, at most %d", len(c.GwAddrs)+len(c.PeerAddrs), 1<<16-2)
+	}
 	seen := make(map[netip.Addr]bool, len(c.GwAddrs))
-	for _, a := range c.GwAddrs {
+	for _, a := range append(append([]netip.Addr(nil), c.GwAddrs...), c.PeerAddrs...) {
 		if !a.IsValid() || a.Zone() != "" || a.IsUnspecified() || a.IsMulticast() {
 			return fmt.Errorf("port table: gateway address %q is not a unicast address without zone", a)
 		}
@@ -139,12 +147,13 @@ type sessEnt struct {
 // that only the owner uses.
 type slot struct {
 	b            Binding
-	gi           uint16   // gateway address index + 1; 0: slot free
-	pubState     TCPState // State last published
-	snext, sprev uint32   // session list, id + 1
-	livePos      uint32   // index in PortTable.live
-	pubMark      uint32   // low bits of the packet count last published
-	pubTick      uint32   // pubTickOf(clock) when last published
+	gi           uint16    // gateway address index + 1; 0: slot free
+	pubState     TCPState  // State last published
+	snext, sprev uint32    // session list, id + 1
+	livePos      uint32    // index in PortTable.live
+	pubMark      uint32    // low bits of the packet count last published
+	pubTick      uint32    // pubTickOf(clock) when last published
+	tag          [2]uint64 // the owner's name for the flow, journaled with it (sync.go)
 }
 
 // pubTickOf is the republish period's number at now: about a second
@@ -217,8 +226,9 @@ type pubSlot struct {
 // BenchmarkHold1M, recorded in BENCHMARKS.md ("nat port table").
 type PortTable struct {
 	// Immutable after NewPortTable.
-	gw      []Addr16
-	fam     [2][]uint16 // gateway address indexes: [0] IPv4, [1] IPv6
+	gw      []Addr16    // own addresses, then PeerAddrs
+	nOwn    int         // gw[:nOwn] are the table's own addresses
+	fam     [2][]uint16 // own gateway address indexes: [0] IPv4, [1] IPv6
 	portMin uint16
 	nPorts  int
 	delay   int64
@@ -245,6 +255,12 @@ type PortTable struct {
 	removed [NumCauses]atomic.Uint64
 	exhaust atomic.Uint64
 	full    atomic.Uint64
+
+	// State sync (sync.go): the journal of own-address bindings' changes,
+	// if set, and the owner's one-entry push buffer.
+	journal  *Journal
+	jbuf     [1]Change
+	installs atomic.Uint64
 }
 
 // NewPortTable validates cfg and allocates a table for cfg.Capacity
@@ -277,6 +293,10 @@ func NewPortTable(cfg PortTableConfig) (*PortTable, error) {
 			f = 0
 		}
 		t.fam[f] = append(t.fam[f], uint16(i))
+	}
+	t.nOwn = len(t.gw)
+	for _, a := range cfg.PeerAddrs {
+		t.gw = append(t.gw, Addr16From(a.Unmap()))
 	}
 	n := cfg.Capacity
 	t.slots = make([]slot, n)
@@ -470,6 +490,7 @@ func (t *PortTable) Create(k *FlowKey, server Addr16, sport uint16, session uint
 		Created: now, LastSeen: now,
 	}
 	s.gi = uint16(gi + 1)
+	s.tag = [2]uint64{}
 	t.up[cell] = upEnt{h: h, id: id + 1}
 	t.down[ri*t.nPorts+int(port-t.portMin)] = id + 1
 	s.snext, s.sprev = 0, 0
@@ -483,6 +504,7 @@ func (t *PortTable) Create(k *FlowKey, server Addr16, sport uint16, session uint
 		t.hw.Store(id + 1)
 	}
 	t.created.Add(1)
+	t.journalOp(id, OpCreate)
 	return id, nil
 }
 
@@ -514,6 +536,7 @@ func (t *PortTable) Touch(id uint32, up bool, bytes int, tcpFlags uint8, now int
 			// A few times per connection: readers see the state at once.
 			b.State = st
 			t.publishMutable(id)
+			t.journalOp(id, OpChange)
 		}
 	}
 }
@@ -598,7 +621,10 @@ func (t *PortTable) remove(id uint32, cause Cause) {
 	class, _ := protoClass(b.Flow.Proto)
 	ri := int(s.gi-1)*numClasses + class
 	t.down[ri*t.nPorts+int(b.GwPort-t.portMin)] = 0
-	t.rings[ri].free(b.GwPort, t.clock)
+	if int(s.gi) <= t.nOwn {
+		t.journalOp(id, OpEnd)
+		t.rings[ri].free(b.GwPort, t.clock) // a peer address's ports are the peer's to allocate
+	}
 	if b.Session != 0 {
 		t.sessUnlink(id, b.Session)
 	}

@@ -179,7 +179,7 @@ func (a *app) gwCmd() *cobra.Command {
 				return v, authzTable(v, true), err
 			})
 		})}
-	return a.group(gwc, nil, append(append(append([]*cobra.Command{services, setServices, policy, server, a.gwWeightCmd(&gw), sessions, flows, authz}, a.xlatCmds(&gw)...), append(a.gwViewCmds(&gw), a.gwRuntimeCmd(&gw))...), a.tcpCmds(&gw)...)...)
+	return a.group(gwc, nil, append(append(append([]*cobra.Command{services, setServices, policy, server, a.gwWeightCmd(&gw), sessions, flows, authz}, a.xlatCmds(&gw)...), append(a.gwViewCmds(&gw), a.gwRuntimeCmd(&gw))...), append(a.tcpCmds(&gw), a.gwSyncCmd(&gw))...)...)
 }
 
 // gwShow prints one answer per gateway of -gw: alone as it is, several

@@ -33,6 +33,7 @@ type fakeGW struct {
 	mu       sync.Mutex
 	sessions []api.GWSession
 	flows    []api.Flow
+	sync     *api.GWSync // nil: no gw.sync (404)
 }
 
 func newFakeGW(t *testing.T, token string, svcs []api.Service) *fakeGW {
@@ -63,6 +64,15 @@ func (f *fakeGW) handler() http.Handler {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		reply(w, api.GWSessions{Sessions: append([]api.GWSession{}, f.sessions...)})
+	})
+	v1.HandleFunc("GET /v1/sync", func(w http.ResponseWriter, _ *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.sync == nil {
+			fail(w, http.StatusNotFound, errors.New("no such endpoint"))
+			return
+		}
+		reply(w, f.sync)
 	})
 	v1.HandleFunc("GET /v1/flows", func(w http.ResponseWriter, r *http.Request) {
 		limit := 1000

@@ -16,6 +16,9 @@ type Filter struct {
 	Kind                               string // "final" or "interim"
 	// AcctSessionID selects one RADIUS accounting session's records.
 	AcctSessionID string
+	// Flow selects one flow's records (Record.FlowID), on every gateway
+	// that carried it (state sync keeps the name across a takeover).
+	Flow string
 	// From and To select records whose [Start, End] overlaps [From, To):
 	// End >= From and Start < To.
 	From, To time.Time
@@ -30,6 +33,7 @@ func (f *Filter) Match(e *Entry) bool {
 		f.ServiceType != "" && e.ServiceType != f.ServiceType,
 		f.Kind != "" && e.Kind != f.Kind,
 		f.AcctSessionID != "" && e.AcctSessionID != f.AcctSessionID,
+		f.Flow != "" && e.Flow != f.Flow,
 		!f.From.IsZero() && e.End.Before(f.From),
 		!f.To.IsZero() && !e.Start.Before(f.To):
 		return false

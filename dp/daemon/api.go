@@ -41,7 +41,14 @@ func NewHandler(b Backend, reg *prometheus.Registry, token string, log *slog.Log
 		log = slog.Default()
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if gb, ok := b.(gwBackend); ok && gb.gwState() != nil && !gb.gwState().sync.ready() {
+			// Not up before the peers' state arrived (gw.sync.wait bounds it).
+			http.Error(w, "syncing", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok\n")
+	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	v1 := http.NewServeMux()
 	v1.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) { reply(w, b.Status()) })

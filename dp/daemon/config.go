@@ -113,6 +113,9 @@ type GWConfig struct {
 	// services (T11, tcpproxy, dp/gw_term.go); without it their flows
 	// are refused (drop reason unsupported).
 	Terminate *Terminate `yaml:"terminate"`
+	// Sync configures T5 state sync with peer gateways and the takeover
+	// of a dead peer's key addresses (R-GW-9, gwsync.go); off without it.
+	Sync *Sync `yaml:"sync"`
 }
 
 // Terminate is the TCP terminator's config. Its connections to the
@@ -623,6 +626,9 @@ func (c Config) validateGW() error {
 	if c.Workers.Queues != 1 {
 		return fmt.Errorf("config: workers.queues %d: role gw wants 1 (one worker owns the NAT table)", c.Workers.Queues)
 	}
+	if err := g.Sync.validate(g); err != nil {
+		return err
+	}
 	if err := validIface("gw.lan.iface", g.Lan.Iface); err != nil {
 		return err
 	}
@@ -747,6 +753,10 @@ func (g *GWConfig) PortTableConfig() (nat.PortTableConfig, error) {
 			return pc, fmt.Errorf("addrs: %w", err)
 		}
 		pc.GwAddrs = append(pc.GwAddrs, a)
+	}
+	var err error
+	if pc.PeerAddrs, err = g.Sync.peerAddrs(); err != nil {
+		return pc, err
 	}
 	n := g.NAT
 	pc.PortMin, pc.PortMax, pc.Capacity, pc.PortReuseDelay = n.PortMin, n.PortMax, n.Capacity, n.PortReuseDelay

@@ -109,6 +109,13 @@ func TestConfigRefused(t *testing.T) {
 	cases := []tcase{
 		gw("lb_cache -5", "lb_cache: 1024", "lb_cache: -5", "gw.lb_cache", "-5"),
 		gw("lb_cache 0", "lb_cache: 1024", "lb_cache: 0", "gw.lb_cache"),
+		gw("sync without a name", "lb_cache: 1024", "lb_cache: 1024\n  sync: {listen: 127.0.0.1:7800}", "gw.sync", "name"),
+		gw("sync peer nat", "lb_cache: 1024", "lb_cache: 1024\n  sync: {name: gw1, peers: [{name: gw2, addr: 127.0.0.1:7801, nat: [10.20.0.999]}]}", "gw.sync.peers", "10.20.0.999"),
+		gw("sync peer addr", "lb_cache: 1024", "lb_cache: 1024\n  sync: {name: gw1, peers: [{name: gw2, addr: nowhere}]}", "gw.sync.peers[0].addr"),
+		gw("sync peer is itself", "lb_cache: 1024", "lb_cache: 1024\n  sync: {name: gw1, peers: [{name: gw1, addr: 127.0.0.1:7801}]}", "gw.sync.peers[0]", "gw1"),
+		gw("sync journal", "lb_cache: 1024", "lb_cache: 1024\n  sync: {name: gw1, journal: 1000}", "gw.sync.journal", "1000"),
+		gw("sync batch", "lb_cache: 1024", "lb_cache: 1024\n  sync: {name: gw1, batch: -1s}", "gw.sync", "batch"),
+		gw("sync peer nat is own", "lb_cache: 1024", "lb_cache: 1024\n  sync: {name: gw1, peers: [{name: gw2, addr: 127.0.0.1:7801, nat: [10.20.0.101]}]}", "gw.sync.peers", "10.20.0.101"),
 		lb("frame_size 8192", "frame_size: 2048", "frame_size: 8192", "xsk.frame_size", "8192"),
 		lb("frame_size 2^32", "frame_size: 2048", "frame_size: 4294967296", "xsk.frame_size", "4294967296"),
 		lb("frame_size 1000", "frame_size: 2048", "frame_size: 1000", "xsk.frame_size"),

@@ -79,6 +79,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		if d.gw.term != nil {
 			reg.MustRegister(newTermCollector(d.gw.term))
 		}
+		if d.gw.sync != nil {
+			reg.MustRegister(newSyncCollector(d.gw.sync))
+		}
 	}
 	if d.t4 != nil {
 		reg.MustRegister(newLBCollector(d.t4))

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -42,6 +43,8 @@ type gwState struct {
 	byIP     map[netip.Addr]string // every session's address; only theirs
 	nextID   uint64
 	tombs    tombstones
+
+	sync *gwSync // nil without gw.sync (gwsync.go)
 }
 
 type gwSession struct {
@@ -150,6 +153,11 @@ func (d *Daemon) startGW(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The guard first, so that it goes last at a stop (closers run last
+	// first), after the addresses.
+	if err := d.guardNATAddrs(slices.Concat(pc.GwAddrs, pc.PeerAddrs)); err != nil {
+		return err
+	}
 	if err := d.addNATAddrs(srv, pc.GwAddrs); err != nil {
 		return err
 	}
@@ -160,7 +168,7 @@ func (d *Daemon) startGW(ctx context.Context) error {
 	var kernel []netip.Addr // the host's own addresses, without the key-port ones
 	for _, a := range exclude {
 		isNAT := false
-		for _, n := range pc.GwAddrs {
+		for _, n := range slices.Concat(pc.GwAddrs, pc.PeerAddrs) {
 			isNAT = isNAT || n == a
 		}
 		if !isNAT {
@@ -292,7 +300,7 @@ func (d *Daemon) startGW(ctx context.Context) error {
 
 	// One filter per side: what each side hands the dataplane differs.
 	var prefixes []netip.Prefix
-	for _, a := range pc.GwAddrs {
+	for _, a := range slices.Concat(pc.GwAddrs, pc.PeerAddrs) { // a peer's: after a takeover (gwsync.go)
 		prefixes = append(prefixes, netip.PrefixFrom(a, a.BitLen()))
 	}
 	fLan, err := xdpfilter.Load(xdpfilter.Match{DstMACs: [][6]byte{[6]byte(lan.HardwareAddr)}, ExcludeDst: kernel})
@@ -348,6 +356,11 @@ func (d *Daemon) startGW(ctx context.Context) error {
 	d.closers = append(d.closers, fLan.Close, fSrv.Close)
 	d.gw = newGWState(pipe, flows, services, dist, authz, alog)
 	d.gw.term = tctl
+	if g.Sync != nil {
+		if d.gw.sync, err = d.startSync(ctx, pipe, flows, srv, pc.GwAddrs); err != nil {
+			return err
+		}
+	}
 	d.log.Info("gateway ready", "lan", lan.Name, "servers", srv.Name, "nat", pc.GwAddrs,
 		"ports", fmt.Sprintf("%d-%d", pc.PortMin, pc.PortMax), "services", len(svcs), "require_session", requireSession)
 	return nil
@@ -690,6 +703,7 @@ func serviceRoutes(v1 *http.ServeMux, t *balance.Table, log *slog.Logger, maint 
 
 // gwRoutes adds the gateway endpoints to mux.
 func gwRoutes(v1 *http.ServeMux, s *gwState, log *slog.Logger) {
+	syncRoutes(v1, s.sync)
 	v1.HandleFunc("POST /v1/sessions/events", func(w http.ResponseWriter, r *http.Request) {
 		var ev api.SessionEvent
 		if !decode(w, r, &ev) {

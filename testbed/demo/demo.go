@@ -106,6 +106,14 @@ type Options struct {
 	// sessions.interim_timeout. Zero keeps the demo's (1 s, 30 s); tests
 	// of a NAS with a long interval set both.
 	Interim, InterimTimeout time.Duration
+	// GWSync turns on the gateways' T5 state sync with each other
+	// (samepathd gw.sync, issue 17): a live download survives its
+	// gateway's crash (hakill.go).
+	GWSync bool
+	// HAKill (make demo) turns GWSync on and, after the pings, kills gw1
+	// under a download that completes through gw2, then restarts gw1
+	// (hakill.go); Summary.HAKill says how it went.
+	HAKill bool
 }
 
 // GWAccounting is the gateways' accounting log config (samepathd
@@ -244,6 +252,8 @@ type Summary struct {
 	AcctLogs   string
 	// Risk is the risk-balancing part (risk.go).
 	Risk *RiskDemo
+	// HAKill is the gateway crash (Options.HAKill), nil without it.
+	HAKill *HAKillResult
 }
 
 func (o *Options) defaults() {
@@ -291,6 +301,7 @@ func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 	o.defaults()
 	o.riskDefaults()
 	o.StartControl = true
+	o.GWSync = o.GWSync || o.HAKill
 	if _, err := os.Stat(o.Samepathctl); err != nil {
 		return nil, fmt.Errorf("samepathctl binary: %w", err)
 	}
@@ -329,6 +340,11 @@ func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 	}
 	if sum.Pings, err = sys.pings(ctx, ips); err != nil {
 		return sum, err
+	}
+	if o.HAKill {
+		if sum.HAKill, err = sys.HAKill(ctx, o, 24<<20, 4<<20); err != nil {
+			return sum, err
+		}
 	}
 	rd, closeIdle, err := sys.risk(ctx, o, ips[p.Mobiles[0].Name])
 	defer closeIdle() // after the logouts: the connection ends with its session
@@ -465,9 +481,10 @@ func Start(ctx context.Context, o Options) (sys *System, err error) {
 		return nil, err
 	}
 	sys = &System{TB: tb, out: o.Out, ctlBin: o.Samepathctl, samepathd: o.Samepathd}
+	s := sys // a failed Start returns nil: close what it built
 	defer func() {
 		if err != nil {
-			sys.Close()
+			s.Close()
 		}
 	}()
 	p := tb.Plan
@@ -709,7 +726,7 @@ gw:
   servers: {iface: %s}
   nat: {addrs: [%s], %s, capacity: 65536}
   probe: {interval: 500ms, timeout: 300ms, fall: 2, rise: 1}
-%s%s`, g.ControlAPI, tokFile, g.LAN1.Name, g.LAN2.Name, NATAddr(g.Index), o.GWNAT.yaml(), o.GWNAT.termYAML()+o.GWAccounting.yaml(g.Index), services)
+%s%s%s`, g.ControlAPI, tokFile, g.LAN1.Name, g.LAN2.Name, NATAddr(g.Index), o.GWNAT.yaml(), o.GWNAT.termYAML()+o.GWAccounting.yaml(g.Index), services, syncYAML(p, g.Index, o.GWSync))
 		path := filepath.Join(tb.LogDir(), fmt.Sprintf("gw%d.yaml", g.Index))
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 			return nil, nil, err
