@@ -146,7 +146,7 @@ func (c *Client) Account(ctx context.Context, a Acct) error {
 		rfc2865.UserName_SetString(p, a.User)
 	}
 	rfc2865.CallingStationID_SetString(p, a.Device)
-	if a.IP.IsValid() {
+	if a.IP.Is4() { // an IPv6-only session's IP is its prefix: IP6 says it
 		rfc2865.FramedIPAddress_Set(p, a.IP.AsSlice())
 	}
 	aaa.SetIPv6(p, a.IP6)

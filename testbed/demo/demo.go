@@ -106,6 +106,10 @@ type Options struct {
 	// sessions.interim_timeout. Zero keeps the demo's (1 s, 30 s); tests
 	// of a NAS with a long interval set both.
 	Interim, InterimTimeout time.Duration
+	// Stacks gives mobiles (by name) an address family stack in T2:
+	// "ipv6" or "dual" (default ipv4). The AAA then grants an IPv6
+	// prefix from the gateway's range6 (v6.go).
+	Stacks map[string]string
 }
 
 // GWAccounting is the gateways' accounting log config (samepathd
@@ -696,9 +700,9 @@ workers: {queues: 1}
 gw:
   lan: {iface: %s}
   servers: {iface: %s}
-  nat: {addrs: [%s], %s, capacity: 65536}
+  nat: {addrs: [%s%s], %s, capacity: 65536}
   probe: {interval: 500ms, timeout: 300ms, fall: 2, rise: 1}
-%s%s`, g.ControlAPI, tokFile, g.LAN1.Name, g.LAN2.Name, NATAddr(g.Index), o.GWNAT.yaml(), o.GWNAT.termYAML()+o.GWAccounting.yaml(g.Index), services)
+%s%s`, g.ControlAPI, tokFile, g.LAN1.Name, g.LAN2.Name, NATAddr(g.Index), nat6YAML(g.Index), o.GWNAT.yaml(), o.GWNAT.termYAML()+o.GWAccounting.yaml(g.Index), services+services6(p))
 		path := filepath.Join(tb.LogDir(), fmt.Sprintf("gw%d.yaml", g.Index))
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 			return nil, nil, err
