@@ -39,6 +39,7 @@ func main() {
 	ctl := flag.String("samepathctl", "", "samepathctl binary, shows the tables at the end (default: beside samepathd)")
 	steering := flag.String("steering", "afxdp", "LB steering: afxdp (Go pipeline on AF_XDP) or xdp (in-kernel offload)")
 	size := flag.Int64("size", 20<<20, "bytes to download")
+	dual := flag.Bool("dual-stack", true, "make mob2 dual-stack and download over IPv6 from group A's IPv6 address too, moving between ingress points")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: samepath-demo [flags]   (as root)\n\nBuilds the FIG. 2 network in namespaces, starts samepathd LBs and gateways and\nsamepath-control, logs the mobiles in over RADIUS through NAS emulators (addresses from\nthe AAA), downloads from a server to a mobile that moves nas1 -> nas2 -> nas3 (the old\nNAS suspends the session, the new one resumes it), prints which LB and gateway carried\neach phase and the session tables, logs the mobiles out and shows the gateways' proxy\naccounting per subscriber, service and URL, and tears everything down (also on Ctrl-C).\n\nexample: samepath-demo -steering xdp -size 50000000\n\nflags:\n")
 		flag.PrintDefaults()
@@ -51,7 +52,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	sum, err := demo.Run(ctx, demo.Options{Samepathd: *samepathd, Control: *control, Samepathctl: *ctl, Steering: *steering, Size: *size, Out: os.Stdout})
+	sum, err := demo.Run(ctx, demo.Options{Samepathd: *samepathd, Control: *control, Samepathctl: *ctl, Steering: *steering, Size: *size, Out: os.Stdout, DualStack: *dual})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "samepath-demo:", err)
 		os.Exit(1)

@@ -110,6 +110,9 @@ type Options struct {
 	// "ipv6" or "dual" (default ipv4). The AAA then grants an IPv6
 	// prefix from the gateway's range6 (v6.go).
 	Stacks map[string]string
+	// DualStack makes Run give DemoDualStack both families and
+	// download over IPv6 to it after the IPv4 download (demo6.go).
+	DualStack bool
 }
 
 // GWAccounting is the gateways' accounting log config (samepathd
@@ -246,6 +249,8 @@ type Summary struct {
 	// mobile logged out.
 	Accounting []AcctRow
 	AcctLogs   string
+	// IPv6 is the dual-stack mobile's IPv6 download (demo6.go).
+	IPv6 *V6Summary
 }
 
 func (o *Options) defaults() {
@@ -292,6 +297,9 @@ func BuildBinaries(dir string) (string, error) {
 func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 	o.defaults()
 	o.StartControl = true
+	if o.DualStack {
+		dualStackDefaults(&o)
+	}
 	if _, err := os.Stat(o.Samepathctl); err != nil {
 		return nil, fmt.Errorf("samepathctl binary: %w", err)
 	}
@@ -325,6 +333,11 @@ func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 	}
 	sum.MobileIPs = ips
 	sum.Carrier = sys.gatewayOf(ips[p.Mobiles[0].Name])
+	if o.DualStack {
+		if sum.IPv6, err = sys.demoIPv6(ctx, o); err != nil {
+			return sum, err
+		}
+	}
 	if sum.Picks, err = picks(ctx, sys.TB); err != nil {
 		return sum, err
 	}
@@ -359,6 +372,7 @@ func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 		return sum, err
 	}
 	Print(o.Out, sum, p)
+	printIPv6(o.Out, sum.IPv6)
 	return sum, nil
 }
 

@@ -42,7 +42,7 @@ func httpClient(m *fig2.Mobile, timeout time.Duration) *http.Client {
 
 // mobileFlows are gateway c's flow records of the mobile address a.
 func mobileFlows(ctx context.Context, c *api.Client, a netip.Addr) ([]api.Flow, error) {
-	fs, err := c.FlowsMatching(ctx, 0, api.FlowFilter{Mobile: a.String()})
+	fs, err := c.FlowsMatching(ctx, 100, api.FlowFilter{Mobile: a.String()})
 	return fs.Flows, err
 }
 
@@ -120,7 +120,15 @@ func TestIPv6Subscribers(t *testing.T) {
 		t.Helper()
 		f2, err := mobileFlows(ctx, sys.GWs[1], m1.IPv6)
 		if err != nil || len(f2) == 0 {
-			t.Errorf("%s: gw2 holds no flow of mob1 (%v)", what, err)
+			t.Errorf("%s: gw2 holds no flow of mob1 %s (%v)", what, m1.IPv6, err)
+			for g, c := range sys.GWs {
+				fs, _ := c.Flows(ctx, 100)
+				t.Logf("gw%d flows: %+v", g+1, fs.Flows)
+			}
+			for _, m := range []*fig2.Mobile{m1, m2} {
+				out, _ := topo.Command(m.NS, "ip", "-6", "addr").CombinedOutput()
+				t.Logf("%s addresses:\n%s", m.Name, out)
+			}
 		}
 		if f1, err := mobileFlows(ctx, sys.GWs[0], m1.IPv6); err != nil || len(f1) != 0 {
 			t.Errorf("%s: gw1 holds flows of mob1: %+v (%v)", what, f1, err)
@@ -157,6 +165,18 @@ func TestIPv6Subscribers(t *testing.T) {
 		_, err := httpClient(m2, 3*time.Second).Get("http://" + netip.AddrPortFrom(tc.rep, fig2.HTTPPort).String() + "/")
 		if (err == nil) != tc.want {
 			t.Errorf("mob2 to %s: error %v, want served %v", tc.rep, err, tc.want)
+			for _, c := range []*api.Client{sys.GWs[0], sys.LBs[m2.Ingress-1]} {
+				cs, _ := c.Counters(ctx)
+				fs, _ := c.Flows(ctx, 100)
+				ss, _ := c.GWSessions(ctx)
+				t.Logf("counters %+v\nflows %+v\nsessions %+v", cs, fs.Flows, ss)
+			}
+			svcs, _ := sys.GWs[0].Services(ctx)
+			t.Logf("gw1 services %+v", svcs)
+			for _, args := range [][]string{{"-6", "route", "get", "fd00:20::11"}, {"-6", "addr", "show", "lan2"}, {"-6", "neigh"}} {
+				out, _ := topo.Command(p.Gateways[0].NS, "ip", args...).CombinedOutput()
+				t.Logf("gw1 ip %v:\n%s", args, out)
+			}
 		}
 	}
 	if err := sys.Logout(ctx, "mob2"); err != nil {
