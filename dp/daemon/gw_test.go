@@ -93,8 +93,15 @@ func (b gwTestBackend) gwState() *gwState      { return b.s }
 
 func newGWRig(t *testing.T) *gwRig {
 	t.Helper()
+	return newGWRigAddrs(t)
+}
+
+// newGWRigAddrs is newGWRig with extra key-port addresses (an IPv6 one
+// for IPv6 mobiles).
+func newGWRigAddrs(t *testing.T, extra ...netip.Addr) *gwRig {
+	t.Helper()
 	pc := nat.DefaultPortTableConfig()
-	pc.GwAddrs = []netip.Addr{netip.MustParseAddr("10.20.0.101"), netip.MustParseAddr("2001:db8:20::101")}
+	pc.GwAddrs = append([]netip.Addr{netip.MustParseAddr("10.20.0.101")}, extra...)
 	pc.PortMin, pc.PortMax, pc.Capacity = 1024, 65535, 1024
 	flows, err := nat.NewPortTable(pc)
 	if err != nil {

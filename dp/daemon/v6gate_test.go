@@ -24,7 +24,7 @@ func (r *gwRig) event6(kind, id, ip, ip6 string, seq uint64) error {
 // /64; an IPv6-only one for its /64 (or its one address); an end or a
 // move closes every gate of it; a malformed ip6 is refused.
 func TestGWSessionIPv6Gates(t *testing.T) {
-	r := newGWRig(t)
+	r := newGWRigAddrs(t, netip.MustParseAddr("2001:db8:20::101"))
 	v4 := netip.MustParseAddr("10.101.0.5")
 	in64 := netip.MustParseAddr("2001:db8:101:1:1234:5678:9abc:def0")
 	other64 := netip.MustParseAddr("2001:db8:101:2::1")
