@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -368,6 +369,16 @@ func (d *Daemon) addNATAddrs(ifi *net.Interface, addrs []netip.Addr) error {
 		na := &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(a.BitLen(), a.BitLen())}}
 		if a.Is6() {
 			na.Flags = 0x02 // IFA_F_NODAD: usable at once
+			// Deprecated (preferred lifetime 0, valid forever): the
+			// kernel still answers ND for it and takes what is sent to
+			// it, but never picks it as a source (RFC 6724 rule 3).
+			// Otherwise its /128 beats the interface's /64 in source
+			// selection (the longest match is capped at an address's
+			// prefix length), and the kernel's own connections to the
+			// servers (the health probes) would come from it: their
+			// answers go to the dataplane, which drops them (no_flow),
+			// and every IPv6 server is seen down (no_server).
+			na.ValidLft, na.PreferedLft = math.MaxUint32, 0
 		}
 		if err := netlink.AddrAdd(link, na); err != nil {
 			return fmt.Errorf("add nat address %s to %s: %w", a, ifi.Name, err)
