@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -29,6 +30,7 @@ import (
 	"samepath/dp/acct"
 	"samepath/testbed/demo"
 	"samepath/testbed/fig2"
+	"samepath/testbed/privtest"
 	"samepath/testbed/servers"
 	"samepath/testbed/topo"
 )
@@ -197,5 +199,37 @@ func TestIPv6Subscribers(t *testing.T) {
 	}
 	if !fams[true] || !fams[false] {
 		t.Errorf("gw1's accounting of mob2: web records by family %v, want both", fams)
+	}
+}
+
+// TestDemoDualStack is make demo's IPv6 part (samepath-demo -dual-stack):
+// mob2 gets both families from one gateway and downloads over IPv6 from
+// group A's IPv6 address while it moves between ingress points, every
+// phase's flow held by that gateway alone; the summary shows both
+// families.
+func TestDemoDualStack(t *testing.T) {
+	privtest.Require(t)
+	bin := buildBinaries(t)
+	exe, _ := os.Executable()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var out strings.Builder
+	sum, err := demo.Run(ctx, demo.Options{Samepathd: bin, ServeArgv: []string{exe, "serve"}, Out: &out, DualStack: true})
+	t.Log("\n" + out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sum.IPv6
+	if s == nil || !s.ChecksumOK || !s.IPv4.Is4() || !s.Prefix.Contains(s.Address) || len(s.Phases) != 3 {
+		t.Fatalf("IPv6 part %+v", s)
+	}
+	gw := s.Phases[0].Gateways
+	for k, ph := range s.Phases {
+		if len(ph.Gateways) != 1 || ph.Gateways[0] != gw[0] {
+			t.Errorf("phase %d: flow held by %v, want gw%v alone", k+1, ph.Gateways, gw)
+		}
+	}
+	if !strings.Contains(out.String(), "IPv6 prefix "+s.Prefix.String()) || !strings.Contains(out.String(), "sha256 ok") {
+		t.Errorf("summary lacks the IPv6 part:\n%s", out.String())
 	}
 }
