@@ -96,7 +96,7 @@ func (s *System) demoIPv6(ctx context.Context, o Options) (*V6Summary, error) {
 		var gs []int
 		for i, g := range s.GWs {
 			fs, err := g.FlowsMatching(ctx, 0, api.FlowFilter{Mobile: m.IPv6.String()})
-			if err == nil && len(fs.Flows) > 0 {
+			if err == nil && fs.Total > 0 {
 				gs = append(gs, i+1)
 			}
 		}
