@@ -279,7 +279,7 @@ func (g *GW) acctRecord(id uint32, b *nat.Binding, kind acct.Kind, cause acct.Ca
 	r := &a.rec
 	*r = acct.Record{}
 	r.Kind, r.Cause = kind, cause
-	if s, ok := g.sessions[b.Flow.Src]; ok && s.ID == b.Session {
+	if s, _, ok := g.session(b.Flow.Src); ok && s.ID == b.Session {
 		user, device = s.UserID, s.DeviceID
 		r.SetAcctSession(s.AcctSessionID)
 	}

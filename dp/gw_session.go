@@ -12,8 +12,11 @@ type Session struct {
 	UserID        string
 	DeviceID      string
 	IP            nat.Addr16
-	Dormant       bool
-	Seq           uint64
+	// Prefix says IP is the first address of an IPv6 /64 (a delegated
+	// Framed-IPv6-Prefix): the gate is open for every source in it.
+	Prefix  bool
+	Dormant bool
+	Seq     uint64
 	// LB is the LB serving the NAS where the session last started or
 	// resumed (FIG. 31), as the control process names it; zero when it
 	// does not know. A change moves the mobile's T12 entry at once.
@@ -66,6 +69,26 @@ func (g *GW) apply(ev SessionEvent) {
 	}
 }
 
+// session finds the T3 copy gating src (R-GW-7): the session on that
+// address, else, for an IPv6 source, the session holding its /64
+// (Session.Prefix). It returns the copy and its key in g.sessions. The
+// second lookup costs only sources without an exact entry, which are
+// the first packets of flows (established flows skip T3).
+func (g *GW) session(src nat.Addr16) (Session, nat.Addr16, bool) {
+	if s, ok := g.sessions[src]; ok {
+		return s, src, true
+	}
+	if src.Is4() {
+		return Session{}, src, false
+	}
+	k := src
+	clear(k[8:])
+	if s, ok := g.sessions[k]; ok && s.Prefix {
+		return s, k, true
+	}
+	return Session{}, src, false
+}
+
 // endSession removes a session's flow records (their accounting still
 // names the session, so they go first), its T7 choices, its T12 entry
 // and the session itself.
@@ -109,7 +132,7 @@ func (g *GW) endSession(s *Session) {
 // learnLB reports false.
 func (g *GW) learnLB(mobile nat.Addr16, session uint64, lb nat.MAC, byEvent bool) bool {
 	if session != 0 {
-		if s, ok := g.sessions[mobile]; ok && s.ID == session {
+		if s, k, ok := g.session(mobile); ok && s.ID == session {
 			if !byEvent && lb == s.lbLeft && g.now-s.movedAt < int64(g.cfg.ResumeHold) {
 				g.stats.LBStale.Add(1)
 				return false
@@ -121,7 +144,7 @@ func (g *GW) learnLB(mobile nat.Addr16, session uint64, lb nat.MAC, byEvent bool
 				s.lbLeft, s.movedAt = s.lbNow, g.now
 			}
 			s.lbNow = lb
-			g.sessions[mobile] = s
+			g.sessions[k] = s
 		}
 	}
 	g.key = mobile

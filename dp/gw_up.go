@@ -84,7 +84,7 @@ func (g *GW) up(pk *Packet, pr *upPre, i int) {
 		// removes its flows), so only packets without one need T3
 		// (R-GW-7, step S124): established flows skip the session
 		// lookup.
-		sess, ok := g.sessions[d.Tuple.Src]
+		sess, _, ok := g.session(d.Tuple.Src)
 		if !ok && g.cfg.RequireSession {
 			pk.Drop = ReasonNoSession
 			return

@@ -39,26 +39,93 @@ type Persister interface {
 	Enqueue(ops []store.Op, log [][]byte, onCommit func()) uint64
 }
 
-// GatewayConfig is the configured part of a T1 row (persisted).
+// GatewayConfig is the configured part of a T1 row (persisted). A
+// gateway has an IPv4 range, an IPv6 pool, or both.
 type GatewayConfig struct {
 	Name  string `json:"name" yaml:"name"`
-	Range string `json:"range" yaml:"range"`           // IPv4 CIDR of mobile addresses served by this gateway
-	API   string `json:"api,omitempty" yaml:"api"`     // samepathd control API of the gateway (health probe, session events)
-	MAC   string `json:"mac,omitempty" yaml:"mac"`     // MAC the LBs' T4 know the gateway by
-	Admin string `json:"admin,omitempty" yaml:"admin"` // up (default), drain, down
+	Range string `json:"range,omitempty" yaml:"range"` // IPv4 CIDR of mobile addresses served by this gateway (Framed-IP-Address)
+	// Range6 is the IPv6 pool of the gateway's mobiles. Framed6 says what
+	// a mobile gets from it: "prefix" (default), a /64 of it in
+	// Framed-IPv6-Prefix (RFC 3162); or "address", one address of it in
+	// Framed-IPv6-Address (RFC 6911).
+	Range6  string `json:"range6,omitempty" yaml:"range6"`
+	Framed6 string `json:"framed6,omitempty" yaml:"framed6"`
+	API     string `json:"api,omitempty" yaml:"api"`     // samepathd control API of the gateway (health probe, session events)
+	MAC     string `json:"mac,omitempty" yaml:"mac"`     // MAC the LBs' T4 know the gateway by
+	Admin   string `json:"admin,omitempty" yaml:"admin"` // up (default), drain, down
+}
+
+// How an IPv6 pool is handed out (GatewayConfig.Framed6).
+const (
+	Framed6Prefix  = "prefix"  // a /64 per mobile, Framed-IPv6-Prefix
+	Framed6Address = "address" // a /128 per mobile, Framed-IPv6-Address
+)
+
+// Prefix6Bits is the length of the IPv6 prefix a mobile gets in prefix
+// mode: the gateway's session gate matches a source by its /64.
+const Prefix6Bits = 64
+
+// Prefixes returns the gateway's pools (IPv4 first); c must be valid.
+func (c GatewayConfig) Prefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, r := range []string{c.Range, c.Range6} {
+		if r != "" {
+			out = append(out, netip.MustParsePrefix(r))
+		}
+	}
+	return out
 }
 
 // Gateway is a T1 row as shown (FIG. 7).
 type Gateway struct {
 	GatewayConfig
-	Health   string `json:"health"`
-	Assigned int    `json:"assigned"`
-	Size     int    `json:"size"`
+	Health    string `json:"health"`
+	Assigned  int    `json:"assigned"`
+	Size      int    `json:"size"`
+	Assigned6 int    `json:"assigned6,omitempty"` // IPv6 prefixes or addresses
+	Size6     int    `json:"size6,omitempty"`
 }
 
-// Assignment is one assigned address.
+// Family is a set of address families a mobile gets.
+type Family uint8
+
+// Families.
+const (
+	FamilyIPv4 Family = 1 << iota
+	FamilyIPv6
+	FamilyDual = FamilyIPv4 | FamilyIPv6
+)
+
+func (f Family) String() string {
+	switch f {
+	case FamilyIPv4:
+		return "ipv4"
+	case FamilyIPv6:
+		return "ipv6"
+	case FamilyDual:
+		return "dual"
+	}
+	return "none"
+}
+
+// ParseFamily reads "ipv4", "ipv6" or "dual" ("" is ipv4).
+func ParseFamily(s string) (Family, error) {
+	switch s {
+	case "", "ipv4":
+		return FamilyIPv4, nil
+	case "ipv6":
+		return FamilyIPv6, nil
+	case "dual", "dual-stack", "ipv4v6":
+		return FamilyDual, nil
+	}
+	return 0, fmt.Errorf("family %q: want ipv4, ipv6 or dual", s)
+}
+
+// Assignment is one assigned address (IPv4), or one IPv6 prefix or
+// address (Bits 64 or 128; IP is its first address).
 type Assignment struct {
 	IP      netip.Addr `json:"ip"`
+	Bits    int        `json:"bits,omitempty"` // IPv6 only: prefix length of the assignment
 	Gateway string     `json:"gateway"`
 	Device  string     `json:"device"`
 	User    string     `json:"user,omitempty"`
@@ -76,71 +143,236 @@ type Assignment struct {
 	persisted time.Time // PendingUntil as last written
 }
 
-type gwEntry struct {
-	cfg      GatewayConfig
+// Prefix is the assignment as a prefix: /32 for IPv4, the given length
+// for IPv6.
+func (a Assignment) Prefix() netip.Prefix {
+	if !a.IP.IsValid() {
+		return netip.Prefix{}
+	}
+	if a.IP.Is4() {
+		return netip.PrefixFrom(a.IP, 32)
+	}
+	b := a.Bits
+	if b == 0 {
+		b = 128
+	}
+	return netip.PrefixFrom(a.IP, b)
+}
+
+// space is one family's pool of a gateway: a bitmap over its units (IPv4
+// addresses; IPv6 /64 prefixes or addresses).
+type space struct {
 	prefix   netip.Prefix
-	base     uint32
-	used     []uint64 // bitmap over the range; reserved addresses set
-	size     int      // usable addresses
+	unit     int // unit length in bits: 32, 64 or 128
+	baseHi   uint64
+	baseLo   uint64
+	used     []uint64 // reserved units set
+	size     int      // usable units
 	assigned int
 	cursor   int
-	health   string
 }
 
-func (g *gwEntry) eligible() bool {
-	return g.cfg.Admin == AdminUp && g.health != HealthDown
+func addr128(a netip.Addr) (hi, lo uint64) {
+	if a.Is4() {
+		b := a.As4()
+		return 0, uint64(b[0])<<24 | uint64(b[1])<<16 | uint64(b[2])<<8 | uint64(b[3])
+	}
+	b := a.As16()
+	for i := 0; i < 8; i++ {
+		hi = hi<<8 | uint64(b[i])
+		lo = lo<<8 | uint64(b[8+i])
+	}
+	return hi, lo
 }
 
-func (g *gwEntry) index(ip netip.Addr) int {
-	b := ip.As4()
-	return int(uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) - g.base)
+func (s *space) shift() uint {
+	if s.unit == 32 {
+		return 0
+	}
+	return uint(128 - s.unit)
 }
 
-func (g *gwEntry) addr(i int) netip.Addr {
-	v := g.base + uint32(i)
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+// index is the unit holding ip (which s.prefix contains).
+func (s *space) index(ip netip.Addr) int {
+	hi, lo := addr128(ip)
+	lo, borrow := bits.Sub64(lo, s.baseLo, 0)
+	hi, _ = bits.Sub64(hi, s.baseHi, borrow)
+	sh := s.shift()
+	switch {
+	case sh == 0:
+		return int(lo)
+	case sh >= 64:
+		return int(hi >> (sh - 64))
+	default:
+		return int(lo>>sh | hi<<(64-sh))
+	}
 }
 
-func (g *gwEntry) set(i int)        { g.used[i/64] |= 1 << (i % 64) }
-func (g *gwEntry) clear(i int)      { g.used[i/64] &^= 1 << (i % 64) }
-func (g *gwEntry) isSet(i int) bool { return g.used[i/64]&(1<<(i%64)) != 0 }
+// addr is the first address of unit i.
+func (s *space) addr(i int) netip.Addr {
+	sh := s.shift()
+	var dhi, dlo uint64
+	switch {
+	case sh == 0:
+		dlo = uint64(i)
+	case sh >= 64:
+		dhi = uint64(i) << (sh - 64)
+	default:
+		dlo, dhi = uint64(i)<<sh, uint64(i)>>(64-sh)
+	}
+	lo, carry := bits.Add64(s.baseLo, dlo, 0)
+	hi, _ := bits.Add64(s.baseHi, dhi, carry)
+	if s.unit == 32 {
+		return netip.AddrFrom4([4]byte{byte(lo >> 24), byte(lo >> 16), byte(lo >> 8), byte(lo)})
+	}
+	var b [16]byte
+	for k := 0; k < 8; k++ {
+		b[7-k], b[15-k] = byte(hi>>(8*k)), byte(lo>>(8*k))
+	}
+	return netip.AddrFrom16(b)
+}
+
+func (s *space) set(i int)        { s.used[i/64] |= 1 << (i % 64) }
+func (s *space) clear(i int)      { s.used[i/64] &^= 1 << (i % 64) }
+func (s *space) isSet(i int) bool { return s.used[i/64]&(1<<(i%64)) != 0 }
+func (s *space) full() bool       { return s.assigned >= s.size }
 
 // free finds a free index (next fit from the cursor), or -1.
-func (g *gwEntry) free() int {
-	n := len(g.used)
-	start := g.cursor / 64
+func (s *space) free() int {
+	n := len(s.used)
+	start := s.cursor / 64
 	for k := 0; k <= n; k++ {
 		w := (start + k) % n
-		if inv := ^g.used[w]; inv != 0 {
+		if inv := ^s.used[w]; inv != 0 {
 			i := w*64 + bits.TrailingZeros64(inv)
-			g.cursor = i + 1
+			s.cursor = i + 1
 			return i
 		}
 	}
 	return -1
 }
 
-// minPrefixBits bounds the bitmap (a /12 is 128 KiB).
-const minPrefixBits = 12
+// unitOf is the assignment key of ip in s: the address itself, or the
+// first address of its /64 in prefix mode.
+func (s *space) unitOf(ip netip.Addr) netip.Addr {
+	if s.unit == 32 || s.unit == 128 {
+		return ip
+	}
+	p, _ := ip.Prefix(s.unit)
+	return p.Addr()
+}
+
+// bits of the assignments s hands out (0 for IPv4).
+func (s *space) assignBits() int {
+	if s.unit == 32 {
+		return 0
+	}
+	return s.unit
+}
+
+// maxUnitBits bounds the bitmap (2^20 units is 128 KiB): an IPv4 range
+// up to a /12, an IPv6 prefix pool up to a /44, an IPv6 address pool up
+// to a /108.
+const maxUnitBits = 20
+
+// minPrefixBits is the largest IPv4 range (2^maxUnitBits addresses).
+const minPrefixBits = 32 - maxUnitBits
+
+func newSpace(p netip.Prefix, unit int) *space {
+	p = p.Masked()
+	n := 1 << (unit - p.Bits())
+	s := &space{prefix: p, unit: unit}
+	s.baseHi, s.baseLo = addr128(p.Addr())
+	words := (n + 63) / 64
+	s.used = make([]uint64, words)
+	for i := n; i < words*64; i++ {
+		s.set(i)
+	}
+	s.size = n
+	switch {
+	case unit == 32 && p.Bits() <= 30: // network and broadcast addresses are not hosts
+		s.set(0)
+		s.set(n - 1)
+		s.size -= 2
+	case unit == 128 && s.baseLo == 0:
+		// The Subnet-Router anycast address (RFC 4291 2.6.1) of the /64
+		// is no host's; and an address whose interface id is zero would
+		// read, at the gateway, as a whole /64.
+		s.set(0)
+		s.size--
+	}
+	return s
+}
+
+type gwEntry struct {
+	cfg    GatewayConfig
+	v4, v6 *space // nil: no pool of that family
+	health string
+}
+
+func (g *gwEntry) eligible() bool {
+	return g.cfg.Admin == AdminUp && g.health != HealthDown
+}
+
+// spaceOf is g's pool holding ip, or nil.
+func (g *gwEntry) spaceOf(ip netip.Addr) *space {
+	for _, s := range []*space{g.v4, g.v6} {
+		if s != nil && s.prefix.Contains(ip) {
+			return s
+		}
+	}
+	return nil
+}
+
+func (g *gwEntry) family(f Family) *space {
+	if f == FamilyIPv6 {
+		return g.v6
+	}
+	return g.v4
+}
+
+// has reports whether g has room in every family of f.
+func (g *gwEntry) has(f Family) bool {
+	for _, x := range []Family{FamilyIPv4, FamilyIPv6} {
+		if f&x != 0 && (g.family(x) == nil || g.family(x).full()) {
+			return false
+		}
+	}
+	return true
+}
+
+// serves reports whether g has a pool of every family of f.
+func (g *gwEntry) serves(f Family) bool {
+	return (f&FamilyIPv4 == 0 || g.v4 != nil) && (f&FamilyIPv6 == 0 || g.v6 != nil)
+}
+
+// load is what FIG. 5 S11 compares for f: the assigned count of the
+// family, or of both.
+func (g *gwEntry) load(f Family) int {
+	n := 0
+	if f&FamilyIPv4 != 0 && g.v4 != nil {
+		n += g.v4.assigned
+	}
+	if f&FamilyIPv6 != 0 && g.v6 != nil {
+		n += g.v6.assigned
+	}
+	return n
+}
 
 func newGwEntry(c GatewayConfig) (*gwEntry, error) {
 	if err := ValidateGateway(&c); err != nil {
 		return nil, err
 	}
-	p := netip.MustParsePrefix(c.Range).Masked()
-	n := 1 << (32 - p.Bits())
-	b := p.Addr().As4()
-	g := &gwEntry{cfg: c, prefix: p, base: uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]), health: HealthUnknown}
-	words := (n + 63) / 64
-	g.used = make([]uint64, words)
-	for i := n; i < words*64; i++ {
-		g.set(i)
+	g := &gwEntry{cfg: c, health: HealthUnknown}
+	if c.Range != "" {
+		g.v4 = newSpace(netip.MustParsePrefix(c.Range), 32)
 	}
-	g.size = n
-	if p.Bits() <= 30 { // network and broadcast addresses are not hosts
-		g.set(0)
-		g.set(n - 1)
-		g.size -= 2
+	if c.Range6 != "" {
+		unit := Prefix6Bits
+		if c.Framed6 == Framed6Address {
+			unit = 128
+		}
+		g.v6 = newSpace(netip.MustParsePrefix(c.Range6), unit)
 	}
 	return g, nil
 }
@@ -150,17 +382,51 @@ func ValidateGateway(c *GatewayConfig) error {
 	if c.Name == "" || strings.ContainsAny(c.Name, " \t/") {
 		return fmt.Errorf("gateway name %q: empty or has blanks or '/'", c.Name)
 	}
-	p, err := netip.ParsePrefix(c.Range)
-	if err != nil {
-		return fmt.Errorf("gateway %s: range: %w", c.Name, err)
+	if c.Range == "" && c.Range6 == "" {
+		return fmt.Errorf("gateway %s: no range (IPv4) and no range6 (IPv6)", c.Name)
 	}
-	if !p.Addr().Is4() {
-		return fmt.Errorf("gateway %s: range %s: only IPv4 ranges (Framed-IP-Address)", c.Name, c.Range)
+	if c.Range != "" {
+		p, err := netip.ParsePrefix(c.Range)
+		if err != nil {
+			return fmt.Errorf("gateway %s: range: %w", c.Name, err)
+		}
+		if !p.Addr().Is4() {
+			return fmt.Errorf("gateway %s: range %s: only IPv4 ranges (Framed-IP-Address); IPv6 goes in range6", c.Name, c.Range)
+		}
+		if p.Bits() < minPrefixBits {
+			return fmt.Errorf("gateway %s: range %s larger than /%d", c.Name, c.Range, minPrefixBits)
+		}
+		c.Range = p.Masked().String()
 	}
-	if p.Bits() < minPrefixBits {
-		return fmt.Errorf("gateway %s: range %s larger than /%d", c.Name, c.Range, minPrefixBits)
+	switch c.Framed6 {
+	case "":
+		if c.Range6 != "" {
+			c.Framed6 = Framed6Prefix
+		}
+	case Framed6Prefix, Framed6Address:
+	default:
+		return fmt.Errorf("gateway %s: framed6 %q: want prefix or address", c.Name, c.Framed6)
 	}
-	c.Range = p.Masked().String()
+	if c.Range6 != "" {
+		p, err := netip.ParsePrefix(c.Range6)
+		if err != nil {
+			return fmt.Errorf("gateway %s: range6: %w", c.Name, err)
+		}
+		if !p.Addr().Is6() || p.Addr().Is4In6() {
+			return fmt.Errorf("gateway %s: range6 %s: not an IPv6 prefix", c.Name, c.Range6)
+		}
+		unit := Prefix6Bits
+		if c.Framed6 == Framed6Address {
+			unit = 128
+		}
+		if p.Bits() > unit {
+			return fmt.Errorf("gateway %s: range6 %s: longer than the /%d each mobile gets (framed6 %s)", c.Name, c.Range6, unit, c.Framed6)
+		}
+		if unit-p.Bits() > maxUnitBits {
+			return fmt.Errorf("gateway %s: range6 %s: more than 2^%d %ss (framed6 %s: at most a /%d)", c.Name, c.Range6, maxUnitBits, c.Framed6, c.Framed6, unit-maxUnitBits)
+		}
+		c.Range6 = p.Masked().String()
+	}
 	if c.MAC != "" {
 		hw, err := net.ParseMAC(c.MAC)
 		if err != nil || len(hw) != 6 {
@@ -182,7 +448,9 @@ func ValidateGateway(c *GatewayConfig) error {
 }
 
 // Pool is T1 (gateways, their ranges and states) plus the address
-// assignments (FIG. 5 steps S10-S16). Safe for concurrent use.
+// assignments (FIG. 5 steps S10-S16), per address family: a device holds
+// at most one IPv4 address and one IPv6 prefix (or address), both from
+// the same gateway. Safe for concurrent use.
 type Pool struct {
 	mu    sync.Mutex
 	p     Persister
@@ -191,17 +459,32 @@ type Pool struct {
 	gws   map[string]*gwEntry
 	order []*gwEntry // by name: deterministic S10 scan
 	byIP  map[netip.Addr]*Assignment
-	byDev map[string]*Assignment
-	byUsr map[string]*Assignment
+	byDev map[famKey]*Assignment
+	byUsr map[famKey]*Assignment
 	c     PoolCounters
+}
+
+// famKey is a device or user in one family.
+type famKey struct {
+	id  string
+	fam Family
+}
+
+func famOf(ip netip.Addr) Family {
+	if ip.Is4() {
+		return FamilyIPv4
+	}
+	return FamilyIPv6
 }
 
 // PoolCounters count assignment outcomes.
 type PoolCounters struct {
 	Assigned      uint64 `json:"assigned"`
+	Assigned6     uint64 `json:"assigned6"`
 	Reused        uint64 `json:"reused"`
 	RejectNoGW    uint64 `json:"reject_no_gateway"`
 	RejectFull    uint64 `json:"reject_full"`
+	RejectFamily  uint64 `json:"reject_family"` // the device's gateway has no pool (or no room) for a family it asked for
 	Released      uint64 `json:"released"`
 	Expired       uint64 `json:"expired_pending"`
 	BindClaimed   uint64 `json:"bind_claimed_unassigned"`
@@ -215,7 +498,7 @@ func NewPool(p Persister, now func() time.Time, pendingTTL time.Duration) *Pool 
 	if now == nil {
 		now = time.Now
 	}
-	return &Pool{p: p, now: now, ttl: pendingTTL, gws: map[string]*gwEntry{}, byIP: map[netip.Addr]*Assignment{}, byDev: map[string]*Assignment{}, byUsr: map[string]*Assignment{}}
+	return &Pool{p: p, now: now, ttl: pendingTTL, gws: map[string]*gwEntry{}, byIP: map[netip.Addr]*Assignment{}, byDev: map[famKey]*Assignment{}, byUsr: map[famKey]*Assignment{}}
 }
 
 func (pl *Pool) reorder() {
@@ -235,6 +518,10 @@ func mustJSON(v any) []byte {
 }
 
 // Load restores gateways and assignments from the store (call before use).
+// Records written before IPv6 (no range6, no bits) read as IPv4-only
+// gateways and IPv4 assignments; an IPv6 assignment is re-keyed to its
+// unit of the gateway's pool (a /64 in prefix mode), so a record written
+// under another framed6 mode is still found by its address.
 func (pl *Pool) Load(s *store.Store) error {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
@@ -254,67 +541,82 @@ func (pl *Pool) Load(s *store.Store) error {
 		return fmt.Errorf("load gateways: %w", err)
 	}
 	pl.reorder()
-	var orphans []store.Op
+	var fix []store.Op
 	err = s.ForEach(store.BucketAssign, func(k, v []byte) error {
 		var a Assignment
 		if err := json.Unmarshal(v, &a); err != nil {
 			return fmt.Errorf("assignment %s: %w", k, err)
 		}
-		g := pl.gwFor(a.IP)
+		g, sp := pl.gwFor(a.IP)
 		if g == nil {
-			orphans = append(orphans, store.Del(store.BucketAssign, append([]byte(nil), k...)))
+			fix = append(fix, store.Del(store.BucketAssign, append([]byte(nil), k...)))
 			return nil
 		}
 		a.Gateway = g.cfg.Name
 		a.persisted = a.PendingUntil
+		if u := sp.unitOf(a.IP); u != a.IP || a.Bits != sp.assignBits() {
+			fix = append(fix, store.Del(store.BucketAssign, append([]byte(nil), k...)))
+			a.IP, a.Bits = u, sp.assignBits()
+			if pl.byIP[a.IP] != nil {
+				return nil // two old records in one unit: the first stays
+			}
+			fix = append(fix, pl.persist(&a))
+		}
 		pl.insert(g, &a)
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("load assignments: %w", err)
 	}
-	if len(orphans) > 0 {
-		pl.p.Enqueue(orphans, nil, nil)
+	if len(fix) > 0 {
+		pl.p.Enqueue(fix, nil, nil)
 	}
 	return nil
 }
 
-func (pl *Pool) gwFor(ip netip.Addr) *gwEntry {
+// gwFor is the gateway and its pool holding ip.
+func (pl *Pool) gwFor(ip netip.Addr) (*gwEntry, *space) {
 	for _, g := range pl.order {
-		if g.prefix.Contains(ip) {
-			return g
+		if s := g.spaceOf(ip); s != nil {
+			return g, s
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 func (pl *Pool) insert(g *gwEntry, a *Assignment) {
-	i := g.index(a.IP)
-	if !g.isSet(i) {
-		g.set(i)
-		g.assigned++
+	if s := g.spaceOf(a.IP); s != nil {
+		i := s.index(a.IP)
+		if !s.isSet(i) {
+			s.set(i)
+			s.assigned++
+		}
 	}
+	f := famOf(a.IP)
 	pl.byIP[a.IP] = a
-	pl.byDev[a.Device] = a
+	pl.byDev[famKey{a.Device, f}] = a
 	if a.User != "" {
-		pl.byUsr[a.User] = a
+		pl.byUsr[famKey{a.User, f}] = a
 	}
 }
 
 func (pl *Pool) remove(a *Assignment) store.Op {
 	if g := pl.gws[a.Gateway]; g != nil {
-		i := g.index(a.IP)
-		if g.isSet(i) {
-			g.clear(i)
-			g.assigned--
+		if s := g.spaceOf(a.IP); s != nil {
+			i := s.index(a.IP)
+			if s.isSet(i) {
+				s.clear(i)
+				s.assigned--
+			}
 		}
 	}
+	f := famOf(a.IP)
 	delete(pl.byIP, a.IP)
-	if pl.byDev[a.Device] == a {
-		delete(pl.byDev, a.Device)
+	if pl.byDev[famKey{a.Device, f}] == a {
+		delete(pl.byDev, famKey{a.Device, f})
 	}
-	if a.User != "" && pl.byUsr[a.User] == a {
-		delete(pl.byUsr, a.User)
+	if a.User != "" && pl.byUsr[famKey{a.User, f}] == a {
+		delete(pl.byUsr, famKey{a.User, f})
 	}
 	return store.Del(store.BucketAssign, a.IP.AsSlice())
 }
@@ -329,79 +631,161 @@ func (pl *Pool) write(a *Assignment) {
 	a.seq = pl.p.Enqueue([]store.Op{pl.persist(a)}, nil, nil)
 }
 
-// Assign runs FIG. 5: an assignment of the device is kept (S4/S7);
-// otherwise the eligible gateway with the fewest assigned addresses gives a
-// free address (S10-S16). It returns the assignment (a copy) and the store
-// sequence to wait for before answering.
+// Assign runs FIG. 5 for an IPv4 address (AssignFamily with FamilyIPv4).
 func (pl *Pool) Assign(device, user string) (Assignment, uint64, error) {
+	g, seq, err := pl.AssignFamily(device, user, FamilyIPv4)
+	return g.V4, seq, err
+}
+
+// Grant is what one login gets: an IPv4 address, an IPv6 prefix (or
+// address), or both; a family not asked for (or not given) is zero.
+type Grant struct {
+	V4 Assignment
+	V6 Assignment
+}
+
+// AssignFamily runs FIG. 5 for the families in fam: an assignment the
+// device holds is kept (S4/S7); a family it lacks comes from the gateway
+// of the one it holds, so both of a device's addresses are on one
+// gateway; a device holding none gets each from the eligible gateway
+// with the fewest assigned in those families that has room in all of
+// them (S10-S16). It returns copies and the store sequence to wait for.
+func (pl *Pool) AssignFamily(device, user string, fam Family) (Grant, uint64, error) {
+	if fam&FamilyDual == 0 {
+		return Grant{}, 0, fmt.Errorf("no address family asked for")
+	}
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	now := pl.now()
-	if a := pl.byDev[device]; a != nil {
-		a.Gen++
-		if !a.Bound {
-			a.PendingUntil = now.Add(pl.ttl)
-		}
-		if user != "" && a.User != user {
-			if a.User != "" && pl.byUsr[a.User] == a {
-				delete(pl.byUsr, a.User)
+	var gr Grant
+	var seq uint64
+	var home *gwEntry // the gateway of what the device holds
+	for _, f := range []Family{FamilyIPv4, FamilyIPv6} {
+		if a := pl.byDev[famKey{device, f}]; a != nil {
+			home = pl.gws[a.Gateway]
+			if fam&f != 0 {
+				pl.reuse(a, user, now)
+				seq = max(seq, a.seq)
+				if f == FamilyIPv4 {
+					gr.V4 = *a
+				} else {
+					gr.V6 = *a
+				}
 			}
-			a.User = user
-			pl.byUsr[user] = a
-			pl.write(a)
-		}
-		pl.c.Reused++
-		// A re-login changes nothing durable except a pending deadline; it is
-		// rewritten only when the stored one is less than half a TTL ahead,
-		// so repeated logins cost no disk write. (Gen is kept in memory:
-		// after a restart a release may free an address re-authenticated
-		// during the session; its next Start claims it again through Bind.)
-		if !a.Bound && a.persisted.Before(now.Add(pl.ttl/2)) {
-			pl.write(a)
-		}
-		return *a, a.seq, nil
-	}
-	var best *gwEntry
-	anyEligible := false
-	for _, g := range pl.order { // S10: every record
-		if !g.eligible() { // S12
-			continue
-		}
-		anyEligible = true
-		if g.assigned >= g.size {
-			continue
-		}
-		if best == nil || g.assigned < best.assigned { // S11
-			best = g
 		}
 	}
-	if best == nil {
-		if anyEligible {
+	var need Family
+	if fam&FamilyIPv4 != 0 && !gr.V4.IP.IsValid() {
+		need |= FamilyIPv4
+	}
+	if fam&FamilyIPv6 != 0 && !gr.V6.IP.IsValid() {
+		need |= FamilyIPv6
+	}
+	if need == 0 {
+		return gr, seq, nil
+	}
+	best := home
+	if best != nil {
+		if !best.has(need) {
+			pl.c.RejectFamily++
+			return Grant{}, 0, fmt.Errorf("%w: gateway %s of the device's other address has no %s room", ErrFamily, best.cfg.Name, need)
+		}
+	} else {
+		anyEligible := false
+		for _, g := range pl.order { // S10: every record
+			if !g.eligible() || !g.serves(need) { // S12
+				continue
+			}
+			anyEligible = true
+			if !g.has(need) {
+				continue
+			}
+			if best == nil || g.load(need) < best.load(need) { // S11
+				best = g
+			}
+		}
+		if best == nil {
+			if anyEligible {
+				pl.c.RejectFull++
+				return Grant{}, 0, ErrRangesFull
+			}
+			pl.c.RejectNoGW++
+			return Grant{}, 0, ErrNoHealthyGateway
+		}
+	}
+	var fresh []*Assignment
+	for _, f := range []Family{FamilyIPv4, FamilyIPv6} {
+		if need&f == 0 {
+			continue
+		}
+		s := best.family(f)
+		i := s.free() // S13, S14
+		if i < 0 {
+			for _, a := range fresh {
+				pl.remove(a)
+			}
 			pl.c.RejectFull++
-			return Assignment{}, 0, ErrRangesFull
+			return Grant{}, 0, ErrRangesFull
 		}
-		pl.c.RejectNoGW++
-		return Assignment{}, 0, ErrNoHealthyGateway
+		a := &Assignment{IP: s.addr(i), Bits: s.assignBits(), Gateway: best.cfg.Name, Device: device, User: user, PendingUntil: now.Add(pl.ttl), Since: now, Gen: 1}
+		pl.insert(best, a) // S15, S16
+		fresh = append(fresh, a)
 	}
-	i := best.free() // S13, S14
-	if i < 0 {
-		pl.c.RejectFull++
-		return Assignment{}, 0, ErrRangesFull
+	for _, a := range fresh {
+		pl.write(a)
+		seq = max(seq, a.seq)
+		if a.IP.Is4() {
+			pl.c.Assigned++
+			gr.V4 = *a
+		} else {
+			pl.c.Assigned6++
+			gr.V6 = *a
+		}
 	}
-	a := &Assignment{IP: best.addr(i), Gateway: best.cfg.Name, Device: device, User: user, PendingUntil: now.Add(pl.ttl), Since: now, Gen: 1}
-	pl.insert(best, a) // S15, S16
-	pl.c.Assigned++
-	pl.write(a)
-	return *a, a.seq, nil
+	return gr, seq, nil
 }
+
+// reuse is S4/S7 for an assignment the device holds.
+func (pl *Pool) reuse(a *Assignment, user string, now time.Time) {
+	a.Gen++
+	if !a.Bound {
+		a.PendingUntil = now.Add(pl.ttl)
+	}
+	f := famOf(a.IP)
+	if user != "" && a.User != user {
+		if a.User != "" && pl.byUsr[famKey{a.User, f}] == a {
+			delete(pl.byUsr, famKey{a.User, f})
+		}
+		a.User = user
+		pl.byUsr[famKey{user, f}] = a
+		pl.write(a)
+	}
+	pl.c.Reused++
+	// A re-login changes nothing durable except a pending deadline; it is
+	// rewritten only when the stored one is less than half a TTL ahead,
+	// so repeated logins cost no disk write. (Gen is kept in memory:
+	// after a restart a release may free an address re-authenticated
+	// during the session; its next Start claims it again through Bind.)
+	if !a.Bound && a.persisted.Before(now.Add(pl.ttl/2)) {
+		pl.write(a)
+	}
+}
+
+// ErrFamily refuses an address family the device's gateway cannot give.
+var ErrFamily = errors.New("address family not available")
 
 // Bind marks ip as used by session of device and returns the assignment
 // (its Gen is what the session presents to Release). An address that
 // nobody holds is claimed for the device (a Start for an address assigned
-// before a restart that lost it, or by another AAA), counted.
+// before a restart that lost it, or by another AAA), counted. An IPv6
+// address in a prefix pool binds the /64 holding it.
 func (pl *Pool) Bind(ip netip.Addr, device, user, session string) (Assignment, []store.Op, error) {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
+	g, sp := pl.gwFor(ip)
+	if sp != nil {
+		ip = sp.unitOf(ip)
+	}
 	if a := pl.byIP[ip]; a != nil {
 		if a.Device != device {
 			pl.c.BindConflict++
@@ -411,16 +795,15 @@ func (pl *Pool) Bind(ip netip.Addr, device, user, session string) (Assignment, [
 		a.Gen++
 		return *a, []store.Op{pl.persist(a)}, nil
 	}
-	g := pl.gwFor(ip)
 	if g == nil {
 		pl.c.BindNotInPool++
 		return Assignment{}, nil, ErrNotInRange
 	}
 	var ops []store.Op
-	if old := pl.byDev[device]; old != nil && !old.Bound { // the device moved: its old pending address goes back
+	if old := pl.byDev[famKey{device, famOf(ip)}]; old != nil && !old.Bound { // the device moved: its old pending address goes back
 		ops = append(ops, pl.remove(old))
 	}
-	a := &Assignment{IP: ip, Gateway: g.cfg.Name, Device: device, User: user, Bound: true, Session: session, Since: pl.now(), Gen: 1}
+	a := &Assignment{IP: ip, Bits: sp.assignBits(), Gateway: g.cfg.Name, Device: device, User: user, Bound: true, Session: session, Since: pl.now(), Gen: 1}
 	pl.insert(g, a)
 	pl.c.BindClaimed++
 	return *a, append(ops, pl.persist(a)), nil
@@ -464,29 +847,57 @@ func (pl *Pool) Expire() uint64 {
 	return pl.p.Enqueue(ops, nil, nil)
 }
 
-// ByDevice returns the assignment of device.
+// ByDevice returns the assignment of device: its IPv4 address, else its
+// IPv6 one.
 func (pl *Pool) ByDevice(device string) (Assignment, bool) {
-	pl.mu.Lock()
-	defer pl.mu.Unlock()
-	a := pl.byDev[device]
-	if a == nil {
-		return Assignment{}, false
+	g := pl.DeviceGrant(device)
+	if g.V4.IP.IsValid() {
+		return g.V4, true
 	}
-	return *a, true
+	return g.V6, g.V6.IP.IsValid()
 }
 
-// ByUser returns the latest assignment of user.
+// DeviceGrant returns every assignment of device.
+func (pl *Pool) DeviceGrant(device string) Grant {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	var g Grant
+	if a := pl.byDev[famKey{device, FamilyIPv4}]; a != nil {
+		g.V4 = *a
+	}
+	if a := pl.byDev[famKey{device, FamilyIPv6}]; a != nil {
+		g.V6 = *a
+	}
+	return g
+}
+
+// ByUser returns the latest assignment of user (IPv4 first).
 func (pl *Pool) ByUser(user string) (Assignment, bool) {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
-	a := pl.byUsr[user]
-	if a == nil {
-		return Assignment{}, false
+	for _, f := range []Family{FamilyIPv4, FamilyIPv6} {
+		if a := pl.byUsr[famKey{user, f}]; a != nil {
+			return *a, true
+		}
 	}
-	return *a, true
+	return Assignment{}, false
 }
 
-// Assignments lists every assignment, by address.
+// UserGrant returns the latest assignments of user, per family.
+func (pl *Pool) UserGrant(user string) Grant {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	var g Grant
+	if a := pl.byUsr[famKey{user, FamilyIPv4}]; a != nil {
+		g.V4 = *a
+	}
+	if a := pl.byUsr[famKey{user, FamilyIPv6}]; a != nil {
+		g.V6 = *a
+	}
+	return g
+}
+
+// Assignments lists every assignment, by address (IPv4 first).
 func (pl *Pool) Assignments() []Assignment {
 	pl.mu.Lock()
 	out := make([]Assignment, 0, len(pl.byIP))
@@ -498,11 +909,11 @@ func (pl *Pool) Assignments() []Assignment {
 	return out
 }
 
-// GatewayOf returns the T1 row whose range holds ip.
+// GatewayOf returns the T1 row whose range (or range6) holds ip.
 func (pl *Pool) GatewayOf(ip netip.Addr) (Gateway, bool) {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
-	g := pl.gwFor(ip)
+	g, _ := pl.gwFor(ip)
 	if g == nil {
 		return Gateway{}, false
 	}
@@ -510,7 +921,14 @@ func (pl *Pool) GatewayOf(ip netip.Addr) (Gateway, bool) {
 }
 
 func (g *gwEntry) view() Gateway {
-	return Gateway{GatewayConfig: g.cfg, Health: g.health, Assigned: g.assigned, Size: g.size}
+	v := Gateway{GatewayConfig: g.cfg, Health: g.health}
+	if g.v4 != nil {
+		v.Assigned, v.Size = g.v4.assigned, g.v4.size
+	}
+	if g.v6 != nil {
+		v.Assigned6, v.Size6 = g.v6.assigned, g.v6.size
+	}
+	return v
 }
 
 // Gateways returns T1, by name.
@@ -535,8 +953,9 @@ func (pl *Pool) Gateway(name string) (Gateway, bool) {
 	return g.view(), true
 }
 
-// PutGateway inserts or replaces a T1 row. A new range must hold every
-// address assigned in the old one and overlap no other gateway's range.
+// PutGateway inserts or replaces a T1 row. A new range (or range6) must
+// hold every address assigned in the old one, in the same framed6 mode,
+// and overlap no other gateway's.
 func (pl *Pool) PutGateway(c GatewayConfig) (uint64, error) {
 	ng, err := newGwEntry(c)
 	if err != nil {
@@ -545,8 +964,15 @@ func (pl *Pool) PutGateway(c GatewayConfig) (uint64, error) {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	for _, o := range pl.order {
-		if o.cfg.Name != ng.cfg.Name && o.prefix.Overlaps(ng.prefix) {
-			return 0, fmt.Errorf("gateway %s: range %s overlaps %s of gateway %s", ng.cfg.Name, ng.cfg.Range, o.cfg.Range, o.cfg.Name)
+		if o.cfg.Name == ng.cfg.Name {
+			continue
+		}
+		for _, p := range ng.cfg.Prefixes() {
+			for _, q := range o.cfg.Prefixes() {
+				if p.Overlaps(q) {
+					return 0, fmt.Errorf("gateway %s: range %s overlaps %s of gateway %s", ng.cfg.Name, p, q, o.cfg.Name)
+				}
+			}
 		}
 	}
 	if old := pl.gws[ng.cfg.Name]; old != nil {
@@ -555,15 +981,19 @@ func (pl *Pool) PutGateway(c GatewayConfig) (uint64, error) {
 			if a.Gateway != old.cfg.Name {
 				continue
 			}
-			if !ng.prefix.Contains(a.IP) {
-				return 0, fmt.Errorf("gateway %s: new range %s leaves out assigned address %s", ng.cfg.Name, ng.cfg.Range, a.IP)
+			s := ng.spaceOf(a.IP)
+			if s == nil {
+				return 0, fmt.Errorf("gateway %s: new range leaves out assigned address %s", ng.cfg.Name, a.Prefix())
 			}
-			i := ng.index(a.IP)
-			if ng.isSet(i) { // network or broadcast of the new range
-				return 0, fmt.Errorf("gateway %s: assigned address %s is not a host address of %s", ng.cfg.Name, a.IP, ng.cfg.Range)
+			if s.unitOf(a.IP) != a.IP || s.assignBits() != a.Bits {
+				return 0, fmt.Errorf("gateway %s: assigned %s is not a unit of range6 %s with framed6 %s", ng.cfg.Name, a.Prefix(), ng.cfg.Range6, ng.cfg.Framed6)
 			}
-			ng.set(i)
-			ng.assigned++
+			i := s.index(a.IP)
+			if s.isSet(i) { // network or broadcast of the new range
+				return 0, fmt.Errorf("gateway %s: assigned address %s is not a host address of %s", ng.cfg.Name, a.IP, s.prefix)
+			}
+			s.set(i)
+			s.assigned++
 		}
 	}
 	pl.gws[ng.cfg.Name] = ng
@@ -579,8 +1009,8 @@ func (pl *Pool) DeleteGateway(name string) (uint64, error) {
 	if g == nil {
 		return 0, fmt.Errorf("gateway %s: %w", name, ErrNotFound)
 	}
-	if g.assigned > 0 {
-		return 0, fmt.Errorf("gateway %s: %d addresses still assigned (drain it first)", name, g.assigned)
+	if n := g.load(FamilyDual); n > 0 {
+		return 0, fmt.Errorf("gateway %s: %d addresses still assigned (drain it first)", name, n)
 	}
 	delete(pl.gws, name)
 	pl.reorder()

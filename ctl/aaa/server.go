@@ -16,6 +16,8 @@ import (
 	"layeh.com/radius/rfc2865"
 	"layeh.com/radius/rfc2866"
 	"layeh.com/radius/rfc2869"
+	"layeh.com/radius/rfc3162"
+	"layeh.com/radius/rfc6911"
 
 	"samepath/internal/lograte"
 )
@@ -149,11 +151,13 @@ func parseClientPrefix(s string) (netip.Prefix, error) {
 
 // AcctRequest is an Accounting-Request as the session manager sees it.
 type AcctRequest struct {
-	Status      rfc2866.AcctStatusType
-	SessionID   string
-	Device      string
-	User        string
-	IP          netip.Addr
+	Status    rfc2866.AcctStatusType
+	SessionID string
+	Device    string
+	User      string
+	IP        netip.Addr // Framed-IP-Address
+	// IP6 is the Framed-IPv6-Prefix (or Framed-IPv6-Address, as a /128).
+	IP6         netip.Prefix
 	Cause       rfc2866.AcctTerminateCause
 	InOctets    uint64
 	OutOctets   uint64
@@ -552,7 +556,7 @@ func (s *Server) access(ctx context.Context, pkt *radius.Packet) *radius.Packet 
 	case u.DeviceID != "" && device != u.DeviceID:
 		return s.reject(pkt, "Calling-Station-Id does not match the user's mobile device id")
 	}
-	a, seq, err := s.pool.Assign(device, u.ID)
+	gr, seq, err := s.pool.AssignFamily(device, u.ID, requestFamily(u, pkt))
 	if err != nil {
 		return s.reject(pkt, "no address: "+err.Error())
 	}
@@ -561,7 +565,12 @@ func (s *Server) access(ctx context.Context, pkt *radius.Packet) *radius.Packet 
 	}
 	s.C.Accepts.Add(1)
 	r := pkt.Response(radius.CodeAccessAccept)
-	_ = rfc2865.FramedIPAddress_Set(r, a.IP.AsSlice())
+	if gr.V4.IP.IsValid() {
+		_ = rfc2865.FramedIPAddress_Set(r, gr.V4.IP.AsSlice())
+	}
+	if gr.V6.IP.IsValid() {
+		SetIPv6(r, gr.V6.Prefix())
+	}
 	if s.cfg.SessionTimeout > 0 {
 		_ = rfc2865.SessionTimeout_Set(r, rfc2865.SessionTimeout(s.cfg.SessionTimeout/time.Second))
 	}
@@ -569,6 +578,29 @@ func (s *Server) access(ctx context.Context, pkt *radius.Packet) *radius.Packet 
 		_ = rfc2869.AcctInterimInterval_Set(r, rfc2869.AcctInterimInterval(s.cfg.AcctInterimInterval/time.Second))
 	}
 	return r
+}
+
+// requestFamily is what a login gets: the user's stack, else what the
+// Access-Request hints at, else IPv4.
+func requestFamily(u User, pkt *radius.Packet) Family {
+	if u.Stack != "" {
+		if f, err := ParseFamily(u.Stack); err == nil {
+			return f
+		}
+	}
+	var f Family
+	if _, ok := pkt.Lookup(rfc2865.FramedIPAddress_Type); ok {
+		f |= FamilyIPv4
+	}
+	for _, t := range []radius.Type{rfc3162.FramedIPv6Prefix_Type, rfc6911.FramedIPv6Address_Type, rfc3162.FramedInterfaceID_Type} {
+		if _, ok := pkt.Lookup(t); ok {
+			f |= FamilyIPv6
+		}
+	}
+	if f == 0 {
+		f = FamilyIPv4
+	}
+	return f
 }
 
 func (s *Server) durable(ctx context.Context, seq uint64) bool {
@@ -609,6 +641,7 @@ func (s *Server) accounting(ctx context.Context, pkt *radius.Packet, from netip.
 			r.IP = a.Unmap()
 		}
 	}
+	r.IP6 = AcctIPv6(pkt)
 	if r.NAS == "" {
 		if ip, err := rfc2865.NASIPAddress_Lookup(pkt); err == nil {
 			r.NAS = ip.String()
@@ -623,6 +656,38 @@ func (s *Server) accounting(ctx context.Context, pkt *radius.Packet, from netip.
 	}
 	s.C.AcctResponses.Add(1)
 	return pkt.Response(radius.CodeAccountingResponse)
+}
+
+// AcctIPv6 is the IPv6 prefix or address a packet names:
+// Framed-IPv6-Prefix (RFC 3162), else Framed-IPv6-Address (RFC 6911, as
+// a /128); invalid when it names none, or only a malformed one.
+func AcctIPv6(pkt *radius.Packet) netip.Prefix {
+	if n, err := rfc3162.FramedIPv6Prefix_Lookup(pkt); err == nil && n != nil {
+		if a, ok := netip.AddrFromSlice(n.IP); ok && a.Is6() && !a.Is4In6() {
+			bits, _ := n.Mask.Size()
+			if p, err := a.Prefix(bits); err == nil {
+				return p
+			}
+		}
+	}
+	if ip, err := rfc6911.FramedIPv6Address_Lookup(pkt); err == nil {
+		if a, ok := netip.AddrFromSlice(ip); ok && a.Is6() && !a.Is4In6() {
+			return netip.PrefixFrom(a, 128)
+		}
+	}
+	return netip.Prefix{}
+}
+
+// SetIPv6 writes p into a packet: a /128 as Framed-IPv6-Address, a
+// shorter prefix as Framed-IPv6-Prefix; nothing for the zero prefix.
+func SetIPv6(pkt *radius.Packet, p netip.Prefix) {
+	switch {
+	case !p.IsValid():
+	case p.IsSingleIP():
+		_ = rfc6911.FramedIPv6Address_Set(pkt, p.Addr().AsSlice())
+	default:
+		_ = rfc3162.FramedIPv6Prefix_Set(pkt, &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 128)})
+	}
 }
 
 // Close closes the sockets (Serve does it when its context ends).

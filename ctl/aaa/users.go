@@ -42,6 +42,11 @@ type User struct {
 	DeviceID string `json:"device_id,omitempty" yaml:"device_id"`
 	Phone    string `json:"phone,omitempty" yaml:"phone"`
 	Disabled bool   `json:"disabled,omitempty" yaml:"disabled"`
+	// Stack is what the user's device is given: ipv4, ipv6 or dual.
+	// Empty: what the Access-Request hints at (Framed-IP-Address,
+	// Framed-IPv6-Prefix, Framed-IPv6-Address, Framed-Interface-Id),
+	// else ipv4.
+	Stack string `json:"stack,omitempty" yaml:"stack"`
 }
 
 // Public returns u without credential material (for display).
@@ -135,6 +140,13 @@ func checkHash(hash, password string) (bool, error) {
 func (us *Users) ValidateUser(u *User) error {
 	if u.ID == "" || strings.ContainsAny(u.ID, "\x00") || len(u.ID) > 253 {
 		return fmt.Errorf("user id %q: empty, too long or has NUL", u.ID)
+	}
+	if u.Stack != "" {
+		f, err := ParseFamily(u.Stack)
+		if err != nil {
+			return fmt.Errorf("user %s: stack: %w", u.ID, err)
+		}
+		u.Stack = f.String()
 	}
 	if u.Password != "" {
 		if u.CHAP {

@@ -113,6 +113,12 @@ type SessionEvent struct {
 	// under a new one (FIG. 31), the latest. The gateway writes it in
 	// its accounting records (T10), for joins with RADIUS accounting.
 	AcctSessionID string `json:"acct_session_id,omitempty"`
+	// IP6 is the session's IPv6 part, when it has one: an address
+	// ("2001:db8::5", Framed-IPv6-Address) or a /64 ("2001:db8:1:2::/64",
+	// Framed-IPv6-Prefix) whose every address the mobile may send from.
+	// A dual-stack session has IP (IPv4) and IP6; an IPv6-only one has
+	// IP6, and IP is its first address. Empty: IP alone.
+	IP6 string `json:"ip6,omitempty"`
 }
 
 // Ack answers a change.
@@ -209,6 +215,8 @@ type GWSession struct {
 	Seq       uint64 `json:"seq"`
 	// AcctSessionID is SessionEvent.AcctSessionID of the latest event.
 	AcctSessionID string `json:"acct_session_id,omitempty"`
+	// IP6 is SessionEvent.IP6: the gate is open for IP and for it.
+	IP6 string `json:"ip6,omitempty"`
 }
 
 // GWSessions lists the gateway's sessions.

@@ -375,9 +375,10 @@ func (a *app) statusCmd() *cobra.Command {
 
 func gatewayTable(gs []aaa.Gateway) func(w *tabwriter.Writer) {
 	return func(w *tabwriter.Writer) {
-		fmt.Fprintln(w, "NAME\tRANGE\tASSIGNED\tSIZE\tADMIN\tHEALTH\tLB\tMAC\tAPI")
+		fmt.Fprintln(w, "NAME\tRANGE\tASSIGNED\tSIZE\tRANGE6\tFRAMED6\tASSIGNED6\tSIZE6\tADMIN\tHEALTH\tLB\tMAC\tAPI")
 		for _, g := range gs {
-			fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", g.Name, g.Range, g.Assigned, g.Size, g.Admin, g.Health, aaa.LBState(g), dash(g.MAC), dash(g.API))
+			fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", g.Name, dash(g.Range), g.Assigned, g.Size, dash(g.Range6), dash(g.Framed6), g.Assigned6, g.Size6,
+				g.Admin, g.Health, aaa.LBState(g), dash(g.MAC), dash(g.API))
 		}
 	}
 }
@@ -406,10 +407,10 @@ func (a *app) gatewaysCmd() *cobra.Command {
 			return cx.emit(g, gatewayTable([]aaa.Gateway{g}))
 		})}
 	var g aaa.GatewayConfig
-	set := &cobra.Command{Use: "set -name NAME -range CIDR [-api URL] [-mac MAC] [-admin up|drain|down]", Short: "add or change a gateway", Args: nargs(0),
+	set := &cobra.Command{Use: "set -name NAME -range CIDR [-range6 CIDR [-framed6 prefix|address]] [-api URL] [-mac MAC] [-admin up|drain|down]", Short: "add or change a gateway", Args: nargs(0),
 		RunE: a.run(func(cx *ctx, _ []string) error {
-			if g.Name == "" || g.Range == "" {
-				return usagef("gateways set needs -name and -range")
+			if g.Name == "" || (g.Range == "" && g.Range6 == "") {
+				return usagef("gateways set needs -name and -range or -range6")
 			}
 			var out aaa.Gateway
 			if err := cx.ctl.Do(cx.c, http.MethodPut, "/v1/gateways", g, &out); err != nil {
@@ -419,6 +420,9 @@ func (a *app) gatewaysCmd() *cobra.Command {
 		})}
 	set.Flags().StringVar(&g.Name, "name", "", "gateway name")
 	set.Flags().StringVar(&g.Range, "range", "", "IPv4 range of mobile addresses (CIDR)")
+	set.Flags().StringVar(&g.Range6, "range6", "", "IPv6 pool of mobile prefixes or addresses (CIDR)")
+	set.Flags().StringVar(&g.Framed6, "framed6", "", "what a mobile gets from range6: prefix (a /64, Framed-IPv6-Prefix; default) or address (Framed-IPv6-Address)")
+	set.RegisterFlagCompletionFunc("framed6", fixed(aaa.Framed6Prefix, aaa.Framed6Address))
 	set.Flags().StringVar(&g.API, "api", "", "gateway control API URL (probed at /healthz, receives session events)")
 	set.Flags().StringVar(&g.MAC, "mac", "", "gateway MAC as the LBs' T4 knows it")
 	set.Flags().StringVar(&g.Admin, "admin", "up", "administrative state")
@@ -454,13 +458,13 @@ func (a *app) gatewaysCmd() *cobra.Command {
 
 func userTable(us []control.UserView) func(w *tabwriter.Writer) {
 	return func(w *tabwriter.Writer) {
-		fmt.Fprintln(w, "ID\tDEVICE\tPHONE\tCREDENTIAL\tDISABLED\tASSIGNED IP")
+		fmt.Fprintln(w, "ID\tDEVICE\tPHONE\tCREDENTIAL\tSTACK\tDISABLED\tASSIGNED IP\tASSIGNED IP6")
 		for _, u := range us {
 			cred := "pbkdf2"
 			if u.CHAP {
 				cred = "chap-secret"
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%v\t%s\n", u.ID, dash(u.DeviceID), dash(u.Phone), cred, u.Disabled, dash(u.AssignedIP))
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%v\t%s\t%s\n", u.ID, dash(u.DeviceID), dash(u.Phone), cred, dash(u.Stack), u.Disabled, dash(u.AssignedIP), dash(u.AssignedIP6))
 		}
 	}
 }
@@ -509,6 +513,8 @@ func (a *app) usersCmd() *cobra.Command {
 	fs.StringVar(&u.DeviceID, "device", "", "mobile device id (Calling-Station-Id)")
 	fs.StringVar(&u.Phone, "phone", "", "phone number")
 	fs.BoolVar(&u.Disabled, "disabled", false, "refuse logins")
+	fs.StringVar(&u.Stack, "stack", "", "address families the device gets: ipv4, ipv6 or dual (empty: as the Access-Request hints, else ipv4)")
+	set.RegisterFlagCompletionFunc("stack", fixed("ipv4", "ipv6", "dual"))
 	set.RegisterFlagCompletionFunc("id", a.completeUsers)
 	del := &cobra.Command{Use: "delete ID", Short: "remove a user", Args: nargs(1), ValidArgsFunction: a.completeUsers,
 		RunE: a.run(func(cx *ctx, args []string) error {
@@ -520,13 +526,17 @@ func (a *app) usersCmd() *cobra.Command {
 
 func sessionTable(ss []session.Session) func(w *tabwriter.Writer) {
 	return func(w *tabwriter.Writer) {
-		fmt.Fprintln(w, "SESSION\tSTATE\tDEVICE\tUSER\tIP\tGATEWAY\tSINCE\tDEADLINE\tIN\tOUT")
+		fmt.Fprintln(w, "SESSION\tSTATE\tDEVICE\tUSER\tIP\tIP6\tGATEWAY\tSINCE\tDEADLINE\tIN\tOUT")
 		for _, s := range ss {
 			dl := "-"
 			if !s.Deadline.IsZero() {
 				dl = s.Deadline.UTC().Format(time.RFC3339)
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", s.ID, s.State, s.Device, dash(s.User), s.IP, s.Gateway, s.StateSince.UTC().Format(time.RFC3339), dl, s.InOctets, s.OutOctets)
+			ip4 := "-"
+			if s.IP.Is4() {
+				ip4 = s.IP.String()
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", s.ID, s.State, s.Device, dash(s.User), ip4, dash(session.EventIP6(s.IP6)), s.Gateway, s.StateSince.UTC().Format(time.RFC3339), dl, s.InOctets, s.OutOctets)
 		}
 	}
 }

@@ -220,7 +220,7 @@ func TestRoundTripT2AndT3(t *testing.T) {
 	}
 	var s session.Session
 	h.json(&s, "sessions", "show", "S1")
-	if d := cmp.Diff(ss[0], s, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); d != "" {
+	if d := cmp.Diff(ss[0], s, cmp.Comparer(func(a, b netip.Addr) bool { return a == b }), cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); d != "" {
 		t.Fatalf("show vs list (-list +show):\n%s", d)
 	}
 	var as []aaa.Assignment

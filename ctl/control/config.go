@@ -307,24 +307,36 @@ func (c *Config) Validate() error {
 // validateGateways checks the T1 seed rows: each valid, names unique,
 // ranges disjoint (what Pool.PutGateway refuses at the start).
 func (c *Config) validateGateways() error {
-	prefixes := make([]netip.Prefix, len(c.Gateways))
+	prefixes := make([][]netip.Prefix, len(c.Gateways))
 	for i := range c.Gateways {
 		g := &c.Gateways[i]
 		if err := aaa.ValidateGateway(g); err != nil {
 			return fmt.Errorf("config: gateways[%d]: %w", i, err)
 		}
-		prefixes[i] = netip.MustParsePrefix(g.Range) // normalized by ValidateGateway
+		prefixes[i] = g.Prefixes() // normalized by ValidateGateway
 		for j := range i {
 			o := c.Gateways[j]
 			if o.Name == g.Name {
 				return fmt.Errorf("config: gateways[%d].name %s: listed twice (gateways[%d])", i, g.Name, j)
 			}
-			if prefixes[j].Overlaps(prefixes[i]) {
-				return fmt.Errorf("config: gateways[%d].range %s of gateway %s overlaps gateways[%d].range %s of gateway %s", i, g.Range, g.Name, j, o.Range, o.Name)
+			for _, p := range prefixes[i] {
+				for _, q := range prefixes[j] {
+					if q.Overlaps(p) {
+						return fmt.Errorf("config: gateways[%d].%s %s of gateway %s overlaps gateways[%d].%s %s of gateway %s", i, rangeKey(p), p, g.Name, j, rangeKey(q), q, o.Name)
+					}
+				}
 			}
 		}
 	}
 	return nil
+}
+
+// rangeKey is the config key of a gateway's pool p.
+func rangeKey(p netip.Prefix) string {
+	if p.Addr().Is4() {
+		return "range"
+	}
+	return "range6"
 }
 
 // Check is the validation samepath-control -check and New both run:

@@ -81,7 +81,7 @@ func newFakeDaemon(t *testing.T) *fakeDaemon {
 				if ev.Event == api.EventDormant {
 					st = "dormant"
 				}
-				d.t3[ev.SessionID] = api.GWSession{SessionID: ev.SessionID, UserID: ev.UserID, DeviceID: ev.DeviceID, IP: ev.IP, State: st, Seq: ev.Seq}
+				d.t3[ev.SessionID] = api.GWSession{SessionID: ev.SessionID, UserID: ev.UserID, DeviceID: ev.DeviceID, IP: ev.IP, IP6: ev.IP6, State: st, Seq: ev.Seq}
 			}
 		}
 		d.mu.Unlock()

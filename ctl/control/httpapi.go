@@ -202,12 +202,18 @@ func (c *Control) handler() http.Handler {
 type UserView struct {
 	aaa.User
 	AssignedIP string `json:"assigned_ip,omitempty"`
+	// AssignedIP6 is the user's IPv6 prefix or address.
+	AssignedIP6 string `json:"assigned_ip6,omitempty"`
 }
 
 func (c *Control) userView(u aaa.User) UserView {
 	v := UserView{User: u.Public()}
-	if a, ok := c.Pool.ByUser(u.ID); ok {
-		v.AssignedIP = a.IP.String()
+	g := c.Pool.UserGrant(u.ID)
+	if g.V4.IP.IsValid() {
+		v.AssignedIP = g.V4.IP.String()
+	}
+	if g.V6.IP.IsValid() {
+		v.AssignedIP6 = session.EventIP6(g.V6.Prefix())
 	}
 	return v
 }

@@ -85,7 +85,9 @@ func (c *Client) base(p *radius.Packet) {
 
 // Grant is what an Access-Accept gave.
 type Grant struct {
-	IP             netip.Addr
+	IP netip.Addr // Framed-IP-Address; zero for an IPv6-only grant
+	// IP6 is the Framed-IPv6-Prefix, or the Framed-IPv6-Address as a /128.
+	IP6            netip.Prefix
 	SessionTimeout time.Duration
 	Interim        time.Duration
 }
@@ -104,12 +106,15 @@ func (c *Client) Login(ctx context.Context, user, password, device string) (Gran
 	if r.Code != radius.CodeAccessAccept {
 		return Grant{}, fmt.Errorf("%w: %s", ErrReject, rfc2865.ReplyMessage_GetString(r))
 	}
+	g := Grant{IP6: aaa.AcctIPv6(r), SessionTimeout: time.Duration(rfc2865.SessionTimeout_Get(r)) * time.Second}
 	ip, err := rfc2865.FramedIPAddress_Lookup(r)
-	if err != nil {
-		return Grant{}, fmt.Errorf("access-accept without Framed-IP-Address: %w", err)
+	if err != nil && !g.IP6.IsValid() {
+		return Grant{}, fmt.Errorf("access-accept without Framed-IP-Address, Framed-IPv6-Prefix or Framed-IPv6-Address: %w", err)
 	}
-	a, _ := netip.AddrFromSlice(ip)
-	g := Grant{IP: a.Unmap(), SessionTimeout: time.Duration(rfc2865.SessionTimeout_Get(r)) * time.Second}
+	if err == nil {
+		a, _ := netip.AddrFromSlice(ip)
+		g.IP = a.Unmap()
+	}
 	if v, ok := r.Lookup(85); ok { // Acct-Interim-Interval
 		if n, err := radius.Integer(v); err == nil {
 			g.Interim = time.Duration(n) * time.Second
@@ -125,6 +130,7 @@ type Acct struct {
 	User      string
 	Device    string
 	IP        netip.Addr
+	IP6       netip.Prefix               // sent as Framed-IPv6-Prefix, or Framed-IPv6-Address for a /128
 	Cause     rfc2866.AcctTerminateCause // for Stop
 	InOctets  uint32
 	OutOctets uint32
@@ -140,9 +146,10 @@ func (c *Client) Account(ctx context.Context, a Acct) error {
 		rfc2865.UserName_SetString(p, a.User)
 	}
 	rfc2865.CallingStationID_SetString(p, a.Device)
-	if a.IP.IsValid() {
+	if a.IP.Is4() { // an IPv6-only session's IP is its prefix: IP6 says it
 		rfc2865.FramedIPAddress_Set(p, a.IP.AsSlice())
 	}
+	aaa.SetIPv6(p, a.IP6)
 	if a.Cause != 0 {
 		rfc2866.AcctTerminateCause_Set(p, a.Cause)
 	}

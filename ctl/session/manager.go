@@ -24,12 +24,18 @@ import (
 type Session struct {
 	ID string `json:"id"` // Acct-Session-Id of the Start that created it
 	// AcctIDs are later Acct-Session-Ids that resumed it from Dormant.
-	AcctIDs []string   `json:"acct_ids,omitempty"`
-	Device  string     `json:"device"`
-	User    string     `json:"user,omitempty"`
-	IP      netip.Addr `json:"ip"`
-	Gateway string     `json:"gateway"`
-	NAS     string     `json:"nas,omitempty"`
+	AcctIDs []string `json:"acct_ids,omitempty"`
+	Device  string   `json:"device"`
+	User    string   `json:"user,omitempty"`
+	// IP is the session's address: its IPv4 address, or for an
+	// IPv6-only session the first address of IP6.
+	IP netip.Addr `json:"ip"`
+	// IP6 is the session's IPv6 prefix (a /64, Framed-IPv6-Prefix) or
+	// address (a /128, Framed-IPv6-Address); zero when it has none.
+	// Records written before IPv6 have none.
+	IP6     netip.Prefix `json:"ip6,omitzero"`
+	Gateway string       `json:"gateway"`
+	NAS     string       `json:"nas,omitempty"`
 	// NASAddr is where the NAS of the session's latest Start sent it
 	// from (Disconnect-Request goes there).
 	NASAddr netip.Addr `json:"nas_addr,omitzero"`
@@ -43,8 +49,9 @@ type Session struct {
 	StateSince time.Time `json:"state_since"`
 	// Deadline is the interim timer (Act) or the session timer (Dormant).
 	Deadline    time.Time `json:"deadline,omitzero"`
-	Gen         uint64    `json:"gen"` // address assignment generation (aaa.Pool.Release)
-	Seq         uint64    `json:"seq"` // last SessionEvent sequence sent to the gateway
+	Gen         uint64    `json:"gen"`            // address assignment generation (aaa.Pool.Release)
+	Gen6        uint64    `json:"gen6,omitempty"` // IP6's, when IP is the IPv4 address
+	Seq         uint64    `json:"seq"`            // last SessionEvent sequence sent to the gateway
 	InOctets    uint64    `json:"in_octets"`
 	OutOctets   uint64    `json:"out_octets"`
 	InPackets   uint64    `json:"in_packets"`
@@ -369,18 +376,50 @@ func (m *Manager) targets(s *Session) []string {
 	if m.cfg.Substitutes == nil {
 		return gws
 	}
-	for _, g := range m.cfg.Substitutes(s.IP) {
-		if g != "" && !slices.Contains(gws, g) {
-			gws = append(gws, g)
+	for _, ip := range s.Addrs() {
+		for _, g := range m.cfg.Substitutes(ip.Addr()) {
+			if g != "" && !slices.Contains(gws, g) {
+				gws = append(gws, g)
+			}
 		}
 	}
 	return gws
 }
 
+// Addrs is every address of the session: IP (as a /32 or IPv6 prefix)
+// and, for a dual-stack one, IP6.
+func (s *Session) Addrs() []netip.Prefix {
+	var out []netip.Prefix
+	switch {
+	case s.IP.Is4():
+		out = append(out, netip.PrefixFrom(s.IP, 32))
+		if s.IP6.IsValid() {
+			out = append(out, s.IP6)
+		}
+	case s.IP6.IsValid():
+		out = append(out, s.IP6)
+	case s.IP.IsValid():
+		out = append(out, netip.PrefixFrom(s.IP, s.IP.BitLen()))
+	}
+	return out
+}
+
+// EventIP6 is how a session event names an IPv6 part: a plain address
+// for a /128, "ADDR/64" for a prefix, "" for none.
+func EventIP6(p netip.Prefix) string {
+	switch {
+	case !p.IsValid():
+		return ""
+	case p.IsSingleIP():
+		return p.Addr().String()
+	}
+	return p.String()
+}
+
 // event is the gateway event of kind for s at its current Seq.
 func event(s *Session, kind string) api.SessionEvent {
 	return api.SessionEvent{Event: kind, SessionID: s.ID, UserID: s.User, DeviceID: s.Device, IP: s.IP.String(), LBMAC: s.LBMAC, Seq: s.Seq,
-		AcctSessionID: s.AcctSessionID()}
+		AcctSessionID: s.AcctSessionID(), IP6: EventIP6(s.IP6)}
 }
 
 // finishClose is FIG. 11 edge 4: the log record is durable, the record goes.
@@ -402,6 +441,9 @@ func (m *Manager) noneLocked(s *Session) {
 	s.State = None
 	m.unindex(s)
 	ops := m.pool.Release(s.IP, s.Device, s.ID, s.Gen)
+	if s.IP.Is4() && s.IP6.IsValid() {
+		ops = append(ops, m.pool.Release(s.IP6.Addr(), s.Device, s.ID, s.Gen6)...)
+	}
 	ops = append(ops, store.Del(store.BucketSessions, []byte(s.ID)))
 	m.st.Enqueue(ops, nil, nil)
 }
@@ -503,21 +545,44 @@ func (m *Manager) start(s *Session, r *aaa.AcctRequest, now time.Time) (uint64, 
 			m.transition(old, EvLogout, now, nil)
 		}
 	}
-	ip := r.IP
-	if !ip.IsValid() {
-		a, ok := m.pool.ByDevice(r.Device)
-		if !ok {
+	ip, ip6 := r.IP, r.IP6
+	if ip.IsValid() && !ip.Is4() { // a Framed-IP-Address is IPv4
+		ip = netip.Addr{}
+	}
+	if !ip.IsValid() && !ip6.IsValid() {
+		g := m.pool.DeviceGrant(r.Device)
+		ip, ip6 = g.V4.IP, g.V6.Prefix()
+		if !ip.IsValid() && !ip6.IsValid() {
 			m.c.Other["start_no_address"]++
 			return m.st.Last(), nil
 		}
-		ip = a.IP
 	}
-	a, ops, err := m.pool.Bind(ip, r.Device, r.User, r.SessionID)
+	primary := ip
+	if !primary.IsValid() {
+		primary = ip6.Addr()
+	}
+	a, ops, err := m.pool.Bind(primary, r.Device, r.User, r.SessionID)
 	if err != nil {
 		m.c.Other["start_bind_"+bindReason(err)]++
 		return m.st.Last(), nil
 	}
-	s = &Session{ID: r.SessionID, Device: r.Device, User: r.User, IP: ip, Gateway: a.Gateway, NAS: r.NAS, NASAddr: r.NASAddr, LBMAC: r.LBMAC, State: None, Started: now, StateSince: now, Gen: a.Gen}
+	s = &Session{ID: r.SessionID, Device: r.Device, User: r.User, IP: a.IP, Gateway: a.Gateway, NAS: r.NAS, NASAddr: r.NASAddr, LBMAC: r.LBMAC, State: None, Started: now, StateSince: now, Gen: a.Gen}
+	if !a.IP.Is4() {
+		s.IP6 = a.Prefix() // the /64 holding the address a Start named
+	} else if ip6.IsValid() {
+		// Dual-stack: the IPv6 part binds on its own; a refusal leaves
+		// the session IPv4-only, counted.
+		if a6, ops6, err := m.pool.Bind(ip6.Addr(), r.Device, r.User, r.SessionID); err != nil {
+			m.c.Other["start_bind6_"+bindReason(err)]++
+		} else if a6.Gateway != a.Gateway {
+			m.c.Other["start_bind6_other_gateway"]++
+			ops = append(ops, ops6...)
+			ops = append(ops, m.pool.Release(a6.IP, r.Device, r.SessionID, a6.Gen)...)
+		} else {
+			s.IP6, s.Gen6 = a6.Prefix(), a6.Gen
+			ops = append(ops, ops6...)
+		}
+	}
 	if s.User == "" {
 		s.User = a.User
 	}

@@ -409,7 +409,7 @@ func TestRestartKeepsSessionsAndOutbox(t *testing.T) {
 	e.gw.fail = 0
 	e.gw.mu.Unlock()
 	e.open()
-	if d := cmp.Diff(before, e.m.List(), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); d != "" {
+	if d := cmp.Diff(before, e.m.List(), cmp.Comparer(func(a, b netip.Addr) bool { return a == b }), cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); d != "" {
 		t.Fatalf("T3 after restart (-want +got):\n%s", d)
 	}
 	// At least once: a request the stopped outbox abandoned may still reach

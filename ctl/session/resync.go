@@ -66,7 +66,7 @@ func (m *Manager) ResyncGateway(gw string, held []api.GWSession) ResyncResult {
 			want = "dormant"
 		}
 		// A gateway that reports no Acct-Session-Id predates it: not a difference.
-		if h, ok := have[id]; ok && h.State == want && h.IP == s.IP.String() && h.DeviceID == s.Device && h.UserID == s.User &&
+		if h, ok := have[id]; ok && h.State == want && h.IP == s.IP.String() && h.IP6 == EventIP6(s.IP6) && h.DeviceID == s.Device && h.UserID == s.User &&
 			(h.AcctSessionID == "" || h.AcctSessionID == s.AcctSessionID()) {
 			continue
 		}
@@ -84,7 +84,7 @@ func (m *Manager) ResyncGateway(gw string, held []api.GWSession) ResyncResult {
 			res.Pending++
 			continue
 		}
-		ev := api.SessionEvent{Event: api.EventEnd, SessionID: h.SessionID, UserID: h.UserID, DeviceID: h.DeviceID, IP: h.IP, Seq: h.Seq + 1}
+		ev := api.SessionEvent{Event: api.EventEnd, SessionID: h.SessionID, UserID: h.UserID, DeviceID: h.DeviceID, IP: h.IP, Seq: h.Seq + 1, IP6: h.IP6}
 		if m.queueLocked(gw, ev, store.Op{}, &res) {
 			res.Ended++
 		}

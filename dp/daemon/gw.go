@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,9 +51,9 @@ type gwState struct {
 
 type gwSession struct {
 	api.GWSession
-	id uint64
-	ip netip.Addr
-	lb nat.MAC // the LB of the latest event that named one (R-GW-4)
+	id    uint64
+	addrs []netip.Prefix // IP, and IP6 of a dual-stack session; the worker's T3 keys
+	lb    nat.MAC        // the LB of the latest event that named one (R-GW-4)
 }
 
 // Tombstone bounds: an ended or displaced session's tombstone is kept
@@ -389,6 +391,16 @@ func (d *Daemon) addNATAddrs(ifi *net.Interface, addrs []netip.Addr) error {
 		na := &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(a.BitLen(), a.BitLen())}}
 		if a.Is6() {
 			na.Flags = 0x02 // IFA_F_NODAD: usable at once
+			// Deprecated (preferred lifetime 0, valid forever): the
+			// kernel still answers ND for it and takes what is sent to
+			// it, but never picks it as a source (RFC 6724 rule 3).
+			// Otherwise its /128 beats the interface's /64 in source
+			// selection (the longest match is capped at an address's
+			// prefix length), and the kernel's own connections to the
+			// servers (the health probes) would come from it: their
+			// answers go to the dataplane, which drops them (no_flow),
+			// and every IPv6 server is seen down (no_server).
+			na.ValidLft, na.PreferedLft = math.MaxUint32, 0
 		}
 		if err := netlink.AddrAdd(link, na); err != nil {
 			return fmt.Errorf("add nat address %s to %s: %w", a, ifi.Name, err)
@@ -409,9 +421,9 @@ func (d *Daemon) addNATAddrs(ifi *net.Interface, addrs []netip.Addr) error {
 // A session given an address that another holds displaces that one (its
 // flows go, it is tombstoned at its last seq).
 func (s *gwState) sessionEvent(ev api.SessionEvent) error {
-	ip, err := netip.ParseAddr(ev.IP)
+	addrs, err := eventAddrs(ev)
 	if err != nil {
-		return fmt.Errorf("ip: %w", err)
+		return err
 	}
 	if ev.SessionID == "" {
 		return errors.New("session_id is required")
@@ -448,14 +460,18 @@ func (s *gwState) sessionEvent(ev api.SessionEvent) error {
 		return nil
 	}
 	s.tombs.lift(ev.SessionID)
-	if cur != nil && cur.ip != ip {
-		s.remove(cur) // the old address's gate closes (the worker keys T3 by address)
+	if cur != nil && !slices.Equal(cur.addrs, addrs) {
+		s.remove(cur) // the old addresses' gates close (the worker keys T3 by address)
 		cur = nil
 	}
-	if old, ok := s.byIP[ip]; ok && old != ev.SessionID {
-		if o := s.sessions[old]; o != nil {
-			delete(s.sessions, old) // the worker replaces it, dropping its flows
-			s.tombs.bury(old, o.Seq)
+	for _, a := range addrs {
+		if old, ok := s.byIP[a.Addr()]; ok && old != ev.SessionID {
+			if o := s.sessions[old]; o != nil {
+				// The worker replaces it at this address, dropping its
+				// flows; its other address's gate closes too.
+				s.remove(o)
+				s.tombs.bury(old, o.Seq)
+			}
 		}
 	}
 	if cur == nil {
@@ -466,7 +482,7 @@ func (s *gwState) sessionEvent(ev api.SessionEvent) error {
 	if ev.Event == api.EventDormant {
 		state = "dormant"
 	}
-	cur.ip = ip
+	cur.addrs = addrs
 	acctID := ev.AcctSessionID
 	if acctID == "" { // a control process that does not send it: keep what an earlier event said
 		acctID = cur.AcctSessionID
@@ -474,30 +490,78 @@ func (s *gwState) sessionEvent(ev api.SessionEvent) error {
 	if acctID == "" {
 		acctID = ev.SessionID // the Acct-Session-Id of the Start that created the session
 	}
-	cur.GWSession = api.GWSession{SessionID: ev.SessionID, UserID: ev.UserID, DeviceID: ev.DeviceID, IP: ip.String(), State: state, Seq: ev.Seq,
-		AcctSessionID: acctID}
+	cur.GWSession = api.GWSession{SessionID: ev.SessionID, UserID: ev.UserID, DeviceID: ev.DeviceID, IP: ev.IP, State: state, Seq: ev.Seq,
+		AcctSessionID: acctID, IP6: ev.IP6}
 	if lb != (nat.MAC{}) {
 		cur.lb = lb // an event without one keeps what the last said
 	}
 	s.sessions[ev.SessionID] = cur
-	s.byIP[ip] = ev.SessionID
-	s.gw.Apply(dp.SessionEvent{Session: s.dpSession(cur)})
+	for _, a := range addrs {
+		s.byIP[a.Addr()] = ev.SessionID
+		s.gw.Apply(dp.SessionEvent{Session: s.dpSession(cur, a)})
+	}
 	return nil
 }
 
-// remove takes c out of T3 and has the worker end it at its address,
-// with every flow record of it.
+// eventAddrs is every address whose gate ev opens: IP (IPv4, or an IPv6
+// address), and IP6, an IPv6 address or /64. An IPv6-only session names
+// its first address as IP and its /64 as IP6: one gate, the /64.
+func eventAddrs(ev api.SessionEvent) ([]netip.Prefix, error) {
+	ip, err := netip.ParseAddr(ev.IP)
+	if err != nil {
+		return nil, fmt.Errorf("ip: %w", err)
+	}
+	ip = ip.Unmap()
+	if ev.IP6 == "" {
+		return []netip.Prefix{netip.PrefixFrom(ip, ip.BitLen())}, nil
+	}
+	var p6 netip.Prefix
+	if strings.Contains(ev.IP6, "/") {
+		p6, err = netip.ParsePrefix(ev.IP6)
+	} else {
+		var a netip.Addr
+		a, err = netip.ParseAddr(ev.IP6)
+		p6 = netip.PrefixFrom(a, 128)
+	}
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("ip6: %w", err)
+	case !p6.Addr().Is6() || p6.Addr().Is4In6():
+		return nil, fmt.Errorf("ip6 %s: not IPv6", ev.IP6)
+	case p6.Bits() != 128 && p6.Bits() != dpPrefix6Bits:
+		return nil, fmt.Errorf("ip6 %s: want an address or a /%d", ev.IP6, dpPrefix6Bits)
+	case p6 != p6.Masked():
+		return nil, fmt.Errorf("ip6 %s: host bits set (want %s)", ev.IP6, p6.Masked())
+	}
+	if ip.Is4() {
+		return []netip.Prefix{netip.PrefixFrom(ip, 32), p6}, nil
+	}
+	if !p6.Contains(ip) {
+		return nil, fmt.Errorf("ip6 %s: does not hold the IPv6 ip %s", ev.IP6, ip)
+	}
+	return []netip.Prefix{p6}, nil
+}
+
+// dpPrefix6Bits is the IPv6 prefix length the worker's session gate
+// matches (dp.Session.Prefix).
+const dpPrefix6Bits = 64
+
+// remove takes c out of T3 and has the worker end it at each of its
+// addresses, with every flow record of it.
 func (s *gwState) remove(c *gwSession) {
 	delete(s.sessions, c.SessionID)
-	if s.byIP[c.ip] == c.SessionID {
-		delete(s.byIP, c.ip)
-		s.gw.Apply(dp.SessionEvent{End: true, Session: s.dpSession(c)})
+	for _, a := range c.addrs {
+		if s.byIP[a.Addr()] == c.SessionID {
+			delete(s.byIP, a.Addr())
+			s.gw.Apply(dp.SessionEvent{End: true, Session: s.dpSession(c, a)})
+		}
 	}
 }
 
-func (s *gwState) dpSession(c *gwSession) dp.Session {
+// dpSession is the worker's T3 copy of c at address a.
+func (s *gwState) dpSession(c *gwSession, a netip.Prefix) dp.Session {
 	return dp.Session{ID: c.id, Name: c.SessionID, AcctSessionID: c.AcctSessionID, UserID: c.UserID, DeviceID: c.DeviceID,
-		IP: c.ip.As16(), Dormant: c.State == "dormant", Seq: c.Seq, LB: c.lb}
+		IP: a.Addr().As16(), Prefix: !a.IsSingleIP(), Dormant: c.State == "dormant", Seq: c.Seq, LB: c.lb}
 }
 
 func (s *gwState) sessionList() api.GWSessions {

@@ -81,6 +81,7 @@ var (
 	addrA     = netip.MustParseAddr("10.101.0.5")
 	addrB     = netip.MustParseAddr("10.101.0.6")
 	rigDst    = netip.MustParseAddr("10.20.0.50")
+	rigDst6   = netip.MustParseAddr("2001:db8:20::50")
 )
 
 type gwTestBackend struct{ s *gwState }
@@ -92,8 +93,15 @@ func (b gwTestBackend) gwState() *gwState      { return b.s }
 
 func newGWRig(t *testing.T) *gwRig {
 	t.Helper()
+	return newGWRigAddrs(t)
+}
+
+// newGWRigAddrs is newGWRig with extra key-port addresses (an IPv6 one
+// for IPv6 mobiles).
+func newGWRigAddrs(t *testing.T, extra ...netip.Addr) *gwRig {
+	t.Helper()
 	pc := nat.DefaultPortTableConfig()
-	pc.GwAddrs = []netip.Addr{netip.MustParseAddr("10.20.0.101")}
+	pc.GwAddrs = append([]netip.Addr{netip.MustParseAddr("10.20.0.101")}, extra...)
 	pc.PortMin, pc.PortMax, pc.Capacity = 1024, 65535, 1024
 	flows, err := nat.NewPortTable(pc)
 	if err != nil {
@@ -122,7 +130,7 @@ func newGWRig(t *testing.T) *gwRig {
 		t.Fatal(err)
 	}
 	nb := neigh.New()
-	nb.Set(map[[16]byte][6]byte{rigDst.As16(): rigDstMAC, netip.MustParseAddr("10.20.0.11").As16(): rigDstMAC})
+	nb.Set(map[[16]byte][6]byte{rigDst.As16(): rigDstMAC, netip.MustParseAddr("10.20.0.11").As16(): rigDstMAC, rigDst6.As16(): rigDstMAC})
 	g, err := dp.NewGW(dp.GWConfig{Lan: 0, Servers: 1, LanMAC: rigLanMAC, ServerMAC: rigSrvMAC,
 		Flows: flows, Services: services, Dist: dist, Neighbors: nb, RequireSession: true,
 		LBCacheSize: 1024, ExpireBudget: 64, Authz: authz})
@@ -176,7 +184,13 @@ func (r *gwRig) sessions() []string {
 func (r *gwRig) up(src netip.Addr) string {
 	r.t.Helper()
 	before := r.w.Counters(0).Snapshot()
-	if !r.ports[0].Inject(dptest.Frame().Eth(rigLBMAC, rigLanMAC).IPv4(src, rigDst).UDP(4000, 53).Payload([]byte("q")).Bytes()) {
+	f := dptest.Frame().Eth(rigLBMAC, rigLanMAC)
+	if src.Is4() {
+		f.IPv4(src, rigDst)
+	} else {
+		f.IPv6(src, rigDst6)
+	}
+	if !r.ports[0].Inject(f.UDP(4000, 53).Payload([]byte("q")).Bytes()) {
 		r.t.Fatal("inject failed")
 	}
 	r.w.Poll()

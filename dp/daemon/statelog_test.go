@@ -112,7 +112,7 @@ func TestGWSessionAcctSessionID(t *testing.T) {
 		t.Errorf("after a resume under s1b and an event without one: %q", got)
 	}
 	r.s.mu.Lock()
-	got := r.s.dpSession(r.s.sessions["s1"]).AcctSessionID
+	got := r.s.dpSession(r.s.sessions["s1"], r.s.sessions["s1"].addrs[0]).AcctSessionID
 	r.s.mu.Unlock()
 	if got != "s1b" {
 		t.Errorf("worker's copy: %q, want s1b", got)

@@ -66,7 +66,7 @@ func controlConfig(p *fig2.Plan, stateDir, tokFile, usersFile, secret string, de
 		if !v4.IsValid() {
 			return "", fmt.Errorf("gw%d has no IPv4 range", g.Index)
 		}
-		fmt.Fprintf(&b, "  - {name: gw%d, range: %s, api: \"http://%s\", mac: %q}\n", g.Index, v4, g.ControlAPI, g.LAN1.MAC)
+		fmt.Fprintf(&b, "  - {name: gw%d, range: %s%s, api: \"http://%s\", mac: %q}\n", g.Index, v4, range6YAML(g), g.ControlAPI, g.LAN1.MAC)
 	}
 	fmt.Fprintf(&b, "gateway_token_file: %s\nlbs:\n", tokFile)
 	for _, in := range p.Ingress {
@@ -96,7 +96,7 @@ func (s *System) startControl(ctx context.Context, o Options) error {
 		ms := &mobileSession{name: m.Name, user: m.Name, password: hex.EncodeToString(pw), device: "IMEI-" + m.Name}
 		s.mobiles[m.Name] = ms
 		devices = append(devices, ms.device)
-		fmt.Fprintf(&users, "- {id: %s, password: %q, device_id: %q}\n", ms.user, ms.password, ms.device)
+		fmt.Fprintf(&users, "- {id: %s, password: %q, device_id: %q%s}\n", ms.user, ms.password, ms.device, stackYAML(o.Stacks[m.Name]))
 	}
 	usersFile := filepath.Join(tb.LogDir(), "users.yaml")
 	if err := os.WriteFile(usersFile, []byte(users.String()), 0o600); err != nil {
@@ -321,8 +321,10 @@ type Step struct {
 type mobileSession struct {
 	name, user, password, device string
 
-	mu      sync.Mutex
-	ip      netip.Addr
+	mu sync.Mutex
+	ip netip.Addr // the session's address: IPv4, or the IPv6 prefix's first address
+	// ip6 is the IPv6 prefix (or address) the AAA gave; zero without.
+	ip6     netip.Prefix
 	gw      int
 	nas     int    // ingress point whose NAS holds the session; 0: none
 	acctID  string // Acct-Session-Id at that NAS
@@ -360,14 +362,25 @@ func (s *System) Login(ctx context.Context, mobile string) (netip.Addr, error) {
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("%s login at nas%d: %w", mobile, n, err)
 	}
-	gw := s.gatewayOf(g.IP)
-	if gw == 0 {
-		return netip.Addr{}, fmt.Errorf("%s: the AAA assigned %s, in no gateway's range", mobile, g.IP)
+	ip := g.IP
+	if !ip.IsValid() {
+		ip = g.IP6.Addr() // IPv6-only
 	}
-	ms.ip, ms.gw, ms.interim = g.IP, gw, g.Interim
-	s.step(Step{Mobile: mobile, NAS: n, Request: "Access-Request", Result: fmt.Sprintf("Accept %s", g.IP), GW: gw})
-	if err := s.TB.SetMobileAddr(mobile, g.IP); err != nil {
-		return netip.Addr{}, err
+	gw := s.gatewayOf(ip)
+	if gw == 0 {
+		return netip.Addr{}, fmt.Errorf("%s: the AAA assigned %s, in no gateway's range", mobile, ip)
+	}
+	ms.ip, ms.ip6, ms.gw, ms.interim = ip, g.IP6, gw, g.Interim
+	s.step(Step{Mobile: mobile, NAS: n, Request: "Access-Request", Result: "Accept " + grantText(g), GW: gw})
+	if g.IP.IsValid() {
+		if err := s.TB.SetMobileAddr(mobile, g.IP); err != nil {
+			return netip.Addr{}, err
+		}
+	}
+	if g.IP6.IsValid() {
+		if _, err := s.TB.SetMobileAddr6(mobile, g.IP6); err != nil {
+			return netip.Addr{}, err
+		}
 	}
 	if err := s.startAcct(ctx, ms, n); err != nil {
 		return netip.Addr{}, err
@@ -413,7 +426,7 @@ func (s *System) Move(ctx context.Context, mobile string, n int) error {
 func (s *System) sendStop(ctx context.Context, ms *mobileSession, n int, cause rfc2866.AcctTerminateCause) error {
 	s.stopInterims(ms)
 	in, out := s.octets(ms, n)
-	a := nas.Acct{Status: rfc2866.AcctStatusType_Value_Stop, SessionID: ms.acctID, User: ms.user, Device: ms.device, IP: ms.ip,
+	a := nas.Acct{Status: rfc2866.AcctStatusType_Value_Stop, SessionID: ms.acctID, User: ms.user, Device: ms.device, IP: ms.ip, IP6: ms.ip6,
 		Cause: cause, InOctets: in, OutOctets: out}
 	if err := s.nas[n-1].Account(ctx, a); err != nil {
 		return fmt.Errorf("%s stop at nas%d: %w", ms.name, n, err)
@@ -429,7 +442,7 @@ func (s *System) startAcct(ctx context.Context, ms *mobileSession, n int) error 
 	ms.acctID = fmt.Sprintf("nas%d-%s-%d", n, ms.name, ms.starts)
 	ms.nas = n
 	ms.base = s.linkCounters(ms.name, n)
-	a := nas.Acct{Status: rfc2866.AcctStatusType_Value_Start, SessionID: ms.acctID, User: ms.user, Device: ms.device, IP: ms.ip}
+	a := nas.Acct{Status: rfc2866.AcctStatusType_Value_Start, SessionID: ms.acctID, User: ms.user, Device: ms.device, IP: ms.ip, IP6: ms.ip6}
 	if err := s.nas[n-1].Account(ctx, a); err != nil {
 		return fmt.Errorf("%s start at nas%d: %w", ms.name, n, err)
 	}
@@ -465,7 +478,7 @@ func (s *System) routineInterims(ctx context.Context, ms *mobileSession, n int, 
 		case <-t.C:
 		}
 		in, out := s.octets(ms, n)
-		a := nas.Acct{Status: rfc2866.AcctStatusType_Value_InterimUpdate, SessionID: acctID, User: ms.user, Device: ms.device, IP: ms.ip, InOctets: in, OutOctets: out}
+		a := nas.Acct{Status: rfc2866.AcctStatusType_Value_InterimUpdate, SessionID: acctID, User: ms.user, Device: ms.device, IP: ms.ip, IP6: ms.ip6, InOctets: in, OutOctets: out}
 		err := s.nas[n-1].Account(ctx, a)
 		s.mu.Lock()
 		if err != nil {

@@ -114,6 +114,13 @@ type Options struct {
 	// under a download that completes through gw2, then restarts gw1
 	// (hakill.go); Summary.HAKill says how it went.
 	HAKill bool
+	// Stacks gives mobiles (by name) an address family stack in T2:
+	// "ipv6" or "dual" (default ipv4). The AAA then grants an IPv6
+	// prefix from the gateway's range6 (v6.go).
+	Stacks map[string]string
+	// DualStack makes Run give DemoDualStack both families and
+	// download over IPv6 to it after the IPv4 download (demo6.go).
+	DualStack bool
 }
 
 // GWAccounting is the gateways' accounting log config (samepathd
@@ -254,6 +261,8 @@ type Summary struct {
 	Risk *RiskDemo
 	// HAKill is the gateway crash (Options.HAKill), nil without it.
 	HAKill *HAKillResult
+	// IPv6 is the dual-stack mobile's IPv6 download (demo6.go).
+	IPv6 *V6Summary
 }
 
 func (o *Options) defaults() {
@@ -302,6 +311,9 @@ func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 	o.riskDefaults()
 	o.StartControl = true
 	o.GWSync = o.GWSync || o.HAKill
+	if o.DualStack {
+		dualStackDefaults(&o)
+	}
 	if _, err := os.Stat(o.Samepathctl); err != nil {
 		return nil, fmt.Errorf("samepathctl binary: %w", err)
 	}
@@ -335,6 +347,11 @@ func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 	}
 	sum.MobileIPs = ips
 	sum.Carrier = sys.gatewayOf(ips[p.Mobiles[0].Name])
+	if o.DualStack {
+		if sum.IPv6, err = sys.demoIPv6(ctx, o); err != nil {
+			return sum, err
+		}
+	}
 	if sum.Picks, err = picks(ctx, sys.TB); err != nil {
 		return sum, err
 	}
@@ -379,6 +396,7 @@ func Run(ctx context.Context, o Options) (sum *Summary, err error) {
 		return sum, err
 	}
 	Print(o.Out, sum, p)
+	printIPv6(o.Out, sum.IPv6)
 	if _, err := splitDemo(ctx, o); err != nil { // split.go
 		return sum, err
 	}
@@ -724,9 +742,9 @@ workers: {queues: 1}
 gw:
   lan: {iface: %s}
   servers: {iface: %s}
-  nat: {addrs: [%s], %s, capacity: 65536}
+  nat: {addrs: [%s%s], %s, capacity: 65536}
   probe: {interval: 500ms, timeout: 300ms, fall: 2, rise: 1}
-%s%s%s`, g.ControlAPI, tokFile, g.LAN1.Name, g.LAN2.Name, NATAddr(g.Index), o.GWNAT.yaml(), o.GWNAT.termYAML()+o.GWAccounting.yaml(g.Index), services, syncYAML(p, g.Index, o.GWSync))
+%s%s%s`, g.ControlAPI, tokFile, g.LAN1.Name, g.LAN2.Name, NATAddr(g.Index), nat6YAML(g.Index), o.GWNAT.yaml(), o.GWNAT.termYAML()+o.GWAccounting.yaml(g.Index), services+services6(p), syncYAML(p, g.Index, o.GWSync))
 		path := filepath.Join(tb.LogDir(), fmt.Sprintf("gw%d.yaml", g.Index))
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 			return nil, nil, err

@@ -41,7 +41,7 @@ func (tb *Testbed) SetMobileAddr(mobile string, v4 netip.Addr) error {
 	if v4 == m.IPv4 {
 		return nil
 	}
-	if err := readdress(tb.Plan, m, v4); err != nil {
+	if err := readdress(tb.Plan, m, m.IPv4, v4); err != nil {
 		return err
 	}
 	m.IPv4, m.Gateway = v4, g
@@ -69,6 +69,12 @@ func (tb *Testbed) refreshLocked() {
 			m.IPv4, m.Gateway = cm.IPv4, cm.Gateway
 			for i := range m.Wireless {
 				m.Wireless[i].IPv4 = cm.Wireless[i].IPv4
+			}
+		}
+		if cm.IPv6.Is6() {
+			m.IPv6 = cm.IPv6
+			for i := range m.Wireless {
+				m.Wireless[i].IPv6 = cm.Wireless[i].IPv6
 			}
 		}
 	}
@@ -105,13 +111,14 @@ func lastAddr(r netip.Prefix) netip.Addr {
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
-// readdress moves m's IPv4 /32 to v4 in the mobile, its current NAS and the
+// readdress moves m's host address old (a /32 or /128; invalid: none)
+// to new, of the same family, in the mobile, its current NAS and the
 // gateways.
-func readdress(p *Plan, m *Mobile, v4 netip.Addr) error {
+func readdress(p *Plan, m *Mobile, old, new netip.Addr) error {
 	if m.Ingress < 1 || m.Ingress > len(p.Ingress) {
 		return fmt.Errorf("fig2: %s: ingress %d: want 1..%d", m.Name, m.Ingress, len(p.Ingress))
 	}
-	oldP, newP := netip.PrefixFrom(m.IPv4, 32), netip.PrefixFrom(v4, 32)
+	oldP, newP := netip.PrefixFrom(old, old.BitLen()), netip.PrefixFrom(new, new.BitLen())
 	mob, err := topo.Open(m.NS)
 	if err != nil {
 		return err
@@ -121,7 +128,7 @@ func readdress(p *Plan, m *Mobile, v4 netip.Addr) error {
 		if err := mob.AddrReplace(w.Name, newP); err != nil {
 			return err
 		}
-		if m.IPv4.IsValid() {
+		if old.IsValid() {
 			if err := addrDel(mob, w.Name, oldP); err != nil {
 				return err
 			}
@@ -137,19 +144,22 @@ func readdress(p *Plan, m *Mobile, v4 netip.Addr) error {
 	if err := nas.RouteReplace(topo.Route{Dst: newP, Dev: s.Name}); err != nil {
 		return err
 	}
-	if m.IPv4.IsValid() {
+	if old.IsValid() {
 		if err := nas.RouteDel(topo.Route{Dst: oldP, Dev: s.Name}); err != nil {
 			return err
 		}
 	}
 	via := in.LB.LAN.IPv4.Addr()
+	if new.Is6() {
+		via = in.LB.LAN.IPv6.Addr()
+	}
 	for _, g := range p.Gateways {
 		gw, err := topo.Open(g.NS)
 		if err != nil {
 			return err
 		}
 		err = gw.RouteReplace(topo.Route{Dst: newP, Via: via})
-		if err == nil && m.IPv4.IsValid() {
+		if err == nil && old.IsValid() {
 			err = gw.RouteDel(topo.Route{Dst: oldP, Via: via})
 		}
 		gw.Close()
