@@ -569,6 +569,7 @@ func (t *Terminator) Counters() Counters {
 			TCPSegmentSendErrors: st.TCP.SegmentSendErrors.Value(),
 			TCPResetsSent:        st.TCP.ResetsSent.Value(),
 			TCPResetsReceived:    st.TCP.ResetsReceived.Value(),
+			TCPRetransmits:       st.TCP.Retransmits.Value(),
 			TCPEndpoints:         uint64(len(s.stack.RegisteredEndpoints())),
 		}
 	}
