@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"samepath/dp/balance"
+	"samepath/nat"
 	"samepath/tcpproxy"
 )
 
@@ -17,9 +18,11 @@ import (
 // the server's state in T6. The counters are per service name and
 // outlive changes of the service's risk settings.
 //
-// A failover does not move the flow's T5 record or T7 count: the record
-// keeps the first server (the flow views and least-connections count
-// show it), the connection (Conn.Server) has the current one.
+// A failover or a resume moves the flow to the server the connection is
+// on now (tcpproxy's OnServer, queued to the worker: termMoved): its T5
+// record (the flow views, an operator's cut of a server's flows), its T7
+// active-flow count (least connections) and the server its accounting
+// records name (gw_term.go says which when two servers sent bytes).
 
 // riskTable is the GW's risk settings and counters by service name.
 // termRisk runs on the worker, Counts on API goroutines.
@@ -123,4 +126,30 @@ func (g *GW) RiskCounts(service string) [tcpproxy.NumRiskCounters]uint64 {
 		return [tcpproxy.NumRiskCounters]uint64{}
 	}
 	return rs.ctr.Snapshot()
+}
+
+// termMoved moves terminated flow id to server to, which its connection
+// is on now (worker): the T5 record's server, the T7 active-flow count
+// (from the server counted to the new one; a server no longer listed
+// counts nothing) and the server the flow's accounting and down filter
+// use. A server of another family than the record's key port (a service
+// changed under the flow) keeps the record's server but moves the rest.
+func (g *GW) termMoved(id uint32, to netip.AddrPort) {
+	a, p := nat.Addr16From(to.Addr()), to.Port()
+	if g.flowAddr[id] == a && g.flowPort[id] == p {
+		return
+	}
+	b := g.cfg.Flows.Binding(id)
+	if b.Service != 0 {
+		svc := b.Service - 1
+		idx, ok := g.cfg.Services.ServerIndex(svc, to)
+		if !ok {
+			idx = -1
+		}
+		g.cfg.Dist.FlowMove(b.Session, svc, int(g.flowSrv[id]), idx)
+		g.flowSrv[id] = int32(idx)
+	}
+	g.cfg.Flows.SetServer(id, a, p)
+	g.flowAddr[id], g.flowPort[id] = a, p
+	g.stats.Term.Moved.Add(1)
 }

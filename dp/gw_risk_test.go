@@ -2,14 +2,20 @@ package dp_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"samepath/dp/acct"
 	"samepath/dp/balance"
+	"samepath/nat"
 	"samepath/tcpproxy"
 )
 
@@ -116,4 +122,153 @@ func TestGWTerminateFailover(t *testing.T) {
 			t.Errorf("webt risk counters %v", got)
 		}
 	})
+}
+
+// TestGWTerminateFailoverFollows (R-TCP-4): after a failover before the
+// answer, and after a resume mid-body, the flow's T5 record (the flow
+// views) and T7's active-flow count name the server the connection is
+// on, the old server's count drops, and the final T10 record names the
+// server that carried the response's end.
+func TestGWTerminateFailoverFollows(t *testing.T) {
+	body := make([]byte, 40_000)
+	for i := range body {
+		body[i] = byte(i*13 + i>>8)
+	}
+	const etag = `"v1"`
+	head := fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\nETag: %s\r\n\r\n", len(body), etag)
+	half := len(body) / 2
+	for _, tc := range []struct {
+		name  string
+		risk  balance.Risk
+		req   string
+		first func(c net.Conn)           // the first server, after the request
+		other func(c net.Conn, q []byte) // the substitute, once released
+		want  []byte
+		ctr   tcpproxy.RiskCounter
+	}{
+		{
+			name:  "before the answer",
+			risk:  balance.Risk{ReplayBuffer: 4096},
+			req:   "GET /x HTTP/1.1\r\nHost: term.example\r\n\r\n",
+			first: func(c net.Conn) {}, // FIN without an answer
+			other: func(c net.Conn, q []byte) { c.Write(append([]byte("answer: "), q...)) },
+			want:  []byte("answer: GET /x HTTP/1.1\r\nHost: term.example\r\n\r\n"),
+			ctr:   tcpproxy.RiskFailover,
+		},
+		{
+			name:  "resume mid-body",
+			risk:  balance.Risk{ReplayBuffer: 4096, HTTP: true, Resume: true},
+			req:   "GET /big HTTP/1.1\r\nHost: term.example\r\n\r\n",
+			first: func(c net.Conn) { c.Write(append([]byte(head), body[:half]...)) }, // then FIN mid-body
+			other: func(c net.Conn, q []byte) {
+				if !bytes.Contains(q, []byte("\r\nRange: bytes="+strconv.Itoa(half)+"-\r\n")) {
+					return // not the continuation: the client sees a reset
+				}
+				fmt.Fprintf(c, "HTTP/1.1 206 Partial Content\r\nContent-Length: %d\r\nContent-Range: bytes %d-%d/%d\r\nETag: %s\r\n\r\n",
+					len(body)-half, half, len(body)-1, len(body), etag)
+				c.Write(body[half:])
+			},
+			want: append([]byte(head), body...),
+			ctr:  tcpproxy.RiskResume,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			log, prod, path := openAcct(t, func(c *acct.Config) { c.SyncInterval = 10 * time.Millisecond })
+			r := newWired(t, prod)
+			r.setRisk(t, tc.risk)
+			svc, _ := r.svcs.ID("webt")
+			var n atomic.Int32
+			firstAt := make(chan netip.AddrPort, 1)
+			otherAt := make(chan netip.AddrPort, 1)
+			release := make(chan struct{})
+			var once sync.Once
+			free := func() { once.Do(func() { close(release) }) }
+			t.Cleanup(free) // a failed check must not leave the handler waiting
+			r.listen(func(c net.Conn) {
+				defer c.Close()
+				q, err := readRequest(c)
+				if err != nil {
+					return
+				}
+				local := netip.MustParseAddrPort(c.LocalAddr().String())
+				if n.Add(1) == 1 {
+					firstAt <- local
+					tc.first(c)
+					return
+				}
+				otherAt <- local
+				<-release
+				tc.other(c, q)
+			})
+			conns := func() map[netip.AddrPort]int64 {
+				m := map[netip.AddrPort]int64{}
+				for _, s := range r.svcs.Status()[svc].Servers {
+					m[s.Addr] = s.Conns
+				}
+				return m
+			}
+			c, err := r.dial(rep, 81)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := c.Write([]byte(tc.req)); err != nil {
+				t.Fatal(err)
+			}
+			from, to := <-firstAt, <-otherAt
+			if from == to {
+				t.Fatalf("the substitute is the failed server %v", from)
+			}
+			// While the substitute holds its answer: the flow view and
+			// the counts name it.
+			var flow []nat.Binding
+			r.waitFor("the flow record names the substitute", func() bool {
+				flow = flowsTo(r.flows, 81)
+				return len(flow) == 1 && flow[0].Server == nat.Addr16From(to.Addr()) && flow[0].SPort == to.Port()
+			})
+			r.waitFor("the active count moves", func() bool {
+				m := conns()
+				return m[from] == 0 && m[to] == 1
+			})
+			free()
+			got, err := io.ReadAll(c)
+			c.Close() // the mobile's FIN: the connection ends
+			if err != nil || !bytes.Equal(got, tc.want) {
+				t.Fatalf("client got %d bytes, %v; want the %d of the whole response", len(got), err, len(tc.want))
+			}
+			r.waitFor("the flow record ends", func() bool { return r.gw.Stats().FlowsEnded.Load() == 1 })
+			r.stop()
+			if m := conns(); m[from] != 0 || m[to] != 0 {
+				t.Errorf("active counts after the end %v, want none", m)
+			}
+			if n := r.gw.Stats().Term.Moved.Load(); n != 1 {
+				t.Errorf("term moved %d, want 1", n)
+			}
+			if got := r.gw.RiskCounts("webt"); got[tc.ctr] != 1 {
+				t.Errorf("webt risk counters %v, want %v 1", got, tc.ctr)
+			}
+			if err := log.Close(); err != nil {
+				t.Fatal(err)
+			}
+			entries, _, err := acct.Query(path, acct.Filter{User: "alice"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var final *acct.Entry
+			for i := range entries {
+				if entries[i].Kind == "final" {
+					final = &entries[i]
+				}
+			}
+			if final == nil {
+				t.Fatalf("no final record in %+v", entries)
+			}
+			if final.Server != to.String() || final.Cause != "tcp-close" {
+				t.Errorf("final record server %q cause %q, want %v tcp-close (the first was %v)", final.Server, final.Cause, to, from)
+			}
+			if final.DownPayload == nil || *final.DownPayload != uint64(len(tc.want)) {
+				t.Errorf("final record down payload %v, want %d", final.DownPayload, len(tc.want))
+			}
+		})
+	}
 }

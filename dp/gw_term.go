@@ -51,14 +51,24 @@ import (
 // the terminator read them (OnFirstBytes: in order, without
 // retransmissions), not from the first up segment the gateway sees,
 // which may be a later one that overtook a lost first. OnOpen,
-// OnFirstBytes and OnClose run on connection goroutines: they only queue
-// the Conn (termEvents, under a mutex; OnFirstBytes with a copy of at
-// most acct.MaxScan bytes), and Tick, on the worker, takes the queue:
-// OnOpen ties the Conn to its flow record, OnFirstBytes sniffs the
-// record's attribute, OnClose ends the record (cause from Conn.End). A record that
-// ends first (idle expiry, an operator, shutdown) resets its Conn; a
-// session's end (R-GW-7) also calls CloseSession, which reaches the
-// connections still being set up.
+// OnFirstBytes, OnServer and OnClose run on connection goroutines: they
+// only queue the Conn (termEvents, under a mutex; OnFirstBytes with a
+// copy of at most acct.MaxScan bytes, OnServer with the new server), and
+// Tick, on the worker, takes the queue in order: OnOpen ties the Conn to
+// its flow record, OnFirstBytes sniffs the record's attribute, OnServer
+// moves the record to the server risk balancing connected it to
+// (termMoved, gw_risk.go), OnClose ends the record (cause from
+// Conn.End). A record that ends first (idle expiry, an operator,
+// shutdown) resets its Conn; a session's end (R-GW-7) also calls
+// CloseSession, which reaches the connections still being set up.
+//
+// A T10 record of a terminated flow names the server the connection was
+// on when the record was written. After a failover before the first
+// response byte that is the substitute, which sent every byte of the
+// response. After a resume mid-body the response came from two servers:
+// the final record names the last one, which carried its end, and the
+// byte counts, the mobile's, are the whole response's, not split by
+// server; an interim record written before the resume names the first.
 //
 // ICMP errors about a terminated flow go to the netstack that sent the
 // quoted segment, as a host's kernel would take them: from the mobile
@@ -89,7 +99,7 @@ type TermHooks struct {
 
 type termKey struct{ mobile, rep netip.AddrPort }
 
-// Install sets cfg's Admit, OnOpen, OnFirstBytes and OnClose and takes its ServerAddrs
+// Install sets cfg's Admit, OnOpen, OnFirstBytes, OnServer and OnClose and takes its ServerAddrs
 // and ServerPorts (the down path's test for the terminator's frames):
 // call it once cfg is otherwise final.
 func (h *TermHooks) Install(cfg *tcpproxy.Config) {
@@ -102,6 +112,7 @@ func (h *TermHooks) Install(cfg *tcpproxy.Config) {
 	}
 	h.ports = cfg.ServerPorts
 	cfg.Admit, cfg.OnOpen, cfg.OnFirstBytes, cfg.OnClose = h.admit, h.open, h.first, h.close
+	cfg.OnServer = h.server
 }
 
 // admit takes the gateway's decision for the SYN; none: refuse.
@@ -148,6 +159,14 @@ func (h *TermHooks) close(c *tcpproxy.Conn) {
 	}
 }
 
+// server gets the server risk balancing connected c to (a failover or a
+// resume): the worker moves the flow record there.
+func (h *TermHooks) server(c *tcpproxy.Conn, to netip.AddrPort) {
+	if g, ok := c.Data().(*GW); ok {
+		g.termQueue(termEvent{c: c, kind: termServer, to: to})
+	}
+}
+
 // first gets the first bytes of the mobile's stream, in order and
 // without retransmissions, for the accounting sniffer (the URL or SNI of
 // the T10 record): a copy goes to the worker, once per connection.
@@ -170,12 +189,13 @@ func (h *TermHooks) local(addr nat.Addr16, port uint16) bool {
 	return false
 }
 
-// termEvent is a connection's open, first bytes or close, queued for
-// the worker.
+// termEvent is a connection's open, first bytes, new server or close,
+// queued for the worker.
 type termEvent struct {
 	c    *tcpproxy.Conn
 	kind termKind
-	b    []byte // termSniff: the first bytes of the mobile's stream
+	b    []byte         // termSniff: the first bytes of the mobile's stream
+	to   netip.AddrPort // termServer: the server it is connected to now
 }
 
 type termKind uint8
@@ -183,6 +203,7 @@ type termKind uint8
 const (
 	termOpen termKind = iota
 	termSniff
+	termServer
 	termClose
 )
 
@@ -227,6 +248,8 @@ type TermStats struct {
 	Flows atomic.Uint64
 	// Late counts connection events whose flow record had already gone.
 	Late atomic.Uint64
+	// Moved counts flow records moved to another server (termMoved).
+	Moved atomic.Uint64
 }
 
 var errTermHooks = errors.New("gw: a terminator needs the TermHooks installed in its config")
@@ -505,6 +528,9 @@ func (g *GW) termEvent(ev termEvent) {
 		if g.acct != nil && g.acct.attrOf[id] < 0 {
 			g.acctAttr(id, ev.b)
 		}
+		return
+	case termServer:
+		g.termMoved(id, ev.to)
 		return
 	}
 	b := g.cfg.Flows.Binding(id)

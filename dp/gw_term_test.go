@@ -748,8 +748,26 @@ func TestGWTerminateInterimPayload(t *testing.T) {
 		}
 	}
 	if interims == 0 || entries[len(entries)-1].Kind != "final" {
-		t.Errorf("records: %d interim, last %+v", interims, entries[len(entries)-1])
+		t.Fatalf("records: %d interim, last %+v", interims, entries[len(entries)-1])
 	}
+	// The final record's down bytes are every frame toward the mobile,
+	// resent ones too, its payload the connection's, each byte once:
+	// besides 40 to 60 header bytes per frame, the bytes exceed the
+	// payload by at most one segment per retransmission, which the
+	// terminator's mobile side counts (what testbed/accte2e's download
+	// bounds them by).
+	e := entries[len(entries)-1]
+	re := r.term.Counters().Stack[tcpproxy.Mobile].TCPRetransmits
+	const mss = 1460
+	if *e.DownPayload != uint64(len(body)) || re == 0 {
+		t.Fatalf("final down payload %d (want %d), %d retransmits (frames were lost)", *e.DownPayload, len(body), re)
+	}
+	if e.DownBytes < *e.DownPayload+40*e.DownPackets || e.DownBytes > *e.DownPayload+60*e.DownPackets+re*mss {
+		t.Errorf("final record: %d bytes in %d frames for %d payload bytes, %d retransmits: want 40..60 header bytes per frame plus at most %d per retransmit",
+			e.DownBytes, e.DownPackets, *e.DownPayload, re, mss)
+	}
+	t.Logf("down: %d frames, %d bytes, %d payload, %d retransmits: %.1f bytes per frame beyond the payload",
+		e.DownPackets, e.DownBytes, *e.DownPayload, re, float64(e.DownBytes-*e.DownPayload)/float64(e.DownPackets))
 }
 
 // TestGWTerminateSniffStream: the T10 record's URL of a terminated flow

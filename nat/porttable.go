@@ -220,7 +220,7 @@ type pubSlot struct {
 // whichever is longer.
 //
 // Allocation: NewPortTable allocates everything; Up, Down, Create,
-// Touch, Delete, Expire and DeleteSession allocate nothing
+// Touch, SetServer, Delete, Expire and DeleteSession allocate nothing
 // (TestZeroAllocs). Speed and memory per flow: BenchmarkUp, BenchmarkDown,
 // BenchmarkTouch, BenchmarkCreateDelete, BenchmarkExpire and
 // BenchmarkHold1M, recorded in BENCHMARKS.md ("nat port table").
@@ -506,6 +506,27 @@ func (t *PortTable) Create(k *FlowKey, server Addr16, sport uint16, session uint
 	t.created.Add(1)
 	t.journalOp(id, OpCreate)
 	return id, nil
+}
+
+// SetServer changes binding id's actual server and port: a terminated
+// connection that risk balancing moved to another server of its group
+// (dp/gw_term.go), so that the flow views name the server it is on. The
+// binding is republished whole, so a reader sees the old server or the
+// new one, never a mix. server must be of the family of the binding's
+// gateway address (the key port was allocated there for the server's
+// family). It reports false, changing nothing, if id is not live or the
+// family differs. Owner only; it allocates nothing.
+func (t *PortTable) SetServer(id uint32, server Addr16, sport uint16) bool {
+	if int(id) >= len(t.slots) || t.slots[id].gi == 0 {
+		return false
+	}
+	b := &t.slots[id].b
+	if server.Is4() != b.GwAddr.Is4() {
+		return false
+	}
+	b.Server, b.SPort = server, sport
+	t.publishAll(id)
+	return true
 }
 
 // Touch accounts one packet of bytes to binding id in direction up

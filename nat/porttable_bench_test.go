@@ -79,6 +79,12 @@ func TestZeroAllocs(t *testing.T) {
 		{"DownFrom", func() { id, _ := tab.DownFrom(gw, port, ProtoTCP, keys[7].Dst, 443); sink += id }},
 		{"Touch", func() { tab.Touch(ids[i%len(ids)], i%2 == 0, 1500, FlagACK, now); i++ }},
 		{"Binding", func() { sink += uint32(tab.Binding(ids[3]).GwPort) }},
+		{"SetServer", func() {
+			if !tab.SetServer(ids[5], keys[5].Dst, uint16(443+i%2)) {
+				t.Fatal("SetServer refused")
+			}
+			i++
+		}},
 		{"Create+Delete", func() {
 			id, err := tab.Create(&spare, spare.Dst, 443, 99, 1, now)
 			if err != nil {

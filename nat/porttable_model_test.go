@@ -364,6 +364,24 @@ func runModel(t *testing.T, seed uint64, steps int) {
 				m.full++
 			}
 			ops[1]++
+		case op < 33: // SetServer: a live binding to another server, or any id
+			id := uint32(r.IntN(cfg.Capacity + 2))
+			if lid, ok := liveID(); ok && r.IntN(4) != 0 {
+				id = lid
+			}
+			server := Addr16From(modelDsts[r.IntN(len(modelDsts))])
+			sport := uint16(80 + r.IntN(3))
+			b, wok := m.bindings[id]
+			wok = wok && server.Is4() == b.GwAddr.Is4()
+			if got := tab.SetServer(id, server, sport); got != wok {
+				t.Fatalf("step %d: SetServer(%d, %s) = %v, want %v", step, id, server, got, wok)
+			}
+			if wok {
+				b.Server, b.SPort = server, sport
+				m.bindings[id] = b
+				m.history[identity(b)] = true
+			}
+			ops[9]++
 		case op < 45: // Up, for a random key (hit or miss)
 			k := randKey(r)
 			id, ok := tab.Up(&k)
@@ -501,8 +519,8 @@ func runModel(t *testing.T, seed uint64, steps int) {
 		}
 		m.mu.Unlock()
 	}
-	t.Logf("ops: time %d create %d up %d down %d touch %d delete %d expire %d session %d full-pass %d; stats %+v",
-		ops[0], ops[1], ops[2], ops[3], ops[4], ops[5], ops[6], ops[7], ops[8], tab.Stats())
+	t.Logf("ops: time %d create %d set-server %d up %d down %d touch %d delete %d expire %d session %d full-pass %d; stats %+v",
+		ops[0], ops[1], ops[9], ops[2], ops[3], ops[4], ops[5], ops[6], ops[7], ops[8], tab.Stats())
 	// Reclaim everything: far in the future a full pass empties the
 	// table and, after the reuse delay, every port is free again.
 	now += int64(3 * time.Hour)

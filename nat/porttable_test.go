@@ -850,3 +850,47 @@ func TestEachOfSession(t *testing.T) {
 	}
 	check("after some ended")
 }
+
+// TestSetServer: a binding moved to another server is seen with it at
+// once, by the owner and by Snapshot, its key and counters unchanged; a
+// server of the other family, or a free slot, is refused.
+func TestSetServer(t *testing.T) {
+	tab := testTable(t, nil)
+	k := MakeFlowKey(ProtoTCP, netip.MustParseAddrPort("10.0.0.1:1000"), netip.MustParseAddrPort("198.51.100.1:80"))
+	a := Addr16From(netip.MustParseAddr("198.51.100.7"))
+	b := Addr16From(netip.MustParseAddr("198.51.100.8"))
+	id, err := tab.Create(&k, a, 8080, 5, 1, sec(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab.Touch(id, true, 60, FlagSYN, sec(2))
+	before := *tab.Binding(id)
+	if !tab.SetServer(id, b, 8081) {
+		t.Fatal("SetServer of a live binding refused")
+	}
+	want := before
+	want.Server, want.SPort = b, 8081
+	if got := *tab.Binding(id); got != want {
+		t.Errorf("Binding after SetServer: %+v, want %+v", got, want)
+	}
+	var snap []Binding
+	tab.Snapshot(func(b Binding) bool { snap = append(snap, b); return true })
+	if len(snap) != 1 || snap[0] != want {
+		t.Errorf("Snapshot after SetServer: %+v, want [%+v]", snap, want)
+	}
+	if got, ok := tab.DownFrom(before.GwAddr, before.GwPort, ProtoTCP, b, 8081); !ok || got != id {
+		t.Errorf("DownFrom the new server: %d, %v", got, ok)
+	}
+	if _, ok := tab.DownFrom(before.GwAddr, before.GwPort, ProtoTCP, a, 8080); ok {
+		t.Error("DownFrom the old server still matches")
+	}
+	if tab.SetServer(id, Addr16From(netip.MustParseAddr("2001:db8:1::1")), 80) {
+		t.Error("SetServer to the other family accepted")
+	}
+	if tab.SetServer(id+1, a, 80) || tab.SetServer(uint32(tab.Capacity()), a, 80) {
+		t.Error("SetServer of a free or out-of-range slot accepted")
+	}
+	if got := *tab.Binding(id); got != want {
+		t.Errorf("a refused SetServer changed the binding: %+v", got)
+	}
+}

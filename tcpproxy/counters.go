@@ -91,6 +91,11 @@ type StackCounters struct {
 	TCPResetsSent        uint64
 	TCPResetsReceived    uint64
 	TCPEndpoints         uint64 // TCP endpoints registered now (including TIME-WAIT)
+	// TCPRetransmits counts segments sent again (timeout, fast
+	// retransmit, SACK recovery): on the mobile side, frames toward the
+	// mobiles whose payload the connections' byte counts (ConnStats)
+	// hold once. Zero-window probes (one old byte) are not counted.
+	TCPRetransmits uint64
 }
 
 // Counters is a snapshot of a terminator's counters.

@@ -48,7 +48,9 @@
 // interim records and checkpoints (R-ACCT-1, R-ACCT-2); cfg.OnFirstBytes
 // gets the first bytes of the mobile's stream (up to cfg.SniffBytes, from
 // its first read) before they go to the server: the HTTP Host and TLS SNI
-// sniffers read them there. CloseSession(id) resets every connection of a
+// sniffers read them there; cfg.OnServer reports each server the
+// connection moved to by risk balancing, so the gateway's flow record and
+// least-connections count follow it. CloseSession(id) resets every connection of a
 // session when it ends. Close resets everything and destroys the stacks.
 //
 // Different T11 profiles per service take one Terminator per distinct
@@ -72,8 +74,8 @@
 //     the mobile's handshake, then splices both directions in one event
 //     loop (woken by either endpoint's readiness, the idle timer or a
 //     kill) until the end, closes both endpoints and calls OnClose. It is
-//     the only user of its two endpoints. Admit, OnOpen, OnFirstBytes and
-//     OnClose run on it; they may block it, and only it.
+//     the only user of its two endpoints. Admit, OnOpen, OnFirstBytes,
+//     OnServer and OnClose run on it; they may block it, and only it.
 //   - Close waits for every connection goroutine, then for the Links'.
 //
 // # Splice, half-close, reset, idle

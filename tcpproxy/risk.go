@@ -24,7 +24,8 @@ package tcpproxy
 //     server's RST resets the mobile.
 //
 // The state lives in the connection's goroutine (riskState); only the
-// current server (Conn.Server) and the counters are read elsewhere.
+// current server (Conn.Server) and the counters are read elsewhere. Each
+// successful switch runs Config.OnServer with the new server.
 
 import (
 	"errors"
@@ -461,6 +462,7 @@ func (c *Conn) switchServer(up, down *pump) bool {
 		up.dst, down.src = ep, ep
 		up.shut = false // a FIN the mobile sent goes again, after the replay
 		down.eof, down.shut, down.held = false, false, false
+		c.t.moved(c, next)
 		return true
 	}
 }
@@ -485,11 +487,19 @@ func (t *Terminator) dialRisk(c *Conn, d Decision) (tcpip.Endpoint, error) {
 		d.Server = next
 		if ep, err = t.dial(c, d); err == nil {
 			rs.count(c, RiskFailover, from, next, nil)
+			t.moved(c, next)
 			return ep, nil
 		}
 		if c.killed() {
 			return nil, err
 		}
+	}
+}
+
+// moved tells cfg.OnServer that c is connected to server now.
+func (t *Terminator) moved(c *Conn, server netip.AddrPort) {
+	if f := t.cfg.OnServer; f != nil {
+		f(c, server)
 	}
 }
 

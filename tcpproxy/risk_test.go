@@ -44,8 +44,9 @@ type riskEnv struct {
 	ctr   RiskCounters
 	down  sync.Map // netip.AddrPort -> bool: health down
 
-	mu   sync.Mutex
-	logs []string
+	mu    sync.Mutex
+	logs  []string
+	moves []netip.AddrPort // OnServer's servers, in order
 }
 
 func newRiskEnv(t *testing.T, first netip.AddrPort, group []netip.AddrPort, r Risk) *riskEnv {
@@ -80,6 +81,11 @@ func newRiskEnv(t *testing.T, first netip.AddrPort, group []netip.AddrPort, r Ri
 	e.term.cfg.Admit = func(q Request) Decision {
 		return Decision{Server: first, Session: 1, Risk: re.risk}
 	}
+	e.term.cfg.OnServer = func(c *Conn, server netip.AddrPort) {
+		re.mu.Lock()
+		re.moves = append(re.moves, server)
+		re.mu.Unlock()
+	}
 	t.Cleanup(func() {
 		re.mu.Lock()
 		defer re.mu.Unlock()
@@ -105,6 +111,16 @@ func (re *riskEnv) wantCounts(t *testing.T, want map[RiskCounter]uint64) {
 		if got[i] != want[RiskCounter(i)] {
 			t.Errorf("risk counter %v = %d, want %d", RiskCounter(i), got[i], want[RiskCounter(i)])
 		}
+	}
+}
+
+// wantMoves compares the servers OnServer reported with want.
+func (re *riskEnv) wantMoves(t *testing.T, want ...netip.AddrPort) {
+	t.Helper()
+	re.mu.Lock()
+	defer re.mu.Unlock()
+	if !slices.Equal(re.moves, want) {
+		t.Errorf("OnServer got %v, want %v", re.moves, want)
 	}
 }
 
@@ -227,6 +243,7 @@ func TestFailoverConnectRefused(t *testing.T) {
 		t.Errorf("end %v, server %v; want end_fin, %v", c.End(), c.Server(), srvB)
 	}
 	re.wantCounts(t, map[RiskCounter]uint64{RiskFailover: 1})
+	re.wantMoves(t, srvB)
 }
 
 // A server that takes the request and fails before answering (FIN
@@ -269,6 +286,7 @@ func TestFailoverBeforeAnswer(t *testing.T) {
 				t.Errorf("server a saw %d requests, want 1", sawA.Load())
 			}
 			re.wantCounts(t, map[RiskCounter]uint64{RiskFailover: 1})
+			re.wantMoves(t, srvB)
 		})
 	}
 }
@@ -409,6 +427,11 @@ func TestResume(t *testing.T) {
 				t.Errorf("%d range requests, want %d", ranges.Load(), tc.wantRange)
 			}
 			re.wantCounts(t, tc.want)
+			if tc.wantRange > 0 {
+				re.wantMoves(t, srvB) // the continuation's server, connected
+			} else {
+				re.wantMoves(t)
+			}
 		})
 	}
 }

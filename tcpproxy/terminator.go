@@ -91,6 +91,12 @@ type Config struct {
 	// OnClose, if set, runs exactly once for every Conn that Admit did not
 	// refuse, after it ended (Conn.End says why), with final byte counts.
 	OnClose func(*Conn)
+	// OnServer, if set, runs each time risk balancing (risk.go) has
+	// connected the Conn to another server than the one before: a
+	// failover at the first connect (before OnOpen), before the first
+	// response byte or for a mid-body resume (after OnOpen). server is
+	// the new one (Conn.Server may already name a later attempt).
+	OnServer func(c *Conn, server netip.AddrPort)
 }
 
 // DefaultConfig is wireless to the mobile, wired to the servers, and
@@ -563,6 +569,7 @@ func (t *Terminator) Counters() Counters {
 			TCPSegmentSendErrors: st.TCP.SegmentSendErrors.Value(),
 			TCPResetsSent:        st.TCP.ResetsSent.Value(),
 			TCPResetsReceived:    st.TCP.ResetsReceived.Value(),
+			TCPRetransmits:       st.TCP.Retransmits.Value(),
 			TCPEndpoints:         uint64(len(s.stack.RegisteredEndpoints())),
 		}
 	}

@@ -468,6 +468,37 @@ func (d *Dist) FlowEnd(sess uint64, svcID uint32, serverIdx int) {
 	d.mu.Unlock()
 }
 
+// FlowMove moves a flow that Decide(FlowStart) counted on server from to
+// server to: a terminated connection that risk balancing failed over or
+// resumed on another server of the group (tcpproxy's Conn.Server). The
+// active-flow count goes from one to the other, so least connections
+// sees where the connection is, and the caller passes to to FlowEnd from
+// then on. The T7 record is not changed: it is the session's choice for
+// its next flows, which Decide checks again (a server gone down is
+// chosen anew). -1 on either side skips that side (a server no longer
+// listed). For a packet-unit service it does nothing, as FlowEnd.
+// Zero allocations; owner goroutine only.
+func (d *Dist) FlowMove(sess uint64, svcID uint32, from, to int) {
+	if from == to {
+		return
+	}
+	typ := ConnectionUnit
+	if r, _ := d.find(sess, svcID); r >= 0 {
+		typ = d.recs[r].typ
+	} else if s := d.t.load(svcID); s != nil {
+		typ = s.cfg.Type
+	}
+	if typ == PacketUnit {
+		return
+	}
+	if from >= 0 {
+		d.t.Release(svcID, from)
+	}
+	if to >= 0 {
+		d.t.Acquire(svcID, to)
+	}
+}
+
 // EndSession drops every record of the session (logout, FIG. 33: the
 // session end notification), giving back outstanding packet-unit picks.
 // Active-flow counts of flows still open come back through FlowEnd.

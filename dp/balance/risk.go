@@ -103,3 +103,19 @@ func (t *Table) ServerUp(svcID uint32, addr netip.AddrPort) bool {
 	}
 	return false
 }
+
+// ServerIndex returns the index of addr among the service's servers, in
+// any state (Dist.FlowMove's argument); ok is false for one no longer
+// listed. Safe from any goroutine; it allocates nothing.
+func (t *Table) ServerIndex(svcID uint32, addr netip.AddrPort) (serverIdx int, ok bool) {
+	s := t.load(svcID)
+	if s == nil {
+		return -1, false
+	}
+	for i := range s.servers {
+		if s.servers[i].addr == addr {
+			return i, true
+		}
+	}
+	return -1, false
+}

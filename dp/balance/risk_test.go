@@ -2,6 +2,7 @@ package balance
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -77,5 +78,58 @@ func TestRiskValidate(t *testing.T) {
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want %s", tc.r, err, tc.want)
 		}
+	}
+}
+
+// A terminated connection that fails over moves its active-flow count:
+// least connections then sees the new server busy and the old one free,
+// FlowEnd gives back the new one's, and the T7 record stays the
+// session's choice. Packet unit, as FlowEnd, counts nothing.
+func TestFlowMove(t *testing.T) {
+	tb, id, srv := riskTable(t, LeastConn)
+	d, err := NewDist(tb, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns := func() []int64 {
+		var c []int64
+		for _, s := range tb.Status()[id].Servers {
+			c = append(c, s.Conns)
+		}
+		return c
+	}
+	first, ok := d.Decide(7, id, FlowStart)
+	if !ok {
+		t.Fatal("no choice")
+	}
+	to, ok := tb.ServerIndex(id, srv[(first+1)%3])
+	if !ok || to != (first+1)%3 {
+		t.Fatalf("ServerIndex(%v) = %d, %v", srv[(first+1)%3], to, ok)
+	}
+	if i, ok := tb.ServerIndex(id, netip.MustParseAddrPort("10.9.9.9:80")); ok || i != -1 {
+		t.Errorf("ServerIndex of an unlisted server: %d, %v", i, ok)
+	}
+	d.FlowMove(7, id, first, to)
+	want := []int64{0, 0, 0}
+	want[to] = 1
+	if got := conns(); !slices.Equal(got, want) {
+		t.Errorf("conns after the move %v, want %v", got, want)
+	}
+	if r, _ := d.Lookup(7, id); r != first {
+		t.Errorf("T7 record %d after the move, want the first choice %d", r, first)
+	}
+	for range 6 { // least connections avoids the busy server
+		if _, i, _ := tb.Pick(id); i == to {
+			t.Fatalf("least connections picked the busy server %d (conns %v)", i, conns())
+		}
+	}
+	d.FlowMove(7, id, to, -1) // to a server no longer listed
+	d.FlowMove(7, id, -1, to) // and back
+	d.FlowEnd(7, id, to)
+	if got := conns(); !slices.Equal(got, []int64{0, 0, 0}) {
+		t.Errorf("conns after the end %v, want none", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { d.FlowMove(7, id, 0, 1); d.FlowMove(7, id, 1, 0) }); n != 0 {
+		t.Errorf("FlowMove allocates %v", n)
 	}
 }

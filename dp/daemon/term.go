@@ -319,6 +319,7 @@ func stackCounters(s tcpproxy.StackCounters) map[string]uint64 {
 		"tcp_checksum_errors": s.TCPChecksumErrors, "tcp_invalid_segments": s.TCPInvalidSegments,
 		"tcp_forward_in_flight_drop": s.TCPForwardInFlight, "tcp_segment_send_errors": s.TCPSegmentSendErrors,
 		"tcp_resets_sent": s.TCPResetsSent, "tcp_resets_received": s.TCPResetsReceived,
+		"tcp_retransmits": s.TCPRetransmits,
 	}
 }
 

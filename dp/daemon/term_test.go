@@ -163,6 +163,7 @@ func TestTermMetricsFromStart(t *testing.T) {
 		"samepath_tcp_link_drops_total,reason=out_too_big,side=server",
 		"samepath_tcp_link_in_full_total,side=mobile",
 		"samepath_tcp_stack_events_total,counter=tcp_forward_in_flight_drop,side=mobile",
+		"samepath_tcp_stack_events_total,counter=tcp_retransmits,side=mobile",
 	} {
 		v, ok := series[k]
 		if !ok || v != 0 {

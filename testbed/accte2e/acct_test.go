@@ -284,7 +284,10 @@ func lastLine(s string) string {
 // download fetches /bytes/size from group g with curl in m's namespace,
 // checks what curl got, waits for the flow's final accounting record in
 // m's gateway's log and checks it against what curl sent and received.
-// It returns the flow's records in file order.
+// A service in mode terminate is checked as a terminated flow: payload
+// exact, header bytes bounded by the retransmissions on the mobile's side
+// of the terminator (retransmitted segments are legitimate there, and
+// add bytes but no payload). It returns the flow's records in file order.
 func download(ctx context.Context, t *testing.T, sys *demo.System, acc demo.GWAccounting, m *fig2.Mobile, g int, size int64,
 	service, stype string, extra ...string) []acct.Entry {
 	t.Helper()
@@ -297,9 +300,19 @@ func download(ctx context.Context, t *testing.T, sys *demo.System, acc demo.GWAc
 			servers = append(servers, fmt.Sprintf("%s:%d", s.LAN.IPv4.Addr(), fig2.HTTPPort))
 		}
 	}
+	gw := sys.GWs[m.Gateway-1]
+	term := terminated(ctx, t, gw, service)
 	re0, err := retransSegs(ctx, nss...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	mob0, err := retransSegs(ctx, m.NS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var term0 uint64
+	if term {
+		term0 = termRetransmits(ctx, t, gw)
 	}
 	url, attr := repURL(sys, g, fmt.Sprintf("/bytes/%d", size))
 	r, err := curl(ctx, m.NS, t.TempDir(), url, extra...)
@@ -340,6 +353,15 @@ func download(ctx context.Context, t *testing.T, sys *demo.System, acc demo.GWAc
 	if len(finals) != 1 {
 		t.Fatalf("%d final records for %s: %+v", len(finals), attr, finals)
 	}
+	// Read once the record has ended: every segment it counts was sent.
+	mob1, err := retransSegs(ctx, m.NS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var term1 uint64
+	if term {
+		term1 = termRetransmits(ctx, t, gw)
+	}
 	e := finals[0]
 	t.Logf("%s: curl sent %d, received %d (header %d + body %d); final record %+v up_payload %v down_payload %v",
 		attr, sent, received, r.HeaderFile, r.BodyFile, e, deref(e.UpPayload), deref(e.DownPayload))
@@ -363,11 +385,16 @@ func download(ctx context.Context, t *testing.T, sys *demo.System, acc demo.GWAc
 	if e.UpPayload == nil || e.DownPayload == nil {
 		t.Fatalf("final record without payload counts: %+v", e)
 	}
-	// The gateway counts every segment it forwards, retransmissions too
-	// (acct.Record): exact without them, otherwise at most one MSS more
-	// per retransmitted segment.
+	// A NAT flow's payload counts every segment the gateway forwards,
+	// retransmissions too (acct.Record): exact without them, otherwise at
+	// most one MSS more per retransmitted segment. A terminated flow's
+	// are its connection's (tcpproxy.ConnStats), each byte once: exact.
 	const mss = 1448
-	if re := re1 - re0; re == 0 {
+	if term {
+		if *e.UpPayload != sent || *e.DownPayload != received {
+			t.Errorf("terminated: payload up %d down %d, curl sent %d and received %d", *e.UpPayload, *e.DownPayload, sent, received)
+		}
+	} else if re := re1 - re0; re == 0 {
 		if *e.UpPayload != sent || *e.DownPayload != received {
 			t.Errorf("payload up %d down %d, curl sent %d and received %d (no TCP segment was retransmitted)",
 				*e.UpPayload, *e.DownPayload, sent, received)
@@ -387,16 +414,65 @@ func download(ctx context.Context, t *testing.T, sys *demo.System, acc demo.GWAc
 		}
 	}
 	// Bytes are whole IP packets: payload plus 40 to 60 bytes of IPv4
-	// and TCP headers (options: timestamps, SYN options) per packet.
+	// and TCP headers (options: timestamps, SYN options) per packet. A
+	// terminated flow's packets include resent segments whose payload
+	// its counts hold once: up to one segment more per retransmission,
+	// the mobile's up (its kernel's RetransSegs), the terminator's down
+	// (its mobile-side netstack's tcp_retransmits). Without one, the
+	// bound is as tight as a NAT flow's.
+	var reUp, reDown uint64
+	if term {
+		reUp, reDown = mob1-mob0, term1-term0
+		if reUp+reDown > 0 {
+			t.Logf("terminated: %d segments resent by the mobile, %d by the terminator toward it: bytes may exceed payload and headers by up to %d up, %d down",
+				reUp, reDown, reUp*termMSS, reDown*termMSS)
+		}
+	}
 	for _, d := range []struct {
 		name          string
 		pkts, by, pay uint64
-	}{{"up", e.UpPackets, e.UpBytes, *e.UpPayload}, {"down", e.DownPackets, e.DownBytes, *e.DownPayload}} {
-		if d.pkts < 2 || d.by < d.pay+40*d.pkts || d.by > d.pay+60*d.pkts {
-			t.Errorf("%s: %d packets, %d bytes, %d payload bytes: want 40..60 header bytes per packet", d.name, d.pkts, d.by, d.pay)
+		resent        uint64
+	}{{"up", e.UpPackets, e.UpBytes, *e.UpPayload, reUp}, {"down", e.DownPackets, e.DownBytes, *e.DownPayload, reDown}} {
+		if d.pkts < 2 || d.by < d.pay+40*d.pkts || d.by > d.pay+60*d.pkts+d.resent*termMSS {
+			t.Errorf("%s: %d packets, %d bytes, %d payload bytes, %d segments resent: want 40..60 header bytes per packet, plus at most %d per resent segment",
+				d.name, d.pkts, d.by, d.pay, d.resent, termMSS)
 		}
 	}
 	return recs
+}
+
+// termMSS bounds the payload of one segment between the mobile and the
+// terminator (IPv4 over a 1500-byte MTU, no options).
+const termMSS = 1460
+
+// terminated reports whether service runs in mode terminate on gw.
+func terminated(ctx context.Context, t *testing.T, gw *api.Client, service string) bool {
+	t.Helper()
+	svcs, err := gw.Services(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range svcs.Services {
+		if s.Name == service {
+			return s.Mode == "terminate"
+		}
+	}
+	t.Fatalf("no service %s on the gateway", service)
+	return false
+}
+
+// termRetransmits is the segments the terminator's mobile side resent.
+func termRetransmits(ctx context.Context, t *testing.T, gw *api.Client) uint64 {
+	t.Helper()
+	c, err := gw.TCPCounters(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, ok := c.Stack[api.SideMobile]["tcp_retransmits"]
+	if !ok {
+		t.Fatalf("terminator counters without tcp_retransmits: %+v", c.Stack)
+	}
+	return n
 }
 
 func deref(p *uint64) any {

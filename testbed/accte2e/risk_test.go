@@ -11,7 +11,9 @@ package accte2e
 // and starts it again once curl is done:
 //
 //   - a request killed before the answer (?delay) is answered by the
-//     other server: curl gets one 200 with the right body;
+//     other server: curl gets one 200 with the right body, and while
+//     that server delays its answer the flow view and the active counts
+//     name it;
 //   - a 50 MB download with an ETag killed at a random point completes
 //     through a Range request to the other server: SHA-256 matches;
 //   - the same without a validator is reset: curl fails, no success;
@@ -165,6 +167,9 @@ func TestRiskBalancing(t *testing.T) {
 			t.Fatalf("server %s not healthy again", s.Name)
 		}
 	}
+	// afterKill, if set, runs while curl still runs, after its server
+	// was killed.
+	var afterKill func(killed fig2.Server)
 	// run starts curl on path, kills its server once killAt(dir) says
 	// so, and returns curl's result once it ends.
 	run := func(name, path string, killAt func(dir string) bool, extra ...string) curlResult {
@@ -185,6 +190,9 @@ func TestRiskBalancing(t *testing.T) {
 			t.Fatalf("%s: never reached the point to kill at", name)
 		}
 		kill(s)
+		if afterKill != nil {
+			afterKill(s)
+		}
 		r := <-done
 		restart(s)
 		if r.err != nil {
@@ -209,8 +217,43 @@ func TestRiskBalancing(t *testing.T) {
 		return sha256.Sum256(b)
 	}
 
-	// 1. Killed before the answer: the other server answers.
+	// 1. Killed before the answer: the other server answers. While it
+	// delays its answer, the flow view (gw flows) and the active counts
+	// name it, not the killed one.
+	afterKill = func(killed fig2.Server) {
+		t.Helper()
+		var last []api.Flow
+		var conns map[string]int64
+		moved := false
+		eventually(20*time.Second, func() bool {
+			fs := flowsOf(ctx, t, gw, m.IPv4)
+			if len(fs) != 1 {
+				return len(last) > 0 // curl's flow ended: stop looking
+			}
+			last = fs
+			svcs, err := gw.Services(ctx)
+			if err != nil {
+				return false
+			}
+			conns = map[string]int64{}
+			for _, sv := range svcs.Services {
+				if sv.Name == "web-a" {
+					for _, x := range sv.Servers {
+						conns[x.Addr] = x.Active
+					}
+				}
+			}
+			ap, err := netip.ParseAddrPort(fs[0].Server)
+			moved = err == nil && ap.Addr().Unmap() != killed.LAN.IPv4.Addr() &&
+				conns[fs[0].Server] == 1 && conns[fmt.Sprintf("%s:%d", killed.LAN.IPv4.Addr(), fig2.HTTPPort)] == 0
+			return moved
+		})
+		if !moved {
+			t.Errorf("after the failover from %s: flow %+v, active %v; want the substitute's flow, counted on it alone", killed.Name, last, conns)
+		}
+	}
 	r := run("before the answer", "/bytes/1000000?delay=3s", settled)
+	afterKill = nil
 	if r.Exit != 0 || r.Code != 200 || r.BodyFile != 1000000 {
 		t.Errorf("before the answer: curl exit %d, HTTP %d, %d bytes; want one 200 of 1000000", r.Exit, r.Code, r.BodyFile)
 	}
