@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -30,6 +32,27 @@ type gw struct {
 	took    []netip.Addr
 	gave    []netip.Addr
 	announc int
+	logs    bytes.Buffer // its syncer's log, under mu
+}
+
+func (g *gw) Write(p []byte) (int, error) { g.mu.Lock(); defer g.mu.Unlock(); return g.logs.Write(p) }
+
+func (g *gw) logText() string { g.mu.Lock(); defer g.mu.Unlock(); return g.logs.String() }
+
+// logged reports whether the syncer's log has a line with every one of subs.
+func (g *gw) logged(subs ...string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+lines:
+	for _, l := range strings.Split(g.logs.String(), "\n") {
+		for _, s := range subs {
+			if !strings.Contains(l, s) {
+				continue lines
+			}
+		}
+		return true
+	}
+	return false
 }
 
 var (
@@ -79,6 +102,7 @@ func startGW(t *testing.T, name string, own, peerAddr netip.Addr, listen, peerNa
 	cfg.Peers = []Peer{{Name: peerName, Addr: peerListen, NAT: []netip.Addr{peerAddr}}}
 	cfg.Batch, cfg.PeerTimeout, cfg.Wait = 20*time.Millisecond, 300*time.Millisecond, 10*time.Second
 	cfg.Journal, cfg.Table = j, tab
+	cfg.Log = slog.New(slog.NewTextHandler(g, nil))
 	cfg.Apply = func(cs []nat.Change) {
 		g.ops <- func() {
 			for i := range cs {
@@ -191,6 +215,9 @@ func TestSyncTakeoverFailback(t *testing.T) {
 	if !slices.Equal(took, []netip.Addr{addr1}) {
 		t.Fatalf("taken over %v, want %v", took, addr1)
 	}
+	if !g2.logged("level=WARN", "takeover:", "peer=gw1", "addrs=[192.0.2.1]") {
+		t.Fatalf("takeover not logged:\n%s", g2.logText())
+	}
 	// A flow opened on gw2 during the outage.
 	g2.do(func() {
 		k := key(41000)
@@ -213,6 +240,9 @@ func TestSyncTakeoverFailback(t *testing.T) {
 	g2.mu.Unlock()
 	if !slices.Equal(gave, []netip.Addr{addr1}) {
 		t.Fatalf("given back %v, want %v", gave, addr1)
+	}
+	if !g2.logged("failback:", "peer=gw1", "addrs=[192.0.2.1]") {
+		t.Fatalf("failback not logged:\n%s", g2.logText())
 	}
 	waitFor(t, "gw1 announces", func() bool { g1b.mu.Lock(); defer g1b.mu.Unlock(); return g1b.announc == 1 })
 	// gw1's flows are its own again: their port stays out of allocation.
