@@ -57,6 +57,9 @@ func (g *GW) apply(ev SessionEvent) {
 		s.lbNow, s.lbLeft, s.movedAt = old.lbNow, old.lbLeft, old.movedAt
 	}
 	g.sessions[s.IP] = s
+	if !had {
+		g.attachOrphans(&s)
+	}
 	if s.LB != (nat.MAC{}) && (!had || old.LB != s.LB) {
 		// The session (re)started behind another LB: its down packets
 		// leave through it from now on, whatever the mobile sends

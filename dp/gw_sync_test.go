@@ -188,3 +188,57 @@ func TestGWSyncAccounting(t *testing.T) {
 		t.Fatalf("bytes: gw1 record %d/%d of %d/%d, gw2 record %d/%d of %d/%d", mine.UpBytes, mine.DownBytes, primB.UpBytes, primB.DownBytes, got.UpBytes, got.DownBytes, subB.UpBytes, subB.DownBytes)
 	}
 }
+
+// TestGWSyncBeforeSession (issue 17, found by TestTakeoverLiveFlows'
+// accounting check): a returning gateway gets its peer's table before
+// the control process's copy of the mobile's session, so a flow it
+// installs has no session. When the session arrives it joins the flow:
+// the flow's records name the subscriber, and the session's end ends
+// the flow with a final record. Before, the flow stayed session-less:
+// the logout left it (and its usage) on the gateway until its idle
+// timeout.
+func TestGWSyncBeforeSession(t *testing.T) {
+	key2 := addr("10.20.0.102")
+	log2, prod2, path2 := openAcct(t, func(c *acct.Config) { c.SyncInterval = 10 * time.Millisecond })
+	prim, pj := syncRig(t, key4, key2)
+	sub, _ := syncRigWith(t, key2, key4, prod2)
+	s := testSession
+	s.IP = mob.As16()
+	sub.gw.Apply(dp.SessionEvent{End: true, Session: s}) // the substitute (just started) has no session yet
+	sub.w.Poll()
+
+	prim.send(0, dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, rep).TCP(40000, 80).Flags(header.FlagSYN).Bytes())
+	sub.gw.InstallSync(drainJournal(pj))
+	sub.w.Poll()
+	if b := sub.binding(6, mob, rep, 40000, 80); b.Session != 0 {
+		t.Fatalf("installed before the session: %+v", b)
+	}
+	// The session arrives under the substitute's own number.
+	s.ID = 42
+	sub.gw.Apply(dp.SessionEvent{Session: s})
+	sub.w.Poll()
+	if b := sub.binding(6, mob, rep, 40000, 80); b.Session != 42 || sub.gw.SyncStats().Attached.Load() != 1 {
+		t.Fatalf("after the session arrived: %+v, attached %d", b, sub.gw.SyncStats().Attached.Load())
+	}
+	b := prim.binding(6, mob, rep, 40000, 80)
+	if _, p, drop := sub.send(0, dptest.Frame().Eth(lb2MAC, gwLanMAC).IPv4(mob, rep).TCP(40000, 80).Flags(header.FlagACK).Payload(make([]byte, 30)).Bytes()); p != 1 {
+		t.Fatalf("up packet on the substitute: port %d drop %v", p, drop)
+	}
+	if _, p, drop := sub.send(1, dptest.Frame().Eth(a1MAC, gwSrvMAC).IPv4(a1, key4).TCP(8080, b.GwPort).Flags(header.FlagACK).Payload(make([]byte, 700)).Bytes()); p != 0 {
+		t.Fatalf("down packet on the substitute: port %d drop %v", p, drop)
+	}
+	sub.gw.Apply(dp.SessionEvent{End: true, Session: s})
+	sub.w.Poll()
+	k := nat.FlowKey{Src: nat.Addr16From(mob), Dst: nat.Addr16From(rep), SPort: 40000, DPort: 80, Proto: 6}
+	if _, ok := sub.flows.Up(&k); ok {
+		t.Fatal("the session's end left its flow")
+	}
+	log2.Close()
+	var finals []acct.Entry
+	if _, err := acct.Scan(path2, acct.Filter{Kind: "final"}, func(e *acct.Entry) error { finals = append(finals, *e); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(finals) != 1 || finals[0].User != "alice" || finals[0].Cause != "session-end" || finals[0].DownPayload == nil || *finals[0].DownPayload != 700 {
+		t.Fatalf("final records: %+v, want one of alice's, session-end, 700 bytes down", finals)
+	}
+}

@@ -194,6 +194,20 @@ func (t *PortTable) SetTag(id uint32, tag [2]uint64) {
 	t.journalOp(id, OpChange)
 }
 
+// SetSession puts live binding id, which has no session, under session
+// (a peer's binding installed before the mobile's session arrived):
+// DeleteSession and EachOfSession find it from now on. It reports
+// whether it did. Owner only.
+func (t *PortTable) SetSession(id uint32, session uint64) bool {
+	if int(id) >= len(t.slots) || t.slots[id].gi == 0 || t.slots[id].b.Session != 0 || session == 0 {
+		return false
+	}
+	t.slots[id].b.Session = session
+	t.sessLink(id, session)
+	t.publishAll(id)
+	return true
+}
+
 // Tag returns binding id's tag. Owner only.
 func (t *PortTable) Tag(id uint32) [2]uint64 {
 	if int(id) >= len(t.slots) {
