@@ -165,8 +165,11 @@ type GW struct {
 	// the mobile's session (gw_sync.go): the session joins them when it
 	// arrives. Worker-owned; orphanN counts the ids, at most the table's
 	// capacity.
-	orphans   map[nat.Addr16][]uint32
-	orphanN   int
+	orphans map[nat.Addr16][]uint32
+	orphanN int
+	// joined are the orphans each session joined (attachOrphans), by
+	// session id. Worker-owned.
+	joined    map[uint64][]uint32
 	syncStats SyncStats
 	peerHit   atomic.Bool
 }
@@ -199,7 +202,7 @@ func NewGW(cfg GWConfig) (*GW, error) {
 	n := cfg.Flows.Capacity()
 	g := &GW{
 		cfg:      cfg,
-		sessions: map[nat.Addr16]Session{}, orphans: map[nat.Addr16][]uint32{},
+		sessions: map[nat.Addr16]Session{}, orphans: map[nat.Addr16][]uint32{}, joined: map[uint64][]uint32{},
 		events:   make(chan SessionEvent, 4096),
 		syncIn:   make(chan []nat.Change, 64),
 		lbs:      lbs,

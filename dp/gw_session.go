@@ -73,6 +73,7 @@ func (g *GW) apply(ev SessionEvent) {
 // names the session, so they go first), its T7 choices, its T12 entry
 // and the session itself.
 func (g *GW) endSession(s *Session) {
+	g.detachOrphans(s)
 	g.cfg.Flows.DeleteSession(s.ID, g.now, g.onEnd)
 	if g.term != nil {
 		// Also the connections still being set up, which no record

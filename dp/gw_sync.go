@@ -167,7 +167,30 @@ func (g *GW) attachOrphans(s *Session) {
 			if g.flowLB[id] == (nat.MAC{}) {
 				g.flowLB[id] = s.lbNow
 			}
+			g.joined[s.ID] = append(g.joined[s.ID], id)
 			g.syncStats.Attached.Add(1)
+		}
+	}
+}
+
+// detachOrphans runs as session s ends, before its flows go: the
+// orphans it joined that have carried nothing here leave it and wait
+// for the mobile's next session. The session that arrived first may be
+// a stale one (a returning gateway gets an ended session's late events
+// before the current session's): its end must not take flows it never
+// owned. Their origin still ends them (OpEnd). One that carried packets
+// here ends with the session, with a final record naming it.
+func (g *GW) detachOrphans(s *Session) {
+	ids, ok := g.joined[s.ID]
+	if !ok {
+		return
+	}
+	delete(g.joined, s.ID)
+	t := g.cfg.Flows
+	for _, id := range ids {
+		if b := t.Binding(id); b != nil && b.Session == s.ID && !carried(b) && t.ClearSession(id) && g.orphanN < t.Capacity() {
+			g.orphans[s.IP] = append(g.orphans[s.IP], id)
+			g.orphanN++
 		}
 	}
 }

@@ -194,7 +194,9 @@ func TestGWSyncAccounting(t *testing.T) {
 // the control process's copy of the mobile's session, so a flow it
 // installs has no session. When the session arrives it joins the flow:
 // the flow's records name the subscriber, and the session's end ends
-// the flow with a final record. Before, the flow stayed session-less:
+// the flow with a final record. A stale session that arrives first and
+// ends does not take the flow with it (seen in TestTakeoverLiveFlows:
+// a 6 s stall until the peer's refresh). Before, the flow stayed session-less:
 // the logout left it (and its usage) on the gateway until its idle
 // timeout.
 func TestGWSyncBeforeSession(t *testing.T) {
@@ -213,11 +215,22 @@ func TestGWSyncBeforeSession(t *testing.T) {
 	if b := sub.binding(6, mob, rep, 40000, 80); b.Session != 0 {
 		t.Fatalf("installed before the session: %+v", b)
 	}
+	// An ended session's late events come first (the control process's
+	// queue to a returning gateway): its end leaves the flow, which
+	// carried nothing here.
+	stale := s
+	stale.ID, stale.Name = 41, "s-old"
+	sub.gw.Apply(dp.SessionEvent{Session: stale})
+	sub.gw.Apply(dp.SessionEvent{End: true, Session: stale})
+	sub.w.Poll()
+	if b := sub.binding(6, mob, rep, 40000, 80); b.Session != 0 {
+		t.Fatalf("after the stale session's end: %+v", b)
+	}
 	// The session arrives under the substitute's own number.
 	s.ID = 42
 	sub.gw.Apply(dp.SessionEvent{Session: s})
 	sub.w.Poll()
-	if b := sub.binding(6, mob, rep, 40000, 80); b.Session != 42 || sub.gw.SyncStats().Attached.Load() != 1 {
+	if b := sub.binding(6, mob, rep, 40000, 80); b.Session != 42 || sub.gw.SyncStats().Attached.Load() != 2 {
 		t.Fatalf("after the session arrived: %+v, attached %d", b, sub.gw.SyncStats().Attached.Load())
 	}
 	b := prim.binding(6, mob, rep, 40000, 80)

@@ -208,6 +208,19 @@ func (t *PortTable) SetSession(id uint32, session uint64) bool {
 	return true
 }
 
+// ClearSession takes live binding id out of its session (SetSession
+// undone): DeleteSession no longer finds it. It reports whether it did.
+// Owner only.
+func (t *PortTable) ClearSession(id uint32) bool {
+	if int(id) >= len(t.slots) || t.slots[id].gi == 0 || t.slots[id].b.Session == 0 {
+		return false
+	}
+	t.sessUnlink(id, t.slots[id].b.Session)
+	t.slots[id].b.Session = 0
+	t.publishAll(id)
+	return true
+}
+
 // Tag returns binding id's tag. Owner only.
 func (t *PortTable) Tag(id uint32) [2]uint64 {
 	if int(id) >= len(t.slots) {

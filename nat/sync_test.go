@@ -205,7 +205,8 @@ func TestInstallZeroAllocs(t *testing.T) {
 
 // TestSetSession: a binding installed without a session joins one later:
 // EachOfSession and DeleteSession find it, readers see the session; a
-// binding that has a session, or a free slot, does not change.
+// binding that has a session, or a free slot, does not change;
+// ClearSession takes it out again.
 func TestSetSession(t *testing.T) {
 	prim, sub, j := pair(t, 100)
 	k := MakeFlowKey(ProtoTCP, netip.MustParseAddrPort("10.1.0.5:40000"), netip.MustParseAddrPort("203.0.113.10:80"))
@@ -232,6 +233,10 @@ func TestSetSession(t *testing.T) {
 	if pub.Session != 9 {
 		t.Fatalf("readers see session %d, want 9", pub.Session)
 	}
+	if !sub.ClearSession(sid) || sub.ClearSession(sid) || sub.DeleteSession(9, sec(3), nil) != 0 || sub.Binding(sid).Session != 0 {
+		t.Fatal("ClearSession: want the binding out of session 9, kept")
+	}
+	sub.SetSession(sid, 9)
 	if n := sub.DeleteSession(9, sec(3), nil); n != 1 || sub.Len() != 0 {
 		t.Fatalf("DeleteSession(9) removed %d, %d left", n, sub.Len())
 	}
