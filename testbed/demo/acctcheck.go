@@ -93,7 +93,8 @@ func (f *FlowAcct) DownPayload() uint64 {
 
 // Check checks the flow's accounting after a takeover against what the
 // client received (TCP payload, headers included): each gateway of
-// carriers wrote exactly one final record of it (a second would count
+// carriers (those that carried packets of it, either way) wrote exactly
+// one final record of it (a second would count
 // its bytes twice) and no other gateway wrote one; each gateway's
 // records only grow (an interim or checkpoint record never counts more
 // than the gateway's final one) and count no more payload than bytes;
@@ -118,8 +119,8 @@ func (f *FlowAcct) Check(carriers []string, received, below, above uint64) error
 			continue
 		}
 		fin := fs[0]
-		if fin.DownPayload == nil || *fin.DownPayload == 0 {
-			errs = append(errs, fmt.Errorf("flow %s: %s's final record counts no down payload: %+v", f.Flow, gw, fin))
+		if fin.DownPayload == nil || fin.UpPackets+fin.DownPackets == 0 {
+			errs = append(errs, fmt.Errorf("flow %s: %s's final record counts nothing carried: %+v", f.Flow, gw, fin))
 			continue
 		}
 		if *fin.DownPayload > fin.DownBytes {

@@ -62,12 +62,19 @@ func TestFlowAcctCheck(t *testing.T) {
 	gw1Interim := rec(acct.Interim, acct.CauseInterim, boot, seq, url, 10<<20)
 	gw2Final := rec(acct.Final, acct.CauseSessionEnd, boot, seq, "", size+hdr-killed)
 	other := rec(acct.Final, acct.CauseSessionEnd, boot, seq+1, "10.0.0.1/x", otherBytes)
+	upOnly := rec(acct.Final, acct.CauseSessionEnd, boot, seq, "", 0)
+	upOnly.DownPackets, upOnly.DownBytes, upOnly.UpPackets, upOnly.UpBytes = 0, 0, 900, 900*52
+	idle := upOnly
+	idle.UpPackets, idle.UpBytes = 0, 0
+	whole := rec(acct.Final, acct.CauseSessionEnd, boot, seq, url, size+hdr)
 	for _, tc := range []struct {
 		name     string
 		gw1, gw2 []acct.Record
 		want     string // "" passes
 	}{
 		{"split", []acct.Record{gw1Interim, gw1Final}, []acct.Record{other, gw2Final}, ""},
+		{"gw1 carried only up packets", []acct.Record{upOnly}, []acct.Record{whole}, ""},
+		{"a carrier's record counts nothing", []acct.Record{idle}, []acct.Record{whole}, "counts nothing carried"},
 		{"gw2 final twice", []acct.Record{gw1Final}, []acct.Record{gw2Final, gw2Final}, "2 final records on gw2"},
 		{"gw2 counted gw1's part", []acct.Record{gw1Final},
 			[]acct.Record{rec(acct.Final, acct.CauseSessionEnd, boot, seq, "", size+hdr)}, "want within"},

@@ -205,6 +205,8 @@ func TestTakeoverLiveFlows(t *testing.T) {
 	}
 	checkAcct(ctx, t, sys, acc, mob.Name, []acctWant{
 		{fmt.Sprintf("/bytes/%d", size), size, rate, []string{"gw1", "gw2"}},
+		// Opened on gw2's own key address: after the failback its up
+		// packets go through gw1, its down packets still through gw2.
 		{fmt.Sprintf("/bytes/%d", size2), size2, rate2, []string{"gw2", "gw1"}},
 	})
 }
