@@ -160,16 +160,7 @@ type GW struct {
 	admin gwAdmin // servers put into maint (gw_admin.go)
 
 	// State sync (gw_sync.go).
-	syncIn chan []nat.Change
-	// orphans are bindings a peer synced here before this gateway held
-	// the mobile's session (gw_sync.go): the session joins them when it
-	// arrives. Worker-owned; orphanN counts the ids, at most the table's
-	// capacity.
-	orphans map[nat.Addr16][]uint32
-	orphanN int
-	// joined are the orphans each session joined (attachOrphans), by
-	// session id. Worker-owned.
-	joined    map[uint64][]uint32
+	syncIn    chan []nat.Change
 	syncStats SyncStats
 	peerHit   atomic.Bool
 }
@@ -202,7 +193,7 @@ func NewGW(cfg GWConfig) (*GW, error) {
 	n := cfg.Flows.Capacity()
 	g := &GW{
 		cfg:      cfg,
-		sessions: map[nat.Addr16]Session{}, orphans: map[nat.Addr16][]uint32{}, joined: map[uint64][]uint32{},
+		sessions: map[nat.Addr16]Session{},
 		events:   make(chan SessionEvent, 4096),
 		syncIn:   make(chan []nat.Change, 64),
 		lbs:      lbs,

@@ -57,9 +57,6 @@ func (g *GW) apply(ev SessionEvent) {
 		s.lbNow, s.lbLeft, s.movedAt = old.lbNow, old.lbLeft, old.movedAt
 	}
 	g.sessions[s.IP] = s
-	if !had {
-		g.attachOrphans(&s)
-	}
 	if s.LB != (nat.MAC{}) && (!had || old.LB != s.LB) {
 		// The session (re)started behind another LB: its down packets
 		// leave through it from now on, whatever the mobile sends
@@ -73,7 +70,6 @@ func (g *GW) apply(ev SessionEvent) {
 // names the session, so they go first), its T7 choices, its T12 entry
 // and the session itself.
 func (g *GW) endSession(s *Session) {
-	g.detachOrphans(s)
 	g.cfg.Flows.DeleteSession(s.ID, g.now, g.onEnd)
 	if g.term != nil {
 		// Also the connections still being set up, which no record

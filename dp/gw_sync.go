@@ -27,9 +27,6 @@ import (
 // SyncStats are the worker's state-sync counters (any goroutine).
 type SyncStats struct {
 	Installed, Refreshed, Ended, Conflicts, Skipped atomic.Uint64
-	// Attached counts installed bindings the mobile's session joined
-	// after it arrived.
-	Attached atomic.Uint64
 }
 
 // InstallSync queues a batch of a peer's changes for the worker. It
@@ -130,14 +127,6 @@ func (g *GW) syncApply(c *nat.Change) {
 	if g.flowTerm != nil {
 		g.flowTerm[id] = false
 	}
-	if in.Session == 0 && g.orphanN < g.cfg.Flows.Capacity() {
-		// The mobile's session is not here yet (a returning gateway gets
-		// its peer's table before the control process's session copy):
-		// it joins the flow when it arrives (attachOrphans), so that its
-		// end ends the flow and the records name the subscriber.
-		g.orphans[b.Flow.Src] = append(g.orphans[b.Flow.Src], id)
-		g.orphanN++
-	}
 	g.acctStart(id)
 	if c.Tag != ([2]uint64{}) {
 		g.acctName(id, c.Tag)
@@ -149,48 +138,3 @@ func (g *GW) syncApply(c *nat.Change) {
 // carried reports whether flow id ever carried a packet here: a synced
 // binding that never did writes no accounting record.
 func carried(b *nat.Binding) bool { return b.UpPackets+b.DownPackets > 0 }
-
-// attachOrphans puts the synced bindings of s's mobile that arrived
-// before s under it (worker, when s arrives).
-func (g *GW) attachOrphans(s *Session) {
-	ids, ok := g.orphans[s.IP]
-	if !ok {
-		return
-	}
-	delete(g.orphans, s.IP)
-	g.orphanN -= len(ids)
-	t := g.cfg.Flows
-	for _, id := range ids {
-		// The slot may have been reused since: only a session-less flow
-		// of the same mobile joins.
-		if b := t.Binding(id); b != nil && b.Flow.Src == s.IP && t.SetSession(id, s.ID) {
-			if g.flowLB[id] == (nat.MAC{}) {
-				g.flowLB[id] = s.lbNow
-			}
-			g.joined[s.ID] = append(g.joined[s.ID], id)
-			g.syncStats.Attached.Add(1)
-		}
-	}
-}
-
-// detachOrphans runs as session s ends, before its flows go: the
-// orphans it joined that have carried nothing here leave it and wait
-// for the mobile's next session. The session that arrived first may be
-// a stale one (a returning gateway gets an ended session's late events
-// before the current session's): its end must not take flows it never
-// owned. Their origin still ends them (OpEnd). One that carried packets
-// here ends with the session, with a final record naming it.
-func (g *GW) detachOrphans(s *Session) {
-	ids, ok := g.joined[s.ID]
-	if !ok {
-		return
-	}
-	delete(g.joined, s.ID)
-	t := g.cfg.Flows
-	for _, id := range ids {
-		if b := t.Binding(id); b != nil && b.Session == s.ID && !carried(b) && t.ClearSession(id) && g.orphanN < t.Capacity() {
-			g.orphans[s.IP] = append(g.orphans[s.IP], id)
-			g.orphanN++
-		}
-	}
-}

@@ -191,34 +191,13 @@ func (t *PortTable) SetTag(id uint32, tag [2]uint64) {
 		return
 	}
 	t.slots[id].tag = tag
+	p := &t.pub[id]
+	q := p.seq.Load()
+	p.seq.Store(q + 1)
+	t.ptag[id][0].Store(tag[0])
+	t.ptag[id][1].Store(tag[1])
+	p.seq.Store(q + 2)
 	t.journalOp(id, OpChange)
-}
-
-// SetSession puts live binding id, which has no session, under session
-// (a peer's binding installed before the mobile's session arrived):
-// DeleteSession and EachOfSession find it from now on. It reports
-// whether it did. Owner only.
-func (t *PortTable) SetSession(id uint32, session uint64) bool {
-	if int(id) >= len(t.slots) || t.slots[id].gi == 0 || t.slots[id].b.Session != 0 || session == 0 {
-		return false
-	}
-	t.slots[id].b.Session = session
-	t.sessLink(id, session)
-	t.publishAll(id)
-	return true
-}
-
-// ClearSession takes live binding id out of its session (SetSession
-// undone): DeleteSession no longer finds it. It reports whether it did.
-// Owner only.
-func (t *PortTable) ClearSession(id uint32) bool {
-	if int(id) >= len(t.slots) || t.slots[id].gi == 0 || t.slots[id].b.Session == 0 {
-		return false
-	}
-	t.sessUnlink(id, t.slots[id].b.Session)
-	t.slots[id].b.Session = 0
-	t.publishAll(id)
-	return true
 }
 
 // Tag returns binding id's tag. Owner only.

@@ -203,41 +203,30 @@ func TestInstallZeroAllocs(t *testing.T) {
 	}
 }
 
-// TestSetSession: a binding installed without a session joins one later:
-// EachOfSession and DeleteSession find it, readers see the session; a
-// binding that has a session, or a free slot, does not change;
-// ClearSession takes it out again.
-func TestSetSession(t *testing.T) {
-	prim, sub, j := pair(t, 100)
+// TestSnapshotTags: readers see each binding's tag (SetTag) with it, a
+// new binding in a reused slot has none (the state sync's dump and
+// refresh carry the flows' accounting names).
+func TestSnapshotTags(t *testing.T) {
+	prim, _, _ := pair(t, 100)
 	k := MakeFlowKey(ProtoTCP, netip.MustParseAddrPort("10.1.0.5:40000"), netip.MustParseAddrPort("203.0.113.10:80"))
 	srv := Addr16From(netip.MustParseAddr("198.51.100.7"))
-	if _, err := prim.Create(&k, srv, 8080, 42, 3, sec(1)); err != nil {
-		t.Fatal(err)
-	}
-	b := drain(j)[0].B
-	b.Session = 0
-	sid, err := sub.Install(&b, sec(2))
+	id, err := prim.Create(&k, srv, 8080, 42, 3, sec(1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !sub.SetSession(sid, 9) || sub.SetSession(sid, 10) || sub.SetSession(sid+1, 9) {
-		t.Fatal("SetSession: want the session-less binding to join 9 once, nothing else to change")
+	prim.SetTag(id, [2]uint64{0xabc, 7})
+	var got [][2]uint64
+	prim.SnapshotTags(func(_ Binding, tag [2]uint64) bool { got = append(got, tag); return true })
+	if len(got) != 1 || got[0] != [2]uint64{0xabc, 7} {
+		t.Fatalf("tags %v, want [abc 7]", got)
 	}
-	var seen []uint32
-	sub.EachOfSession(9, func(id uint32) { seen = append(seen, id) })
-	if len(seen) != 1 || seen[0] != sid || sub.Binding(sid).Session != 9 {
-		t.Fatalf("session 9's flows %v, binding %+v", seen, sub.Binding(sid))
+	prim.Delete(id, Admin)
+	if _, err := prim.Create(&k, srv, 8080, 42, 3, sec(2)); err != nil {
+		t.Fatal(err)
 	}
-	var pub Binding
-	sub.Snapshot(func(x Binding) bool { pub = x; return false })
-	if pub.Session != 9 {
-		t.Fatalf("readers see session %d, want 9", pub.Session)
-	}
-	if !sub.ClearSession(sid) || sub.ClearSession(sid) || sub.DeleteSession(9, sec(3), nil) != 0 || sub.Binding(sid).Session != 0 {
-		t.Fatal("ClearSession: want the binding out of session 9, kept")
-	}
-	sub.SetSession(sid, 9)
-	if n := sub.DeleteSession(9, sec(3), nil); n != 1 || sub.Len() != 0 {
-		t.Fatalf("DeleteSession(9) removed %d, %d left", n, sub.Len())
+	got = nil
+	prim.SnapshotTags(func(_ Binding, tag [2]uint64) bool { got = append(got, tag); return true })
+	if len(got) != 1 || got[0] != ([2]uint64{}) {
+		t.Fatalf("tags after reuse %v, want none", got)
 	}
 }

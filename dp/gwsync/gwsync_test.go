@@ -32,7 +32,8 @@ type gw struct {
 	took    []netip.Addr
 	gave    []netip.Addr
 	announc int
-	logs    bytes.Buffer // its syncer's log, under mu
+	logs    bytes.Buffer              // its syncer's log, under mu
+	tags    map[nat.FlowKey][2]uint64 // the latest tag received per flow, under mu
 }
 
 func (g *gw) Write(p []byte) (int, error) { g.mu.Lock(); defer g.mu.Unlock(); return g.logs.Write(p) }
@@ -84,7 +85,7 @@ func startGW(t *testing.T, name string, own, peerAddr netip.Addr, listen, peerNa
 	}
 	j, _ := nat.NewJournal(1024)
 	tab.SetJournal(j)
-	g := &gw{t: t, name: name, tab: tab, j: j, ops: make(chan func(), 64), done: make(chan struct{})}
+	g := &gw{t: t, name: name, tab: tab, j: j, ops: make(chan func(), 64), done: make(chan struct{}), tags: map[nat.FlowKey][2]uint64{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
 	go func() {
@@ -104,6 +105,13 @@ func startGW(t *testing.T, name string, own, peerAddr netip.Addr, listen, peerNa
 	cfg.Journal, cfg.Table = j, tab
 	cfg.Log = slog.New(slog.NewTextHandler(g, nil))
 	cfg.Apply = func(cs []nat.Change) {
+		g.mu.Lock()
+		for i := range cs {
+			if cs[i].Tag != ([2]uint64{}) {
+				g.tags[cs[i].B.Flow] = cs[i].Tag
+			}
+		}
+		g.mu.Unlock()
 		g.ops <- func() {
 			for i := range cs {
 				c := &cs[i]
@@ -218,12 +226,15 @@ func TestSyncTakeoverFailback(t *testing.T) {
 	if !g2.logged("level=WARN", "takeover:", "peer=gw1", "addrs=[192.0.2.1]") {
 		t.Fatalf("takeover not logged:\n%s", g2.logText())
 	}
-	// A flow opened on gw2 during the outage.
+	// A flow opened on gw2 during the outage, named for accounting.
+	tag := [2]uint64{0xfeed, 9}
 	g2.do(func() {
 		k := key(41000)
-		if _, err := g2.tab.Create(&k, srv, 8080, 0, 0, 2); err != nil {
+		id, err := g2.tab.Create(&k, srv, 8080, 0, 0, 2)
+		if err != nil {
 			t.Error(err)
 		}
+		g2.tab.SetTag(id, tag)
 	})
 	want2 := g2.bindings()
 
@@ -233,6 +244,12 @@ func TestSyncTakeoverFailback(t *testing.T) {
 	waitFor(t, "gw1 ready with gw2's dump", func() bool { return g1b.s.Ready() })
 	if got := g1b.bindings(); len(got) != 3 || !same(want2, got) {
 		t.Fatalf("gw1 after the restart holds %v, want %v", got, want2)
+	}
+	g1b.mu.Lock()
+	gotTag := g1b.tags[key(41000)]
+	g1b.mu.Unlock()
+	if gotTag != tag {
+		t.Fatalf("the dump named gw2's flow %v, want %v (its accounting name)", gotTag, tag)
 	}
 	waitFor(t, "failback", func() bool { return g2.s.Stats().Failbacks == 1 })
 	g2.mu.Lock()
