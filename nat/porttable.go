@@ -249,7 +249,10 @@ type PortTable struct {
 	sessMask uint32
 
 	// Shared with readers.
-	pub     []pubSlot
+	pub []pubSlot
+	// ptag is each slot's tag (SetTag) for readers, written under the
+	// slot's pub seq; apart from pub to keep a pubSlot two cache lines.
+	ptag    [][2]atomic.Uint64
 	hw      atomic.Uint32 // slots [0, hw) have ever been used
 	created atomic.Uint64
 	removed [NumCauses]atomic.Uint64
@@ -301,6 +304,7 @@ func NewPortTable(cfg PortTableConfig) (*PortTable, error) {
 	n := cfg.Capacity
 	t.slots = make([]slot, n)
 	t.pub = make([]pubSlot, n)
+	t.ptag = make([][2]atomic.Uint64, n)
 	t.free = make([]uint32, n)
 	for i := range t.free {
 		t.free[i] = uint32(n - 1 - i) // pop gives 0, 1, 2, ...
@@ -771,6 +775,8 @@ func (t *PortTable) publishAll(id uint32) {
 	p.w[12].Store(b.UpBytes)
 	p.w[13].Store(b.DownPackets)
 	p.w[14].Store(b.DownBytes)
+	t.ptag[id][0].Store(s.tag[0])
+	t.ptag[id][1].Store(s.tag[1])
 	p.seq.Store(q + 2)
 	s.pubMark = uint32(b.UpPackets + b.DownPackets)
 	s.pubState = b.State
@@ -805,6 +811,12 @@ func (t *PortTable) unpublish(id uint32) {
 
 // readPub copies published slot i; ok is false if it holds no binding.
 func (t *PortTable) readPub(i uint32) (b Binding, ok bool) {
+	b, _, ok = t.readPubTag(i)
+	return b, ok
+}
+
+// readPubTag is readPub with the binding's tag.
+func (t *PortTable) readPubTag(i uint32) (b Binding, tag [2]uint64, ok bool) {
 	p := &t.pub[i]
 	var w [pubWords]uint64
 	for try := 0; ; try++ {
@@ -818,13 +830,14 @@ func (t *PortTable) readPub(i uint32) (b Binding, ok bool) {
 		for j := range w {
 			w[j] = p.w[j].Load()
 		}
+		tag = [2]uint64{t.ptag[i][0].Load(), t.ptag[i][1].Load()}
 		if p.seq.Load() == q {
 			break
 		}
 	}
 	gi := uint16(w[4] >> 48)
 	if gi == 0 || int(gi) > len(t.gw) {
-		return Binding{}, false
+		return Binding{}, [2]uint64{}, false
 	}
 	b.Flow = FlowKey{
 		Src: addrFromWords(w[0], w[1]), Dst: addrFromWords(w[2], w[3]),
@@ -837,7 +850,7 @@ func (t *PortTable) readPub(i uint32) (b Binding, ok bool) {
 	b.Session = w[8]
 	b.Created, b.LastSeen = int64(w[9]), int64(w[10])
 	b.UpPackets, b.UpBytes, b.DownPackets, b.DownBytes = w[11], w[12], w[13], w[14]
-	return b, true
+	return b, tag, true
 }
 
 // Snapshot calls f with a copy of each live binding until f returns
@@ -846,9 +859,16 @@ func (t *PortTable) readPub(i uint32) (b Binding, ok bool) {
 // removed meanwhile may or may not appear), and counters, LastSeen and
 // State are as of the binding's last publication (see PortTable).
 func (t *PortTable) Snapshot(f func(b Binding) bool) {
+	t.SnapshotTags(func(b Binding, _ [2]uint64) bool { return f(b) })
+}
+
+// SnapshotTags is Snapshot with each binding's tag (SetTag), as of the
+// binding's last publication: the state sync's dump and refresh carry
+// the flows' accounting names with it.
+func (t *PortTable) SnapshotTags(f func(b Binding, tag [2]uint64) bool) {
 	n := t.hw.Load()
 	for i := range n {
-		if b, ok := t.readPub(i); ok && !f(b) {
+		if b, tag, ok := t.readPubTag(i); ok && !f(b, tag) {
 			return
 		}
 	}

@@ -191,6 +191,12 @@ func (t *PortTable) SetTag(id uint32, tag [2]uint64) {
 		return
 	}
 	t.slots[id].tag = tag
+	p := &t.pub[id]
+	q := p.seq.Load()
+	p.seq.Store(q + 1)
+	t.ptag[id][0].Store(tag[0])
+	t.ptag[id][1].Store(tag[1])
+	p.seq.Store(q + 2)
 	t.journalOp(id, OpChange)
 }
 

@@ -202,3 +202,31 @@ func TestInstallZeroAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per install/refresh/delete", n)
 	}
 }
+
+// TestSnapshotTags: readers see each binding's tag (SetTag) with it, a
+// new binding in a reused slot has none (the state sync's dump and
+// refresh carry the flows' accounting names).
+func TestSnapshotTags(t *testing.T) {
+	prim, _, _ := pair(t, 100)
+	k := MakeFlowKey(ProtoTCP, netip.MustParseAddrPort("10.1.0.5:40000"), netip.MustParseAddrPort("203.0.113.10:80"))
+	srv := Addr16From(netip.MustParseAddr("198.51.100.7"))
+	id, err := prim.Create(&k, srv, 8080, 42, 3, sec(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prim.SetTag(id, [2]uint64{0xabc, 7})
+	var got [][2]uint64
+	prim.SnapshotTags(func(_ Binding, tag [2]uint64) bool { got = append(got, tag); return true })
+	if len(got) != 1 || got[0] != [2]uint64{0xabc, 7} {
+		t.Fatalf("tags %v, want [abc 7]", got)
+	}
+	prim.Delete(id, Admin)
+	if _, err := prim.Create(&k, srv, 8080, 42, 3, sec(2)); err != nil {
+		t.Fatal(err)
+	}
+	got = nil
+	prim.SnapshotTags(func(_ Binding, tag [2]uint64) bool { got = append(got, tag); return true })
+	if len(got) != 1 || got[0] != ([2]uint64{}) {
+		t.Fatalf("tags after reuse %v, want none", got)
+	}
+}

@@ -610,14 +610,15 @@ func (a *app) healthCmd() *cobra.Command {
 			return err
 		}
 		return cx.emit(h, func(w *tabwriter.Writer) {
-			fmt.Fprintln(w, "KIND\tNAME\tUP\tPROBES\tOK-IN-ROW\tFAIL-IN-ROW\tLAST ERROR")
+			fmt.Fprintln(w, "KIND\tNAME\tUP\tPROBES\tOK-IN-ROW\tFAIL-IN-ROW\tSYNC\tLAST ERROR")
 			for _, s := range h.Targets {
 				up := "?"
 				if s.Up != nil {
 					up = fmt.Sprint(*s.Up)
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\t%s\n", s.Kind, s.Name, up, s.Probes, s.Successes, s.Failures, dash(s.LastError))
+				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", s.Kind, s.Name, up, s.Probes, s.Successes, s.Failures, syncWord(s), dash(s.LastError))
 			}
+			healthSyncTable(w, h.Targets)
 			fmt.Fprintln(w, "\nLB\tURL\tPUSHED\tOK\tFAILURES\tLAST ERROR")
 			for _, l := range h.LBs {
 				var p []string

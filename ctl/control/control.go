@@ -142,6 +142,7 @@ func New(cfg Config, log *slog.Logger) (*Control, error) {
 	if c.Monitor, err = health.NewMonitor(cfg.healthConfig(), c.healthTargets, health.HTTPProber(&http.Client{}), c.healthChanged); err != nil {
 		return nil, err
 	}
+	c.Monitor.SetSync(c.syncProbe, c.syncEvent)
 	if err := c.Radius.Listen(); err != nil {
 		return nil, err
 	}

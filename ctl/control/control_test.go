@@ -49,7 +49,11 @@ type fakeDaemon struct {
 	// lbMAC is the lb_mac of the last event applied per session (T12's
 	// resume side, R-GW-4): stale events do not change it.
 	lbMAC map[string]string
-	srv   *httptest.Server
+	// gwSync, when set, is the gateway's GET /v1/sync (otherwise 404);
+	// syncAuth is the Authorization header of the last such request.
+	gwSync   *api.GWSync
+	syncAuth string
+	srv      *httptest.Server
 }
 
 func newFakeDaemon(t *testing.T) *fakeDaemon {
@@ -104,6 +108,16 @@ func newFakeDaemon(t *testing.T) *fakeDaemon {
 			return
 		}
 		json.NewEncoder(w).Encode(d.t4)
+	})
+	mux.HandleFunc("GET /v1/sync", func(w http.ResponseWriter, r *http.Request) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		d.syncAuth = r.Header.Get("Authorization")
+		if d.gwSync == nil {
+			http.Error(w, `{"error":"no sync"}`, 404)
+			return
+		}
+		json.NewEncoder(w).Encode(d.gwSync)
 	})
 	mux.HandleFunc("PUT /v1/gateways/state", func(w http.ResponseWriter, r *http.Request) {
 		var gs api.GatewayState

@@ -9,11 +9,18 @@
 // them (GET /v1/lbs/gateway-states), and a starting LB with lb.control
 // reads them before it steers, so it need not wait for a resync.
 //
+// A gateway with state sync (samepathd gw.sync) answers /healthz 503
+// until its peers' state arrived, so a returning gateway is marked up
+// only once synced. With SetSync the monitor also reads each gateway's
+// GET /v1/sync every round (Status.Sync: readiness, per-peer lag,
+// bindings held for peers, takeovers, failbacks) and reports each
+// takeover or failback it sees as a SyncEvent (sync.go).
+//
 // Extension point: Target.Kind tells gateways from actual servers. The
 // control process feeds gateway targets from T1; the gateways' T6 servers
 // (FIG. 23) can be fed the same way through a Targets function once the
 // gateway's API exposes them, with OnChange pushing server states back.
 //
 // Goroutines: Monitor.Run probes targets concurrently, one goroutine per
-// probe per round; LBSync runs one goroutine per LB.
+// probe (and per sync read) per round; LBSync runs one goroutine per LB.
 package health

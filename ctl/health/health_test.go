@@ -222,3 +222,95 @@ func TestLBSyncLogsFailedPush(t *testing.T) {
 		t.Fatalf("line %v", l)
 	}
 }
+
+// TestSyncState: the monitor shows each gateway's state sync (readiness,
+// lag, bindings held for peers, takeovers, failbacks) beside its health,
+// also while the gateway is kept down because it is still syncing (503),
+// and reports each takeover and failback once, with the peers whose
+// addresses moved; a failed read keeps the last state and says why.
+func TestSyncState(t *testing.T) {
+	var healthErr error
+	var cur *api.GWSync
+	var syncErr error
+	var events []SyncEvent
+	m, err := NewMonitor(Config{Interval: time.Second, Timeout: time.Second, Fall: 1, Rise: 1},
+		func() []Target {
+			return []Target{{Kind: KindGateway, Name: "gw1", URL: "x"}, {Kind: KindServer, Name: "s1", URL: "y"}}
+		},
+		func(context.Context, Target) error { return healthErr }, func(Target, bool) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	probed := map[string]int{}
+	m.SetSync(func(_ context.Context, tg Target) (*api.GWSync, error) {
+		probed[tg.Name]++
+		if cur == nil {
+			return nil, syncErr
+		}
+		c := *cur
+		c.Peers = append([]api.GWSyncPeer(nil), cur.Peers...)
+		return &c, syncErr
+	}, func(e SyncEvent) { events = append(events, e) })
+	ctx := context.Background()
+	gw1 := func() Status {
+		for _, s := range m.Statuses() {
+			if s.Name == "gw1" {
+				return s
+			}
+		}
+		t.Fatal("no gw1")
+		return Status{}
+	}
+
+	// Returning, not synced yet: down, and the state says why.
+	healthErr = errors.New("status 503 Service Unavailable")
+	cur = &api.GWSync{Ready: false, Peers: []api.GWSyncPeer{{Name: "gw2", Connected: true, LagNS: 3e6}}}
+	m.Round(ctx)
+	if s := gw1(); s.Up == nil || *s.Up || s.Sync == nil || s.Sync.Ready || s.Sync.Peers[0].LagNS != 3e6 {
+		t.Fatalf("syncing gw1: %+v", s)
+	}
+	healthErr = nil
+	cur = &api.GWSync{Ready: true, Peers: []api.GWSyncPeer{{Name: "gw2", Connected: true, Ready: true, LagNS: 1e6}}}
+	m.Round(ctx)
+	// gw2 dies: gw1 takes its addresses and holds its bindings.
+	cur = &api.GWSync{Ready: true, Held: 3, Takeovers: 1, Peers: []api.GWSyncPeer{{Name: "gw2", TakenOver: true, LagNS: 1e6}}}
+	m.Round(ctx)
+	m.Round(ctx) // no change: no event
+	if s := gw1(); s.Sync == nil || s.Sync.Held != 3 || s.Sync.Takeovers != 1 || !s.Sync.Peers[0].TakenOver {
+		t.Fatalf("gw1 after the takeover: %+v", s.Sync)
+	}
+	// A failed read keeps the state.
+	syncErr = errors.New("refused")
+	m.Round(ctx)
+	if s := gw1(); s.Sync == nil || s.Sync.Held != 3 || s.SyncError != "refused" {
+		t.Fatalf("gw1 after a failed read: %+v %q", s.Sync, s.SyncError)
+	}
+	syncErr = nil
+	// gw2 returns: failback.
+	cur = &api.GWSync{Ready: true, Takeovers: 1, Failbacks: 1, Peers: []api.GWSyncPeer{{Name: "gw2", Connected: true, Ready: true}}}
+	m.Round(ctx)
+	// A takeover and its failback between two reads: counted, no peer shown.
+	cur = &api.GWSync{Ready: true, Takeovers: 2, Failbacks: 2, Peers: []api.GWSyncPeer{{Name: "gw2", Connected: true, Ready: true}}}
+	m.Round(ctx)
+	// gw1 restarts: its counters start again; nothing moved.
+	cur = &api.GWSync{Ready: true, Peers: []api.GWSyncPeer{{Name: "gw2", Connected: true, Ready: true}}}
+	m.Round(ctx)
+	want := []SyncEvent{
+		{Gateway: "gw1", Kind: EventTakeover, Peers: []string{"gw2"}, Count: 1, Total: 1},
+		{Gateway: "gw1", Kind: EventFailback, Peers: []string{"gw2"}, Count: 1, Total: 1},
+		{Gateway: "gw1", Kind: EventTakeover, Count: 1, Total: 2},
+		{Gateway: "gw1", Kind: EventFailback, Count: 1, Total: 2},
+	}
+	if d := cmp.Diff(want, events); d != "" {
+		t.Fatalf("events (-want +got):\n%s", d)
+	}
+	if probed["s1"] != 0 {
+		t.Fatalf("sync state read of a server target: %v", probed)
+	}
+	// A gateway without state sync: no state, no error.
+	cur = nil
+	m.Round(ctx)
+	if s := gw1(); s.Sync != nil || s.SyncError != "" {
+		t.Fatalf("gw1 without sync: %+v %q", s.Sync, s.SyncError)
+	}
+}

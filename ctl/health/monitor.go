@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"samepath/ctl/api"
 )
 
 // Target kinds.
@@ -55,6 +58,11 @@ type Status struct {
 	LastError string    `json:"last_error,omitempty"`
 	Changed   time.Time `json:"changed,omitzero"`
 	Probes    uint64    `json:"probes"`
+	// Sync is a gateway's state sync as last read (nil: the monitor has
+	// no SyncProber, the gateway has no gw.sync, or it never answered);
+	// SyncError is why the latest read failed ("" when it did not).
+	Sync      *api.GWSync `json:"sync,omitempty"`
+	SyncError string      `json:"sync_error,omitempty"`
 }
 
 // Prober checks one target.
@@ -87,6 +95,9 @@ type Monitor struct {
 	probe    Prober
 	onChange func(t Target, up bool)
 	now      func() time.Time
+	// syncProbe and onSync: SetSync (sync.go).
+	syncProbe SyncProber
+	onSync    func(SyncEvent)
 
 	mu    sync.Mutex
 	state map[string]*Status // kind/name
@@ -105,6 +116,7 @@ func NewMonitor(cfg Config, targets func() []Target, probe Prober, onChange func
 func (m *Monitor) Round(ctx context.Context) {
 	ts := m.targets()
 	errs := make([]error, len(ts))
+	syncs, syncErrs := make([]*api.GWSync, len(ts)), make([]error, len(ts))
 	var wg sync.WaitGroup
 	for i, t := range ts {
 		wg.Add(1)
@@ -114,6 +126,15 @@ func (m *Monitor) Round(ctx context.Context) {
 			errs[i] = m.probe(pctx, t)
 			cancel()
 		}()
+		if m.syncProbe != nil && t.Kind == KindGateway {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				pctx, cancel := context.WithTimeout(ctx, m.cfg.Timeout)
+				syncs[i], syncErrs[i] = m.syncProbe(pctx, t)
+				cancel()
+			}()
+		}
 	}
 	wg.Wait()
 	if ctx.Err() != nil {
@@ -124,6 +145,7 @@ func (m *Monitor) Round(ctx context.Context) {
 		up bool
 	}
 	var changes []change
+	var events []SyncEvent
 	seen := map[string]bool{}
 	m.mu.Lock()
 	for i, t := range ts {
@@ -136,6 +158,12 @@ func (m *Monitor) Round(ctx context.Context) {
 		}
 		s.Target = t
 		s.Probes++
+		if syncErrs[i] != nil {
+			s.SyncError = syncErrs[i].Error() // Sync keeps the last state read
+		} else {
+			events = append(events, syncEvents(t.Name, s.Sync, syncs[i])...)
+			s.Sync, s.SyncError = syncs[i], ""
+		}
 		if errs[i] == nil {
 			s.Successes++
 			s.Failures = 0
@@ -165,6 +193,11 @@ func (m *Monitor) Round(ctx context.Context) {
 	for _, c := range changes {
 		m.onChange(c.t, c.up)
 	}
+	if m.onSync != nil {
+		for _, e := range events {
+			m.onSync(e)
+		}
+	}
 }
 
 // Run probes every Interval until ctx ends.
@@ -190,6 +223,11 @@ func (m *Monitor) Statuses() []Status {
 		if s.Up != nil {
 			u := *s.Up
 			c.Up = &u
+		}
+		if s.Sync != nil {
+			y := *s.Sync
+			y.Peers = slices.Clone(y.Peers)
+			c.Sync = &y
 		}
 		out = append(out, c)
 	}

@@ -244,9 +244,9 @@ func (s *Syncer) routineDrain(ctx context.Context) {
 		}
 		if now := time.Now(); now.After(nextRefresh) {
 			nextRefresh = now.Add(s.cfg.Refresh)
-			s.cfg.Table.Snapshot(func(b nat.Binding) bool {
+			s.cfg.Table.SnapshotTags(func(b nat.Binding, tag [2]uint64) bool {
 				if s.cfg.Table.IsOwn(b.GwAddr) {
-					batch = append(batch, nat.Change{Op: nat.OpChange, B: b})
+					batch = append(batch, nat.Change{Op: nat.OpChange, B: b, Tag: tag})
 				}
 				return true
 			})
@@ -307,8 +307,10 @@ func (s *Syncer) sendOnce(ctx context.Context, p *peer) error {
 		<-p.out
 	}
 	var dump []nat.Change
-	s.cfg.Table.Snapshot(func(b nat.Binding) bool {
-		dump = append(dump, nat.Change{Op: nat.OpCreate, B: b})
+	s.cfg.Table.SnapshotTags(func(b nat.Binding, tag [2]uint64) bool {
+		// With its accounting name: a flow opened here keeps one name
+		// in the records of the gateway it moves to.
+		dump = append(dump, nat.Change{Op: nat.OpCreate, B: b, Tag: tag})
 		return true
 	})
 	write := func(typ uint8, cs []nat.Change) error {

@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -30,6 +32,28 @@ type gw struct {
 	took    []netip.Addr
 	gave    []netip.Addr
 	announc int
+	logs    bytes.Buffer              // its syncer's log, under mu
+	tags    map[nat.FlowKey][2]uint64 // the latest tag received per flow, under mu
+}
+
+func (g *gw) Write(p []byte) (int, error) { g.mu.Lock(); defer g.mu.Unlock(); return g.logs.Write(p) }
+
+func (g *gw) logText() string { g.mu.Lock(); defer g.mu.Unlock(); return g.logs.String() }
+
+// logged reports whether the syncer's log has a line with every one of subs.
+func (g *gw) logged(subs ...string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+lines:
+	for _, l := range strings.Split(g.logs.String(), "\n") {
+		for _, s := range subs {
+			if !strings.Contains(l, s) {
+				continue lines
+			}
+		}
+		return true
+	}
+	return false
 }
 
 var (
@@ -61,7 +85,7 @@ func startGW(t *testing.T, name string, own, peerAddr netip.Addr, listen, peerNa
 	}
 	j, _ := nat.NewJournal(1024)
 	tab.SetJournal(j)
-	g := &gw{t: t, name: name, tab: tab, j: j, ops: make(chan func(), 64), done: make(chan struct{})}
+	g := &gw{t: t, name: name, tab: tab, j: j, ops: make(chan func(), 64), done: make(chan struct{}), tags: map[nat.FlowKey][2]uint64{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
 	go func() {
@@ -79,7 +103,15 @@ func startGW(t *testing.T, name string, own, peerAddr netip.Addr, listen, peerNa
 	cfg.Peers = []Peer{{Name: peerName, Addr: peerListen, NAT: []netip.Addr{peerAddr}}}
 	cfg.Batch, cfg.PeerTimeout, cfg.Wait = 20*time.Millisecond, 300*time.Millisecond, 10*time.Second
 	cfg.Journal, cfg.Table = j, tab
+	cfg.Log = slog.New(slog.NewTextHandler(g, nil))
 	cfg.Apply = func(cs []nat.Change) {
+		g.mu.Lock()
+		for i := range cs {
+			if cs[i].Tag != ([2]uint64{}) {
+				g.tags[cs[i].B.Flow] = cs[i].Tag
+			}
+		}
+		g.mu.Unlock()
 		g.ops <- func() {
 			for i := range cs {
 				c := &cs[i]
@@ -191,12 +223,18 @@ func TestSyncTakeoverFailback(t *testing.T) {
 	if !slices.Equal(took, []netip.Addr{addr1}) {
 		t.Fatalf("taken over %v, want %v", took, addr1)
 	}
-	// A flow opened on gw2 during the outage.
+	if !g2.logged("level=WARN", "takeover:", "peer=gw1", "addrs=[192.0.2.1]") {
+		t.Fatalf("takeover not logged:\n%s", g2.logText())
+	}
+	// A flow opened on gw2 during the outage, named for accounting.
+	tag := [2]uint64{0xfeed, 9}
 	g2.do(func() {
 		k := key(41000)
-		if _, err := g2.tab.Create(&k, srv, 8080, 0, 0, 2); err != nil {
+		id, err := g2.tab.Create(&k, srv, 8080, 0, 0, 2)
+		if err != nil {
 			t.Error(err)
 		}
+		g2.tab.SetTag(id, tag)
 	})
 	want2 := g2.bindings()
 
@@ -207,12 +245,21 @@ func TestSyncTakeoverFailback(t *testing.T) {
 	if got := g1b.bindings(); len(got) != 3 || !same(want2, got) {
 		t.Fatalf("gw1 after the restart holds %v, want %v", got, want2)
 	}
+	g1b.mu.Lock()
+	gotTag := g1b.tags[key(41000)]
+	g1b.mu.Unlock()
+	if gotTag != tag {
+		t.Fatalf("the dump named gw2's flow %v, want %v (its accounting name)", gotTag, tag)
+	}
 	waitFor(t, "failback", func() bool { return g2.s.Stats().Failbacks == 1 })
 	g2.mu.Lock()
 	gave := g2.gave
 	g2.mu.Unlock()
 	if !slices.Equal(gave, []netip.Addr{addr1}) {
 		t.Fatalf("given back %v, want %v", gave, addr1)
+	}
+	if !g2.logged("failback:", "peer=gw1", "addrs=[192.0.2.1]") {
+		t.Fatalf("failback not logged:\n%s", g2.logText())
 	}
 	waitFor(t, "gw1 announces", func() bool { g1b.mu.Lock(); defer g1b.mu.Unlock(); return g1b.announc == 1 })
 	// gw1's flows are its own again: their port stays out of allocation.

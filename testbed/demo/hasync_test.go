@@ -2,9 +2,11 @@ package demo_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -30,12 +32,22 @@ import (
 // range (the second download's too) before it is marked up, takes its
 // address back, and the second download continues through it with no
 // reset; new connections go to gw1 again.
+//
+// Accounting after all this (checkAcct): the mobile logs out, which
+// ends its flows on both gateways with final records; for each download
+// each gateway that carried it wrote one final record under the flow's
+// id, and the down payload summed over both is what the client
+// received, short by at most what the crashed gw1 carried after its
+// last checkpoint.
 func TestTakeoverLiveFlows(t *testing.T) {
 	const (
 		rate, size   = 8 << 20, 100 << 20 // 12.5 s
 		rate2, size2 = 4 << 20, 40 << 20  // 10 s
 	)
-	ctx, sys := startControlWith(t, demo.Options{GWSync: true})
+	// The accounting log's sync interval (its checkpoint period) is the
+	// state sync's batch (hakill.go, 50 ms).
+	acc := demo.GWAccounting{Log: filepath.Join(t.TempDir(), "gw%d.acct"), SyncInterval: syncBatch}
+	ctx, sys := startControlWith(t, demo.Options{GWSync: true, GWAccounting: acc})
 	p := sys.TB.Plan
 	for _, m := range p.Mobiles {
 		if _, err := sys.Login(ctx, m.Name); err != nil {
@@ -101,6 +113,10 @@ func TestTakeoverLiveFlows(t *testing.T) {
 	if st.Takeovers != 1 {
 		t.Fatalf("gw2 sync after the kill: %+v, want one takeover", st)
 	}
+	waitFor(t, "samepath-control's health shows gw2's takeover", 5*time.Second, func() bool {
+		s := healthSync(ctx, sys, "gw2")
+		return s != nil && s.Takeovers == 1 && s.Held >= 1 && len(s.Peers) == 1 && s.Peers[0].TakenOver
+	})
 	select {
 	case err := <-done:
 		if err != nil {
@@ -137,6 +153,10 @@ func TestTakeoverLiveFlows(t *testing.T) {
 	waitFor(t, "gw2 gave gw1's address back", 10*time.Second, func() bool { return syncStatus(ctx, gw2).Failbacks == 1 })
 	waitLBsUp(ctx, t, sys, p.Gateways[0].LAN1.MAC.String())
 	t.Logf("gw1 back: %+v", syncStatus(ctx, gw1))
+	waitFor(t, "samepath-control's health shows gw1 synced and gw2's failback", 5*time.Second, func() bool {
+		s1, s2 := healthSync(ctx, sys, "gw1"), healthSync(ctx, sys, "gw2")
+		return s1 != nil && s1.Ready && s2 != nil && s2.Failbacks == 1 && !s2.Peers[0].TakenOver
+	})
 
 	select {
 	case err := <-done2:
@@ -172,6 +192,106 @@ func TestTakeoverLiveFlows(t *testing.T) {
 	if fresh != 1 {
 		t.Fatalf("after failback, gw1 has %d new flows of %s on its address, want 1 (before %v, after %v)", fresh, ip, before, after)
 	}
+	// What each gateway holds of the mobile before the logout (for a
+	// failing accounting check).
+	for i, c := range []*api.Client{gw1, gw2} {
+		var fl []string
+		for _, f := range mobileFlows(ctx, t, c, ip) {
+			fl = append(fl, fmt.Sprintf("%s->%s via %s session %q %s up %d/%d down %d/%d", f.Mobile, f.Dest, f.Gateway, f.Session, f.State, f.UpPackets, f.UpBytes, f.DownPackets, f.DownBytes))
+		}
+		var st api.GWSync
+		c.Do(ctx, http.MethodGet, "/v1/sync", nil, &st)
+		t.Logf("gw%d before the logout: sync %+v; flows of %s:\n  %s", i+1, st, ip, strings.Join(fl, "\n  "))
+	}
+	checkAcct(ctx, t, sys, acc, mob.Name, []acctWant{
+		{fmt.Sprintf("/bytes/%d", size), size, rate, []string{"gw1", "gw2"}},
+		// Opened on gw2's own key address: after the failback its up
+		// packets go through gw1, its down packets still through gw2.
+		{fmt.Sprintf("/bytes/%d", size2), size2, rate2, []string{"gw2", "gw1"}},
+	})
+}
+
+// syncBatch is the demo's gw.sync.batch (hakill.go).
+const syncBatch = 50 * time.Millisecond
+
+// acctWant is one download of checkAcct: its URL, body size, the rate
+// the server sent it at, and the gateways that carried it.
+type acctWant struct {
+	url        string
+	size, rate int64
+	carriers   []string
+}
+
+// checkAcct logs mobile out, which ends its flows on every gateway
+// holding them (final records, cause session-end), waits for each
+// download's final records on its carriers and checks them
+// (demo.FlowAcct.Check). The bound: every byte the client received was
+// carried by one gateway, and each gateway counts from zero what it
+// carried, so the sum is exact but for (below) what the SIGKILLed
+// gateway carried after its last checkpoint reached the checkpoint file
+// (at most two sync batches at the download's rate: the checkpoint
+// sweep's period and the log writer's, both syncBatch), and (above) the
+// HTTP response header (the client's payload too, not in size: 1 KiB
+// allowed) and segments the server resent after the crash because the
+// mobile's ACKs died with gw1 (bounded the same way: what was in flight
+// in the last batch). A gateway counting its peer's part too, or a
+// record counted twice, is megabytes over.
+func checkAcct(ctx context.Context, t *testing.T, sys *demo.System, acc demo.GWAccounting, mobile string, wants []acctWant) {
+	t.Helper()
+	if err := sys.Logout(ctx, mobile); err != nil {
+		t.Fatal(err)
+	}
+	logs := map[string]string{"gw1": acc.Path(1), "gw2": acc.Path(2)}
+	var last error
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		last = nil
+		flows, err := demo.ReadFlowAcct(logs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var report, dump []string
+		for _, w := range wants {
+			f, err := demo.FindFlow(flows, w.url)
+			if err == nil {
+				win := uint64(2 * w.rate * int64(syncBatch) / int64(time.Second))
+				err = f.Check(w.carriers, uint64(w.size), win, win+1<<10)
+				report = append(report, fmt.Sprintf("%s flow %s: %s (client %d)", w.url, f.Flow, f.Summary(), w.size))
+				dump = append(dump, w.url+":\n"+f.Dump())
+			}
+			if err != nil {
+				last = errors.Join(last, fmt.Errorf("%s: %w", w.url, err))
+			}
+		}
+		if last == nil {
+			t.Logf("accounting: %s", strings.Join(report, "; "))
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("accounting across the takeover: %v\n%s", last, strings.Join(dump, ""))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// healthSync is gateway gw's state sync in samepath-control's GET
+// /v1/health (nil when not there).
+func healthSync(ctx context.Context, sys *demo.System, gw string) *api.GWSync {
+	var h struct {
+		Targets []struct {
+			Name string      `json:"name"`
+			Sync *api.GWSync `json:"sync"`
+		} `json:"targets"`
+	}
+	if sys.Control.Do(ctx, http.MethodGet, "/v1/health", nil, &h) != nil {
+		return nil
+	}
+	for _, t := range h.Targets {
+		if t.Name == gw {
+			return t.Sync
+		}
+	}
+	return nil
 }
 
 // syncStatus is a gateway's GET /v1/sync (zero when it does not answer).
