@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -208,6 +209,9 @@ func (a *addrMover) take(addrs []netip.Addr) error {
 		na := &netlink.Addr{IPNet: &net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(ip.BitLen(), ip.BitLen())}}
 		if ip.Is6() {
 			na.Flags = 0x02 // IFA_F_NODAD
+			// Deprecated, as the gateway's own IPv6 key addresses
+			// (gw.go): never the kernel's source for its probes.
+			na.ValidLft, na.PreferedLft = math.MaxUint32, 0
 		}
 		if err := netlink.AddrAdd(a.link, na); err != nil && !errors.Is(err, syscall.EEXIST) {
 			errs = append(errs, fmt.Errorf("add %s: %w", ip, err))
@@ -268,17 +272,24 @@ func (a *addrMover) routineRefresh(ctx context.Context, period time.Duration) {
 		}
 		a.mu.Unlock()
 		for _, ip := range held {
-			if ip.Is4() {
-				osutil.SendGARP(a.ifindex, a.mac, ip)
-			}
+			a.announceOne(ip) // a failed refresh is retried next period
 		}
 	}
 }
 
-// announce sends gratuitous ARP for the IPv4 addresses now and twice
-// more (a neighbor may miss one; keepalived repeats too). IPv6 addresses
-// are announced by the kernel's unsolicited NA when added, if the
-// interface's ndisc_notify is set.
+// announceOne sends one gratuitous ARP (IPv4) or unsolicited Neighbor
+// Advertisement (IPv6) for ip.
+func (a *addrMover) announceOne(ip netip.Addr) error {
+	if ip.Is4() {
+		return osutil.SendGARP(a.ifindex, a.mac, ip)
+	}
+	return osutil.SendUnsolicitedNA(a.ifindex, a.mac, ip)
+}
+
+// announce sends gratuitous ARP for the IPv4 addresses and unsolicited
+// NA for the IPv6 ones (our own frames, not the kernel's ndisc_notify,
+// which is off by default) now and twice more (a neighbor may miss one;
+// keepalived repeats too).
 func (a *addrMover) announce(ctx context.Context, addrs []netip.Addr) {
 	go func() {
 		for i, wait := range []time.Duration{0, 300 * time.Millisecond, time.Second} {
@@ -288,11 +299,8 @@ func (a *addrMover) announce(ctx context.Context, addrs []netip.Addr) {
 			case <-time.After(wait):
 			}
 			for _, ip := range addrs {
-				if !ip.Is4() {
-					continue
-				}
-				if err := osutil.SendGARP(a.ifindex, a.mac, ip); err != nil && i == 0 {
-					a.log.Warn("gratuitous arp", "addr", ip, "err", err)
+				if err := a.announceOne(ip); err != nil && i == 0 {
+					a.log.Warn("takeover: announcing a key address", "addr", ip, "err", err)
 				}
 			}
 		}

@@ -32,11 +32,11 @@ func syncYAML(p *fig2.Plan, g int, on bool) string {
 	return fmt.Sprintf(`  sync:
     name: gw%d
     listen: %s
-    peers: [{name: gw%d, addr: %s, nat: [%s]}]
+    peers: [{name: gw%d, addr: %s, nat: [%s, %s]}]
     batch: 50ms
     wait: 5s
 `, g, netip.AddrPortFrom(me.ControlAPI.Addr(), SyncPort), other.Index,
-		netip.AddrPortFrom(other.ControlAPI.Addr(), SyncPort), NATAddr(other.Index))
+		netip.AddrPortFrom(other.ControlAPI.Addr(), SyncPort), NATAddr(other.Index), NATAddr6(other.Index))
 }
 
 // HAKillResult is what HAKill saw.
