@@ -51,7 +51,8 @@ func mobileFlows6(ctx context.Context, c *api.Client, a netip.Addr) ([]api.Flow,
 func TestIPv6Subscribers(t *testing.T) {
 	logs := t.TempDir()
 	ctx, sys := startControlWith(t, demo.Options{Stacks: map[string]string{"mob1": "ipv6", "mob2": "dual"},
-		GWAccounting: demo.GWAccounting{Log: filepath.Join(logs, "gw%d.acct"), SyncInterval: 50 * time.Millisecond}})
+		GWAccounting: demo.GWAccounting{Log: filepath.Join(logs, "gw%d.acct"), SyncInterval: 50 * time.Millisecond},
+		GWNAT:        term64NAT})
 	p := sys.TB.Plan
 
 	// Dual stack: one address of each family, from one gateway.
@@ -181,6 +182,7 @@ func TestIPv6Subscribers(t *testing.T) {
 			}
 		}
 	}
+	v6ToV4(ctx, t, sys, m1, m2)
 	if err := sys.Logout(ctx, "mob2"); err != nil {
 		t.Fatal(err)
 	}
@@ -200,6 +202,7 @@ func TestIPv6Subscribers(t *testing.T) {
 	if !fams[true] || !fams[false] {
 		t.Errorf("gw1's accounting of mob2: web records by family %v, want both", fams)
 	}
+	v6ToV4Accounting(ctx, t, sys, logs)
 }
 
 // TestDemoDualStack is make demo's IPv6 part (samepath-demo -dual-stack):
