@@ -21,8 +21,8 @@ import (
 
 // The IPv6 -> IPv4 part of issue 15, on TestIPv6Subscribers's system
 // (its gateways run a terminator: term64NAT): the IPv6-only mobile mob1
-// reaches group A's IPv4 servers by UDP through the translator (dns-a at
-// NAT64Addr(10.30.0.1):53) and by TCP through the terminator (web-a64,
+// reaches group A's IPv4 servers by UDP and ICMP echo through the
+// translator (dns-a at NAT64Addr(10.30.0.1):53, a ping) and by TCP through the terminator (web-a64,
 // curl, SHA-256 of the body); TCP in NAT mode through the translator
 // is authorized like IPv4 (group B's video: mob1 served, mob2 refused);
 // and gw2's accounting names mob1 for every one of them.
@@ -80,10 +80,16 @@ func v6ToV4(ctx context.Context, t *testing.T, sys *demo.System, m1, m2 *fig2.Mo
 		}
 	}
 
+	// ICMP echo, translated (ICMPv6 to ICMPv4 and back).
+	ping := demo.NAT64Addr(gA.VIPv4).String()
+	if out, err := topo.CommandContext(ctx, m1.NS, "ping", "-6", "-n", "-c", "2", "-W", "2", ping).CombinedOutput(); err != nil {
+		t.Errorf("mob1 ping %s (NAT64 of group A): %v\n%s", ping, err, out)
+	}
+
 	// TCP, terminated: the mobile side IPv6, the server side IPv4.
 	const size = 2 << 20
 	url := fmt.Sprintf("http://%s/bytes/%d", demo.Term64Rep(p), size)
-	cmd := topo.CommandContext(ctx, m1.NS, "curl", "-sS", "-g", "--max-time", "30", "-o", "-", url)
+	cmd := topo.CommandContext(ctx, m1.NS, "curl", "-sS", "-g", "--max-time", "20", "-o", "-", url)
 	h := sha256.New()
 	var stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = h, &stderr
