@@ -10,17 +10,18 @@ import (
 	"samepath/testbed/fig2"
 )
 
-// TestV64Config: with a terminator the gateways' config carries web-a64
-// (group A's IPv6 rep, its IPv4 servers, mode terminate) and loads in
-// samepathd; without one it carries none (a terminate service needs
+// TestV64Config: the gateways' config carries dns-a64 (group A's IPv6
+// rep, its IPv4 servers, UDP, translated) and, with a terminator, web-a64
+// (the same, TCP, mode terminate), and loads in samepathd; without a
+// terminator it carries no web-a64 (a terminate service needs
 // gw.terminate); NAT64Addr embeds as RFC 6052 says.
 func TestV64Config(t *testing.T) {
 	p, err := fig2.NewPlan("sptbcfg", 2, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := services64(p, GWNAT{}); s != "" {
-		t.Errorf("services64 without a terminator: %q", s)
+	if s := services64(p, GWNAT{}); strings.Contains(s, Term64Service) || !strings.Contains(s, DNS64Service) {
+		t.Errorf("services64 without a terminator: %q, want %s alone", s, DNS64Service)
 	}
 	n := GWNAT{PortMax: 59999, TermPortMin: 60000, TermPortMax: 65535}
 	gw := fmt.Sprintf("role: gw\napi: 127.0.0.1:7700\ngw:\n  lan: {iface: lan1}\n  servers: {iface: lan2}\n  nat: {addrs: [%s%s], %s}\n%s  services:\n%s",
@@ -29,23 +30,28 @@ func TestV64Config(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, gw)
 	}
-	var found bool
+	found := 0
 	for _, s := range c.GW.Services {
-		if s.Name != Term64Service {
+		switch {
+		case s.Name == Term64Service && (s.Rep != Term64Rep(p).String() || s.Mode != "terminate" || s.Proto != "tcp"):
+			t.Errorf("web-a64 %+v", s)
+		case s.Name == DNS64Service && (s.Rep != DNS64Rep(p).String() || s.Mode == "terminate" || s.Proto != "udp"):
+			t.Errorf("dns-a64 %+v", s)
+		case s.Name != Term64Service && s.Name != DNS64Service:
 			continue
 		}
-		found = true
-		if s.Rep != Term64Rep(p).String() || s.Mode != "terminate" || len(s.Servers) != 2 {
-			t.Errorf("web-a64 %+v", s)
+		found++
+		if len(s.Servers) != 2 {
+			t.Errorf("%s servers %+v", s.Name, s.Servers)
 		}
 		for _, sv := range s.Servers {
 			if a, err := netip.ParseAddrPort(sv.Addr); err != nil || !a.Addr().Is4() {
-				t.Errorf("web-a64 server %q: want IPv4", sv.Addr)
+				t.Errorf("%s server %q: want IPv4", s.Name, sv.Addr)
 			}
 		}
 	}
-	if !found {
-		t.Fatalf("no %s in %+v", Term64Service, c.GW.Services)
+	if found != 2 {
+		t.Fatalf("want %s and %s in %+v", Term64Service, DNS64Service, c.GW.Services)
 	}
 	if a := NAT64Addr(netip.MustParseAddr("10.30.0.1")); a != netip.MustParseAddr("64:ff9b::a1e:1") {
 		t.Errorf("NAT64Addr(10.30.0.1) = %s", a)

@@ -22,7 +22,8 @@ import (
 // The IPv6 -> IPv4 part of issue 15, on TestIPv6Subscribers's system
 // (its gateways run a terminator: term64NAT): the IPv6-only mobile mob1
 // reaches group A's IPv4 servers by UDP and ICMP echo through the
-// translator (dns-a at NAT64Addr(10.30.0.1):53, a ping) and by TCP through the terminator (web-a64,
+// translator (dns-a at NAT64Addr(10.30.0.1):53, dns-a64 at an IPv6 rep
+// with IPv4 servers, a ping) and by TCP through the terminator (web-a64,
 // curl, SHA-256 of the body); TCP in NAT mode through the translator
 // is authorized like IPv4 (group B's video: mob1 served, mob2 refused);
 // and gw2's accounting names mob1 for every one of them.
@@ -66,18 +67,20 @@ func v6ToV4(ctx context.Context, t *testing.T, sys *demo.System, m1, m2 *fig2.Mo
 	p := sys.TB.Plan
 	gA, gB := p.Groups[0], p.Groups[1]
 
-	// UDP, translated: every answer from a server of group A.
-	dns := netip.AddrPortFrom(demo.NAT64Addr(gA.VIPv4), fig2.DNSPort)
-	c, err := topo.Dial(ctx, m1.NS, "udp", dns.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	for id := uint16(1); id <= 3; id++ {
-		name, err := askTXT(c, id)
-		if err != nil || !strings.HasPrefix(name, "a") {
-			t.Errorf("mob1 UDP to %s (NAT64 of dns-a): %q, %v; want a server of group A", dns, name, err)
+	// UDP, translated, to an RFC 6052 address (dns-a) and to an IPv6 rep
+	// whose servers are IPv4 (dns-a64): every answer from group A.
+	for _, dns := range []netip.AddrPort{netip.AddrPortFrom(demo.NAT64Addr(gA.VIPv4), fig2.DNSPort), demo.DNS64Rep(p)} {
+		c, err := topo.Dial(ctx, m1.NS, "udp", dns.String())
+		if err != nil {
+			t.Fatal(err)
 		}
+		for id := uint16(1); id <= 3; id++ {
+			name, err := askTXT(c, id)
+			if err != nil || !strings.HasPrefix(name, "a") {
+				t.Errorf("mob1 UDP to %s: %q, %v; want a server of group A", dns, name, err)
+			}
+		}
+		c.Close()
 	}
 
 	// ICMP echo, translated (ICMPv6 to ICMPv4 and back).
@@ -111,14 +114,14 @@ func v6ToV4(ctx context.Context, t *testing.T, sys *demo.System, m1, m2 *fig2.Mo
 }
 
 // v6ToV4Accounting logs mob1 out and waits for gw2's final records of
-// mob1's flows to group A's IPv4 servers: the translated UDP (dns-a)
-// and the terminated TCP (web-a64), and the translated web-b.
+// mob1's flows to IPv4 servers: the translated UDP (dns-a, dns-a64),
+// the terminated TCP (web-a64) and the translated web-b.
 func v6ToV4Accounting(ctx context.Context, t *testing.T, sys *demo.System, logs string) {
 	t.Helper()
 	if err := sys.Logout(ctx, "mob1"); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]bool{"dns-a": false, demo.Term64Service: false, "web-b": false}
+	want := map[string]bool{"dns-a": false, demo.DNS64Service: false, demo.Term64Service: false, "web-b": false}
 	var es []acct.Entry
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		es, _, _ = acct.Query(filepath.Join(logs, "gw2.acct"), acct.Filter{User: "mob1"})
@@ -129,7 +132,11 @@ func v6ToV4Accounting(ctx context.Context, t *testing.T, sys *demo.System, logs 
 				}
 			}
 		}
-		if want["dns-a"] && want[demo.Term64Service] && want["web-b"] {
+		all := true
+		for _, ok := range want {
+			all = all && ok
+		}
+		if all {
 			break
 		}
 	}
