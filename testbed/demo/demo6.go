@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -69,8 +70,8 @@ func dualStackDefaults(o *Options) {
 // group A's IPv6 representative address, moving it to the next two
 // ingress points at a third and two thirds of the transfer. With a
 // terminator on the gateways it downloads a quarter of o.Size at a
-// quarter of o.Rate (paced by the server: it cannot end before the
-// moves) at the same time, over the same moves (each waits for both), from group A's IPv4 servers through web-a64
+// quarter of o.Rate (paced by the server; its last byte is read after
+// the last phase was looked at) at the same time, over the same moves (each waits for both), from group A's IPv4 servers through web-a64
 // (v64.go): the IPv6 -> IPv4 download, terminated.
 func (s *System) demoIPv6(ctx context.Context, o Options) (*V6Summary, error) {
 	v4, p6, err := s.MobileAddrs(DemoDualStack)
@@ -114,17 +115,41 @@ func (s *System) demoIPv6(ctx context.Context, o Options) (*V6Summary, error) {
 	// The terminated IPv6 -> IPv4 download, over the same moves.
 	var to4 *V6Download
 	var got4 atomic.Int64
+	release := make(chan struct{})
+	var released sync.Once
+	releaseLast := func() { released.Do(func() { close(release) }) }
+	defer releaseLast()
 	done4 := make(chan error, 1)
 	h4 := sha256.New()
 	if o.GWNAT.TermPortMin != 0 {
-		to4 = &V6Download{Service: Term64Service, Rep: Term64Rep(p), Bytes: max(o.Size/4, 1)}
+		to4 = &V6Download{Service: Term64Service, Rep: Term64Rep(p), Bytes: max(o.Size/4, 2)}
 		sum.To4 = to4
 		fmt.Fprintf(s.out, "== IPv6 to IPv4: %s also downloads %d bytes from %s (%s: terminated, servers on IPv4)\n", m.Name, to4.Bytes, to4.Rep, to4.Service)
 		req4, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/bytes/%d?rate=%d", to4.Rep, to4.Bytes, max(o.Rate/4, 1)), nil)
 		if err != nil {
 			return nil, err
 		}
-		go get(req4, h4, &got4, done4)
+		// A terminated flow's record ends with its connection: the last
+		// byte is read (and the connection closed) only after the last
+		// phase was looked at.
+		go func() {
+			resp, err := c.Do(req4)
+			if err != nil {
+				done4 <- err
+				return
+			}
+			defer resp.Body.Close()
+			body := countingReader{resp.Body, &got4}
+			if _, err = io.CopyN(h4, body, to4.Bytes-1); err == nil {
+				to4.Duration = time.Since(start)
+				select {
+				case <-release:
+				case <-ctx.Done():
+				}
+				_, err = io.Copy(h4, body)
+			}
+			done4 <- err
+		}()
 	}
 	holders := func(service string) []int {
 		var gs []int
@@ -142,7 +167,9 @@ func (s *System) demoIPv6(ctx context.Context, o Options) (*V6Summary, error) {
 			to4.Phases = append(to4.Phases, V6Phase{Ingress: n, Gateways: holders(to4.Service)})
 		}
 	}
-	// d1 and d4 are the downloads not yet ended (nil: ended, or none).
+	// d1 is nil once the download ended; d4 (nil without to4) reports
+	// the other's early end (it reads its last byte only after the last
+	// phase).
 	d1, d4 := done, done4
 	var err1, err4 error
 	if to4 == nil {
@@ -157,9 +184,7 @@ func (s *System) demoIPv6(ctx context.Context, o Options) (*V6Summary, error) {
 					return sum, fmt.Errorf("IPv6 download ended after %d bytes: %v", got.Load(), err1)
 				}
 			case err4 = <-d4:
-				if d4 = nil; err4 != nil || got4.Load() < to4.Bytes {
-					return sum, fmt.Errorf("IPv6 to IPv4 download ended after %d bytes: %v", got4.Load(), err4)
-				}
+				return sum, fmt.Errorf("IPv6 to IPv4 download ended after %d bytes: %v", got4.Load(), err4)
 			case <-ctx.Done():
 				return sum, ctx.Err()
 			case <-time.After(10 * time.Millisecond):
@@ -180,27 +205,20 @@ func (s *System) demoIPv6(ctx context.Context, o Options) (*V6Summary, error) {
 	sum.Duration = time.Since(start)
 	sum.Phases = append(sum.Phases, V6Phase{Ingress: n, Gateways: holders("web-a6")})
 	if to4 != nil {
-		// A terminated flow's record ends with its connection: the last
-		// phase is looked at before the download's end.
-	last:
-		for d4 != nil && got4.Load() < to4.Bytes*5/6 {
+		for got4.Load() < to4.Bytes-1 {
 			select {
 			case err4 = <-d4:
-				d4 = nil
-				break last
+				return sum, fmt.Errorf("IPv6 to IPv4 download ended after %d bytes: %v", got4.Load(), err4)
 			case <-ctx.Done():
 				return sum, ctx.Err()
 			case <-time.After(10 * time.Millisecond):
 			}
 		}
 		to4.Phases = append(to4.Phases, V6Phase{Ingress: n, Gateways: holders(to4.Service)})
-		if d4 != nil {
-			err4 = <-d4
-		}
-		if err4 != nil {
+		releaseLast()
+		if err4 = <-d4; err4 != nil {
 			return sum, fmt.Errorf("IPv6 to IPv4 download: %w after %d bytes", err4, got4.Load())
 		}
-		to4.Duration = time.Since(start)
 	}
 	var have [32]byte
 	h.Sum(have[:0])
