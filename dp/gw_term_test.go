@@ -156,11 +156,14 @@ func newPeer(t *testing.T, addrs ...netip.Addr) (*stack.Stack, *tcpproxy.Link) {
 	}
 	for _, a := range addrs {
 		pa := tcpip.ProtocolAddress{Protocol: ipv4.ProtocolNumber, AddressWithPrefix: tcpip.AddrFromSlice(a.AsSlice()).WithPrefix()}
+		if a.Is6() {
+			pa.Protocol = ipv6.ProtocolNumber
+		}
 		if err := s.AddProtocolAddress(1, pa, stack.AddressProperties{}); err != nil {
 			t.Fatalf("address %v: %s", a, err)
 		}
 	}
-	s.SetRouteTable([]tcpip.Route{{Destination: gheader.IPv4EmptySubnet, NIC: 1}})
+	s.SetRouteTable([]tcpip.Route{{Destination: gheader.IPv4EmptySubnet, NIC: 1}, {Destination: gheader.IPv6EmptySubnet, NIC: 1}})
 	t.Cleanup(s.Destroy)
 	return s, link
 }
@@ -203,9 +206,14 @@ func newWired(t *testing.T, prod *acct.Producer) *wired {
 }
 
 func newWiredWith(t *testing.T, prod *acct.Producer, interim time.Duration, dropEvery int) *wired {
-	r := &wired{termRig: newTermRigInterim(t, true, prod, interim, nil), dropEvery: dropEvery}
+	return wireRig(t, newTermRigInterim(t, true, prod, interim, nil), dropEvery, mob)
+}
+
+// wireRig runs rig with a client netstack holding the client addresses.
+func wireRig(t *testing.T, rig *termRig, dropEvery int, client ...netip.Addr) *wired {
+	r := &wired{termRig: rig, dropEvery: dropEvery}
 	var clink, slink *tcpproxy.Link
-	r.client, clink = newPeer(t, mob)
+	r.client, clink = newPeer(t, client...)
 	r.server, slink = newPeer(t, a1, a2)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

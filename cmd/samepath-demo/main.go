@@ -40,7 +40,7 @@ func main() {
 	steering := flag.String("steering", "afxdp", "LB steering: afxdp (Go pipeline on AF_XDP) or xdp (in-kernel offload)")
 	size := flag.Int64("size", 20<<20, "bytes to download")
 	hakill := flag.Bool("hakill", true, "kill gw1 (SIGKILL) under a download that completes through gw2 (gateway state sync), then restart it")
-	dual := flag.Bool("dual-stack", true, "make mob2 dual-stack and download over IPv6 from group A's IPv6 address too, moving between ingress points")
+	dual := flag.Bool("dual-stack", true, "make mob2 dual-stack and download over IPv6 from group A's IPv6 address and, terminated, from its IPv4 servers too, moving between ingress points")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: samepath-demo [flags]   (as root)\n\nBuilds the FIG. 2 network in namespaces, starts samepathd LBs and gateways and\nsamepath-control, logs the mobiles in over RADIUS through NAS emulators (addresses from\nthe AAA), downloads from a server to a mobile that moves nas1 -> nas2 -> nas3 (the old\nNAS suspends the session, the new one resumes it), prints which LB and gateway carried\neach phase and the session tables, logs the mobiles out and shows the gateways' proxy\naccounting per subscriber, service and URL, and tears everything down (also on Ctrl-C).\n\nexample: samepath-demo -steering xdp -size 50000000\n\nflags:\n")
 		flag.PrintDefaults()

@@ -744,7 +744,7 @@ gw:
   servers: {iface: %s}
   nat: {addrs: [%s%s], %s, capacity: 65536}
   probe: {interval: 500ms, timeout: 300ms, fall: 2, rise: 1}
-%s%s%s`, g.ControlAPI, tokFile, g.LAN1.Name, g.LAN2.Name, NATAddr(g.Index), nat6YAML(g.Index), o.GWNAT.yaml(), o.GWNAT.termYAML()+o.GWAccounting.yaml(g.Index), services+services6(p), syncYAML(p, g.Index, o.GWSync))
+%s%s%s`, g.ControlAPI, tokFile, g.LAN1.Name, g.LAN2.Name, NATAddr(g.Index), nat6YAML(g.Index), o.GWNAT.yaml(), o.GWNAT.termYAML()+o.GWAccounting.yaml(g.Index), services+services6(p)+services64(p, o.GWNAT), syncYAML(p, g.Index, o.GWSync))
 		path := filepath.Join(tb.LogDir(), fmt.Sprintf("gw%d.yaml", g.Index))
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 			return nil, nil, err

@@ -51,7 +51,8 @@ func mobileFlows6(ctx context.Context, c *api.Client, a netip.Addr) ([]api.Flow,
 func TestIPv6Subscribers(t *testing.T) {
 	logs := t.TempDir()
 	ctx, sys := startControlWith(t, demo.Options{Stacks: map[string]string{"mob1": "ipv6", "mob2": "dual"},
-		GWAccounting: demo.GWAccounting{Log: filepath.Join(logs, "gw%d.acct"), SyncInterval: 50 * time.Millisecond}})
+		GWAccounting: demo.GWAccounting{Log: filepath.Join(logs, "gw%d.acct"), SyncInterval: 50 * time.Millisecond},
+		GWNAT:        term64NAT})
 	p := sys.TB.Plan
 
 	// Dual stack: one address of each family, from one gateway.
@@ -181,6 +182,7 @@ func TestIPv6Subscribers(t *testing.T) {
 			}
 		}
 	}
+	v6ToV4(ctx, t, sys, m1, m2)
 	if err := sys.Logout(ctx, "mob2"); err != nil {
 		t.Fatal(err)
 	}
@@ -200,13 +202,15 @@ func TestIPv6Subscribers(t *testing.T) {
 	if !fams[true] || !fams[false] {
 		t.Errorf("gw1's accounting of mob2: web records by family %v, want both", fams)
 	}
+	v6ToV4Accounting(ctx, t, sys, logs)
 }
 
 // TestDemoDualStack is make demo's IPv6 part (samepath-demo -dual-stack):
 // mob2 gets both families from one gateway and downloads over IPv6 from
 // group A's IPv6 address while it moves between ingress points, every
-// phase's flow held by that gateway alone; the summary shows both
-// families.
+// phase's flow held by that gateway alone, and at the same time over
+// IPv6 from group A's IPv4 servers through the terminator (web-a64);
+// the summary shows both families.
 func TestDemoDualStack(t *testing.T) {
 	privtest.Require(t)
 	bin := buildBinaries(t)
@@ -228,6 +232,20 @@ func TestDemoDualStack(t *testing.T) {
 		if len(ph.Gateways) != 1 || ph.Gateways[0] != gw[0] {
 			t.Errorf("phase %d: flow held by %v, want gw%v alone", k+1, ph.Gateways, gw)
 		}
+	}
+	// The IPv6 -> IPv4 download through the terminator, over the same
+	// moves, on the same gateway.
+	if d := s.To4; d == nil || !d.ChecksumOK || d.Service != demo.Term64Service || !d.Rep.Addr().Is6() || len(d.Phases) != 3 {
+		t.Errorf("IPv6 to IPv4 part %+v", d)
+	} else {
+		for k, ph := range d.Phases {
+			if len(ph.Gateways) != 1 || ph.Gateways[0] != gw[0] || ph.Ingress != s.Phases[k].Ingress {
+				t.Errorf("IPv6 to IPv4 phase %d: ingress %d, flow held by %v, want ingress %d and gw%v alone", k+1, ph.Ingress, ph.Gateways, s.Phases[k].Ingress, gw)
+			}
+		}
+	}
+	if !strings.Contains(out.String(), "IPv6 to IPv4 ("+demo.Term64Service+", terminated)") {
+		t.Errorf("summary lacks the IPv6 to IPv4 download:\n%s", out.String())
 	}
 	if !strings.Contains(out.String(), "IPv6 prefix "+s.Prefix.String()) || !strings.Contains(out.String(), "sha256 ok") {
 		t.Errorf("summary lacks the IPv6 part:\n%s", out.String())
