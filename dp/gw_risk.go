@@ -15,7 +15,9 @@ import (
 // tcpproxy.Risk, handed to its connections in their Decision: Next picks
 // a substitute by the service's policy among its servers in state up,
 // less those the connection tried (balance.Table.PickExcept), Healthy is
-// the server's state in T6. The counters are per service name and
+// whether the server still serves its flows in T6 (ServerServing: healthy
+// and not in maint; a draining server's requests and responses in flight
+// are neither failed over nor reset). The counters are per service name and
 // outlive changes of the service's risk settings.
 //
 // A failover or a resume moves the flow to the server the connection is
@@ -86,7 +88,7 @@ func (g *GW) termRisk(svcID uint32) *tcpproxy.Risk {
 		},
 		Healthy: func(a netip.AddrPort) bool {
 			i, ok := id()
-			return ok && svcs.ServerUp(i, a)
+			return ok && svcs.ServerServing(i, a)
 		},
 	}
 	if l := rt.log; l != nil {

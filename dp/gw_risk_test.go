@@ -272,3 +272,47 @@ func TestGWTerminateFailoverFollows(t *testing.T) {
 		})
 	}
 }
+
+// TestGWTerminateDrainMidBody (R-TCP-4): an operator's drain of the
+// server of a download in flight lets it run to its end (flows already
+// on a draining server run on): risk balancing's health poll does not
+// take the drain for a dead server, so a response it could not resume
+// (no validator) is not reset.
+func TestGWTerminateDrainMidBody(t *testing.T) {
+	r := newWired(t, nil)
+	r.setRisk(t, balance.Risk{ReplayBuffer: 4096, HTTP: true, Resume: true})
+	const n = 64 << 10
+	resp := "HTTP/1.1 200 OK\r\nContent-Length: " + strconv.Itoa(n) + "\r\nConnection: close\r\n\r\n"
+	drained := make(chan struct{})
+	r.listen(func(c net.Conn) {
+		defer c.Close()
+		if _, err := readRequest(c); err != nil {
+			return
+		}
+		local := netip.MustParseAddrPort(c.LocalAddr().String())
+		c.Write([]byte(resp))
+		c.Write(bytes.Repeat([]byte("a"), n/2))
+		if _, err := r.svcs.SetAdmin("webt", local, balance.AdminDrain); err != nil {
+			t.Error(err)
+		}
+		close(drained)
+		// Several of the terminator's health polls (200 ms) see the
+		// drain before the rest: a reset would come now.
+		time.Sleep(3 * tcpproxy.DefaultHealthPoll)
+		c.Write(bytes.Repeat([]byte("a"), n-n/2))
+	})
+	c, err := r.dial(rep, 81)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("GET /x HTTP/1.1\r\nHost: term.example\r\n\r\n"))
+	got, err := io.ReadAll(c)
+	c.Close()
+	<-drained
+	if want := resp + strings.Repeat("a", n); err != nil || string(got) != want {
+		t.Fatalf("got %d bytes, %v; want the whole response (%d bytes)", len(got), err, len(want))
+	}
+	if got := r.gw.RiskCounts("webt"); got != [tcpproxy.NumRiskCounters]uint64{} {
+		t.Errorf("webt risk counters %v", got)
+	}
+}

@@ -55,7 +55,10 @@ type Risk struct {
 	// Next chooses another server of the group, none of tried (required).
 	Next func(tried []netip.AddrPort) (netip.AddrPort, bool)
 	// Healthy, if set, is asked every HealthPoll while a request waits
-	// for its first response byte; false fails the server over.
+	// for its first response byte (false fails the server over) and, with
+	// HTTP, while a response is in flight (false is a server dead
+	// mid-response: resumed, or the mobile reset). It is not asked
+	// between responses of a kept-alive connection.
 	Healthy    func(netip.AddrPort) bool
 	HealthPoll time.Duration
 	// Counters, if set, count what happened (RiskCounter).
@@ -219,10 +222,12 @@ func (rs *riskState) noServer(c *Conn) bool {
 }
 
 // tickC is the health poll's channel while a request waits for its
-// answer, nil otherwise (an idle connection, whose mobile sent nothing
-// yet, costs no timer).
+// answer or its response is in flight (head, body, continuation), nil
+// otherwise: an idle connection, whose mobile sent nothing yet or whose
+// last response ended, costs no timer (its next request polls, or its
+// send fails over).
 func (rs *riskState) tickC() <-chan time.Time {
-	if rs == nil || rs.cfg.Healthy == nil || rs.phase != riskRequest || rs.aborted || len(rs.replay) == 0 && !rs.overflow {
+	if !rs.polled() {
 		if rs != nil {
 			rs.stopTick()
 		}
@@ -245,17 +250,34 @@ func (rs *riskState) stopTick() {
 	}
 }
 
-// pollHealth runs on a tick: a server gone down before its answer is
-// failed over by the splice loop (due).
+// polled reports whether the server's health matters now: a request
+// waits for its answer (failed over), or a response is in flight (resumed
+// or reset, as if the server died mid-body: a server that goes silent
+// without a FIN or RST must not hang the mobile).
+func (rs *riskState) polled() bool {
+	if rs == nil || rs.cfg.Healthy == nil || rs.aborted {
+		return false
+	}
+	switch rs.phase {
+	case riskRequest:
+		return len(rs.replay) > 0 || rs.overflow
+	case riskHead, riskBody, riskCont:
+		return true
+	}
+	return false
+}
+
+// pollHealth runs on a tick: a server gone down before its answer or
+// mid-response is failed over by the splice loop (due).
 func (rs *riskState) pollHealth(c *Conn) {
-	if rs.phase == riskRequest && !rs.cfg.Healthy(c.Server()) {
+	if rs.polled() && !rs.cfg.Healthy(c.Server()) {
 		rs.unhealthy = true
 	}
 }
 
 // due reports a failure the splice loop must handle though no endpoint
-// reported one (health down).
-func (rs *riskState) due() bool { return rs != nil && rs.unhealthy && !rs.aborted }
+// reported one (health down), unless the response ended meanwhile.
+func (rs *riskState) due() bool { return rs != nil && rs.unhealthy && rs.polled() }
 
 // fromMobile sees the bytes read from the mobile, before they go on.
 func (rs *riskState) fromMobile(b []byte) {
@@ -300,7 +322,7 @@ func (rs *riskState) fromMobile(b []byte) {
 
 // rearm starts tracking the next request of a kept-alive connection.
 func (rs *riskState) rearm() {
-	rs.phase = riskRequest
+	rs.phase, rs.unhealthy = riskRequest, false
 	rs.replay, rs.overflow, rs.notHTTP, rs.reqOK = rs.replay[:0], false, false, false
 	rs.req, rs.resp, rs.resumeErr, rs.body, rs.head = httpresume.Request{}, httpresume.Response{}, nil, 0, nil
 	rs.tried = rs.tried[:0]
@@ -311,8 +333,7 @@ func (rs *riskState) rearm() {
 func (rs *riskState) fromServer(c *Conn, b []byte) (start, end int, abort bool) {
 	switch rs.phase {
 	case riskRequest:
-		rs.stopTick()
-		rs.unhealthy = false
+		rs.unhealthy = false // it answered; the tick goes on mid-response
 		if !rs.cfg.HTTP || !rs.reqOK {
 			rs.phase, rs.replay = riskOff, nil
 			return 0, len(b), false

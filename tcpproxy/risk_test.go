@@ -563,3 +563,56 @@ func TestFailoverConnectTimeout(t *testing.T) {
 	}
 	re.wantCounts(t, map[RiskCounter]uint64{RiskFailover: 1})
 }
+
+// silentServer answers a GET with body's head and its first cut bytes,
+// then goes silent (no FIN, no RST: its host is gone) while its health
+// goes down, and holds the connection until the terminator drops it.
+func silentServer(re *riskEnv, addr netip.AddrPort, cut int, hdr string) func(net.Conn, tcpip.Endpoint) {
+	return func(c net.Conn, _ tcpip.Endpoint) {
+		if _, err := readHead(c); err != nil {
+			return
+		}
+		c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n" + hdr + "\r\n"))
+		c.Write(body[:cut])
+		re.down.Store(addr, true)
+		c.SetReadDeadline(time.Now().Add(2 * waitLimit))
+		io.Copy(io.Discard, c) // until the terminator gives up on it
+	}
+}
+
+// A server whose health goes down mid-body while it sends nothing more
+// is handled like one that died mid-body: resumed from another server if
+// the response allows it, else the mobile is reset; never a hang.
+func TestResumeHealthDown(t *testing.T) {
+	etag := `"v1"`
+	t.Run("resumable", func(t *testing.T) {
+		re := newRiskEnv(t, srvA, []netip.AddrPort{srvA, srvB}, Risk{ReplayBuffer: 4096, HTTP: true, Resume: true})
+		re.rawServer(t, srvA, silentServer(re, srvA, 1234567, "ETag: "+etag+"\r\n"))
+		var ranges atomic.Int32
+		re.httpServer(t, srvB, rangeHandler(etag, &ranges))
+		resp, got, err := re.get(t)
+		if err != nil || resp.StatusCode != 200 || sha256.Sum256(got) != sha256.Sum256(body) {
+			t.Fatalf("download: %v, %d of %d bytes", err, len(got), len(body))
+		}
+		if ranges.Load() != 1 {
+			t.Errorf("%d range requests, want 1", ranges.Load())
+		}
+		re.wantCounts(t, map[RiskCounter]uint64{RiskResume: 1})
+		re.wantMoves(t, srvB)
+	})
+	t.Run("not resumable", func(t *testing.T) {
+		re := newRiskEnv(t, srvA, []netip.AddrPort{srvA, srvB}, Risk{ReplayBuffer: 4096, HTTP: true, Resume: true})
+		re.rawServer(t, srvA, silentServer(re, srvA, 1234567, "")) // no validator
+		var ranges atomic.Int32
+		re.httpServer(t, srvB, rangeHandler(etag, &ranges))
+		_, got, err := re.get(t)
+		if err == nil || !isReset(err) {
+			t.Fatalf("download: %v, %d of %d bytes; want a reset", err, len(got), len(body))
+		}
+		if ranges.Load() != 0 {
+			t.Errorf("%d range requests, want 0", ranges.Load())
+		}
+		re.wantCounts(t, map[RiskCounter]uint64{RiskAbortMidResponse: 1})
+		re.wantMoves(t)
+	})
+}

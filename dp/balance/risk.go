@@ -104,6 +104,25 @@ func (t *Table) ServerUp(svcID uint32, addr netip.AddrPort) bool {
 	return false
 }
 
+// ServerServing reports whether addr, a server of the service, still
+// serves the flows already on it: healthy and not in maint. Unlike
+// ServerUp a draining server serves (its flows run until they end): it
+// is what a terminated connection's risk balancing polls, so that a
+// drain neither fails over nor resets the requests and responses in
+// flight on it. false for one no longer listed.
+func (t *Table) ServerServing(svcID uint32, addr netip.AddrPort) bool {
+	s := t.load(svcID)
+	if s == nil {
+		return false
+	}
+	for i := range s.servers {
+		if v := &s.servers[i]; v.addr == addr {
+			return v.healthy && v.admin != AdminMaint
+		}
+	}
+	return false
+}
+
 // ServerIndex returns the index of addr among the service's servers, in
 // any state (Dist.FlowMove's argument); ok is false for one no longer
 // listed. Safe from any goroutine; it allocates nothing.

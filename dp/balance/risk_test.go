@@ -133,3 +133,39 @@ func TestFlowMove(t *testing.T) {
 		t.Errorf("FlowMove allocates %v", n)
 	}
 }
+
+// ServerServing is true for a draining server (its flows run on) and
+// false for one in maint, unhealthy or not listed; ServerUp is false for
+// all of them.
+func TestServerServing(t *testing.T) {
+	tb, id, srv := riskTable(t, RoundRobin)
+	if _, err := tb.SetAdmin("web", srv[0], AdminDrain); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tb.SetAdmin("web", srv[1], AdminMaint); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.SetServerHealth("web", srv[2], false); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		a           netip.AddrPort
+		serving, up bool
+	}{
+		{srv[0], true, false}, {srv[1], false, false}, {srv[2], false, false},
+		{netip.MustParseAddrPort("10.9.9.9:80"), false, false},
+	} {
+		if got := tb.ServerServing(id, tc.a); got != tc.serving {
+			t.Errorf("ServerServing(%v) = %v, want %v", tc.a, got, tc.serving)
+		}
+		if got := tb.ServerUp(id, tc.a); got != tc.up {
+			t.Errorf("ServerUp(%v) = %v, want %v", tc.a, got, tc.up)
+		}
+	}
+	if err := tb.SetServerHealth("web", srv[2], true); err != nil {
+		t.Fatal(err)
+	}
+	if !tb.ServerServing(id, srv[2]) {
+		t.Errorf("ServerServing(%v) false once healthy again", srv[2])
+	}
+}
