@@ -425,6 +425,29 @@ type Target struct {
 	Min           float64
 }
 
+// LossNotes are one line per sample whose gateway counters or veth
+// drop/error counters moved: "- rep N, VARIANT, CASE: gateway NOTE; veth
+// DROPS".
+func (r *Result) LossNotes() []string {
+	var notes []string
+	for _, s := range r.Samples {
+		if s.Note == "" && s.DevDrops == "" {
+			continue
+		}
+		l := fmt.Sprintf("- rep %d, %s, %s:", s.Rep, s.Variant, s.Case)
+		if s.Note != "" {
+			l += " gateway " + s.Note + ";"
+		}
+		if s.DevDrops != "" {
+			l += " veth " + s.DevDrops
+		} else {
+			l += " no veth drop or error counter moved"
+		}
+		notes = append(notes, l)
+	}
+	return notes
+}
+
 // WriteVariants writes the variants that were not measured (with the
 // reason) and every measured variant's detail and CPU placement.
 func (r *Result) WriteVariants(b *strings.Builder) {

@@ -306,22 +306,7 @@ func Markdown(r *bench.Result, chart string) string {
 	b.WriteString("CPU busy: the share of the counting window each CPU was not idle (/proc/stat, median over runs), whoever ran there: the generator and the DUT's threads, but also other work on this shared box. A device under test whose CPU is not busy while its generator is slowed was not the limit. Softirq work may be undercounted on this kernel (../shared/BENCH.md).\n\n")
 	r.WriteTargets(&b, "issue 4", targets)
 	r.WriteReference(&b, "samepathd-gw", "nft-nat")
-	var notes []string
-	for _, s := range r.Samples {
-		if s.Note == "" && s.DevDrops == "" {
-			continue
-		}
-		l := fmt.Sprintf("- rep %d, %s, %s:", s.Rep, s.Variant, s.Case)
-		if s.Note != "" {
-			l += " gateway " + s.Note + ";"
-		}
-		if s.DevDrops != "" {
-			l += " veth " + s.DevDrops
-		} else {
-			l += " no veth drop or error counter moved"
-		}
-		notes = append(notes, l)
-	}
+	notes := r.LossNotes()
 	if len(notes) > 0 {
 		fmt.Fprintf(&b, "Where frames were lost, per case (warm-up included): the gateway's own counters (GET /v1/counters deltas per queue: packets in and out, drops by reason) and the veth drop/error counters (ethtool -S) that moved on the generator, DUT and sink devices. Frames the generator sent that the gateway's queue never counted were lost before its socket (the ingress veth, or the XDP redirect into a full AF_XDP RX ring).\n\n%s\n\n", strings.Join(notes, "\n"))
 	}

@@ -253,22 +253,7 @@ func Markdown(r *bench.Result, chart string) string {
 	if len(tl) > 0 {
 		fmt.Fprintf(&b, "Cost of translation (issue 14: translated packets per second against the same flows untranslated, same run):\n\n%s\n\n", strings.Join(tl, "\n"))
 	}
-	var notes []string
-	for _, s := range r.Samples {
-		if s.Note == "" && s.DevDrops == "" {
-			continue
-		}
-		l := fmt.Sprintf("- rep %d, %s, %s:", s.Rep, s.Variant, s.Case)
-		if s.Note != "" {
-			l += " gateway " + s.Note + ";"
-		}
-		if s.DevDrops != "" {
-			l += " veth " + s.DevDrops
-		} else {
-			l += " no veth drop or error counter moved"
-		}
-		notes = append(notes, l)
-	}
+	notes := r.LossNotes()
 	if len(notes) > 0 {
 		fmt.Fprintf(&b, "Where frames were lost, per case (warm-up included): the gateway's counters (GET /v1/counters deltas per queue) and the veth drop/error counters (ethtool -S) that moved.\n\n%s\n\n", strings.Join(notes, "\n"))
 	}
