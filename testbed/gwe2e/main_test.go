@@ -365,16 +365,18 @@ func sessionID(ctx context.Context, t *testing.T, c *api.Client, ip netip.Addr) 
 	return "", false
 }
 
-// endSession sends the session manager's "end" for the mobile's session
-// (R-GW-7): the gateway drops its T3 row and every record of it.
-func endSession(ctx context.Context, t *testing.T, sys *demo.System, m *fig2.Mobile) {
+// endSession sends the session manager's "end" for the session of the
+// mobile's address of family f (R-GW-7): the gateway drops its T3 row and
+// every record of it.
+func endSession(ctx context.Context, t *testing.T, sys *demo.System, m *fig2.Mobile, f family) {
 	t.Helper()
 	gw := sys.GWs[m.Gateway-1]
-	id, ok := sessionID(ctx, t, gw, m.IPv4)
+	ip := f.addr(m)
+	id, ok := sessionID(ctx, t, gw, ip)
 	if !ok {
-		t.Fatalf("%s has no session on gw%d", m.Name, m.Gateway)
+		t.Fatalf("%s has no session of %s on gw%d", m.Name, ip, m.Gateway)
 	}
-	ev := api.SessionEvent{Event: api.EventEnd, SessionID: id, DeviceID: "IMEI-" + m.Name, IP: m.IPv4.String(), Seq: 1 << 32}
+	ev := api.SessionEvent{Event: api.EventEnd, SessionID: id, DeviceID: "IMEI-" + m.Name, IP: ip.String(), Seq: 1 << 32}
 	if err := gw.SessionEvent(ctx, ev); err != nil {
 		t.Fatal(err)
 	}
@@ -382,7 +384,9 @@ func endSession(ctx context.Context, t *testing.T, sys *demo.System, m *fig2.Mob
 
 // isRefused reports whether err is what a client sees when the gateway
 // refuses: a TCP RST (connection refused or reset) or an ICMP destination
-// unreachable (host/network unreachable, refused, or prohibited).
+// unreachable (host/network unreachable, refused, or prohibited). Linux
+// reports ICMPv4's administratively prohibited (code 13) as EHOSTUNREACH
+// and ICMPv6's (code 1) as EACCES.
 func isRefused(err error) bool {
 	for _, e := range refusals {
 		if errors.Is(err, e) {
@@ -392,4 +396,4 @@ func isRefused(err error) bool {
 	return false
 }
 
-var refusals = []error{syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.EHOSTUNREACH}
+var refusals = []error{syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.EHOSTUNREACH, syscall.EACCES}
