@@ -27,9 +27,12 @@ package gwe2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -216,6 +219,10 @@ func testGateway(ctx context.Context, t *testing.T, sys *demo.System, f family) 
 		}
 	})
 
+	// RFC 5508 section 4.2: a server's ICMP error about a mobile's packet
+	// reaches the mobile, outer and quoted headers NATed back.
+	t.Run("icmp_error_from_server", func(t *testing.T) { testICMPError(ctx, t, sys, m1, f) })
+
 	// R-GW-6 login unit, R-GW-8 (FIG. 41).
 	t.Run("login_unit_two_services", func(t *testing.T) { testLogin(ctx, t, sys, m1, f) })
 }
@@ -316,21 +323,9 @@ const loginA = "web-a-login"
 func testLogin(ctx context.Context, t *testing.T, sys *demo.System, m *fig2.Mobile, f family) {
 	gw := sys.GWs[m.Gateway-1]
 	webB, loginA := f.svc("web-b"), f.svc(loginA)
-	svcs, err := gw.Services(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var table api.Services
-	for _, s := range svcs.Services {
-		s.Servers = plainServers(s.Servers)
-		table.Services = append(table.Services, s)
-	}
 	a1, a2 := f.server(t, sys, "a1", fig2.HTTPPort), f.server(t, sys, "a2", fig2.HTTPPort)
-	table.Services = append(table.Services, api.Service{Name: loginA, Rep: f.rep(sys, 0, 8080), Proto: "tcp", Type: "login",
+	addService(ctx, t, gw, api.Service{Name: loginA, Rep: f.rep(sys, 0, 8080), Proto: "tcp", Type: "login",
 		Policy: "rr", ServiceType: "web", Servers: []api.Server{{Addr: a1, State: api.StateUp}, {Addr: a2, State: api.StateUp}}})
-	if err := gw.SetServices(ctx, table); err != nil {
-		t.Fatal(err)
-	}
 	reps := map[string]string{webB: f.rep(sys, 1, fig2.HTTPPort), loginA: f.rep(sys, 0, 8080)}
 	order := []string{webB, loginA}
 
@@ -344,6 +339,7 @@ func testLogin(ctx context.Context, t *testing.T, sys *demo.System, m *fig2.Mobi
 	}
 
 	login := func(round string) map[string]string {
+		var err error
 		chosen := map[string]string{}
 		held := map[string]*webConn{}
 		for _, svc := range order {
@@ -415,6 +411,24 @@ func testLogin(ctx context.Context, t *testing.T, sys *demo.System, m *fig2.Mobi
 	t.Logf("second login: %v (choices may change between logins)", second)
 }
 
+// addService adds svc to gateway gw's services at run time.
+func addService(ctx context.Context, t *testing.T, gw *api.Client, svc api.Service) {
+	t.Helper()
+	svcs, err := gw.Services(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table api.Services
+	for _, s := range svcs.Services {
+		s.Servers = plainServers(s.Servers)
+		table.Services = append(table.Services, s)
+	}
+	table.Services = append(table.Services, svc)
+	if err := gw.SetServices(ctx, table); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // plainServers drops the read-only probe fields of servers read from the
 // API, so that the table can be written back.
 func plainServers(in []api.Server) []api.Server {
@@ -423,4 +437,40 @@ func plainServers(in []api.Server) []api.Server {
 		out = append(out, api.Server{Addr: s.Addr, Weight: s.Weight, State: s.State})
 	}
 	return out
+}
+
+// closedPort is a UDP port no server listens on.
+const closedPort = 9999
+
+// testICMPError adds a UDP service over a1 and a2's closed port: the
+// servers' kernels answer each datagram with ICMP port unreachable, which
+// the gateway translates back to the mobile, whose connected socket then
+// reads ECONNREFUSED (not the EHOSTUNREACH or EACCES of the gateway's own
+// refusal).
+func testICMPError(ctx context.Context, t *testing.T, sys *demo.System, m *fig2.Mobile, f family) {
+	gw := sys.GWs[m.Gateway-1]
+	name := f.svc("closed-a")
+	addService(ctx, t, gw, api.Service{Name: name, Rep: f.rep(sys, 0, closedPort), Proto: "udp", Type: "connection", Policy: "rr",
+		ServiceType: "dns", Servers: []api.Server{
+			{Addr: f.server(t, sys, "a1", closedPort), State: api.StateUp}, {Addr: f.server(t, sys, "a2", closedPort), State: api.StateUp}}})
+	u, err := topo.Dial(ctx, m.NS, "udp", f.rep(sys, 0, closedPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	id := uint16(2000)
+	if !eventually(10*time.Second, func() bool { // the new table reaches the worker
+		id++
+		_, err = askTXT(u, id, 500*time.Millisecond)
+		return errors.Is(err, syscall.ECONNREFUSED)
+	}) {
+		t.Fatalf("datagrams to %s over closed ports: %v, want ECONNREFUSED (the servers' port unreachable)", name, err)
+	}
+	// The error went through the socket's own record (errors are not
+	// counted as the flow's packets).
+	fl, ok := flowFor(flowsOf(ctx, t, gw, f.addr(m)), "udp", u.LocalAddr().(*net.UDPAddr).AddrPort(), f.rep(sys, 0, closedPort))
+	ap, err := netip.ParseAddrPort(fl.Server)
+	if !ok || err != nil || fl.Service != name || !strings.HasPrefix(sys.TB.Plan.ServerName(ap.Addr()), "a") || ap.Port() != closedPort {
+		t.Errorf("NAT record of %v -> %s: %+v (found %v), want one on a server of group A", u.LocalAddr(), name, fl, ok)
+	}
 }
