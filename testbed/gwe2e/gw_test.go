@@ -225,6 +225,10 @@ func testGateway(ctx context.Context, t *testing.T, sys *demo.System, f family) 
 
 	// R-GW-6 login unit, R-GW-8 (FIG. 41).
 	t.Run("login_unit_two_services", func(t *testing.T) { testLogin(ctx, t, sys, m1, f) })
+
+	// R-AUTH-1 (FIG. 25): a service type the device may not use is
+	// refused, one T9 does not name is not controlled.
+	t.Run("authz_refusal", func(t *testing.T) { testAuthz(ctx, t, sys, m1, f) })
 }
 
 // testMoving holds four HTTP keep-alive connections from mob1 to web-a
@@ -472,5 +476,66 @@ func testICMPError(ctx context.Context, t *testing.T, sys *demo.System, m *fig2.
 	ap, err := netip.ParseAddrPort(fl.Server)
 	if !ok || err != nil || fl.Service != name || !strings.HasPrefix(sys.TB.Plan.ServerName(ap.Addr()), "a") || ap.Port() != closedPort {
 		t.Errorf("NAT record of %v -> %s: %+v (found %v), want one on a server of group A", u.LocalAddr(), name, fl, ok)
+	}
+}
+
+// testAuthz names group B's representative address (both families) as
+// "video" in T9 and forbids the mobile's device video in T8: a
+// connection to web-b is refused with a RST and an echo to the address
+// with an ICMP error, both counted as denied with no NAT record left,
+// while web-a (not in T9) still answers. The tables are restored after.
+func testAuthz(ctx context.Context, t *testing.T, sys *demo.System, m *fig2.Mobile, f family) {
+	gw := sys.GWs[m.Gateway-1]
+	old, err := gw.Authz(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := gw.SetAuthz(ctx, api.Authz{T9: old.T9, T8: old.T8}); err != nil {
+			t.Errorf("restore authz: %v", err)
+		}
+	})
+	g := sys.TB.Plan.Groups[1]
+	if err := gw.SetAuthz(ctx, api.Authz{
+		T9: []api.T9Row{{Rep: g.VIPv4.String(), ServiceType: "video"}, {Rep: g.VIPv6.String(), ServiceType: "video"}},
+		T8: []api.T8Row{{Device: "IMEI-" + m.Name, ServiceType: "video", Allowed: false}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	before := drops(ctx, t, gw, "denied")
+	vip := f.vip(sys, 1)
+	_, err = fetchName(ctx, m.NS, f.rep(sys, 1, fig2.HTTPPort))
+	if !isRefused(err) {
+		t.Errorf("connection to %s (video, not allowed): %v, want it refused", f.rep(sys, 1, fig2.HTTPPort), err)
+	}
+	if out, err := topo.CommandContext(ctx, m.NS, "ping", "-n", "-c", "1", "-W", "2", vip.String()).CombinedOutput(); err == nil {
+		t.Errorf("ping %s (video, not allowed) answered:\n%s", vip, out)
+	} else if !strings.Contains(string(out), "From "+vip.String()+" ") {
+		// iputils prints the error's source and its meaning ("Packet
+		// filtered" for ICMPv4 code 13, "Administratively prohibited"
+		// for ICMPv6 code 1); the gateway speaks as the representative.
+		t.Errorf("ping %s: want a destination unreachable from the representative:\n%s", vip, out)
+	} else {
+		t.Logf("ping %s: %s", vip, strings.Split(string(out), "\n")[1])
+	}
+	a, err := gw.Authz(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := drops(ctx, t, gw, "denied")
+	t.Logf("denied drops %d -> %d, denied per type %v", before, after, a.Denied)
+	if after-before < 2 {
+		t.Errorf("denied drops %d -> %d: want the SYN and the echo counted", before, after)
+	}
+	if a.Denied["video"] < after-before {
+		t.Errorf("denied[video] %d: want at least the %d refusals", a.Denied["video"], after-before)
+	}
+	for _, fl := range flowsOf(ctx, t, gw, f.addr(m)) {
+		if d, err := netip.ParseAddrPort(fl.Dest); err == nil && d.Addr() == vip && fl.State != "time-wait" {
+			t.Errorf("record of a refused flow: %+v", fl)
+		}
+	}
+	if name, err := fetchName(ctx, m.NS, f.rep(sys, 0, fig2.HTTPPort)); err != nil || !strings.HasPrefix(name, "a") {
+		t.Errorf("web-a (not in T9): %q, %v, want an answer from group A", name, err)
 	}
 }
