@@ -31,26 +31,34 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"samepath/ctl/api"
+	"samepath/dp/acct"
 	"samepath/testbed/demo"
 	"samepath/testbed/fig2"
 	"samepath/testbed/topo"
 )
 
 func TestGateway(t *testing.T) {
-	sys := startSystem(t, demo.Options{})
+	acctLog := demo.GWAccounting{Log: filepath.Join(t.TempDir(), "gw%d.acct"), Interim: time.Second, SyncInterval: 50 * time.Millisecond}
+	sys := startSystem(t, demo.Options{GWAccounting: acctLog})
 	ctx := testCtx(t, 6*time.Minute)
-	forFamilies(t, func(t *testing.T, f family) { testGateway(ctx, t, sys, f) })
+	forFamilies(t, func(t *testing.T, f family) { testGateway(ctx, t, sys, f, acctLog) })
 }
 
 // testGateway runs the cases over family f: the IPv4 run leaves its
 // sessions open, so that the IPv6 run also shows the gates per address.
-func testGateway(ctx context.Context, t *testing.T, sys *demo.System, f family) {
+func testGateway(ctx context.Context, t *testing.T, sys *demo.System, f family, acctLog demo.GWAccounting) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			logDrops(ctx, t, sys)
+		}
+	})
 	// S124 (R-GW-7): mob2 has no session yet.
 	t.Run("no_session", func(t *testing.T) {
 		m := mobile(t, sys, "mob2")
@@ -225,6 +233,10 @@ func testGateway(ctx context.Context, t *testing.T, sys *demo.System, f family) 
 
 	// R-GW-6 login unit, R-GW-8 (FIG. 41).
 	t.Run("login_unit_two_services", func(t *testing.T) { testLogin(ctx, t, sys, m1, f) })
+
+	// R-GW-8 accounting (T10): a flow's records name the subscriber, the
+	// service, the addresses and the URL asked for.
+	t.Run("accounting_url", func(t *testing.T) { testAccounting(ctx, t, sys, m1, f, acctLog.Path(m1.Gateway)) })
 
 	// R-AUTH-1 (FIG. 25): a service type the device may not use is
 	// refused, one T9 does not name is not controlled.
@@ -537,5 +549,48 @@ func testAuthz(ctx context.Context, t *testing.T, sys *demo.System, m *fig2.Mobi
 	}
 	if name, err := fetchName(ctx, m.NS, f.rep(sys, 0, fig2.HTTPPort)); err != nil || !strings.HasPrefix(name, "a") {
 		t.Errorf("web-a (not in T9): %q, %v, want an answer from group A", name, err)
+	}
+}
+
+// testAccounting fetches a URL no other case asks for from web-a and
+// finds the flow's records (interim ones, each second) in the gateway's
+// accounting log: the mobile's device, the family's service, its
+// representative address, a server of group A and the URL.
+func testAccounting(ctx context.Context, t *testing.T, sys *demo.System, m *fig2.Mobile, f family, log string) {
+	path := "/bytes/4004"
+	if f.v6 {
+		path = "/bytes/6006"
+	}
+	w, err := dialWeb(ctx, m.NS, f.rep(sys, 0, fig2.HTTPPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.get(path); err != nil {
+		t.Fatal(err)
+	}
+	var got []acct.Entry
+	if !eventually(10*time.Second, func() bool {
+		es, _, err := acct.Query(log, acct.Filter{Device: "IMEI-" + m.Name, Service: f.svc("web-a")})
+		if err != nil {
+			return false
+		}
+		got = got[:0]
+		for _, e := range es {
+			if strings.HasSuffix(e.URL, path) {
+				got = append(got, e)
+			}
+		}
+		return len(got) > 0
+	}) {
+		t.Fatalf("no accounting record of %s from %s in %s", path, m.Name, log)
+	}
+	e := got[len(got)-1]
+	t.Logf("record: %+v", e)
+	rp, err1 := netip.ParseAddrPort(e.Rep)
+	sv, err2 := netip.ParseAddrPort(e.Server)
+	if err1 != nil || err2 != nil || rp != netip.MustParseAddrPort(f.rep(sys, 0, fig2.HTTPPort)) ||
+		!strings.HasPrefix(sys.TB.Plan.ServerName(sv.Addr()), "a") || e.Proto != "tcp" {
+		t.Errorf("record %+v: want tcp to %s on a server of group A", e, f.rep(sys, 0, fig2.HTTPPort))
 	}
 }

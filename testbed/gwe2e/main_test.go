@@ -260,6 +260,36 @@ func drops(ctx context.Context, t *testing.T, c *api.Client, reason string) uint
 	return n
 }
 
+// logDrops logs every daemon's non-zero drop counters (summed over its
+// queues), for a failure's diagnosis.
+func logDrops(ctx context.Context, t *testing.T, sys *demo.System) {
+	t.Helper()
+	var ds []*api.Client
+	var names []string
+	for i, c := range sys.LBs {
+		ds, names = append(ds, c), append(names, fmt.Sprintf("lb%d", i+1))
+	}
+	for i, c := range sys.GWs {
+		ds, names = append(ds, c), append(names, fmt.Sprintf("gw%d", i+1))
+	}
+	for i, c := range ds {
+		cs, err := c.Counters(ctx)
+		if err != nil {
+			t.Logf("%s counters: %v", names[i], err)
+			continue
+		}
+		sum := map[string]uint64{}
+		for _, q := range cs.Queues {
+			for r, n := range q.Drops {
+				if n != 0 {
+					sum[r] += n
+				}
+			}
+		}
+		t.Logf("%s drops: %v", names[i], sum)
+	}
+}
+
 // lbCount is what one LB's afxdp workers received: up from its ingress
 // (the NAS side), down from LAN1 (the gateways).
 type lbCount struct{ Up, Down uint64 }
