@@ -2,6 +2,7 @@ package fig2
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -144,6 +145,28 @@ func attach(p *Plan, m *Mobile, n int) (err error) {
 		return err
 	}
 	if err := nas.WaitOperUp(s.Name, 5*time.Second); err != nil {
+		return err
+	}
+	// ... once its IPv6 addresses are usable (not tentative) at both ends
+	// ...
+	if err := waitAddrUsable(nas, s, 5*time.Second); err != nil {
+		return err
+	}
+	if err := waitAddrUsable(mob, w, 5*time.Second); err != nil {
+		return err
+	}
+	// ... and, as on a PPP link, which has no neighbor discovery, each
+	// end knows the other's link address for IPv6. Left to ND, the
+	// mobile's first solicitation for PeerV6 on a link just up is at
+	// times ignored by the NAS (seen in captures: the NAS answers only
+	// the retry, RetransTimer = 1 s later); meanwhile the mobile's up
+	// packets wait, and the gateway, which learns a move from them
+	// (R-GW-4), keeps sending the down ones (the servers'
+	// retransmissions) to the old LB. ARP shows no such window.
+	if err := permNeigh(nas, s.Name, m.IPv6, w.MAC); err != nil {
+		return err
+	}
+	if err := permNeigh(mob, w.Name, p.Ingress[n-1].NAS.PeerV6, s.MAC); err != nil {
 		return err
 	}
 	for _, d := range []netip.Prefix{v4, v6} {
@@ -327,6 +350,53 @@ func dropRoutes(p *Plan, m *Mobile, a netip.Addr) error {
 		if err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// waitAddrUsable waits until ifc's IPv6 address is on its link and no
+// longer tentative (IFA_F_TENTATIVE clear): until then the kernel neither
+// answers neighbor solicitations for it nor sends from it.
+func waitAddrUsable(n *topo.NS, ifc Iface, timeout time.Duration) error {
+	if !ifc.IPv6.IsValid() {
+		return nil
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		l, err := n.Link(ifc.Name)
+		if err != nil {
+			return err
+		}
+		as, err := n.H.AddrList(l, netlink.FAMILY_V6)
+		if err != nil {
+			return fmt.Errorf("fig2: addresses of %s/%s: %w", n.Name, ifc.Name, err)
+		}
+		state := "absent"
+		for _, a := range as {
+			if ip, ok := netip.AddrFromSlice(a.IP); ok && ip == ifc.IPv6.Addr() {
+				state = "tentative"
+				if a.Flags&unix.IFA_F_TENTATIVE == 0 {
+					return nil
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("fig2: address %s on %s/%s not usable after %v (%s)", ifc.IPv6, n.Name, ifc.Name, timeout, state)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// permNeigh sets a permanent neighbor entry ip -> mac on link name.
+func permNeigh(n *topo.NS, name string, ip netip.Addr, mac MAC) error {
+	l, err := n.Link(name)
+	if err != nil {
+		return err
+	}
+	e := &netlink.Neigh{LinkIndex: l.Attrs().Index, Family: netlink.FAMILY_V6, State: netlink.NUD_PERMANENT,
+		IP: net.IP(ip.AsSlice()), HardwareAddr: mac.HW()}
+	if err := n.H.NeighSet(e); err != nil {
+		return fmt.Errorf("fig2: neighbor %s on %s/%s: %w", ip, n.Name, name, err)
 	}
 	return nil
 }

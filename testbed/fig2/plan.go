@@ -336,11 +336,11 @@ func (p *Plan) Server(name string) (*Server, error) {
 	return nil, fmt.Errorf("no server %q in %s", name, p.Prefix)
 }
 
-// ServerName names the server whose LAN IPv4 is ip, or returns ip itself
-// when no server has it.
+// ServerName names the server whose LAN IPv4 or IPv6 address is ip, or
+// returns ip itself when no server has it.
 func (p *Plan) ServerName(ip netip.Addr) string {
 	for _, s := range p.Servers {
-		if s.LAN.IPv4.Addr() == ip {
+		if s.LAN.IPv4.Addr() == ip || s.LAN.IPv6.Addr() == ip {
 			return s.Name
 		}
 	}

@@ -12,9 +12,12 @@ package gwe2e
 // UDP flows expire after their idle timeout and, once their ports have
 // rested the reuse delay, a new flow passes. TCP flows closed with FINs
 // keep their ports through the time-wait linger (RFC 6146's 4 minutes,
-// not configurable in samepathd); ending the session frees them.
+// not configurable in samepathd); ending the session frees them. The
+// cases run over IPv4 (keys on 10.20.0.101), then over IPv6 (keys on
+// fd00:20::101, the same four ports).
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"testing"
@@ -32,18 +35,26 @@ func TestPortExhaustion(t *testing.T) {
 		PortMin: 40000, PortMax: 40000 + keyPorts - 1,
 		UDPTimeout: 2 * time.Second, PortReuseDelay: time.Second,
 	}})
-	ctx := testCtx(t, 3*time.Minute)
+	ctx := testCtx(t, 5*time.Minute)
+	forFamilies(t, func(t *testing.T, f family) { testExhaustion(ctx, t, sys, f) })
+}
+
+// testExhaustion exhausts the key ports of family f's NAT address; the
+// IPv4 run leaves its TCP records lingering in time-wait, so the IPv6
+// run also shows each address's ports are its own.
+func testExhaustion(ctx context.Context, t *testing.T, sys *demo.System, f family) {
 	m := mobile(t, sys, "mob1")
 	gw := sys.GWs[m.Gateway-1]
-	if err := sys.StartSession(ctx, m.Name); err != nil {
+	if err := f.startSession(ctx, sys, m); err != nil {
 		t.Fatal(err)
 	}
-	web, dns := rep(sys, 0, fig2.HTTPPort), rep(sys, 0, fig2.DNSPort)
+	web, dns := f.rep(sys, 0, fig2.HTTPPort), f.rep(sys, 0, fig2.DNSPort)
+	nat := f.natAddr(m.Gateway)
 
 	// keyPortOK checks that a record's key is in the configured range.
-	keyPortOK := func(f string) bool {
-		ap, err := netip.ParseAddrPort(f)
-		return err == nil && ap.Addr() == demo.NATAddr(m.Gateway) && ap.Port() >= 40000 && ap.Port() < 40000+keyPorts
+	keyPortOK := func(key string) bool {
+		ap, err := netip.ParseAddrPort(key)
+		return err == nil && ap.Addr() == nat && ap.Port() >= 40000 && ap.Port() < 40000+keyPorts
 	}
 
 	var conns []*webConn
@@ -86,13 +97,13 @@ func TestPortExhaustion(t *testing.T) {
 			}
 		}
 		n := 0
-		for _, f := range flowsOf(ctx, t, gw, m.IPv4) {
-			if f.Proto != "tcp" {
+		for _, fl := range flowsOf(ctx, t, gw, f.addr(m)) {
+			if fl.Proto != "tcp" {
 				continue
 			}
 			n++
-			if !keyPortOK(f.Gateway) {
-				t.Errorf("record %+v: key outside %s:40000-%d", f, demo.NATAddr(m.Gateway), 40000+keyPorts-1)
+			if !keyPortOK(fl.Gateway) {
+				t.Errorf("record %+v: key outside %s", fl, netip.AddrPortFrom(nat, 40000))
 			}
 		}
 		if n != keyPorts {
@@ -145,11 +156,11 @@ func TestPortExhaustion(t *testing.T) {
 			name, err = askTXT(u, id, 500*time.Millisecond)
 			return err == nil
 		}) {
-			t.Fatalf("no recovery after the UDP flows went idle: %v; records %+v", err, flowsOf(ctx, t, gw, m.IPv4))
+			t.Fatalf("no recovery after the UDP flows went idle: %v; records %+v", err, flowsOf(ctx, t, gw, f.addr(m)))
 		}
-		for _, f := range flowsOf(ctx, t, gw, m.IPv4) {
-			if f.Proto == "udp" && f.Mobile != u.LocalAddr().String() {
-				t.Errorf("idle UDP record still held after recovery: %+v", f)
+		for _, fl := range flowsOf(ctx, t, gw, f.addr(m)) {
+			if fl.Proto == "udp" && fl.Mobile != u.LocalAddr().String() {
+				t.Errorf("idle UDP record still held after recovery: %+v", fl)
 			}
 		}
 	})
@@ -166,9 +177,9 @@ func TestPortExhaustion(t *testing.T) {
 		var states map[string]int
 		if !eventually(10*time.Second, func() bool {
 			states = map[string]int{}
-			for _, f := range flowsOf(ctx, t, gw, m.IPv4) {
-				if f.Proto == "tcp" {
-					states[f.State]++
+			for _, fl := range flowsOf(ctx, t, gw, f.addr(m)) {
+				if fl.Proto == "tcp" {
+					states[fl.State]++
 				}
 			}
 			return states["time-wait"] == keyPorts
@@ -183,11 +194,11 @@ func TestPortExhaustion(t *testing.T) {
 		}
 		// The session's end reclaims every record; after the reuse delay
 		// the next login's connections get ports again.
-		endSession(ctx, t, sys, m)
-		if !eventually(10*time.Second, func() bool { return len(flowsOf(ctx, t, gw, m.IPv4)) == 0 }) {
-			t.Fatalf("records left after the session end: %+v", flowsOf(ctx, t, gw, m.IPv4))
+		endSession(ctx, t, sys, m, f)
+		if !eventually(10*time.Second, func() bool { return len(flowsOf(ctx, t, gw, f.addr(m))) == 0 }) {
+			t.Fatalf("records left after the session end: %+v", flowsOf(ctx, t, gw, f.addr(m)))
 		}
-		if err := sys.StartSession(ctx, m.Name); err != nil {
+		if err := f.startSession(ctx, sys, m); err != nil {
 			t.Fatal(err)
 		}
 		for i := 0; i < keyPorts; i++ {

@@ -18,38 +18,60 @@ package gwe2e
 // a mobile's current NAS is up (Move switches it). GET / answers the
 // server's name and a TXT query to the DNS-like service answers it too, so
 // every answer names the actual server the gateway chose.
+//
+// Every case runs over IPv4, then over IPv6 (family_test.go) on the same
+// system: mob1 fd00:101::10, mob2 fd00:102::10, reps fd00:30::1 and ::2,
+// servers fd00:20::11.., NAT keys on fd00:20::101/::102, services web-a6,
+// dns-a6, web-b6 and web-a-login6. The IPv4 sessions stay open during
+// the IPv6 run: each address has its own gate.
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"samepath/ctl/api"
+	"samepath/dp/acct"
 	"samepath/testbed/demo"
 	"samepath/testbed/fig2"
 	"samepath/testbed/topo"
 )
 
 func TestGateway(t *testing.T) {
-	sys := startSystem(t, demo.Options{})
-	ctx := testCtx(t, 3*time.Minute)
+	acctLog := demo.GWAccounting{Log: filepath.Join(t.TempDir(), "gw%d.acct"), Interim: time.Second, SyncInterval: 50 * time.Millisecond}
+	sys := startSystem(t, demo.Options{GWAccounting: acctLog})
+	ctx := testCtx(t, 6*time.Minute)
+	forFamilies(t, func(t *testing.T, f family) { testGateway(ctx, t, sys, f, acctLog) })
+}
 
+// testGateway runs the cases over family f: the IPv4 run leaves its
+// sessions open, so that the IPv6 run also shows the gates per address.
+func testGateway(ctx context.Context, t *testing.T, sys *demo.System, f family, acctLog demo.GWAccounting) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			logDrops(ctx, t, sys)
+		}
+	})
 	// S124 (R-GW-7): mob2 has no session yet.
 	t.Run("no_session", func(t *testing.T) {
 		m := mobile(t, sys, "mob2")
 		gw := sys.GWs[m.Gateway-1]
 		before := drops(ctx, t, gw, "no_session")
 		dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		c, err := topo.Dial(dctx, m.NS, "tcp", rep(sys, 0, fig2.HTTPPort))
+		c, err := topo.Dial(dctx, m.NS, "tcp", f.rep(sys, 0, fig2.HTTPPort))
 		cancel()
 		if err == nil {
 			c.Close()
 			t.Fatal("TCP connection to web-a opened without a session")
 		}
-		u, err := topo.Dial(ctx, m.NS, "udp", rep(sys, 0, fig2.DNSPort))
+		u, err := topo.Dial(ctx, m.NS, "udp", f.rep(sys, 0, fig2.DNSPort))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,11 +84,11 @@ func TestGateway(t *testing.T) {
 		if after-before < 2 {
 			t.Errorf("gw%d no_session drops %d -> %d: want the SYN and the datagram counted", m.Gateway, before, after)
 		}
-		if fs := flowsOf(ctx, t, gw, m.IPv4); len(fs) != 0 {
+		if fs := flowsOf(ctx, t, gw, f.addr(m)); len(fs) != 0 {
 			t.Errorf("gw%d holds NAT records of %s without a session: %+v", m.Gateway, m.Name, fs)
 		}
 		// The same socket gets through once the session starts.
-		if err := sys.StartSession(ctx, m.Name); err != nil {
+		if err := f.startSession(ctx, sys, m); err != nil {
 			t.Fatal(err)
 		}
 		id := uint16(100)
@@ -85,18 +107,18 @@ func TestGateway(t *testing.T) {
 
 	m1 := mobile(t, sys, "mob1")
 	gw1 := sys.GWs[m1.Gateway-1]
-	if err := sys.StartSession(ctx, m1.Name); err != nil {
+	if err := f.startSession(ctx, sys, m1); err != nil {
 		t.Fatal(err)
 	}
 
 	// R-GW-1, R-GW-4: long-lived connections across moves.
-	t.Run("moving_connections", func(t *testing.T) { testMoving(ctx, t, sys, m1) })
+	t.Run("moving_connections", func(t *testing.T) { testMoving(ctx, t, sys, m1, f) })
 
 	// R-GW-2: round robin per connection.
 	t.Run("round_robin_100", func(t *testing.T) {
 		count := map[string]int{}
 		for i := 0; i < 100; i++ {
-			name, err := fetchName(ctx, m1.NS, rep(sys, 0, fig2.HTTPPort))
+			name, err := fetchName(ctx, m1.NS, f.rep(sys, 0, fig2.HTTPPort))
 			if err != nil {
 				t.Fatalf("connection %d: %v", i, err)
 			}
@@ -114,7 +136,7 @@ func TestGateway(t *testing.T) {
 	// R-GW-6 packet unit: a new choice for every datagram of one socket,
 	// released by the answer.
 	t.Run("packet_unit_udp", func(t *testing.T) {
-		u, err := topo.Dial(ctx, m1.NS, "udp", rep(sys, 0, fig2.DNSPort))
+		u, err := topo.Dial(ctx, m1.NS, "udp", f.rep(sys, 0, fig2.DNSPort))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,9 +166,9 @@ func TestGateway(t *testing.T) {
 		var recs []api.Flow
 		settled(func() bool {
 			recs = recs[:0]
-			for _, f := range flowsOf(ctx, t, gw1, m1.IPv4) {
-				if f.Proto == "udp" && f.Mobile == local {
-					recs = append(recs, f)
+			for _, fl := range flowsOf(ctx, t, gw1, f.addr(m1)) {
+				if fl.Proto == "udp" && fl.Mobile == local {
+					recs = append(recs, fl)
 				}
 			}
 			return len(recs) == 1 && recs[0].UpPackets == n && recs[0].DownPackets == n
@@ -160,12 +182,12 @@ func TestGateway(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, s := range svcs.Services {
-			if s.Name != "dns-a" {
+			if s.Name != f.svc("dns-a") {
 				continue
 			}
 			for _, sv := range s.Servers {
 				if sv.Active != 0 {
-					t.Errorf("dns-a server %s holds %d choices after every datagram was answered", sv.Addr, sv.Active)
+					t.Errorf("%s server %s holds %d choices after every datagram was answered", s.Name, sv.Addr, sv.Active)
 				}
 			}
 		}
@@ -174,7 +196,7 @@ func TestGateway(t *testing.T) {
 	// R-GW-1: a real ping to a representative address is answered by an
 	// actual server of a service there (web-a, connection unit, rr).
 	t.Run("echo_to_representative", func(t *testing.T) {
-		vip := sys.TB.Plan.Groups[0].VIPv4
+		vip := f.vip(sys, 0)
 		out, err := topo.CommandContext(ctx, m1.NS, "ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", vip.String()).CombinedOutput()
 		if err != nil {
 			t.Fatalf("ping %s from %s: %v\n%s", vip, m1.Name, err, out)
@@ -186,9 +208,9 @@ func TestGateway(t *testing.T) {
 		var echo []api.Flow
 		settled(func() bool {
 			echo = echo[:0]
-			for _, f := range flowsOf(ctx, t, gw1, m1.IPv4) {
-				if f.Proto == "icmp" && strings.HasPrefix(f.Dest, vip.String()+":") {
-					echo = append(echo, f)
+			for _, fl := range flowsOf(ctx, t, gw1, f.addr(m1)) {
+				if d, err := netip.ParseAddrPort(fl.Dest); err == nil && fl.Proto == "icmp" && d.Addr() == vip {
+					echo = append(echo, fl)
 				}
 			}
 			return len(echo) == 1
@@ -200,13 +222,25 @@ func TestGateway(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if name := sys.TB.Plan.ServerName(srv.Addr()); !strings.HasPrefix(name, "a") || echo[0].Service != "web-a" {
-			t.Errorf("echo bound to %s (%q), service %q: want a server of group A through web-a", echo[0].Server, name, echo[0].Service)
+		if name := sys.TB.Plan.ServerName(srv.Addr()); !strings.HasPrefix(name, "a") || echo[0].Service != f.svc("web-a") {
+			t.Errorf("echo bound to %s (%q), service %q: want a server of group A through %s", echo[0].Server, name, echo[0].Service, f.svc("web-a"))
 		}
 	})
 
+	// RFC 5508 section 4.2: a server's ICMP error about a mobile's packet
+	// reaches the mobile, outer and quoted headers NATed back.
+	t.Run("icmp_error_from_server", func(t *testing.T) { testICMPError(ctx, t, sys, m1, f) })
+
 	// R-GW-6 login unit, R-GW-8 (FIG. 41).
-	t.Run("login_unit_two_services", func(t *testing.T) { testLogin(ctx, t, sys, m1) })
+	t.Run("login_unit_two_services", func(t *testing.T) { testLogin(ctx, t, sys, m1, f) })
+
+	// R-GW-8 accounting (T10): a flow's records name the subscriber, the
+	// service, the addresses and the URL asked for.
+	t.Run("accounting_url", func(t *testing.T) { testAccounting(ctx, t, sys, m1, f, acctLog.Path(m1.Gateway)) })
+
+	// R-AUTH-1 (FIG. 25): a service type the device may not use is
+	// refused, one T9 does not name is not controlled.
+	t.Run("authz_refusal", func(t *testing.T) { testAuthz(ctx, t, sys, m1, f) })
 }
 
 // testMoving holds four HTTP keep-alive connections from mob1 to web-a
@@ -215,7 +249,7 @@ func TestGateway(t *testing.T) {
 // its actual server, and the phase's LB carries both directions while the
 // others carry nothing (the down packets follow the latest up packet's LB,
 // the only one with a live link to the mobile).
-func testMoving(ctx context.Context, t *testing.T, sys *demo.System, m *fig2.Mobile) {
+func testMoving(ctx context.Context, t *testing.T, sys *demo.System, m *fig2.Mobile, f family) {
 	gw := sys.GWs[m.Gateway-1]
 	if err := sys.TB.Move(m.Name, 1); err != nil {
 		t.Fatal(err)
@@ -224,7 +258,7 @@ func testMoving(ctx context.Context, t *testing.T, sys *demo.System, m *fig2.Mob
 	var conns []*webConn
 	var names []string
 	for i := 0; i < nconn; i++ {
-		c, err := dialWeb(ctx, m.NS, rep(sys, 0, fig2.HTTPPort))
+		c, err := dialWeb(ctx, m.NS, f.rep(sys, 0, fig2.HTTPPort))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -277,16 +311,16 @@ func testMoving(ctx context.Context, t *testing.T, sys *demo.System, m *fig2.Mob
 		}
 	}
 	// The NAT records agree: one per connection, on the server named.
-	fs := flowsOf(ctx, t, gw, m.IPv4)
+	fs := flowsOf(ctx, t, gw, f.addr(m))
 	for i, c := range conns {
-		f, ok := flowFor(fs, "tcp", c.local(), rep(sys, 0, fig2.HTTPPort))
+		fl, ok := flowFor(fs, "tcp", c.local(), f.rep(sys, 0, fig2.HTTPPort))
 		if !ok {
 			t.Errorf("connection %d (%v): no NAT record in %+v", i, c.local(), fs)
 			continue
 		}
-		ap, err := netip.ParseAddrPort(f.Server)
-		if err != nil || sys.TB.Plan.ServerName(ap.Addr()) != names[i] || f.Service != "web-a" || f.State != "established" {
-			t.Errorf("connection %d: record %+v, want server %s of web-a, established", i, f, names[i])
+		ap, err := netip.ParseAddrPort(fl.Server)
+		if err != nil || sys.TB.Plan.ServerName(ap.Addr()) != names[i] || fl.Service != f.svc("web-a") || fl.State != "established" {
+			t.Errorf("connection %d: record %+v, want server %s of %s, established", i, fl, names[i], f.svc("web-a"))
 		}
 	}
 }
@@ -294,7 +328,7 @@ func testMoving(ctx context.Context, t *testing.T, sys *demo.System, m *fig2.Mob
 // loginA is a second login-unit service added at run time: group A's
 // representative address on port 8080, balanced over a1 and a2's web
 // servers, so that the mobile has two login-unit services open (web-b and
-// this one), as in FIG. 41.
+// this one), as in FIG. 41. The IPv6 run adds its twin, web-a-login6.
 const loginA = "web-a-login"
 
 // testLogin: with web-b and web-a-login open at once (held keep-alive
@@ -302,36 +336,26 @@ const loginA = "web-a-login"
 // login keeps one actual server per service; round robin would alternate.
 // The session's end removes every NAT record of the mobile, and the next
 // login chooses again and again keeps its choices.
-func testLogin(ctx context.Context, t *testing.T, sys *demo.System, m *fig2.Mobile) {
+func testLogin(ctx context.Context, t *testing.T, sys *demo.System, m *fig2.Mobile, f family) {
 	gw := sys.GWs[m.Gateway-1]
-	svcs, err := gw.Services(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var table api.Services
-	for _, s := range svcs.Services {
-		s.Servers = plainServers(s.Servers)
-		table.Services = append(table.Services, s)
-	}
-	a1, a2 := serverAddr(t, sys, "a1", fig2.HTTPPort), serverAddr(t, sys, "a2", fig2.HTTPPort)
-	table.Services = append(table.Services, api.Service{Name: loginA, Rep: rep(sys, 0, 8080), Proto: "tcp", Type: "login",
+	webB, loginA := f.svc("web-b"), f.svc(loginA)
+	a1, a2 := f.server(t, sys, "a1", fig2.HTTPPort), f.server(t, sys, "a2", fig2.HTTPPort)
+	addService(ctx, t, gw, api.Service{Name: loginA, Rep: f.rep(sys, 0, 8080), Proto: "tcp", Type: "login",
 		Policy: "rr", ServiceType: "web", Servers: []api.Server{{Addr: a1, State: api.StateUp}, {Addr: a2, State: api.StateUp}}})
-	if err := gw.SetServices(ctx, table); err != nil {
-		t.Fatal(err)
-	}
-	reps := map[string]string{"web-b": rep(sys, 1, fig2.HTTPPort), loginA: rep(sys, 0, 8080)}
-	order := []string{"web-b", loginA}
+	reps := map[string]string{webB: f.rep(sys, 1, fig2.HTTPPort), loginA: f.rep(sys, 0, 8080)}
+	order := []string{webB, loginA}
 
 	// A fresh login for this subtest.
-	endSession(ctx, t, sys, m)
-	if !eventually(10*time.Second, func() bool { _, ok := sessionID(ctx, t, gw, m.IPv4); return !ok }) {
+	endSession(ctx, t, sys, m, f)
+	if !eventually(10*time.Second, func() bool { _, ok := sessionID(ctx, t, gw, f.addr(m)); return !ok }) {
 		t.Fatal("session still listed after its end")
 	}
-	if err := sys.StartSession(ctx, m.Name); err != nil {
+	if err := f.startSession(ctx, sys, m); err != nil {
 		t.Fatal(err)
 	}
 
 	login := func(round string) map[string]string {
+		var err error
 		chosen := map[string]string{}
 		held := map[string]*webConn{}
 		for _, svc := range order {
@@ -367,15 +391,15 @@ func testLogin(ctx context.Context, t *testing.T, sys *demo.System, m *fig2.Mobi
 		for _, c := range held {
 			c.Close()
 		}
-		if !strings.HasPrefix(chosen["web-b"], "b") || !strings.HasPrefix(chosen[loginA], "a") {
-			t.Errorf("%s: servers %v: want web-b on group B, %s on group A", round, chosen, loginA)
+		if !strings.HasPrefix(chosen[webB], "b") || !strings.HasPrefix(chosen[loginA], "a") {
+			t.Errorf("%s: servers %v: want %s on group B, %s on group A", round, chosen, webB, loginA)
 		}
 		// Every NAT record of a service names the one server.
-		for _, f := range flowsOf(ctx, t, gw, m.IPv4) {
-			want, ok := chosen[f.Service]
-			ap, err := netip.ParseAddrPort(f.Server)
+		for _, fl := range flowsOf(ctx, t, gw, f.addr(m)) {
+			want, ok := chosen[fl.Service]
+			ap, err := netip.ParseAddrPort(fl.Server)
 			if ok && (err != nil || sys.TB.Plan.ServerName(ap.Addr()) != want) {
-				t.Errorf("%s: record %+v: want server %s", round, f, want)
+				t.Errorf("%s: record %+v: want server %s", round, fl, want)
 			}
 		}
 		return chosen
@@ -384,23 +408,41 @@ func testLogin(ctx context.Context, t *testing.T, sys *demo.System, m *fig2.Mobi
 	t.Logf("first login: %v", first)
 
 	// Logout: T3 row and every record of the mobile go (R-GW-7).
-	endSession(ctx, t, sys, m)
+	endSession(ctx, t, sys, m, f)
 	var left []api.Flow
 	if !eventually(10*time.Second, func() bool {
-		left = flowsOf(ctx, t, gw, m.IPv4)
+		left = flowsOf(ctx, t, gw, f.addr(m))
 		return len(left) == 0
 	}) {
 		t.Errorf("after the session end gw%d still holds %d NAT records of %s: %+v", m.Gateway, len(left), m.Name, left)
 	}
-	if id, ok := sessionID(ctx, t, gw, m.IPv4); ok {
+	if id, ok := sessionID(ctx, t, gw, f.addr(m)); ok {
 		t.Errorf("session %s still listed after its end", id)
 	}
 
-	if err := sys.StartSession(ctx, m.Name); err != nil {
+	if err := f.startSession(ctx, sys, m); err != nil {
 		t.Fatal(err)
 	}
 	second := login("second login")
 	t.Logf("second login: %v (choices may change between logins)", second)
+}
+
+// addService adds svc to gateway gw's services at run time.
+func addService(ctx context.Context, t *testing.T, gw *api.Client, svc api.Service) {
+	t.Helper()
+	svcs, err := gw.Services(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table api.Services
+	for _, s := range svcs.Services {
+		s.Servers = plainServers(s.Servers)
+		table.Services = append(table.Services, s)
+	}
+	table.Services = append(table.Services, svc)
+	if err := gw.SetServices(ctx, table); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // plainServers drops the read-only probe fields of servers read from the
@@ -413,11 +455,142 @@ func plainServers(in []api.Server) []api.Server {
 	return out
 }
 
-func serverAddr(t *testing.T, sys *demo.System, name string, port uint16) string {
-	t.Helper()
-	s, err := sys.TB.Plan.Server(name)
+// closedPort is a UDP port no server listens on.
+const closedPort = 9999
+
+// testICMPError adds a UDP service over a1 and a2's closed port: the
+// servers' kernels answer each datagram with ICMP port unreachable, which
+// the gateway translates back to the mobile, whose connected socket then
+// reads ECONNREFUSED (not the EHOSTUNREACH or EACCES of the gateway's own
+// refusal).
+func testICMPError(ctx context.Context, t *testing.T, sys *demo.System, m *fig2.Mobile, f family) {
+	gw := sys.GWs[m.Gateway-1]
+	name := f.svc("closed-a")
+	addService(ctx, t, gw, api.Service{Name: name, Rep: f.rep(sys, 0, closedPort), Proto: "udp", Type: "connection", Policy: "rr",
+		ServiceType: "dns", Servers: []api.Server{
+			{Addr: f.server(t, sys, "a1", closedPort), State: api.StateUp}, {Addr: f.server(t, sys, "a2", closedPort), State: api.StateUp}}})
+	u, err := topo.Dial(ctx, m.NS, "udp", f.rep(sys, 0, closedPort))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return netip.AddrPortFrom(s.LAN.IPv4.Addr(), port).String()
+	defer u.Close()
+	id := uint16(2000)
+	if !eventually(10*time.Second, func() bool { // the new table reaches the worker
+		id++
+		_, err = askTXT(u, id, 500*time.Millisecond)
+		return errors.Is(err, syscall.ECONNREFUSED)
+	}) {
+		t.Fatalf("datagrams to %s over closed ports: %v, want ECONNREFUSED (the servers' port unreachable)", name, err)
+	}
+	// The error went through the socket's own record (errors are not
+	// counted as the flow's packets).
+	fl, ok := flowFor(flowsOf(ctx, t, gw, f.addr(m)), "udp", u.LocalAddr().(*net.UDPAddr).AddrPort(), f.rep(sys, 0, closedPort))
+	ap, err := netip.ParseAddrPort(fl.Server)
+	if !ok || err != nil || fl.Service != name || !strings.HasPrefix(sys.TB.Plan.ServerName(ap.Addr()), "a") || ap.Port() != closedPort {
+		t.Errorf("NAT record of %v -> %s: %+v (found %v), want one on a server of group A", u.LocalAddr(), name, fl, ok)
+	}
+}
+
+// testAuthz names group B's representative address (both families) as
+// "video" in T9 and forbids the mobile's device video in T8: a
+// connection to web-b is refused with a RST and an echo to the address
+// with an ICMP error, both counted as denied with no NAT record left,
+// while web-a (not in T9) still answers. The tables are restored after.
+func testAuthz(ctx context.Context, t *testing.T, sys *demo.System, m *fig2.Mobile, f family) {
+	gw := sys.GWs[m.Gateway-1]
+	old, err := gw.Authz(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := gw.SetAuthz(ctx, api.Authz{T9: old.T9, T8: old.T8}); err != nil {
+			t.Errorf("restore authz: %v", err)
+		}
+	})
+	g := sys.TB.Plan.Groups[1]
+	if err := gw.SetAuthz(ctx, api.Authz{
+		T9: []api.T9Row{{Rep: g.VIPv4.String(), ServiceType: "video"}, {Rep: g.VIPv6.String(), ServiceType: "video"}},
+		T8: []api.T8Row{{Device: "IMEI-" + m.Name, ServiceType: "video", Allowed: false}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	before := drops(ctx, t, gw, "denied")
+	vip := f.vip(sys, 1)
+	_, err = fetchName(ctx, m.NS, f.rep(sys, 1, fig2.HTTPPort))
+	if !isRefused(err) {
+		t.Errorf("connection to %s (video, not allowed): %v, want it refused", f.rep(sys, 1, fig2.HTTPPort), err)
+	}
+	if out, err := topo.CommandContext(ctx, m.NS, "ping", "-n", "-c", "1", "-W", "2", vip.String()).CombinedOutput(); err == nil {
+		t.Errorf("ping %s (video, not allowed) answered:\n%s", vip, out)
+	} else if !strings.Contains(string(out), "From "+vip.String()+" ") {
+		// iputils prints the error's source and its meaning ("Packet
+		// filtered" for ICMPv4 code 13, "Administratively prohibited"
+		// for ICMPv6 code 1); the gateway speaks as the representative.
+		t.Errorf("ping %s: want a destination unreachable from the representative:\n%s", vip, out)
+	} else {
+		t.Logf("ping %s: %s", vip, strings.Split(string(out), "\n")[1])
+	}
+	a, err := gw.Authz(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := drops(ctx, t, gw, "denied")
+	t.Logf("denied drops %d -> %d, denied per type %v", before, after, a.Denied)
+	if after-before < 2 {
+		t.Errorf("denied drops %d -> %d: want the SYN and the echo counted", before, after)
+	}
+	if a.Denied["video"] < after-before {
+		t.Errorf("denied[video] %d: want at least the %d refusals", a.Denied["video"], after-before)
+	}
+	for _, fl := range flowsOf(ctx, t, gw, f.addr(m)) {
+		if d, err := netip.ParseAddrPort(fl.Dest); err == nil && d.Addr() == vip && fl.State != "time-wait" {
+			t.Errorf("record of a refused flow: %+v", fl)
+		}
+	}
+	if name, err := fetchName(ctx, m.NS, f.rep(sys, 0, fig2.HTTPPort)); err != nil || !strings.HasPrefix(name, "a") {
+		t.Errorf("web-a (not in T9): %q, %v, want an answer from group A", name, err)
+	}
+}
+
+// testAccounting fetches a URL no other case asks for from web-a and
+// finds the flow's records (interim ones, each second) in the gateway's
+// accounting log: the mobile's device, the family's service, its
+// representative address, a server of group A and the URL.
+func testAccounting(ctx context.Context, t *testing.T, sys *demo.System, m *fig2.Mobile, f family, log string) {
+	path := "/bytes/4004"
+	if f.v6 {
+		path = "/bytes/6006"
+	}
+	w, err := dialWeb(ctx, m.NS, f.rep(sys, 0, fig2.HTTPPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.get(path); err != nil {
+		t.Fatal(err)
+	}
+	var got []acct.Entry
+	if !eventually(10*time.Second, func() bool {
+		es, _, err := acct.Query(log, acct.Filter{Device: "IMEI-" + m.Name, Service: f.svc("web-a")})
+		if err != nil {
+			return false
+		}
+		got = got[:0]
+		for _, e := range es {
+			if strings.HasSuffix(e.URL, path) {
+				got = append(got, e)
+			}
+		}
+		return len(got) > 0
+	}) {
+		t.Fatalf("no accounting record of %s from %s in %s", path, m.Name, log)
+	}
+	e := got[len(got)-1]
+	t.Logf("record: %+v", e)
+	rp, err1 := netip.ParseAddrPort(e.Rep)
+	sv, err2 := netip.ParseAddrPort(e.Server)
+	if err1 != nil || err2 != nil || rp != netip.MustParseAddrPort(f.rep(sys, 0, fig2.HTTPPort)) ||
+		!strings.HasPrefix(sys.TB.Plan.ServerName(sv.Addr()), "a") || e.Proto != "tcp" {
+		t.Errorf("record %+v: want tcp to %s on a server of group A", e, f.rep(sys, 0, fig2.HTTPPort))
+	}
 }

@@ -260,6 +260,36 @@ func drops(ctx context.Context, t *testing.T, c *api.Client, reason string) uint
 	return n
 }
 
+// logDrops logs every daemon's non-zero drop counters (summed over its
+// queues), for a failure's diagnosis.
+func logDrops(ctx context.Context, t *testing.T, sys *demo.System) {
+	t.Helper()
+	var ds []*api.Client
+	var names []string
+	for i, c := range sys.LBs {
+		ds, names = append(ds, c), append(names, fmt.Sprintf("lb%d", i+1))
+	}
+	for i, c := range sys.GWs {
+		ds, names = append(ds, c), append(names, fmt.Sprintf("gw%d", i+1))
+	}
+	for i, c := range ds {
+		cs, err := c.Counters(ctx)
+		if err != nil {
+			t.Logf("%s counters: %v", names[i], err)
+			continue
+		}
+		sum := map[string]uint64{}
+		for _, q := range cs.Queues {
+			for r, n := range q.Drops {
+				if n != 0 {
+					sum[r] += n
+				}
+			}
+		}
+		t.Logf("%s drops: %v", names[i], sum)
+	}
+}
+
 // lbCount is what one LB's afxdp workers received: up from its ingress
 // (the NAS side), down from LAN1 (the gateways).
 type lbCount struct{ Up, Down uint64 }
@@ -365,16 +395,18 @@ func sessionID(ctx context.Context, t *testing.T, c *api.Client, ip netip.Addr) 
 	return "", false
 }
 
-// endSession sends the session manager's "end" for the mobile's session
-// (R-GW-7): the gateway drops its T3 row and every record of it.
-func endSession(ctx context.Context, t *testing.T, sys *demo.System, m *fig2.Mobile) {
+// endSession sends the session manager's "end" for the session of the
+// mobile's address of family f (R-GW-7): the gateway drops its T3 row and
+// every record of it.
+func endSession(ctx context.Context, t *testing.T, sys *demo.System, m *fig2.Mobile, f family) {
 	t.Helper()
 	gw := sys.GWs[m.Gateway-1]
-	id, ok := sessionID(ctx, t, gw, m.IPv4)
+	ip := f.addr(m)
+	id, ok := sessionID(ctx, t, gw, ip)
 	if !ok {
-		t.Fatalf("%s has no session on gw%d", m.Name, m.Gateway)
+		t.Fatalf("%s has no session of %s on gw%d", m.Name, ip, m.Gateway)
 	}
-	ev := api.SessionEvent{Event: api.EventEnd, SessionID: id, DeviceID: "IMEI-" + m.Name, IP: m.IPv4.String(), Seq: 1 << 32}
+	ev := api.SessionEvent{Event: api.EventEnd, SessionID: id, DeviceID: "IMEI-" + m.Name, IP: ip.String(), Seq: 1 << 32}
 	if err := gw.SessionEvent(ctx, ev); err != nil {
 		t.Fatal(err)
 	}
@@ -382,7 +414,9 @@ func endSession(ctx context.Context, t *testing.T, sys *demo.System, m *fig2.Mob
 
 // isRefused reports whether err is what a client sees when the gateway
 // refuses: a TCP RST (connection refused or reset) or an ICMP destination
-// unreachable (host/network unreachable, refused, or prohibited).
+// unreachable (host/network unreachable, refused, or prohibited). Linux
+// reports ICMPv4's administratively prohibited (code 13) as EHOSTUNREACH
+// and ICMPv6's (code 1) as EACCES.
 func isRefused(err error) bool {
 	for _, e := range refusals {
 		if errors.Is(err, e) {
@@ -392,4 +426,4 @@ func isRefused(err error) bool {
 	return false
 }
 
-var refusals = []error{syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.EHOSTUNREACH}
+var refusals = []error{syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.EHOSTUNREACH, syscall.EACCES}
