@@ -29,6 +29,7 @@ import (
 	"samepath/internal/promcheck"
 	"samepath/testbed/demo"
 	"samepath/testbed/fig2"
+	"samepath/testbed/privtest"
 	"samepath/testbed/topo"
 )
 
@@ -37,10 +38,7 @@ const promAddr = "127.0.0.1:19090" // inside the ctl namespace
 func TestPrometheusScrapes(t *testing.T) {
 	promBin, err := exec.LookPath("prometheus")
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("prometheus not installed (apt-get install prometheus; make deps): %v", err)
-		}
-		t.Skipf("prometheus not installed (apt-get install prometheus): %v", err)
+		privtest.Missing(t, "prometheus (apt-get install prometheus; make deps)")
 	}
 	sys := startSystem(t, demo.Options{})
 	ctx := testCtx(t, 2*time.Minute)
