@@ -57,9 +57,11 @@ type GWConfig struct {
 	// ResumeHold: for this long after a session event moved a session to
 	// another LB, up packets still arriving through the LB it left are
 	// late ones (sent before the move) and do not move it back (R-GW-4);
-	// they are forwarded all the same. 0: no hold. A move back to that
-	// LB within the hold comes with its own event (the NAS's
-	// Accounting-Start), which is never held. DefaultResumeHold is
+	// they are forwarded all the same. 0: no hold. The hold ends early
+	// when the session goes dormant (the phone left the NAS it resumed
+	// on), so a quick move back is learned from its first up packet. A
+	// move back to that LB within the hold comes with its own event (the
+	// NAS's Accounting-Start), which is never held. DefaultResumeHold is
 	// samepathd's.
 	ResumeHold time.Duration
 	// ExpireBudget is how many flow records one poll round examines for

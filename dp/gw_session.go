@@ -58,6 +58,13 @@ func (g *GW) apply(ev SessionEvent) {
 	}
 	if had {
 		s.lbNow, s.lbLeft, s.movedAt = old.lbNow, old.lbLeft, old.movedAt
+		if s.Dormant && !old.Dormant {
+			// The session was suspended at the NAS it resumed on (Stop
+			// Idle-Timeout): the phone is leaving lbNow, so an up packet
+			// through the LB it left before is a move back, not a late
+			// one, and the hold ends (R-GW-4: the latest up packet).
+			s.lbLeft, s.movedAt = nat.MAC{}, 0
+		}
 	}
 	g.sessions[s.IP] = s
 	if s.LB != (nat.MAC{}) && (!had || old.LB != s.LB) {

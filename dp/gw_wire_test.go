@@ -236,3 +236,61 @@ func TestGWResumeHold(t *testing.T) {
 		t.Errorf("an up packet through a third LB did not move the session: down to %x", got)
 	}
 }
+
+// TestGWResumeHoldEndsAtDormant: the soak's quick double move. The
+// session resumes behind lb2 (the hold starts against lb1), then goes
+// dormant there (Stop Idle-Timeout at lb2's NAS) and the phone comes
+// back through lb1 before its Start: that up packet is the newest word
+// (R-GW-4) and moves the session at once, where the hold used to keep
+// the down packets on lb2 until the Start arrived.
+func TestGWResumeHoldEndsAtDormant(t *testing.T) {
+	r := newGWConfig(t, 65535, func(c *dp.GWConfig) { c.ResumeHold = time.Hour })
+	syn := dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, rep).TCP(40000, 80).Flags(header.FlagSYN).Seq(100).Bytes()
+	if _, p, drop := r.send(0, syn); p != 1 {
+		t.Fatalf("SYN: drop %v", drop)
+	}
+	b := r.binding(6, mob, rep, 40000, 80)
+	lbOfB := func() [6]byte {
+		t.Helper()
+		srv, mac := a1, a1MAC
+		if b.Server == nat.Addr16From(a2) {
+			srv, mac = a2, a2MAC
+		}
+		out, p, drop := r.send(1, dptest.Frame().Eth(mac, gwSrvMAC).IPv4(srv, key4).TCP(b.SPort, b.GwPort).Flags(header.FlagACK).Bytes())
+		if p != 0 {
+			t.Fatalf("down: drop %v", drop)
+		}
+		return [6]byte(out[:6])
+	}
+	ack := func(seq uint32) []byte {
+		return dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, rep).TCP(40000, 80).Flags(header.FlagACK).Seq(seq).Bytes()
+	}
+	s := testSession
+	s.IP, s.Seq, s.LB = mob.As16(), 2, lb2MAC
+	r.gw.Apply(dp.SessionEvent{Session: s})
+	r.w.Poll()
+	r.send(0, ack(101)) // late: held
+	if got := lbOfB(); got != lb2MAC {
+		t.Fatalf("a late packet moved the session back before it went dormant: down to %x", got)
+	}
+	s.Seq, s.Dormant = 3, true
+	r.gw.Apply(dp.SessionEvent{Session: s})
+	r.w.Poll()
+	if _, p, _ := r.send(0, ack(102)); p != 1 {
+		t.Fatal("the ACK of the move back is not forwarded")
+	}
+	if got := lbOfB(); got != lb1MAC {
+		t.Errorf("after the session went dormant behind lb2, an up packet through lb1 did not move it back: down to %x", got)
+	}
+	if n := r.gw.Stats().LBStale.Load(); n != 1 {
+		t.Errorf("LBStale %d, want 1 (only the packet before the dormant event)", n)
+	}
+	// Dormant again (a repeat) and active behind lb1: no hold against lb2
+	// is left over from the first move.
+	s.Seq, s.Dormant, s.LB = 4, false, lb1MAC
+	r.gw.Apply(dp.SessionEvent{Session: s})
+	r.w.Poll()
+	if got := lbOfB(); got != lb1MAC {
+		t.Errorf("the Start behind lb1 moved the flow to %x", got)
+	}
+}

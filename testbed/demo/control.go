@@ -314,7 +314,14 @@ type Step struct {
 	Result  string // e.g. "Accept 10.101.0.1", the Acct-Session-Id
 	GW      int    // gateway owning the address (0 before the Accept)
 	GWState string // that gateway's T3 row afterwards ("active", "dormant")
+	// Took is how long the exchange and the wait for the gateway's T3
+	// row took, where timed; shown when over slowStep.
+	Took time.Duration
 }
+
+// slowStep: a step that took longer is shown with its time (a move's
+// gap in the mobility soak reads against it).
+const slowStep = 250 * time.Millisecond
 
 // mobileSession is a NAS emulator's view of one mobile: credentials,
 // the address the AAA gave, and the accounting session at its NAS.
@@ -403,17 +410,22 @@ func (s *System) Move(ctx context.Context, mobile string, n int) error {
 	defer ms.mu.Unlock()
 	if ms.nas != 0 && ms.nas != n {
 		old := ms.nas
+		t0 := time.Now()
 		if err := s.sendStop(ctx, ms, old, rfc2866.AcctTerminateCause_Value_IdleTimeout); err != nil {
 			return err
 		}
 		st, err := s.waitGW(ctx, ms, "dormant")
-		s.step(Step{Mobile: mobile, NAS: old, Request: "Stop Idle-Timeout", Result: ms.acctID, GW: ms.gw, GWState: st})
+		s.step(Step{Mobile: mobile, NAS: old, Request: "Stop Idle-Timeout", Result: ms.acctID, GW: ms.gw, GWState: st, Took: time.Since(t0)})
 		if err != nil {
 			return err
 		}
 	}
+	t0 := time.Now()
 	if err := s.TB.Move(mobile, n); err != nil {
 		return err
+	}
+	if d := time.Since(t0); d > slowStep {
+		fmt.Fprintf(s.out, "   %s: the link move to nas%d took %v\n", mobile, n, d.Round(time.Millisecond))
 	}
 	if ms.ip.IsValid() && ms.nas == 0 {
 		return s.startAcct(ctx, ms, n)
@@ -438,6 +450,7 @@ func (s *System) sendStop(ctx context.Context, ms *mobileSession, n int, cause r
 // startAcct sends Accounting Start from NAS n, waits for the gateway's T3
 // row to be active and starts the interim ticker. Called with ms.mu held.
 func (s *System) startAcct(ctx context.Context, ms *mobileSession, n int) error {
+	t0 := time.Now()
 	ms.starts++
 	ms.acctID = fmt.Sprintf("nas%d-%s-%d", n, ms.name, ms.starts)
 	ms.nas = n
@@ -452,7 +465,7 @@ func (s *System) startAcct(ctx context.Context, ms *mobileSession, n int) error 
 		ms.aaaID = ms.acctID
 	}
 	st, err := s.waitGW(ctx, ms, "active")
-	s.step(Step{Mobile: ms.name, NAS: n, Request: "Accounting Start", Result: ms.acctID, GW: ms.gw, GWState: st})
+	s.step(Step{Mobile: ms.name, NAS: n, Request: "Accounting Start", Result: ms.acctID, GW: ms.gw, GWState: st, Took: time.Since(t0)})
 	if err != nil {
 		return err
 	}
@@ -619,6 +632,9 @@ func (s *System) step(st Step) {
 		state = fmt.Sprintf("gw%d T3: %s", st.GW, st.GWState)
 	} else if st.GW != 0 {
 		state = fmt.Sprintf("(gw%d's range)", st.GW)
+	}
+	if st.Took > slowStep {
+		state += fmt.Sprintf(" (took %v)", st.Took.Round(time.Millisecond))
 	}
 	fmt.Fprintf(s.out, "   nas%d %s: %-18s %-22s %s\n", st.NAS, st.Mobile, st.Request, st.Result, state)
 }
