@@ -201,18 +201,7 @@ func TestGWResumeHold(t *testing.T) {
 		}
 	}
 	b := r.binding(6, mob, rep, 40001, 80)
-	lbOfB := func() [6]byte {
-		t.Helper()
-		srv, mac := a1, a1MAC
-		if b.Server == nat.Addr16From(a2) {
-			srv, mac = a2, a2MAC
-		}
-		out, p, drop := r.send(1, dptest.Frame().Eth(mac, gwSrvMAC).IPv4(srv, key4).TCP(b.SPort, b.GwPort).Flags(header.FlagACK).Bytes())
-		if p != 0 {
-			t.Fatalf("down: drop %v", drop)
-		}
-		return [6]byte(out[:6])
-	}
+	lbOfB := func() [6]byte { t.Helper(); return r.downLB(t, b) }
 	s := testSession
 	s.IP, s.Seq, s.LB = mob.As16(), 2, lb2MAC
 	r.gw.Apply(dp.SessionEvent{Session: s})
@@ -250,18 +239,7 @@ func TestGWResumeHoldEndsAtDormant(t *testing.T) {
 		t.Fatalf("SYN: drop %v", drop)
 	}
 	b := r.binding(6, mob, rep, 40000, 80)
-	lbOfB := func() [6]byte {
-		t.Helper()
-		srv, mac := a1, a1MAC
-		if b.Server == nat.Addr16From(a2) {
-			srv, mac = a2, a2MAC
-		}
-		out, p, drop := r.send(1, dptest.Frame().Eth(mac, gwSrvMAC).IPv4(srv, key4).TCP(b.SPort, b.GwPort).Flags(header.FlagACK).Bytes())
-		if p != 0 {
-			t.Fatalf("down: drop %v", drop)
-		}
-		return [6]byte(out[:6])
-	}
+	lbOfB := func() [6]byte { t.Helper(); return r.downLB(t, b) }
 	ack := func(seq uint32) []byte {
 		return dptest.Frame().Eth(lb1MAC, gwLanMAC).IPv4(mob, rep).TCP(40000, 80).Flags(header.FlagACK).Seq(seq).Bytes()
 	}
@@ -293,4 +271,19 @@ func TestGWResumeHoldEndsAtDormant(t *testing.T) {
 	if got := lbOfB(); got != lb1MAC {
 		t.Errorf("the Start behind lb1 moved the flow to %x", got)
 	}
+}
+
+// downLB sends a down ACK of b's TCP flow from its server and returns
+// the LB MAC it leaves toward.
+func (r *gwRig) downLB(t *testing.T, b nat.Binding) [6]byte {
+	t.Helper()
+	srv, mac := a1, a1MAC
+	if b.Server == nat.Addr16From(a2) {
+		srv, mac = a2, a2MAC
+	}
+	out, p, drop := r.send(1, dptest.Frame().Eth(mac, gwSrvMAC).IPv4(srv, key4).TCP(b.SPort, b.GwPort).Flags(header.FlagACK).Bytes())
+	if p != 0 {
+		t.Fatalf("down: drop %v", drop)
+	}
+	return [6]byte(out[:6])
 }
