@@ -190,7 +190,7 @@ func Samepathd(bin string) bench.Variant {
 		},
 		Placement: func(fifo int) []string { return bench.ThreadPlacement("samepathd", pid, fifo) },
 		Observe: func(bench.Case) string {
-			c, err := counters(dut)
+			c, err := Counters(dut, APIAddr)
 			if err != nil {
 				return "counters: " + err.Error()
 			}
@@ -201,14 +201,15 @@ func Samepathd(bin string) bench.Variant {
 	}
 }
 
-// counters reads GET /v1/counters from samepathd inside namespace ns.
-func counters(ns string) (api.Counters, error) {
+// Counters reads GET /v1/counters from the samepathd API at addr inside
+// namespace ns.
+func Counters(ns, addr string) (api.Counters, error) {
 	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		return topo.Dial(ctx, ns, network, addr)
 	}}
 	defer tr.CloseIdleConnections()
 	cl := &http.Client{Transport: tr, Timeout: 3 * time.Second}
-	resp, err := cl.Get("http://" + APIAddr + "/v1/counters")
+	resp, err := cl.Get("http://" + addr + "/v1/counters")
 	if err != nil {
 		return api.Counters{}, fmt.Errorf("get counters: %w", err)
 	}

@@ -1,11 +1,7 @@
 package xlatgw
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"strings"
@@ -170,7 +166,7 @@ func Samepathd(bin string, translate bool) bench.Variant {
 		},
 		Placement: func(fifo int) []string { return bench.ThreadPlacement("samepathd", pid, fifo) },
 		Observe: func(bench.Case) string {
-			c, err := counters(dut)
+			c, err := gwnat.Counters(dut, APIAddr)
 			if err != nil {
 				return "counters: " + err.Error()
 			}
@@ -185,28 +181,6 @@ func Samepathd(bin string, translate bool) bench.Variant {
 		v.Frame = Frame6
 	}
 	return v
-}
-
-// counters reads GET /v1/counters from samepathd inside namespace ns.
-func counters(ns string) (api.Counters, error) {
-	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		return topo.Dial(ctx, ns, network, addr)
-	}}
-	defer tr.CloseIdleConnections()
-	cl := &http.Client{Transport: tr, Timeout: 3 * time.Second}
-	resp, err := cl.Get("http://" + APIAddr + "/v1/counters")
-	if err != nil {
-		return api.Counters{}, fmt.Errorf("get counters: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return api.Counters{}, fmt.Errorf("get counters: %s", resp.Status)
-	}
-	var c api.Counters
-	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil {
-		return api.Counters{}, fmt.Errorf("decode counters: %w", err)
-	}
-	return c, nil
 }
 
 // Markdown renders the BENCHMARKS.md section (markers included); chart is
