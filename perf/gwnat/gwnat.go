@@ -141,7 +141,11 @@ func NFTNAT() bench.Variant {
 }
 
 // Config is the gateway config the harness gives samepathd.
-func Config(t *bench.Topology) string {
+func Config(t *bench.Topology) string { return ConfigWith(t, "") }
+
+// ConfigWith is Config with gwExtra (lines of the gw: block, indented by
+// two spaces, each ending in a newline) before its services.
+func ConfigWith(t *bench.Topology, gwExtra string) string {
 	var addrs []string
 	for _, a := range NATAddrs {
 		addrs = append(addrs, a.String())
@@ -158,47 +162,61 @@ gw:
     port_max: 65535
     capacity: 262144
   require_session: false   # no AAA in the benchmark: every source may open flows
-  services:
+%s  services:
     - name: sink
       rep: %s:%d
       proto: udp
       type: connection
       policy: rr
       servers: [{addr: "%s:%d", state: up}]
-`, APIAddr, t.In, t.Out, strings.Join(addrs, ", "), RepIP, ServicePort, t.DstIP, ServicePort)
+`, APIAddr, t.In, t.Out, strings.Join(addrs, ", "), gwExtra, RepIP, ServicePort, t.DstIP, ServicePort)
 }
 
 // Samepathd runs `bin/samepathd --config FILE` as the gateway in the DUT
 // namespace, its one worker pinned to CPU1 (the ingress NAPI on CPU0),
 // and records its counters after every case.
 func Samepathd(bin string) bench.Variant {
+	return SamepathdVariant(bin, bench.Variant{
+		Name: "samepathd-gw", Label: "samepathd gw", SinkOn: bench.SinkFar, InNAPICPU: 0,
+		Detail: "samepathd gw (port-key NAT, service " + RepIP.String() + ":9 -> server), require_session: false, 1 AF_XDP worker pinned to CPU1; In NAPI threaded on CPU0",
+	}, Config, nil)
+}
+
+// SamepathdVariant completes v (its names, sink and NAPI placement set)
+// as a samepathd gateway variant: it skips while bin is not built, runs
+// prepare (nil: nothing) and then samepathd with config's YAML in Setup,
+// reports samepathd's thread placement, and notes the counters' moves
+// after every case.
+func SamepathdVariant(bin string, v bench.Variant, config func(*bench.Topology) string, prepare func(*bench.Topology) error) bench.Variant {
 	var pid int
 	var dut string
 	var last api.Counters
-	return bench.Variant{
-		Name: "samepathd-gw", Label: "samepathd gw", SinkOn: bench.SinkFar, InNAPICPU: 0,
-		Detail: "samepathd gw (port-key NAT, service " + RepIP.String() + ":9 -> server), require_session: false, 1 AF_XDP worker pinned to CPU1; In NAPI threaded on CPU0",
-		Skip: func() error {
-			if _, err := os.Stat(bin); err != nil {
-				return fmt.Errorf("%s not built yet (%w)", bin, err)
-			}
-			return nil
-		},
-		Setup: func(t *bench.Topology) (func() error, error) {
-			dut, last = t.DUT, api.Counters{}
-			return bench.StartSamepathd(t, bin, Config(t), &pid)
-		},
-		Placement: func(fifo int) []string { return bench.ThreadPlacement("samepathd", pid, fifo) },
-		Observe: func(bench.Case) string {
-			c, err := Counters(dut, APIAddr)
-			if err != nil {
-				return "counters: " + err.Error()
-			}
-			note := CounterDelta(last, c)
-			last = c
-			return note
-		},
+	v.Skip = func() error {
+		if _, err := os.Stat(bin); err != nil {
+			return fmt.Errorf("%s not built yet (%w)", bin, err)
+		}
+		return nil
 	}
+	v.Setup = func(t *bench.Topology) (func() error, error) {
+		dut, last = t.DUT, api.Counters{}
+		if prepare != nil {
+			if err := prepare(t); err != nil {
+				return nil, err
+			}
+		}
+		return bench.StartSamepathd(t, bin, config(t), &pid)
+	}
+	v.Placement = func(fifo int) []string { return bench.ThreadPlacement("samepathd", pid, fifo) }
+	v.Observe = func(bench.Case) string {
+		c, err := Counters(dut, APIAddr)
+		if err != nil {
+			return "counters: " + err.Error()
+		}
+		note := CounterDelta(last, c)
+		last = c
+		return note
+	}
+	return v
 }
 
 // Counters reads GET /v1/counters from the samepathd API at addr inside

@@ -3,11 +3,9 @@ package xlatgw
 import (
 	"fmt"
 	"net/netip"
-	"os"
 	"strings"
 	"time"
 
-	"samepath/ctl/api"
 	"samepath/dp/xlat"
 	"samepath/perf/bench"
 	"samepath/perf/gwnat"
@@ -17,8 +15,9 @@ import (
 
 // Addresses of the scenario (the topology's own are in bench.Topology).
 var (
-	// RepIP is the IPv4 representative address both variants reach.
-	RepIP = netip.MustParseAddr("10.30.0.1")
+	// RepIP is the IPv4 representative address both variants reach,
+	// gw-nat's (the gateway config is gw-nat's, gwnat.ConfigWith).
+	RepIP = gwnat.RepIP
 	// Pool6 is the RFC 6052 prefix; RepIP6 is RepIP's address under it,
 	// where the IPv6 mobile sends.
 	Pool6  = netip.MustParsePrefix("64:ff9b::/96")
@@ -29,14 +28,14 @@ var (
 	// errors it would answer with; none are expected here).
 	Own6 = netip.MustParseAddr("fd00:1::fffe")
 	// NATAddrs are samepathd's key-port addresses on the server side.
-	NATAddrs = []netip.Addr{netip.MustParseAddr("10.2.255.101"), netip.MustParseAddr("10.2.255.102")}
+	NATAddrs = gwnat.NATAddrs
 )
 
 // ServicePort is the UDP port of the representative service and server.
-const ServicePort = 9
+const ServicePort = gwnat.ServicePort
 
 // APIAddr is samepathd's control API inside the DUT namespace.
-const APIAddr = "127.0.0.1:9180"
+const APIAddr = gwnat.APIAddr
 
 // MobileMTU is the MTU of the mobile-side link (generator veth and DUT
 // ingress) in both variants: the 1500 B case's IPv6 frames are 1520 B.
@@ -103,31 +102,7 @@ func Frame6(t *bench.Topology, c bench.Case, f *pktgen.FrameSpec) {
 // Config is the gateway config the harness gives samepathd, the same
 // for both variants: translation on (64:ff9b::/96), one IPv4 service.
 func Config(t *bench.Topology) string {
-	var addrs []string
-	for _, a := range NATAddrs {
-		addrs = append(addrs, a.String())
-	}
-	return fmt.Sprintf(`role: gw
-api: %s
-workers: {queues: 1, cpus: [1]}
-gw:
-  lan: {iface: %s}
-  servers: {iface: %s}
-  nat:
-    addrs: [%s]
-    port_min: 1024
-    port_max: 65535
-    capacity: 262144
-  require_session: false   # no AAA in the benchmark: every source may open flows
-  xlat: {pool6: "%s", ipv6_address: "%s"}
-  services:
-    - name: sink
-      rep: %s:%d
-      proto: udp
-      type: connection
-      policy: rr
-      servers: [{addr: "%s:%d", state: up}]
-`, APIAddr, t.In, t.Out, strings.Join(addrs, ", "), Pool6, Own6, RepIP, ServicePort, t.DstIP, ServicePort)
+	return gwnat.ConfigWith(t, fmt.Sprintf("  xlat: {pool6: %q, ipv6_address: %q}\n", Pool6.String(), Own6.String()))
 }
 
 // setMTU sets the mobile-side link's MTU (both ends).
@@ -145,36 +120,10 @@ func setMTU(t *bench.Topology, mtu int) error {
 // fed IPv4 frames or, with translate, IPv6 ones, and records its
 // counters after every case.
 func Samepathd(bin string, translate bool) bench.Variant {
-	var pid int
-	var dut string
-	var last api.Counters
-	v := bench.Variant{
+	v := gwnat.SamepathdVariant(bin, bench.Variant{
 		Name: V4, Label: "samepathd gw, v4 -> v4", SinkOn: bench.SinkFar, InNAPICPU: 0,
 		Detail: "samepathd gw (port-key NAT, service " + RepIP.String() + ":9 -> server, translation configured but unused), IPv4 mobile, require_session: false, 1 AF_XDP worker pinned to CPU1; In NAPI threaded on CPU0",
-		Skip: func() error {
-			if _, err := os.Stat(bin); err != nil {
-				return fmt.Errorf("%s not built yet (%w)", bin, err)
-			}
-			return nil
-		},
-		Setup: func(t *bench.Topology) (func() error, error) {
-			dut, last = t.DUT, api.Counters{}
-			if err := setMTU(t, MobileMTU); err != nil {
-				return nil, err
-			}
-			return bench.StartSamepathd(t, bin, Config(t), &pid)
-		},
-		Placement: func(fifo int) []string { return bench.ThreadPlacement("samepathd", pid, fifo) },
-		Observe: func(bench.Case) string {
-			c, err := gwnat.Counters(dut, APIAddr)
-			if err != nil {
-				return "counters: " + err.Error()
-			}
-			note := gwnat.CounterDelta(last, c)
-			last = c
-			return note
-		},
-	}
+	}, Config, func(t *bench.Topology) error { return setMTU(t, MobileMTU) })
 	if translate {
 		v.Name, v.Label = Xlat, "samepathd gw, v6 -> v4 (NAT64)"
 		v.Detail = "samepathd gw, the same config: IPv6 mobile to " + RepIP6.String() + ":9, NAT64 (RFC 7915 + RFC 6146) to the IPv4 server, 1 AF_XDP worker pinned to CPU1; In NAPI threaded on CPU0"
