@@ -7,12 +7,18 @@ package gwe2e
 //
 // The capture holds each frame as gw1 received it and as it sent it: the
 // mobile's 10.101.0.10 -> 10.30.0.1:80 and its NATed 10.20.0.101 ->
-// server:80, and back. tcpdump -r reads the file.
+// server:80, and back. tcpdump -r reads the file. The case runs over
+// IPv4, then over IPv6 (family_test.go) on the same system: mob1
+// fd00:101::10 -> fd00:30::1:80 (web-a6), NATed fd00:20::101 ->
+// fd00:20::11 or ::12, and back; the IPv4 session stays open.
 
 import (
+	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,21 +62,28 @@ func TestCapture(t *testing.T) {
 	if err != nil {
 		t.Fatal("tcpdump is needed to compile the filter and read the file")
 	}
-	curl, curlErr := exec.LookPath("curl")
 	sys := startSystem(t, demo.Options{Samepathctl: samepathctl(t)})
-	ctx := testCtx(t, 2*time.Minute)
+	ctx := testCtx(t, 4*time.Minute)
+	forFamilies(t, func(t *testing.T, f family) { testCapture(ctx, t, sys, f, tcpdump) })
+}
+
+// testCapture captures 40 frames of mob1's web exchanges of family f on
+// its gateway and reads them back.
+func testCapture(ctx context.Context, t *testing.T, sys *demo.System, f family, tcpdump string) {
+	curl, curlErr := exec.LookPath("curl")
 	m := mobile(t, sys, "mob1")
 	gw := sys.GWs[m.Gateway-1]
-	if err := sys.StartSession(ctx, m.Name); err != nil {
+	if err := f.startSession(ctx, sys, m); err != nil {
 		t.Fatal(err)
 	}
-	web := rep(sys, 0, fig2.HTTPPort)
+	web := f.rep(sys, 0, fig2.HTTPPort)
 	fetch := func() error {
 		if curlErr != nil {
 			_, err := fetchName(ctx, m.NS, web)
 			return err
 		}
-		out, err := topo.CommandContext(ctx, m.NS, curl, "-sS", "--max-time", "5", "http://"+web+"/").CombinedOutput()
+		// -g: the brackets of an IPv6 literal are no glob.
+		out, err := topo.CommandContext(ctx, m.NS, curl, "-sS", "-g", "--max-time", "5", "http://"+web+"/").CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("curl: %w: %s", err, out)
 		}
@@ -118,26 +131,37 @@ func TestCapture(t *testing.T) {
 		t.Fatalf("tcpdump -r %s: %v\n%s", file, err, tr)
 	}
 	t.Logf("tcpdump -nn -r:\n%s", tr)
-	mob, vip, nat := regexp.QuoteMeta(m.IPv4.String()), regexp.QuoteMeta(sys.TB.Plan.Groups[0].VIPv4.String()), regexp.QuoteMeta(demo.NATAddr(m.Gateway).String())
-	srv := `10\.20\.0\.1[12]`
+	q := func(a netip.Addr) string { return regexp.QuoteMeta(a.String()) }
+	ip, mob, vip, nat := f.tcpdumpIP(), q(f.addr(m)), q(f.vip(sys, 0)), q(f.natAddr(m.Gateway))
+	srv := `(?:` + q(f.serverAddr(t, sys, "a1")) + `|` + q(f.serverAddr(t, sys, "a2")) + `)`
 	for what, re := range map[string]string{
-		"up, as received (mobile -> representative)": `IP ` + mob + `\.\d+ > ` + vip + `\.80: `,
-		"up, as sent (NAT address -> server)":        `IP ` + nat + `\.\d+ > ` + srv + `\.80: `,
-		"down, as received (server -> NAT address)":  `IP ` + srv + `\.80 > ` + nat + `\.\d+: `,
-		"down, as sent (representative -> mobile)":   `IP ` + vip + `\.80 > ` + mob + `\.\d+: `,
+		"up, as received (mobile -> representative)": `(?m)^\S+ ` + ip + ` ` + mob + `\.\d+ > ` + vip + `\.80: `,
+		"up, as sent (NAT address -> server)":        `(?m)^\S+ ` + ip + ` ` + nat + `\.\d+ > ` + srv + `\.80: `,
+		"down, as received (server -> NAT address)":  `(?m)^\S+ ` + ip + ` ` + srv + `\.80 > ` + nat + `\.\d+: `,
+		"down, as sent (representative -> mobile)":   `(?m)^\S+ ` + ip + ` ` + vip + `\.80 > ` + mob + `\.\d+: `,
 	} {
 		if !regexp.MustCompile(re).Match(tr) {
 			t.Errorf("tcpdump -r shows no %s (%s)", what, re)
 		}
 	}
 
+	// tcpdump -vv verifies each TCP checksum: the rewrites each way kept
+	// them right (over IPv6 the pseudo-header holds the whole addresses).
+	vv, err := exec.Command(tcpdump, "-nn", "-vv", "-r", file).CombinedOutput()
+	if err != nil {
+		t.Fatalf("tcpdump -vv -r %s: %v\n%s", file, err, vv)
+	}
+	if ok, bad := strings.Count(string(vv), "(correct)"), strings.Count(string(vv), "incorrect"); ok != 80 || bad != 0 {
+		t.Errorf("tcpdump -vv -r: %d TCP checksums correct and %d incorrect, want 80 and 0:\n%s", ok, bad, vv)
+	}
+
 	// The comments pair each frame as received with itself as sent.
-	f, err := os.Open(file)
+	fl, err := os.Open(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	rd, err := pcapgo.NewNgReader(f, pcapgo.DefaultNgReaderOptions)
+	defer fl.Close()
+	rd, err := pcapgo.NewNgReader(fl, pcapgo.DefaultNgReaderOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,8 +188,10 @@ func TestCapture(t *testing.T) {
 		if !strings.HasPrefix(ifc.Name, lan+"/") && !strings.HasPrefix(ifc.Name, lan2+"/") {
 			t.Errorf("packet on interface %q, want %s or %s", ifc.Name, lan, lan2)
 		}
-		if len(data) < 54 {
-			t.Errorf("packet of %d bytes", len(data))
+		if len(data) < f.minTCPFrame() {
+			t.Errorf("packet of %d bytes, want %d at least", len(data), f.minTCPFrame())
+		} else if et := binary.BigEndian.Uint16(data[12:]); et != f.etherType() {
+			t.Errorf("packet of EtherType %#04x, want %#04x (%s)", et, f.etherType(), f.name)
 		}
 	}
 	if rx != 40 || tx != 40 {

@@ -77,15 +77,46 @@ func (f family) natAddr(g int) netip.Addr {
 // server is the named server's address of the family with port.
 func (f family) server(t *testing.T, sys *demo.System, name string, port uint16) string {
 	t.Helper()
+	return netip.AddrPortFrom(f.serverAddr(t, sys, name), port).String()
+}
+
+// serverAddr is the named server's address of the family.
+func (f family) serverAddr(t *testing.T, sys *demo.System, name string) netip.Addr {
+	t.Helper()
 	s, err := sys.TB.Plan.Server(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := s.LAN.IPv4.Addr()
 	if f.v6 {
-		a = s.LAN.IPv6.Addr()
+		return s.LAN.IPv6.Addr()
 	}
-	return netip.AddrPortFrom(a, port).String()
+	return s.LAN.IPv4.Addr()
+}
+
+// etherType is the family's EtherType.
+func (f family) etherType() uint16 {
+	if f.v6 {
+		return 0x86dd
+	}
+	return 0x0800
+}
+
+// minTCPFrame is the shortest Ethernet frame of a TCP segment of the
+// family: Ethernet, IP header without options, TCP header.
+func (f family) minTCPFrame() int {
+	if f.v6 {
+		return 14 + 40 + 20
+	}
+	return 14 + 20 + 20
+}
+
+// tcpdumpIP is how tcpdump -nn starts a line of an IP packet of the
+// family ("IP 10.0.0.1.80 > ...", "IP6 fd00::1.80 > ...").
+func (f family) tcpdumpIP() string {
+	if f.v6 {
+		return "IP6"
+	}
+	return "IP"
 }
 
 // v6Starts numbers the IPv6 sessions started, for unique session ids.

@@ -3,7 +3,12 @@ package gwe2e
 // A real Prometheus server (the Debian package prometheus) in the ctl
 // namespace scrapes every samepathd of the system over the management
 // network, with samepath's alert rules loaded; a query through its HTTP
-// API sees the gateway's forwarded packets rise during a download.
+// API sees the gateway's forwarded packets rise during a download. The
+// download runs over IPv4 (web-a), then over IPv6 (web-a6,
+// family_test.go), scraped by the same Prometheus: the queue counters
+// have no family label, so each run also checks that the gateway's
+// transmitted bytes rose by at least what the mobile read and that the
+// family's service counted the download's one new flow.
 //
 //	ctl: prometheus 127.0.0.1:19090 --mgmt--> lb1..3, gw1, gw2 :9180/metrics
 //	mob1 ~~ nas1 -- lb1 -- gw1 -- a1/a2 (GET /bytes/N, read slowly)
@@ -41,7 +46,7 @@ func TestPrometheusScrapes(t *testing.T) {
 		privtest.Missing(t, "prometheus (apt-get install prometheus; make deps)")
 	}
 	sys := startSystem(t, demo.Options{})
-	ctx := testCtx(t, 2*time.Minute)
+	ctx := testCtx(t, 3*time.Minute)
 	ctlNS := sys.TB.Plan.Ctl.NS
 
 	// promtool's lint of every live daemon's /metrics.
@@ -73,7 +78,7 @@ scrape_configs:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	pctx, stop := context.WithTimeout(ctx, 90*time.Second) // bounded whatever happens
+	pctx, stop := context.WithTimeout(ctx, 150*time.Second) // bounded whatever happens
 	cmd := topo.CommandContext(pctx, ctlNS, promBin, "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+promAddr, "--log.level=warn")
 	var logs syncBuffer
@@ -123,19 +128,37 @@ scrape_configs:
 		t.Errorf("alert rules not loaded: %v %.300s", err, b)
 	}
 
+	forFamilies(t, func(t *testing.T, f family) { testScrapeDownload(ctx, t, sys, f, query) })
+}
+
+// testScrapeDownload downloads over family f from mob1 through its
+// gateway while Prometheus scrapes it, and queries the rise.
+func testScrapeDownload(ctx context.Context, t *testing.T, sys *demo.System, f family, query func(string) (float64, bool)) {
 	m := mobile(t, sys, "mob1")
-	if err := sys.StartSession(ctx, m.Name); err != nil {
+	if err := f.startSession(ctx, sys, m); err != nil {
 		t.Fatal(err)
 	}
 	gwInst := strings.TrimPrefix(sys.GWs[m.Gateway-1].Base, "http://")
-	fwd := fmt.Sprintf(`sum(samepath_tx_packets_total{job="samepathd-gw",instance=%q})`, gwInst)
+	sel := fmt.Sprintf(`{job="samepathd-gw",instance=%q}`, gwInst)
+	fwd := `sum(samepath_tx_packets_total` + sel + `)`
+	txBytes := `sum(samepath_tx_bytes_total` + sel + `)`
+	svc := f.svc("web-a")
+	newFlows := fmt.Sprintf(`sum(samepath_gw_server_new_flows_total{job="samepathd-gw",instance=%q,service=%q})`, gwInst, svc)
 	// A scrape after the session started and before the download.
 	time.Sleep(1500 * time.Millisecond)
 	before, ok := query(fwd)
 	if !ok {
 		t.Fatalf("no value for %s", fwd)
 	}
-	w, err := dialWeb(ctx, m.NS, rep(sys, 0, fig2.HTTPPort))
+	bytesBefore, ok := query(txBytes)
+	if !ok {
+		t.Fatalf("no value for %s", txBytes)
+	}
+	flowsBefore, ok := query(newFlows)
+	if !ok {
+		t.Fatalf("no value for %s", newFlows)
+	}
+	w, err := dialWeb(ctx, m.NS, f.rep(sys, 0, fig2.HTTPPort))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,16 +196,34 @@ scrape_configs:
 		during = v
 		return ok && v >= before+1000
 	})
-	r, _ := query(fmt.Sprintf(`sum(rate(samepath_tx_packets_total{job="samepathd-gw",instance=%q}[5s]))`, gwInst))
+	r, _ := query(fmt.Sprintf(`sum(rate(samepath_tx_packets_total%s[5s]))`, sel))
 	close(done)
 	got := <-read
-	t.Logf("gateway %s forwarded packets %v -> %v (rate %.0f/s) during a download of %d bytes so far", gwInst, before, during, r, got)
+	t.Logf("gateway %s forwarded packets %v -> %v (rate %.0f/s) during a %s download of %d bytes so far", gwInst, before, during, r, f.name, got)
 	if !rose {
 		t.Fatalf("forwarded packets %v -> %v: no rise of 1000 seen during the download (%d bytes read)", before, during, got)
 	}
 	if got < 1<<20 {
 		t.Errorf("download read only %d bytes", got)
 	}
+	// The gateway sent every byte the mobile read, with headers: a
+	// later scrape shows at least that much more.
+	var bytesAfter float64
+	if !eventually(10*time.Second, func() bool {
+		bytesAfter, ok = query(txBytes)
+		return ok && bytesAfter >= bytesBefore+float64(got)
+	}) {
+		t.Errorf("%s: %v -> %v, want a rise of %d bytes at least (what the mobile read over %s)", txBytes, bytesBefore, bytesAfter, got, f.name)
+	}
+	// The download is the one new flow of the family's service.
+	var flowsAfter float64
+	if !eventually(10*time.Second, func() bool {
+		flowsAfter, ok = query(newFlows)
+		return ok && flowsAfter == flowsBefore+1
+	}) {
+		t.Errorf("%s: %v -> %v, want the download's one new flow", newFlows, flowsBefore, flowsAfter)
+	}
+	t.Logf("%s: %v -> %v (%d bytes read); %s new flows %v -> %v", txBytes, bytesBefore, bytesAfter, got, svc, flowsBefore, flowsAfter)
 }
 
 func get(ctx context.Context, t *testing.T, hc *http.Client, u string) []byte {
