@@ -10,7 +10,11 @@
 //	mob2 (same three links)                     +-- b2 10.20.0.22 /
 //
 // mob1's address belongs to gw1 and mob2's to gw2; whichever LB a mobile
-// uses, its packets reach its own gateway. The package has no API: it is
+// uses, its packets reach its own gateway. Every test but TestNAT64 runs
+// its cases over IPv4 and then over IPv6 (family_test.go): the same
+// topology with the mobiles in fd00:101::/64 and fd00:102::/64, the
+// servers at fd00:20::11.. and the representatives at fd00:30::1 and
+// fd00:30::2; TestNAT64 has an IPv6 mobile reach the IPv4 group A. The package has no API: it is
 // tests only (see the *_test.go files, each opening with its topology).
 // The test binary doubles as `testbed serve` for the servers and builds
 // samepathd once per run.
