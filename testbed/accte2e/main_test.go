@@ -21,66 +21,20 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
-
-	"go.uber.org/goleak"
 
 	"samepath/ctl/api"
 	"samepath/dp/acct"
 	"samepath/testbed/demo"
 	"samepath/testbed/fig2"
-	"samepath/testbed/privtest"
-	"samepath/testbed/servers"
+	"samepath/testbed/systest"
 	"samepath/testbed/topo"
 )
 
-// TestMain lets the test binary run as the testbed's servers, removes the
-// samepathd build and checks for leaked goroutines.
-func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "serve" {
-		os.Exit(servers.Main(os.Args[2:], os.Stderr))
-	}
-	code := m.Run()
-	if build.dir != "" {
-		os.RemoveAll(build.dir)
-	}
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// build holds the samepathd binary, built once for the whole package.
-var build struct {
-	once sync.Once
-	dir  string
-	bin  string
-	err  error
-}
-
-func samepathd(t *testing.T) string {
-	t.Helper()
-	build.once.Do(func() {
-		build.dir, build.err = os.MkdirTemp("", "accte2e-")
-		if build.err != nil {
-			return
-		}
-		build.bin = filepath.Join(build.dir, "samepathd")
-		if out, err := exec.Command("go", "build", "-o", build.bin, "samepath/cmd/samepathd").CombinedOutput(); err != nil {
-			build.err = fmt.Errorf("build samepathd: %w\n%s", err, out)
-		}
-	})
-	if build.err != nil {
-		t.Fatal(build.err)
-	}
-	return build.bin
-}
+// TestMain: systest.Main (the binary doubles as the servers; leak check).
+func TestMain(m *testing.M) { systest.Main(m) }
 
 // requireCurl skips without the curl command, or fails when CI is set
 // (`make test` installs it).
@@ -94,67 +48,11 @@ func requireCurl(t *testing.T) {
 	}
 }
 
-// startSystem builds FIG. 2 with samepathd LBs and gateways (o's
-// Samepathd and ServeArgv are filled in) and tears it down when t ends.
-// Its progress output and the daemons' log directory are reported if t
-// fails.
+// startSystem is systest.Start, once curl is known to be there.
 func startSystem(t *testing.T, o demo.Options) *demo.System {
 	t.Helper()
-	privtest.Require(t)
 	requireCurl(t)
-	o.Samepathd = samepathd(t)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.ServeArgv = []string{exe, "serve"}
-	var out syncBuffer
-	o.Out = &out
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	sys, err := demo.Start(ctx, o)
-	if err != nil {
-		t.Fatalf("start system: %v\n%s", err, out.String())
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for g := 1; g <= len(sys.GWs); g++ {
-				log, _ := os.ReadFile(filepath.Join(sys.TB.LogDir(), fmt.Sprintf("samepathd-gw%d.log", g)))
-				t.Logf("samepathd-gw%d log (tail):\n%s", g, tail(log, 3000))
-			}
-		}
-		if err := sys.Close(); err != nil {
-			t.Errorf("close system: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("system output:\n%s", out.String())
-		}
-	})
-	return sys
-}
-
-func tail(b []byte, n int) []byte {
-	if len(b) > n {
-		return b[len(b)-n:]
-	}
-	return b
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	return systest.Start(t, o)
 }
 
 // testCtx is a context bounded well beyond any step of a test; steps that

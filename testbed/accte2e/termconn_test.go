@@ -42,6 +42,7 @@ import (
 
 	"samepath/ctl/api"
 	"samepath/testbed/demo"
+	"samepath/testbed/systest"
 	"samepath/testbed/topo"
 )
 
@@ -201,7 +202,7 @@ type br2conn struct {
 func (b br2conn) Read(p []byte) (int, error) { return b.Reader.Read(p) }
 
 // lines collects a process's stdout lines.
-type lines struct{ b syncBuffer }
+type lines struct{ b systest.Output }
 
 func (l *lines) has(s string) bool {
 	for _, ln := range strings.Split(l.b.String(), "\n") {

@@ -32,6 +32,7 @@ import (
 
 	"samepath/testbed/demo"
 	"samepath/testbed/fig2"
+	"samepath/testbed/systest"
 	"samepath/testbed/topo"
 )
 
@@ -44,7 +45,7 @@ var ctlBuild struct {
 // samepathctl builds the CLI beside samepathd, once.
 func samepathctl(t *testing.T) string {
 	t.Helper()
-	dir := filepath.Dir(samepathd(t))
+	dir := filepath.Dir(systest.Samepathd(t))
 	ctlBuild.once.Do(func() {
 		ctlBuild.bin = filepath.Join(dir, "samepathctl")
 		if out, err := exec.Command("go", "build", "-o", ctlBuild.bin, "samepath/cmd/samepathctl").CombinedOutput(); err != nil {
@@ -62,7 +63,7 @@ func TestCapture(t *testing.T) {
 	if err != nil {
 		t.Fatal("tcpdump is needed to compile the filter and read the file")
 	}
-	sys := startSystem(t, demo.Options{Samepathctl: samepathctl(t)})
+	sys := systest.Start(t, demo.Options{Samepathctl: samepathctl(t)})
 	ctx := testCtx(t, 4*time.Minute)
 	forFamilies(t, func(t *testing.T, f family) { testCapture(ctx, t, sys, f, tcpdump) })
 }

@@ -25,13 +25,14 @@ import (
 
 	"samepath/testbed/demo"
 	"samepath/testbed/fig2"
+	"samepath/testbed/systest"
 	"samepath/testbed/topo"
 )
 
 const keyPorts = 4
 
 func TestPortExhaustion(t *testing.T) {
-	sys := startSystem(t, demo.Options{GWNAT: demo.GWNAT{
+	sys := systest.Start(t, demo.Options{GWNAT: demo.GWNAT{
 		PortMin: 40000, PortMax: 40000 + keyPorts - 1,
 		UDPTimeout: 2 * time.Second, PortReuseDelay: time.Second,
 	}})

@@ -41,12 +41,13 @@ import (
 	"samepath/dp/acct"
 	"samepath/testbed/demo"
 	"samepath/testbed/fig2"
+	"samepath/testbed/systest"
 	"samepath/testbed/topo"
 )
 
 func TestGateway(t *testing.T) {
 	acctLog := demo.GWAccounting{Log: filepath.Join(t.TempDir(), "gw%d.acct"), Interim: time.Second, SyncInterval: 50 * time.Millisecond}
-	sys := startSystem(t, demo.Options{GWAccounting: acctLog})
+	sys := systest.Start(t, demo.Options{GWAccounting: acctLog})
 	ctx := testCtx(t, 6*time.Minute)
 	forFamilies(t, func(t *testing.T, f family) { testGateway(ctx, t, sys, f, acctLog) })
 }

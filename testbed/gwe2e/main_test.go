@@ -17,117 +17,20 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"samepath/ctl/api"
 	"samepath/testbed/demo"
 	"samepath/testbed/fig2"
-	"samepath/testbed/privtest"
-	"samepath/testbed/servers"
+	"samepath/testbed/systest"
 	"samepath/testbed/topo"
 )
 
-// TestMain lets the test binary run as the testbed's servers, removes the
-// samepathd build and checks for leaked goroutines.
-func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "serve" {
-		os.Exit(servers.Main(os.Args[2:], os.Stderr))
-	}
-	code := m.Run()
-	if build.dir != "" {
-		os.RemoveAll(build.dir)
-	}
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// build holds the samepathd binary, built once for the whole package.
-var build struct {
-	once sync.Once
-	dir  string
-	bin  string
-	err  error
-}
-
-func samepathd(t *testing.T) string {
-	t.Helper()
-	build.once.Do(func() {
-		build.dir, build.err = os.MkdirTemp("", "gwe2e-")
-		if build.err != nil {
-			return
-		}
-		build.bin = filepath.Join(build.dir, "samepathd")
-		if out, err := exec.Command("go", "build", "-o", build.bin, "samepath/cmd/samepathd").CombinedOutput(); err != nil {
-			build.err = fmt.Errorf("build samepathd: %w\n%s", err, out)
-		}
-	})
-	if build.err != nil {
-		t.Fatal(build.err)
-	}
-	return build.bin
-}
-
-// startSystem builds FIG. 2 with samepathd LBs and gateways (o's Samepathd
-// and ServeArgv are filled in) and tears it down when t ends. Its progress
-// output is logged if t fails.
-func startSystem(t *testing.T, o demo.Options) *demo.System {
-	t.Helper()
-	privtest.Require(t)
-	o.Samepathd = samepathd(t)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.ServeArgv = []string{exe, "serve"}
-	var out syncBuffer
-	o.Out = &out
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	sys, err := demo.Start(ctx, o)
-	if err != nil {
-		t.Fatalf("start system: %v\n%s", err, out.String())
-	}
-	t.Cleanup(func() {
-		if err := sys.Close(); err != nil {
-			t.Errorf("close system: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("system output:\n%s\nlogs in %s", out.String(), sys.TB.LogDir())
-		}
-	})
-	return sys
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// TestMain: systest.Main (the binary doubles as the servers; leak check).
+func TestMain(m *testing.M) { systest.Main(m) }
 
 // testCtx is a context bounded well beyond any step of a test; steps that
 // wait for something poll with their own deadlines.

@@ -35,6 +35,7 @@ import (
 	"samepath/testbed/demo"
 	"samepath/testbed/fig2"
 	"samepath/testbed/privtest"
+	"samepath/testbed/systest"
 	"samepath/testbed/topo"
 )
 
@@ -45,7 +46,7 @@ func TestPrometheusScrapes(t *testing.T) {
 	if err != nil {
 		privtest.Missing(t, "prometheus (apt-get install prometheus; make deps)")
 	}
-	sys := startSystem(t, demo.Options{})
+	sys := systest.Start(t, demo.Options{})
 	ctx := testCtx(t, 3*time.Minute)
 	ctlNS := sys.TB.Plan.Ctl.NS
 
@@ -81,7 +82,7 @@ scrape_configs:
 	pctx, stop := context.WithTimeout(ctx, 150*time.Second) // bounded whatever happens
 	cmd := topo.CommandContext(pctx, ctlNS, promBin, "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+promAddr, "--log.level=warn")
-	var logs syncBuffer
+	var logs systest.Output
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		stop()

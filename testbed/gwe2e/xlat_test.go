@@ -33,6 +33,7 @@ import (
 	"samepath/ctl/api"
 	"samepath/dp/acct"
 	"samepath/testbed/privtest"
+	"samepath/testbed/systest"
 	"samepath/testbed/topo"
 )
 
@@ -76,7 +77,7 @@ func sh(t *testing.T, ns, cmd string) string {
 func startXlat(t *testing.T) *xlatRig {
 	t.Helper()
 	privtest.Require(t)
-	bin := samepathd(t)
+	bin := systest.Samepathd(t)
 	r := &xlatRig{mob: privtest.Name("spx", "m"), gw: privtest.Name("spx", "g"), srv: privtest.Name("spx", "s")}
 	for _, ns := range []string{r.mob, r.gw, r.srv} {
 		if err := topo.CreateNetns(ns); err != nil {

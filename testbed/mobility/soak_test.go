@@ -32,6 +32,7 @@ import (
 	"samepath/testbed/mobility"
 	"samepath/testbed/privtest"
 	"samepath/testbed/servers"
+	"samepath/testbed/systest"
 	"samepath/testbed/topo"
 )
 
@@ -180,7 +181,7 @@ type soak struct {
 func startSoak(ctx context.Context, t *testing.T, bin, steering string) *soak {
 	t.Helper()
 	exe, _ := os.Executable()
-	out := &syncBuilder{}
+	out := &systest.Output{}
 	sys, err := demo.Start(ctx, demo.Options{Samepathd: bin, Steering: steering, StartControl: true, ServeArgv: []string{exe, "serve"}, Out: out})
 	if err != nil {
 		t.Log("\n" + out.String())
@@ -516,23 +517,4 @@ func waitBytes(tr *mobility.Trace, off int64, done <-chan struct{}) bool {
 		}
 	}
 	return true
-}
-
-// syncBuilder is a strings.Builder safe for the system's concurrent
-// progress lines (two mobiles moving at once).
-type syncBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (w *syncBuilder) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncBuilder) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }
