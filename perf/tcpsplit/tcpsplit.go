@@ -233,10 +233,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		for rep := 1; rep <= cfg.Reps && ctx.Err() == nil; rep++ {
 			for _, v := range c.Variants {
 				s, place := runOne(ctx, &cfg, t, c, v, rep)
-				if k := strings.Fields(place + " ")[0]; place != "" && !placed[k] {
-					res.Placement = append(res.Placement, place)
-					placed[k] = true
-				}
+				res.Placement = addPlacement(res.Placement, placed, place)
 				res.Samples = append(res.Samples, s)
 				if s.Err != "" {
 					cfg.logf("  rep %d %-9s %s", rep, v, s.Err)
@@ -256,6 +253,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.Env.LoadAfter = bench.Loadavg()
 	res.Duration = time.Since(start).Seconds()
 	return res, ctx.Err()
+}
+
+// addPlacement appends place to list unless it is empty (the variant
+// failed to start) or a line for the same program, its first word, is
+// there already.
+func addPlacement(list []string, placed map[string]bool, place string) []string {
+	f := strings.Fields(place)
+	if len(f) == 0 || placed[f[0]] {
+		return list
+	}
+	placed[f[0]] = true
+	return append(list, place)
 }
 
 // cleanStale removes the topologies of earlier runs whose process is gone.
@@ -333,7 +342,7 @@ func runOne(ctx context.Context, cfg *Config, t *Topo, c Case, v string, rep int
 		host, port = ServerIP.String(), ServerPort
 		stop, pid, err = startL2Fwd(t, cfg.Pktgen, cfg.DUTCPU)
 		if err == nil {
-			place = fmt.Sprintf("pktgen fwd (the %s reference): started under taskset -c %d with its worker pinned there (-cpu %d), as samepathd is; CPUs allowed per thread at start: %s",
+			place = fmt.Sprintf("pktgen fwd (the %s reference): started under taskset -c %d as samepathd is, so every thread runs on CPU%d and Go has one P; CPUs allowed per thread at start: %s",
 				L2Fwd, cfg.DUTCPU, cfg.DUTCPU, allowedSummary(pid))
 		}
 	case KernelFwd:
@@ -607,7 +616,9 @@ func (s *server) Close() error { return s.l.Close() }
 
 // startL2Fwd runs `pktgen fwd` in the DUT namespace both ways (In -> Out
 // to the server's MAC, Out -> In to the mobile's), pinned to cpu as
-// samepathd is, and returns once its filter sits on In.
+// samepathd is (taskset on the whole process; its worker is not pinned on
+// its own, as samepathd's is not: under taskset Go sees one CPU), and
+// returns once its filter sits on In.
 func startL2Fwd(t *Topo, bin string, cpu int) (func() error, int, error) {
 	if _, err := os.Stat(bin); err != nil {
 		return nil, 0, fmt.Errorf("pktgen binary (make bin/pktgen): %w", err)
@@ -615,14 +626,18 @@ func startL2Fwd(t *Topo, bin string, cpu int) (func() error, int, error) {
 	var pid int
 	c := strconv.Itoa(cpu)
 	stop, err := bench.StartDUT(t.Bench(), "pktgen fwd", []string{"taskset", "-c", c, mustAbs(bin), "fwd", "-in", t.In, "-out", t.Out,
-		"-dst-mac", t.SMAC.String(), "-back-dst-mac", t.MMAC.String(), "-cpu", c}, &pid)
+		"-dst-mac", t.SMAC.String(), "-back-dst-mac", t.MMAC.String()}, &pid)
 	return stop, pid, err
 }
 
-// startKernelFwd turns the DUT namespace into a plain IPv4 router:
-// ip_forward=1, GRO on In and Out, and their NAPI threaded and pinned to
-// cpu (so the forwarding runs on the DUT's CPU, not in the senders'
-// contexts). stop puts back what was there; desc says what it set.
+// startKernelFwd turns the DUT namespace into a plain IPv4 router
+// (ip_forward=1) and steers the receive of In and Out to cpu by RPS, so
+// the forwarding runs on the DUT's CPU and not in the senders' contexts
+// (veth hands a frame to its peer by netif_rx on the sending CPU). GRO
+// would not help: veth takes the NAPI (GRO) path for frames from a peer
+// that can send TSO only with an XDP program on it, and the DUT's peers
+// are bridge ports that can. stop puts back what was there; desc says
+// what it set.
 func startKernelFwd(t *Topo, cpu int) (stop func() error, desc string, err error) {
 	var undo []func() error
 	stop = func() error {
@@ -637,41 +652,34 @@ func startKernelFwd(t *Topo, cpu int) (stop func() error, desc string, err error
 		return fail(err)
 	}
 	undo = append(undo, func() error { return topo.Sysctl(t.DUT, "net/ipv4/ip_forward", "0") })
-	var threads []string
+	mask := fmt.Sprintf("%x", uint64(1)<<cpu)
 	for _, dev := range []string{t.In, t.Out} {
-		was, err := topo.GRO(t.DUT, dev)
+		was, err := rpsCPUs(t.DUT, dev, "")
 		if err != nil {
 			return fail(err)
 		}
-		if err := topo.SetGRO(t.DUT, dev, true); err != nil {
+		if _, err := rpsCPUs(t.DUT, dev, mask); err != nil {
 			return fail(err)
 		}
-		undo = append(undo, func() error { return topo.SetGRO(t.DUT, dev, was) })
-		ths, err := bench.PinNAPI(t.DUT, dev, cpu, 0)
-		undo = append(undo, func() error { return setThreaded(t.DUT, dev, false) })
-		if err != nil {
-			return fail(err)
-		}
-		if len(ths) == 0 {
-			return fail(fmt.Errorf("kernel-fwd: no napi/%s-* thread after GRO on", dev))
-		}
-		for _, th := range ths {
-			threads = append(threads, fmt.Sprintf("%s on CPU %s", th.Name, th.Allowed))
-		}
+		undo = append(undo, func() error { _, err := rpsCPUs(t.DUT, dev, was); return err })
 	}
-	return stop, fmt.Sprintf("ip_forward=1 in ns dut, GRO on In and Out, their NAPI threaded (%s, SCHED_OTHER), so the DUT's forwarding runs on CPU%d; no process", strings.Join(threads, ", "), cpu), nil
+	return stop, fmt.Sprintf("ip_forward=1 in ns dut, no process; RPS on In and Out (rps_cpus %s) steers their receive, the forwarding and the transmit into the next veth to CPU%d", mask, cpu), nil
 }
 
-// setThreaded sets /sys/class/net/DEV/threaded in ns.
-func setThreaded(ns, dev string, on bool) error {
-	v := "0"
-	if on {
-		v = "1"
+// rpsCPUs writes set (a hex CPU mask) to /sys/class/net/DEV/queues/rx-0/rps_cpus
+// in ns unless set is empty, and returns what it reads there (before the
+// write).
+func rpsCPUs(ns, dev, set string) (string, error) {
+	path := "/sys/class/net/" + dev + "/queues/rx-0/rps_cpus"
+	script := "cat " + path
+	if set != "" {
+		script += " && echo " + set + " > " + path
 	}
-	if out, err := topo.Command(ns, "sh", "-c", "echo "+v+" > /sys/class/net/"+dev+"/threaded").CombinedOutput(); err != nil {
-		return fmt.Errorf("threaded napi %s on %s/%s: %w: %s", v, ns, dev, err, strings.TrimSpace(string(out)))
+	out, err := topo.Command(ns, "sh", "-c", script).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("rps_cpus of %s/%s: %w: %s", ns, dev, err, strings.TrimSpace(string(out)))
 	}
-	return nil
+	return strings.TrimSpace(string(out)), nil
 }
 
 // download fetches size bytes from addr in the mobile's namespace

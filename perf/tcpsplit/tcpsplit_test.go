@@ -144,3 +144,16 @@ func TestNoReferenceText(t *testing.T) {
 		t.Errorf("markdown explains references the run did not have")
 	}
 }
+
+// A variant that failed to start has no placement line; it is skipped,
+// not indexed (Run panicked on it), and each program is listed once.
+func TestAddPlacement(t *testing.T) {
+	placed := map[string]bool{}
+	var l []string
+	for _, p := range []string{"samepathd: on CPU1", "", "samepathd: again", "haproxy: on CPU1"} {
+		l = addPlacement(l, placed, p)
+	}
+	if !slices.Equal(l, []string{"samepathd: on CPU1", "haproxy: on CPU1"}) {
+		t.Errorf("placement %q", l)
+	}
+}
