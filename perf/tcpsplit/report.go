@@ -221,7 +221,7 @@ func referenceMarkdown(r *Result) string {
 		fmt.Fprintf(&b, "\nReferences of the %s case (no target): the mobile downloads from the server's own address (%s:%d), which its default route and the server's send through the DUT over the same veths and bridges; nothing in the DUT namespace listens or translates.\n\n", c.Name, ServerIP, ServerPort)
 		if slices.Contains(c.Variants, L2Fwd) {
 			fmt.Fprintf(&b, "- **%s**: `pktgen fwd` (perf/l2fwd), samepath's engine and nothing else, forwarding both ways (In -> Out to the server's MAC, Out -> In to the mobile's) with only the MAC rewrite of an L2 forwarder, under taskset on the DUT CPU as samepathd is. "+
-				"Each frame of the download and of its ACKs takes the copy-mode AF_XDP receive and transmit on veth that NAT's take (an skb per frame of at most 1500 B), and the terminator does all of that work on both legs and two netstacks besides, so this row is **the ceiling for any copy-mode AF_XDP program on this path**", L2Fwd)
+				"Each frame of the download and of its ACKs takes the copy-mode AF_XDP receive and transmit on veth that NAT's take (an skb per frame of at most 1500 B), and the terminator receives and sends every frame of both legs the same way (up to how many ACKs each end sends) and runs two netstacks besides, so this row is **the ceiling for any copy-mode AF_XDP program on this path**", L2Fwd)
 			if st := stats[c.Name][L2Fwd]; st != nil && st.N > 0 {
 				fmt.Fprintf(&b, ": %.2f Mbit/s", st.Median)
 				if m, lo, hi, ok := r.Ratio(c.Name, L2Fwd, c.Base); ok {
