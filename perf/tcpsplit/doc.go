@@ -19,7 +19,7 @@
 // mobile's and the server's default routes): `pktgen fwd` both ways
 // (perf/l2fwd, samepath's engine and nothing else: the ceiling for any
 // copy-mode AF_XDP program on this path) and plain kernel IPv4
-// forwarding (RPS steers it to the DUT CPU). The references have no
+// forwarding (GRO, NAPI threaded on the DUT CPU). The references have no
 // target; they read against HAProxy like the others. The device under
 // test runs under taskset on
 // DUTCPU; perfrun itself (client, server, in-process linkem) on GenCPU.

@@ -247,7 +247,7 @@ func referenceMarkdown(r *Result) string {
 			b.WriteString(".\n")
 		}
 		if slices.Contains(c.Variants, KernelFwd) {
-			fmt.Fprintf(&b, "- **%s**: plain Linux IPv4 forwarding in the DUT namespace (ip_forward=1, no XDP, no process), the receive of In and Out steered to the DUT CPU by RPS: the kernel's own per-frame path for the same frames of at most 1500 B (the kernel ends send no TSO into the relays, and veth merges by GRO only with an XDP program on it), without AF_XDP's copies to user space and back. It is not HAProxy's path: HAProxy's own sockets send 64 KB GSO packets toward the mobile", KernelFwd)
+			fmt.Fprintf(&b, "- **%s**: plain Linux IPv4 forwarding in the DUT namespace (ip_forward=1, no XDP, no process), GRO on In and Out with their NAPI threaded on the DUT CPU and TSO off on their peers (as an XDP program on In or Out makes it): the kernel's own path, which merges the same frames of at most 1500 B by GRO and forwards them as GSO packets where AF_XDP copies every frame to user space and back alone", KernelFwd)
 			if st := stats[c.Name][KernelFwd]; st != nil && st.N > 0 {
 				fmt.Fprintf(&b, ": %.2f Mbit/s", st.Median)
 				if m, lo, hi, ok := r.Ratio(c.Name, KernelFwd, c.Base); ok {

@@ -621,7 +621,7 @@ func (s *server) Close() error { return s.l.Close() }
 // returns once its filter sits on In.
 func startL2Fwd(t *Topo, bin string, cpu int) (func() error, int, error) {
 	if _, err := os.Stat(bin); err != nil {
-		return nil, 0, fmt.Errorf("pktgen binary (make bin/pktgen): %w", err)
+		return nil, 0, fmt.Errorf("pktgen binary (make build): %w", err)
 	}
 	var pid int
 	c := strconv.Itoa(cpu)
@@ -630,14 +630,14 @@ func startL2Fwd(t *Topo, bin string, cpu int) (func() error, int, error) {
 	return stop, pid, err
 }
 
-// startKernelFwd turns the DUT namespace into a plain IPv4 router
-// (ip_forward=1) and steers the receive of In and Out to cpu by RPS, so
-// the forwarding runs on the DUT's CPU and not in the senders' contexts
-// (veth hands a frame to its peer by netif_rx on the sending CPU). GRO
-// would not help: veth takes the NAPI (GRO) path for frames from a peer
-// that can send TSO only with an XDP program on it, and the DUT's peers
-// are bridge ports that can. stop puts back what was there; desc says
-// what it set.
+// startKernelFwd turns the DUT namespace into a plain IPv4 router with
+// GRO: ip_forward=1, GRO on In and Out, their NAPI threaded and pinned to
+// cpu, and TSO off on their peers (A1, W0). An XDP program on a veth
+// turns its peer's TSO off, which is what lets the AF_XDP variants'
+// frames take the veth's NAPI path; a veth with GRO but a TSO-capable
+// peer takes every frame by netif_rx on the sending CPU, without GRO
+// (a first version without the TSO step left CPU1 20% busy). stop puts
+// back what was there; desc says what it set.
 func startKernelFwd(t *Topo, cpu int) (stop func() error, desc string, err error) {
 	var undo []func() error
 	stop = func() error {
@@ -652,34 +652,76 @@ func startKernelFwd(t *Topo, cpu int) (stop func() error, desc string, err error
 		return fail(err)
 	}
 	undo = append(undo, func() error { return topo.Sysctl(t.DUT, "net/ipv4/ip_forward", "0") })
-	mask := fmt.Sprintf("%x", uint64(1)<<cpu)
-	for _, dev := range []string{t.In, t.Out} {
-		was, err := rpsCPUs(t.DUT, dev, "")
+	for _, p := range []struct{ ns, dev string }{{t.Air, t.A1}, {t.Wan, t.W0}} {
+		was, err := tso(p.ns, p.dev, "")
 		if err != nil {
 			return fail(err)
 		}
-		if _, err := rpsCPUs(t.DUT, dev, mask); err != nil {
+		if _, err := tso(p.ns, p.dev, "off"); err != nil {
 			return fail(err)
 		}
-		undo = append(undo, func() error { _, err := rpsCPUs(t.DUT, dev, was); return err })
+		undo = append(undo, func() error { _, err := tso(p.ns, p.dev, was); return err })
 	}
-	return stop, fmt.Sprintf("ip_forward=1 in ns dut, no process; RPS on In and Out (rps_cpus %s) steers their receive, the forwarding and the transmit into the next veth to CPU%d", mask, cpu), nil
+	var threads []string
+	for _, dev := range []string{t.In, t.Out} {
+		was, err := topo.GRO(t.DUT, dev)
+		if err != nil {
+			return fail(err)
+		}
+		if err := topo.SetGRO(t.DUT, dev, true); err != nil {
+			return fail(err)
+		}
+		undo = append(undo, func() error { return topo.SetGRO(t.DUT, dev, was) })
+		ths, err := bench.PinNAPI(t.DUT, dev, cpu, 0)
+		undo = append(undo, func() error { return setThreaded(t.DUT, dev, false) })
+		if err != nil {
+			return fail(err)
+		}
+		if len(ths) == 0 {
+			return fail(fmt.Errorf("kernel-fwd: no napi/%s-* thread after GRO on", dev))
+		}
+		for _, th := range ths {
+			threads = append(threads, fmt.Sprintf("%s on CPU %s", th.Name, th.Allowed))
+		}
+	}
+	return stop, fmt.Sprintf("ip_forward=1 in ns dut, no process; GRO on In and Out, TSO off on their peers (as an XDP program on In or Out makes it), their NAPI threaded and pinned (%s, SCHED_OTHER), so the DUT's receive, GRO, forwarding and transmit run on CPU%d",
+		strings.Join(threads, ", "), cpu), nil
 }
 
-// rpsCPUs writes set (a hex CPU mask) to /sys/class/net/DEV/queues/rx-0/rps_cpus
-// in ns unless set is empty, and returns what it reads there (before the
-// write).
-func rpsCPUs(ns, dev, set string) (string, error) {
-	path := "/sys/class/net/" + dev + "/queues/rx-0/rps_cpus"
-	script := "cat " + path
-	if set != "" {
-		script += " && echo " + set + " > " + path
-	}
-	out, err := topo.Command(ns, "sh", "-c", script).CombinedOutput()
+// tso turns TCP segmentation offload on dev in ns "on" or "off" (ethtool
+// -K) unless set is empty, and returns what it was before.
+func tso(ns, dev, set string) (string, error) {
+	out, err := topo.Command(ns, "ethtool", "-k", dev).CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("rps_cpus of %s/%s: %w: %s", ns, dev, err, strings.TrimSpace(string(out)))
+		return "", fmt.Errorf("ethtool -k %s/%s: %w: %s", ns, dev, err, strings.TrimSpace(string(out)))
 	}
-	return strings.TrimSpace(string(out)), nil
+	was := ""
+	for _, l := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "tcp-segmentation-offload:"); ok {
+			was = strings.Fields(v)[0]
+		}
+	}
+	if was != "on" && was != "off" {
+		return "", fmt.Errorf("ethtool -k %s/%s: no tcp-segmentation-offload line", ns, dev)
+	}
+	if set != "" {
+		if out, err := topo.Command(ns, "ethtool", "-K", dev, "tso", set).CombinedOutput(); err != nil {
+			return "", fmt.Errorf("ethtool -K %s/%s tso %s: %w: %s", ns, dev, set, err, strings.TrimSpace(string(out)))
+		}
+	}
+	return was, nil
+}
+
+// setThreaded sets /sys/class/net/DEV/threaded in ns.
+func setThreaded(ns, dev string, on bool) error {
+	v := "0"
+	if on {
+		v = "1"
+	}
+	if out, err := topo.Command(ns, "sh", "-c", "echo "+v+" > /sys/class/net/"+dev+"/threaded").CombinedOutput(); err != nil {
+		return fmt.Errorf("threaded napi %s on %s/%s: %w: %s", v, ns, dev, err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }
 
 // download fetches size bytes from addr in the mobile's namespace
