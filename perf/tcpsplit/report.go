@@ -448,7 +448,7 @@ func SVG(r *Result) string {
 			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="10">%s</text>`+"\n", cx, ly, lbl)
 			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="10">%s</text>`+"\n", cx, ny, v)
 		}
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-weight="bold">%s (target %s &gt;= %gx %s)</text>`+"\n", x0+plotW/2, y(0)+34, c.Name, Term, c.Min, c.Base)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-weight="bold">%s (target %s &gt;= %gx %s)</text>`+"\n", x0+plotW/2, y(0)+40, c.Name, Term, c.Min, c.Base)
 	}
 	for vi, v := range vars {
 		lx, ly := 20+float64(vi%2)*440, H-58+float64(vi/2)*18
