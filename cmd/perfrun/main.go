@@ -86,7 +86,7 @@ func main() {
 	flag.StringVar(&f.samepathd, "samepathd", "bin/samepathd", "samepathd binary for the samepathd variants")
 	flag.StringVar(&f.radload, "radload", "bin/radload", "radload binary (scenario radius)")
 	flag.StringVar(&f.goC, "go", "go", "go command (scenarios micro and flows-1m)")
-	variants := flag.String("variants", "", "comma-separated variant names of the packet scenarios (default all): lb-steer xdp-redirect,xdp-tx,kernel-fwd,samepathd-afxdp,samepathd-xdp,afxdp-l2fwd; gw-nat nft-nat,samepathd-gw,afxdp-l2fwd; xlat gw-v4,gw-xlat; tcp-split nat,terminate,haproxy")
+	variants := flag.String("variants", "", "comma-separated variant names of the packet scenarios (default all): lb-steer xdp-redirect,xdp-tx,kernel-fwd,samepathd-afxdp,samepathd-xdp,afxdp-l2fwd; gw-nat nft-nat,samepathd-gw,afxdp-l2fwd; xlat gw-v4,gw-xlat; tcp-split nat,terminate,haproxy,afxdp-l2fwd,kernel-fwd")
 	flag.Float64Var(&f.genRate, "gen-rate", 0, "generator rate in pps (0 = full speed)")
 	flag.BoolVar(&f.sinkSoftirq, "sink-softirq", false, "leave the sink's NAPI unthreaded: softirq on the CPU that transmits into it (the default of lb-steer and gw-nat)")
 	flag.BoolVar(&f.sinkThreaded, "sink-threaded", false, "thread the sink's NAPI and pin it to CPU0, beside the generator, instead")

@@ -183,6 +183,7 @@ func fwd(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.In, "in", "", "interface to receive on, queue 0 (required)")
 	fs.StringVar(&cfg.Out, "out", "", "interface to send on, queue 0 (required)")
 	dstMAC := fs.String("dst-mac", "", "destination MAC of the forwarded frames (required); the source becomes -out's MAC")
+	backMAC := fs.String("back-dst-mac", "", "forward the other way too: frames to -out's MAC received on -out leave on -in to this MAC, source -in's MAC (default: one way)")
 	fs.IntVar(&cfg.CPU, "cpu", -1, "CPU to pin the poller to (-1 = not pinned)")
 	fs.IntVar(&cfg.Frames, "frames", cfg.Frames, "UMEM frames")
 	fs.IntVar(&cfg.RingSize, "ring", cfg.RingSize, "RX/TX/fill/completion ring slots")
@@ -199,12 +200,23 @@ func fwd(ctx context.Context, args []string) error {
 		return fmt.Errorf("-dst-mac %q: want an Ethernet address", *dstMAC)
 	}
 	cfg.DstMAC = [6]byte(mac)
+	if *backMAC != "" {
+		mac, err := net.ParseMAC(*backMAC)
+		if err != nil || len(mac) != 6 {
+			return fmt.Errorf("-back-dst-mac %q: want an Ethernet address", *backMAC)
+		}
+		cfg.BackDstMAC = [6]byte(mac)
+	}
 	start := time.Now()
 	c, err := l2fwd.Run(ctx, cfg)
 	if err != nil && c == (l2fwd.Counters{}) {
 		return err
 	}
-	fmt.Printf("fwd %s -> %s: %d received, %d sent, %d dropped in %v\n", cfg.In, cfg.Out, c.Rx, c.Tx, c.Dropped, time.Since(start).Round(time.Millisecond))
+	dir := "->"
+	if cfg.BackDstMAC != [6]byte{} {
+		dir = "<->"
+	}
+	fmt.Printf("fwd %s %s %s: %d received, %d sent, %d dropped in %v\n", cfg.In, dir, cfg.Out, c.Rx, c.Tx, c.Dropped, time.Since(start).Round(time.Millisecond))
 	return err
 }
 

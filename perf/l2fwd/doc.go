@@ -15,5 +15,7 @@
 // filter on the ingress device, and runs one dp.Worker on the calling
 // goroutine's locked thread until ctx ends; it closes everything before it
 // returns. The pipeline allocates nothing per packet. Its numbers appear
-// in BENCHMARKS.md as "AF_XDP l2fwd (engine only)" in lb-steer and gw-nat.
+// in BENCHMARKS.md as "AF_XDP l2fwd (engine only)" in lb-steer and gw-nat,
+// and in tcp-split's clean case, where it forwards both ways
+// (Config.BackDstMAC) so that a TCP download and its ACKs cross it.
 package l2fwd

@@ -15,7 +15,13 @@ import (
 type Config struct {
 	In, Out string  // receive on In (queue 0), send on Out
 	DstMAC  [6]byte // next hop behind Out; the source becomes Out's MAC
-	CPU     int     // pin the worker here; -1 leaves it unpinned
+	// BackDstMAC, if set, forwards the other way too: frames to Out's MAC
+	// received on Out leave on In to this MAC, with In's MAC as source,
+	// so that both directions of a connection (a TCP download and its
+	// ACKs) cross the forwarder. Zero: one way only, Out stays the
+	// kernel's (a packet generator's sink needs no more).
+	BackDstMAC [6]byte
+	CPU        int // pin the worker here; -1 leaves it unpinned
 	// Frames, FrameSize, RingSize and Batch size the UMEM, the rings and
 	// the poll round, as samepathd's xsk settings do.
 	Frames, FrameSize, RingSize, Batch int
@@ -75,9 +81,15 @@ func Run(ctx context.Context, cfg Config) (Counters, error) {
 			closers[i]()
 		}
 	}()
-	// The filter hands the forwarder only frames to In's MAC; the rest
-	// (ARP for the host, other hosts' frames) stay with the kernel.
-	f, err := xdpfilter.Load(xdpfilter.Match{DstMACs: [][6]byte{[6]byte(in.HardwareAddr)}})
+	// The filter hands the forwarder only frames to In's MAC (and Out's,
+	// both ways); the rest (ARP for the host, other hosts' frames) stay
+	// with the kernel.
+	both := cfg.BackDstMAC != [6]byte{}
+	macs := [][6]byte{[6]byte(in.HardwareAddr)}
+	if both {
+		macs = append(macs, [6]byte(out.HardwareAddr))
+	}
+	f, err := xdpfilter.Load(xdpfilter.Match{DstMACs: macs})
 	if err != nil {
 		return Counters{}, err
 	}
@@ -100,14 +112,28 @@ func Run(ctx context.Context, cfg Config) (Counters, error) {
 	if err := f.Register(socks[0]); err != nil {
 		return Counters{}, err
 	}
+	if both {
+		if err := f.Register(socks[1]); err != nil {
+			return Counters{}, err
+		}
+	}
 	wc := dp.DefaultWorkerConfig()
 	wc.Batch, wc.CPU = cfg.Batch, cfg.CPU
-	w, err := dp.NewWorker(wc, ports, &Pipeline{Dst: cfg.DstMAC, Src: [6]byte(out.HardwareAddr)})
+	p := &Pipeline{Dst: cfg.DstMAC, Src: [6]byte(out.HardwareAddr)}
+	if both {
+		p.BackDst, p.BackSrc = cfg.BackDstMAC, [6]byte(in.HardwareAddr)
+	}
+	w, err := dp.NewWorker(wc, ports, p)
 	if err != nil {
 		return Counters{}, err
 	}
 	if err := f.Attach(in.Index, xdpfilter.Native); err != nil {
 		return Counters{}, err
+	}
+	if both {
+		if err := f.Attach(out.Index, xdpfilter.Native); err != nil {
+			return Counters{}, err
+		}
 	}
 	closers = append(closers, f.Close) // detach before the sockets close
 	err = w.Run(ctx)
@@ -124,22 +150,28 @@ func Run(ctx context.Context, cfg Config) (Counters, error) {
 }
 
 // Pipeline is the forwarder's whole work: frames from port 0 go to port 1
-// with destination Dst and source Src; anything else is dropped.
-type Pipeline struct{ Dst, Src [6]byte }
+// with destination Dst and source Src; frames from port 1 go back to port
+// 0 with destination BackDst and source BackSrc if BackDst is set, and
+// are dropped if not.
+type Pipeline struct{ Dst, Src, BackDst, BackSrc [6]byte }
 
 // Process implements dp.Pipeline.
 func (p *Pipeline) Process(in int, pkts []dp.Packet) {
 	for i := range pkts {
 		pk := &pkts[i]
 		switch {
-		case in != 0:
+		case in != 0 && (in != 1 || p.BackDst == [6]byte{}):
 			pk.Drop = dp.ReasonUnsupported
 		case len(pk.Data) < 14:
 			pk.Drop = dp.ReasonMalformed
-		default:
+		case in == 0:
 			copy(pk.Data[0:6], p.Dst[:])
 			copy(pk.Data[6:12], p.Src[:])
 			pk.Out = 1
+		default:
+			copy(pk.Data[0:6], p.BackDst[:])
+			copy(pk.Data[6:12], p.BackSrc[:])
+			pk.Out = 0
 		}
 	}
 }

@@ -35,6 +35,35 @@ func TestPipeline(t *testing.T) {
 	}
 }
 
+// With BackDst set, frames from port 1 go back to port 0 with their own
+// pair of addresses (a TCP connection's ACKs cross the forwarder too).
+func TestPipelineBothWays(t *testing.T) {
+	p := &Pipeline{Dst: [6]byte{2, 0, 0, 0, 0, 4}, Src: [6]byte{2, 0, 0, 0, 0, 3},
+		BackDst: [6]byte{2, 0, 0, 0, 0, 1}, BackSrc: [6]byte{2, 0, 0, 0, 0, 2}}
+	frame := func() []byte {
+		b := make([]byte, 60)
+		copy(b, []byte{2, 0, 0, 0, 0, 3, 2, 0, 0, 0, 0, 4, 8, 0, 0x45})
+		return b
+	}
+	pkts := []dp.Packet{{Data: frame(), Out: -1}, {Data: frame()[:13], Out: -1}}
+	p.Process(1, pkts)
+	if pkts[0].Out != 0 || pkts[0].Drop != dp.ReasonNone {
+		t.Fatalf("frame from port 1: out %d drop %v, want out 0", pkts[0].Out, pkts[0].Drop)
+	}
+	want := []byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 8, 0, 0x45}
+	if !bytes.Equal(pkts[0].Data[:15], want) {
+		t.Errorf("rewritten frame % x\nwant % x", pkts[0].Data[:15], want)
+	}
+	if pkts[1].Out != -1 || pkts[1].Drop != dp.ReasonMalformed {
+		t.Errorf("13-byte frame from port 1: out %d drop %v, want a malformed drop", pkts[1].Out, pkts[1].Drop)
+	}
+	fwd := []dp.Packet{{Data: frame(), Out: -1}}
+	p.Process(0, fwd)
+	if fwd[0].Out != 1 || !bytes.Equal(fwd[0].Data[:12], []byte{2, 0, 0, 0, 0, 4, 2, 0, 0, 0, 0, 3}) {
+		t.Errorf("frame from port 0: out %d, addresses % x", fwd[0].Out, fwd[0].Data[:12])
+	}
+}
+
 func TestValidate(t *testing.T) {
 	ok := DefaultConfig("a", "b", [6]byte{2, 0, 0, 0, 0, 1})
 	if err := ok.Validate(); err != nil {

@@ -14,7 +14,14 @@
 // rep every variant downloads the same bytes in turn: samepathd with a
 // NAT service (RepIP:80), the same samepathd config's terminate service
 // (RepIP:81), and for (c) HAProxy 1 thread, mode tcp, in the DUT
-// namespace (RepIP:82). The device under test runs under taskset on
+// namespace (RepIP:82), and two references that download from the
+// server's own address (ServerIP:ServerPort, sent through the DUT by the
+// mobile's and the server's default routes): `pktgen fwd` both ways
+// (perf/l2fwd, samepath's engine and nothing else: the ceiling for any
+// copy-mode AF_XDP program on this path) and plain kernel IPv4
+// forwarding (GRO, NAPI threaded on the DUT CPU). The references have no
+// target; they read against HAProxy like the others. The device under
+// test runs under taskset on
 // DUTCPU; perfrun itself (client, server, in-process linkem) on GenCPU.
 // Goodput is the client's: payload bytes read per second from connect to
 // EOF. At half of each download `ss -tin` records both kernel ends, and

@@ -95,6 +95,9 @@ var labels = map[string]string{
 	NAT:     "samepathd port-key NAT (end-to-end kernel TCP)",
 	Term:    "samepathd terminator (tcpproxy)",
 	HAProxy: "HAProxy 2.x, mode tcp, 1 thread",
+	// The references connect to the server itself (no service).
+	L2Fwd:     "reference: AF_XDP l2fwd (engine only), straight to the server",
+	KernelFwd: "reference: kernel IP forwarding (no XDP), straight to the server",
 }
 
 // Markdown renders the section; chart is relative to BENCHMARKS.md.
@@ -107,7 +110,7 @@ func Markdown(r *Result, chart string) string {
 		"mob -> air (wireless: linkem or a bridge) -> DUT -> wan (wired: linkem or a bridge) -> srv. "+
 		"Through samepathd's gateway with the service in port-key NAT mode (the mobile's TCP runs end to end to the server), "+
 		"through the same gateway with the service in terminate mode (tcpproxy: the mobile's TCP ends at the gateway's wireless-profile netstack, a second connection runs from the wired-profile netstack to the server), "+
-		"and on the clean path through HAProxy in the same DUT namespace. Goodput = payload bytes the client read / time from connect to the last byte; "+
+		"and on the clean path through HAProxy in the same DUT namespace, and two references that connect the mobile to the server itself (no service; see below the targets). Goodput = payload bytes the client read / time from connect to the last byte; "+
 		"median of %d downloads per variant [min-max], variants alternating per rep (A B A B); ratios are medians of the per-rep ratios.\n\n", cfg.Size, float64(cfg.Size)/1e6, cfg.Reps)
 	fmt.Fprintf(&b, "| | |\n|---|---|\n| date | %s |\n| commit | %s |\n| kernel | %s |\n| CPU | %s (%d CPUs) |\n| load average before / after | %s / %s |\n| run time | %.0f s |\n| command | `%s` |\n\n",
 		r.Env.Date, r.Env.Commit, r.Env.Kernel, r.Env.CPU, r.Env.NCPU, r.Env.LoadBefore, r.Env.LoadAfter, r.Duration, r.Env.Command)
@@ -157,6 +160,7 @@ func Markdown(r *Result, chart string) string {
 			fmt.Fprintf(&b, "**missed**, %.2fx [%.2f-%.2f]\n", m, lo, hi)
 		}
 	}
+	b.WriteString(referenceMarkdown(r))
 	b.WriteString("\nCases (issue 13 item 5), linkem settings per direction (both directions of a side get the same; `testbed linkem` flags):\n\n")
 	for _, c := range cfg.Cases {
 		fmt.Fprintf(&b, "- **%s**: %s. Wireless: %s. Wired: %s.", c.Name, c.Title, fmtLinkCfg(c.Wireless), fmtLinkCfg(c.Wired))
@@ -201,6 +205,66 @@ func Markdown(r *Result, chart string) string {
 		fmt.Fprintf(&b, "\n```\nmobile: %s\nserver: %s\n```\n</details>\n\n", oneLine(s.SSMobile), oneLine(s.SSServer))
 	}
 	fmt.Fprintf(&b, "![tcp-split: goodput per case and variant](%s)\n%s\n", chart, EndMarker)
+	return b.String()
+}
+
+// referenceMarkdown explains the reference rows of every case that has
+// them: what the l2fwd one bounds, and where the terminator and NAT stand
+// against it and the target.
+func referenceMarkdown(r *Result) string {
+	var b strings.Builder
+	stats := r.Stats()
+	for _, c := range r.Config.Cases {
+		if !slices.Contains(c.Variants, L2Fwd) && !slices.Contains(c.Variants, KernelFwd) {
+			continue
+		}
+		fmt.Fprintf(&b, "\nReferences of the %s case (no target): the mobile downloads from the server's own address (%s:%d), which its default route and the server's send through the DUT over the same veths and bridges; nothing in the DUT namespace listens or translates.\n\n", c.Name, ServerIP, ServerPort)
+		if slices.Contains(c.Variants, L2Fwd) {
+			fmt.Fprintf(&b, "- **%s**: `pktgen fwd` (perf/l2fwd), samepath's engine and nothing else, forwarding both ways (In -> Out to the server's MAC, Out -> In to the mobile's) with only the MAC rewrite of an L2 forwarder, under taskset on the DUT CPU as samepathd is. "+
+				"Each frame of the download and of its ACKs takes the copy-mode AF_XDP receive and transmit on veth that NAT's take (an skb per frame of at most 1500 B), and the terminator receives and sends every frame of both legs the same way (up to how many ACKs each end sends) and runs two netstacks besides, so this row is **the ceiling for any copy-mode AF_XDP program on this path**", L2Fwd)
+			if st := stats[c.Name][L2Fwd]; st != nil && st.N > 0 {
+				fmt.Fprintf(&b, ": %.2f Mbit/s", st.Median)
+				if m, lo, hi, ok := r.Ratio(c.Name, L2Fwd, c.Base); ok {
+					fmt.Fprintf(&b, ", %.2fx %s [%.2f-%.2f]", m, c.Base, lo, hi)
+					switch {
+					case hi < c.Min:
+						fmt.Fprintf(&b, ", below the terminator's target of %gx %s in every rep: no AF_XDP program in copy mode on veth meets it here, whatever its pipeline costs", c.Min, c.Base)
+					case lo < c.Min:
+						fmt.Fprintf(&b, ", at the terminator's target of %gx %s (its reps fall on both sides): in copy mode on veth only a program that costs nothing beyond the bare engine would meet it", c.Min, c.Base)
+					default:
+						fmt.Fprintf(&b, ", above the terminator's target of %gx %s in every rep: copy mode alone does not rule the target out; the rest of the gap is the pipeline's", c.Min, c.Base)
+					}
+				}
+				var of []string
+				for _, v := range []string{NAT, Term} {
+					if m, lo, hi, ok := r.Ratio(c.Name, v, L2Fwd); ok {
+						of = append(of, fmt.Sprintf("%s %.2fx [%.2f-%.2f]", v, m, lo, hi))
+					}
+				}
+				if len(of) > 0 {
+					fmt.Fprintf(&b, ". Against it, in the same rep: %s", strings.Join(of, ", "))
+				}
+			} else {
+				b.WriteString(": not measured in this run")
+			}
+			b.WriteString(".\n")
+		}
+		if slices.Contains(c.Variants, KernelFwd) {
+			fmt.Fprintf(&b, "- **%s**: plain Linux IPv4 forwarding in the DUT namespace (ip_forward=1, no XDP, no process), GRO on In and Out with their NAPI threaded on the DUT CPU and TSO off on their peers (as an XDP program on In or Out makes it): the kernel's own path, which merges the same frames of at most 1500 B by GRO and forwards them as GSO packets where AF_XDP copies every frame to user space and back alone", KernelFwd)
+			if st := stats[c.Name][KernelFwd]; st != nil && st.N > 0 {
+				fmt.Fprintf(&b, ": %.2f Mbit/s", st.Median)
+				if m, lo, hi, ok := r.Ratio(c.Name, KernelFwd, c.Base); ok {
+					fmt.Fprintf(&b, ", %.2fx %s [%.2f-%.2f]", m, c.Base, lo, hi)
+				}
+				if m, lo, hi, ok := r.Ratio(c.Name, L2Fwd, KernelFwd); ok {
+					fmt.Fprintf(&b, "; %s keeps %.2fx of it [%.2f-%.2f]", L2Fwd, m, lo, hi)
+				}
+			} else {
+				b.WriteString(": not measured in this run")
+			}
+			b.WriteString(".\n")
+		}
+	}
 	return b.String()
 }
 
@@ -301,14 +365,28 @@ func lastLines(s string, n int) string {
 	return strings.Join(l, "\n")
 }
 
-var palette = []string{"#4e79a7", "#f28e2b", "#59a14f"}
+var palette = []string{"#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#9c755f"}
+
+// legend is every variant of the run's cases, in the order they first
+// appear; a variant keeps its colour across panels.
+func legend(cases []Case) []string {
+	var out []string
+	for _, c := range cases {
+		for _, v := range c.Variants {
+			if !slices.Contains(out, v) {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
 
 // SVG draws one panel per case (each with its own scale): median goodput
 // per variant with a min-max whisker and the ratio to the case's base.
 func SVG(r *Result) string {
 	stats := r.Stats()
 	cases := r.Config.Cases
-	const W, H, top, bottom = 900.0, 420.0, 50.0, 70.0
+	const W, H, top, bottom = 900.0, 460.0, 50.0, 110.0
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f" font-family="sans-serif" font-size="12">`+"\n", W, H, W, H)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
@@ -317,6 +395,8 @@ func SVG(r *Result) string {
 		b.WriteString("</svg>\n")
 		return b.String()
 	}
+	vars := legend(cases)
+	color := func(v string) string { return palette[slices.Index(vars, v)%len(palette)] }
 	pw := W / float64(len(cases))
 	plotH := H - top - bottom
 	for ci, c := range cases {
@@ -343,23 +423,36 @@ func SVG(r *Result) string {
 			}
 			x := x0 + bw*float64(vi)
 			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s %s: %.2f Mbit/s</title></rect>`+"\n",
-				x+4, y(st.Median), bw-8, y(0)-y(st.Median), palette[vi%len(palette)], c.Name, v, st.Median)
+				x+4, y(st.Median), bw-8, y(0)-y(st.Median), color(v), c.Name, v, st.Median)
 			cx := x + bw/2
 			fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="black"/>`+"\n", cx, cx, y(st.Min), y(st.Max))
-			lbl := fmt.Sprintf("%.1f", st.Median)
+			// Narrow bars (a case with many variants) put the ratio on a
+			// line of its own and stagger the names below.
+			narrow := bw < 60
+			lbl, ratio := fmt.Sprintf("%.1f", st.Median), ""
 			if v != c.Base {
 				if m, _, _, ok := r.Ratio(c.Name, v, c.Base); ok {
-					lbl += fmt.Sprintf(" (%.2fx)", m)
+					ratio = fmt.Sprintf("(%.2fx)", m)
 				}
 			}
-			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="10">%s</text>`+"\n", cx, y(st.Max)-4, lbl)
-			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="10">%s</text>`+"\n", cx, y(0)+14, v)
+			ly, ny := y(st.Max)-4, y(0)+14
+			if narrow && ratio != "" {
+				fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="10">%s</text>`+"\n", cx, ly, ratio)
+				ly -= 12
+			} else if ratio != "" {
+				lbl += " " + ratio
+			}
+			if narrow {
+				ny += float64(vi%2) * 11
+			}
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="10">%s</text>`+"\n", cx, ly, lbl)
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="10">%s</text>`+"\n", cx, ny, v)
 		}
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-weight="bold">%s (target %s &gt;= %gx %s)</text>`+"\n", x0+plotW/2, y(0)+34, c.Name, Term, c.Min, c.Base)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-weight="bold">%s (target %s &gt;= %gx %s)</text>`+"\n", x0+plotW/2, y(0)+40, c.Name, Term, c.Min, c.Base)
 	}
-	for vi, v := range []string{NAT, Term, HAProxy} {
-		lx, ly := 20+float64(vi)*300, H-18
-		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="12" height="12" fill="%s"/><text x="%.1f" y="%.1f" font-size="11">%s</text>`+"\n", lx, ly, palette[vi], lx+16, ly+10, html.EscapeString(labels[v]))
+	for vi, v := range vars {
+		lx, ly := 20+float64(vi%2)*440, H-58+float64(vi/2)*18
+		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="12" height="12" fill="%s"/><text x="%.1f" y="%.1f" font-size="11">%s</text>`+"\n", lx, ly, color(v), lx+16, ly+10, html.EscapeString(labels[v]))
 	}
 	b.WriteString("</svg>\n")
 	return b.String()

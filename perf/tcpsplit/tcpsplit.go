@@ -33,7 +33,15 @@ const (
 	NAT     = "nat"       // samepathd, port-key NAT: end-to-end kernel TCP
 	Term    = "terminate" // samepathd, the terminator (tcpproxy)
 	HAProxy = "haproxy"   // HAProxy 1 thread, mode tcp
+	// The references, straight to the server (ServerIP:ServerPort)
+	// through the DUT by the mobile's and the server's default routes.
+	L2Fwd     = bench.L2FwdName // pktgen fwd both ways: samepath's engine alone, copy-mode AF_XDP on In and Out
+	KernelFwd = "kernel-fwd"    // Linux IPv4 forwarding in the DUT namespace, no XDP
 )
+
+// Reference reports whether variant v is a reference row (no service,
+// no target: the client connects to the server itself).
+func Reference(v string) bool { return v == L2Fwd || v == KernelFwd }
 
 // Case is one path setting.
 type Case struct {
@@ -86,13 +94,14 @@ func Cases() []Case {
 			Wireless: link(40*time.Millisecond, 0.01, 50_000_000), Wired: link(60*time.Millisecond, 0, 0),
 			Variants: []string{NAT, Term}, Base: NAT, Min: 1.5},
 		{Name: "clean", Title: "(c) clean path, no emulation",
-			Variants: []string{NAT, Term, HAProxy}, Base: HAProxy, Min: 0.5, Scale: 10},
+			Variants: []string{NAT, Term, HAProxy, L2Fwd, KernelFwd}, Base: HAProxy, Min: 0.5, Scale: 10},
 	}
 }
 
 // Config configures a run.
 type Config struct {
 	Samepathd string
+	Pktgen    string // pktgen binary for the l2fwd reference (`pktgen fwd`)
 	HAProxy   string // the haproxy binary
 	Go        string // go command for the idle-memory benchmark ("" skips it)
 	Size      int64  // bytes per download
@@ -118,7 +127,7 @@ type Config struct {
 
 // DefaultConfig is the `make perf` run: 20 MiB, 3 reps.
 func DefaultConfig(samepathd string) Config {
-	return Config{Samepathd: samepathd, HAProxy: "haproxy", Go: "go", Size: 20 << 20, Reps: 3, Cases: Cases(),
+	return Config{Samepathd: samepathd, Pktgen: bench.PktgenBeside(samepathd), HAProxy: "haproxy", Go: "go", Size: 20 << 20, Reps: 3, Cases: Cases(),
 		Timeout: 5 * time.Minute, DUTCPU: 1, GenCPU: 0, KernelCC: "cubic"}
 }
 
@@ -224,10 +233,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		for rep := 1; rep <= cfg.Reps && ctx.Err() == nil; rep++ {
 			for _, v := range c.Variants {
 				s, place := runOne(ctx, &cfg, t, c, v, rep)
-				if k := strings.Fields(place + " ")[0]; place != "" && !placed[k] {
-					res.Placement = append(res.Placement, place)
-					placed[k] = true
-				}
+				res.Placement = addPlacement(res.Placement, placed, place)
 				res.Samples = append(res.Samples, s)
 				if s.Err != "" {
 					cfg.logf("  rep %d %-9s %s", rep, v, s.Err)
@@ -247,6 +253,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.Env.LoadAfter = bench.Loadavg()
 	res.Duration = time.Since(start).Seconds()
 	return res, ctx.Err()
+}
+
+// addPlacement appends place to list unless it is empty (the variant
+// failed to start) or a line for the same program, its first word, is
+// there already.
+func addPlacement(list []string, placed map[string]bool, place string) []string {
+	f := strings.Fields(place)
+	if len(f) == 0 || placed[f[0]] {
+		return list
+	}
+	placed[f[0]] = true
+	return append(list, place)
 }
 
 // cleanStale removes the topologies of earlier runs whose process is gone.
@@ -302,6 +320,7 @@ func runOne(ctx context.Context, cfg *Config, t *Topo, c Case, v string, rep int
 	var port int
 	var place string
 	var pid int
+	host := RepIP.String()
 	switch v {
 	case NAT, Term:
 		port = NATPort
@@ -319,23 +338,38 @@ func runOne(ctx context.Context, cfg *Config, t *Topo, c Case, v string, rep int
 		if err == nil {
 			place = fmt.Sprintf("haproxy: nbthread 1, taskset -c %d (CPUs allowed: %s); the DUT kernel's TCP receive for its sockets runs in softirq on the CPU that transmits into In or Out", cfg.DUTCPU, allowedSummary(pid))
 		}
+	case L2Fwd:
+		host, port = ServerIP.String(), ServerPort
+		stop, pid, err = startL2Fwd(t, cfg.Pktgen, cfg.DUTCPU)
+		if err == nil {
+			place = fmt.Sprintf("pktgen fwd (the %s reference): started under taskset -c %d as samepathd is, so every thread runs on CPU%d and Go has one P; CPUs allowed per thread at start: %s",
+				L2Fwd, cfg.DUTCPU, cfg.DUTCPU, allowedSummary(pid))
+		}
+	case KernelFwd:
+		host, port = ServerIP.String(), ServerPort
+		var desc string
+		stop, desc, err = startKernelFwd(t, cfg.DUTCPU)
+		place = "kernel-fwd (reference): " + desc
+	default:
+		err = fmt.Errorf("unknown variant %q", v)
 	}
 	if err != nil {
 		s.Err = err.Error()
 		return s, ""
 	}
+	gateway := v == NAT || v == Term
 	var gw0 api.Counters
-	if v != HAProxy {
+	if gateway {
 		gw0, _ = counters(t.DUT)
 	}
 	up0, down0 := t.RelayStats()
 	cpu0, _ := cpuTimes()
-	s.Bytes, s.Seconds, s.SSMobile, s.SSServer, err = download(ctx, t, port, c.Bytes(cfg.Size), cfg.Timeout, cfg.KernelCC)
+	s.Bytes, s.Seconds, s.SSMobile, s.SSServer, err = download(ctx, t, net.JoinHostPort(host, strconv.Itoa(port)), c.Bytes(cfg.Size), cfg.Timeout, cfg.KernelCC)
 	cpu1, _ := cpuTimes()
 	up1, down1 := t.RelayStats()
 	s.RelayUp, s.RelayDown = subStats(up1, up0), subStats(down1, down0)
 	s.CPUBusy = busy(cpu0, cpu1)
-	if v != HAProxy {
+	if gateway {
 		if gw1, cerr := counters(t.DUT); cerr == nil {
 			s.Gateway = gwnat.CounterDelta(gw0, gw1)
 		}
@@ -580,21 +614,131 @@ func outq(rc syscall.RawConn) int64 {
 
 func (s *server) Close() error { return s.l.Close() }
 
-// download fetches size bytes from RepIP:port in the mobile's namespace
+// startL2Fwd runs `pktgen fwd` in the DUT namespace both ways (In -> Out
+// to the server's MAC, Out -> In to the mobile's), pinned to cpu as
+// samepathd is (taskset on the whole process; its worker is not pinned on
+// its own, as samepathd's is not: under taskset Go sees one CPU), and
+// returns once its filter sits on In.
+func startL2Fwd(t *Topo, bin string, cpu int) (func() error, int, error) {
+	if _, err := os.Stat(bin); err != nil {
+		return nil, 0, fmt.Errorf("pktgen binary (make build): %w", err)
+	}
+	var pid int
+	c := strconv.Itoa(cpu)
+	stop, err := bench.StartDUT(t.Bench(), "pktgen fwd", []string{"taskset", "-c", c, mustAbs(bin), "fwd", "-in", t.In, "-out", t.Out,
+		"-dst-mac", t.SMAC.String(), "-back-dst-mac", t.MMAC.String()}, &pid)
+	return stop, pid, err
+}
+
+// startKernelFwd turns the DUT namespace into a plain IPv4 router with
+// GRO: ip_forward=1, GRO on In and Out, their NAPI threaded and pinned to
+// cpu, and TSO off on their peers (A1, W0). An XDP program on a veth
+// turns its peer's TSO off, which is what lets the AF_XDP variants'
+// frames take the veth's NAPI path; a veth with GRO but a TSO-capable
+// peer takes every frame by netif_rx on the sending CPU, without GRO
+// (a first version without the TSO step left CPU1 20% busy). stop puts
+// back what was there; desc says what it set.
+func startKernelFwd(t *Topo, cpu int) (stop func() error, desc string, err error) {
+	var undo []func() error
+	stop = func() error {
+		var errs []error
+		for i := len(undo) - 1; i >= 0; i-- {
+			errs = append(errs, undo[i]())
+		}
+		return errors.Join(errs...)
+	}
+	fail := func(err error) (func() error, string, error) { return nil, "", errors.Join(err, stop()) }
+	if err := topo.Sysctl(t.DUT, "net/ipv4/ip_forward", "1"); err != nil {
+		return fail(err)
+	}
+	undo = append(undo, func() error { return topo.Sysctl(t.DUT, "net/ipv4/ip_forward", "0") })
+	for _, p := range []struct{ ns, dev string }{{t.Air, t.A1}, {t.Wan, t.W0}} {
+		was, err := tso(p.ns, p.dev, "")
+		if err != nil {
+			return fail(err)
+		}
+		if _, err := tso(p.ns, p.dev, "off"); err != nil {
+			return fail(err)
+		}
+		undo = append(undo, func() error { _, err := tso(p.ns, p.dev, was); return err })
+	}
+	var threads []string
+	for _, dev := range []string{t.In, t.Out} {
+		was, err := topo.GRO(t.DUT, dev)
+		if err != nil {
+			return fail(err)
+		}
+		if err := topo.SetGRO(t.DUT, dev, true); err != nil {
+			return fail(err)
+		}
+		undo = append(undo, func() error { return topo.SetGRO(t.DUT, dev, was) })
+		ths, err := bench.PinNAPI(t.DUT, dev, cpu, 0)
+		undo = append(undo, func() error { return setThreaded(t.DUT, dev, false) })
+		if err != nil {
+			return fail(err)
+		}
+		if len(ths) == 0 {
+			return fail(fmt.Errorf("kernel-fwd: no napi/%s-* thread after GRO on", dev))
+		}
+		for _, th := range ths {
+			threads = append(threads, fmt.Sprintf("%s on CPU %s", th.Name, th.Allowed))
+		}
+	}
+	return stop, fmt.Sprintf("ip_forward=1 in ns dut, no process; GRO on In and Out, TSO off on their peers (as an XDP program on In or Out makes it), their NAPI threaded and pinned (%s, SCHED_OTHER), so the DUT's receive, GRO, forwarding and transmit run on CPU%d",
+		strings.Join(threads, ", "), cpu), nil
+}
+
+// tso turns TCP segmentation offload on dev in ns "on" or "off" (ethtool
+// -K) unless set is empty, and returns what it was before.
+func tso(ns, dev, set string) (string, error) {
+	out, err := topo.Command(ns, "ethtool", "-k", dev).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("ethtool -k %s/%s: %w: %s", ns, dev, err, strings.TrimSpace(string(out)))
+	}
+	was := ""
+	for _, l := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "tcp-segmentation-offload:"); ok {
+			was = strings.Fields(v)[0]
+		}
+	}
+	if was != "on" && was != "off" {
+		return "", fmt.Errorf("ethtool -k %s/%s: no tcp-segmentation-offload line", ns, dev)
+	}
+	if set != "" {
+		if out, err := topo.Command(ns, "ethtool", "-K", dev, "tso", set).CombinedOutput(); err != nil {
+			return "", fmt.Errorf("ethtool -K %s/%s tso %s: %w: %s", ns, dev, set, err, strings.TrimSpace(string(out)))
+		}
+	}
+	return was, nil
+}
+
+// setThreaded sets /sys/class/net/DEV/threaded in ns.
+func setThreaded(ns, dev string, on bool) error {
+	v := "0"
+	if on {
+		v = "1"
+	}
+	if out, err := topo.Command(ns, "sh", "-c", "echo "+v+" > /sys/class/net/"+dev+"/threaded").CombinedOutput(); err != nil {
+		return fmt.Errorf("threaded napi %s on %s/%s: %w: %s", v, ns, dev, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// download fetches size bytes from addr in the mobile's namespace
 // and returns the bytes read and the seconds from connect to EOF; at half
 // the bytes it records `ss -tin` at both kernel ends.
-func download(ctx context.Context, t *Topo, port int, size int64, timeout time.Duration, cc string) (got int64, secs float64, ssMob, ssSrv string, err error) {
+func download(ctx context.Context, t *Topo, addr string, size int64, timeout time.Duration, cc string) (got int64, secs float64, ssMob, ssSrv string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
 	var c net.Conn
 	err = topo.Do(t.Mob, func() (err error) {
 		d := net.Dialer{Control: setCC(cc)}
-		c, err = d.DialContext(ctx, "tcp", fmt.Sprintf("%s:%d", RepIP, port))
+		c, err = d.DialContext(ctx, "tcp", addr)
 		return err
 	})
 	if err != nil {
-		return 0, 0, "", "", fmt.Errorf("connect %s:%d: %w", RepIP, port, err)
+		return 0, 0, "", "", fmt.Errorf("connect %s: %w", addr, err)
 	}
 	defer c.Close()
 	stopWatch := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })

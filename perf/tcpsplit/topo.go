@@ -48,6 +48,7 @@ type Topo struct {
 	Mob, Air, DUT, Wan, Srv       string // namespaces
 	M, A0, A1, In, Out, W0, W1, S string // devices
 	InMAC                         net.HardwareAddr
+	MMAC, SMAC                    net.HardwareAddr // the mobile's and the server's (the l2fwd reference's next hops)
 	mu                            sync.Mutex
 	ems                           []*linkem.Emulator
 	cancel                        context.CancelFunc
@@ -60,7 +61,7 @@ func NewTopo(prefix string) *Topo {
 	p := fmt.Sprintf("%s-%d", prefix, os.Getpid())
 	return &Topo{Prefix: p, Mob: p + "-mob", Air: p + "-air", DUT: p + "-dut", Wan: p + "-wan", Srv: p + "-srv",
 		M: "m" + id, A0: "a0" + id, A1: "a1" + id, In: "i" + id, Out: "o" + id, W0: "w0" + id, W1: "w1" + id, S: "s" + id,
-		InMAC: net.HardwareAddr{0x02, 0x5e, 0, 0, 1, 0x02}}
+		InMAC: net.HardwareAddr{0x02, 0x5e, 0, 0, 1, 0x02}, MMAC: net.HardwareAddr{0x02, 0x5e, 0, 0, 1, 0x01}, SMAC: net.HardwareAddr{0x02, 0x5e, 0, 0, 1, 0x04}}
 }
 
 // Bench is the view of the topology perf/bench's DUT starters use.
@@ -95,8 +96,8 @@ func (t *Topo) Up() (err error) {
 		am    net.HardwareAddr
 		b, bn string
 		bm    net.HardwareAddr
-	}{{t.Mob, t.M, mac(1), t.Air, t.A0, mac(0x11)}, {t.Air, t.A1, mac(0x12), t.DUT, t.In, t.InMAC},
-		{t.DUT, t.Out, mac(3), t.Wan, t.W0, mac(0x21)}, {t.Wan, t.W1, mac(0x22), t.Srv, t.S, mac(4)}} {
+	}{{t.Mob, t.M, t.MMAC, t.Air, t.A0, mac(0x11)}, {t.Air, t.A1, mac(0x12), t.DUT, t.In, t.InMAC},
+		{t.DUT, t.Out, mac(3), t.Wan, t.W0, mac(0x21)}, {t.Wan, t.W1, mac(0x22), t.Srv, t.S, t.SMAC}} {
 		if err := topo.Veth(h[v.a], v.an, v.am, h[v.b], v.bn, v.bm); err != nil {
 			return err
 		}
