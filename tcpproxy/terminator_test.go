@@ -231,9 +231,11 @@ func TestBadChecksumDropped(t *testing.T) {
 
 // Every frame the terminator emits on either side carries checksums that
 // a full recomputation confirms (the wires check each one), over IPv4 and
-// IPv6, data, FIN and RST.
+// IPv6, data, FIN and RST, including the segments the links cut from
+// netstack's GSO packets (each family makes some on both sides).
 func TestEmittedChecksums(t *testing.T) {
 	e := newEnv(t, testConfig())
+	var gso [2]uint64
 	for _, src := range []netip.Addr{client1, client6} {
 		rep := repAddr
 		if src.Is6() {
@@ -247,6 +249,12 @@ func TestEmittedChecksums(t *testing.T) {
 		readN(c, 300_000)
 		ep.Abort()
 		e.nextClosed()
+		for s, lc := range e.term.Counters().Link {
+			if lc.GSOFrames == gso[s] {
+				t.Errorf("%v link cut no GSO packet over %v (frames %d)", Side(s), src, lc.GSOFrames)
+			}
+			gso[s] = lc.GSOFrames
+		}
 	}
 	mf, mr := e.mw.counts()
 	sf, sr := e.sw.counts()
