@@ -139,7 +139,11 @@
 // segmentation is offloaded to the Links (LinkConfig.GSOMaxSize, gso.go):
 // netstack writes TCP segments of up to 64 KiB, and Link.Read cuts each
 // into MTU-sized packets and computes their TCP checksums itself, so no
-// frame exceeds the MTU. The gateway must not strip TCP options: once
+// frame exceeds the MTU. On receive the Links merge runs of consecutive
+// segments of a connection into one before netstack (LinkConfig.GRO,
+// gro.go), after checking each segment's checksums themselves; the
+// merged segment carries correct checksums and netstack checks it again.
+// The gateway must not strip TCP options: once
 // timestamps are negotiated, netstack drops a segment without one.
 //
 // # Counters

@@ -32,13 +32,17 @@ type LinkConfig struct {
 	// offload done by the link, gso.go); 0: netstack writes only
 	// MTU-sized packets. At most 65536.
 	GSOMaxSize uint32
+	// GRO merges runs of consecutive inbound TCP segments of one
+	// connection within a pass into one segment for netstack (receive
+	// offload done by the link, gro.go).
+	GRO bool
 }
 
 // DefaultLinkConfig holds 4096 packets each way (about 6 MB of 1500-byte
-// frames at most), delivers 64 per pass and takes GSO packets of up to
-// 64 KiB.
+// frames at most), delivers 64 per pass with GRO and takes GSO packets of
+// up to 64 KiB.
 func DefaultLinkConfig() LinkConfig {
-	return LinkConfig{InQueue: 4096, OutQueue: 4096, Batch: 64, GSOMaxSize: stack.GVisorGSOMaxSize}
+	return LinkConfig{InQueue: 4096, OutQueue: 4096, Batch: 64, GSOMaxSize: stack.GVisorGSOMaxSize, GRO: true}
 }
 
 // Validate reports the first unusable field by name.
@@ -69,10 +73,13 @@ type LinkCounters struct {
 	InMalformed uint64 // dropped by Inject: not an IPv4 or IPv6 packet
 	InClosed    uint64 // dropped by Inject after Close
 	Delivered   uint64 // handed from the inbound queue to netstack
-	OutPackets  uint64 // written by netstack into the outbound queue
-	OutFull     uint64 // dropped: netstack wrote while the outbound queue was full
-	OutClosed   uint64 // dropped: netstack wrote after Close, or left in the queue at Close
-	OutTooBig   uint64 // dropped by Read: the caller's buffer could not hold the packet
+	// GROMerged counts the delivered packets GRO merged into the
+	// segment before them (netstack got Delivered - GROMerged packets).
+	GROMerged  uint64
+	OutPackets uint64 // written by netstack into the outbound queue
+	OutFull    uint64 // dropped: netstack wrote while the outbound queue was full
+	OutClosed  uint64 // dropped: netstack wrote after Close, or left in the queue at Close
+	OutTooBig  uint64 // dropped by Read: the caller's buffer could not hold the packet
 	// OutMalformed counts frames dropped because netstack wrote a GSO
 	// packet the link cannot segment (not TCP over IPv4 or IPv6 without
 	// extension headers, or no MSS): never expected.
@@ -109,6 +116,7 @@ type Link struct {
 	batch  int
 	mtu    atomic.Uint32
 	gsoMax uint32
+	gro    bool
 
 	in     pktQueue
 	out    pktQueue
@@ -125,6 +133,7 @@ type Link struct {
 
 	ctr struct {
 		inPackets, inBytes, inFull, inMalformed, inClosed, delivered atomic.Uint64
+		groMerged                                                    atomic.Uint64
 		outPackets, outFull, outClosed, outTooBig, outMalformed      atomic.Uint64
 		readPackets, readBytes, gsoPackets, gsoFrames                atomic.Uint64
 	}
@@ -148,6 +157,7 @@ func NewLink(name string, mtu uint32, cfg LinkConfig) (*Link, error) {
 		name:   name,
 		batch:  cfg.Batch,
 		gsoMax: cfg.GSOMaxSize,
+		gro:    cfg.GRO,
 		inWake: make(chan struct{}, 1),
 	}
 	l.mtu.Store(mtu)
@@ -340,6 +350,7 @@ func (l *Link) Counters() LinkCounters {
 	return LinkCounters{
 		InPackets: c.inPackets.Load(), InBytes: c.inBytes.Load(), InFull: c.inFull.Load(),
 		InMalformed: c.inMalformed.Load(), InClosed: c.inClosed.Load(), Delivered: c.delivered.Load(),
+		GROMerged:  c.groMerged.Load(),
 		OutPackets: c.outPackets.Load(), OutFull: c.outFull.Load(), OutClosed: c.outClosed.Load(),
 		OutTooBig: c.outTooBig.Load(), OutMalformed: c.outMalformed.Load(),
 		ReadPackets: c.readPackets.Load(), ReadBytes: c.readBytes.Load(),
@@ -425,6 +436,7 @@ func (l *Link) framesOf(pkt *stack.PacketBuffer) int {
 func (l *Link) routineInbound(d stack.NetworkDispatcher, stop <-chan struct{}) {
 	defer l.routines.Done()
 	batch := make([]*stack.PacketBuffer, l.batch)
+	var run groRun
 	for {
 		select {
 		case <-stop:
@@ -440,13 +452,57 @@ func (l *Link) routineInbound(d stack.NetworkDispatcher, stop <-chan struct{}) {
 				return
 			}
 		}
-		for i := range n {
-			d.DeliverNetworkPacket(batch[i].NetworkProtocolNumber, batch[i])
-			batch[i].DecRef()
-			batch[i] = nil
+		if l.gro {
+			l.deliverGRO(d, batch[:n], &run)
+		} else {
+			for i := range n {
+				d.DeliverNetworkPacket(batch[i].NetworkProtocolNumber, batch[i])
+				batch[i].DecRef()
+				batch[i] = nil
+			}
 		}
 		l.ctr.delivered.Add(uint64(n))
 	}
+}
+
+// deliverGRO hands pkts to netstack in order, merging runs of segments
+// (gro.go), and releases them.
+func (l *Link) deliverGRO(d stack.NetworkDispatcher, pkts []*stack.PacketBuffer, run *groRun) {
+	merged := 0
+	var s groSeg
+	for i, pkt := range pkts {
+		pkts[i] = nil
+		b, ok := pkt.Data().PullUp(pkt.Data().Size())
+		if ok && groParse(b, &s) {
+			if run.fits(&s) {
+				run.add(pkt, &s)
+				continue
+			}
+			merged += flushRun(d, run)
+			run.start(pkt, &s)
+			continue
+		}
+		merged += flushRun(d, run)
+		d.DeliverNetworkPacket(pkt.NetworkProtocolNumber, pkt)
+		pkt.DecRef()
+	}
+	merged += flushRun(d, run)
+	if merged > 0 {
+		l.ctr.groMerged.Add(uint64(merged))
+	}
+}
+
+// flushRun hands the run (if any) to netstack and returns how many
+// segments it merged into its first.
+func flushRun(d stack.NetworkDispatcher, run *groRun) int {
+	if run.pkt == nil {
+		return 0
+	}
+	merged := run.n - 1
+	pkt := run.finish()
+	d.DeliverNetworkPacket(pkt.NetworkProtocolNumber, pkt)
+	pkt.DecRef()
+	return merged
 }
 
 // Attach implements stack.NetworkLinkEndpoint. Attaching starts the
