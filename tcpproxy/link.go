@@ -30,7 +30,7 @@ type LinkConfig struct {
 	// GSOMaxSize, if not 0, is the largest TCP packet netstack may write
 	// for the link to cut into MTU-sized segments itself (segmentation
 	// offload done by the link, gso.go); 0: netstack writes only
-	// MTU-sized packets. At most 65536.
+	// MTU-sized packets. 4096 to 65536.
 	GSOMaxSize uint32
 	// GRO merges runs of consecutive inbound TCP segments of one
 	// connection within a pass into one segment for netstack (receive
@@ -45,6 +45,11 @@ func DefaultLinkConfig() LinkConfig {
 	return LinkConfig{InQueue: 4096, OutQueue: 4096, Batch: 64, GSOMaxSize: stack.GVisorGSOMaxSize, GRO: true}
 }
 
+// minGSOMaxSize is the smallest GSOMaxSize: netstack's TCP sender sizes
+// its segments as GSOMaxSize less the largest headers (160 bytes) in
+// unsigned arithmetic, so a smaller one would wrap around.
+const minGSOMaxSize = 4096
+
 // Validate reports the first unusable field by name.
 func (c LinkConfig) Validate() error {
 	switch {
@@ -54,8 +59,8 @@ func (c LinkConfig) Validate() error {
 		return fmt.Errorf("link out_queue %d: %w", c.OutQueue, ErrConfig)
 	case c.Batch < 1:
 		return fmt.Errorf("link batch %d: %w", c.Batch, ErrConfig)
-	case c.GSOMaxSize > stack.GVisorGSOMaxSize:
-		return fmt.Errorf("link gso_max_size %d (at most %d): %w", c.GSOMaxSize, stack.GVisorGSOMaxSize, ErrConfig)
+	case c.GSOMaxSize != 0 && (c.GSOMaxSize < minGSOMaxSize || c.GSOMaxSize > stack.GVisorGSOMaxSize):
+		return fmt.Errorf("link gso_max_size %d (0, or %d to %d): %w", c.GSOMaxSize, minGSOMaxSize, stack.GVisorGSOMaxSize, ErrConfig)
 	}
 	return nil
 }
