@@ -236,12 +236,12 @@ type gsoReader struct {
 // releasing pkt, if the segmenter cannot take its headers.
 func (r *gsoReader) begin(pkt *stack.PacketBuffer) bool {
 	hdrLen := pkt.HeaderSize()
-	vl, skip := pkt.AsViewList()
-	r.cur.start(vl, skip)
 	if hdrLen > maxGSOHeader {
 		pkt.DecRef()
 		return false
 	}
+	vl, skip := pkt.AsViewList()
+	r.cur.start(vl, skip)
 	var hdr [maxGSOHeader]byte
 	if r.cur.read(hdr[:hdrLen]) != hdrLen ||
 		r.h.parse(hdr[:hdrLen], pkt.Data().Size(), int(pkt.GSOOptions.MSS)) != nil {
