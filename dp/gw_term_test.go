@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -199,6 +200,8 @@ type wired struct {
 	extraUp [][]byte
 	// frags counts IPv4 fragments the gateway sent toward the mobile.
 	frags atomic.Int32
+	// maxLan is the largest IP packet the gateway sent toward the mobile.
+	maxLan atomic.Int32
 }
 
 func newWired(t *testing.T, prod *acct.Producer) *wired {
@@ -335,6 +338,9 @@ func (r *wired) pump(ctx context.Context, clink, slink *tcpproxy.Link) {
 			}
 			if side == "lan" && f[14]>>4 == 4 && (f[14+6]&0x20 != 0 || uint16(f[14+6]&0x1f)<<8|uint16(f[14+7]) != 0) {
 				r.frags.Add(1)
+			}
+			if side == "lan" && int32(len(f)-14) > r.maxLan.Load() {
+				r.maxLan.Store(int32(len(f) - 14))
 			}
 			if side == "srv" && r.unreachSYN.Load() && f[14]>>4 == 4 && f[14+9] == 6 {
 				ihl := int(f[14]&0xf) * 4
@@ -912,44 +918,61 @@ func TestGWTerminateMobileICMPError(t *testing.T) {
 }
 
 // TestGWTerminateMSSLowered: a mobile-side MSS lowered under a live
-// connection (samepathctl gw tcp-profile) makes netstack fragment that
-// connection's full-sized segments to the new MTU; the gateway carries
-// the fragments to the mobile, which reassembles them, and the
-// transfer completes.
+// connection (samepathctl gw tcp-profile) keeps that connection's
+// segments within the new MTU where the link segments netstack's GSO
+// packets (it cuts them at the MTU, whatever MSS the connection chose);
+// without GSO netstack fragments its full-sized segments to the new MTU
+// and the gateway carries the fragments to the mobile, which reassembles
+// them. Either way the transfer completes.
 func TestGWTerminateMSSLowered(t *testing.T) {
-	r := newWired(t, nil)
-	body := bytes.Repeat([]byte("0123456789abcdef"), 20000)
-	r.listen(func(c net.Conn) {
-		defer c.Close()
-		if _, err := readN(c, 1); err != nil {
-			return
-		}
-		c.Write(body[:1000])
-		if _, err := readN(c, 1); err != nil {
-			return
-		}
-		c.Write(body)
-	})
-	c, err := r.dial(rep, 81)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.Write([]byte("a"))
-	if _, err := readN(c, 1000); err != nil {
-		t.Fatal(err)
-	}
-	p := r.term.Profile(tcpproxy.Mobile)
-	p.MSS = 1240
-	if err := r.term.SetProfile(tcpproxy.Mobile, p); err != nil {
-		t.Fatal(err)
-	}
-	c.Write([]byte("b"))
-	got, err := readN(c, len(body))
-	if err != nil || !bytes.Equal(got, body) {
-		t.Fatalf("after the MSS change: %d of %d bytes, %v (lan drops %v)", len(got), len(body), err, r.w.Counters(0).Snapshot().Drops)
-	}
-	if r.frags.Load() == 0 {
-		t.Error("no fragment toward the mobile: the live connection kept segments within the new MTU")
+	for _, gso := range []bool{true, false} {
+		t.Run(fmt.Sprintf("gso=%v", gso), func(t *testing.T) {
+			mut := func(c *tcpproxy.Config) {
+				if !gso {
+					c.MobileLink.GSOMaxSize = 0
+				}
+			}
+			r := wireRig(t, newTermRigInterim(t, true, nil, 0, mut), 0, mob)
+			body := bytes.Repeat([]byte("0123456789abcdef"), 20000)
+			r.listen(func(c net.Conn) {
+				defer c.Close()
+				if _, err := readN(c, 1); err != nil {
+					return
+				}
+				c.Write(body[:1000])
+				if _, err := readN(c, 1); err != nil {
+					return
+				}
+				c.Write(body)
+			})
+			c, err := r.dial(rep, 81)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.Write([]byte("a"))
+			if _, err := readN(c, 1000); err != nil {
+				t.Fatal(err)
+			}
+			p := r.term.Profile(tcpproxy.Mobile)
+			p.MSS = 1240
+			if err := r.term.SetProfile(tcpproxy.Mobile, p); err != nil {
+				t.Fatal(err)
+			}
+			r.maxLan.Store(0)
+			c.Write([]byte("b"))
+			got, err := readN(c, len(body))
+			if err != nil || !bytes.Equal(got, body) {
+				t.Fatalf("after the MSS change: %d of %d bytes, %v (lan drops %v)", len(got), len(body), err, r.w.Counters(0).Snapshot().Drops)
+			}
+			switch frags, largest := r.frags.Load(), r.maxLan.Load(); {
+			case gso && frags != 0:
+				t.Errorf("%d fragments toward the mobile: the link did not cut at the new MTU", frags)
+			case !gso && frags == 0:
+				t.Error("no fragment toward the mobile: the live connection kept segments within the new MTU")
+			case largest > int32(p.MTU()):
+				t.Errorf("a %d-byte packet toward the mobile, over the new MTU %d", largest, p.MTU())
+			}
+		})
 	}
 }

@@ -134,9 +134,16 @@
 // transmit. The Links claim no capability: no RX checksum offload, so
 // netstack verifies every IP and TCP checksum it receives (a bad one is
 // dropped and counted: StackCounters.L4Malformed, TCPChecksumErrors), and
-// no TX offload, so every frame leaves with its checksums computed in full
-// (tests hold each emitted frame to dptest.VerifyChecksums). No GSO, so no
-// packet exceeds the MTU. The gateway must not strip TCP options: once
+// no TX checksum offload: every frame leaves with its checksums computed
+// in full (tests hold each emitted frame to dptest.VerifyChecksums). TCP
+// segmentation is offloaded to the Links (LinkConfig.GSOMaxSize, gso.go):
+// netstack writes TCP segments of up to 64 KiB, and Link.Read cuts each
+// into MTU-sized packets and computes their TCP checksums itself, so no
+// frame exceeds the MTU. On receive the Links merge runs of consecutive
+// segments of a connection into one before netstack (LinkConfig.GRO,
+// gro.go), after checking each segment's checksums themselves; the
+// merged segment carries correct checksums and netstack checks it again.
+// The gateway must not strip TCP options: once
 // timestamps are negotiated, netstack drops a segment without one.
 //
 // # Counters

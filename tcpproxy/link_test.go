@@ -204,6 +204,8 @@ func TestLinkConfigValidate(t *testing.T) {
 		{"in_queue", LinkConfig{InQueue: 0, OutQueue: 1, Batch: 1}},
 		{"out_queue", LinkConfig{InQueue: 1, OutQueue: 0, Batch: 1}},
 		{"batch", LinkConfig{InQueue: 1, OutQueue: 1, Batch: 0}},
+		{"gso_max_size", LinkConfig{InQueue: 1, OutQueue: 1, Batch: 1, GSOMaxSize: 100}},
+		{"gso_max_size", LinkConfig{InQueue: 1, OutQueue: 1, Batch: 1, GSOMaxSize: 1 << 17}},
 	} {
 		if _, err := NewLink("x", 1500, tc.cfg); err == nil || !bytes.Contains([]byte(err.Error()), []byte(tc.field)) {
 			t.Errorf("%s: NewLink error %v, want one naming it", tc.field, err)

@@ -157,7 +157,7 @@ func TestNoLeak10000(t *testing.T) {
 		t.Errorf("end_fin %d, want %d", got, n+500)
 	}
 	for s, lc := range ctr.Link {
-		if lc.InFull+lc.InMalformed+lc.InClosed+lc.OutFull+lc.OutClosed+lc.OutTooBig != 0 {
+		if lc.InFull+lc.InMalformed+lc.InClosed+lc.OutFull+lc.OutClosed+lc.OutTooBig+lc.OutMalformed != 0 {
 			t.Errorf("%v link dropped or refused packets: %+v", Side(s), lc)
 		}
 	}
@@ -196,10 +196,10 @@ func TestTinyQueues(t *testing.T) {
 		full += lc.InFull + lc.OutFull
 		// Everything queued in reached netstack; everything netstack
 		// queued out was read.
-		if lc.InPackets != lc.Delivered || lc.OutPackets != lc.ReadPackets+lc.OutTooBig {
-			t.Errorf("%v link: in %d delivered %d, out %d read %d too big %d", Side(s), lc.InPackets, lc.Delivered, lc.OutPackets, lc.ReadPackets, lc.OutTooBig)
+		if lc.InPackets != lc.Delivered || lc.OutPackets != lc.ReadPackets+lc.OutTooBig+lc.OutMalformed {
+			t.Errorf("%v link: in %d delivered %d, out %d read %d too big %d malformed %d", Side(s), lc.InPackets, lc.Delivered, lc.OutPackets, lc.ReadPackets, lc.OutTooBig, lc.OutMalformed)
 		}
-		if lc.InMalformed+lc.InClosed+lc.OutClosed+lc.OutTooBig != 0 {
+		if lc.InMalformed+lc.InClosed+lc.OutClosed+lc.OutTooBig+lc.OutMalformed != 0 {
 			t.Errorf("%v link dropped packets: %+v", Side(s), lc)
 		}
 	}

@@ -231,9 +231,13 @@ func TestBadChecksumDropped(t *testing.T) {
 
 // Every frame the terminator emits on either side carries checksums that
 // a full recomputation confirms (the wires check each one), over IPv4 and
-// IPv6, data, FIN and RST.
+// IPv6, data, FIN and RST, including the segments the links cut from
+// netstack's GSO packets (each family makes some on both sides); and the
+// segments the links merge on receive (GRO) reach netstack with nothing
+// dropped as malformed or for a checksum.
 func TestEmittedChecksums(t *testing.T) {
 	e := newEnv(t, testConfig())
+	var gso, gro [2]uint64
 	for _, src := range []netip.Addr{client1, client6} {
 		rep := repAddr
 		if src.Is6() {
@@ -247,6 +251,20 @@ func TestEmittedChecksums(t *testing.T) {
 		readN(c, 300_000)
 		ep.Abort()
 		e.nextClosed()
+		ctr := e.term.Counters()
+		for s, lc := range ctr.Link {
+			if lc.GSOFrames == gso[s] {
+				t.Errorf("%v link cut no GSO packet over %v (frames %d)", Side(s), src, lc.GSOFrames)
+			}
+			gso[s] = lc.GSOFrames
+			if lc.GROMerged == gro[s] {
+				t.Errorf("%v link merged no segments over %v", Side(s), src)
+			}
+			gro[s] = lc.GROMerged
+			if st := ctr.Stack[s]; st.IPMalformed+st.L4Malformed+st.TCPChecksumErrors+st.TCPInvalidSegments != 0 {
+				t.Errorf("%v stack dropped segments: %+v", Side(s), st)
+			}
+		}
 	}
 	mf, mr := e.mw.counts()
 	sf, sr := e.sw.counts()
