@@ -309,7 +309,8 @@ func linkCounters(l tcpproxy.LinkCounters) map[string]uint64 {
 	return map[string]uint64{
 		"in_packets": l.InPackets, "in_bytes": l.InBytes, "in_full": l.InFull, "in_malformed": l.InMalformed, "in_closed": l.InClosed,
 		"delivered": l.Delivered, "out_packets": l.OutPackets, "out_full": l.OutFull, "out_closed": l.OutClosed,
-		"out_too_big": l.OutTooBig, "read_packets": l.ReadPackets, "read_bytes": l.ReadBytes,
+		"out_too_big": l.OutTooBig, "out_malformed": l.OutMalformed, "read_packets": l.ReadPackets, "read_bytes": l.ReadBytes,
+		"gro_merged": l.GROMerged, "gso_packets": l.GSOPackets, "gso_frames": l.GSOFrames,
 	}
 }
 
@@ -326,7 +327,7 @@ func stackCounters(s tcpproxy.StackCounters) map[string]uint64 {
 // linkDrops are the link counters that count packets lost at the link
 // endpoint (in_full is not one: Inject leaves them with the gateway,
 // which drops them as term_full).
-var linkDrops = []string{"in_malformed", "in_closed", "out_full", "out_closed", "out_too_big"}
+var linkDrops = []string{"in_malformed", "in_closed", "out_full", "out_closed", "out_too_big", "out_malformed"}
 
 // termCollector exports the terminator's counters at scrape time, every
 // series from the start.
@@ -334,6 +335,7 @@ type termCollector struct {
 	c                                         *TermControl
 	conns, active, bytes, drops, inFull, pkts *prometheus.Desc
 	stack, endpoints                          *prometheus.Desc
+	offload                                   *prometheus.Desc
 }
 
 func newTermCollector(c *TermControl) *termCollector {
@@ -344,18 +346,20 @@ func newTermCollector(c *TermControl) *termCollector {
 		conns: d("connections_total", "Terminated connections' events by name: syn (SYNs admitted), syn_in_flight_drop (SYNs dropped at max in flight), "+
 			"refused_admit, refused_gateway_limit and refused_session_limit (connection limits per gateway and per subscriber session: RST), "+
 			"dial_failed, spliced, and the ends by cause (end_fin, end_mobile_reset, end_server_reset, end_idle, end_session, end_close).", "event"),
-		active:    d("active_connections", "Terminated connections admitted and not yet ended."),
-		bytes:     d("spliced_bytes_total", "Payload bytes the terminator read from (rx) and wrote to (tx) each side.", "side", "direction"),
-		drops:     d("link_drops_total", "Packets the terminator's link endpoint dropped, per side and reason.", "side", "reason"),
-		inFull:    d("link_in_full_total", "Packets the link endpoint refused for a full inbound queue, per side (backpressure: left with the gateway, which drops them as term_full).", "side"),
-		pkts:      d("link_packets_total", "Packets through the link endpoint, per side: in (from the gateway), delivered (to netstack), out (from netstack), read (to the gateway).", "side", "dir"),
-		stack:     d("stack_events_total", "Netstack's own counts per side: malformed and refused packets, checksum errors, forward_in_flight drops, send errors, resets.", "side", "counter"),
+		active: d("active_connections", "Terminated connections admitted and not yet ended."),
+		bytes:  d("spliced_bytes_total", "Payload bytes the terminator read from (rx) and wrote to (tx) each side.", "side", "direction"),
+		drops:  d("link_drops_total", "Packets the terminator's link endpoint dropped, per side and reason.", "side", "reason"),
+		inFull: d("link_in_full_total", "Packets the link endpoint refused for a full inbound queue, per side (backpressure: left with the gateway, which drops them as term_full).", "side"),
+		pkts:   d("link_packets_total", "Packets through the link endpoint, per side: in (from the gateway), delivered (to netstack), out (from netstack), read (to the gateway).", "side", "dir"),
+		stack:  d("stack_events_total", "Netstack's own counts per side: malformed and refused packets, checksum errors, forward_in_flight drops, send errors, resets.", "side", "counter"),
+		offload: d("link_offload_total", "The link endpoint's own segmentation offload per side: gso_packets (netstack's large segments cut into several frames), "+
+			"gso_frames (the frames they became) and gro_merged (inbound segments merged into the one before them before netstack saw them).", "side", "counter"),
 		endpoints: d("stack_endpoints", "TCP endpoints registered in each side's netstack now (including TIME-WAIT).", "side"),
 	}
 }
 
 func (tc *termCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{tc.conns, tc.active, tc.bytes, tc.drops, tc.inFull, tc.pkts, tc.stack, tc.endpoints} {
+	for _, d := range []*prometheus.Desc{tc.conns, tc.active, tc.bytes, tc.drops, tc.inFull, tc.pkts, tc.stack, tc.endpoints, tc.offload} {
 		ch <- d
 	}
 }
@@ -382,6 +386,9 @@ func (tc *termCollector) Collect(ch chan<- prometheus.Metric) {
 		cv(tc.inFull, l["in_full"], side)
 		for dir, k := range map[string]string{"in": "in_packets", "delivered": "delivered", "out": "out_packets", "read": "read_packets"} {
 			cv(tc.pkts, l[k], side, dir)
+		}
+		for _, k := range []string{"gso_packets", "gso_frames", "gro_merged"} {
+			cv(tc.offload, l[k], side, k)
 		}
 		for k, v := range stackCounters(c.Stack[s]) {
 			cv(tc.stack, v, side, k)

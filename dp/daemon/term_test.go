@@ -161,6 +161,9 @@ func TestTermMetricsFromStart(t *testing.T) {
 		"samepath_tcp_spliced_bytes_total,direction=tx,side=server",
 		"samepath_tcp_link_drops_total,reason=out_full,side=mobile",
 		"samepath_tcp_link_drops_total,reason=out_too_big,side=server",
+		"samepath_tcp_link_drops_total,reason=out_malformed,side=mobile",
+		"samepath_tcp_link_offload_total,counter=gso_frames,side=mobile",
+		"samepath_tcp_link_offload_total,counter=gro_merged,side=server",
 		"samepath_tcp_link_in_full_total,side=mobile",
 		"samepath_tcp_stack_events_total,counter=tcp_forward_in_flight_drop,side=mobile",
 		"samepath_tcp_stack_events_total,counter=tcp_retransmits,side=mobile",
@@ -170,7 +173,7 @@ func TestTermMetricsFromStart(t *testing.T) {
 			t.Errorf("series %s: %v (present %v), want 0", k, v, ok)
 		}
 	}
-	if n := len(series); n < int(tcpproxy.NumCounters)+1+4+2*5+2 {
+	if n := len(series); n < int(tcpproxy.NumCounters)+1+4+2*6+2+2*3 {
 		t.Errorf("%d series, fewer than the counters", n)
 	}
 	ctr, err := c.TCPCounters(context.Background())
