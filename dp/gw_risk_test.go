@@ -247,22 +247,7 @@ func TestGWTerminateFailoverFollows(t *testing.T) {
 			if got := r.gw.RiskCounts("webt"); got[tc.ctr] != 1 {
 				t.Errorf("webt risk counters %v, want %v 1", got, tc.ctr)
 			}
-			if err := log.Close(); err != nil {
-				t.Fatal(err)
-			}
-			entries, _, err := acct.Query(path, acct.Filter{User: "alice"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var final *acct.Entry
-			for i := range entries {
-				if entries[i].Kind == "final" {
-					final = &entries[i]
-				}
-			}
-			if final == nil {
-				t.Fatalf("no final record in %+v", entries)
-			}
+			final := closeFinal(t, log, path)
 			if final.Server != to.String() || final.Cause != "tcp-close" {
 				t.Errorf("final record server %q cause %q, want %v tcp-close (the first was %v)", final.Server, final.Cause, to, from)
 			}

@@ -85,22 +85,7 @@ func TestGWTerminateV6ToV4(t *testing.T) {
 	if d := r.w.Counters(0).Snapshot().Dropped() + r.w.Counters(1).Snapshot().Dropped(); d != 0 {
 		t.Errorf("drops %v %v", r.w.Counters(0).Snapshot().Drops, r.w.Counters(1).Snapshot().Drops)
 	}
-	if err := log.Close(); err != nil {
-		t.Fatal(err)
-	}
-	entries, _, err := acct.Query(path, acct.Filter{User: "alice"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var final *acct.Entry
-	for i := range entries {
-		if entries[i].Kind == "final" {
-			final = &entries[i]
-		}
-	}
-	if final == nil {
-		t.Fatalf("no final record in %+v", entries)
-	}
+	final := closeFinal(t, log, path)
 	want := ap(rep6, 81).String()
 	if final.Service != "webt64" || final.Rep != want || final.URL != "term6.example/v6" || final.Cause != "tcp-close" {
 		t.Errorf("record %+v, want service webt64 rep %s", final, want)

@@ -529,22 +529,7 @@ func TestGWTerminate(t *testing.T) {
 	if c0.Consumed == 0 || c0.Originated == 0 || c0.Dropped() != 0 {
 		t.Errorf("lan port: consumed %d originated %d drops %v", c0.Consumed, c0.Originated, c0.Drops)
 	}
-	if err := log.Close(); err != nil {
-		t.Fatal(err)
-	}
-	entries, _, err := acct.Query(path, acct.Filter{User: "alice"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var final *acct.Entry
-	for i := range entries {
-		if entries[i].Kind == "final" {
-			final = &entries[i]
-		}
-	}
-	if final == nil {
-		t.Fatalf("no final record in %+v", entries)
-	}
+	final := closeFinal(t, log, path)
 	if final.Service != "webt" || final.Cause != "tcp-close" || final.URL != "term.example/big" || final.Rep != "10.30.0.1:81" {
 		t.Errorf("record %+v", final)
 	}
@@ -824,22 +809,7 @@ func TestGWTerminateSniffStream(t *testing.T) {
 	}
 	r.waitFor("the flow record ends", func() bool { return r.gw.Stats().FlowsEnded.Load() == 1 })
 	r.stop()
-	if err := log.Close(); err != nil {
-		t.Fatal(err)
-	}
-	entries, _, err := acct.Query(path, acct.Filter{User: "alice"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var final *acct.Entry
-	for i := range entries {
-		if entries[i].Kind == "final" {
-			final = &entries[i]
-		}
-	}
-	if final == nil {
-		t.Fatalf("no final record in %+v", entries)
-	}
+	final := closeFinal(t, log, path)
 	if final.URL != "term.example/split" {
 		t.Errorf("record URL %q, want term.example/split (%+v)", final.URL, final)
 	}

@@ -560,13 +560,7 @@ func TestGWAccounting(t *testing.T) {
 	s.IP = mob.As16()
 	r.gw.Apply(dp.SessionEvent{End: true, Session: s})
 	r.w.Poll()
-	if err := log.Close(); err != nil {
-		t.Fatal(err)
-	}
-	entries, _, err := acct.Query(path, acct.Filter{User: "alice"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	entries := closeEntries(t, log, path)
 	var final *acct.Entry
 	interims := 0
 	for i := range entries {
@@ -673,6 +667,36 @@ func openAcct(t *testing.T, mut func(*acct.Config)) (*acct.Log, *acct.Producer, 
 		t.Fatal(err)
 	}
 	return log, prod, path
+}
+
+// closeEntries closes log and returns alice's records in the log at path.
+func closeEntries(t *testing.T, log *acct.Log, path string) []acct.Entry {
+	t.Helper()
+	if err := log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	entries, _, err := acct.Query(path, acct.Filter{User: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return entries
+}
+
+// closeFinal is closeEntries' last final record, failing t when there is
+// none.
+func closeFinal(t *testing.T, log *acct.Log, path string) acct.Entry {
+	t.Helper()
+	entries := closeEntries(t, log, path)
+	var final *acct.Entry
+	for i := range entries {
+		if entries[i].Kind == "final" {
+			final = &entries[i]
+		}
+	}
+	if final == nil {
+		t.Fatalf("no final record in %+v", entries)
+	}
+	return *final
 }
 
 // TestGWBatch: whole batches, as AF_XDP delivers them, come out as
