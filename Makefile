@@ -51,20 +51,22 @@ test: deps vet build
 
 # fuzz runs every fuzz target for FUZZTIME (default 30 s) each; crashers
 # land in the package's testdata/fuzz and become seeds of `make test`.
+# .ci/fuzz runs one target (it reruns once a bare deadline failure of Go's
+# fuzzing coordinator, which writes no input).
 FUZZTIME ?= 30s
 FUZZ_TARGETS = $(shell grep -rl --include='*_test.go' '^func Fuzz' . | xargs grep -H '^func Fuzz' | sed -E 's|^\./(.*)/[^/]*:func (Fuzz[A-Za-z0-9_]*).*|\1:\2|' | sort -u)
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=./$${t%%:*}; name=$${t##*:}; \
 		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
-		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -parallel 2 $$pkg; \
+		.ci/fuzz $$pkg $$name $(FUZZTIME) $(GO); \
 	done
 
 # fuzz-pipelines fuzzes the whole LB and gateway pipelines (CI runs it
 # briefly on every submission, after the seed corpora).
 fuzz-pipelines:
-	$(GO) test -run '^$$' -fuzz '^FuzzGW$$' -fuzztime $(FUZZTIME) -parallel 2 ./dp
-	$(GO) test -run '^$$' -fuzz '^FuzzLB$$' -fuzztime $(FUZZTIME) -parallel 2 ./dp
+	.ci/fuzz ./dp FuzzGW $(FUZZTIME) $(GO)
+	.ci/fuzz ./dp FuzzLB $(FUZZTIME) $(GO)
 
 # perf: every scenario; tcp-split (about 10 minutes of it, most in the lossy
 # NAT downloads) runs alone with `bin/perfrun -scenario tcp-split`.
