@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"samepath/testbed/fig2"
 	"samepath/testbed/privtest"
 	"samepath/testbed/servers"
+	"samepath/testbed/systest"
 	"samepath/testbed/topo"
 )
 
@@ -181,14 +181,20 @@ func startControlWith(t *testing.T, o demo.Options) (context.Context, *demo.Syst
 	exe, _ := os.Executable()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	var out strings.Builder
-	o.Samepathd, o.StartControl, o.ServeArgv, o.Out = bin, true, []string{exe, "serve"}, &out
+	out := &systest.Output{}
+	o.Samepathd, o.StartControl, o.ServeArgv, o.Out = bin, true, []string{exe, "serve"}, out
 	sys, err := demo.Start(ctx, o)
 	if err != nil {
 		t.Log("\n" + out.String())
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { sys.Close() })
+	t.Cleanup(func() {
+		if t.Failed() {
+			systest.LogTails(t, sys.TB.LogDir())
+			t.Log("system output:\n" + out.String())
+		}
+		sys.Close()
+	})
 	return ctx, sys
 }
 

@@ -75,12 +75,29 @@ func Samepathd(t testing.TB) string {
 	return build.bin
 }
 
-// logTail is how much of each gateway's log a failed test shows.
+// logTail is how much of each daemon's log a failed test shows.
 const logTail = 3000
+
+// LogTails logs the tail of every daemon's log in dir (a testbed's
+// LogDir: the LBs', the gateways', samepath-control's, the servers').
+func LogTails(t testing.TB, dir string) {
+	t.Helper()
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	for _, name := range logs {
+		log, err := os.ReadFile(name)
+		if err != nil {
+			continue
+		}
+		if len(log) > logTail {
+			log = log[len(log)-logTail:]
+		}
+		t.Logf("%s (tail):\n%s", filepath.Base(name), log)
+	}
+}
 
 // Start builds FIG. 2 with samepathd LBs and gateways (o's Samepathd,
 // unless set, ServeArgv and Out are filled in) and tears it down when t
-// ends. If t failed, the tail of each gateway's log, the system's
+// ends. If t failed, the tail of each daemon's log, the system's
 // progress output and its log directory are logged. It skips (fails in
 // CI) without root.
 func Start(t *testing.T, o demo.Options) *demo.System {
@@ -104,13 +121,7 @@ func Start(t *testing.T, o demo.Options) *demo.System {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			for g := 1; g <= len(sys.GWs); g++ {
-				log, _ := os.ReadFile(filepath.Join(sys.TB.LogDir(), fmt.Sprintf("samepathd-gw%d.log", g)))
-				if len(log) > logTail {
-					log = log[len(log)-logTail:]
-				}
-				t.Logf("samepathd-gw%d log (tail):\n%s", g, log)
-			}
+			LogTails(t, sys.TB.LogDir())
 		}
 		if err := sys.Close(); err != nil {
 			t.Errorf("close system: %v", err)
