@@ -54,8 +54,12 @@ type V6Download struct {
 
 // V6Phase is one leg of the IPv6 download.
 type V6Phase struct {
-	Ingress  int
-	Gateways []int // gateways holding the mobile's IPv6 flow at the phase's end
+	Ingress int
+	// Gateways carried the mobile's IPv6 flow by the phase's end (their
+	// record of it counted packets); Copies hold only a synced copy of
+	// it (gw.sync: a substitute's binding, no packet through it).
+	Gateways []int
+	Copies   []int
 }
 
 // dualStackDefaults makes DemoDualStack dual-stack in a demo run (Run
@@ -151,20 +155,29 @@ func (s *System) demoIPv6(ctx context.Context, o Options) (*V6Summary, error) {
 			done4 <- err
 		}()
 	}
-	holders := func(service string) []int {
-		var gs []int
+	holders := func(n int, service string) V6Phase {
+		ph := V6Phase{Ingress: n}
 		for i, g := range s.GWs {
-			fs, err := g.FlowsMatching(ctx, 0, api.FlowFilter{Mobile: m.IPv6.String(), Service: service})
-			if err == nil && fs.Total > 0 {
-				gs = append(gs, i+1)
+			fs, err := g.FlowsMatching(ctx, 16, api.FlowFilter{Mobile: m.IPv6.String(), Service: service})
+			if err != nil || fs.Total == 0 {
+				continue
+			}
+			carried := false
+			for _, f := range fs.Flows {
+				carried = carried || f.UpPackets+f.DownPackets > 0
+			}
+			if carried {
+				ph.Gateways = append(ph.Gateways, i+1)
+			} else {
+				ph.Copies = append(ph.Copies, i+1)
 			}
 		}
-		return gs
+		return ph
 	}
 	phase := func(n int) {
-		sum.Phases = append(sum.Phases, V6Phase{Ingress: n, Gateways: holders("web-a6")})
+		sum.Phases = append(sum.Phases, holders(n, "web-a6"))
 		if to4 != nil {
-			to4.Phases = append(to4.Phases, V6Phase{Ingress: n, Gateways: holders(to4.Service)})
+			to4.Phases = append(to4.Phases, holders(n, to4.Service))
 		}
 	}
 	// d1 is nil once the download ended; d4 (nil without to4) reports
@@ -203,7 +216,7 @@ func (s *System) demoIPv6(ctx context.Context, o Options) (*V6Summary, error) {
 		return sum, fmt.Errorf("IPv6 download: %w after %d bytes", err1, got.Load())
 	}
 	sum.Duration = time.Since(start)
-	sum.Phases = append(sum.Phases, V6Phase{Ingress: n, Gateways: holders("web-a6")})
+	sum.Phases = append(sum.Phases, holders(n, "web-a6"))
 	if to4 != nil {
 		for got4.Load() < to4.Bytes-1 {
 			select {
@@ -214,7 +227,7 @@ func (s *System) demoIPv6(ctx context.Context, o Options) (*V6Summary, error) {
 			case <-time.After(10 * time.Millisecond):
 			}
 		}
-		to4.Phases = append(to4.Phases, V6Phase{Ingress: n, Gateways: holders(to4.Service)})
+		to4.Phases = append(to4.Phases, holders(n, to4.Service))
 		releaseLast()
 		if err4 = <-d4; err4 != nil {
 			return sum, fmt.Errorf("IPv6 to IPv4 download: %w after %d bytes", err4, got4.Load())
@@ -256,22 +269,24 @@ func printIPv6(w io.Writer, s *V6Summary) {
 	fmt.Fprintf(w, "\n== IPv6: %s dual stack, IPv4 %s and IPv6 prefix %s (address %s) from one gateway\n", s.Mobile, s.IPv4, s.Prefix, s.Address)
 	fmt.Fprintf(w, "%d bytes from %s in %v, sha256 %s\n", s.Bytes, s.Rep, s.Duration.Round(time.Millisecond), map[bool]string{true: "ok", false: "MISMATCH"}[s.ChecksumOK])
 	for i, ph := range s.Phases {
-		var gs []string
-		for _, g := range ph.Gateways {
-			gs = append(gs, fmt.Sprintf("gw%d", g))
-		}
-		held := strings.Join(gs, " ")
-		if held == "" {
-			held = "no gateway"
-		}
-		fmt.Fprintf(w, "  phase %d: ingress %d, flow held by %s\n", i+1, ph.Ingress, held)
+		fmt.Fprintf(w, "  phase %d: ingress %d, %s\n", i+1, ph.Ingress, ph.carriers())
 	}
 	if d := s.To4; d != nil {
 		fmt.Fprintf(w, "IPv6 to IPv4 (%s, terminated): %d bytes from %s in %v, sha256 %s\n", d.Service, d.Bytes, d.Rep, d.Duration.Round(time.Millisecond), map[bool]string{true: "ok", false: "MISMATCH"}[d.ChecksumOK])
 		for i, ph := range d.Phases {
-			fmt.Fprintf(w, "  phase %d: ingress %d, flow held by %s\n", i+1, ph.Ingress, gwList(ph.Gateways))
+			fmt.Fprintf(w, "  phase %d: ingress %d, %s\n", i+1, ph.Ingress, ph.carriers())
 		}
 	}
+}
+
+// carriers says which gateways carried the phase's flow and which hold
+// a synced copy only.
+func (ph V6Phase) carriers() string {
+	out := "flow carried by " + gwList(ph.Gateways)
+	if len(ph.Copies) > 0 {
+		out += " (a synced copy on " + gwList(ph.Copies) + ")"
+	}
+	return out
 }
 
 // gwList names gateways ("no gateway" for none).

@@ -208,7 +208,7 @@ func TestIPv6Subscribers(t *testing.T) {
 // TestDemoDualStack is make demo's IPv6 part (samepath-demo -dual-stack):
 // mob2 gets both families from one gateway and downloads over IPv6 from
 // group A's IPv6 address while it moves between ingress points, every
-// phase's flow held by that gateway alone, and at the same time over
+// phase's flow carried by that gateway alone, and at the same time over
 // IPv6 from group A's IPv4 servers through the terminator (web-a64);
 // the summary shows both families.
 func TestDemoDualStack(t *testing.T) {
@@ -230,7 +230,7 @@ func TestDemoDualStack(t *testing.T) {
 	gw := s.Phases[0].Gateways
 	for k, ph := range s.Phases {
 		if len(ph.Gateways) != 1 || ph.Gateways[0] != gw[0] {
-			t.Errorf("phase %d: flow held by %v, want gw%v alone", k+1, ph.Gateways, gw)
+			t.Errorf("phase %d: flow carried by %v, want gw%v alone", k+1, ph.Gateways, gw)
 		}
 	}
 	// The IPv6 -> IPv4 download through the terminator, over the same
@@ -240,7 +240,7 @@ func TestDemoDualStack(t *testing.T) {
 	} else {
 		for k, ph := range d.Phases {
 			if len(ph.Gateways) != 1 || ph.Gateways[0] != gw[0] || ph.Ingress != s.Phases[k].Ingress {
-				t.Errorf("IPv6 to IPv4 phase %d: ingress %d, flow held by %v, want ingress %d and gw%v alone", k+1, ph.Ingress, ph.Gateways, s.Phases[k].Ingress, gw)
+				t.Errorf("IPv6 to IPv4 phase %d: ingress %d, flow carried by %v, want ingress %d and gw%v alone", k+1, ph.Ingress, ph.Gateways, s.Phases[k].Ingress, gw)
 			}
 		}
 	}
