@@ -1,9 +1,7 @@
 package dp_test
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"net"
 	"net/netip"
 	"testing"
@@ -60,17 +58,7 @@ func TestGWTerminateV6ToV4(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dial [%v]:81: %v", rep6, err)
 	}
-	if _, err := c.Write(req); err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatalf("client read: %v (%d bytes)", err, len(got))
-	}
-	c.Close()
-	if !bytes.Equal(got, body) {
-		t.Fatalf("response: %d bytes, want the %d sent", len(got), len(body))
-	}
+	exchange(t, c, req, body)
 	if s := <-remote; s.Addr() != termAddr || s.Port() < termPorts[0] || s.Port() > termPorts[1] {
 		t.Errorf("server connection from %v, want %v ports %v", s, termAddr, termPorts)
 	}

@@ -493,17 +493,7 @@ func TestGWTerminate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Write(req); err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatalf("client read: %v (%d bytes)", err, len(got))
-	}
-	c.Close()
-	if !bytes.Equal(got, body) {
-		t.Fatalf("response: %d bytes, want the %d sent", len(got), len(body))
-	}
+	exchange(t, c, req, body)
 	s := <-seenCh
 	if !bytes.Equal(s.req, req) {
 		t.Errorf("server got request %q", s.req)
@@ -944,5 +934,22 @@ func TestGWTerminateMSSLowered(t *testing.T) {
 				t.Errorf("a %d-byte packet toward the mobile, over the new MTU %d", largest, p.MTU())
 			}
 		})
+	}
+}
+
+// exchange writes req on c, reads to EOF, closes c and fails t unless
+// what came back is body.
+func exchange(t *testing.T, c net.Conn, req, body []byte) {
+	t.Helper()
+	if _, err := c.Write(req); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("client read: %v (%d bytes)", err, len(got))
+	}
+	c.Close()
+	if !bytes.Equal(got, body) {
+		t.Fatalf("response: %d bytes, want the %d sent", len(got), len(body))
 	}
 }
